@@ -1,0 +1,2 @@
+//! The Vedette agent.
+#![warn(missing_docs)]
