@@ -1,1 +1,188 @@
-fn main() {}
+//! `vedette-agent`: the command line.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use jiff::tz::TimeZone;
+use vedette_agent::core::time::TimeContext;
+use vedette_agent::core::{NormalizeConfig, Normalizer, Source};
+use vedette_agent::io::{clock, host, input};
+use vedette_schemas::ocsf::{Class, Event};
+
+#[derive(Parser)]
+#[command(name = "vedette-agent", version, about = "Vedette agent: host logs to OCSF")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FramingArg {
+    Line,
+    Octet,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Normalize log files (or stdin) to OCSF NDJSON on stdout; a summary goes to stderr.
+    Normalize {
+        /// Agent config file (JSON mappings, host name, zone, line cap).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Reference time for year-less timestamps (RFC 3339); default: each file's mtime.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+        /// Zone of timestamps without one (IANA name); default: config, then the host's.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Read records as syslog messages off the wire (a missing PRI is an RFC violation).
+        #[arg(long)]
+        syslog: bool,
+        /// How records are delimited.
+        #[arg(long, value_enum, default_value = "line")]
+        framing: FramingArg,
+        /// Files to read (gzip is detected); none or `-` reads stdin.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Default)]
+struct Summary {
+    events: u64,
+    per_class: BTreeMap<&'static str, u64>,
+    /// file → (events, base fallbacks)
+    per_file: BTreeMap<String, (u64, u64)>,
+    parse_errors: u64,
+}
+
+impl Summary {
+    fn add(&mut self, ev: &Event) {
+        self.events += 1;
+        *self.per_class.entry(ev.class().name()).or_default() += 1;
+        let f = self.per_file.entry(ev.metadata.log_source.clone().unwrap_or_default()).or_default();
+        f.0 += 1;
+        if ev.class() == Class::Base {
+            f.1 += 1;
+        }
+        if ev.unmapped.as_ref().and_then(|u| u.vedette.as_ref()).is_some_and(|v| v.parse_error.is_some()) {
+            self.parse_errors += 1;
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Normalize { config, now, tz, syslog, framing, files } => {
+            normalize(config, now, tz, syslog, framing, files)
+        }
+    }
+}
+
+fn normalize(
+    config: Option<PathBuf>,
+    now: Option<jiff::Timestamp>,
+    tz: Option<String>,
+    syslog: bool,
+    framing: FramingArg,
+    files: Vec<PathBuf>,
+) -> Result<()> {
+    let cfg = match &config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            vedette_agent::config::parse(path, &text)?
+        }
+        None => Default::default(),
+    };
+    let tz = match tz {
+        Some(z) => TimeZone::get(&z).with_context(|| format!("--tz {z}"))?,
+        None => cfg.timezone.clone().unwrap_or_else(TimeZone::system),
+    };
+    let mut ncfg = NormalizeConfig {
+        reporter_hostname: cfg.hostname.clone().unwrap_or_else(host::hostname),
+        json: cfg.json.clone(),
+        ..NormalizeConfig::default()
+    };
+    if let Some(m) = cfg.max_line_bytes {
+        ncfg.max_line_bytes = m;
+    }
+    let framing = match framing {
+        FramingArg::Line => input::Framing::Line,
+        FramingArg::Octet => input::Framing::Octet,
+    };
+    let files = if files.is_empty() { vec![PathBuf::from("-")] } else { files };
+    let mut norm = Normalizer::new(ncfg);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut summary = Summary::default();
+    let mut io_errors = 0u64;
+    for path in &files {
+        let id = if path.as_os_str() == "-" { "stdin".to_owned() } else { path.display().to_string() };
+        let reference = match now {
+            Some(t) => t,
+            None => std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| jiff::Timestamp::try_from(m).ok())
+                .unwrap_or_else(clock::now),
+        };
+        let src = Source { id: id.clone(), time: TimeContext::new(reference, tz.clone()), syslog };
+        let mut reader = match input::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("vedette-agent: {id}: {e}");
+                io_errors += 1;
+                continue;
+            }
+        };
+        let mut seq = 0u64;
+        let now_ms = clock::now_ms();
+        let mut write_err = None;
+        let res = input::for_each_record(&mut *reader, framing, |rec| {
+            seq += 1;
+            norm.handle_line(&src, seq, rec, now_ms);
+            while let Some(ev) = norm.poll_event() {
+                summary.add(&ev);
+                if write_err.is_none() {
+                    if let Err(e) = serde_json::to_writer(&mut out, &ev).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n")) {
+                        write_err = Some(e);
+                    }
+                }
+            }
+        });
+        if let Some(e) = write_err {
+            bail!("writing events: {e}");
+        }
+        if let Err(e) = res {
+            eprintln!("vedette-agent: {id}: stopped after record {seq}: {e}");
+            io_errors += 1;
+        }
+        // Joined events never span files.
+        norm.finish();
+        while let Some(ev) = norm.poll_event() {
+            summary.add(&ev);
+            serde_json::to_writer(&mut out, &ev)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    let st = norm.stats();
+    eprintln!(
+        "vedette-agent normalize: {} records read ({} blank, {} truncated, {} not UTF-8), {} events, {} with parse errors, {} I/O errors",
+        st.lines, st.empty, st.truncated, st.invalid_utf8, summary.events, summary.parse_errors, io_errors
+    );
+    for (class, n) in &summary.per_class {
+        eprintln!("  {class:<22} {n}");
+    }
+    eprintln!("  Base Event fallbacks per file:");
+    for (file, (events, base)) in &summary.per_file {
+        let pct = if *events == 0 { 0.0 } else { 100.0 * *base as f64 / *events as f64 };
+        eprintln!("    {base:>6} of {events:>6} ({pct:5.1}%)  {file}");
+    }
+    if io_errors > 0 {
+        bail!("{io_errors} input(s) could not be read completely");
+    }
+    Ok(())
+}

@@ -1,1 +1,14 @@
 //! End-to-end tests of the real binaries.
+//!
+//! Every test here runs the built `vedette-agent normalize` over third-party corpora in
+//! `../shared/corpus` and checks the output against `docs/ocsf-mapping.md` (the contract)
+//! and against the corpora's own expectations. Run with
+//! `cargo test -p vedette-tests -- --nocapture` to see the per-file summaries.
+
+mod support;
+
+mod auditd_auparse;
+mod crowdsec_hub;
+mod loghub_openssh;
+mod ocsf_validate;
+mod syslog_vectors;

@@ -226,7 +226,7 @@ pub struct Event {
     pub raw_data: Option<String>,
     /// What has no OCSF place; Vedette's own notes live under `unmapped.vedette`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unmapped: Option<Json>,
+    pub unmapped: Option<Unmapped>,
 }
 
 impl Event {
@@ -295,8 +295,32 @@ impl Event {
     }
 
     /// The `unmapped` object, created on first use.
-    pub fn unmapped_mut(&mut self) -> &mut Json {
-        self.unmapped.get_or_insert_with(Json::new)
+    pub fn unmapped_mut(&mut self) -> &mut Unmapped {
+        self.unmapped.get_or_insert_with(Unmapped::default)
+    }
+
+    /// Inserts `value` at `unmapped.<section>.<key>`.
+    pub fn unmapped_set(&mut self, section: &str, key: &str, value: impl Into<serde_json::Value>) {
+        let other = &mut self.unmapped_mut().other;
+        let entry = other.entry(section.to_owned()).or_insert_with(|| serde_json::Value::Object(Json::new()));
+        if !entry.is_object() {
+            *entry = serde_json::Value::Object(Json::new());
+        }
+        if let serde_json::Value::Object(m) = entry {
+            m.insert(key.to_owned(), value.into());
+        }
+    }
+
+    /// Notes a parse problem at `unmapped.vedette.parse_error` (appending to an earlier one).
+    pub fn note_parse_error(&mut self, why: impl AsRef<str>) {
+        let notes = self.unmapped_mut().vedette.get_or_insert_with(VedetteNotes::default);
+        match &mut notes.parse_error {
+            Some(e) => {
+                e.push_str("; ");
+                e.push_str(why.as_ref());
+            }
+            None => notes.parse_error = Some(why.as_ref().to_owned()),
+        }
     }
 
     /// Adds `name` to `metadata.profiles` once.

@@ -195,6 +195,9 @@ ocsf_object! {
     Process {
         /// Process id.
         pid: i64,
+        /// A unique identifier of the process (set from the event uid when the record
+        /// names the process but not its pid).
+        uid: String,
         /// Process name.
         name: String,
         /// Full command line.
@@ -470,5 +473,50 @@ impl Endpoint {
     /// An endpoint known by IP address, with an optional port.
     pub fn ip(ip: &str, port: Option<u16>) -> Self {
         Self { ip: Some(ip.to_owned()), port, ..Self::default() }
+    }
+}
+
+/// `unmapped`: what has no OCSF place. The envelope's and Vedette's own fields are typed;
+/// parser-specific sections (`auditd`, `cef`, `netfilter` …) are free-form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unmapped {
+    /// The syslog envelope's fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<SyslogFields>,
+    /// Vedette's notes on the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vedette: Option<VedetteNotes>,
+    /// Parser-specific sections.
+    #[serde(flatten)]
+    pub other: Json,
+}
+
+ocsf_object! {
+    /// `unmapped.syslog`.
+    SyslogFields {
+        /// PRI.
+        priority: u8,
+        /// Facility (PRI / 8).
+        facility: u8,
+        /// Severity (PRI % 8).
+        severity: u8,
+        /// RFC 5424 VERSION.
+        version: u16,
+        /// PROCID / PID as written.
+        procid: String,
+        /// MSGID.
+        msgid: String,
+        /// STRUCTURED-DATA: `{SD-ID: {PARAM-NAME: PARAM-VALUE}}`.
+        structured_data: Json,
+    }
+}
+
+ocsf_object! {
+    /// `unmapped.vedette`.
+    VedetteNotes {
+        /// Why (part of) the record did not parse.
+        parse_error: String,
+        /// True when the syslog envelope breaks its RFC.
+        invalid_envelope: bool,
     }
 }

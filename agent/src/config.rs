@@ -1,0 +1,207 @@
+//! The agent config file (TOML). `normalize --config FILE` reads the same file as the
+//! agent. Parsed as `Raw` with serde, then validated into the types the core uses; every
+//! problem is reported with file, line and field, all at once.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use vedette_schemas::ocsf::{Class, Severity, Status};
+
+use crate::core::parse::json::{JsonMapping, JsonMappings, path, path_is_mappable};
+
+/// The file as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Agent settings.
+    #[serde(default)]
+    pub agent: RawAgent,
+    /// JSON mappings, tried in order.
+    #[serde(default)]
+    pub json_mapping: Vec<RawJsonMapping>,
+}
+
+/// `[agent]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    /// This host's name in `metadata.reporter` (default: the kernel's host name).
+    pub hostname: Option<String>,
+    /// Longest record kept, in bytes; longer ones are cut and flagged (default 65536).
+    pub max_line_bytes: Option<Spanned<u64>>,
+    /// Zone of timestamps that carry none (IANA name; default: the host's zone).
+    pub timezone: Option<Spanned<String>>,
+}
+
+/// `[[json_mapping]]`: normalizes an app's or an EDR's JSON without code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJsonMapping {
+    /// Name, reported as `metadata.event_code`.
+    pub name: String,
+    /// JSON path → value; the mapping applies when all are equal.
+    #[serde(rename = "match", default)]
+    pub matches: toml::Table,
+    /// OCSF class: `authentication`, `account_change`, `process_activity`,
+    /// `file_activity`, `network_activity`, `http_activity`, `dns_activity`, `base_event`,
+    /// or the class uid.
+    pub class: Spanned<toml::Value>,
+    /// Activity id within the class (default 0).
+    pub activity_id: Option<Spanned<u8>>,
+    /// Fixed status: `success`, `failure`, `unknown`, `other`.
+    pub status: Option<Spanned<String>>,
+    /// Fixed severity: `informational`, `low`, `medium`, `high`, `critical`, `fatal`.
+    pub severity: Option<Spanned<String>>,
+    /// OCSF path → JSON path.
+    pub fields: Option<Spanned<toml::Table>>,
+}
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// The field, dotted.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.column, self.field, self.message)
+    }
+}
+
+/// Every problem of a config file.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in the config:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+/// The validated config.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `[agent] hostname`.
+    pub hostname: Option<String>,
+    /// `[agent] max_line_bytes`.
+    pub max_line_bytes: Option<usize>,
+    /// `[agent] timezone`.
+    pub timezone: Option<jiff::tz::TimeZone>,
+    /// The JSON mappings.
+    pub json: JsonMappings,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+    (line, col)
+}
+
+/// Parses and validates config `text` read from `file`.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let problem = |span: Option<std::ops::Range<usize>>, field: &str, message: String| {
+        let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
+        ConfigProblem { file: file.to_owned(), line, column, field: field.to_owned(), message }
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        ConfigError(vec![problem(e.span(), "-", e.message().to_owned())])
+    })?;
+    let mut problems = Vec::new();
+    let mut cfg = Config { hostname: raw.agent.hostname, ..Config::default() };
+    if let Some(m) = raw.agent.max_line_bytes {
+        if *m.get_ref() < 256 {
+            problems.push(problem(Some(m.span()), "agent.max_line_bytes", "must be at least 256".into()));
+        } else {
+            cfg.max_line_bytes = Some(*m.get_ref() as usize);
+        }
+    }
+    if let Some(tz) = raw.agent.timezone {
+        match jiff::tz::TimeZone::get(tz.get_ref()) {
+            Ok(z) => cfg.timezone = Some(z),
+            Err(e) => problems.push(problem(Some(tz.span()), "agent.timezone", e.to_string())),
+        }
+    }
+    for (i, m) in raw.json_mapping.into_iter().enumerate() {
+        let at = format!("json_mapping[{i}]");
+        let class = match m.class.get_ref() {
+            toml::Value::String(s) => match s.as_str() {
+                "authentication" => Some(Class::Authentication),
+                "account_change" => Some(Class::AccountChange),
+                "process_activity" => Some(Class::ProcessActivity),
+                "file_activity" => Some(Class::FileActivity),
+                "network_activity" => Some(Class::NetworkActivity),
+                "http_activity" => Some(Class::HttpActivity),
+                "dns_activity" => Some(Class::DnsActivity),
+                "base_event" => Some(Class::Base),
+                _ => None,
+            },
+            toml::Value::Integer(n) => u32::try_from(*n).ok().and_then(Class::from_uid),
+            _ => None,
+        };
+        let Some(class) = class else {
+            problems.push(problem(Some(m.class.span()), &format!("{at}.class"), format!("unknown class {}", m.class.get_ref())));
+            continue;
+        };
+        let activity_id = m.activity_id.as_ref().map_or(0, |a| *a.get_ref());
+        if class.activity_name(activity_id).is_none() {
+            let span = m.activity_id.as_ref().map(|a| a.span());
+            problems.push(problem(span, &format!("{at}.activity_id"), format!("class {} has no activity {activity_id}", class.name())));
+        }
+        let status = m.status.as_ref().and_then(|s| {
+            let v = match s.get_ref().to_ascii_lowercase().as_str() {
+                "success" => Some(Status::Success),
+                "failure" => Some(Status::Failure),
+                "unknown" => Some(Status::Unknown),
+                "other" => Some(Status::Other),
+                _ => None,
+            };
+            if v.is_none() {
+                problems.push(problem(Some(s.span()), &format!("{at}.status"), format!("unknown status {:?}", s.get_ref())));
+            }
+            v
+        });
+        let severity = m.severity.as_ref().and_then(|s| {
+            let v = Severity::ALL.iter().copied().find(|x| x.caption().eq_ignore_ascii_case(s.get_ref()));
+            if v.is_none() {
+                problems.push(problem(Some(s.span()), &format!("{at}.severity"), format!("unknown severity {:?}", s.get_ref())));
+            }
+            v
+        });
+        let mut fields = Vec::new();
+        let fields_span = m.fields.as_ref().map_or(0..0, |f| f.span());
+        for (ocsf, src) in m.fields.map(Spanned::into_inner).unwrap_or_default() {
+            let p = path(&ocsf);
+            let Some(src) = src.as_str() else {
+                problems.push(problem(Some(fields_span.clone()), &format!("{at}.fields.{ocsf}"), "the JSON path must be a string".into()));
+                continue;
+            };
+            let time = matches!(ocsf.as_str(), "time" | "start_time" | "end_time");
+            if !time && !path_is_mappable(&p) {
+                problems.push(problem(Some(fields_span.clone()), &format!("{at}.fields.{ocsf}"), "not an OCSF attribute path Vedette's model holds".into()));
+                continue;
+            }
+            fields.push((p, path(src)));
+        }
+        let matches = m
+            .matches
+            .into_iter()
+            .map(|(k, v)| (path(&k), serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
+            .collect();
+        cfg.json.0.push(JsonMapping {
+            name: m.name,
+            matches,
+            class,
+            activity_id,
+            status,
+            severity,
+            fields,
+        });
+    }
+    if problems.is_empty() { Ok(cfg) } else { Err(ConfigError(problems)) }
+}

@@ -1,0 +1,12 @@
+//! The sans-I/O core: envelope and message parsers, the normalizer that turns records into
+//! OCSF events. Nothing here reads a clock, a file or a socket.
+
+pub mod envelope;
+pub mod fuzzing;
+pub mod normalize;
+pub mod parse;
+pub mod text;
+pub mod time;
+pub mod uid;
+
+pub use normalize::{NormalizeConfig, Normalizer, Source};

@@ -1,0 +1,358 @@
+//! The normalizer: one record in, OCSF events out.
+//!
+//! Call order: [`Normalizer::handle_line`] for each record (with the time it was read),
+//! then [`Normalizer::poll_event`] until `None`. Records that join into one event (auditd)
+//! wait inside; [`Normalizer::poll_timeout`] says when the oldest pending one must be
+//! flushed, [`Normalizer::handle_timeout`] flushes what is due, and
+//! [`Normalizer::finish`] flushes everything at end of input.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use vedette_schemas::ocsf::{
+    Actor, Class, Device, Event, Process, Product, Reporter, Severity, SyslogFields, Unmapped,
+    VedetteNotes,
+};
+
+use super::envelope::{self, Envelope, Format, SEVERITY_NAMES};
+use super::parse::{self, Parsed, audit, json::JsonMappings};
+use super::time::TimeContext;
+use super::uid::event_uid;
+
+/// What the normalizer needs to know beyond the records.
+#[derive(Debug, Clone)]
+pub struct NormalizeConfig {
+    /// Longest record kept; longer ones are cut (and flagged) before parsing.
+    pub max_line_bytes: usize,
+    /// This agent's host name, for `metadata.reporter` and for records without a host.
+    pub reporter_hostname: String,
+    /// How long an auditd event may wait for its last record (ms).
+    pub audit_timeout_ms: i64,
+    /// Declarative JSON mappings from the agent config.
+    pub json: JsonMappings,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: 64 * 1024,
+            reporter_hostname: "localhost".into(),
+            audit_timeout_ms: 2_000,
+            json: JsonMappings::default(),
+        }
+    }
+}
+
+/// Where records come from: the identity that keys their uids, and how their times read.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Stable identity (a file path, `stdin`, a listener address).
+    pub id: String,
+    /// Year and zone for timestamps that lack them.
+    pub time: TimeContext,
+    /// Records are syslog messages off the wire: a missing PRI breaks the RFC.
+    pub syslog: bool,
+}
+
+/// Counters the shell reports; everything not visible in the events themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records handed in.
+    pub lines: u64,
+    /// Records that were empty or blank (no event).
+    pub empty: u64,
+    /// Records cut at `max_line_bytes`.
+    pub truncated: u64,
+    /// Records that were not valid UTF-8 (decoded lossily).
+    pub invalid_utf8: u64,
+}
+
+/// The record being normalized, shared with the parsers.
+pub(crate) struct Record<'a> {
+    pub(crate) src: &'a Source,
+    pub(crate) seq: u64,
+    pub(crate) now_ms: i64,
+}
+
+/// Turns records into OCSF events. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Normalizer {
+    cfg: NormalizeConfig,
+    product: Product,
+    out: VecDeque<Event>,
+    audit: audit::Joiner,
+    scratch: Vec<u8>,
+    stats: Stats,
+}
+
+impl Normalizer {
+    /// A normalizer with `cfg`.
+    pub fn new(cfg: NormalizeConfig) -> Self {
+        let product = Product {
+            name: Some("Vedette".into()),
+            vendor_name: Some("Vedette".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            uid: None,
+        };
+        let audit = audit::Joiner::new(cfg.audit_timeout_ms);
+        Self { cfg, product, out: VecDeque::new(), audit, scratch: Vec::new(), stats: Stats::default() }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The next finished event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.pop_front()
+    }
+
+    /// When the oldest pending joined event is due, in the `now_ms` clock.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        self.audit.poll_timeout()
+    }
+
+    /// Flushes joined events that waited past their timeout.
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        for ev in self.audit.expire(now_ms) {
+            self.push(ev);
+        }
+    }
+
+    /// Flushes everything pending (end of input, shutdown).
+    pub fn finish(&mut self) {
+        for ev in self.audit.drain() {
+            self.push(ev);
+        }
+    }
+
+    fn push(&mut self, mut ev: Event) {
+        finalize(&mut ev);
+        self.out.push_back(ev);
+    }
+
+    /// Normalizes one record (`seq` = its 1-based line number or position in `src`;
+    /// `now_ms` = when it was read). Trailing CR/LF are ignored.
+    pub fn handle_line(&mut self, src: &Source, seq: u64, line: &[u8], now_ms: i64) {
+        self.stats.lines += 1;
+        let mut line = line;
+        while let [rest @ .., b'\n' | b'\r'] = line {
+            line = rest;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            self.stats.empty += 1;
+            return;
+        }
+        let untruncated = line.len();
+        let truncated = untruncated > self.cfg.max_line_bytes;
+        if truncated {
+            self.stats.truncated += 1;
+            line = &line[..self.cfg.max_line_bytes];
+        }
+        let (text, invalid_utf8) = match std::str::from_utf8(line) {
+            Ok(s) => (Cow::Borrowed(s), false),
+            Err(e) if truncated && e.error_len().is_none() => {
+                // The cut fell inside a character: drop its first bytes, not the line.
+                (Cow::Borrowed(std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or("")), false)
+            }
+            Err(_) => (String::from_utf8_lossy(line), true),
+        };
+        if invalid_utf8 {
+            self.stats.invalid_utf8 += 1;
+        }
+        let rec = Record { src, seq, now_ms };
+        let env = if src.syslog || !starts_like_audit(&text) {
+            envelope::parse(&text, &src.time)
+        } else {
+            Envelope { format: Some(Format::Plain), msg: &text, ..Envelope::default() }
+        };
+        let mut ev = self.base_event(&rec, &env, &text);
+        if truncated {
+            ev.metadata.is_truncated = Some(true);
+            ev.metadata.untruncated_size = Some(untruncated as u64);
+        }
+        if invalid_utf8 {
+            ev.note_parse_error("record is not valid UTF-8; invalid bytes were replaced by U+FFFD");
+            if env.format == Some(Format::Rfc5424) && env.msg.starts_with('\u{feff}') {
+                let notes = ev.unmapped_mut().vedette.get_or_insert_with(VedetteNotes::default);
+                notes.invalid_envelope = Some(true);
+                ev.note_parse_error("RFC 5424: MSG starts with a BOM but is not UTF-8");
+            }
+        }
+        let msg = env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg);
+        let app = env.app.unwrap_or("");
+
+        if parse::audit::is_audit_record(app, msg) {
+            let events = self.audit.handle_record(&rec, msg, ev);
+            for e in events {
+                self.push(e);
+            }
+            return;
+        }
+        let parsed = parse::dispatch(app, msg, &mut ev, &self.cfg.json, &mut self.scratch);
+        if parsed == Parsed::No && ev.metadata.log_name.is_none() {
+            ev.metadata.log_name = Some(if env.format == Some(Format::Plain) { "raw" } else { "syslog" }.into());
+        }
+        self.push(ev);
+    }
+
+    /// The event every record starts as: Base Event with the envelope, device, reporter,
+    /// uid and raw data filled in. Parsers refine it.
+    fn base_event(&self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Event {
+        let (time, offset) = match env.time {
+            Some(t) => (t.ms, Some(t.offset_min)),
+            None => (rec.now_ms, None),
+        };
+        let mut ev = Event::new(Class::Base, 0, time, self.product.clone());
+        ev.timezone_offset = offset;
+        let md = &mut ev.metadata;
+        md.uid = Some(event_uid(&rec.src.id, rec.seq));
+        md.sequence = Some(rec.seq as i64);
+        md.log_source = Some(rec.src.id.clone());
+        md.log_format = env.format.map(|f| f.name().to_owned());
+        md.original_time = env.timestamp.map(str::to_owned);
+        md.log_provider = env.app.map(str::to_owned);
+        md.log_level = env.severity().map(|s| SEVERITY_NAMES[usize::from(s)].to_owned());
+        md.reporter = Some(Reporter {
+            hostname: Some(self.cfg.reporter_hostname.clone()),
+            ..Reporter::default()
+        });
+        if let Some(sev) = env.severity() {
+            ev.header.severity = Severity::from_syslog(sev);
+        }
+        let host = env.hostname.unwrap_or(&self.cfg.reporter_hostname);
+        ev.device = Some(Device {
+            hostname: Some(host.to_owned()),
+            ip: super::text::is_ip(host).then(|| host.to_owned()),
+            type_id: Some(0),
+            r#type: Some("Unknown".into()),
+            ..Device::default()
+        });
+        if let (Some(app), Some(pid)) = (env.app, env.procid.and_then(|p| p.parse::<i64>().ok())) {
+            ev.actor = Some(Actor {
+                process: Some(Box::new(Process {
+                    pid: Some(pid),
+                    name: Some(app.to_owned()),
+                    ..Process::default()
+                })),
+                ..Actor::default()
+            });
+        }
+        let msg = env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg);
+        if !msg.is_empty() {
+            ev.message = Some(msg.to_owned());
+        }
+        ev.raw_data = Some(raw.to_owned());
+        if env.format != Some(Format::Plain) {
+            let sd = (!env.sd.is_empty()).then(|| {
+                env.sd
+                    .iter()
+                    .map(|e| {
+                        let params = e
+                            .params
+                            .iter()
+                            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                            .collect();
+                        (e.id.clone(), serde_json::Value::Object(params))
+                    })
+                    .collect()
+            });
+            ev.unmapped = Some(Unmapped {
+                syslog: Some(SyslogFields {
+                    priority: env.pri,
+                    facility: env.facility(),
+                    severity: env.severity(),
+                    version: env.version,
+                    procid: env.procid.map(str::to_owned),
+                    msgid: env.msgid.map(str::to_owned),
+                    structured_data: sd,
+                }),
+                ..Unmapped::default()
+            });
+        }
+        let missing_pri = rec.src.syslog && env.pri.is_none();
+        if env.error.is_some() || missing_pri {
+            let why = env.error.clone().unwrap_or_else(|| "syslog message without PRI".to_owned());
+            let notes = ev.unmapped_mut().vedette.get_or_insert_with(VedetteNotes::default);
+            notes.invalid_envelope = Some(true);
+            ev.note_parse_error(why);
+        }
+        ev
+    }
+}
+
+fn starts_like_audit(s: &str) -> bool {
+    s.starts_with("type=") || s.starts_with("node=")
+}
+
+/// Derives what follows from the rest: observables and `metadata.profiles`.
+pub(crate) fn finalize(ev: &mut Event) {
+    use vedette_schemas::ocsf::ObservableType as O;
+    let mut obs: Vec<(&'static str, O, String)> = Vec::new();
+    if let Some(d) = &ev.device {
+        if let Some(h) = &d.hostname {
+            obs.push(("device.hostname", O::Hostname, h.clone()));
+        }
+        if let Some(ip) = &d.ip {
+            obs.push(("device.ip", O::IpAddress, ip.clone()));
+        }
+    }
+    for (path, ep) in [("src_endpoint", &ev.src_endpoint), ("dst_endpoint", &ev.dst_endpoint)] {
+        if let Some(ep) = ep {
+            if let Some(ip) = &ep.ip {
+                let p = if path == "src_endpoint" { "src_endpoint.ip" } else { "dst_endpoint.ip" };
+                obs.push((p, O::IpAddress, ip.clone()));
+            }
+            if let Some(h) = &ep.hostname {
+                let p = if path == "src_endpoint" { "src_endpoint.hostname" } else { "dst_endpoint.hostname" };
+                obs.push((p, O::Hostname, h.clone()));
+            }
+        }
+    }
+    if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref()) {
+        if n != parse::UNKNOWN_USER {
+            obs.push(("user.name", O::UserName, n.clone()));
+        }
+    }
+    if let Some(a) = &ev.actor {
+        if let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref()) {
+            obs.push(("actor.user.name", O::UserName, n.clone()));
+        }
+    }
+    if let Some(p) = &ev.process {
+        if let Some(n) = p.user.as_ref().and_then(|u| u.name.as_ref()) {
+            obs.push(("process.user.name", O::UserName, n.clone()));
+        }
+        if let Some(f) = p.file.as_ref().and_then(|f| f.path.as_ref()) {
+            obs.push(("process.file.path", O::FilePath, f.clone()));
+        }
+    }
+    if let Some(f) = &ev.file {
+        for h in f.hashes.iter().flatten() {
+            if let Some(v) = &h.value {
+                obs.push(("file.hashes.value", O::Hash, v.clone()));
+            }
+        }
+    }
+    for (path, kind, value) in obs {
+        ev.observe(path, kind, &value);
+    }
+
+    let linux = |p: &Process| p.auid.is_some() || p.euid.is_some() || p.egid.is_some();
+    let has_linux = ev.process.as_ref().is_some_and(|p| {
+        linux(p) || p.parent_process.as_deref().is_some_and(linux)
+    }) || ev.actor.as_ref().and_then(|a| a.process.as_deref()).is_some_and(linux);
+    if ev.device.is_some() || ev.actor.is_some() {
+        ev.add_profile("host");
+    }
+    if has_linux {
+        ev.add_profile("linux/linux_users");
+    }
+    if ev.action_id.is_some() || ev.disposition_id.is_some() {
+        ev.add_profile("security_control");
+    }
+}
+
+#[cfg(test)]
+mod tests;

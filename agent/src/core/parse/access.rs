@@ -1,0 +1,176 @@
+//! nginx and Apache access logs, common and combined formats (and combined with extra
+//! trailing fields, as nginx's default adds): → HTTP Activity.
+//!
+//! `client ident user [dd/Mon/yyyy:hh:mm:ss ±zzzz] "METHOD target VERSION" status bytes ["referrer" "agent" …]`
+
+use memchr::{memchr, memmem};
+use vedette_schemas::ocsf::{
+    Actor, Class, Endpoint, Event, HttpRequest, HttpResponse, Status, Url, User,
+};
+
+use super::{Parsed, code, set_class};
+use crate::core::text::is_ip;
+use crate::core::time::{civil_to_epoch, digits, hms, month_from_abbrev};
+
+/// Whether `msg` looks like an access log line: `… [date] "`.
+pub fn looks_like(msg: &str) -> bool {
+    let b = msg.as_bytes();
+    match (memchr(b'[', b), memmem::find(b, b"] \"")) {
+        (Some(open), Some(close)) => open < close && close - open >= 21 && close - open <= 32 && b[..open].ends_with(b" "),
+        _ => false,
+    }
+}
+
+/// `10/Oct/2000:13:55:36 -0700` → (ms, offset minutes).
+fn clf_time(s: &str) -> Option<(i64, i32)> {
+    let b = s.as_bytes();
+    if b.len() < 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
+        return None;
+    }
+    let d = digits(b, 2)? as u8;
+    let mo = month_from_abbrev(&b[3..6])?;
+    let y = digits(&b[7..], 4)? as i16;
+    let (h, mi, sec) = hms(&b[12..])?;
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let off = sign * (digits(&b[22..], 2)? as i32 * 60 + digits(&b[24..], 2)? as i32);
+    let local = civil_to_epoch(y, mo, d, h, mi, sec)?;
+    Some(((local - i64::from(off) * 60) * 1000, off))
+}
+
+/// Reads a `"…"` field starting at `s[0] == '"'`, honouring `\"` escapes.
+/// Returns (content, rest after the closing quote).
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while let Some(p) = memchr(b'"', &b[i..]) {
+        let at = i + p;
+        let escaped = b[..at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
+        if !escaped {
+            return Some((&s[1..at], &s[at + 1..]));
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// `-` means absent in access logs.
+fn dash(s: &str) -> Option<&str> {
+    (s != "-" && !s.is_empty()).then_some(s)
+}
+
+/// Parses an access log line.
+pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
+    let Some(open) = memchr(b'[', msg.as_bytes()) else { return Parsed::No };
+    let Some(close_rel) = memchr(b']', &msg.as_bytes()[open..]) else { return Parsed::No };
+    let close = open + close_rel;
+    let head: Vec<&str> = msg[..open].split_whitespace().collect();
+    // `[vhost[:port]] client ident user`
+    let (client, user) = match head.as_slice() {
+        [.., client, _ident, user] => (*client, dash(user)),
+        _ => return Parsed::No,
+    };
+    let Some((request, after)) = quoted(msg[close + 1..].trim_start()) else { return Parsed::No };
+    let mut tail = after.split_whitespace();
+    let status: Option<i32> = tail.next().and_then(|s| s.parse().ok());
+    let bytes: Option<i64> = tail.next().and_then(|s| s.parse().ok());
+    let (method, target, version) = {
+        let mut parts = request.splitn(3, ' ');
+        (parts.next().unwrap_or(""), parts.next(), parts.next())
+    };
+    let valid_method = !method.is_empty() && method.bytes().all(|c| c.is_ascii_uppercase());
+    let activity = match method {
+        "CONNECT" => 1,
+        "DELETE" => 2,
+        "GET" => 3,
+        "HEAD" => 4,
+        "OPTIONS" => 5,
+        "POST" => 6,
+        "PUT" => 7,
+        "TRACE" => 8,
+        "PATCH" => 9,
+        _ if valid_method => 99,
+        _ => 0,
+    };
+    let st = match status {
+        Some(c) if c < 400 => Status::Success,
+        Some(_) => Status::Failure,
+        None => Status::Unknown,
+    };
+    set_class(ev, Class::HttpActivity, activity, st);
+    // The log's own time is the request's; the envelope's (if any) is when it was logged.
+    if let Some((ms, off)) = clf_time(&msg[open + 1..close]) {
+        ev.time = ms;
+        ev.timezone_offset = Some(off);
+        ev.metadata.original_time = Some(msg[open + 1..close].to_owned());
+    } else {
+        ev.note_parse_error(format!("access log: unreadable time {:?}", &msg[open + 1..close]));
+    }
+    let is_nginx = ev.metadata.log_provider.as_deref().is_some_and(|p| p.contains("nginx"));
+    code(ev, "http_access", if is_nginx { "nginx.access" } else { "http.access" });
+    ev.src_endpoint = Some(if is_ip(client) {
+        Endpoint::ip(client, None)
+    } else {
+        Endpoint { hostname: Some(client.to_owned()), ..Endpoint::default() }
+    });
+    if let Some(u) = user {
+        ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
+    }
+    let mut req = HttpRequest::default();
+    if valid_method && target.is_some() {
+        let target = target.unwrap_or("");
+        req.http_method = Some(method.to_owned());
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        req.url = Some(Url {
+            url_string: Some(target.to_owned()),
+            path: Some(path.to_owned()),
+            query_string: query.map(str::to_owned),
+            ..Url::default()
+        });
+        req.version = version.map(str::to_owned);
+    } else if let Some(r) = dash(request) {
+        // Scanners send TLS handshakes and garbage to HTTP ports: keep what was sent.
+        req.url = Some(Url { url_string: Some(r.to_owned()), ..Url::default() });
+        ev.note_parse_error("access log: request line is not METHOD TARGET VERSION");
+    }
+    // Combined format: "referrer" "user agent", then anything extra.
+    let rest = after.trim_start();
+    let rest = rest.splitn(3, ' ').nth(2).unwrap_or("").trim_start();
+    if let Some((referrer, rest)) = quoted(rest) {
+        req.referrer = dash(referrer).map(str::to_owned);
+        if let Some((agent, extra)) = quoted(rest.trim_start()) {
+            req.user_agent = dash(agent).map(str::to_owned);
+            let extra = extra.trim();
+            if !extra.is_empty() {
+                ev.unmapped_set("http_access", "extra", extra.to_owned());
+            }
+        }
+    }
+    if req != HttpRequest::default() {
+        ev.http_request = Some(req);
+    }
+    if let Some(code_) = status {
+        ev.http_response = Some(HttpResponse { code: Some(code_), length: bytes, latency: None });
+    } else {
+        ev.note_parse_error("access log: no status code");
+    }
+    if ev.http_request.is_none() && ev.http_response.is_none() {
+        ev.http_response = None;
+        // HTTP Activity needs a request or a response: without either it stays readable as
+        // the Base Event it was.
+        set_class(ev, Class::Base, 0, Status::Failure);
+        ev.header.status = None;
+        ev.src_endpoint = None;
+        return Parsed::No;
+    }
+    Parsed::Yes
+}

@@ -1,0 +1,146 @@
+//! shadow-utils (`useradd`, `userdel`, `usermod`, `groupadd`, `passwd`, `chpasswd`,
+//! `chage`, `gpasswd`) → Account Change.
+
+use vedette_schemas::ocsf::{Actor, Class, Event, Group, Status, User};
+
+use super::{Parsed, code, set_class};
+
+const CREATE: u8 = 1;
+const PASSWORD_CHANGE: u8 = 3;
+const DELETE: u8 = 6;
+const LOCK: u8 = 9;
+const UNLOCK: u8 = 12;
+const OTHER: u8 = 99;
+
+/// `name=bob, UID=1001, GID=1001, home=/home/bob` → value of `key`.
+fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    s.split(", ").find_map(|p| p.trim().strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The words between single quotes, in order: `add 'bob' to group 'sudo'` → [bob, sudo].
+fn quoted(s: &str) -> Vec<&str> {
+    s.split('\'').skip(1).step_by(2).collect()
+}
+
+fn change(ev: &mut Event, activity: u8, event_code: &str, user: &str) {
+    set_class(ev, Class::AccountChange, activity, Status::Success);
+    code(ev, "account", event_code);
+    ev.user = Some(User::named(user));
+}
+
+/// Parses a message of one of the account tools (`program`).
+pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
+    if let Some(rest) = msg.strip_prefix("new user: ") {
+        let Some(name) = field(rest, "name") else { return Parsed::No };
+        change(ev, CREATE, "account.user_created", name);
+        if let Some(u) = ev.user.as_mut() {
+            u.uid = field(rest, "UID").map(str::to_owned);
+        }
+        for key in ["GID", "home", "shell", "from"] {
+            if let Some(v) = field(rest, key) {
+                ev.unmapped_set("account", &key.to_ascii_lowercase(), v.to_owned());
+            }
+        }
+        return Parsed::Yes;
+    }
+    if let Some(rest) =
+        msg.strip_prefix("new group: ").or_else(|| msg.strip_prefix("group added to /etc/group: "))
+    {
+        let Some(name) = field(rest, "name") else { return Parsed::No };
+        group_change(ev, "account.group_created", name, field(rest, "GID"));
+        return Parsed::Yes;
+    }
+    if msg.starts_with("group added to /etc/gshadow: ") || msg.starts_with("new group added to /etc/gshadow") {
+        let Some(name) = field(msg.split_once(": ").map_or("", |x| x.1), "name") else {
+            return Parsed::No;
+        };
+        group_change(ev, "account.group_created", name, None);
+        return Parsed::Yes;
+    }
+    let q = quoted(msg);
+    if msg.starts_with("delete user '") && !q.is_empty() {
+        change(ev, DELETE, "account.user_deleted", q[0]);
+        return Parsed::Yes;
+    }
+    if (msg.starts_with("removed group '") || msg.starts_with("removed shadow group '"))
+        && !q.is_empty()
+    {
+        group_change(ev, "account.group_deleted", q[0], None);
+        return Parsed::Yes;
+    }
+    if (msg.starts_with("add '") || msg.starts_with("delete '")) && q.len() >= 2 {
+        let added = msg.starts_with("add '");
+        change(ev, OTHER, if added { "account.group_member_added" } else { "account.group_member_removed" }, q[0]);
+        if let Some(u) = ev.user.as_mut() {
+            u.groups = Some(vec![Group { name: Some(q[1].to_owned()), uid: None }]);
+        }
+        ev.unmapped_set("account", "group", q[1].to_owned());
+        return Parsed::Yes;
+    }
+    if let Some(rest) = msg.strip_prefix("user ") {
+        // gpasswd: `user bob added by root to group sudo`
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        if let [user, verb @ ("added" | "removed"), "by", by, _, "group", group] = words[..] {
+            let added = verb == "added";
+            change(ev, OTHER, if added { "account.group_member_added" } else { "account.group_member_removed" }, user);
+            ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(by));
+            ev.unmapped_set("account", "group", group.to_owned());
+            return Parsed::Yes;
+        }
+    }
+    if msg.starts_with("lock user '") && !q.is_empty() {
+        change(ev, LOCK, "account.locked", q[0]);
+        return Parsed::Yes;
+    }
+    if msg.starts_with("unlock user '") && !q.is_empty() {
+        change(ev, UNLOCK, "account.unlocked", q[0]);
+        return Parsed::Yes;
+    }
+    if msg.starts_with("change user ") && !q.is_empty() {
+        // `change user 'bob' shell from '/bin/bash' to '/bin/sh'`, `change user name 'a' to 'b'`
+        change(ev, OTHER, "account.user_modified", q[0]);
+        let what = msg["change user ".len()..].split_whitespace().next().unwrap_or("");
+        if what != "name" && q.len() >= 3 {
+            ev.unmapped_set("account", "attribute", what.trim_matches('\'').to_owned());
+            ev.unmapped_set("account", "from", q[1].to_owned());
+            ev.unmapped_set("account", "to", q[2].to_owned());
+        } else if what == "name" && q.len() >= 2 {
+            ev.unmapped_set("account", "attribute", "name");
+            ev.unmapped_set("account", "to", q[1].to_owned());
+        } else {
+            let attr = msg["change user ".len()..].split('\'').nth(2).unwrap_or("").trim();
+            ev.unmapped_set("account", "attribute", attr.to_owned());
+        }
+        return Parsed::Yes;
+    }
+    if msg.starts_with("password for '") && q.len() >= 2 {
+        change(ev, PASSWORD_CHANGE, "account.password_changed", q[0]);
+        ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(q[1]));
+        return Parsed::Yes;
+    }
+    if let Some(user) = msg.strip_prefix("password changed for ") {
+        change(ev, PASSWORD_CHANGE, "account.password_changed", user.trim());
+        return Parsed::Yes;
+    }
+    if let Some(user) = msg.strip_prefix("changed password expiry for ") {
+        change(ev, OTHER, "account.password_expiry_changed", user.trim());
+        return Parsed::Yes;
+    }
+    let _ = program;
+    Parsed::No
+}
+
+/// Groups have no class of their own: an Account Change whose `user` is the group,
+/// typed `Group` (type_id 99, Other).
+fn group_change(ev: &mut Event, event_code: &str, name: &str, gid: Option<&str>) {
+    let activity = if event_code.ends_with("created") { CREATE } else { DELETE };
+    set_class(ev, Class::AccountChange, activity, Status::Success);
+    code(ev, "account", event_code);
+    ev.user = Some(User {
+        name: Some(name.to_owned()),
+        uid: gid.map(str::to_owned),
+        type_id: Some(99),
+        r#type: Some("Group".into()),
+        ..User::default()
+    });
+}

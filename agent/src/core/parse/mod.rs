@@ -1,0 +1,120 @@
+//! Message parsers. Each reads the MSG part of one record (the envelope is already split
+//! off and its fields are in the event) and refines the Base Event it is handed into the
+//! OCSF class the message calls for. A parser that does not recognise the message returns
+//! [`Parsed::No`] and leaves the event as it was; one that recognises only part of it keeps
+//! what it read and notes why the rest failed in `unmapped.vedette.parse_error`.
+
+pub mod access;
+pub mod account;
+pub mod audit;
+pub mod cef;
+pub mod json;
+pub mod netfilter;
+pub mod pam;
+pub mod sshd;
+pub mod sudo;
+
+use vedette_schemas::ocsf::{Class, Event, Header, Service, Severity, Status, User};
+
+/// The user name put where OCSF requires a user and the record names none. Parentheses
+/// cannot occur in a Unix user name, so it never collides with a real account.
+pub const UNKNOWN_USER: &str = "(unknown)";
+
+/// Whether a parser recognised the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// The event was refined.
+    Yes,
+    /// Not this parser's message; the event is untouched.
+    No,
+}
+
+/// Routes a message to its parser by program name, then by shape.
+pub(crate) fn dispatch(
+    app: &str,
+    msg: &str,
+    ev: &mut Event,
+    json: &json::JsonMappings,
+    scratch: &mut Vec<u8>,
+) -> Parsed {
+    // "message repeated N times: [ inner ]" (rsyslog's folding) is the inner message N times.
+    if let Some((n, inner)) = repeated(msg) {
+        let r = dispatch(app, inner, ev, json, scratch);
+        if r == Parsed::Yes {
+            ev.count = Some(n.saturating_mul(ev.count.unwrap_or(1)));
+        }
+        return r;
+    }
+    let (program, module) = match app.find('(') {
+        // Old pam writes the module into the tag: `sshd(pam_unix)[123]`.
+        Some(p) => (&app[..p], app[p + 1..].strip_suffix(')')),
+        None => (app, None),
+    };
+    let r = match program {
+        "sshd" | "sshd-session" => sshd::parse(msg, ev, module),
+        "sudo" => sudo::parse_sudo(msg, ev, module),
+        "su" => sudo::parse_su(msg, ev, module),
+        "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod" | "passwd"
+        | "chpasswd" | "chage" | "gpasswd" | "newusers" => account::parse(program, msg, ev),
+        _ => Parsed::No,
+    };
+    if r == Parsed::Yes {
+        return r;
+    }
+    if module.is_some_and(|m| m.starts_with("pam_")) || msg.starts_with("pam_") {
+        if pam::parse(program, module, msg, ev) == Parsed::Yes {
+            return Parsed::Yes;
+        }
+    }
+    if let Some(cef) = msg.find("CEF:").filter(|&p| p == 0 || msg[..p].ends_with(' ')) {
+        return cef::parse(&msg[cef..], ev);
+    }
+    if msg.starts_with('{') {
+        return json::parse(msg, ev, json, scratch);
+    }
+    if netfilter::looks_like(msg) {
+        return netfilter::parse(msg, ev);
+    }
+    if access::looks_like(msg) {
+        return access::parse(msg, ev);
+    }
+    Parsed::No
+}
+
+/// `message repeated N times: [ inner]` → (N, inner).
+fn repeated(msg: &str) -> Option<(u32, &str)> {
+    let rest = msg.strip_prefix("message repeated ")?;
+    let (n, rest) = rest.split_once(" times: [")?;
+    let inner = rest.trim_end().strip_suffix(']')?.trim();
+    Some((n.parse().ok()?, inner))
+}
+
+/// Turns `ev` into an Authentication event for `service`.
+pub(crate) fn auth(ev: &mut Event, activity: u8, status: Status, service: &str, user: Option<&str>) {
+    set_class(ev, Class::Authentication, activity, status);
+    ev.service = Some(Service { name: Some(service.to_owned()) });
+    ev.user = Some(match user.filter(|u| !u.is_empty()) {
+        Some(u) => User::named(u),
+        None => User {
+            name: Some(UNKNOWN_USER.to_owned()),
+            type_id: Some(0),
+            r#type: Some("Unknown".to_owned()),
+            ..User::default()
+        },
+    });
+}
+
+/// Sets class, activity and status, keeping the severity; failures are at least Low.
+pub(crate) fn set_class(ev: &mut Event, class: Class, activity: u8, status: Status) {
+    let severity = match (status, ev.header.severity) {
+        (Status::Failure, Severity::Informational | Severity::Unknown) => Severity::Low,
+        (_, s) => s,
+    };
+    ev.header = Header { severity, status: Some(status), ..Header::new(class, activity) };
+}
+
+/// Sets `metadata.event_code` and `metadata.log_name`.
+pub(crate) fn code(ev: &mut Event, log_name: &str, event_code: &str) {
+    ev.metadata.log_name = Some(log_name.to_owned());
+    ev.metadata.event_code = Some(event_code.to_owned());
+}

@@ -1,0 +1,232 @@
+//! OpenSSH's sshd → Authentication.
+//!
+//! Attackers choose user names, so a user name may contain ` from 10.0.0.1 port 22`. Every
+//! pattern here reads the address and port from the fixed right-hand end of the line and
+//! takes the user as whatever lies between the fixed left part and that tail.
+
+use vedette_schemas::ocsf::{Endpoint, Event, Status};
+
+use super::{Parsed, auth, code, pam};
+use crate::core::text::{ip_port, is_ip, last_word, strip_preauth};
+
+const LOGON: u8 = 1;
+const LOGOFF: u8 = 2;
+
+/// Parses one sshd message; `module` is a PAM module named in the tag (`sshd(pam_unix)`).
+pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
+    if module.is_some() || msg.starts_with("pam_") || msg.starts_with("PAM ") {
+        return pam::parse("sshd", module, msg, ev);
+    }
+    let r = parse_sshd(msg, ev);
+    if r == Parsed::No {
+        // Still an sshd record: say so, and surface the addresses it names.
+        code(ev, "sshd", "sshd.other");
+        if let Some(ip) = bracketed_or_from_ip(msg) {
+            ev.unmapped_set("sshd", "ip", ip.to_owned());
+        }
+    }
+    r
+}
+
+fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
+    let (body, preauth) = strip_preauth(msg);
+    if let Some(rest) = body.strip_prefix("Accepted ") {
+        return method_line(rest, ev, Status::Success, "sshd.accepted", "Accepted");
+    }
+    if let Some(rest) = body.strip_prefix("Failed ") {
+        return method_line(rest, ev, Status::Failure, "sshd.failed", "Failed");
+    }
+    if let Some(rest) = body.strip_prefix("Invalid user ") {
+        // `Invalid user U from IP[ port P]`
+        let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
+        login(ev, LOGON, Status::Failure, "sshd.invalid_user", Some(user), ip_port(tail));
+        ev.status_detail = Some("Invalid user".into());
+        return Parsed::Yes;
+    }
+    if let Some(user) = body.strip_prefix("input_userauth_request: invalid user ") {
+        login(ev, LOGON, Status::Failure, "sshd.invalid_user", Some(user), None);
+        ev.status_detail = Some("Invalid user".into());
+        return Parsed::Yes;
+    }
+    if let Some(rest) = body
+        .strip_prefix("error: maximum authentication attempts exceeded for ")
+        .or_else(|| body.strip_prefix("maximum authentication attempts exceeded for "))
+    {
+        let rest = rest.strip_suffix(" ssh2").unwrap_or(rest);
+        let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
+        let user = user.strip_prefix("invalid user ").unwrap_or(user);
+        login(ev, LOGON, Status::Failure, "sshd.max_auth_attempts", Some(user), ip_port(tail));
+        ev.status_detail = Some("Maximum authentication attempts exceeded".into());
+        return Parsed::Yes;
+    }
+    if let Some(rest) = body.strip_prefix("Disconnecting: Too many authentication failures") {
+        let user = rest.strip_prefix(" for ").map(|u| u.strip_prefix("invalid user ").unwrap_or(u));
+        login(ev, LOGON, Status::Failure, "sshd.max_auth_attempts", user, None);
+        ev.status_detail = Some("Too many authentication failures".into());
+        return Parsed::Yes;
+    }
+    if let Some(rest) = body.strip_prefix("Disconnecting invalid user ").or_else(|| {
+        body.strip_prefix("Disconnecting authenticating user ")
+    }) {
+        // `Disconnecting invalid user U IP port P: Too many authentication failures`
+        if let Some((left, reason)) = rest.rsplit_once(": ") {
+            if let Some((user, peer)) = user_ip_port_tail(left) {
+                let code_ = if reason.contains("Too many authentication failures") {
+                    "sshd.max_auth_attempts"
+                } else {
+                    "sshd.preauth_disconnect"
+                };
+                login(ev, LOGON, Status::Failure, code_, Some(user), Some(peer));
+                ev.status_detail = Some(reason.to_owned());
+                return Parsed::Yes;
+            }
+        }
+    }
+    if let Some(ip) = body.strip_prefix("ROOT LOGIN REFUSED FROM ") {
+        let ip = ip.split_whitespace().next().unwrap_or("");
+        login(ev, LOGON, Status::Failure, "sshd.root_refused", Some("root"), ip_port(ip));
+        ev.status_detail = Some("Root login refused".into());
+        return Parsed::Yes;
+    }
+    if let Some(rest) = body.strip_prefix("User ") {
+        // `User U from IP not allowed because not listed in AllowUsers`
+        if let Some((left, reason)) = rest.rsplit_once(" not allowed because ") {
+            if let Some((user, tail)) = rsplit_from(left) {
+                login(ev, LOGON, Status::Failure, "sshd.not_allowed", Some(user), ip_port(tail));
+                ev.status_detail = Some(format!("Not allowed because {reason}"));
+                return Parsed::Yes;
+            }
+        }
+    }
+    if let Some(rest) = body.strip_prefix("Connection closed by ").or_else(|| {
+        body.strip_prefix("Connection reset by ")
+    }) {
+        return disconnect(rest, preauth, ev, msg);
+    }
+    if let Some(rest) = body.strip_prefix("Disconnected from ") {
+        return disconnect(rest, preauth, ev, msg);
+    }
+    if let Some(rest) = body.strip_prefix("Received disconnect from ") {
+        // `Received disconnect from IP[ port P]: 11: reason`
+        let (peer, reason) = rest.split_once(':').unwrap_or((rest, ""));
+        let reason = reason.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == ' ');
+        let peer = ip_port(peer);
+        if preauth {
+            login(ev, LOGON, Status::Failure, "sshd.preauth_disconnect", None, peer);
+        } else {
+            login(ev, LOGOFF, Status::Success, "sshd.disconnect", None, peer);
+        }
+        ev.status_detail = Some(reason.trim().to_owned()).filter(|s| !s.is_empty());
+        return Parsed::Yes;
+    }
+    Parsed::No
+}
+
+/// `<method> for [invalid user ]U from IP port P ssh2[: key info]`
+fn method_line(rest: &str, ev: &mut Event, status: Status, code_: &str, verb: &str) -> Parsed {
+    let Some((method, rest)) = rest.split_once(" for ") else { return Parsed::No };
+    let Some((user, tail)) = rsplit_from(rest) else {
+        // `Failed password for U` with the address cut off: keep the user, say why.
+        login(ev, LOGON, status, code_, Some(rest), None);
+        ev.note_parse_error("sshd: no source address after the user name");
+        return Parsed::Yes;
+    };
+    let invalid = user.starts_with("invalid user ");
+    let user = user.strip_prefix("invalid user ").unwrap_or(user);
+    let peer = ip_port(tail);
+    login(ev, LOGON, status, code_, Some(user), peer);
+    if peer.is_none() {
+        ev.note_parse_error(format!("sshd: cannot read the source address from {tail:?}"));
+    }
+    let proto = method.split('/').next().unwrap_or(method);
+    ev.auth_protocol_id = Some(99);
+    ev.auth_protocol = Some(proto.to_owned());
+    ev.status_detail = Some(if invalid {
+        format!("{verb} {method} for invalid user")
+    } else {
+        format!("{verb} {method}")
+    });
+    if let Some((_, key)) = tail.split_once(": ") {
+        ev.unmapped_set("sshd", "key", key.to_owned());
+    }
+    Parsed::Yes
+}
+
+/// Splits `U from TAIL` at the last ` from ` whose tail starts with an IP address.
+fn rsplit_from(s: &str) -> Option<(&str, &str)> {
+    let mut end = s.len();
+    while let Some(p) = s[..end].rfind(" from ") {
+        let tail = &s[p + 6..];
+        let first = tail.split(' ').next().unwrap_or("").trim_end_matches(':');
+        if is_ip(first) {
+            return Some((&s[..p], tail));
+        }
+        end = p;
+    }
+    None
+}
+
+/// `[invalid |authenticating |user ]U IP port P` from the right.
+fn user_ip_port_tail(s: &str) -> Option<(&str, (&str, Option<u16>))> {
+    let (left, port) = last_word(s);
+    let port: u16 = port.parse().ok()?;
+    let left = left.strip_suffix(" port")?;
+    let (user, ip) = last_word(left);
+    if !is_ip(ip) {
+        return None;
+    }
+    Some((user, (ip, Some(port))))
+}
+
+fn disconnect(rest: &str, preauth: bool, ev: &mut Event, msg: &str) -> Parsed {
+    let (rest, _) = strip_preauth(rest);
+    let (user, peer) = match user_ip_port_tail(rest) {
+        Some((u, peer)) => {
+            let u = ["invalid user ", "authenticating user ", "user "]
+                .iter()
+                .find_map(|p| u.strip_prefix(p))
+                .unwrap_or(u);
+            (Some(u).filter(|u| !u.is_empty()), Some(peer))
+        }
+        None => (None, ip_port(rest)),
+    };
+    if preauth || msg.contains("[preauth]") {
+        login(ev, LOGON, Status::Failure, "sshd.preauth_disconnect", user, peer);
+        ev.status_detail = Some("Disconnected before authentication".into());
+    } else {
+        login(ev, LOGOFF, Status::Success, "sshd.disconnect", user, peer);
+    }
+    Parsed::Yes
+}
+
+fn login(
+    ev: &mut Event,
+    activity: u8,
+    status: Status,
+    event_code: &str,
+    user: Option<&str>,
+    peer: Option<(&str, Option<u16>)>,
+) {
+    auth(ev, activity, status, "sshd", user);
+    code(ev, "sshd", event_code);
+    ev.logon_type_id = Some(10);
+    ev.logon_type = Some("Remote Interactive".into());
+    ev.is_remote = Some(true);
+    if let Some((ip, port)) = peer {
+        ev.src_endpoint = Some(Endpoint::ip(ip, port));
+    }
+}
+
+/// An address in `[1.2.3.4]` or after `from `, for sshd lines we do not map to a class.
+fn bracketed_or_from_ip(msg: &str) -> Option<&str> {
+    if let Some(open) = msg.rfind('[') {
+        let inner = msg[open + 1..].split(']').next().unwrap_or("");
+        if is_ip(inner) {
+            return Some(inner);
+        }
+    }
+    msg.split_whitespace().find(|w| is_ip(w.trim_end_matches([':', ',']))).map(|w| w.trim_end_matches([':', ',']))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! Small, allocation-free helpers for reading fields out of log messages.
+
+use memchr::memmem;
+
+/// The value of `key=` in a space-separated `k=v` message (the value ends at a space or
+/// `;`); `None` when the key is absent, `Some("")` when it is empty.
+pub fn kv<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
+    let b = msg.as_bytes();
+    let mut from = 0;
+    while let Some(p) = memmem::find(&b[from..], key.as_bytes()) {
+        let at = from + p;
+        let end = at + key.len();
+        let boundary = at == 0 || matches!(b[at - 1], b' ' | b';' | b'\'' | b',' | b'(');
+        if boundary && b.get(end) == Some(&b'=') {
+            let v = &msg[end + 1..];
+            let stop = v.find([' ', ';', ',']).unwrap_or(v.len());
+            return Some(&v[..stop]);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// `s` without a trailing ` [preauth]` (and surrounding spaces).
+pub fn strip_preauth(s: &str) -> (&str, bool) {
+    let t = s.trim_end();
+    match t.strip_suffix("[preauth]") {
+        Some(x) => (x.trim_end(), true),
+        None => (t, false),
+    }
+}
+
+/// Whether `s` is an IPv4 or IPv6 address.
+pub fn is_ip(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Splits `"IP port N"` (the tail of many sshd lines) into address and port.
+pub fn ip_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let s = s.trim();
+    if let Some((ip, port)) = s.split_once(" port ") {
+        let port = port.split([' ', ':']).next()?.parse().ok()?;
+        return is_ip(ip).then_some((ip, Some(port)));
+    }
+    is_ip(s).then_some((s, None))
+}
+
+/// The last whitespace-separated word of `s` and what precedes it.
+pub fn last_word(s: &str) -> (&str, &str) {
+    let s = s.trim_end();
+    match s.rfind(' ') {
+        Some(p) => (&s[..p], &s[p + 1..]),
+        None => ("", s),
+    }
+}
+
+/// The basename of a path.
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_respects_word_boundaries() {
+        let m = "logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root";
+        assert_eq!(kv(m, "uid"), Some("0"));
+        assert_eq!(kv(m, "user"), Some("root"));
+        assert_eq!(kv(m, "ruser"), Some(""));
+        assert_eq!(kv(m, "rhost"), Some("1.2.3.4"));
+        assert_eq!(kv(m, "nope"), None);
+    }
+
+    #[test]
+    fn ip_port_reads_the_tail() {
+        assert_eq!(ip_port("10.0.0.1 port 22"), Some(("10.0.0.1", Some(22))));
+        assert_eq!(ip_port("::1 port 22 ssh2"), Some(("::1", Some(22))));
+        assert_eq!(ip_port("10.0.0.1"), Some(("10.0.0.1", None)));
+        assert_eq!(ip_port("host.example port 22"), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! Turning log timestamps into instants: RFC 3164's year-less local times (the year from a
+//! reference time, the zone from the source), RFC 3339 / ISO 8601, and epoch seconds.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// How a source's zone-less, year-less timestamps are read.
+#[derive(Debug, Clone)]
+pub struct TimeContext {
+    /// The reference instant for year inference (file mtime, receive time, `--now`).
+    pub reference: Timestamp,
+    /// The zone of timestamps that carry none.
+    pub tz: TimeZone,
+    /// Year of `reference` in `tz`.
+    ref_year: i16,
+    /// Cache of the zone's offset for the hour last looked up: (hour since epoch, local time), offset s.
+    offset_cache: std::cell::Cell<(i64, i32)>,
+}
+
+/// A resolved timestamp: ms since the epoch and the zone offset in minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instant {
+    /// Milliseconds since the Unix epoch.
+    pub ms: i64,
+    /// Offset from UTC in minutes.
+    pub offset_min: i32,
+}
+
+impl TimeContext {
+    /// A context reading zone-less times in `tz`, inferring years around `reference`.
+    pub fn new(reference: Timestamp, tz: TimeZone) -> Self {
+        let ref_year = reference.to_zoned(tz.clone()).year();
+        Self { reference, tz, ref_year, offset_cache: std::cell::Cell::new((i64::MIN, 0)) }
+    }
+
+    /// The offset (seconds) of the context's zone at a local wall-clock time given as
+    /// seconds since the epoch as if it were UTC.
+    fn local_offset(&self, local_secs: i64) -> i32 {
+        let hour = local_secs.div_euclid(3600);
+        let (h, off) = self.offset_cache.get();
+        if h == hour {
+            return off;
+        }
+        let off = match Timestamp::from_second(local_secs) {
+            Ok(ts) => {
+                let civil = ts.to_zoned(TimeZone::UTC).datetime();
+                match self.tz.to_ambiguous_timestamp(civil).compatible() {
+                    Ok(real) => (local_secs - real.as_second()) as i32,
+                    Err(_) => 0,
+                }
+            }
+            Err(_) => 0,
+        };
+        self.offset_cache.set((hour, off));
+        off
+    }
+
+    /// Resolves a wall-clock time in the context's zone.
+    pub fn resolve_local(&self, y: i16, mo: u8, d: u8, h: u8, mi: u8, s: u8, ms: u16) -> Option<Instant> {
+        let local = civil_to_epoch(y, mo, d, h, mi, s)?;
+        let off = self.local_offset(local);
+        Some(Instant { ms: (local - i64::from(off)) * 1000 + i64::from(ms), offset_min: off / 60 })
+    }
+
+    /// Resolves an RFC 3164 time (no year): the reference year, or the year before when
+    /// that lands more than a day after the reference.
+    pub fn resolve_yearless(&self, mo: u8, d: u8, h: u8, mi: u8, s: u8, ms: u16) -> Option<Instant> {
+        let limit = self.reference.as_millisecond() + 86_400_000;
+        match self.resolve_local(self.ref_year, mo, d, h, mi, s, ms) {
+            Some(t) if t.ms <= limit => Some(t),
+            // Feb 29 of a non-leap reference year, or a future date: the year before.
+            _ => self.resolve_local(self.ref_year - 1, mo, d, h, mi, s, ms),
+        }
+    }
+}
+
+/// Seconds since the epoch of a UTC civil time; `None` when a field is out of range.
+pub fn civil_to_epoch(y: i16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> Option<i64> {
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60
+    {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = i64::from(y) - i64::from(mo <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(mo);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s.min(59)))
+}
+
+/// Days in a month of the proleptic Gregorian calendar.
+pub fn days_in_month(y: i16, mo: u8) -> u8 {
+    match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Month number of a three-letter English month name (case-insensitive).
+pub fn month_from_abbrev(b: &[u8]) -> Option<u8> {
+    if b.len() != 3 {
+        return None;
+    }
+    let m = [b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase(), b[2].to_ascii_lowercase()];
+    Some(match &m {
+        b"jan" => 1,
+        b"feb" => 2,
+        b"mar" => 3,
+        b"apr" => 4,
+        b"may" => 5,
+        b"jun" => 6,
+        b"jul" => 7,
+        b"aug" => 8,
+        b"sep" => 9,
+        b"oct" => 10,
+        b"nov" => 11,
+        b"dec" => 12,
+        _ => return None,
+    })
+}
+
+/// Parses exactly `n` ASCII digits.
+pub fn digits(b: &[u8], n: usize) -> Option<u32> {
+    if b.len() < n {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in &b[..n] {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    Some(v)
+}
+
+/// `hh:mm:ss` at the start of `b`.
+pub fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    Some((digits(b, 2)? as u8, digits(&b[3..], 2)? as u8, digits(&b[6..], 2)? as u8))
+}
+
+/// A fraction of a second after `.` or `,`: returns (milliseconds, bytes consumed incl. the dot).
+pub fn fraction(b: &[u8]) -> (u16, usize) {
+    if b.len() < 2 || (b[0] != b'.' && b[0] != b',') || !b[1].is_ascii_digit() {
+        return (0, 0);
+    }
+    let n = b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut ms = 0u16;
+    for i in 0..3 {
+        ms = ms * 10 + b.get(1 + i).filter(|_| i < n).map_or(0, |c| u16::from(c - b'0'));
+    }
+    (ms, 1 + n)
+}
+
+/// An RFC 3339 / ISO 8601 date-time at the start of `b` (`YYYY-MM-DD[T ]hh:mm:ss[.f][Z|±hh:mm|±hhmm]`).
+/// Returns the instant and the bytes consumed. Without a zone, the context's zone applies.
+pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let y = digits(b, 4)? as i16;
+    let mo = digits(&b[5..], 2)? as u8;
+    let d = digits(&b[8..], 2)? as u8;
+    let (h, mi, s) = hms(&b[11..])?;
+    let (ms, flen) = fraction(&b[19..]);
+    let mut i = 19 + flen;
+    let base = civil_to_epoch(y, mo, d, h, mi, s)?;
+    match b.get(i) {
+        Some(b'Z') | Some(b'z') => {
+            i += 1;
+            Some((Instant { ms: base * 1000 + i64::from(ms), offset_min: 0 }, i))
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let oh = digits(&b[i + 1..], 2)? as i32;
+            let (om, len) = if b.get(i + 3) == Some(&b':') {
+                (digits(&b[i + 4..], 2)? as i32, 6)
+            } else {
+                (digits(&b[i + 3..], 2).map_or(0, |v| v as i32), if b.len() >= i + 5 { 5 } else { 3 })
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = (oh * 60 + om) * if sign == b'-' { -1 } else { 1 };
+            i += len;
+            Some((
+                Instant { ms: (base - i64::from(off) * 60) * 1000 + i64::from(ms), offset_min: off },
+                i,
+            ))
+        }
+        _ => Some((ctx.resolve_local(y, mo, d, h, mi, s, ms)?, i)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
