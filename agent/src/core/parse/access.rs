@@ -16,7 +16,10 @@ use crate::core::time::{civil_to_epoch, digits, hms, month_from_abbrev};
 pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
     match (memchr(b'[', b), memmem::find(b, b"] \"")) {
-        (Some(open), Some(close)) => open < close && close - open >= 21 && close - open <= 32 && b[..open].ends_with(b" "),
+        (Some(open), Some(close)) => {
+            open < close && close - open >= 21 && close - open <= 32 && b[..open].ends_with(b" ")
+                && msg[..open].split_whitespace().count() >= 2
+        }
         _ => false,
     }
 }
@@ -74,6 +77,8 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     // `[vhost[:port]] client ident user`
     let (client, user) = match head.as_slice() {
         [.., client, _ident, user] => (*client, dash(user)),
+        // Some nginx log_formats drop the ident field: `client - [time]`.
+        [client, user] => (*client, dash(user)),
         _ => return Parsed::No,
     };
     let Some((request, after)) = quoted(msg[close + 1..].trim_start()) else { return Parsed::No };
@@ -173,4 +178,134 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         return Parsed::No;
     }
     Parsed::Yes
+}
+
+/// nginx (`2021/09/30 09:23:53 [error] 1#1: *17 msg, client: IP, server: S, request: "GET / HTTP/1.1"`)
+/// and Apache (`[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] [pid 10] [client IP:PORT] AH01618: …`)
+/// error logs. A record naming a client and a request becomes HTTP Activity; an Apache
+/// authentication failure becomes Authentication; the rest stays Base Event with its time,
+/// level and client read. `None` when the message is neither.
+pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
+    let b = msg.as_bytes();
+    // nginx: `YYYY/MM/DD HH:MM:SS [level] `
+    if b.len() > 22 && b[4] == b'/' && b[7] == b'/' && b[10] == b' ' && b[20] == b'[' {
+        let y = digits(b, 4)? as i16;
+        let mo = digits(&b[5..], 2)? as u8;
+        let d = digits(&b[8..], 2)? as u8;
+        let (h, mi, s) = hms(&b[11..])?;
+        let close = memchr(b']', &b[20..])? + 20;
+        let level = &msg[21..close];
+        let rest = msg[close + 1..].trim_start();
+        code(ev, "http_error", "nginx.error");
+        ev.metadata.log_level = Some(level.to_owned());
+        if let Some(local) = civil_to_epoch(y, mo, d, h, mi, s) {
+            // nginx writes local time without a zone: keep the envelope's offset if any.
+            let off = ev.timezone_offset.unwrap_or(0);
+            ev.time = (local - i64::from(off) * 60) * 1000;
+            ev.metadata.original_time = Some(msg[..19].to_owned());
+        }
+        ev.message = Some(rest.to_owned());
+        let field = |k: &str| -> Option<&str> {
+            let p = rest.find(k)?;
+            let v = &rest[p + k.len()..];
+            Some(if let Some(q) = v.strip_prefix('"') { q.split('"').next().unwrap_or("") } else { v.split(',').next().unwrap_or("").trim() })
+        };
+        let client = field(", client: ");
+        let request = field(", request: ");
+        if let (Some(client), Some(request)) = (client, request) {
+            let mut parts = request.splitn(3, ' ');
+            let (method, target, version) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+            let activity = match method {
+                "GET" => 3,
+                "POST" => 6,
+                "HEAD" => 4,
+                "PUT" => 7,
+                "DELETE" => 2,
+                "OPTIONS" => 5,
+                "PATCH" => 9,
+                "CONNECT" => 1,
+                "TRACE" => 8,
+                _ => 99,
+            };
+            set_class(ev, Class::HttpActivity, activity, Status::Failure);
+            ev.src_endpoint = Some(Endpoint::ip(client, None)).filter(|_| is_ip(client));
+            let (path, query) = target.map_or((None, None), |t| match t.split_once('?') {
+                Some((p, q)) => (Some(p), Some(q)),
+                None => (Some(t), None),
+            });
+            ev.http_request = Some(HttpRequest {
+                http_method: Some(method.to_owned()),
+                url: target.map(|t| Url {
+                    url_string: Some(t.to_owned()),
+                    path: path.map(str::to_owned),
+                    query_string: query.map(str::to_owned),
+                    hostname: field(", host: ").map(str::to_owned),
+                    ..Url::default()
+                }),
+                version: version.map(str::to_owned),
+                ..HttpRequest::default()
+            });
+            if let Some(u) = rest.split("user \"").nth(1).and_then(|r| r.split('"').next()) {
+                ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
+            }
+            ev.status_detail = Some(rest.split(", client: ").next().unwrap_or(rest).to_owned());
+            return Some(Parsed::Yes);
+        }
+        return Some(Parsed::No);
+    }
+    // Apache: `[Www Mmm dd hh:mm:ss[.ffffff] yyyy] [module:level] …`
+    if b.first() == Some(&b'[') && b.len() > 26 && month_from_abbrev(&b[5..8]).is_some() && b[4] == b' ' {
+        let close = memchr(b']', b)?;
+        let stamp = &msg[1..close];
+        let sb = stamp.as_bytes();
+        let mo = month_from_abbrev(&sb[4..7])?;
+        let d = digits(&sb[8..], 2)? as u8;
+        let (h, mi, s) = hms(&sb[11..])?;
+        let (frac_ms, flen) = crate::core::time::fraction(&sb[19..]);
+        let y = digits(sb.get(20 + flen..)?, 4)? as i16;
+        let rest = msg[close + 1..].trim_start();
+        code(ev, "http_error", "apache.error");
+        if let Some(local) = civil_to_epoch(y, mo, d, h, mi, s) {
+            let off = ev.timezone_offset.unwrap_or(0);
+            ev.time = (local - i64::from(off) * 60) * 1000 + i64::from(frac_ms);
+            ev.metadata.original_time = Some(stamp.to_owned());
+        }
+        let mut tail = rest;
+        let mut client = None;
+        while let Some(inner) = tail.strip_prefix('[') {
+            let Some(end) = inner.find(']') else { break };
+            let tag = &inner[..end];
+            if let Some(c) = tag.strip_prefix("client ") {
+                client = Some(c);
+            } else if !tag.starts_with("pid ") {
+                let level = tag.rsplit(':').next().unwrap_or(tag);
+                ev.metadata.log_level = Some(level.to_owned());
+            }
+            tail = inner[end + 1..].trim_start();
+        }
+        ev.message = Some(tail.to_owned());
+        let peer = client.map(|c| match c.rsplit_once(':') {
+            Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
+            _ if is_ip(c) => Endpoint::ip(c, None),
+            _ => Endpoint { hostname: Some(c.to_owned()), ..Endpoint::default() },
+        });
+        // AH01617 password mismatch, AH01618 user not found, AH01614 no user in request.
+        let user = tail
+            .strip_prefix("AH01618: user ")
+            .or_else(|| tail.strip_prefix("AH01617: user "))
+            .and_then(|r| r.split([' ', ':']).next());
+        if let Some(user) = user {
+            super::auth(ev, 1, Status::Failure, "apache", Some(user));
+            code(ev, "http_error", "apache.auth_failure");
+            ev.status_detail = Some(tail.to_owned());
+            ev.src_endpoint = peer;
+            ev.is_remote = Some(true);
+            return Some(Parsed::Yes);
+        }
+        if let Some(p) = peer {
+            ev.unmapped_set("http_error", "client", p.ip.or(p.hostname).unwrap_or_default());
+        }
+        return Some(Parsed::No);
+    }
+    None
 }

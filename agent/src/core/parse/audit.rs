@@ -609,8 +609,8 @@ fn build(o: Open) -> Event {
     };
     let acct = first.get("acct").or_else(|| first.get("id")).filter(|a| !a.is_empty() && *a != "?");
     match first.rtype.as_str() {
-        "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_ACCT" if first.rtype != "USER_ACCT" => {
-            let activity = if first.rtype == "USER_LOGOUT" { 2 } else { 1 };
+        "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_START" | "USER_END" => {
+            let activity = if matches!(first.rtype.as_str(), "USER_LOGOUT" | "USER_END") { 2 } else { 1 };
             let svc = first.get("exe").map(basename).unwrap_or("auditd").to_owned();
             auth(&mut ev, activity, st, &svc, acct);
             if ev.user.as_ref().and_then(|u| u.name.as_deref()) == Some(UNKNOWN_USER) {

@@ -99,7 +99,10 @@ pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut V
             return Parsed::No;
         }
     };
-    if value.get("ID").is_some() && (value.get("SYSCALL").is_some() || value.get("EXECVE").is_some() || value.get("USER_AUTH").is_some() || value.get("USER_LOGIN").is_some()) {
+    // laurel: {"ID": "SEC.MS:SERIAL", "SYSCALL": {…}, …} — record types are upper case.
+    let laurel = value.get("ID").and_then(Value::as_str).is_some_and(|id| id.contains('.') && id.contains(':'))
+        && value.as_object().is_some_and(|o| o.keys().any(|k| k != "ID" && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_')));
+    if laurel {
         return audit::parse_laurel(&value, ev);
     }
     for m in &mappings.0 {

@@ -69,6 +69,13 @@ pub(crate) fn dispatch(
     if let Some(cef) = msg.find("CEF:").filter(|&p| p == 0 || msg[..p].ends_with(' ')) {
         return cef::parse(&msg[cef..], ev);
     }
+    if program == "CEF" || cef::headerless(msg) {
+        // `host CEF: 0|…` splits as program `CEF`; some relays drop the prefix entirely.
+        return cef::parse(msg, ev);
+    }
+    if program == "filterlog" {
+        return netfilter::parse_filterlog(msg, ev);
+    }
     if msg.starts_with('{') {
         return json::parse(msg, ev, json, scratch);
     }
@@ -77,6 +84,9 @@ pub(crate) fn dispatch(
     }
     if access::looks_like(msg) {
         return access::parse(msg, ev);
+    }
+    if let Some(r) = access::parse_error_log(msg, ev) {
+        return r;
     }
     Parsed::No
 }

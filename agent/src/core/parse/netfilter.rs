@@ -9,7 +9,9 @@ use super::{Parsed, code, set_class};
 /// Whether `msg` is a netfilter log line.
 pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
-    memmem::find(b, b"IN=").is_some() && memmem::find(b, b" OUT=").is_some()
+    memmem::find(b, b"SRC=").is_some()
+        && memmem::find(b, b" DST=").is_some()
+        && (memmem::find(b, b"IN=").is_some() || memmem::find(b, b"OUT=").is_some())
 }
 
 /// `KEY=value` of a netfilter line; values never contain spaces. A key with an empty value
@@ -20,7 +22,15 @@ fn nf<'a>(rest: &'a str, key: &str) -> Option<&'a str> {
 
 /// Parses a netfilter line.
 pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
-    let Some(at) = memmem::find(msg.as_bytes(), b"IN=") else { return Parsed::No };
+    // The fields start at the first `KEY=` word (normally `IN=`).
+    let Some(at) = ["IN=", "OUT=", "MAC=", "SRC="]
+        .iter()
+        .filter_map(|k| memmem::find(msg.as_bytes(), k.as_bytes()))
+        .min()
+        .map(|p| msg[..p].rfind(' ').map_or(0, |s| s + 1))
+    else {
+        return Parsed::No;
+    };
     let head = msg[..at].trim();
     // Drop the kernel's `[12345.678901]` uptime stamp before the prefix.
     let prefix = match head.strip_prefix('[').and_then(|h| h.split_once(']')) {
@@ -116,4 +126,57 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
 fn source_mac(mac: &str) -> Option<String> {
     let parts: Vec<&str> = mac.split(':').collect();
     (parts.len() >= 12).then(|| parts[6..12].join(":"))
+}
+
+/// pfSense / OPNsense `filterlog` CSV (IPv4 and IPv6, TCP/UDP/ICMP) → Network Activity.
+pub fn parse_filterlog(msg: &str, ev: &mut Event) -> Parsed {
+    let f: Vec<&str> = msg.trim().split(',').collect();
+    if f.len() < 17 {
+        return Parsed::No;
+    }
+    let (iface, reason, action, direction, ipver) = (f[4], f[5], f[6], f[7], f[8]);
+    // IPv4: … 15 proto id, 16 proto, 17 length, 18 src, 19 dst, 20 sport, 21 dport.
+    // IPv6: … 12 proto, 13 proto id, 14 length, 15 src, 16 dst, 17 sport, 18 dport.
+    let (proto, proto_id, src, dst, ports) = match ipver {
+        "4" if f.len() >= 20 => (f[16], f[15], f[18], f[19], 20),
+        "6" if f.len() >= 17 => (f[12], f[13], f[15], f[16], 17),
+        _ => return Parsed::No,
+    };
+    let denied = matches!(action, "block" | "reject");
+    set_class(ev, Class::NetworkActivity, if denied { 5 } else { 6 }, if denied { Status::Failure } else { Status::Success });
+    code(ev, "filterlog", if denied { "filterlog.blocked" } else { "filterlog.passed" });
+    let (aid, a, did, d) = if denied { (2, "Denied", 2, "Blocked") } else { (1, "Allowed", 1, "Allowed") };
+    ev.action_id = Some(aid);
+    ev.action = Some(a.into());
+    ev.disposition_id = Some(did);
+    ev.disposition = Some(d.into());
+    let with_ports = matches!(proto, "tcp" | "udp");
+    let port = |i: usize| if with_ports { f.get(i).and_then(|p| p.parse().ok()) } else { None };
+    let inbound = direction == "in";
+    ev.src_endpoint = Some(Endpoint {
+        ip: Some(src.to_owned()),
+        port: port(ports),
+        interface_name: inbound.then(|| iface.to_owned()),
+        ..Endpoint::default()
+    });
+    ev.dst_endpoint = Some(Endpoint {
+        ip: Some(dst.to_owned()),
+        port: port(ports + 1),
+        interface_name: (!inbound).then(|| iface.to_owned()),
+        ..Endpoint::default()
+    });
+    ev.connection_info = Some(ConnectionInfo {
+        protocol_num: proto_id.parse().ok(),
+        protocol_name: Some(proto.to_owned()),
+        direction_id: Some(if inbound { 1 } else { 2 }),
+        direction: Some(if inbound { "Inbound" } else { "Outbound" }.into()),
+        tcp_flags: None,
+    });
+    for (k, i) in [("rule", 0usize), ("tracker", 3)] {
+        if let Some(v) = f.get(i).filter(|v| !v.is_empty()) {
+            ev.unmapped_set("filterlog", k, (*v).to_owned());
+        }
+    }
+    ev.unmapped_set("filterlog", "reason", reason.to_owned());
+    Parsed::Yes
 }

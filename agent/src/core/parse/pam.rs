@@ -88,6 +88,14 @@ pub fn parse(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
         code(ev, "pam", "pam.password_changed");
         return Parsed::Yes;
     }
+    if let Some(rest) = body.strip_prefix("user ").filter(|r| r.contains(" tally ")) {
+        // pam_tally2: `user U (UID) tally N, deny M`
+        let user = rest.split_whitespace().next();
+        auth(ev, 1, Status::Failure, service, user);
+        code(ev, "pam", "pam.tally");
+        ev.status_detail = Some(body.to_owned());
+        return Parsed::Yes;
+    }
     if kind == "auth" && body.contains("failure") {
         failure(ev, service, body, remote, "pam.auth_failure");
         ev.status_detail = Some(body.to_owned());

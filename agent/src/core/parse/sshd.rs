@@ -18,13 +18,49 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         return pam::parse("sshd", module, msg, ev);
     }
     let r = parse_sshd(msg, ev);
-    if r == Parsed::No {
-        // Still an sshd record: say so, and surface the addresses it names.
-        code(ev, "sshd", "sshd.other");
-        if let Some(ip) = bracketed_or_from_ip(msg) {
-            ev.unmapped_set("sshd", "ip", ip.to_owned());
-        }
+    if r == Parsed::Yes {
+        return r;
     }
+    // A connection-level record with a peer but no user (no identification string, bad
+    // banner, failed key exchange, timeout, tcpwrappers refusal, reverse-mapping warning):
+    // Network Activity from that peer.
+    if let Some(ip) = bracketed_or_from_ip(msg) {
+        let lower = msg.to_ascii_lowercase();
+        let (activity, event_code) = if lower.starts_with("refused connect") {
+            (5, "sshd.refused_connect")
+        } else if lower.starts_with("did not receive identification") {
+            (4, "sshd.no_identification")
+        } else if lower.contains("banner exchange") || lower.contains("bad protocol version") {
+            (4, "sshd.bad_banner")
+        } else if lower.starts_with("unable to negotiate") || lower.contains("kex_exchange_identification") {
+            (4, "sshd.negotiation_failed")
+        } else if lower.contains("timeout before authentication") {
+            (4, "sshd.auth_timeout")
+        } else if lower.starts_with("reverse mapping checking") || lower.starts_with("address ") {
+            (99, "sshd.reverse_mapping_failed")
+        } else if lower.starts_with("connection from") {
+            (1, "sshd.connection")
+        } else if ["fail", "error", "invalid", "bad ", "unable", "refused"].iter().any(|w| lower.contains(w)) {
+            (4, "sshd.connection_error")
+        } else {
+            (6, "sshd.connection")
+        };
+        let status = if matches!(activity, 4 | 5) { Status::Failure } else { Status::Success };
+        super::set_class(ev, vedette_schemas::ocsf::Class::NetworkActivity, activity, status);
+        code(ev, "sshd", event_code);
+        let after = &msg[msg.find(ip).map_or(msg.len(), |p| p + ip.len())..];
+        let port = after.strip_prefix(" port ").and_then(|p| p.split([' ', ':']).next()).and_then(|p| p.parse().ok());
+        let mut src = Endpoint::ip(ip, port);
+        if event_code == "sshd.reverse_mapping_failed" || event_code == "sshd.refused_connect" {
+            // `… for NAME [IP] failed`, `refused connect from NAME (IP)`
+            let name = msg.split_whitespace().find(|w| w.contains('.') && !w.contains(ip) && !w.starts_with('[') && !w.starts_with('('));
+            src.hostname = name.filter(|n| !is_ip(n)).map(str::to_owned);
+        }
+        ev.src_endpoint = Some(src);
+        ev.status_detail = Some(msg.to_owned());
+        return Parsed::Yes;
+    }
+    code(ev, "sshd", "sshd.other");
     r
 }
 
@@ -80,6 +116,14 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
                 ev.status_detail = Some(reason.to_owned());
                 return Parsed::Yes;
             }
+        }
+    }
+    if let Some(rest) = body.strip_prefix("Close session: user ") {
+        // `Close session: user U from IP port P id 0`
+        let rest = rest.rsplit_once(" id ").map_or(rest, |(l, _)| l);
+        if let Some((user, tail)) = rsplit_from(rest) {
+            login(ev, LOGOFF, Status::Success, "sshd.session_closed", Some(user), ip_port(tail));
+            return Parsed::Yes;
         }
     }
     if let Some(ip) = body.strip_prefix("ROOT LOGIN REFUSED FROM ") {
@@ -225,7 +269,9 @@ fn bracketed_or_from_ip(msg: &str) -> Option<&str> {
             return Some(inner);
         }
     }
-    msg.split_whitespace().find(|w| is_ip(w.trim_end_matches([':', ',']))).map(|w| w.trim_end_matches([':', ',']))
+    msg.split_whitespace()
+        .map(|w| w.trim_matches(|c| matches!(c, ':' | ',' | '(' | ')' | '[' | ']')))
+        .find(|w| is_ip(w))
 }
 
 #[cfg(test)]
