@@ -8,6 +8,7 @@ pub mod access;
 pub mod account;
 pub mod audit;
 pub mod cef;
+pub mod generic;
 pub mod json;
 pub mod netfilter;
 pub mod pam;
@@ -88,7 +89,7 @@ pub(crate) fn dispatch(
     if let Some(r) = access::parse_error_log(msg, ev) {
         return r;
     }
-    Parsed::No
+    generic::parse(program, msg, ev)
 }
 
 /// `message repeated N times: [ inner]` → (N, inner).
