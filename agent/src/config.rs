@@ -74,7 +74,15 @@ pub struct ConfigProblem {
 
 impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.column, self.field, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.field,
+            self.message
+        )
     }
 }
 
@@ -107,16 +115,28 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let problem = |span: Option<std::ops::Range<usize>>, field: &str, message: String| {
         let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
-        ConfigProblem { file: file.to_owned(), line, column, field: field.to_owned(), message }
+        ConfigProblem {
+            file: file.to_owned(),
+            line,
+            column,
+            field: field.to_owned(),
+            message,
+        }
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        ConfigError(vec![problem(e.span(), "-", e.message().to_owned())])
-    })?;
+    let raw: RawConfig = toml::from_str(text)
+        .map_err(|e| ConfigError(vec![problem(e.span(), "-", e.message().to_owned())]))?;
     let mut problems = Vec::new();
-    let mut cfg = Config { hostname: raw.agent.hostname, ..Config::default() };
+    let mut cfg = Config {
+        hostname: raw.agent.hostname,
+        ..Config::default()
+    };
     if let Some(m) = raw.agent.max_line_bytes {
         if *m.get_ref() < 256 {
-            problems.push(problem(Some(m.span()), "agent.max_line_bytes", "must be at least 256".into()));
+            problems.push(problem(
+                Some(m.span()),
+                "agent.max_line_bytes",
+                "must be at least 256".into(),
+            ));
         } else {
             cfg.max_line_bytes = Some(*m.get_ref() as usize);
         }
@@ -145,13 +165,21 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             _ => None,
         };
         let Some(class) = class else {
-            problems.push(problem(Some(m.class.span()), &format!("{at}.class"), format!("unknown class {}", m.class.get_ref())));
+            problems.push(problem(
+                Some(m.class.span()),
+                &format!("{at}.class"),
+                format!("unknown class {}", m.class.get_ref()),
+            ));
             continue;
         };
         let activity_id = m.activity_id.as_ref().map_or(0, |a| *a.get_ref());
         if class.activity_name(activity_id).is_none() {
             let span = m.activity_id.as_ref().map(|a| a.span());
-            problems.push(problem(span, &format!("{at}.activity_id"), format!("class {} has no activity {activity_id}", class.name())));
+            problems.push(problem(
+                span,
+                &format!("{at}.activity_id"),
+                format!("class {} has no activity {activity_id}", class.name()),
+            ));
         }
         let status = m.status.as_ref().and_then(|s| {
             let v = match s.get_ref().to_ascii_lowercase().as_str() {
@@ -162,14 +190,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 _ => None,
             };
             if v.is_none() {
-                problems.push(problem(Some(s.span()), &format!("{at}.status"), format!("unknown status {:?}", s.get_ref())));
+                problems.push(problem(
+                    Some(s.span()),
+                    &format!("{at}.status"),
+                    format!("unknown status {:?}", s.get_ref()),
+                ));
             }
             v
         });
         let severity = m.severity.as_ref().and_then(|s| {
-            let v = Severity::ALL.iter().copied().find(|x| x.caption().eq_ignore_ascii_case(s.get_ref()));
+            let v = Severity::ALL
+                .iter()
+                .copied()
+                .find(|x| x.caption().eq_ignore_ascii_case(s.get_ref()));
             if v.is_none() {
-                problems.push(problem(Some(s.span()), &format!("{at}.severity"), format!("unknown severity {:?}", s.get_ref())));
+                problems.push(problem(
+                    Some(s.span()),
+                    &format!("{at}.severity"),
+                    format!("unknown severity {:?}", s.get_ref()),
+                ));
             }
             v
         });
@@ -178,12 +217,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         for (ocsf, src) in m.fields.map(Spanned::into_inner).unwrap_or_default() {
             let p = path(&ocsf);
             let Some(src) = src.as_str() else {
-                problems.push(problem(Some(fields_span.clone()), &format!("{at}.fields.{ocsf}"), "the JSON path must be a string".into()));
+                problems.push(problem(
+                    Some(fields_span.clone()),
+                    &format!("{at}.fields.{ocsf}"),
+                    "the JSON path must be a string".into(),
+                ));
                 continue;
             };
             let time = matches!(ocsf.as_str(), "time" | "start_time" | "end_time");
             if !time && !path_is_mappable(&p) {
-                problems.push(problem(Some(fields_span.clone()), &format!("{at}.fields.{ocsf}"), "not an OCSF attribute path Vedette's model holds".into()));
+                problems.push(problem(
+                    Some(fields_span.clone()),
+                    &format!("{at}.fields.{ocsf}"),
+                    "not an OCSF attribute path Vedette's model holds".into(),
+                ));
                 continue;
             }
             fields.push((p, path(src)));
@@ -191,7 +238,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let matches = m
             .matches
             .into_iter()
-            .map(|(k, v)| (path(&k), serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
+            .map(|(k, v)| {
+                (
+                    path(&k),
+                    serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+                )
+            })
             .collect();
         cfg.json.0.push(JsonMapping {
             name: m.name,
@@ -203,5 +255,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             fields,
         });
     }
-    if problems.is_empty() { Ok(cfg) } else { Err(ConfigError(problems)) }
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigError(problems))
+    }
 }

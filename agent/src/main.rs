@@ -13,7 +13,11 @@ use vedette_agent::io::{clock, host, input};
 use vedette_schemas::ocsf::{Class, Event};
 
 #[derive(Parser)]
-#[command(name = "vedette-agent", version, about = "Vedette agent: host logs to OCSF")]
+#[command(
+    name = "vedette-agent",
+    version,
+    about = "Vedette agent: host logs to OCSF"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -62,12 +66,20 @@ impl Summary {
     fn add(&mut self, ev: &Event) {
         self.events += 1;
         *self.per_class.entry(ev.class().name()).or_default() += 1;
-        let f = self.per_file.entry(ev.metadata.log_source.clone().unwrap_or_default()).or_default();
+        let f = self
+            .per_file
+            .entry(ev.metadata.log_source.clone().unwrap_or_default())
+            .or_default();
         f.0 += 1;
         if ev.class() == Class::Base {
             f.1 += 1;
         }
-        if ev.unmapped.as_ref().and_then(|u| u.vedette.as_ref()).is_some_and(|v| v.parse_error.is_some()) {
+        if ev
+            .unmapped
+            .as_ref()
+            .and_then(|u| u.vedette.as_ref())
+            .is_some_and(|v| v.parse_error.is_some())
+        {
             self.parse_errors += 1;
         }
     }
@@ -75,9 +87,14 @@ impl Summary {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Normalize { config, now, tz, syslog, framing, files } => {
-            normalize(config, now, tz, syslog, framing, files)
-        }
+        Cmd::Normalize {
+            config,
+            now,
+            tz,
+            syslog,
+            framing,
+            files,
+        } => normalize(config, now, tz, syslog, framing, files),
     }
 }
 
@@ -91,7 +108,8 @@ fn normalize(
 ) -> Result<()> {
     let cfg = match &config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             vedette_agent::config::parse(path, &text)?
         }
         None => Default::default(),
@@ -112,14 +130,22 @@ fn normalize(
         FramingArg::Line => input::Framing::Line,
         FramingArg::Octet => input::Framing::Octet,
     };
-    let files = if files.is_empty() { vec![PathBuf::from("-")] } else { files };
+    let files = if files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        files
+    };
     let mut norm = Normalizer::new(ncfg);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut summary = Summary::default();
     let mut io_errors = 0u64;
     for path in &files {
-        let id = if path.as_os_str() == "-" { "stdin".to_owned() } else { path.display().to_string() };
+        let id = if path.as_os_str() == "-" {
+            "stdin".to_owned()
+        } else {
+            path.display().to_string()
+        };
         let reference = match now {
             Some(t) => t,
             None => std::fs::metadata(path)
@@ -128,7 +154,11 @@ fn normalize(
                 .and_then(|m| jiff::Timestamp::try_from(m).ok())
                 .unwrap_or_else(clock::now),
         };
-        let src = Source { id: id.clone(), time: TimeContext::new(reference, tz.clone()), syslog };
+        let src = Source {
+            id: id.clone(),
+            time: TimeContext::new(reference, tz.clone()),
+            syslog,
+        };
         let mut reader = match input::open(path) {
             Ok(r) => r,
             Err(e) => {
@@ -145,10 +175,12 @@ fn normalize(
             norm.handle_line(&src, seq, rec, now_ms);
             while let Some(ev) = norm.poll_event() {
                 summary.add(&ev);
-                if write_err.is_none() {
-                    if let Err(e) = serde_json::to_writer(&mut out, &ev).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n")) {
-                        write_err = Some(e);
-                    }
+                if write_err.is_none()
+                    && let Err(e) = serde_json::to_writer(&mut out, &ev)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| out.write_all(b"\n"))
+                {
+                    write_err = Some(e);
                 }
             }
         });
@@ -171,14 +203,24 @@ fn normalize(
     let st = norm.stats();
     eprintln!(
         "vedette-agent normalize: {} records read ({} blank, {} truncated, {} not UTF-8), {} events, {} with parse errors, {} I/O errors",
-        st.lines, st.empty, st.truncated, st.invalid_utf8, summary.events, summary.parse_errors, io_errors
+        st.lines,
+        st.empty,
+        st.truncated,
+        st.invalid_utf8,
+        summary.events,
+        summary.parse_errors,
+        io_errors
     );
     for (class, n) in &summary.per_class {
         eprintln!("  {class:<22} {n}");
     }
     eprintln!("  Base Event fallbacks per file:");
     for (file, (events, base)) in &summary.per_file {
-        let pct = if *events == 0 { 0.0 } else { 100.0 * *base as f64 / *events as f64 };
+        let pct = if *events == 0 {
+            0.0
+        } else {
+            100.0 * *base as f64 / *events as f64
+        };
         eprintln!("    {base:>6} of {events:>6} ({pct:5.1}%)  {file}");
     }
     if io_errors > 0 {

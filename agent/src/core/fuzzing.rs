@@ -12,13 +12,19 @@ use super::time::TimeContext;
 fn source(syslog: bool) -> Source {
     Source {
         id: "fuzz".into(),
-        time: TimeContext::new(jiff::Timestamp::from_second(1_790_000_000).unwrap_or_default(), TimeZone::UTC),
+        time: TimeContext::new(
+            jiff::Timestamp::from_second(1_790_000_000).unwrap_or_default(),
+            TimeZone::UTC,
+        ),
         syslog,
     }
 }
 
 fn run(lines: &[&[u8]], syslog: bool) {
-    let mut n = Normalizer::new(NormalizeConfig { max_line_bytes: 1 << 20, ..NormalizeConfig::default() });
+    let mut n = Normalizer::new(NormalizeConfig {
+        max_line_bytes: 1 << 20,
+        ..NormalizeConfig::default()
+    });
     let src = source(syslog);
     let mut nonblank = 0;
     for (i, l) in lines.iter().enumerate() {
@@ -31,10 +37,16 @@ fn run(lines: &[&[u8]], syslog: bool) {
     let mut events = 0;
     while let Some(ev) = n.poll_event() {
         events += 1;
-        assert!(ev.raw_data.as_deref().is_some_and(|r| !r.is_empty()), "event without raw_data");
+        assert!(
+            ev.raw_data.as_deref().is_some_and(|r| !r.is_empty()),
+            "event without raw_data"
+        );
         serde_json::to_string(&ev).expect("event serializes");
     }
-    assert!(events >= 1 || nonblank == 0, "a non-blank record produced no event");
+    assert!(
+        events >= 1 || nonblank == 0,
+        "a non-blank record produced no event"
+    );
 }
 
 /// The whole normalizer on one record read from a file.

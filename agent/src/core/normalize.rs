@@ -95,7 +95,14 @@ impl Normalizer {
             uid: None,
         };
         let audit = audit::Joiner::new(cfg.audit_timeout_ms);
-        Self { cfg, product, out: VecDeque::new(), audit, scratch: Vec::new(), stats: Stats::default() }
+        Self {
+            cfg,
+            product,
+            out: VecDeque::new(),
+            audit,
+            scratch: Vec::new(),
+            stats: Stats::default(),
+        }
     }
 
     /// Counters so far.
@@ -154,7 +161,10 @@ impl Normalizer {
             Ok(s) => (Cow::Borrowed(s), false),
             Err(e) if truncated && e.error_len().is_none() => {
                 // The cut fell inside a character: drop its first bytes, not the line.
-                (Cow::Borrowed(std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or("")), false)
+                (
+                    Cow::Borrowed(std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or("")),
+                    false,
+                )
             }
             Err(_) => (String::from_utf8_lossy(line), true),
         };
@@ -165,7 +175,11 @@ impl Normalizer {
         let env = if src.syslog || !starts_like_audit(&text) {
             envelope::parse(&text, &src.time)
         } else {
-            Envelope { format: Some(Format::Plain), msg: &text, ..Envelope::default() }
+            Envelope {
+                format: Some(Format::Plain),
+                msg: &text,
+                ..Envelope::default()
+            }
         };
         let mut ev = self.base_event(&rec, &env, &text);
         if truncated {
@@ -175,7 +189,10 @@ impl Normalizer {
         if invalid_utf8 {
             ev.note_parse_error("record is not valid UTF-8; invalid bytes were replaced by U+FFFD");
             if env.format == Some(Format::Rfc5424) && env.msg.starts_with('\u{feff}') {
-                let notes = ev.unmapped_mut().vedette.get_or_insert_with(VedetteNotes::default);
+                let notes = ev
+                    .unmapped_mut()
+                    .vedette
+                    .get_or_insert_with(VedetteNotes::default);
                 notes.invalid_envelope = Some(true);
                 ev.note_parse_error("RFC 5424: MSG starts with a BOM but is not UTF-8");
             }
@@ -192,7 +209,14 @@ impl Normalizer {
         }
         let parsed = parse::dispatch(app, msg, &mut ev, &self.cfg.json, &mut self.scratch);
         if parsed == Parsed::No && ev.metadata.log_name.is_none() {
-            ev.metadata.log_name = Some(if env.format == Some(Format::Plain) { "raw" } else { "syslog" }.into());
+            ev.metadata.log_name = Some(
+                if env.format == Some(Format::Plain) {
+                    "raw"
+                } else {
+                    "syslog"
+                }
+                .into(),
+            );
         }
         self.push(ev);
     }
@@ -213,7 +237,9 @@ impl Normalizer {
         md.log_format = env.format.map(|f| f.name().to_owned());
         md.original_time = env.timestamp.map(str::to_owned);
         md.log_provider = env.app.map(str::to_owned);
-        md.log_level = env.severity().map(|s| SEVERITY_NAMES[usize::from(s)].to_owned());
+        md.log_level = env
+            .severity()
+            .map(|s| SEVERITY_NAMES[usize::from(s)].to_owned());
         md.reporter = Some(Reporter {
             hostname: Some(self.cfg.reporter_hostname.clone()),
             ..Reporter::default()
@@ -273,8 +299,14 @@ impl Normalizer {
         }
         let missing_pri = rec.src.syslog && env.pri.is_none();
         if env.error.is_some() || missing_pri {
-            let why = env.error.clone().unwrap_or_else(|| "syslog message without PRI".to_owned());
-            let notes = ev.unmapped_mut().vedette.get_or_insert_with(VedetteNotes::default);
+            let why = env
+                .error
+                .clone()
+                .unwrap_or_else(|| "syslog message without PRI".to_owned());
+            let notes = ev
+                .unmapped_mut()
+                .vedette
+                .get_or_insert_with(VedetteNotes::default);
             notes.invalid_envelope = Some(true);
             ev.note_parse_error(why);
         }
@@ -298,27 +330,38 @@ pub(crate) fn finalize(ev: &mut Event) {
             obs.push(("device.ip", O::IpAddress, ip.clone()));
         }
     }
-    for (path, ep) in [("src_endpoint", &ev.src_endpoint), ("dst_endpoint", &ev.dst_endpoint)] {
+    for (path, ep) in [
+        ("src_endpoint", &ev.src_endpoint),
+        ("dst_endpoint", &ev.dst_endpoint),
+    ] {
         if let Some(ep) = ep {
             if let Some(ip) = &ep.ip {
-                let p = if path == "src_endpoint" { "src_endpoint.ip" } else { "dst_endpoint.ip" };
+                let p = if path == "src_endpoint" {
+                    "src_endpoint.ip"
+                } else {
+                    "dst_endpoint.ip"
+                };
                 obs.push((p, O::IpAddress, ip.clone()));
             }
             if let Some(h) = &ep.hostname {
-                let p = if path == "src_endpoint" { "src_endpoint.hostname" } else { "dst_endpoint.hostname" };
+                let p = if path == "src_endpoint" {
+                    "src_endpoint.hostname"
+                } else {
+                    "dst_endpoint.hostname"
+                };
                 obs.push((p, O::Hostname, h.clone()));
             }
         }
     }
-    if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref()) {
-        if n != parse::UNKNOWN_USER {
-            obs.push(("user.name", O::UserName, n.clone()));
-        }
+    if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref())
+        && n != parse::UNKNOWN_USER
+    {
+        obs.push(("user.name", O::UserName, n.clone()));
     }
-    if let Some(a) = &ev.actor {
-        if let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref()) {
-            obs.push(("actor.user.name", O::UserName, n.clone()));
-        }
+    if let Some(a) = &ev.actor
+        && let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref())
+    {
+        obs.push(("actor.user.name", O::UserName, n.clone()));
     }
     if let Some(p) = &ev.process {
         if let Some(n) = p.user.as_ref().and_then(|u| u.name.as_ref()) {
@@ -340,9 +383,15 @@ pub(crate) fn finalize(ev: &mut Event) {
     }
 
     let linux = |p: &Process| p.auid.is_some() || p.euid.is_some() || p.egid.is_some();
-    let has_linux = ev.process.as_ref().is_some_and(|p| {
-        linux(p) || p.parent_process.as_deref().is_some_and(linux)
-    }) || ev.actor.as_ref().and_then(|a| a.process.as_deref()).is_some_and(linux);
+    let has_linux = ev
+        .process
+        .as_ref()
+        .is_some_and(|p| linux(p) || p.parent_process.as_deref().is_some_and(linux))
+        || ev
+            .actor
+            .as_ref()
+            .and_then(|a| a.process.as_deref())
+            .is_some_and(linux);
     if ev.device.is_some() || ev.actor.is_some() {
         ev.add_profile("host");
     }

@@ -30,7 +30,12 @@ impl TimeContext {
     /// A context reading zone-less times in `tz`, inferring years around `reference`.
     pub fn new(reference: Timestamp, tz: TimeZone) -> Self {
         let ref_year = reference.to_zoned(tz.clone()).year();
-        Self { reference, tz, ref_year, offset_cache: std::cell::Cell::new((i64::MIN, 0)) }
+        Self {
+            reference,
+            tz,
+            ref_year,
+            offset_cache: std::cell::Cell::new((i64::MIN, 0)),
+        }
     }
 
     /// The offset (seconds) of the context's zone at a local wall-clock time given as
@@ -56,15 +61,39 @@ impl TimeContext {
     }
 
     /// Resolves a wall-clock time in the context's zone.
-    pub fn resolve_local(&self, y: i16, mo: u8, d: u8, h: u8, mi: u8, s: u8, ms: u16) -> Option<Instant> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the seven fields of a civil date-time"
+    )]
+    pub fn resolve_local(
+        &self,
+        y: i16,
+        mo: u8,
+        d: u8,
+        h: u8,
+        mi: u8,
+        s: u8,
+        ms: u16,
+    ) -> Option<Instant> {
         let local = civil_to_epoch(y, mo, d, h, mi, s)?;
         let off = self.local_offset(local);
-        Some(Instant { ms: (local - i64::from(off)) * 1000 + i64::from(ms), offset_min: off / 60 })
+        Some(Instant {
+            ms: (local - i64::from(off)) * 1000 + i64::from(ms),
+            offset_min: off / 60,
+        })
     }
 
     /// Resolves an RFC 3164 time (no year): the reference year, or the year before when
     /// that lands more than a day after the reference.
-    pub fn resolve_yearless(&self, mo: u8, d: u8, h: u8, mi: u8, s: u8, ms: u16) -> Option<Instant> {
+    pub fn resolve_yearless(
+        &self,
+        mo: u8,
+        d: u8,
+        h: u8,
+        mi: u8,
+        s: u8,
+        ms: u16,
+    ) -> Option<Instant> {
         let limit = self.reference.as_millisecond() + 86_400_000;
         match self.resolve_local(self.ref_year, mo, d, h, mi, s, ms) {
             Some(t) if t.ms <= limit => Some(t),
@@ -107,7 +136,11 @@ pub fn month_from_abbrev(b: &[u8]) -> Option<u8> {
     if b.len() != 3 {
         return None;
     }
-    let m = [b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase(), b[2].to_ascii_lowercase()];
+    let m = [
+        b[0].to_ascii_lowercase(),
+        b[1].to_ascii_lowercase(),
+        b[2].to_ascii_lowercase(),
+    ];
     Some(match &m {
         b"jan" => 1,
         b"feb" => 2,
@@ -145,7 +178,11 @@ pub fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
     if b.len() < 8 || b[2] != b':' || b[5] != b':' {
         return None;
     }
-    Some((digits(b, 2)? as u8, digits(&b[3..], 2)? as u8, digits(&b[6..], 2)? as u8))
+    Some((
+        digits(b, 2)? as u8,
+        digits(&b[3..], 2)? as u8,
+        digits(&b[6..], 2)? as u8,
+    ))
 }
 
 /// A fraction of a second after `.` or `,`: returns (milliseconds, bytes consumed incl. the dot).
@@ -156,7 +193,10 @@ pub fn fraction(b: &[u8]) -> (u16, usize) {
     let n = b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
     let mut ms = 0u16;
     for i in 0..3 {
-        ms = ms * 10 + b.get(1 + i).filter(|_| i < n).map_or(0, |c| u16::from(c - b'0'));
+        ms = ms * 10
+            + b.get(1 + i)
+                .filter(|_| i < n)
+                .map_or(0, |c| u16::from(c - b'0'));
     }
     (ms, 1 + n)
 }
@@ -177,14 +217,23 @@ pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
     match b.get(i) {
         Some(b'Z') | Some(b'z') => {
             i += 1;
-            Some((Instant { ms: base * 1000 + i64::from(ms), offset_min: 0 }, i))
+            Some((
+                Instant {
+                    ms: base * 1000 + i64::from(ms),
+                    offset_min: 0,
+                },
+                i,
+            ))
         }
         Some(&sign @ (b'+' | b'-')) => {
             let oh = digits(&b[i + 1..], 2)? as i32;
             let (om, len) = if b.get(i + 3) == Some(&b':') {
                 (digits(&b[i + 4..], 2)? as i32, 6)
             } else {
-                (digits(&b[i + 3..], 2).map_or(0, |v| v as i32), if b.len() >= i + 5 { 5 } else { 3 })
+                (
+                    digits(&b[i + 3..], 2).map_or(0, |v| v as i32),
+                    if b.len() >= i + 5 { 5 } else { 3 },
+                )
             };
             if oh > 23 || om > 59 {
                 return None;
@@ -192,7 +241,10 @@ pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
             let off = (oh * 60 + om) * if sign == b'-' { -1 } else { 1 };
             i += len;
             Some((
-                Instant { ms: (base - i64::from(off) * 60) * 1000 + i64::from(ms), offset_min: off },
+                Instant {
+                    ms: (base - i64::from(off) * 60) * 1000 + i64::from(ms),
+                    offset_min: off,
+                },
                 i,
             ))
         }

@@ -19,9 +19,18 @@ mod tests {
 
     #[test]
     fn same_source_and_position_same_uid_else_different() {
-        assert_eq!(event_uid("/var/log/auth.log", 7), event_uid("/var/log/auth.log", 7));
-        assert_ne!(event_uid("/var/log/auth.log", 7), event_uid("/var/log/auth.log", 8));
-        assert_ne!(event_uid("/var/log/auth.log", 7), event_uid("/var/log/syslog", 7));
+        assert_eq!(
+            event_uid("/var/log/auth.log", 7),
+            event_uid("/var/log/auth.log", 7)
+        );
+        assert_ne!(
+            event_uid("/var/log/auth.log", 7),
+            event_uid("/var/log/auth.log", 8)
+        );
+        assert_ne!(
+            event_uid("/var/log/auth.log", 7),
+            event_uid("/var/log/syslog", 7)
+        );
         assert_eq!(event_uid("a", 1).len(), 32);
     }
 }

@@ -24,7 +24,10 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
     let mut r = BufReader::with_capacity(1 << 20, raw);
     let gz = r.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     Ok(if gz {
-        Box::new(BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(r)))
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(r),
+        ))
     } else {
         Box::new(r)
     })
@@ -61,7 +64,10 @@ pub fn for_each_record(
                     .ok_or_else(|| {
                         io::Error::new(
                             io::ErrorKind::InvalidData,
-                            format!("octet counting: bad length {:?}", String::from_utf8_lossy(digits)),
+                            format!(
+                                "octet counting: bad length {:?}",
+                                String::from_utf8_lossy(digits)
+                            ),
                         )
                     })?;
                 buf.resize(n, 0);

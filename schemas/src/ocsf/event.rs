@@ -28,13 +28,24 @@ impl Header {
     /// An activity the class does not define becomes 99 (Other): the table is the only
     /// source of activity ids, so a caller cannot emit an id the schema rejects.
     pub fn new(class: Class, activity_id: u8) -> Self {
-        let activity_id = if class.activity_name(activity_id).is_some() { activity_id } else { 99 };
-        Self { class, activity_id, severity: Severity::Informational, status: None }
+        let activity_id = if class.activity_name(activity_id).is_some() {
+            activity_id
+        } else {
+            99
+        };
+        Self {
+            class,
+            activity_id,
+            severity: Severity::Informational,
+            status: None,
+        }
     }
 
     /// `activity_name`.
     pub fn activity_name(&self) -> &'static str {
-        self.class.activity_name(self.activity_id).unwrap_or("Other")
+        self.class
+            .activity_name(self.activity_id)
+            .unwrap_or("Other")
     }
 
     /// `type_uid`.
@@ -87,7 +98,10 @@ impl<'de> Deserialize<'de> for Header {
         use serde::de::Error;
         let raw = RawHeader::deserialize(d)?;
         let class = Class::from_uid(raw.class_uid).ok_or_else(|| {
-            D::Error::custom(format!("class_uid {} is not a class Vedette emits", raw.class_uid))
+            D::Error::custom(format!(
+                "class_uid {} is not a class Vedette emits",
+                raw.class_uid
+            ))
         })?;
         if class.activity_name(raw.activity_id).is_none() {
             return Err(D::Error::custom(format!(
@@ -104,7 +118,12 @@ impl<'de> Deserialize<'de> for Header {
                     .ok_or_else(|| D::Error::custom(format!("unknown status_id {id}")))?,
             ),
         };
-        Ok(Self { class, activity_id: raw.activity_id, severity, status })
+        Ok(Self {
+            class,
+            activity_id: raw.activity_id,
+            severity,
+            status,
+        })
     }
 }
 
@@ -288,7 +307,9 @@ impl Event {
             return;
         }
         let list = self.observables.get_or_insert_with(Vec::new);
-        if !list.iter().any(|o| o.name.as_deref() == Some(path) && o.value.as_deref() == Some(value))
+        if !list
+            .iter()
+            .any(|o| o.name.as_deref() == Some(path) && o.value.as_deref() == Some(value))
         {
             list.push(Observable::new(path, kind, value));
         }
@@ -302,7 +323,9 @@ impl Event {
     /// Inserts `value` at `unmapped.<section>.<key>`.
     pub fn unmapped_set(&mut self, section: &str, key: &str, value: impl Into<serde_json::Value>) {
         let other = &mut self.unmapped_mut().other;
-        let entry = other.entry(section.to_owned()).or_insert_with(|| serde_json::Value::Object(Json::new()));
+        let entry = other
+            .entry(section.to_owned())
+            .or_insert_with(|| serde_json::Value::Object(Json::new()));
         if !entry.is_object() {
             *entry = serde_json::Value::Object(Json::new());
         }
@@ -313,7 +336,10 @@ impl Event {
 
     /// Notes a parse problem at `unmapped.vedette.parse_error` (appending to an earlier one).
     pub fn note_parse_error(&mut self, why: impl AsRef<str>) {
-        let notes = self.unmapped_mut().vedette.get_or_insert_with(VedetteNotes::default);
+        let notes = self
+            .unmapped_mut()
+            .vedette
+            .get_or_insert_with(VedetteNotes::default);
         match &mut notes.parse_error {
             Some(e) => {
                 e.push_str("; ");

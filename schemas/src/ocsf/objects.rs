@@ -465,14 +465,21 @@ impl Observable {
 impl User {
     /// A user known by name.
     pub fn named(name: &str) -> Self {
-        Self { name: Some(name.to_owned()), ..Self::default() }
+        Self {
+            name: Some(name.to_owned()),
+            ..Self::default()
+        }
     }
 }
 
 impl Endpoint {
     /// An endpoint known by IP address, with an optional port.
     pub fn ip(ip: &str, port: Option<u16>) -> Self {
-        Self { ip: Some(ip.to_owned()), port, ..Self::default() }
+        Self {
+            ip: Some(ip.to_owned()),
+            port,
+            ..Self::default()
+        }
     }
 }
 

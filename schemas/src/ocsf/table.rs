@@ -49,14 +49,26 @@ const fn info(
     category_name: &'static str,
     activities: &'static [(u8, &'static str)],
 ) -> ClassInfo {
-    ClassInfo { uid, name, category_uid, category_name, activities }
+    ClassInfo {
+        uid,
+        name,
+        category_uid,
+        category_name,
+        activities,
+    }
 }
 
 const SYSTEM: &str = "System Activity";
 const IAM: &str = "Identity & Access Management";
 const NETWORK: &str = "Network Activity";
 
-static BASE: ClassInfo = info(0, "Base Event", 0, "Uncategorized", &[(0, "Unknown"), (99, "Other")]);
+static BASE: ClassInfo = info(
+    0,
+    "Base Event",
+    0,
+    "Uncategorized",
+    &[(0, "Unknown"), (99, "Other")],
+);
 static FILE: ClassInfo = info(
     1001,
     "File System Activity",
@@ -176,7 +188,13 @@ static DNS: ClassInfo = info(
     "DNS Activity",
     4,
     NETWORK,
-    &[(0, "Unknown"), (1, "Query"), (2, "Response"), (6, "Traffic"), (99, "Other")],
+    &[
+        (0, "Unknown"),
+        (1, "Query"),
+        (2, "Response"),
+        (6, "Traffic"),
+        (99, "Other"),
+    ],
 );
 
 impl Class {
@@ -218,7 +236,11 @@ impl Class {
 
     /// The caption of `activity_id` in this class; `None` for an id the class lacks.
     pub fn activity_name(self, activity_id: u8) -> Option<&'static str> {
-        self.info().activities.iter().find(|(id, _)| *id == activity_id).map(|(_, n)| *n)
+        self.info()
+            .activities
+            .iter()
+            .find(|(id, _)| *id == activity_id)
+            .map(|(_, n)| *n)
     }
 
     /// `type_uid = class_uid * 100 + activity_id`.

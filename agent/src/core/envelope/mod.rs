@@ -85,8 +85,9 @@ impl Envelope<'_> {
 }
 
 /// Syslog severity names, by number.
-pub const SEVERITY_NAMES: [&str; 8] =
-    ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+pub const SEVERITY_NAMES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
 
 /// Splits the envelope off a line. Never fails: a line without one is [`Format::Plain`].
 pub fn parse<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
@@ -95,7 +96,10 @@ pub fn parse<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
         if let Some((pri, rest)) = parse_pri(b) {
             // "<PRI>1 " is RFC 5424; anything else after PRI is read as RFC 3164.
             if rest.first().is_some_and(|c| c.is_ascii_digit())
-                && rest.iter().position(|&c| c == b' ').is_some_and(|sp| sp <= 3)
+                && rest
+                    .iter()
+                    .position(|&c| c == b' ')
+                    .is_some_and(|sp| sp <= 3)
                 && !rfc3164::starts_with_timestamp(rest)
             {
                 return rfc5424::parse(line, pri, b.len() - rest.len(), ctx);

@@ -21,7 +21,11 @@ fn bsd_timestamp(b: &[u8]) -> Option<(u8, u8, u8, u8, u8, u16, Option<i16>, usiz
     if b.get(i) == Some(&b' ') {
         i += 1;
     }
-    let dlen = b[i..].iter().take(3).take_while(|c| c.is_ascii_digit()).count();
+    let dlen = b[i..]
+        .iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     if dlen == 0 || dlen > 2 || b.get(i + dlen) != Some(&b' ') {
         return None;
     }
@@ -29,22 +33,25 @@ fn bsd_timestamp(b: &[u8]) -> Option<(u8, u8, u8, u8, u8, u16, Option<i16>, usiz
     i += dlen + 1;
     // Some devices put the year before the time: `Mmm dd yyyy hh:mm:ss`.
     let mut year = None;
-    if b.len() >= i + 5 && b[i + 4] == b' ' {
-        if let Some(y) = digits(&b[i..], 4) {
-            year = Some(y as i16);
-            i += 5;
-        }
+    if b.len() >= i + 5
+        && b[i + 4] == b' '
+        && let Some(y) = digits(&b[i..], 4)
+    {
+        year = Some(y as i16);
+        i += 5;
     }
     let (h, mi, s) = hms(&b[i..])?;
     i += 8;
     let (ms, flen) = fraction(&b[i..]);
     i += flen;
-    if year.is_none() && b.len() >= i + 5 && b[i] == b' ' && b.get(i + 5).is_none_or(|&c| c == b' ')
+    if year.is_none()
+        && b.len() >= i + 5
+        && b[i] == b' '
+        && b.get(i + 5).is_none_or(|&c| c == b' ')
+        && let Some(y) = digits(&b[i + 1..], 4)
     {
-        if let Some(y) = digits(&b[i + 1..], 4) {
-            year = Some(y as i16);
-            i += 5;
-        }
+        year = Some(y as i16);
+        i += 5;
     }
     Some((mo, d, h, mi, s, ms, year, i))
 }
@@ -70,7 +77,11 @@ fn tag(s: &str) -> Option<(&str, Option<&str>, &str)> {
     };
     match b.get(after) {
         Some(b':') => {
-            let msg_start = if b.get(after + 1) == Some(&b' ') { after + 2 } else { after + 1 };
+            let msg_start = if b.get(after + 1) == Some(&b' ') {
+                after + 2
+            } else {
+                after + 1
+            };
             Some((name, pid, &s[msg_start.min(s.len())..]))
         }
         // `TAG[PID] msg` without the colon still names the program.
@@ -81,7 +92,10 @@ fn tag(s: &str) -> Option<(&str, Option<&str>, &str)> {
 }
 
 pub(super) fn parse<'a>(s: &'a str, ctx: &TimeContext, format: Format) -> Envelope<'a> {
-    let mut env = Envelope { format: Some(format), ..Envelope::default() };
+    let mut env = Envelope {
+        format: Some(format),
+        ..Envelope::default()
+    };
     let b = s.as_bytes();
     let rest_at = if let Some((mo, d, h, mi, sec, ms, year, len)) = bsd_timestamp(b) {
         env.timestamp = Some(&s[..len]);

@@ -43,8 +43,15 @@ impl<'a> Cursor<'a> {
 }
 
 pub(super) fn parse<'a>(line: &'a str, pri: u8, start: usize, ctx: &TimeContext) -> Envelope<'a> {
-    let mut env = Envelope { format: Some(Format::Rfc5424), pri: Some(pri), ..Envelope::default() };
-    let mut c = Cursor { s: line, pos: start };
+    let mut env = Envelope {
+        format: Some(Format::Rfc5424),
+        pri: Some(pri),
+        ..Envelope::default()
+    };
+    let mut c = Cursor {
+        s: line,
+        pos: start,
+    };
     if let Err((at, what)) = parse_rest(&mut c, &mut env, ctx) {
         env.error = Some(format!("RFC 5424: {what} at byte {at}"));
         // Keep the unparsed remainder as the message, so nothing of the line is lost.
@@ -55,14 +62,22 @@ pub(super) fn parse<'a>(line: &'a str, pri: u8, start: usize, ctx: &TimeContext)
     env
 }
 
-fn parse_rest<'a>(c: &mut Cursor<'a>, env: &mut Envelope<'a>, ctx: &TimeContext) -> Result<(), Fail> {
+fn parse_rest<'a>(
+    c: &mut Cursor<'a>,
+    env: &mut Envelope<'a>,
+    ctx: &TimeContext,
+) -> Result<(), Fail> {
     const VERSION: &str = "expecting a version 1-999";
     let b = c.bytes();
     let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if n == 0 || n > 3 || b[0] == b'0' {
         return Err((c.pos, VERSION));
     }
-    env.version = Some(b[..n].iter().fold(0u16, |a, &d| a * 10 + u16::from(d - b'0')));
+    env.version = Some(
+        b[..n]
+            .iter()
+            .fold(0u16, |a, &d| a * 10 + u16::from(d - b'0')),
+    );
     c.pos += n;
     c.sp(VERSION)?;
 
@@ -70,8 +85,8 @@ fn parse_rest<'a>(c: &mut Cursor<'a>, env: &mut Envelope<'a>, ctx: &TimeContext)
     if c.peek() == Some(b'-') && matches!(c.s.as_bytes().get(c.pos + 1), Some(b' ') | None) {
         c.pos += 1;
     } else {
-        let (t, len) =
-            timestamp(c.bytes()).map_err(|off| (ts_start + off, "expecting an RFC 3339 timestamp"))?;
+        let (t, len) = timestamp(c.bytes())
+            .map_err(|off| (ts_start + off, "expecting an RFC 3339 timestamp"))?;
         env.timestamp = Some(&c.s[ts_start..ts_start + len]);
         env.time = Some(t);
         c.pos += len;
@@ -120,11 +135,18 @@ fn timestamp(b: &[u8]) -> Result<(Instant, usize), usize> {
             return Err(i + 1 + n.min(6));
         }
         for k in 0..3 {
-            ms = ms * 10 + if k < n { u16::from(b[i + 1 + k] - b'0') } else { 0 };
+            ms = ms * 10
+                + if k < n {
+                    u16::from(b[i + 1 + k] - b'0')
+                } else {
+                    0
+                };
         }
         i += 1 + n;
     }
-    let base = civil_to_epoch(y, mo, d, h, mi, s).filter(|_| s < 60).ok_or(i)?;
+    let base = civil_to_epoch(y, mo, d, h, mi, s)
+        .filter(|_| s < 60)
+        .ok_or(i)?;
     let off = match b.get(i) {
         Some(b'Z') => {
             i += 1;
@@ -147,7 +169,13 @@ fn timestamp(b: &[u8]) -> Result<(Instant, usize), usize> {
     if !matches!(b.get(i), Some(b' ') | None) {
         return Err(i);
     }
-    Ok((Instant { ms: (base - i64::from(off) * 60) * 1000 + i64::from(ms), offset_min: off }, i))
+    Ok((
+        Instant {
+            ms: (base - i64::from(off) * 60) * 1000 + i64::from(ms),
+            offset_min: off,
+        },
+        i,
+    ))
 }
 
 fn sd_name(c: &mut Cursor<'_>, what: &'static str) -> Result<String, Fail> {
@@ -176,7 +204,10 @@ fn structured_data(c: &mut Cursor<'_>, env: &mut Envelope<'_>) -> Result<(), Fai
     }
     while c.peek() == Some(b'[') {
         c.pos += 1;
-        let id = sd_name(c, "expecting an SD-ID (1-32 printable US-ASCII except = ] \" and space)")?;
+        let id = sd_name(
+            c,
+            "expecting an SD-ID (1-32 printable US-ASCII except = ] \" and space)",
+        )?;
         if env.sd.iter().any(|e| e.id == id) {
             return Err((c.pos, "duplicate SD-ID"));
         }

@@ -2,7 +2,10 @@ use super::*;
 use jiff::tz::TimeZone;
 
 fn norm_lines(lines: &[&str]) -> Vec<Event> {
-    let mut n = Normalizer::new(NormalizeConfig { reporter_hostname: "agent-1".into(), ..NormalizeConfig::default() });
+    let mut n = Normalizer::new(NormalizeConfig {
+        reporter_hostname: "agent-1".into(),
+        ..NormalizeConfig::default()
+    });
     let src = Source {
         id: "/var/log/auth.log".into(),
         time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
@@ -18,7 +21,11 @@ fn norm_lines(lines: &[&str]) -> Vec<Event> {
 #[test]
 fn blank_lines_make_no_event_and_are_counted() {
     let mut n = Normalizer::new(NormalizeConfig::default());
-    let src = Source { id: "x".into(), time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC), syslog: false };
+    let src = Source {
+        id: "x".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: false,
+    };
     n.handle_line(&src, 1, b"   \r\n", 0);
     assert!(n.poll_event().is_none());
     assert_eq!(n.stats().empty, 1);
@@ -29,8 +36,14 @@ fn unknown_lines_become_base_events_with_raw_data() {
     let ev = &norm_lines(&["completely unstructured text"])[0];
     assert_eq!(ev.class(), Class::Base);
     assert_eq!(ev.raw_data.as_deref(), Some("completely unstructured text"));
-    assert_eq!(ev.device.as_ref().unwrap().hostname.as_deref(), Some("agent-1"));
-    assert_eq!(ev.metadata.reporter.as_ref().unwrap().hostname.as_deref(), Some("agent-1"));
+    assert_eq!(
+        ev.device.as_ref().unwrap().hostname.as_deref(),
+        Some("agent-1")
+    );
+    assert_eq!(
+        ev.metadata.reporter.as_ref().unwrap().hostname.as_deref(),
+        Some("agent-1")
+    );
 }
 
 #[test]
@@ -43,8 +56,15 @@ fn uids_are_deterministic_per_source_and_line() {
 
 #[test]
 fn long_lines_are_cut_and_flagged() {
-    let mut n = Normalizer::new(NormalizeConfig { max_line_bytes: 300, ..NormalizeConfig::default() });
-    let src = Source { id: "x".into(), time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC), syslog: false };
+    let mut n = Normalizer::new(NormalizeConfig {
+        max_line_bytes: 300,
+        ..NormalizeConfig::default()
+    });
+    let src = Source {
+        id: "x".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: false,
+    };
     let line = "é".repeat(400);
     n.handle_line(&src, 1, line.as_bytes(), 0);
     let ev = n.poll_event().unwrap();
@@ -60,27 +80,56 @@ fn r2_sshd_user_name_cannot_forge_the_source_address() {
         "Nov 26 10:00:00 web1 sshd[1]: Invalid user evil from 10.9.9.9 from 198.51.100.7 port 1",
     ]);
     assert_eq!(evs[0].class(), Class::Authentication);
-    assert_eq!(evs[0].src_endpoint.as_ref().unwrap().ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(
+        evs[0].src_endpoint.as_ref().unwrap().ip.as_deref(),
+        Some("203.0.113.9")
+    );
     assert_eq!(evs[0].src_endpoint.as_ref().unwrap().port, Some(4242));
-    assert_eq!(evs[0].user.as_ref().unwrap().name.as_deref(), Some("x from 10.0.0.1 port 22 ssh2"));
-    assert_eq!(evs[1].src_endpoint.as_ref().unwrap().ip.as_deref(), Some("198.51.100.7"));
-    assert_eq!(evs[1].user.as_ref().unwrap().name.as_deref(), Some("evil from 10.9.9.9"));
+    assert_eq!(
+        evs[0].user.as_ref().unwrap().name.as_deref(),
+        Some("x from 10.0.0.1 port 22 ssh2")
+    );
+    assert_eq!(
+        evs[1].src_endpoint.as_ref().unwrap().ip.as_deref(),
+        Some("198.51.100.7")
+    );
+    assert_eq!(
+        evs[1].user.as_ref().unwrap().name.as_deref(),
+        Some("evil from 10.9.9.9")
+    );
 }
 
 #[test]
 fn pam_more_failures_carry_the_count() {
-    let ev = &norm_lines(&["Dec 10 06:55:48 LabSZ sshd[24200]: PAM 5 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=112.95.230.3  user=root"])[0];
+    let ev = &norm_lines(&[
+        "Dec 10 06:55:48 LabSZ sshd[24200]: PAM 5 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=112.95.230.3  user=root",
+    ])[0];
     assert_eq!(ev.class(), Class::Authentication);
     assert_eq!(ev.count, Some(5));
     assert_eq!(ev.user.as_ref().unwrap().name.as_deref(), Some("root"));
-    assert_eq!(ev.src_endpoint.as_ref().unwrap().ip.as_deref(), Some("112.95.230.3"));
+    assert_eq!(
+        ev.src_endpoint.as_ref().unwrap().ip.as_deref(),
+        Some("112.95.230.3")
+    );
 }
 
 #[test]
 fn sudo_command_is_a_process_launch() {
-    let ev = &norm_lines(&["Nov 26 10:00:00 web1 sudo[77]:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update"])[0];
+    let ev = &norm_lines(&[
+        "Nov 26 10:00:00 web1 sudo[77]:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update",
+    ])[0];
     assert_eq!(ev.class(), Class::ProcessActivity);
-    assert_eq!(ev.actor.as_ref().unwrap().user.as_ref().unwrap().name.as_deref(), Some("alice"));
+    assert_eq!(
+        ev.actor
+            .as_ref()
+            .unwrap()
+            .user
+            .as_ref()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("alice")
+    );
     let p = ev.process.as_ref().unwrap();
     assert_eq!(p.user.as_ref().unwrap().name.as_deref(), Some("root"));
     assert_eq!(p.cmd_line.as_deref(), Some("/usr/bin/apt update"));
@@ -108,21 +157,31 @@ fn auditd_records_join_into_one_process_event_at_eoe() {
 
 #[test]
 fn netfilter_block_is_a_refused_network_activity() {
-    let ev = &norm_lines(&["Nov 26 10:00:00 fw kernel: [123.456] [UFW BLOCK] IN=eth0 OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=203.0.113.5 DST=10.0.0.2 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 WINDOW=1 RES=0x00 SYN URGP=0"])[0];
+    let ev = &norm_lines(&[
+        "Nov 26 10:00:00 fw kernel: [123.456] [UFW BLOCK] IN=eth0 OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=203.0.113.5 DST=10.0.0.2 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 WINDOW=1 RES=0x00 SYN URGP=0",
+    ])[0];
     assert_eq!(ev.class(), Class::NetworkActivity);
     assert_eq!(ev.header.activity_id, 5);
     assert_eq!(ev.src_endpoint.as_ref().unwrap().port, Some(4444));
-    assert_eq!(ev.dst_endpoint.as_ref().unwrap().ip.as_deref(), Some("10.0.0.2"));
+    assert_eq!(
+        ev.dst_endpoint.as_ref().unwrap().ip.as_deref(),
+        Some("10.0.0.2")
+    );
     assert_eq!(ev.connection_info.as_ref().unwrap().protocol_num, Some(6));
 }
 
 #[test]
 fn access_log_line_is_http_activity() {
-    let ev = &norm_lines(&[r#"203.0.113.9 - bob [10/Oct/2026:13:55:36 -0700] "GET /a.php?id=1 HTTP/1.1" 404 12 "-" "curl/8""#])[0];
+    let ev = &norm_lines(&[
+        r#"203.0.113.9 - bob [10/Oct/2026:13:55:36 -0700] "GET /a.php?id=1 HTTP/1.1" 404 12 "-" "curl/8""#,
+    ])[0];
     assert_eq!(ev.class(), Class::HttpActivity);
     let r = ev.http_request.as_ref().unwrap();
     assert_eq!(r.url.as_ref().unwrap().path.as_deref(), Some("/a.php"));
-    assert_eq!(r.url.as_ref().unwrap().query_string.as_deref(), Some("id=1"));
+    assert_eq!(
+        r.url.as_ref().unwrap().query_string.as_deref(),
+        Some("id=1")
+    );
     assert_eq!(ev.http_response.as_ref().unwrap().code, Some(404));
     assert_eq!(ev.timezone_offset, Some(-420));
 }

@@ -17,7 +17,10 @@ pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
     match (memchr(b'[', b), memmem::find(b, b"] \"")) {
         (Some(open), Some(close)) => {
-            open < close && close - open >= 21 && close - open <= 32 && b[..open].ends_with(b" ")
+            open < close
+                && close - open >= 21
+                && close - open <= 32
+                && b[..open].ends_with(b" ")
                 && msg[..open].split_whitespace().count() >= 2
         }
         _ => false,
@@ -70,8 +73,12 @@ fn dash(s: &str) -> Option<&str> {
 
 /// Parses an access log line.
 pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
-    let Some(open) = memchr(b'[', msg.as_bytes()) else { return Parsed::No };
-    let Some(close_rel) = memchr(b']', &msg.as_bytes()[open..]) else { return Parsed::No };
+    let Some(open) = memchr(b'[', msg.as_bytes()) else {
+        return Parsed::No;
+    };
+    let Some(close_rel) = memchr(b']', &msg.as_bytes()[open..]) else {
+        return Parsed::No;
+    };
     let close = open + close_rel;
     let head: Vec<&str> = msg[..open].split_whitespace().collect();
     // `[vhost[:port]] client ident user`
@@ -81,7 +88,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         [client, user] => (*client, dash(user)),
         _ => return Parsed::No,
     };
-    let Some((request, after)) = quoted(msg[close + 1..].trim_start()) else { return Parsed::No };
+    let Some((request, after)) = quoted(msg[close + 1..].trim_start()) else {
+        return Parsed::No;
+    };
     let mut tail = after.split_whitespace();
     let status: Option<i32> = tail.next().and_then(|s| s.parse().ok());
     let bytes: Option<i64> = tail.next().and_then(|s| s.parse().ok());
@@ -115,14 +124,32 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.timezone_offset = Some(off);
         ev.metadata.original_time = Some(msg[open + 1..close].to_owned());
     } else {
-        ev.note_parse_error(format!("access log: unreadable time {:?}", &msg[open + 1..close]));
+        ev.note_parse_error(format!(
+            "access log: unreadable time {:?}",
+            &msg[open + 1..close]
+        ));
     }
-    let is_nginx = ev.metadata.log_provider.as_deref().is_some_and(|p| p.contains("nginx"));
-    code(ev, "http_access", if is_nginx { "nginx.access" } else { "http.access" });
+    let is_nginx = ev
+        .metadata
+        .log_provider
+        .as_deref()
+        .is_some_and(|p| p.contains("nginx"));
+    code(
+        ev,
+        "http_access",
+        if is_nginx {
+            "nginx.access"
+        } else {
+            "http.access"
+        },
+    );
     ev.src_endpoint = Some(if is_ip(client) {
         Endpoint::ip(client, None)
     } else {
-        Endpoint { hostname: Some(client.to_owned()), ..Endpoint::default() }
+        Endpoint {
+            hostname: Some(client.to_owned()),
+            ..Endpoint::default()
+        }
     });
     if let Some(u) = user {
         ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
@@ -144,7 +171,10 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         req.version = version.map(str::to_owned);
     } else if let Some(r) = dash(request) {
         // Scanners send TLS handshakes and garbage to HTTP ports: keep what was sent.
-        req.url = Some(Url { url_string: Some(r.to_owned()), ..Url::default() });
+        req.url = Some(Url {
+            url_string: Some(r.to_owned()),
+            ..Url::default()
+        });
         ev.note_parse_error("access log: request line is not METHOD TARGET VERSION");
     }
     // Combined format: "referrer" "user agent", then anything extra.
@@ -164,7 +194,11 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.http_request = Some(req);
     }
     if let Some(code_) = status {
-        ev.http_response = Some(HttpResponse { code: Some(code_), length: bytes, latency: None });
+        ev.http_response = Some(HttpResponse {
+            code: Some(code_),
+            length: bytes,
+            latency: None,
+        });
     } else {
         ev.note_parse_error("access log: no status code");
     }
@@ -208,13 +242,18 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         let field = |k: &str| -> Option<&str> {
             let p = rest.find(k)?;
             let v = &rest[p + k.len()..];
-            Some(if let Some(q) = v.strip_prefix('"') { q.split('"').next().unwrap_or("") } else { v.split(',').next().unwrap_or("").trim() })
+            Some(if let Some(q) = v.strip_prefix('"') {
+                q.split('"').next().unwrap_or("")
+            } else {
+                v.split(',').next().unwrap_or("").trim()
+            })
         };
         let client = field(", client: ");
         let request = field(", request: ");
         if let (Some(client), Some(request)) = (client, request) {
             let mut parts = request.splitn(3, ' ');
-            let (method, target, version) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+            let (method, target, version) =
+                (parts.next().unwrap_or(""), parts.next(), parts.next());
             let activity = match method {
                 "GET" => 3,
                 "POST" => 6,
@@ -245,7 +284,11 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
                 version: version.map(str::to_owned),
                 ..HttpRequest::default()
             });
-            if let Some(u) = rest.split("user \"").nth(1).and_then(|r| r.split('"').next()) {
+            if let Some(u) = rest
+                .split("user \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+            {
                 ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
             }
             ev.status_detail = Some(rest.split(", client: ").next().unwrap_or(rest).to_owned());
@@ -254,7 +297,11 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         return Some(Parsed::No);
     }
     // Apache: `[Www Mmm dd hh:mm:ss[.ffffff] yyyy] [module:level] …`
-    if b.first() == Some(&b'[') && b.len() > 26 && month_from_abbrev(&b[5..8]).is_some() && b[4] == b' ' {
+    if b.first() == Some(&b'[')
+        && b.len() > 26
+        && month_from_abbrev(&b[5..8]).is_some()
+        && b[4] == b' '
+    {
         let close = memchr(b']', b)?;
         let stamp = &msg[1..close];
         let sb = stamp.as_bytes();
@@ -287,7 +334,10 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         let peer = client.map(|c| match c.rsplit_once(':') {
             Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
             _ if is_ip(c) => Endpoint::ip(c, None),
-            _ => Endpoint { hostname: Some(c.to_owned()), ..Endpoint::default() },
+            _ => Endpoint {
+                hostname: Some(c.to_owned()),
+                ..Endpoint::default()
+            },
         });
         // AH01617 password mismatch, AH01618 user not found, AH01614 no user in request.
         let user = tail
@@ -303,7 +353,11 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
             return Some(Parsed::Yes);
         }
         if let Some(p) = peer {
-            ev.unmapped_set("http_error", "client", p.ip.or(p.hostname).unwrap_or_default());
+            ev.unmapped_set(
+                "http_error",
+                "client",
+                p.ip.or(p.hostname).unwrap_or_default(),
+            );
         }
         return Some(Parsed::No);
     }

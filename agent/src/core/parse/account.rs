@@ -14,7 +14,8 @@ const OTHER: u8 = 99;
 
 /// `name=bob, UID=1001, GID=1001, home=/home/bob` → value of `key`.
 fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    s.split(", ").find_map(|p| p.trim().strip_prefix(key)?.strip_prefix('='))
+    s.split(", ")
+        .find_map(|p| p.trim().strip_prefix(key)?.strip_prefix('='))
 }
 
 /// The words between single quotes, in order: `add 'bob' to group 'sudo'` → [bob, sudo].
@@ -31,7 +32,9 @@ fn change(ev: &mut Event, activity: u8, event_code: &str, user: &str) {
 /// Parses a message of one of the account tools (`program`).
 pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
     if let Some(rest) = msg.strip_prefix("new user: ") {
-        let Some(name) = field(rest, "name") else { return Parsed::No };
+        let Some(name) = field(rest, "name") else {
+            return Parsed::No;
+        };
         change(ev, CREATE, "account.user_created", name);
         if let Some(u) = ev.user.as_mut() {
             u.uid = field(rest, "UID").map(str::to_owned);
@@ -43,14 +46,19 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         }
         return Parsed::Yes;
     }
-    if let Some(rest) =
-        msg.strip_prefix("new group: ").or_else(|| msg.strip_prefix("group added to /etc/group: "))
+    if let Some(rest) = msg
+        .strip_prefix("new group: ")
+        .or_else(|| msg.strip_prefix("group added to /etc/group: "))
     {
-        let Some(name) = field(rest, "name") else { return Parsed::No };
+        let Some(name) = field(rest, "name") else {
+            return Parsed::No;
+        };
         group_change(ev, "account.group_created", name, field(rest, "GID"));
         return Parsed::Yes;
     }
-    if msg.starts_with("group added to /etc/gshadow: ") || msg.starts_with("new group added to /etc/gshadow") {
+    if msg.starts_with("group added to /etc/gshadow: ")
+        || msg.starts_with("new group added to /etc/gshadow")
+    {
         let Some(name) = field(msg.split_once(": ").map_or("", |x| x.1), "name") else {
             return Parsed::No;
         };
@@ -70,9 +78,21 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
     }
     if (msg.starts_with("add '") || msg.starts_with("delete '")) && q.len() >= 2 {
         let added = msg.starts_with("add '");
-        change(ev, OTHER, if added { "account.group_member_added" } else { "account.group_member_removed" }, q[0]);
+        change(
+            ev,
+            OTHER,
+            if added {
+                "account.group_member_added"
+            } else {
+                "account.group_member_removed"
+            },
+            q[0],
+        );
         if let Some(u) = ev.user.as_mut() {
-            u.groups = Some(vec![Group { name: Some(q[1].to_owned()), uid: None }]);
+            u.groups = Some(vec![Group {
+                name: Some(q[1].to_owned()),
+                uid: None,
+            }]);
         }
         ev.unmapped_set("account", "group", q[1].to_owned());
         return Parsed::Yes;
@@ -80,9 +100,27 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
     if let Some(rest) = msg.strip_prefix("user ") {
         // gpasswd: `user bob added by root to group sudo`
         let words: Vec<&str> = rest.split_whitespace().collect();
-        if let [user, verb @ ("added" | "removed"), "by", by, _, "group", group] = words[..] {
+        if let [
+            user,
+            verb @ ("added" | "removed"),
+            "by",
+            by,
+            _,
+            "group",
+            group,
+        ] = words[..]
+        {
             let added = verb == "added";
-            change(ev, OTHER, if added { "account.group_member_added" } else { "account.group_member_removed" }, user);
+            change(
+                ev,
+                OTHER,
+                if added {
+                    "account.group_member_added"
+                } else {
+                    "account.group_member_removed"
+                },
+                user,
+            );
             ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(by));
             ev.unmapped_set("account", "group", group.to_owned());
             return Parsed::Yes;
@@ -99,7 +137,10 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
     if msg.starts_with("change user ") && !q.is_empty() {
         // `change user 'bob' shell from '/bin/bash' to '/bin/sh'`, `change user name 'a' to 'b'`
         change(ev, OTHER, "account.user_modified", q[0]);
-        let what = msg["change user ".len()..].split_whitespace().next().unwrap_or("");
+        let what = msg["change user ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if what != "name" && q.len() >= 3 {
             ev.unmapped_set("account", "attribute", what.trim_matches('\'').to_owned());
             ev.unmapped_set("account", "from", q[1].to_owned());
@@ -108,7 +149,11 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
             ev.unmapped_set("account", "attribute", "name");
             ev.unmapped_set("account", "to", q[1].to_owned());
         } else {
-            let attr = msg["change user ".len()..].split('\'').nth(2).unwrap_or("").trim();
+            let attr = msg["change user ".len()..]
+                .split('\'')
+                .nth(2)
+                .unwrap_or("")
+                .trim();
             ev.unmapped_set("account", "attribute", attr.to_owned());
         }
         return Parsed::Yes;
@@ -133,7 +178,11 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
 /// Groups have no class of their own: an Account Change whose `user` is the group,
 /// typed `Group` (type_id 99, Other).
 fn group_change(ev: &mut Event, event_code: &str, name: &str, gid: Option<&str>) {
-    let activity = if event_code.ends_with("created") { CREATE } else { DELETE };
+    let activity = if event_code.ends_with("created") {
+        CREATE
+    } else {
+        DELETE
+    };
     set_class(ev, Class::AccountChange, activity, Status::Success);
     code(ev, "account", event_code);
     ev.user = Some(User {

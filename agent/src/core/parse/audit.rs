@@ -40,7 +40,10 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     fn get(&self, k: &str) -> Option<&str> {
-        self.fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -49,7 +52,13 @@ pub fn is_audit_record(app: &str, msg: &str) -> bool {
     let m = msg.strip_prefix("audit: ").unwrap_or(msg);
     (m.starts_with("type=") || m.starts_with("node="))
         && m.contains("audit(")
-        && (app.is_empty() || matches!(app, "audit" | "auditd" | "audispd" | "audisp-syslog" | "kernel" | "audit-forwarder") || m.starts_with("node=") || m.starts_with("type="))
+        && (app.is_empty()
+            || matches!(
+                app,
+                "audit" | "auditd" | "audispd" | "audisp-syslog" | "kernel" | "audit-forwarder"
+            )
+            || m.starts_with("node=")
+            || m.starts_with("type="))
 }
 
 fn audit_type_name(t: &str) -> &str {
@@ -103,7 +112,10 @@ fn fields(body: &str, out: &mut Vec<(String, String)>) {
                 (&body[i..end], end)
             }
             _ => {
-                let end = b[i..].iter().position(|&c| c == b' ' || c == 0x1d).map_or(b.len(), |p| i + p);
+                let end = b[i..]
+                    .iter()
+                    .position(|&c| c == b' ' || c == 0x1d)
+                    .map_or(b.len(), |p| i + p);
                 (&body[i..end], end)
             }
         };
@@ -122,9 +134,19 @@ fn fields(body: &str, out: &mut Vec<(String, String)>) {
 /// auditd hex-encodes a string field (unquoted) when it holds spaces, quotes or control
 /// characters; numbers like `arch=c000003e` are never string fields.
 fn is_hex_encoded(key: &str, v: &str) -> bool {
-    let stringy = matches!(key, "proctitle" | "name" | "cwd" | "comm" | "exe" | "cmd" | "data" | "acct" | "path")
-        || (key.starts_with('a') && key[1..].split('[').next().is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())));
-    stringy && v.len() >= 2 && v.len() % 2 == 0 && v.bytes().all(|c| c.is_ascii_hexdigit()) && v != "(null)"
+    let stringy = matches!(
+        key,
+        "proctitle" | "name" | "cwd" | "comm" | "exe" | "cmd" | "data" | "acct" | "path"
+    ) || (key.starts_with('a')
+        && key[1..]
+            .split('[')
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())));
+    stringy
+        && v.len() >= 2
+        && v.len().is_multiple_of(2)
+        && v.bytes().all(|c| c.is_ascii_hexdigit())
+        && v != "(null)"
 }
 
 fn decode_hex(v: &str) -> String {
@@ -148,12 +170,19 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
     let rest = s.strip_prefix("type=").ok_or("audit: no type=")?;
     let (rtype, rest) = rest.split_once(' ').ok_or("audit: nothing after type=")?;
     let open = rest.find("audit(").ok_or("audit: no audit(TIME:SERIAL)")?;
-    let close = rest[open..].find("):").map(|p| open + p).ok_or("audit: unterminated audit(")?;
+    let close = rest[open..]
+        .find("):")
+        .map(|p| open + p)
+        .ok_or("audit: unterminated audit(")?;
     let stamp = &rest[open + 6..close];
     let (time_text, serial) = stamp.split_once(':').ok_or("audit: no serial in audit()")?;
-    let serial: u64 = serial.parse().map_err(|_| format!("audit: bad serial {serial:?}"))?;
+    let serial: u64 = serial
+        .parse()
+        .map_err(|_| format!("audit: bad serial {serial:?}"))?;
     let (sec, frac) = time_text.split_once('.').unwrap_or((time_text, "0"));
-    let sec: i64 = sec.parse().map_err(|_| format!("audit: bad time {time_text:?}"))?;
+    let sec: i64 = sec
+        .parse()
+        .map_err(|_| format!("audit: bad time {time_text:?}"))?;
     let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap_or(0);
     let mut f = Vec::new();
     fields(&rest[close + 2..], &mut f);
@@ -169,10 +198,20 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
 
 /// Types that user space writes as one self-contained record.
 fn standalone(t: &str) -> bool {
-    t.starts_with("USER_") || t.starts_with("CRED_") || t.starts_with("ADD_") || t.starts_with("DEL_")
-        || t.starts_with("DAEMON_") || t.starts_with("SERVICE_") || t.starts_with("SYSTEM_")
-        || t.starts_with("ACCT_") || t.starts_with("GRP_") || t.starts_with("ANOM_LOGIN")
-        || matches!(t, "LOGIN" | "CONFIG_CHANGE" | "USYS_CONFIG" | "CHGRP_ID" | "CHUSER_ID" | "AVC_PATH_" )
+    t.starts_with("USER_")
+        || t.starts_with("CRED_")
+        || t.starts_with("ADD_")
+        || t.starts_with("DEL_")
+        || t.starts_with("DAEMON_")
+        || t.starts_with("SERVICE_")
+        || t.starts_with("SYSTEM_")
+        || t.starts_with("ACCT_")
+        || t.starts_with("GRP_")
+        || t.starts_with("ANOM_LOGIN")
+        || matches!(
+            t,
+            "LOGIN" | "CONFIG_CHANGE" | "USYS_CONFIG" | "CHGRP_ID" | "CHUSER_ID" | "AVC_PATH_"
+        )
 }
 
 #[derive(Debug)]
@@ -197,12 +236,18 @@ pub struct Joiner {
 impl Joiner {
     /// A joiner that completes events `timeout_ms` after their last record.
     pub fn new(timeout_ms: i64) -> Self {
-        Self { timeout_ms, open: Vec::new() }
+        Self {
+            timeout_ms,
+            open: Vec::new(),
+        }
     }
 
     /// When the oldest open event times out.
     pub fn poll_timeout(&self) -> Option<i64> {
-        self.open.iter().map(|o| o.last_seen + self.timeout_ms).min()
+        self.open
+            .iter()
+            .map(|o| o.last_seen + self.timeout_ms)
+            .min()
     }
 
     /// Completes the events whose timeout passed.
@@ -245,7 +290,10 @@ impl Joiner {
         let source = rec.src.id.clone();
         let node = r.node.clone();
         let (serial, time_ms) = (r.serial, r.time_ms);
-        let pos = self.open.iter().position(|o| o.serial == serial && o.node == node && o.source == source);
+        let pos = self
+            .open
+            .iter()
+            .position(|o| o.serial == serial && o.node == node && o.source == source);
         let mut done = Vec::new();
         if r.rtype == "EOE" {
             match pos {
@@ -310,7 +358,8 @@ pub fn laurel_records(v: &Value) -> Option<Vec<AuditRecord>> {
     let (time_text, serial) = id.split_once(':')?;
     let serial: u64 = serial.parse().ok()?;
     let (sec, frac) = time_text.split_once('.').unwrap_or((time_text, "0"));
-    let time_ms = sec.parse::<i64>().ok()? * 1000 + format!("{frac:0<3}")[..3].parse::<i64>().unwrap_or(0);
+    let time_ms =
+        sec.parse::<i64>().ok()? * 1000 + format!("{frac:0<3}")[..3].parse::<i64>().unwrap_or(0);
     let node = obj.get("NODE").and_then(Value::as_str).map(str::to_owned);
     let mut out = Vec::new();
     for (rtype, body) in obj {
@@ -387,7 +436,10 @@ pub(crate) fn laurel_event(records: Vec<AuditRecord>, base: Event) -> Event {
 
 fn num(v: Option<&str>) -> Option<i64> {
     let v = v?;
-    v.parse().ok().or_else(|| v.strip_prefix("0x").and_then(|h| i64::from_str_radix(h, 16).ok()))
+    v.parse().ok().or_else(|| {
+        v.strip_prefix("0x")
+            .and_then(|h| i64::from_str_radix(h, 16).ok())
+    })
 }
 
 /// An id that means "unset" (auid 4294967295 / -1).
@@ -396,7 +448,8 @@ fn unset(v: Option<i64>) -> Option<i64> {
 }
 
 fn user_of(uid: Option<&str>, name: Option<&str>) -> Option<User> {
-    let name = name.filter(|n| !n.is_empty() && *n != "?" && *n != "unset" && !n.starts_with("unknown("));
+    let name =
+        name.filter(|n| !n.is_empty() && *n != "?" && *n != "unset" && !n.starts_with("unknown("));
     let uid = uid.filter(|u| *u != "4294967295" && *u != "-1");
     (uid.is_some() || name.is_some()).then(|| User {
         uid: uid.map(str::to_owned),
@@ -459,7 +512,15 @@ fn file_activity(syscall: &str) -> u8 {
 }
 
 fn build(o: Open) -> Event {
-    let Open { node, serial, base, raw, records, time_ms, .. } = o;
+    let Open {
+        node,
+        serial,
+        base,
+        raw,
+        records,
+        time_ms,
+        ..
+    } = o;
     let mut ev = base;
     ev.time = time_ms;
     ev.timezone_offset = Some(0);
@@ -468,11 +529,11 @@ fn build(o: Open) -> Event {
     if ev.metadata.log_name.as_deref() != Some("laurel") {
         ev.metadata.log_name = Some("auditd".into());
     }
-    if let Some(n) = &node {
-        if let Some(d) = ev.device.as_mut() {
-            d.hostname = Some(n.clone());
-            d.ip = crate::core::text::is_ip(n).then(|| n.clone());
-        }
+    if let Some(n) = &node
+        && let Some(d) = ev.device.as_mut()
+    {
+        d.hostname = Some(n.clone());
+        d.ip = crate::core::text::is_ip(n).then(|| n.clone());
     }
     // Everything, typed or not, stays under unmapped.auditd.
     let mut audit = Map::new();
@@ -480,9 +541,21 @@ fn build(o: Open) -> Event {
     if let Some(n) = &node {
         audit.insert("node".into(), Value::from(n.clone()));
     }
-    audit.insert("records".into(), Value::Array(records.iter().map(|r| Value::from(r.rtype.clone())).collect()));
+    audit.insert(
+        "records".into(),
+        Value::Array(
+            records
+                .iter()
+                .map(|r| Value::from(r.rtype.clone()))
+                .collect(),
+        ),
+    );
     for r in &records {
-        let m: Map<String, Value> = r.fields.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        let m: Map<String, Value> = r
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
         match audit.get_mut(&r.rtype) {
             Some(Value::Array(a)) => a.push(Value::Object(m)),
             Some(existing) => {
@@ -504,13 +577,30 @@ fn build(o: Open) -> Event {
             audit.insert("key".into(), Value::from(k));
         }
     }
-    ev.unmapped_mut().other.insert("auditd".into(), Value::Object(audit));
-    let log_name = ev.metadata.log_name.clone().unwrap_or_else(|| "auditd".into());
-    code(&mut ev, &log_name, &format!("auditd.{}", records.first().map_or("unknown".to_owned(), |r| r.rtype.to_ascii_lowercase())));
+    ev.unmapped_mut()
+        .other
+        .insert("auditd".into(), Value::Object(audit));
+    let log_name = ev
+        .metadata
+        .log_name
+        .clone()
+        .unwrap_or_else(|| "auditd".into());
+    code(
+        &mut ev,
+        &log_name,
+        &format!(
+            "auditd.{}",
+            records
+                .first()
+                .map_or("unknown".to_owned(), |r| r.rtype.to_ascii_lowercase())
+        ),
+    );
 
     let execve = find("EXECVE");
     let sc_name = syscall.and_then(syscall_name);
-    let is_exec = execve.is_some() || syscall.and_then(|s| s.get("syscall")) == Some(EXECVE_X86_64) || sc_name.as_deref() == Some("execve");
+    let is_exec = execve.is_some()
+        || syscall.and_then(|s| s.get("syscall")) == Some(EXECVE_X86_64)
+        || sc_name.as_deref() == Some("execve");
     let status = match syscall.and_then(|s| s.get("success")) {
         Some("yes") => Status::Success,
         Some("no") => Status::Failure,
@@ -552,13 +642,21 @@ fn build(o: Open) -> Event {
             p.working_directory = Some(cwd.to_owned());
         }
         let actor = Actor {
-            user: user_of(unset(num(sc.get("auid"))).map(|a| a.to_string()).as_deref(), sc.get("AUID")),
+            user: user_of(
+                unset(num(sc.get("auid"))).map(|a| a.to_string()).as_deref(),
+                sc.get("AUID"),
+            ),
             process: p.parent_process.clone(),
             ..Actor::default()
         };
-        ev.actor = Some(actor).filter(|a| a.user.is_some() || a.process.is_some()).or_else(|| {
-            Some(Actor { user: p.user.clone(), ..Actor::default() })
-        });
+        ev.actor = Some(actor)
+            .filter(|a| a.user.is_some() || a.process.is_some())
+            .or_else(|| {
+                Some(Actor {
+                    user: p.user.clone(),
+                    ..Actor::default()
+                })
+            });
         ev.process = Some(p);
         return ev;
     }
@@ -568,19 +666,30 @@ fn build(o: Open) -> Event {
             .iter()
             .find(|r| matches!(r.get("nametype"), Some("DELETE" | "CREATE" | "NORMAL")))
             .or(paths.first());
-        if let Some(path) = target.and_then(|r| r.get("name")).filter(|n| *n != "(null)") {
+        if let Some(path) = target
+            .and_then(|r| r.get("name"))
+            .filter(|n| *n != "(null)")
+        {
             let activity = sc_name.as_deref().map_or(99, file_activity);
             set_class(&mut ev, Class::FileActivity, activity, status);
-            code(&mut ev, "auditd", &format!("auditd.{}", sc_name.as_deref().unwrap_or("file")));
+            code(
+                &mut ev,
+                "auditd",
+                &format!("auditd.{}", sc_name.as_deref().unwrap_or("file")),
+            );
             let cwd = find("CWD").and_then(|r| r.get("cwd"));
             let full = if path.starts_with('/') || cwd.is_none() {
                 path.to_owned()
             } else {
                 format!("{}/{}", cwd.unwrap_or("").trim_end_matches('/'), path)
             };
-            let is_dir = target.and_then(|r| r.get("mode")).is_some_and(|m| m.trim_start_matches("0o").starts_with("04"));
+            let is_dir = target
+                .and_then(|r| r.get("mode"))
+                .is_some_and(|m| m.trim_start_matches("0o").starts_with("04"));
             ev.file = Some(File {
-                name: Some(basename(&full).to_owned()).filter(|n| !n.is_empty()).or(Some(full.clone())),
+                name: Some(basename(&full).to_owned())
+                    .filter(|n| !n.is_empty())
+                    .or(Some(full.clone())),
                 path: Some(full),
                 type_id: Some(if is_dir { 2 } else { 1 }),
                 r#type: Some(if is_dir { "Folder" } else { "Regular File" }.into()),
@@ -589,7 +698,11 @@ fn build(o: Open) -> Event {
             });
             let p = process_of(sc);
             ev.actor = Some(Actor {
-                user: user_of(unset(num(sc.get("auid"))).map(|a| a.to_string()).as_deref(), sc.get("AUID")).or_else(|| p.user.clone()),
+                user: user_of(
+                    unset(num(sc.get("auid"))).map(|a| a.to_string()).as_deref(),
+                    sc.get("AUID"),
+                )
+                .or_else(|| p.user.clone()),
                 process: Some(Box::new(p)),
                 ..Actor::default()
             });
@@ -597,34 +710,58 @@ fn build(o: Open) -> Event {
         }
         // A syscall without a path: the process that made it is still worth having.
         let p = process_of(sc);
-        ev.actor = Some(Actor { user: p.user.clone(), process: Some(Box::new(p)), ..Actor::default() });
+        ev.actor = Some(Actor {
+            user: p.user.clone(),
+            process: Some(Box::new(p)),
+            ..Actor::default()
+        });
         return ev;
     }
-    let Some(first) = records.first() else { return ev };
+    let Some(first) = records.first() else {
+        return ev;
+    };
     let res = first.get("res").map(|r| r.to_ascii_lowercase());
     let st = match res.as_deref() {
         Some("success" | "yes" | "1") => Status::Success,
         Some("failed" | "no" | "0" | "fail") => Status::Failure,
         _ => Status::Unknown,
     };
-    let acct = first.get("acct").or_else(|| first.get("id")).filter(|a| !a.is_empty() && *a != "?");
+    let acct = first
+        .get("acct")
+        .or_else(|| first.get("id"))
+        .filter(|a| !a.is_empty() && *a != "?");
     match first.rtype.as_str() {
         "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_START" | "USER_END" => {
-            let activity = if matches!(first.rtype.as_str(), "USER_LOGOUT" | "USER_END") { 2 } else { 1 };
-            let svc = first.get("exe").map(basename).unwrap_or("auditd").to_owned();
+            let activity = if matches!(first.rtype.as_str(), "USER_LOGOUT" | "USER_END") {
+                2
+            } else {
+                1
+            };
+            let svc = first
+                .get("exe")
+                .map(basename)
+                .unwrap_or("auditd")
+                .to_owned();
             auth(&mut ev, activity, st, &svc, acct);
-            if ev.user.as_ref().and_then(|u| u.name.as_deref()) == Some(UNKNOWN_USER) {
-                if let Some(u) = user_of(first.get("id").or_else(|| first.get("uid")), None) {
-                    ev.user = Some(u);
-                }
+            if ev.user.as_ref().and_then(|u| u.name.as_deref()) == Some(UNKNOWN_USER)
+                && let Some(u) = user_of(first.get("id").or_else(|| first.get("uid")), None)
+            {
+                ev.user = Some(u);
             }
-            code(&mut ev, "auditd", &format!("auditd.{}", first.rtype.to_ascii_lowercase()));
+            code(
+                &mut ev,
+                "auditd",
+                &format!("auditd.{}", first.rtype.to_ascii_lowercase()),
+            );
             ev.service = Some(Service { name: Some(svc) });
             if let Some(addr) = first.get("addr").filter(|a| crate::core::text::is_ip(a)) {
                 ev.src_endpoint = Some(Endpoint::ip(addr, None));
                 ev.is_remote = Some(true);
             } else if let Some(h) = first.get("hostname").filter(|h| !h.is_empty() && *h != "?") {
-                ev.src_endpoint = Some(Endpoint { hostname: Some(h.to_owned()), ..Endpoint::default() });
+                ev.src_endpoint = Some(Endpoint {
+                    hostname: Some(h.to_owned()),
+                    ..Endpoint::default()
+                });
             }
             if let Some(op) = first.get("op") {
                 ev.status_detail = Some(op.to_owned());
@@ -646,7 +783,10 @@ fn build(o: Open) -> Event {
                 set_class(&mut ev, Class::AccountChange, activity, st);
                 ev.user = Some(User::named(a));
                 if let Some(u) = user_of(first.get("uid"), first.get("UID")) {
-                    ev.actor = Some(Actor { user: Some(u), ..Actor::default() });
+                    ev.actor = Some(Actor {
+                        user: Some(u),
+                        ..Actor::default()
+                    });
                 }
                 if let Some(op) = first.get("op") {
                     ev.status_detail = Some(op.to_owned());

@@ -6,9 +6,7 @@
 //! field and every extension key is kept under `unmapped.cef`.
 
 use serde_json::{Map, Value};
-use vedette_schemas::ocsf::{
-    Class, Endpoint, Event, HttpRequest, Service, Severity, Status, Url,
-};
+use vedette_schemas::ocsf::{Class, Endpoint, Event, HttpRequest, Service, Severity, Status, Url};
 
 use super::{Parsed, auth, code, set_class};
 
@@ -54,7 +52,12 @@ fn extension(s: &str) -> Vec<(&str, String)> {
     let mut i = 0;
     while i < b.len() {
         if (i == 0 || b[i - 1] == b' ') && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-            let n = b[i..].iter().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'[' | b']')).count();
+            let n = b[i..]
+                .iter()
+                .take_while(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'[' | b']')
+                })
+                .count();
             if b.get(i + n) == Some(&b'=') {
                 starts.push((i, i + n));
                 i += n + 1;
@@ -115,20 +118,38 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         return Parsed::No;
     };
     let ext = extension(ext.trim());
-    let get = |k: &str| ext.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let get = |k: &str| {
+        ext.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
 
     let name_l = format!("{} {}", h[5], get("cat").unwrap_or("")).to_ascii_lowercase();
     let user = get("duser").or_else(|| get("suser"));
     let outcome = get("outcome").map(str::to_ascii_lowercase);
     let status = match outcome.as_deref() {
-        Some(o) if o.contains("fail") || o.contains("deny") || o.contains("denied") => Status::Failure,
+        Some(o) if o.contains("fail") || o.contains("deny") || o.contains("denied") => {
+            Status::Failure
+        }
         Some(o) if o.contains("success") || o.contains("allow") => Status::Success,
-        _ if name_l.contains("fail") || name_l.contains("denied") || name_l.contains("blocked") => Status::Failure,
+        _ if name_l.contains("fail") || name_l.contains("denied") || name_l.contains("blocked") => {
+            Status::Failure
+        }
         _ => Status::Unknown,
     };
     let src = endpoint(get("src"), get("spt"), get("shost"), get("smac"));
     let dst = endpoint(get("dst"), get("dpt"), get("dhost"), get("dmac"));
-    let logon = ["logon", "login", "log in", "authentica", "sign-in", "signin"].iter().any(|w| name_l.contains(w));
+    let logon = [
+        "logon",
+        "login",
+        "log in",
+        "authentica",
+        "sign-in",
+        "signin",
+    ]
+    .iter()
+    .any(|w| name_l.contains(w));
 
     if get("request").is_some() || get("requestMethod").is_some() {
         let method = get("requestMethod").unwrap_or("");
@@ -148,7 +169,10 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         set_class(ev, Class::HttpActivity, activity, status);
         ev.http_request = Some(HttpRequest {
             http_method: Some(method.to_owned()).filter(|m| !m.is_empty()),
-            url: get("request").map(|r| Url { url_string: Some(r.to_owned()), ..Url::default() }),
+            url: get("request").map(|r| Url {
+                url_string: Some(r.to_owned()),
+                ..Url::default()
+            }),
             user_agent: get("requestClientApplication").map(str::to_owned),
             ..HttpRequest::default()
         });
@@ -162,8 +186,15 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.dst_endpoint = dst;
     } else if src.is_some() || dst.is_some() {
         let act = get("act").unwrap_or("").to_ascii_lowercase();
-        let blocked = ["block", "deny", "drop", "reject"].iter().any(|w| act.contains(w) || name_l.contains(w));
-        set_class(ev, Class::NetworkActivity, if blocked { 5 } else { 6 }, status);
+        let blocked = ["block", "deny", "drop", "reject"]
+            .iter()
+            .any(|w| act.contains(w) || name_l.contains(w));
+        set_class(
+            ev,
+            Class::NetworkActivity,
+            if blocked { 5 } else { 6 },
+            status,
+        );
         if blocked {
             ev.action_id = Some(2);
             ev.action = Some("Denied".into());
@@ -190,21 +221,41 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.status_detail = Some(m.to_owned());
     }
     let mut cef = Map::new();
-    for (k, v) in ["version", "device_vendor", "device_product", "device_version", "signature_id", "name", "severity"]
-        .iter()
-        .zip(h.iter())
+    for (k, v) in [
+        "version",
+        "device_vendor",
+        "device_product",
+        "device_version",
+        "signature_id",
+        "name",
+        "severity",
+    ]
+    .iter()
+    .zip(h.iter())
     {
         cef.insert((*k).to_owned(), Value::String(v.clone()));
     }
-    let exts: Map<String, Value> = ext.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))).collect();
+    let exts: Map<String, Value> = ext
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .collect();
     cef.insert("extensions".into(), Value::Object(exts));
-    ev.unmapped_mut().other.insert("cef".into(), Value::Object(cef));
+    ev.unmapped_mut()
+        .other
+        .insert("cef".into(), Value::Object(cef));
     Parsed::Yes
 }
 
-fn endpoint(ip: Option<&str>, port: Option<&str>, host: Option<&str>, mac: Option<&str>) -> Option<Endpoint> {
+fn endpoint(
+    ip: Option<&str>,
+    port: Option<&str>,
+    host: Option<&str>,
+    mac: Option<&str>,
+) -> Option<Endpoint> {
     let e = Endpoint {
-        ip: ip.filter(|i| crate::core::text::is_ip(i)).map(str::to_owned),
+        ip: ip
+            .filter(|i| crate::core::text::is_ip(i))
+            .map(str::to_owned),
         port: port.and_then(|p| p.parse().ok()),
         hostname: host.map(str::to_owned),
         mac: mac.map(str::to_owned),

@@ -21,7 +21,9 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
     if program.is_empty() {
         return Parsed::No;
     }
-    if let Some(ip) = ip_after(msg, "authentication failed from ").or_else(|| ip_after(msg, "authentication failure from ")) {
+    if let Some(ip) = ip_after(msg, "authentication failed from ")
+        .or_else(|| ip_after(msg, "authentication failure from "))
+    {
         auth(ev, 1, Status::Failure, program, None);
         code(ev, "syslog", "generic.auth_failure");
         ev.src_endpoint = Some(Endpoint::ip(ip, None));

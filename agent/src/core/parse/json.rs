@@ -45,7 +45,9 @@ fn get<'a>(v: &'a Value, p: &[String]) -> Option<&'a Value> {
 }
 
 fn remove(v: &mut Value, p: &[String]) {
-    let Some((last, parents)) = p.split_last() else { return };
+    let Some((last, parents)) = p.split_last() else {
+        return;
+    };
     let mut cur = v;
     for k in parents {
         match cur.get_mut(k) {
@@ -70,7 +72,9 @@ pub(crate) fn set(v: &mut Value, p: &[String], val: Value) {
             m.insert(k.clone(), val);
             return;
         }
-        cur = m.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+        cur = m
+            .entry(k.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -79,9 +83,16 @@ fn time_ms(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => {
             let f = n.as_f64()?;
-            Some(if f < 1e11 { (f * 1000.0) as i64 } else { f as i64 })
+            Some(if f < 1e11 {
+                (f * 1000.0) as i64
+            } else {
+                f as i64
+            })
         }
-        Value::String(s) => s.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()),
+        Value::String(s) => s
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_millisecond()),
         _ => None,
     }
 }
@@ -100,13 +111,22 @@ pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut V
         }
     };
     // laurel: {"ID": "SEC.MS:SERIAL", "SYSCALL": {…}, …} — record types are upper case.
-    let laurel = value.get("ID").and_then(Value::as_str).is_some_and(|id| id.contains('.') && id.contains(':'))
-        && value.as_object().is_some_and(|o| o.keys().any(|k| k != "ID" && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_')));
+    let laurel = value
+        .get("ID")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.contains('.') && id.contains(':'))
+        && value.as_object().is_some_and(|o| {
+            o.keys()
+                .any(|k| k != "ID" && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'))
+        });
     if laurel {
         return audit::parse_laurel(&value, ev);
     }
     for m in &mappings.0 {
-        if m.matches.iter().all(|(p, want)| get(&value, p) == Some(want)) {
+        if m.matches
+            .iter()
+            .all(|(p, want)| get(&value, p) == Some(want))
+        {
             return apply(m, value, ev);
         }
     }
@@ -128,13 +148,21 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
         status: m.status,
         ..Header::new(m.class, m.activity_id)
     };
-    for (k, v) in serde_json::to_value(header).ok().and_then(|h| h.as_object().cloned()).unwrap_or_default() {
+    for (k, v) in serde_json::to_value(header)
+        .ok()
+        .and_then(|h| h.as_object().cloned())
+        .unwrap_or_default()
+    {
         target[k.as_str()] = v;
     }
     let mut problems = Vec::new();
     for (ocsf, src) in &m.fields {
-        let Some(v) = get(&value, src).cloned() else { continue };
-        if ocsf.len() == 1 && (ocsf[0] == "time" || ocsf[0] == "start_time" || ocsf[0] == "end_time") {
+        let Some(v) = get(&value, src).cloned() else {
+            continue;
+        };
+        if ocsf.len() == 1
+            && (ocsf[0] == "time" || ocsf[0] == "start_time" || ocsf[0] == "end_time")
+        {
             match time_ms(&v) {
                 Some(ms) => set(&mut target, ocsf, Value::from(ms)),
                 None => problems.push(format!("{}: unreadable time {v}", src.join("."))),
@@ -159,7 +187,10 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
         }
         Err(e) => {
             code(ev, "json", &m.name);
-            ev.note_parse_error(format!("JSON mapping {}: a mapped value has the wrong type: {e}", m.name));
+            ev.note_parse_error(format!(
+                "JSON mapping {}: a mapped value has the wrong type: {e}",
+                m.name
+            ));
             ev.unmapped_mut().other.insert("json".into(), value);
             Parsed::No
         }
@@ -170,14 +201,19 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
 /// is not silently lost), with a string or a number value.
 pub fn path_is_mappable(p: &[String]) -> bool {
     let base = Event::new(Class::Base, 0, 0, Default::default());
-    let Ok(mut v) = serde_json::to_value(&base) else { return false };
+    let Ok(mut v) = serde_json::to_value(&base) else {
+        return false;
+    };
     for probe in [Value::from("x"), Value::from(1)] {
         let mut t = v.clone();
         set(&mut t, p, probe.clone());
-        if let Ok(e) = serde_json::from_value::<Event>(t) {
-            if serde_json::to_value(&e).ok().and_then(|back| get(&back, p).cloned()) == Some(probe) {
-                return true;
-            }
+        if let Ok(e) = serde_json::from_value::<Event>(t)
+            && serde_json::to_value(&e)
+                .ok()
+                .and_then(|back| get(&back, p).cloned())
+                == Some(probe)
+        {
+            return true;
         }
     }
     v = Value::Null;

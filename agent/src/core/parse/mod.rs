@@ -62,12 +62,15 @@ pub(crate) fn dispatch(
     if r == Parsed::Yes {
         return r;
     }
-    if module.is_some_and(|m| m.starts_with("pam_")) || msg.starts_with("pam_") {
-        if pam::parse(program, module, msg, ev) == Parsed::Yes {
-            return Parsed::Yes;
-        }
+    if (module.is_some_and(|m| m.starts_with("pam_")) || msg.starts_with("pam_"))
+        && pam::parse(program, module, msg, ev) == Parsed::Yes
+    {
+        return Parsed::Yes;
     }
-    if let Some(cef) = msg.find("CEF:").filter(|&p| p == 0 || msg[..p].ends_with(' ')) {
+    if let Some(cef) = msg
+        .find("CEF:")
+        .filter(|&p| p == 0 || msg[..p].ends_with(' '))
+    {
         return cef::parse(&msg[cef..], ev);
     }
     if program == "CEF" || cef::headerless(msg) {
@@ -101,9 +104,17 @@ fn repeated(msg: &str) -> Option<(u32, &str)> {
 }
 
 /// Turns `ev` into an Authentication event for `service`.
-pub(crate) fn auth(ev: &mut Event, activity: u8, status: Status, service: &str, user: Option<&str>) {
+pub(crate) fn auth(
+    ev: &mut Event,
+    activity: u8,
+    status: Status,
+    service: &str,
+    user: Option<&str>,
+) {
     set_class(ev, Class::Authentication, activity, status);
-    ev.service = Some(Service { name: Some(service.to_owned()) });
+    ev.service = Some(Service {
+        name: Some(service.to_owned()),
+    });
     ev.user = Some(match user.filter(|u| !u.is_empty()) {
         Some(u) => User::named(u),
         None => User {
@@ -121,7 +132,11 @@ pub(crate) fn set_class(ev: &mut Event, class: Class, activity: u8, status: Stat
         (Status::Failure, Severity::Informational | Severity::Unknown) => Severity::Low,
         (_, s) => s,
     };
-    ev.header = Header { severity, status: Some(status), ..Header::new(class, activity) };
+    ev.header = Header {
+        severity,
+        status: Some(status),
+        ..Header::new(class, activity)
+    };
 }
 
 /// Sets `metadata.event_code` and `metadata.log_name`.

@@ -17,7 +17,8 @@ pub fn looks_like(msg: &str) -> bool {
 /// `KEY=value` of a netfilter line; values never contain spaces. A key with an empty value
 /// (`OUT=`) returns `Some("")`.
 fn nf<'a>(rest: &'a str, key: &str) -> Option<&'a str> {
-    rest.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    rest.split(' ')
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Parses a netfilter line.
@@ -39,11 +40,28 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     };
     let rest = &msg[at..];
     let upper = prefix.to_ascii_uppercase();
-    let denied = ["BLOCK", "DROP", "REJECT", "DENY", "REFUSE"].iter().any(|w| upper.contains(w));
-    let allowed = !denied && ["ALLOW", "ACCEPT", "AUDIT"].iter().any(|w| upper.contains(w));
-    let (activity, status) = if denied { (5, Status::Failure) } else { (6, Status::Success) };
+    let denied = ["BLOCK", "DROP", "REJECT", "DENY", "REFUSE"]
+        .iter()
+        .any(|w| upper.contains(w));
+    let allowed = !denied
+        && ["ALLOW", "ACCEPT", "AUDIT"]
+            .iter()
+            .any(|w| upper.contains(w));
+    let (activity, status) = if denied {
+        (5, Status::Failure)
+    } else {
+        (6, Status::Success)
+    };
     set_class(ev, Class::NetworkActivity, activity, status);
-    code(ev, "netfilter", if denied { "netfilter.blocked" } else { "netfilter.logged" });
+    code(
+        ev,
+        "netfilter",
+        if denied {
+            "netfilter.blocked"
+        } else {
+            "netfilter.logged"
+        },
+    );
     if denied {
         ev.action_id = Some(2);
         ev.action = Some("Denied".into());
@@ -98,8 +116,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     };
     ev.connection_info = Some(ConnectionInfo {
         protocol_num: num,
-        protocol_name: Some(if name.is_empty() { proto.to_ascii_lowercase() } else { name.to_owned() })
-            .filter(|s| !s.is_empty()),
+        protocol_name: Some(if name.is_empty() {
+            proto.to_ascii_lowercase()
+        } else {
+            name.to_owned()
+        })
+        .filter(|s| !s.is_empty()),
         direction_id: Some(dir_id),
         direction: Some(dir.into()),
         tcp_flags: None,
@@ -107,14 +129,21 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     if !prefix.is_empty() {
         ev.unmapped_set("netfilter", "prefix", prefix.to_owned());
     }
-    for key in ["LEN", "TTL", "ID", "TOS", "PREC", "WINDOW", "MARK", "PHYSIN", "PHYSOUT"] {
+    for key in [
+        "LEN", "TTL", "ID", "TOS", "PREC", "WINDOW", "MARK", "PHYSIN", "PHYSOUT",
+    ] {
         if let Some(v) = nf(rest, key).filter(|v| !v.is_empty()) {
             ev.unmapped_set("netfilter", &key.to_ascii_lowercase(), v.to_owned());
         }
     }
     let flags: Vec<&str> = rest
         .split(' ')
-        .filter(|w| matches!(*w, "SYN" | "ACK" | "FIN" | "RST" | "PSH" | "URG" | "ECE" | "CWR" | "DF"))
+        .filter(|w| {
+            matches!(
+                *w,
+                "SYN" | "ACK" | "FIN" | "RST" | "PSH" | "URG" | "ECE" | "CWR" | "DF"
+            )
+        })
         .collect();
     if !flags.is_empty() {
         ev.unmapped_set("netfilter", "flags", flags.join(" "));
@@ -143,15 +172,42 @@ pub fn parse_filterlog(msg: &str, ev: &mut Event) -> Parsed {
         _ => return Parsed::No,
     };
     let denied = matches!(action, "block" | "reject");
-    set_class(ev, Class::NetworkActivity, if denied { 5 } else { 6 }, if denied { Status::Failure } else { Status::Success });
-    code(ev, "filterlog", if denied { "filterlog.blocked" } else { "filterlog.passed" });
-    let (aid, a, did, d) = if denied { (2, "Denied", 2, "Blocked") } else { (1, "Allowed", 1, "Allowed") };
+    set_class(
+        ev,
+        Class::NetworkActivity,
+        if denied { 5 } else { 6 },
+        if denied {
+            Status::Failure
+        } else {
+            Status::Success
+        },
+    );
+    code(
+        ev,
+        "filterlog",
+        if denied {
+            "filterlog.blocked"
+        } else {
+            "filterlog.passed"
+        },
+    );
+    let (aid, a, did, d) = if denied {
+        (2, "Denied", 2, "Blocked")
+    } else {
+        (1, "Allowed", 1, "Allowed")
+    };
     ev.action_id = Some(aid);
     ev.action = Some(a.into());
     ev.disposition_id = Some(did);
     ev.disposition = Some(d.into());
     let with_ports = matches!(proto, "tcp" | "udp");
-    let port = |i: usize| if with_ports { f.get(i).and_then(|p| p.parse().ok()) } else { None };
+    let port = |i: usize| {
+        if with_ports {
+            f.get(i).and_then(|p| p.parse().ok())
+        } else {
+            None
+        }
+    };
     let inbound = direction == "in";
     ev.src_endpoint = Some(Endpoint {
         ip: Some(src.to_owned()),

@@ -24,13 +24,13 @@ pub fn parse(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
 
     if let Some(rest) = body.strip_prefix("PAM ") {
         // `PAM N more authentication failure(s); logname= … rhost=R user=U`
-        if let Some((n, _)) = rest.split_once(" more authentication failure") {
-            if let Ok(n) = n.parse::<u32>() {
-                failure(ev, service, body, remote, "pam.more_failures");
-                ev.count = Some(n);
-                ev.status_detail = Some(format!("{n} more authentication failures"));
-                return Parsed::Yes;
-            }
+        if let Some((n, _)) = rest.split_once(" more authentication failure")
+            && let Ok(n) = n.parse::<u32>()
+        {
+            failure(ev, service, body, remote, "pam.more_failures");
+            ev.count = Some(n);
+            ev.status_detail = Some(format!("{n} more authentication failures"));
+            return Parsed::Yes;
         }
         code(ev, "pam", "pam.other");
         return Parsed::No;
@@ -120,7 +120,10 @@ fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: 
         ev.src_endpoint = Some(if is_ip(rhost) {
             Endpoint::ip(rhost, None)
         } else {
-            Endpoint { hostname: Some(rhost.to_owned()), ..Endpoint::default() }
+            Endpoint {
+                hostname: Some(rhost.to_owned()),
+                ..Endpoint::default()
+            }
         });
         ev.is_remote = Some(true);
     } else if remote {

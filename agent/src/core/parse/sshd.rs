@@ -32,7 +32,9 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             (4, "sshd.no_identification")
         } else if lower.contains("banner exchange") || lower.contains("bad protocol version") {
             (4, "sshd.bad_banner")
-        } else if lower.starts_with("unable to negotiate") || lower.contains("kex_exchange_identification") {
+        } else if lower.starts_with("unable to negotiate")
+            || lower.contains("kex_exchange_identification")
+        {
             (4, "sshd.negotiation_failed")
         } else if lower.contains("timeout before authentication") {
             (4, "sshd.auth_timeout")
@@ -40,20 +42,37 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             (99, "sshd.reverse_mapping_failed")
         } else if lower.starts_with("connection from") {
             (1, "sshd.connection")
-        } else if ["fail", "error", "invalid", "bad ", "unable", "refused"].iter().any(|w| lower.contains(w)) {
+        } else if ["fail", "error", "invalid", "bad ", "unable", "refused"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
             (4, "sshd.connection_error")
         } else {
             (6, "sshd.connection")
         };
-        let status = if matches!(activity, 4 | 5) { Status::Failure } else { Status::Success };
-        super::set_class(ev, vedette_schemas::ocsf::Class::NetworkActivity, activity, status);
+        let status = if matches!(activity, 4 | 5) {
+            Status::Failure
+        } else {
+            Status::Success
+        };
+        super::set_class(
+            ev,
+            vedette_schemas::ocsf::Class::NetworkActivity,
+            activity,
+            status,
+        );
         code(ev, "sshd", event_code);
         let after = &msg[msg.find(ip).map_or(msg.len(), |p| p + ip.len())..];
-        let port = after.strip_prefix(" port ").and_then(|p| p.split([' ', ':']).next()).and_then(|p| p.parse().ok());
+        let port = after
+            .strip_prefix(" port ")
+            .and_then(|p| p.split([' ', ':']).next())
+            .and_then(|p| p.parse().ok());
         let mut src = Endpoint::ip(ip, port);
         if event_code == "sshd.reverse_mapping_failed" || event_code == "sshd.refused_connect" {
             // `… for NAME [IP] failed`, `refused connect from NAME (IP)`
-            let name = msg.split_whitespace().find(|w| w.contains('.') && !w.contains(ip) && !w.starts_with('[') && !w.starts_with('('));
+            let name = msg.split_whitespace().find(|w| {
+                w.contains('.') && !w.contains(ip) && !w.starts_with('[') && !w.starts_with('(')
+            });
             src.hostname = name.filter(|n| !is_ip(n)).map(str::to_owned);
         }
         ev.src_endpoint = Some(src);
@@ -75,12 +94,26 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
     if let Some(rest) = body.strip_prefix("Invalid user ") {
         // `Invalid user U from IP[ port P]`
         let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
-        login(ev, LOGON, Status::Failure, "sshd.invalid_user", Some(user), ip_port(tail));
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.invalid_user",
+            Some(user),
+            ip_port(tail),
+        );
         ev.status_detail = Some("Invalid user".into());
         return Parsed::Yes;
     }
     if let Some(user) = body.strip_prefix("input_userauth_request: invalid user ") {
-        login(ev, LOGON, Status::Failure, "sshd.invalid_user", Some(user), None);
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.invalid_user",
+            Some(user),
+            None,
+        );
         ev.status_detail = Some("Invalid user".into());
         return Parsed::Yes;
     }
@@ -91,60 +124,99 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         let rest = rest.strip_suffix(" ssh2").unwrap_or(rest);
         let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
         let user = user.strip_prefix("invalid user ").unwrap_or(user);
-        login(ev, LOGON, Status::Failure, "sshd.max_auth_attempts", Some(user), ip_port(tail));
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.max_auth_attempts",
+            Some(user),
+            ip_port(tail),
+        );
         ev.status_detail = Some("Maximum authentication attempts exceeded".into());
         return Parsed::Yes;
     }
     if let Some(rest) = body.strip_prefix("Disconnecting: Too many authentication failures") {
-        let user = rest.strip_prefix(" for ").map(|u| u.strip_prefix("invalid user ").unwrap_or(u));
-        login(ev, LOGON, Status::Failure, "sshd.max_auth_attempts", user, None);
+        let user = rest
+            .strip_prefix(" for ")
+            .map(|u| u.strip_prefix("invalid user ").unwrap_or(u));
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.max_auth_attempts",
+            user,
+            None,
+        );
         ev.status_detail = Some("Too many authentication failures".into());
         return Parsed::Yes;
     }
-    if let Some(rest) = body.strip_prefix("Disconnecting invalid user ").or_else(|| {
-        body.strip_prefix("Disconnecting authenticating user ")
-    }) {
+    if let Some(rest) = body
+        .strip_prefix("Disconnecting invalid user ")
+        .or_else(|| body.strip_prefix("Disconnecting authenticating user "))
+    {
         // `Disconnecting invalid user U IP port P: Too many authentication failures`
-        if let Some((left, reason)) = rest.rsplit_once(": ") {
-            if let Some((user, peer)) = user_ip_port_tail(left) {
-                let code_ = if reason.contains("Too many authentication failures") {
-                    "sshd.max_auth_attempts"
-                } else {
-                    "sshd.preauth_disconnect"
-                };
-                login(ev, LOGON, Status::Failure, code_, Some(user), Some(peer));
-                ev.status_detail = Some(reason.to_owned());
-                return Parsed::Yes;
-            }
+        if let Some((left, reason)) = rest.rsplit_once(": ")
+            && let Some((user, peer)) = user_ip_port_tail(left)
+        {
+            let code_ = if reason.contains("Too many authentication failures") {
+                "sshd.max_auth_attempts"
+            } else {
+                "sshd.preauth_disconnect"
+            };
+            login(ev, LOGON, Status::Failure, code_, Some(user), Some(peer));
+            ev.status_detail = Some(reason.to_owned());
+            return Parsed::Yes;
         }
     }
     if let Some(rest) = body.strip_prefix("Close session: user ") {
         // `Close session: user U from IP port P id 0`
         let rest = rest.rsplit_once(" id ").map_or(rest, |(l, _)| l);
         if let Some((user, tail)) = rsplit_from(rest) {
-            login(ev, LOGOFF, Status::Success, "sshd.session_closed", Some(user), ip_port(tail));
+            login(
+                ev,
+                LOGOFF,
+                Status::Success,
+                "sshd.session_closed",
+                Some(user),
+                ip_port(tail),
+            );
             return Parsed::Yes;
         }
     }
     if let Some(ip) = body.strip_prefix("ROOT LOGIN REFUSED FROM ") {
         let ip = ip.split_whitespace().next().unwrap_or("");
-        login(ev, LOGON, Status::Failure, "sshd.root_refused", Some("root"), ip_port(ip));
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.root_refused",
+            Some("root"),
+            ip_port(ip),
+        );
         ev.status_detail = Some("Root login refused".into());
         return Parsed::Yes;
     }
     if let Some(rest) = body.strip_prefix("User ") {
         // `User U from IP not allowed because not listed in AllowUsers`
-        if let Some((left, reason)) = rest.rsplit_once(" not allowed because ") {
-            if let Some((user, tail)) = rsplit_from(left) {
-                login(ev, LOGON, Status::Failure, "sshd.not_allowed", Some(user), ip_port(tail));
-                ev.status_detail = Some(format!("Not allowed because {reason}"));
-                return Parsed::Yes;
-            }
+        if let Some((left, reason)) = rest.rsplit_once(" not allowed because ")
+            && let Some((user, tail)) = rsplit_from(left)
+        {
+            login(
+                ev,
+                LOGON,
+                Status::Failure,
+                "sshd.not_allowed",
+                Some(user),
+                ip_port(tail),
+            );
+            ev.status_detail = Some(format!("Not allowed because {reason}"));
+            return Parsed::Yes;
         }
     }
-    if let Some(rest) = body.strip_prefix("Connection closed by ").or_else(|| {
-        body.strip_prefix("Connection reset by ")
-    }) {
+    if let Some(rest) = body
+        .strip_prefix("Connection closed by ")
+        .or_else(|| body.strip_prefix("Connection reset by "))
+    {
         return disconnect(rest, preauth, ev, msg);
     }
     if let Some(rest) = body.strip_prefix("Disconnected from ") {
@@ -153,10 +225,18 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
     if let Some(rest) = body.strip_prefix("Received disconnect from ") {
         // `Received disconnect from IP[ port P]: 11: reason`
         let (peer, reason) = rest.split_once(':').unwrap_or((rest, ""));
-        let reason = reason.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == ' ');
+        let reason =
+            reason.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == ' ');
         let peer = ip_port(peer);
         if preauth {
-            login(ev, LOGON, Status::Failure, "sshd.preauth_disconnect", None, peer);
+            login(
+                ev,
+                LOGON,
+                Status::Failure,
+                "sshd.preauth_disconnect",
+                None,
+                peer,
+            );
         } else {
             login(ev, LOGOFF, Status::Success, "sshd.disconnect", None, peer);
         }
@@ -168,7 +248,9 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
 
 /// `<method> for [invalid user ]U from IP port P ssh2[: key info]`
 fn method_line(rest: &str, ev: &mut Event, status: Status, code_: &str, verb: &str) -> Parsed {
-    let Some((method, rest)) = rest.split_once(" for ") else { return Parsed::No };
+    let Some((method, rest)) = rest.split_once(" for ") else {
+        return Parsed::No;
+    };
     let Some((user, tail)) = rsplit_from(rest) else {
         // `Failed password for U` with the address cut off: keep the user, say why.
         login(ev, LOGON, status, code_, Some(rest), None);
@@ -180,7 +262,9 @@ fn method_line(rest: &str, ev: &mut Event, status: Status, code_: &str, verb: &s
     let peer = ip_port(tail);
     login(ev, LOGON, status, code_, Some(user), peer);
     if peer.is_none() {
-        ev.note_parse_error(format!("sshd: cannot read the source address from {tail:?}"));
+        ev.note_parse_error(format!(
+            "sshd: cannot read the source address from {tail:?}"
+        ));
     }
     let proto = method.split('/').next().unwrap_or(method);
     ev.auth_protocol_id = Some(99);
@@ -235,7 +319,14 @@ fn disconnect(rest: &str, preauth: bool, ev: &mut Event, msg: &str) -> Parsed {
         None => (None, ip_port(rest)),
     };
     if preauth || msg.contains("[preauth]") {
-        login(ev, LOGON, Status::Failure, "sshd.preauth_disconnect", user, peer);
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.preauth_disconnect",
+            user,
+            peer,
+        );
         ev.status_detail = Some("Disconnected before authentication".into());
     } else {
         login(ev, LOGOFF, Status::Success, "sshd.disconnect", user, peer);

@@ -42,7 +42,9 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         return Parsed::No;
     }
     // `  alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id`
-    let Some((invoker, rest)) = msg.trim_start().split_once(" : ") else { return Parsed::No };
+    let Some((invoker, rest)) = msg.trim_start().split_once(" : ") else {
+        return Parsed::No;
+    };
     if invoker.contains(' ') {
         return Parsed::No;
     }
@@ -55,7 +57,9 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     };
     match failure {
         None => {
-            let Some(cmd) = f.command else { return Parsed::No };
+            let Some(cmd) = f.command else {
+                return Parsed::No;
+            };
             set_class(ev, Class::ProcessActivity, 1, Status::Success);
             code(ev, "sudo", "sudo.command");
             launch(ev, invoker, f.user.unwrap_or("root"), cmd, f.pwd, f.tty);
@@ -63,7 +67,11 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         Some(reason) => {
             auth(ev, 1, Status::Failure, "sudo", Some(invoker));
             let event_code = if reason.contains("incorrect password") {
-                if let Some(n) = reason.split_whitespace().next().and_then(|n| n.parse().ok()) {
+                if let Some(n) = reason
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                {
                     ev.count = Some(n);
                 }
                 "sudo.incorrect_password"
@@ -88,7 +96,14 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     Parsed::Yes
 }
 
-fn launch(ev: &mut Event, invoker: &str, target: &str, cmd: &str, pwd: Option<&str>, tty: Option<&str>) {
+fn launch(
+    ev: &mut Event,
+    invoker: &str,
+    target: &str,
+    cmd: &str,
+    pwd: Option<&str>,
+    tty: Option<&str>,
+) {
     let exe = cmd.split_whitespace().next().unwrap_or(cmd);
     let sudo_process = ev.actor.as_ref().and_then(|a| a.process.clone());
     let actor = ev.actor.get_or_insert_with(Actor::default);
@@ -108,7 +123,10 @@ fn launch(ev: &mut Event, invoker: &str, target: &str, cmd: &str, pwd: Option<&s
         }),
         user: Some(User::named(target)),
         working_directory: pwd.map(str::to_owned),
-        session: tty.map(|t| Session { terminal: Some(t.to_owned()), ..Session::default() }),
+        session: tty.map(|t| Session {
+            terminal: Some(t.to_owned()),
+            ..Session::default()
+        }),
         parent_process: sudo_process,
         ..Process::default()
     });
@@ -121,16 +139,26 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     }
     // Debian: `(to root) alice on pts/0`, `FAILED SU (to root) alice on pts/0`.
     // RHEL: `Successful su for root by alice`, `FAILED su for root by alice`.
-    let (failed, rest) = match msg.strip_prefix("FAILED SU ").or_else(|| msg.strip_prefix("FAILED su ")) {
+    let (failed, rest) = match msg
+        .strip_prefix("FAILED SU ")
+        .or_else(|| msg.strip_prefix("FAILED su "))
+    {
         Some(r) => (true, r),
         None => (false, msg),
     };
     let (target, invoker, tty) = if let Some(r) = rest.strip_prefix("(to ") {
-        let Some((target, r)) = r.split_once(") ") else { return Parsed::No };
+        let Some((target, r)) = r.split_once(") ") else {
+            return Parsed::No;
+        };
         let (invoker, tty) = r.split_once(" on ").unwrap_or((r, ""));
         (target, invoker, Some(tty).filter(|t| !t.is_empty()))
-    } else if let Some(r) = rest.strip_prefix("Successful su for ").or_else(|| rest.strip_prefix("for ")) {
-        let Some((target, invoker)) = r.rsplit_once(" by ") else { return Parsed::No };
+    } else if let Some(r) = rest
+        .strip_prefix("Successful su for ")
+        .or_else(|| rest.strip_prefix("for "))
+    {
+        let Some((target, invoker)) = r.rsplit_once(" by ") else {
+            return Parsed::No;
+        };
         (target, invoker, None)
     } else {
         return Parsed::No;
@@ -154,7 +182,10 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         uid: ev.metadata.uid.clone(),
         name: Some("su".into()),
         user: Some(User::named(target)),
-        session: tty.map(|t| Session { terminal: Some(t.to_owned()), ..Session::default() }),
+        session: tty.map(|t| Session {
+            terminal: Some(t.to_owned()),
+            ..Session::default()
+        }),
         ..Process::default()
     });
     Parsed::Yes

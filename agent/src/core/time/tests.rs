@@ -8,18 +8,36 @@ fn ctx(now: &str, tz: &str) -> TimeContext {
 fn yearless_time_takes_the_reference_year() {
     let c = ctx("2026-11-27T00:00:00Z", "UTC");
     let t = c.resolve_yearless(11, 26, 10, 0, 0, 0).unwrap();
-    assert_eq!(t.ms, "2026-11-26T10:00:00Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        t.ms,
+        "2026-11-26T10:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
 }
 
 #[test]
 fn yearless_time_more_than_a_day_ahead_steps_back_a_year() {
     let c = ctx("2026-01-01T00:30:00Z", "UTC");
     let t = c.resolve_yearless(12, 31, 23, 59, 0, 0).unwrap();
-    assert_eq!(t.ms, "2025-12-31T23:59:00Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        t.ms,
+        "2025-12-31T23:59:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
     // Less than a day ahead (clock skew) stays in the reference year.
     let c = ctx("2026-03-10T12:00:00Z", "UTC");
     let t = c.resolve_yearless(3, 11, 6, 0, 0, 0).unwrap();
-    assert_eq!(t.ms, "2026-03-11T06:00:00Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        t.ms,
+        "2026-03-11T06:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
 }
 
 #[test]
@@ -27,7 +45,13 @@ fn zone_applies_with_daylight_saving() {
     let c = ctx("2026-11-27T00:00:00Z", "Europe/Berlin");
     let summer = c.resolve_yearless(7, 1, 12, 0, 0, 0).unwrap();
     assert_eq!(summer.offset_min, 120);
-    assert_eq!(summer.ms, "2026-07-01T10:00:00Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        summer.ms,
+        "2026-07-01T10:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
     let winter = c.resolve_yearless(1, 1, 12, 0, 0, 0).unwrap();
     assert_eq!(winter.offset_min, 60);
 }
@@ -39,7 +63,13 @@ fn feb_29_in_a_non_leap_reference_year_goes_to_the_previous_leap_year() {
     let c = ctx("2029-03-01T00:00:00Z", "UTC");
     // 2028 is the year before and is a leap year.
     let t = c.resolve_yearless(2, 29, 1, 0, 0, 0).unwrap();
-    assert_eq!(t.ms, "2028-02-29T01:00:00Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        t.ms,
+        "2028-02-29T01:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
 }
 
 #[test]
@@ -48,8 +78,20 @@ fn iso_with_offset_fraction_and_without_zone() {
     let (t, n) = parse_iso(b"2003-10-11T22:14:15.003-07:00 rest", &c).unwrap();
     assert_eq!(n, 29);
     assert_eq!(t.offset_min, -420);
-    assert_eq!(t.ms, "2003-10-12T05:14:15.003Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        t.ms,
+        "2003-10-12T05:14:15.003Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
     let (t, _) = parse_iso(b"2003-10-11 22:14:15", &c).unwrap();
-    assert_eq!(t.ms, "2003-10-11T22:14:15Z".parse::<Timestamp>().unwrap().as_millisecond());
+    assert_eq!(
+        t.ms,
+        "2003-10-11T22:14:15Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
     assert!(parse_iso(b"2003-13-11T22:14:15Z", &c).is_none());
 }

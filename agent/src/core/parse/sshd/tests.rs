@@ -18,10 +18,18 @@ fn accepted_publickey() {
 #[test]
 fn preauth_disconnects_and_max_attempts() {
     let e = ev("Connection closed by authenticating user root 1.2.3.4 port 22 [preauth]");
-    assert_eq!(e.metadata.event_code.as_deref(), Some("sshd.preauth_disconnect"));
+    assert_eq!(
+        e.metadata.event_code.as_deref(),
+        Some("sshd.preauth_disconnect")
+    );
     assert_eq!(e.user.unwrap().name.as_deref(), Some("root"));
-    let e = ev("error: maximum authentication attempts exceeded for invalid user admin from 5.6.7.8 port 1 ssh2 [preauth]");
-    assert_eq!(e.metadata.event_code.as_deref(), Some("sshd.max_auth_attempts"));
+    let e = ev(
+        "error: maximum authentication attempts exceeded for invalid user admin from 5.6.7.8 port 1 ssh2 [preauth]",
+    );
+    assert_eq!(
+        e.metadata.event_code.as_deref(),
+        Some("sshd.max_auth_attempts")
+    );
     assert_eq!(e.user.unwrap().name.as_deref(), Some("admin"));
     let e = ev("User bob from 9.9.9.9 not allowed because not listed in AllowUsers");
     assert_eq!(e.metadata.event_code.as_deref(), Some("sshd.not_allowed"));
