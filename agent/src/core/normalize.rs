@@ -265,9 +265,14 @@ impl Normalizer {
                 ..Actor::default()
             });
         }
-        let msg = env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg);
-        if !msg.is_empty() {
-            ev.message = Some(msg.to_owned());
+        // A MSG that is only a BOM is an empty message, not an absent one.
+        if !env.msg.is_empty() {
+            ev.message = Some(
+                env.msg
+                    .strip_prefix('\u{feff}')
+                    .unwrap_or(env.msg)
+                    .to_owned(),
+            );
         }
         ev.raw_data = Some(raw.to_owned());
         if env.format != Some(Format::Plain) {

@@ -9,6 +9,8 @@ type Fail = (usize, &'static str);
 struct Cursor<'a> {
     s: &'a str,
     pos: usize,
+    /// A violation that does not stop parsing (an invalid escape in a PARAM-VALUE).
+    soft: Option<Fail>,
 }
 
 impl<'a> Cursor<'a> {
@@ -51,8 +53,10 @@ pub(super) fn parse<'a>(line: &'a str, pri: u8, start: usize, ctx: &TimeContext)
     let mut c = Cursor {
         s: line,
         pos: start,
+        soft: None,
     };
-    if let Err((at, what)) = parse_rest(&mut c, &mut env, ctx) {
+    let res = parse_rest(&mut c, &mut env, ctx).and_then(|()| c.soft.map_or(Ok(()), Err));
+    if let Err((at, what)) = res {
         env.error = Some(format!("RFC 5424: {what} at byte {at}"));
         // Keep the unparsed remainder as the message, so nothing of the line is lost.
         if env.msg.is_empty() {
@@ -262,7 +266,15 @@ fn param_value(c: &mut Cursor<'_>) -> Result<String, Fail> {
                     i += 2;
                     run = i;
                 }
-                _ => i += 1,
+                _ => {
+                    // RFC 5424 §6.3.3: kept as a literal backslash, but the sender broke the
+                    // escaping rule, which the event says.
+                    c.soft.get_or_insert((
+                        i,
+                        "invalid escape sequence in PARAM-VALUE (kept literally)",
+                    ));
+                    i += 1;
+                }
             },
             _ => i += 1,
         }

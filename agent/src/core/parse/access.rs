@@ -118,11 +118,16 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         None => Status::Unknown,
     };
     set_class(ev, Class::HttpActivity, activity, st);
-    // The log's own time is the request's; the envelope's (if any) is when it was logged.
     if let Some((ms, off)) = clf_time(&msg[open + 1..close]) {
-        ev.time = ms;
-        ev.timezone_offset = Some(off);
-        ev.metadata.original_time = Some(msg[open + 1..close].to_owned());
+        if ev.metadata.original_time.is_none() {
+            ev.time = ms;
+            ev.timezone_offset = Some(off);
+            ev.metadata.original_time = Some(msg[open + 1..close].to_owned());
+        } else {
+            // Relayed through syslog: `time` stays the envelope's, as for every record with
+            // one; the request's own time is kept beside it.
+            ev.unmapped_set("http_access", "request_time", ms);
+        }
     } else {
         ev.note_parse_error(format!(
             "access log: unreadable time {:?}",

@@ -208,10 +208,7 @@ fn standalone(t: &str) -> bool {
         || t.starts_with("ACCT_")
         || t.starts_with("GRP_")
         || t.starts_with("ANOM_LOGIN")
-        || matches!(
-            t,
-            "LOGIN" | "CONFIG_CHANGE" | "USYS_CONFIG" | "CHGRP_ID" | "CHUSER_ID" | "AVC_PATH_"
-        )
+        || matches!(t, "USYS_CONFIG" | "CHGRP_ID" | "CHUSER_ID")
 }
 
 #[derive(Debug)]
