@@ -9,6 +9,7 @@ mod support;
 
 mod auditd_auparse;
 mod crowdsec_hub;
+mod fuzz_props;
 mod loghub_openssh;
 mod ocsf_validate;
 mod syslog_vectors;

@@ -21,8 +21,14 @@ fn corpus_is_valid_ocsf_and_nothing_is_dropped() {
     let mut files = Vec::new();
     collect_logs(&support::corpus(""), &mut files);
     files.sort();
-    files.push(support::corpus("http-access/elastic-examples-apache_logs.combined.log.gz"));
-    assert!(files.len() > 50, "expected the whole corpus, found only {} files", files.len());
+    files.push(support::corpus(
+        "http-access/elastic-examples-apache_logs.combined.log.gz",
+    ));
+    assert!(
+        files.len() > 50,
+        "expected the whole corpus, found only {} files",
+        files.len()
+    );
 
     let scratch = support::Scratch::new("ocsf-validate");
     let ndjson = scratch.path("events.ndjson");
@@ -40,7 +46,8 @@ fn corpus_is_valid_ocsf_and_nothing_is_dropped() {
 
 /// Every `*.log` under `dir`, recursively.
 fn collect_logs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries =
+        fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("readable directory entry").path();
         if path.is_dir() {
@@ -55,8 +62,9 @@ fn collect_logs(dir: &Path, out: &mut Vec<PathBuf>) {
 /// tens of MB of JSON); returns stderr.
 fn normalize_to_file(files: &[PathBuf], out: &Path) -> String {
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let stdout = File::create(out).unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
-    let output = support::normalize_command(&refs)
+    let stdout =
+        File::create(out).unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
+    let output = support::normalize_command(&[], &refs)
         .stdout(stdout)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", support::agent_bin().display()));
@@ -77,7 +85,10 @@ fn per_file_stats(files: &[PathBuf], events: &[Value]) -> Vec<String> {
     let mut by_source: BTreeMap<String, (usize, usize)> = BTreeMap::new(); // (events, base)
     for ev in events {
         let Some(src) = json::text_at(ev, "metadata.log_source") else {
-            problems.push(format!("event without metadata.log_source: {}", json::show(Some(ev))));
+            problems.push(format!(
+                "event without metadata.log_source: {}",
+                json::show(Some(ev))
+            ));
             continue;
         };
         let slot = by_source.entry(src).or_default();
@@ -95,22 +106,35 @@ fn per_file_stats(files: &[PathBuf], events: &[Value]) -> Vec<String> {
         let lines = support::read_lines(file);
         let non_empty = lines.iter().filter(|l| !l.trim().is_empty()).count();
         let min_events = minimum_events(&lines);
-        let name = src.strip_prefix(&corpus_root).unwrap_or(&src).trim_start_matches('/').to_owned();
+        let name = src
+            .strip_prefix(&corpus_root)
+            .unwrap_or(&src)
+            .trim_start_matches('/')
+            .to_owned();
         if n_events < min_events {
             problems.push(format!(
                 "{name}: {n_events} events for {non_empty} non-empty lines (at least {min_events} expected: \
                  one per line, auditd records joined per event id)"
             ));
         }
-        let share = if n_events == 0 { 0.0 } else { n_base as f64 / n_events as f64 };
+        let share = if n_events == 0 {
+            0.0
+        } else {
+            n_base as f64 / n_events as f64
+        };
         rows.push((share, name, non_empty, n_events));
     }
     for src in by_source.keys() {
-        problems.push(format!("events name a log_source that was not an input: {src}"));
+        problems.push(format!(
+            "events name a log_source that was not an input: {src}"
+        ));
     }
 
     rows.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    eprintln!("\n{:>7} {:>7} {:>6}  file (sorted by Base Event share)", "lines", "events", "base%");
+    eprintln!(
+        "\n{:>7} {:>7} {:>6}  file (sorted by Base Event share)",
+        "lines", "events", "base%"
+    );
     for (share, name, lines, n_events) in &rows {
         eprintln!("{lines:>7} {n_events:>7} {:>5.1}%  {name}", share * 100.0);
     }
@@ -159,7 +183,12 @@ fn validate(ndjson: &Path, expected: usize) -> Vec<String> {
         .unwrap_or_else(|e| panic!("cannot run {} (needs python3): {e}", tool.display()));
     // The tool prints invalid events and its summary (always the last line) on stdout.
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    let last = report.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
+    let last = report
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_owned();
     eprintln!("ocsf-validate: {last}");
 
     let mut problems = Vec::new();
@@ -182,6 +211,9 @@ fn audit_event_ids_are_read_from_raw_records() {
         audit_event_id("node=a.b type=SYSCALL msg=audit(1451781471.394:194435): arch=c000003e"),
         Some(("a.b".to_owned(), "1451781471.394:194435".to_owned()))
     );
-    assert_eq!(audit_event_id("type=CWD msg=audit(1.2:3):  cwd=\"/\""), Some((String::new(), "1.2:3".to_owned())));
+    assert_eq!(
+        audit_event_id("type=CWD msg=audit(1.2:3):  cwd=\"/\""),
+        Some((String::new(), "1.2:3".to_owned()))
+    );
     assert_eq!(audit_event_id("Jan  1 00:00:00 h sshd[1]: x"), None);
 }

@@ -44,11 +44,14 @@ pub(crate) fn parse(text: &str) -> Vec<Vec<String>> {
 /// A CSV file with a header row, as one map per record. Rows whose first field starts
 /// with `#` are comments (our tables use them; loghub's never start with `#`).
 pub(crate) fn read_records(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut rows = parse(&text)
-        .into_iter()
-        .filter(|r| !r.first().is_some_and(|f| f.starts_with('#')) && r.iter().any(|f| !f.is_empty()));
-    let header = rows.next().unwrap_or_else(|| panic!("{} has no header row", path.display()));
+    let text =
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut rows = parse(&text).into_iter().filter(|r| {
+        !r.first().is_some_and(|f| f.starts_with('#')) && r.iter().any(|f| !f.is_empty())
+    });
+    let header = rows
+        .next()
+        .unwrap_or_else(|| panic!("{} has no header row", path.display()));
     rows.enumerate()
         .map(|(i, r)| {
             assert_eq!(

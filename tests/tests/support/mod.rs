@@ -1,8 +1,10 @@
 //! What every test needs: the agent binary, a way to run `normalize`, the corpus and
 //! scratch files, and small readers (CSV, JSON paths, timestamps).
 
+pub(crate) mod check;
 pub(crate) mod csv;
 pub(crate) mod json;
+pub(crate) mod syscalls;
 pub(crate) mod time;
 
 use std::collections::BTreeMap;
@@ -38,13 +40,19 @@ pub(crate) fn shared_dir() -> PathBuf {
 /// A path under `../shared/corpus`; a missing file is a test failure, never a skip.
 pub(crate) fn corpus(rel: &str) -> PathBuf {
     let p = shared_dir().join("corpus").join(rel);
-    assert!(p.exists(), "corpus file missing: {} (the tests need ../shared beside the repo)", p.display());
+    assert!(
+        p.exists(),
+        "corpus file missing: {} (the tests need ../shared beside the repo)",
+        p.display()
+    );
     p
 }
 
 /// A data table of this crate (`tests/data/<name>`).
 pub(crate) fn data_file(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name);
     assert!(p.is_file(), "test data table missing: {}", p.display());
     p
 }
@@ -75,7 +83,12 @@ fn find_or_build_agent() -> Result<PathBuf, String> {
         .args(["build", "-p", "vedette-agent", "--bin", "vedette-agent"])
         .current_dir(workspace_dir())
         .output()
-        .map_err(|e| format!("cannot run {} to build vedette-agent: {e}", cargo.to_string_lossy()))?;
+        .map_err(|e| {
+            format!(
+                "cannot run {} to build vedette-agent: {e}",
+                cargo.to_string_lossy()
+            )
+        })?;
     if !out.status.success() {
         return Err(format!(
             "`cargo build -p vedette-agent --bin vedette-agent` failed ({}):\n{}",
@@ -86,27 +99,32 @@ fn find_or_build_agent() -> Result<PathBuf, String> {
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_dir().join("target"));
-    let bin = target.join("debug").join(format!("vedette-agent{}", env::consts::EXE_SUFFIX));
+    let bin = target
+        .join("debug")
+        .join(format!("vedette-agent{}", env::consts::EXE_SUFFIX));
     if bin.is_file() {
         Ok(bin)
     } else {
-        Err(format!("built vedette-agent but {} does not exist", bin.display()))
+        Err(format!(
+            "built vedette-agent but {} does not exist",
+            bin.display()
+        ))
     }
 }
 
-/// The output of one `vedette-agent normalize` run.
-pub(crate) struct Run {
-    pub(crate) events: Vec<Value>,
-    pub(crate) stderr: String,
+/// Runs `vedette-agent normalize --now NOW --tz UTC FILE...` and parses its NDJSON.
+/// A non-zero exit or a line that is not a JSON object fails the calling test. The agent's
+/// stderr summary is echoed (visible with `--nocapture`).
+pub(crate) fn normalize(files: &[&Path]) -> Vec<Value> {
+    normalize_with(&[], files)
 }
 
-/// Runs `vedette-agent normalize --now NOW --tz UTC FILE...` and parses its NDJSON.
-/// A non-zero exit or a line that is not a JSON object fails the calling test.
-pub(crate) fn normalize(files: &[&Path]) -> Run {
-    let out = normalize_command(files)
+/// [`normalize`] with extra options before the files (e.g. `--framing octet`).
+pub(crate) fn normalize_with(options: &[&str], files: &[&Path]) -> Vec<Value> {
+    let out = normalize_command(options, files)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", agent_bin().display()));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "vedette-agent normalize {:?} exited with {}; stderr:\n{}",
@@ -114,14 +132,18 @@ pub(crate) fn normalize(files: &[&Path]) -> Run {
         out.status,
         tail(&stderr, 40)
     );
+    eprintln!("{}", clip(stderr.lines().next().unwrap_or_default(), 200));
     let stdout = String::from_utf8(out.stdout).expect("normalize must print UTF-8");
-    Run { events: parse_ndjson(&stdout), stderr }
+    parse_ndjson(&stdout)
 }
 
 /// The `normalize` command line, for callers that redirect its output themselves.
-pub(crate) fn normalize_command(files: &[&Path]) -> Command {
+pub(crate) fn normalize_command(options: &[&str], files: &[&Path]) -> Command {
     let mut cmd = Command::new(agent_bin());
-    cmd.args(["normalize", "--now", NOW, "--tz", TZ]).args(files).stdin(Stdio::null());
+    cmd.args(["normalize", "--now", NOW, "--tz", TZ])
+        .args(options)
+        .args(files)
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -134,7 +156,12 @@ pub(crate) fn parse_ndjson(text: &str) -> Vec<Value> {
             let v: Value = serde_json::from_str(l).unwrap_or_else(|e| {
                 panic!("output line {} is not JSON ({e}): {}", i + 1, clip(l, 300))
             });
-            assert!(v.is_object(), "output line {} is not a JSON object: {}", i + 1, clip(l, 300));
+            assert!(
+                v.is_object(),
+                "output line {} is not a JSON object: {}",
+                i + 1,
+                clip(l, 300)
+            );
             v
         })
         .collect()
@@ -146,19 +173,15 @@ pub(crate) fn by_sequence(events: &[Value]) -> BTreeMap<u64, Vec<&Value>> {
     for ev in events {
         let seq = json::get(ev, "metadata.sequence")
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| panic!("event without a numeric metadata.sequence: {}", clip(&ev.to_string(), 300)));
+            .unwrap_or_else(|| {
+                panic!(
+                    "event without a numeric metadata.sequence: {}",
+                    clip(&ev.to_string(), 300)
+                )
+            });
         map.entry(seq).or_default().push(ev);
     }
     map
-}
-
-/// Events whose `metadata.log_source` is `source` exactly.
-pub(crate) fn from_source<'a>(events: &'a [Value], source: &Path) -> Vec<&'a Value> {
-    let want = source.to_string_lossy();
-    events
-        .iter()
-        .filter(|ev| json::get(ev, "metadata.log_source").and_then(Value::as_str) == Some(&*want))
-        .collect()
 }
 
 /// A scratch directory under the system temp dir, unique per test, removed when the test
@@ -240,11 +263,16 @@ pub(crate) fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Fails the test with the first `limit` problems, after a one-line summary.
+/// Fails the test with the first `limit` problems (`VEDETTE_E2E_SHOW=N` shows N), after a
+/// one-line summary.
 pub(crate) fn assert_no_problems(what: &str, problems: &[String], limit: usize) {
     if problems.is_empty() {
         return;
     }
+    let limit = env::var("VEDETTE_E2E_SHOW")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(limit);
     let shown: Vec<&str> = problems.iter().take(limit).map(String::as_str).collect();
     panic!(
         "{what}: {} problem(s); the first {}:\n  - {}",

@@ -32,7 +32,15 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Wall-clock fields `(year, month, day, hour, minute, second)` of an instant as seen
@@ -51,13 +59,16 @@ pub(crate) fn utc_seconds_text(ms: i64) -> String {
 }
 
 pub(crate) fn month_number(name: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     MONTHS.iter().position(|m| *m == name).map(|i| i as i64 + 1)
 }
 
 fn num(s: &str) -> Option<i64> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 /// `+HH:MM`, `-HHMM`, `Z` → minutes.
@@ -77,7 +88,9 @@ fn parse_offset(s: &str) -> Option<i64> {
     Some(sign * (num(&digits[..2])? * 60 + num(&digits[2..])?))
 }
 
-fn ms_of(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, nanos: i64, off: i64) -> i64 {
+/// Milliseconds of a wall-clock `[year, month, day, hour, minute, second]` plus nanoseconds,
+/// written at `off` minutes from UTC.
+fn ms_of([y, mo, d, h, mi, s]: [i64; 6], nanos: i64, off: i64) -> i64 {
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - off * 60;
     secs * 1000 + nanos / 1_000_000
 }
@@ -85,7 +98,13 @@ fn ms_of(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, nanos: i64, off: i64)
 /// RFC 3339 (`2003-08-24T05:14:15.000003-07:00`, `…Z`; `+0000` also accepted).
 pub(crate) fn parse_rfc3339(s: &str) -> Option<Ts> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (num(&s[..4])?, num(&s[5..7])?, num(&s[8..10])?);
@@ -101,7 +120,10 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<Ts> {
         rest = &frac[n..];
     }
     let off = parse_offset(rest)?;
-    Some(Ts { ms: ms_of(y, mo, d, h, mi, sec, nanos, off), offset_min: off })
+    Some(Ts {
+        ms: ms_of([y, mo, d, h, mi, sec], nanos, off),
+        offset_min: off,
+    })
 }
 
 /// Common Log Format time: `20/Jun/2022:13:09:14 +0200`.
@@ -114,7 +136,10 @@ pub(crate) fn parse_clf(s: &str) -> Option<Ts> {
     let hms: Vec<i64> = p.next()?.split(':').map(num).collect::<Option<_>>()?;
     let [h, mi, sec] = hms[..] else { return None };
     let off = parse_offset(off)?;
-    Some(Ts { ms: ms_of(y, mo, d, h, mi, sec, 0, off), offset_min: off })
+    Some(Ts {
+        ms: ms_of([y, mo, d, h, mi, sec], 0, off),
+        offset_min: off,
+    })
 }
 
 /// An epoch with a fractional part, as auditd writes it: `1684329817.579` → ms.
@@ -130,16 +155,34 @@ pub(crate) fn parse_epoch(s: &str) -> Option<i64> {
 pub(crate) fn infer_year(now_ms: i64, month: i64, day: i64) -> i64 {
     let (y, ..) = civil(now_ms, 0);
     let candidate = days_from_civil(y, month, day) * 86_400_000;
-    if candidate > now_ms + 86_400_000 { y - 1 } else { y }
+    if candidate > now_ms + 86_400_000 {
+        y - 1
+    } else {
+        y
+    }
 }
 
 #[test]
 fn time_helpers_agree_with_known_instants() {
     let ts = parse_rfc3339("2003-08-24T05:14:15.000003-07:00").unwrap();
-    assert_eq!(ts, Ts { ms: 1_061_727_255_000, offset_min: -420 });
+    assert_eq!(
+        ts,
+        Ts {
+            ms: 1_061_727_255_000,
+            offset_min: -420
+        }
+    );
     assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap().ms, 0);
-    assert_eq!(parse_rfc3339("2018-12-31T23:59:59.999999-23:59").unwrap().offset_min, -1439);
-    assert_eq!(parse_clf("20/Jun/2022:13:09:14 +0200").unwrap().ms, 1_655_723_354_000);
+    assert_eq!(
+        parse_rfc3339("2018-12-31T23:59:59.999999-23:59")
+            .unwrap()
+            .offset_min,
+        -1439
+    );
+    assert_eq!(
+        parse_clf("20/Jun/2022:13:09:14 +0200").unwrap().ms,
+        1_655_723_354_000
+    );
     assert_eq!(parse_epoch("1684329817.579"), Some(1_684_329_817_579));
     assert_eq!(civil(951_782_400_000, 0), (2000, 2, 29, 0, 0, 0));
     assert_eq!(utc_seconds_text(1_061_727_255_999), "2003-08-24T12:14:15Z");

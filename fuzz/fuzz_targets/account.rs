@@ -1,0 +1,17 @@
+//! The data as the message of a shadow-utils account tool: the first byte picks the tool,
+//! the rest is the message.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+const TOOLS: [&str; 11] = [
+    "useradd", "userdel", "usermod", "groupadd", "groupdel", "groupmod", "passwd", "chpasswd",
+    "chage", "gpasswd", "newusers",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, msg)) = data.split_first() else {
+        return;
+    };
+    vedette_agent::core::fuzzing::program(TOOLS[usize::from(pick) % TOOLS.len()], msg);
+});

@@ -1,0 +1,10 @@
+//! A JSON application event: the normalizer on `{` followed by the data (detected by shape).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut line = b"{".to_vec();
+    line.extend_from_slice(data);
+    vedette_agent::core::fuzzing::normalize(&line);
+});

@@ -1,0 +1,361 @@
+//! The fuzz bodies (`vedette_agent::core::fuzzing`) as property tests, so `cargo test` keeps
+//! what the cargo-fuzz targets in `fuzz/` check: no parser panics, every non-blank record
+//! yields an event that carries it, every event serializes.
+//!
+//! One module per fuzz target, named and fed exactly as its `fuzz/fuzz_targets/<name>.rs`
+//! (same prefixes, same program-picking first byte). Each runs its body over arbitrary bytes,
+//! arbitrary UTF-8, and realistic inputs (its seeds) with NUL bytes, made invalid UTF-8, or
+//! with multi-byte characters put anywhere; then its seeds as given and three 1 MiB inputs
+//! (random-ish bytes, an sshd message, a whole sshd syslog line).
+//! 256 cases per property (`PROPTEST_CASES=N` for a longer run); failing cases are shrunk
+//! and printed, not persisted: turn one into a named regression test where it belongs.
+//!
+//! Unlike the rest of this suite these tests call the agent's crate, not its binary: the
+//! fuzz bodies are its sans-I/O core.
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::Config;
+use vedette_agent::core::fuzzing;
+
+/// 1 MiB: the line limit the fuzz bodies configure, so the long inputs sit right at it.
+const MIB: usize = 1 << 20;
+
+/// 256 cases unless `PROPTEST_CASES` says otherwise; nothing written next to the sources.
+fn config() -> Config {
+    Config {
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// Up to 600 arbitrary bytes.
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..600)
+}
+
+/// Arbitrary UTF-8, any scalar value (controls, BOM, combining marks, astral planes).
+fn utf8() -> impl Strategy<Value = String> {
+    prop::collection::vec(any::<char>(), 0..300).prop_map(String::from_iter)
+}
+
+/// A realistic input for the target (one of its seeds) or, one time in four, arbitrary text.
+fn base(seeds: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => prop::sample::select(seeds).prop_map(|s| s.as_bytes().to_vec()),
+        1 => utf8().prop_map(String::into_bytes),
+    ]
+}
+
+/// Puts each insertion at its index into `data`.
+fn splice(mut data: Vec<u8>, inserts: Vec<(Index, &'static [u8])>) -> Vec<u8> {
+    for (at, bytes) in inserts {
+        let at = at.index(data.len() + 1);
+        data.splice(at..at, bytes.iter().copied());
+    }
+    data
+}
+
+/// A realistic input with NUL bytes put anywhere (start, middle, end), or nothing but NULs.
+fn with_nuls(seeds: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+    let nuls: &'static [&'static [u8]] = &[b"\0", b"\0\0", b"\0\0\0\0\0\0\0\0"];
+    prop_oneof![
+        9 => (base(seeds), prop::collection::vec((any::<Index>(), prop::sample::select(nuls)), 1..8))
+            .prop_map(|(data, nuls)| splice(data, nuls)),
+        1 => (1..64usize).prop_map(|n| vec![0; n]),
+    ]
+}
+
+/// A realistic input made invalid UTF-8: one `0xFF` (never valid) and up to five other
+/// broken sequences (lone continuation, lone lead, overlong, surrogate, past U+10FFFF,
+/// truncated), anywhere.
+fn invalid_utf8(seeds: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+    let broken: &'static [&'static [u8]] = &[
+        b"\x80",
+        b"\xbf",
+        b"\xc3",
+        b"\xc0\x80",
+        b"\xe0\x80\xaf",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xe2\x82",
+        b"\xf0\x9f\x98",
+        b"\xfe",
+    ];
+    (
+        base(seeds),
+        any::<Index>(),
+        prop::collection::vec((any::<Index>(), prop::sample::select(broken)), 0..6),
+    )
+        .prop_map(|(data, ff, more)| {
+            let data = splice(data, more);
+            let data = splice(data, vec![(ff, b"\xff".as_slice())]);
+            debug_assert!(std::str::from_utf8(&data).is_err());
+            data
+        })
+}
+
+/// A realistic input with non-ASCII characters (2, 3 and 4 bytes long) put anywhere: still
+/// valid UTF-8, but every byte offset a parser computes may now fall inside a character.
+fn multibyte(seeds: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+    const CHARS: &[&[u8]] = &[
+        "é".as_bytes(),
+        "€".as_bytes(),
+        "\u{feff}".as_bytes(),
+        "\u{2028}".as_bytes(),
+        "😀".as_bytes(),
+        "\u{10ffff}".as_bytes(),
+    ];
+    (
+        base(seeds),
+        prop::collection::vec((any::<Index>(), prop::sample::select(CHARS)), 1..6),
+    )
+        .prop_map(|(data, chars)| splice(data, chars))
+}
+
+/// 1 MiB of xorshift bytes (a fixed seed: the same input every run).
+fn random_mib() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..MIB)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// A 1 MiB sshd "Failed password" message whose middle repeats the `from ... port ...` the
+/// parser looks for, which is what a quadratic search would choke on.
+fn sshd_message_mib() -> Vec<u8> {
+    let mut m = b"Failed password for invalid user ".to_vec();
+    while m.len() < MIB - 64 {
+        m.extend_from_slice(b"root from 203.0.113.7 port 22 ");
+    }
+    m.extend_from_slice(b"x from 198.51.100.23 port 50022 ssh2");
+    m
+}
+
+/// The same message as a whole RFC 3164 syslog line from `sshd[42]`.
+fn sshd_line_mib() -> Vec<u8> {
+    let mut l = b"<38>Nov 27 10:00:00 bastion-1 sshd[42]: ".to_vec();
+    l.extend_from_slice(&sshd_message_mib());
+    l
+}
+
+/// `prefix` then `data`, as the prefixing fuzz targets feed the normalizer.
+fn prefixed(prefix: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut line = prefix.to_vec();
+    line.extend_from_slice(data);
+    line
+}
+
+const SYSLOG_SEEDS: &[&str] = &[
+    "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - \u{feff}'su root' failed for lonvick on /dev/pts/8",
+    "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"][examplePriority@32473 class=\"high\"] An application event",
+    "<38>1 2025-01-15T00:00:01.123456Z web-03 sshd 4242 AUTHFAIL [meta sequenceId=\"7\"] Failed password for root from 203.0.113.7 port 51234 ssh2",
+    "<134>1 2025-01-15T00:00:02Z web-01 auth-api - - [app@32473 env=\"prod\" region=\"eu-west-1\"] {\"ts\":\"2025-01-15T00:00:02.000Z\",\"level\":\"warn\",\"event\":\"login_failed\",\"user\":\"bob\",\"src_ip\":\"10.1.2.3\"}",
+    "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+    "<86>Jan 15 00:00:03 bastion-1 sudo:    alice : TTY=pts/1 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash",
+    "<4>Jan 15 00:00:04 edge-fw-1 kernel: [123456.789012] [UFW BLOCK] IN=eth0 OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=203.0.113.7 DST=192.0.2.10 LEN=60 TOS=0x00 PREC=0x00 TTL=50 ID=1 DF PROTO=TCP SPT=51234 DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
+    "<190>Jan 15 00:00:05 web-02 nginx[812]: 203.0.113.7 - - [15/Jan/2025:00:00:05 +0000] \"GET /.env HTTP/1.1\" 404 153 \"-\" \"curl/8.4.0\"",
+    "<13>2025-01-15T00:00:06+01:00 host app[1]: ISO timestamp",
+    "<13>2025-01-15T00:00:06.5-06 host app[1]: ISO timestamp, hour-only offset",
+    "2003-10-11T22:14:15.003+0200 host app: ISO timestamp, no PRI",
+    "<0>1 - - - - - -",
+    "<191>",
+];
+
+const FILE_SEEDS: &[&str] = &[
+    "Jan 15 00:00:01 web-03 sshd[4242]: Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
+    "Jan 15 00:00:01 web-03 sshd[4242]: Accepted publickey for deploy from 10.0.0.5 port 40022 ssh2: ED25519 SHA256:0123456789abcdef0123456789abcdef",
+    "Jan 15 00:00:02 web-03 sshd[4243]: pam_unix(sshd:session): session opened for user git(uid=1001) by (uid=0)",
+    "Jan 15 00:00:02 web-03 sshd[4243]: message repeated 3 times: [ Failed password for root from 203.0.113.7 port 51234 ssh2]",
+    "Jan 15 00:00:03 bastion-1 sudo: pam_unix(sudo:auth): authentication failure; logname=bob uid=1004 euid=0 tty=/dev/pts/2 ruser=bob rhost=  user=bob",
+    "Jan 15 00:00:04 db-01 audisp-syslog[311]: type=USER_LOGIN msg=audit(1736899204.000:100001): pid=311 uid=0 auid=1001 ses=3 subj=unconfined msg='op=login acct=\"bob\" exe=\"/usr/sbin/sshd\" hostname=? addr=203.0.113.7 terminal=ssh res=failed'",
+    "type=SYSCALL msg=audit(1764149520.101:7001): arch=c000003e syscall=59 success=yes exit=0 ppid=2302 pid=2311 auid=1001 uid=0 comm=\"curl\" exe=\"/usr/bin/curl\" key=\"exec_from_net\"",
+    "Jan 15 00:00:05 k8s-node-01 kernel: audit: type=1400 audit(1736899205.000:100002): apparmor=\"DENIED\" operation=\"open\" profile=\"docker-default\" name=\"/etc/shadow\" pid=99 comm=\"cat\" requested_mask=\"r\" denied_mask=\"r\" fsuid=0 ouid=0",
+    "Jan 15 00:00:06 edge-fw-2 kernel: [42.000001] nft-drop: IN=ens3 OUT= MAC=aa SRC=198.51.100.9 DST=192.0.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=7 PROTO=UDP SPT=53 DPT=123 LEN=20",
+    "Jan 15 00:00:07 web-01 nginx[812]: 10.1.2.3 - alice [15/Jan/2025:00:00:07 +0000] \"POST /login HTTP/1.1\" 401 12 \"-\" \"python-requests/2.31.0\"",
+    "Jan 15 00:00:08 web-01 billing[77]: {\"ts\":\"2025-01-15T00:00:08.000Z\",\"level\":\"error\",\"event\":\"permission_denied\",\"user\":\"eve\",\"src_ip\":\"10.9.8.7\",\"http\":{\"method\":\"GET\",\"status\":403}}",
+    "Jan 15 00:00:09 siem-fwd cef: CEF:0|Acme|EDR|4.2|1001|Suspicious process blocked|8|src=10.20.0.11 dst=203.0.113.77 act=blocked suser=deploy",
+    "Nov 26 09:30:00 web-01 useradd[2401]: new user: name=backdoor, UID=1002, GID=1002, home=/home/backdoor, shell=/bin/bash, from=/dev/pts/0",
+    "2025-01-15T00:00:10.123456+00:00 web-04 su[99]: FAILED SU (to root) deploy on pts/0",
+    "2025-01-15T00:00:10-05 web-04 su[99]: FAILED SU (to root) deploy on pts/0",
+    "just some text without any envelope",
+];
+
+const SSHD_SEEDS: &[&str] = &[
+    "Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
+    "Failed password for root from 2001:db8::7 port 22 ssh2",
+    "Accepted publickey for deploy from 10.0.0.5 port 40022 ssh2: ED25519 SHA256:0123456789abcdef",
+    "Accepted password for alice from 10.0.0.6 port 40023 ssh2",
+    "Invalid user oracle from 203.0.113.8 port 40000",
+    "Connection closed by authenticating user root 203.0.113.9 port 22 [preauth]",
+    "Disconnected from invalid user test 203.0.113.10 port 2222 [preauth]",
+    "pam_unix(sshd:session): session opened for user git(uid=1001) by (uid=0)",
+    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.7  user=root",
+    "message repeated 5 times: [ Failed password for root from 203.0.113.7 port 51234 ssh2]",
+    "error: maximum authentication attempts exceeded for root from 203.0.113.7 port 22 ssh2 [preauth]",
+];
+
+const SUDO_SEEDS: &[&str] = &[
+    "\0   alice : TTY=pts/1 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/cat /etc/shadow",
+    "\0bob : 3 incorrect password attempts ; TTY=pts/2 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/bash",
+    "\0pam_unix(sudo:auth): authentication failure; logname=bob uid=1004 euid=0 tty=/dev/pts/2 ruser=bob rhost=  user=bob",
+    "\0pam_unix(sudo:session): session opened for user root(uid=0) by bob(uid=1004)",
+    "\u{1}FAILED SU (to root) deploy on pts/0",
+    "\u{1}(to root) deploy on pts/0",
+    "\u{1}pam_unix(su:auth): authentication failure; logname=deploy uid=1001 euid=0 tty=pts/0 ruser=deploy rhost=  user=root",
+    "\u{1}+ pts/0 deploy:root",
+];
+
+const ACCOUNT_SEEDS: &[&str] = &[
+    "\0new user: name=backdoor, UID=1002, GID=1002, home=/home/backdoor, shell=/bin/bash, from=/dev/pts/0",
+    "\u{1}delete user 'bob'",
+    "\u{2}add 'bob' to group 'sudo'",
+    "\u{2}lock user 'bob' password",
+    "\u{3}group added to /etc/group: name=ops, GID=1005",
+    "\u{3}new group: name=ops, GID=1005",
+    "\u{6}pam_unix(passwd:chauthtok): password changed for backdoor",
+    "\u{9}user bob added by root to group sudo",
+];
+
+const AUDITD_SEEDS: &[&str] = &[
+    "type=SYSCALL msg=audit(1764149520.101:7001): arch=c000003e syscall=59 success=yes exit=0 a0=55d0c3a0 items=2 ppid=2302 pid=2311 auid=1001 uid=0 gid=0 euid=0 tty=pts0 ses=4 comm=\"curl\" exe=\"/usr/bin/curl\" key=\"exec_from_net\"\ntype=EXECVE msg=audit(1764149520.101:7001): argc=3 a0=\"curl\" a1=\"-s\" a2=687474703A2F2F3230332E302E3131332E37372F782E7368\ntype=CWD msg=audit(1764149520.101:7001): cwd=\"/tmp\"\ntype=PATH msg=audit(1764149520.101:7001): item=0 name=\"/usr/bin/curl\" inode=131090 dev=fd:01 mode=0100755 ouid=0 ogid=0 nametype=NORMAL\ntype=PROCTITLE msg=audit(1764149520.101:7001): proctitle=6375726C002D73\ntype=EOE msg=audit(1764149520.101:7001):",
+    "type=USER_AUTH msg=audit(1764149540.220:7002): pid=2188 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication grantors=? acct=\"oracle\" exe=\"/usr/sbin/sshd\" hostname=203.0.113.77 addr=203.0.113.77 terminal=ssh res=failed'",
+    "node=web-01 type=USER_LOGIN msg=audit(1736899204.000:100001): pid=311 uid=0 auid=1001 ses=3 msg='op=login acct=\"bob\" exe=\"/usr/sbin/sshd\" hostname=? addr=203.0.113.7 terminal=ssh res=failed'",
+    "type=AVC msg=audit(1736899205.000:100002): apparmor=\"DENIED\" operation=\"open\" profile=\"docker-default\" name=\"/etc/shadow\" pid=99 comm=\"cat\"\ntype=SYSCALL msg=audit(1736899205.000:100002): arch=c000003e syscall=257 success=no exit=-13 pid=99 auid=4294967295 uid=0 comm=\"cat\" exe=\"/usr/bin/cat\"",
+    "type=1300 audit(1736899206.000:100003): arch=c000003e syscall=59 success=yes exit=0 pid=1 uid=0\ntype=1327 audit(1736899206.000:100003): proctitle=2F62696E2F7368",
+];
+
+const CEF_SEEDS: &[&str] = &[
+    "Acme|EDR|4.2|1001|Suspicious process blocked|8|src=10.20.0.11 dst=203.0.113.77 dpt=443 act=blocked suser=deploy cs1Label=rule cs1=curl-to-raw-ip",
+    "Security|threatmanager|1.0|100|worm successfully stopped|10|src=10.0.0.1 dst=2.1.2.2 spt=1232",
+    "Vendor|Prod|1.0|1|name with \\| pipe|5|msg=line1\\nline2 cs1=a\\=b cs1Label=x",
+    "Acme|FW|2|deny|Denied|High|src=10.0.0.1 suser=alice rt=Nov 26 2025 09:00:00 act=deny",
+    "a|b|c|d|e|f|",
+];
+
+const JSON_SEEDS: &[&str] = &[
+    "\"ts\":\"2025-01-15T00:00:08.000Z\",\"level\":\"error\",\"service\":\"billing\",\"event\":\"permission_denied\",\"user\":\"eve\",\"src_ip\":\"10.9.8.7\",\"mfa\":false,\"attempt\":3,\"latency_ms\":12.5,\"http\":{\"method\":\"GET\",\"path\":\"/admin\",\"status\":403}}",
+    "\"event\":\"login_failed\",\"user\":\"bob\",\"src_ip\":\"2001:db8::1\"}",
+    "\"a\":[1,2,{\"b\":null}],\"c\":\"\\u0000\\ud83d\\ude00\"}",
+    "}",
+    "\"deep\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+];
+
+const NETFILTER_SEEDS: &[&str] = &[
+    "[123456.789012] [UFW BLOCK] IN=eth0 OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=203.0.113.7 DST=192.0.2.10 LEN=60 TOS=0x00 PREC=0x00 TTL=50 ID=1 DF PROTO=TCP SPT=51234 DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
+    "IPTABLES-DROP: IN=ens3 OUT= SRC=198.51.100.9 DST=192.0.2.1 LEN=40 PROTO=UDP SPT=53 DPT=123 LEN=20",
+    "nft input reject: IN=enp1s0 OUT= SRC=2001:db8::1 DST=2001:db8::2 LEN=80 PROTO=ICMPv6 TYPE=128 CODE=0",
+    "[UFW ALLOW] IN= OUT=eth0 SRC=10.0.0.1 DST=10.0.0.2 PROTO=TCP SPT=1 DPT=2",
+    "OUT= MAC= SRC= DST= PROTO=",
+];
+
+const ACCESS_SEEDS: &[&str] = &[
+    "15/Jan/2025:00:00:07 +0000] \"POST /login HTTP/1.1\" 401 12 \"-\" \"python-requests/2.31.0\"",
+    "10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326",
+    "15/Jan/2025:00:00:05 +0000] \"GET /api/v2/search?q=%27%20OR%201%3D1-- HTTP/1.1\" 500 0 \"https://example.com/\" \"sqlmap/1.7.2#stable (https://sqlmap.org)\"",
+    "29/Feb/2024:23:59:60 +1400] \"-\" 400 - \"-\" \"-\"",
+];
+
+/// One module per fuzz target: `name => |data| body(data), seeds: SEEDS;`.
+macro_rules! fuzz_props {
+    ($($name:ident => $body:expr, seeds: $seeds:expr;)*) => {$(
+        mod $name {
+            use super::*;
+
+            fn run(data: &[u8]) {
+                let body: fn(&[u8]) = $body;
+                body(data);
+            }
+
+            proptest! {
+                #![proptest_config(config())]
+
+                #[test]
+                fn arbitrary_bytes(data in bytes()) {
+                    run(&data);
+                }
+
+                #[test]
+                fn arbitrary_utf8(s in utf8()) {
+                    run(s.as_bytes());
+                }
+
+                #[test]
+                fn nul_bytes(data in with_nuls($seeds)) {
+                    run(&data);
+                }
+
+                #[test]
+                fn invalid_utf8(data in super::invalid_utf8($seeds)) {
+                    run(&data);
+                }
+
+                #[test]
+                fn multibyte_chars(data in multibyte($seeds)) {
+                    run(&data);
+                }
+            }
+
+            #[test]
+            fn seeds_as_given() {
+                for s in $seeds {
+                    run(s.as_bytes());
+                }
+            }
+
+            #[test]
+            fn one_mib_random_bytes() {
+                run(&random_mib());
+            }
+
+            #[test]
+            fn one_mib_sshd_message() {
+                run(&sshd_message_mib());
+            }
+
+            #[test]
+            fn one_mib_sshd_line() {
+                run(&sshd_line_mib());
+            }
+        }
+    )*};
+}
+
+fuzz_props! {
+    envelope => fuzzing::envelope, seeds: SYSLOG_SEEDS;
+    syslog_5424 => fuzzing::syslog, seeds: SYSLOG_SEEDS;
+    normalize => fuzzing::normalize, seeds: FILE_SEEDS;
+    sshd => |d| fuzzing::program("sshd", d), seeds: SSHD_SEEDS;
+    sudo => |d| {
+        // As fuzz/fuzz_targets/sudo.rs: the first byte picks the program (odd: su).
+        let Some((&pick, msg)) = d.split_first() else { return };
+        fuzzing::program(if pick & 1 == 0 { "sudo" } else { "su" }, msg);
+    }, seeds: SUDO_SEEDS;
+    account => |d| {
+        // As fuzz/fuzz_targets/account.rs: the first byte picks the tool.
+        const TOOLS: [&str; 11] = [
+            "useradd", "userdel", "usermod", "groupadd", "groupdel", "groupmod", "passwd",
+            "chpasswd", "chage", "gpasswd", "newusers",
+        ];
+        let Some((&pick, msg)) = d.split_first() else { return };
+        fuzzing::program(TOOLS[usize::from(pick) % TOOLS.len()], msg);
+    }, seeds: ACCOUNT_SEEDS;
+    auditd => fuzzing::auditd, seeds: AUDITD_SEEDS;
+    cef => |d| fuzzing::normalize(&prefixed(b"CEF:0|", d)), seeds: CEF_SEEDS;
+    json => |d| fuzzing::normalize(&prefixed(b"{", d)), seeds: JSON_SEEDS;
+    netfilter => |d| {
+        // As fuzz/fuzz_targets/netfilter.rs: `IN=` in front unless the data has one.
+        if d.windows(3).any(|w| w == b"IN=") {
+            fuzzing::normalize(d);
+        } else {
+            fuzzing::normalize(&prefixed(b"IN=", d));
+        }
+    }, seeds: NETFILTER_SEEDS;
+    access_log => |d| fuzzing::normalize(&prefixed(b"203.0.113.7 - - [", d)),
+        seeds: ACCESS_SEEDS;
+}
