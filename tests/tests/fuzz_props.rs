@@ -239,6 +239,8 @@ const CEF_SEEDS: &[&str] = &[
 ];
 
 const JSON_SEEDS: &[&str] = &[
+    // laurel: one auditd event as one JSON object.
+    "\"ID\":\"1736899206.123:100003\",\"NODE\":\"web-01\",\"SYSCALL\":{\"arch\":\"0xc000003e\",\"syscall\":59,\"success\":\"yes\",\"exit\":0,\"pid\":4242,\"auid\":1001,\"uid\":0,\"comm\":\"curl\",\"exe\":\"/usr/bin/curl\"},\"EXECVE\":{\"argc\":2,\"ARGV\":[\"curl\",\"-s\"]},\"PROCTITLE\":{\"ARGV\":[\"curl\",\"-s\"]}}",
     "\"ts\":\"2025-01-15T00:00:08.000Z\",\"level\":\"error\",\"service\":\"billing\",\"event\":\"permission_denied\",\"user\":\"eve\",\"src_ip\":\"10.9.8.7\",\"mfa\":false,\"attempt\":3,\"latency_ms\":12.5,\"http\":{\"method\":\"GET\",\"path\":\"/admin\",\"status\":403}}",
     "\"event\":\"login_failed\",\"user\":\"bob\",\"src_ip\":\"2001:db8::1\"}",
     "\"a\":[1,2,{\"b\":null}],\"c\":\"\\u0000\\ud83d\\ude00\"}",

@@ -230,10 +230,10 @@ pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
             let (om, len) = if b.get(i + 3) == Some(&b':') {
                 (digits(&b[i + 4..], 2)? as i32, 6)
             } else {
-                (
-                    digits(&b[i + 3..], 2).map_or(0, |v| v as i32),
-                    if b.len() >= i + 5 { 5 } else { 3 },
-                )
+                match digits(b.get(i + 3..).unwrap_or(&[]), 2) {
+                    Some(m) => (m as i32, 5),
+                    None => (0, 3),
+                }
             };
             if oh > 23 || om > 59 {
                 return None;

@@ -183,7 +183,7 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
     let sec: i64 = sec
         .parse()
         .map_err(|_| format!("audit: bad time {time_text:?}"))?;
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap_or(0);
+    let ms: i64 = millis(frac);
     let mut f = Vec::new();
     fields(&rest[close + 2..], &mut f);
     Ok(AuditRecord {
@@ -355,8 +355,7 @@ pub fn laurel_records(v: &Value) -> Option<Vec<AuditRecord>> {
     let (time_text, serial) = id.split_once(':')?;
     let serial: u64 = serial.parse().ok()?;
     let (sec, frac) = time_text.split_once('.').unwrap_or((time_text, "0"));
-    let time_ms =
-        sec.parse::<i64>().ok()? * 1000 + format!("{frac:0<3}")[..3].parse::<i64>().unwrap_or(0);
+    let time_ms = sec.parse::<i64>().ok()? * 1000 + millis(frac);
     let node = obj.get("NODE").and_then(Value::as_str).map(str::to_owned);
     let mut out = Vec::new();
     for (rtype, body) in obj {
@@ -852,4 +851,13 @@ pub(crate) fn parse_laurel(v: &Value, ev: &mut Event) -> Parsed {
         }
         _ => Parsed::No,
     }
+}
+
+/// The milliseconds of a fraction of a second written as digits (`394` → 394, `5` → 500).
+fn millis(frac: &str) -> i64 {
+    frac.chars()
+        .chain(std::iter::repeat('0'))
+        .take(3)
+        .try_fold(0i64, |a, c| c.to_digit(10).map(|d| a * 10 + i64::from(d)))
+        .unwrap_or(0)
 }

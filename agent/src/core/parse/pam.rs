@@ -9,6 +9,20 @@ use crate::core::text::{is_ip, kv};
 
 /// Parses a PAM message logged by `program`; `module` is set when the tag named it.
 pub fn parse(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> Parsed {
+    let r = parse_pam(program, module, msg, ev);
+    // sshd's PAM conversations are remote interactive logons.
+    if r == Parsed::Yes
+        && ev.class() == vedette_schemas::ocsf::Class::Authentication
+        && ev.service.as_ref().and_then(|s| s.name.as_deref()) == Some("sshd")
+    {
+        ev.logon_type_id = Some(10);
+        ev.logon_type = Some("Remote Interactive".into());
+        ev.is_remote = Some(true);
+    }
+    r
+}
+
+fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> Parsed {
     // `pam_unix(sshd:auth): body` → service `sshd`, kind `auth`.
     let (service, kind, body) = match msg.strip_prefix("pam_").and_then(|_| msg.split_once("): ")) {
         Some((head, body)) => {
