@@ -3,8 +3,9 @@
 //!
 //! Each vector's input becomes one line of a scratch file; the event with that line's
 //! `metadata.sequence` must carry every expected field at its place in
-//! docs/ocsf-mapping.md. Inputs that cannot be one line (empty, or holding a newline) are
-//! reported as skipped and never counted as passing.
+//! docs/ocsf-mapping.md. An input holding a line break cannot be a line: it is fed alone as
+//! an RFC 6587 octet-counted frame (`--syslog --framing octet`). The one empty input is no
+//! record at all; it is reported as skipped and never counted as passing.
 
 use std::fs;
 use std::net::IpAddr;

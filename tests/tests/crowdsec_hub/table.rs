@@ -1,5 +1,5 @@
 //! The two data tables beside the test: where each CrowdSec field lives in our OCSF
-//! (`crowdsec-fields.csv`) and which lines' service fields are out of the contract
+//! (`crowdsec-fields.csv`) and which lines or fields are out of the contract
 //! (`crowdsec-exclusions.csv`).
 
 use crate::support::{self, csv};
@@ -98,6 +98,8 @@ fn field_specificity(pattern: &str, field: &str) -> Option<usize> {
 pub(super) struct Exclusion {
     test: String,
     index: Option<usize>,
+    /// `true`: the envelope (s00-raw); `false`: the service stages (s01-parse, s02-enrich).
+    envelope: bool,
     fields: Option<Vec<String>>,
 }
 
@@ -114,10 +116,16 @@ impl Exclusions {
                         "crowdsec-exclusions.csv: {} has no reason",
                         r["test"]
                     );
+                    let envelope = match r["stage"].as_str() {
+                        "s00-raw" => true,
+                        "s01+" => false,
+                        other => panic!("crowdsec-exclusions.csv: unknown stage {other}"),
+                    };
                     Exclusion {
                         test: r["test"].clone(),
                         index: (r["index"] != "*")
                             .then(|| r["index"].parse().expect("index is a number or *")),
+                        envelope,
                         fields: (r["fields"] != "*")
                             .then(|| r["fields"].split(';').map(str::to_owned).collect()),
                     }
@@ -126,9 +134,10 @@ impl Exclusions {
         )
     }
 
-    pub(super) fn excludes(&self, test: &str, index: usize, field: &str) -> bool {
+    pub(super) fn excludes(&self, test: &str, stage: &str, index: usize, field: &str) -> bool {
         self.0.iter().any(|e| {
             e.test == test
+                && e.envelope == (stage == "s00-raw")
                 && e.index.is_none_or(|i| i == index)
                 && e.fields
                     .as_ref()
