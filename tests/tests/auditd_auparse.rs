@@ -70,7 +70,6 @@ struct RefEvent {
 }
 
 #[test]
-#[ignore = "not yet passing (agent): SYSCALL a0-a3 are hex-decoded as text; msg='… (hostname=?, addr=?, terminal=cron res=success)' is mis-split; USER_START/USER_END are 3002, the contract says Base Event"]
 fn events_agree_with_auparse() {
     let reference = read_reference();
     let mut problems = Vec::new();
@@ -284,7 +283,10 @@ fn expected_class(types: &[&str]) -> u64 {
         1007
     } else if has("SYSCALL") && has("PATH") {
         1001
-    } else if has("USER_AUTH") || has("USER_LOGIN") {
+    } else if ["USER_AUTH", "USER_LOGIN", "USER_START", "USER_END"]
+        .iter()
+        .any(|t| has(t))
+    {
         3002
     } else {
         0

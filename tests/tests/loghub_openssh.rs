@@ -31,6 +31,8 @@ const CONTRACT: &[(&str, Classification)] = &[
     ("pam.session_opened", (3002, Some((1, 1)))),
     ("pam.session_closed", (3002, Some((2, 1)))),
     ("pam.check_pass_unknown", (3002, Some((1, 2)))),
+    ("sshd.no_identification", (4001, Some((4, 2)))),
+    ("sshd.reverse_mapping_failed", (4001, Some((1, 1)))),
     ("sshd.other", (0, None)),
 ];
 
@@ -54,7 +56,6 @@ struct Reading {
 }
 
 #[test]
-#[ignore = "not yet passing: E27 (reverse mapping) is now Network Activity sshd.reverse_mapping_failed, the table still expects Base Event sshd.other; see the issue note"]
 fn openssh_2k_authentication_lines() {
     let log = support::corpus("loghub/OpenSSH/OpenSSH_2k.log");
     let structured = csv::read_records(&support::corpus(

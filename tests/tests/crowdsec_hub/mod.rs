@@ -28,7 +28,6 @@ const STAGES: [&str; 3] = ["s00-raw", "s01-parse", "s02-enrich"];
 const FALSE_POSITIVE_TESTS: &[&str] = &["sshd-logs-fp"];
 
 #[test]
-#[ignore = "not yet passing (agent): message of Apache/nginx/proftpd lines without envelope is cut, SYSCALL a0-a3 hex-decoded, netfilter RES/URGP/ACK not kept, proxmox time, refused-connect IP not observed"]
 fn hub_parser_tests() {
     let fields = Fields::load();
     let exclusions = Exclusions::load();

@@ -28,7 +28,7 @@ pub fn looks_like(msg: &str) -> bool {
 }
 
 /// `10/Oct/2000:13:55:36 -0700` → (ms, offset minutes).
-fn clf_time(s: &str) -> Option<(i64, i32)> {
+pub(crate) fn clf_time(s: &str) -> Option<(i64, i32)> {
     let b = s.as_bytes();
     if b.len() < 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
         return None;
@@ -237,13 +237,15 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         let rest = msg[close + 1..].trim_start();
         code(ev, "http_error", "nginx.error");
         ev.metadata.log_level = Some(level.to_owned());
-        if let Some(local) = civil_to_epoch(y, mo, d, h, mi, s) {
-            // nginx writes local time without a zone: keep the envelope's offset if any.
+        // nginx writes local time without a zone. Relayed through syslog, the envelope's time
+        // stays `time` (as for every record with one).
+        if ev.metadata.original_time.is_none()
+            && let Some(local) = civil_to_epoch(y, mo, d, h, mi, s)
+        {
             let off = ev.timezone_offset.unwrap_or(0);
             ev.time = (local - i64::from(off) * 60) * 1000;
             ev.metadata.original_time = Some(msg[..19].to_owned());
         }
-        ev.message = Some(rest.to_owned());
         let field = |k: &str| -> Option<&str> {
             let p = rest.find(k)?;
             let v = &rest[p + k.len()..];
@@ -317,7 +319,9 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         let y = digits(sb.get(20 + flen..)?, 4)? as i16;
         let rest = msg[close + 1..].trim_start();
         code(ev, "http_error", "apache.error");
-        if let Some(local) = civil_to_epoch(y, mo, d, h, mi, s) {
+        if ev.metadata.original_time.is_none()
+            && let Some(local) = civil_to_epoch(y, mo, d, h, mi, s)
+        {
             let off = ev.timezone_offset.unwrap_or(0);
             ev.time = (local - i64::from(off) * 60) * 1000 + i64::from(frac_ms);
             ev.metadata.original_time = Some(stamp.to_owned());
@@ -335,7 +339,6 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
             }
             tail = inner[end + 1..].trim_start();
         }
-        ev.message = Some(tail.to_owned());
         let peer = client.map(|c| match c.rsplit_once(':') {
             Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
             _ if is_ip(c) => Endpoint::ip(c, None),

@@ -82,7 +82,7 @@ fn audit_type_name(t: &str) -> &str {
 }
 
 /// Splits a record body into fields; `msg='…'` is flattened.
-fn fields(body: &str, out: &mut Vec<(String, String)>) {
+fn fields(body: &str, execve: bool, out: &mut Vec<(String, String)>) {
     let b = body.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -100,7 +100,9 @@ fn fields(body: &str, out: &mut Vec<(String, String)>) {
             }
             continue;
         }
-        let key = &body[ks..i];
+        // Old user-space records wrap the tail in parentheses:
+        // `msg='PAM: accounting acct=root : exe="/usr/sbin/crond" (hostname=?, addr=?, terminal=cron res=success)'`.
+        let key = body[ks..i].trim_start_matches('(');
         i += 1;
         let (val, next) = match b.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
@@ -116,13 +118,20 @@ fn fields(body: &str, out: &mut Vec<(String, String)>) {
                     .iter()
                     .position(|&c| c == b' ' || c == 0x1d)
                     .map_or(b.len(), |p| i + p);
-                (&body[i..end], end)
+                let v = body[i..end].trim_end_matches(',');
+                // `res=success)` closes the old parenthesized tail; `(null)` is a value.
+                let v = if v.contains('(') {
+                    v
+                } else {
+                    v.strip_suffix(')').unwrap_or(v)
+                };
+                (v, end)
             }
         };
         let quoted = matches!(b.get(i), Some(b'"'));
         if key == "msg" && matches!(b.get(i), Some(b'\'')) {
-            fields(val, out);
-        } else if !quoted && is_hex_encoded(key, val) {
+            fields(val, execve, out);
+        } else if !quoted && is_hex_encoded(key, val, execve) {
             out.push((key.to_owned(), decode_hex(val)));
         } else {
             out.push((key.to_owned(), val.to_owned()));
@@ -133,11 +142,12 @@ fn fields(body: &str, out: &mut Vec<(String, String)>) {
 
 /// auditd hex-encodes a string field (unquoted) when it holds spaces, quotes or control
 /// characters; numbers like `arch=c000003e` are never string fields.
-fn is_hex_encoded(key: &str, v: &str) -> bool {
+fn is_hex_encoded(key: &str, v: &str, execve: bool) -> bool {
     let stringy = matches!(
         key,
         "proctitle" | "name" | "cwd" | "comm" | "exe" | "cmd" | "data" | "acct" | "path"
-    ) || (key.starts_with('a')
+    ) || (execve
+        && key.starts_with('a')
         && key[1..]
             .split('[')
             .next()
@@ -185,10 +195,11 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
         .map_err(|_| format!("audit: bad time {time_text:?}"))?;
     let ms: i64 = millis(frac);
     let mut f = Vec::new();
-    fields(&rest[close + 2..], &mut f);
+    let rtype = audit_type_name(rtype);
+    fields(&rest[close + 2..], rtype == "EXECVE", &mut f);
     Ok(AuditRecord {
         node,
-        rtype: audit_type_name(rtype).to_owned(),
+        rtype: rtype.to_owned(),
         time_ms: sec * 1000 + ms,
         time_text: time_text.to_owned(),
         serial,

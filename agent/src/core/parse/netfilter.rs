@@ -129,11 +129,29 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     if !prefix.is_empty() {
         ev.unmapped_set("netfilter", "prefix", prefix.to_owned());
     }
-    for key in [
-        "LEN", "TTL", "ID", "TOS", "PREC", "WINDOW", "MARK", "PHYSIN", "PHYSOUT",
-    ] {
-        if let Some(v) = nf(rest, key).filter(|v| !v.is_empty()) {
-            ev.unmapped_set("netfilter", &key.to_ascii_lowercase(), v.to_owned());
+    // Every other KEY=value (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …) is kept.
+    for w in rest.split(' ') {
+        if let Some((k, v)) = w.split_once('=') {
+            let mapped = matches!(
+                k,
+                "IN" | "OUT" | "MAC" | "SRC" | "DST" | "SPT" | "DPT" | "PROTO"
+            );
+            let key_like = !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
+            if !mapped && key_like && !v.is_empty() {
+                ev.unmapped_set("netfilter", &k.to_ascii_lowercase(), v.to_owned());
+            }
+        }
+    }
+    // Proxmox puts its own time in the prefix:
+    // `0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP:`.
+    if ev.metadata.original_time.is_none() {
+        let found = (0..prefix.len().saturating_sub(25))
+            .filter(|&i| prefix.is_char_boundary(i) && prefix.is_char_boundary(i + 26))
+            .find_map(|i| super::access::clf_time(&prefix[i..i + 26]).map(|t| (t, i)));
+        if let Some(((ms, off), i)) = found {
+            ev.time = ms;
+            ev.timezone_offset = Some(off);
+            ev.metadata.original_time = Some(prefix[i..i + 26].to_owned());
         }
     }
     let flags: Vec<&str> = rest

@@ -15,7 +15,11 @@ const LOGOFF: u8 = 2;
 /// Parses one sshd message; `module` is a PAM module named in the tag (`sshd(pam_unix)`).
 pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     if module.is_some() || msg.starts_with("pam_") || msg.starts_with("PAM ") {
-        return pam::parse("sshd", module, msg, ev);
+        let r = pam::parse("sshd", module, msg, ev);
+        if r == Parsed::No {
+            code(ev, "sshd", "sshd.other");
+        }
+        return r;
     }
     let r = parse_sshd(msg, ev);
     if r == Parsed::Yes {
@@ -39,7 +43,8 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         } else if lower.contains("timeout before authentication") {
             (4, "sshd.auth_timeout")
         } else if lower.starts_with("reverse mapping checking") || lower.starts_with("address ") {
-            (99, "sshd.reverse_mapping_failed")
+            // The connection was opened; the warning is about the peer's DNS.
+            (1, "sshd.reverse_mapping_failed")
         } else if lower.starts_with("connection from") {
             (1, "sshd.connection")
         } else if ["fail", "error", "invalid", "bad ", "unable", "refused"]
@@ -85,6 +90,8 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
 
 fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
     let (body, preauth) = strip_preauth(msg);
+    // `error: Received disconnect …` and friends: the level prefix is not part of the phrase.
+    let body = body.strip_prefix("error: ").unwrap_or(body);
     if let Some(rest) = body.strip_prefix("Accepted ") {
         return method_line(rest, ev, Status::Success, "sshd.accepted", "Accepted");
     }
@@ -360,8 +367,14 @@ fn bracketed_or_from_ip(msg: &str) -> Option<&str> {
             return Some(inner);
         }
     }
+    // Trailing ':' and ',' are punctuation, a leading ':' is not (`::ffff:1.2.3.4`); a
+    // `user@addr` word names the address after the '@'.
     msg.split_whitespace()
-        .map(|w| w.trim_matches(|c| matches!(c, ':' | ',' | '(' | ')' | '[' | ']')))
+        .map(|w| {
+            w.trim_matches(|c| matches!(c, '(' | ')' | '[' | ']'))
+                .trim_end_matches([':', ','])
+        })
+        .map(|w| w.rsplit('@').next().unwrap_or(w))
         .find(|w| is_ip(w))
 }
 
