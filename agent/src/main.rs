@@ -168,7 +168,9 @@ fn normalize(
             }
         };
         let mut seq = 0u64;
-        let now_ms = clock::now_ms();
+        // Records without a time of their own are stamped with when they were read; with
+        // `--now` that is the given instant, so the output is reproducible.
+        let now_ms = now.map_or_else(clock::now_ms, |t| t.as_millisecond());
         let mut write_err = None;
         let res = input::for_each_record(&mut *reader, framing, |rec| {
             seq += 1;

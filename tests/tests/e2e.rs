@@ -10,6 +10,7 @@ mod support;
 mod auditd_auparse;
 mod crowdsec_hub;
 mod fuzz_props;
+mod golden;
 mod loghub_openssh;
 mod ocsf_validate;
 mod syslog_vectors;

@@ -44,19 +44,21 @@ fn get<'a>(v: &'a Value, p: &[String]) -> Option<&'a Value> {
     })
 }
 
+/// Removes `p` from `v`, and the objects it leaves empty.
 fn remove(v: &mut Value, p: &[String]) {
-    let Some((last, parents)) = p.split_last() else {
+    let Some((first, rest)) = p.split_first() else {
         return;
     };
-    let mut cur = v;
-    for k in parents {
-        match cur.get_mut(k) {
-            Some(next) => cur = next,
-            None => return,
-        }
+    let Value::Object(m) = v else { return };
+    if rest.is_empty() {
+        m.remove(first);
+        return;
     }
-    if let Value::Object(m) = cur {
-        m.remove(last);
+    if let Some(child) = m.get_mut(first) {
+        remove(child, rest);
+        if child.as_object().is_some_and(Map::is_empty) {
+            m.remove(first);
+        }
     }
 }
 
@@ -131,6 +133,17 @@ pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut V
         }
     }
     code(ev, "json", "json.unmapped");
+    // Without a mapping, a conventional time field still dates the event.
+    if ev.metadata.original_time.is_none() {
+        let stamp = ["@timestamp", "timestamp", "time", "ts"]
+            .iter()
+            .find_map(|k| value.get(*k).and_then(|v| time_ms(v).map(|ms| (ms, v))));
+        if let Some((ms, v)) = stamp {
+            ev.time = ms;
+            ev.metadata.original_time =
+                Some(v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+        }
+    }
     ev.unmapped_mut().other.insert("json".into(), value);
     Parsed::No
 }
