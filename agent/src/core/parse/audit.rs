@@ -315,26 +315,16 @@ impl Joiner {
             }
             return done;
         }
-        if pos.is_none() && standalone(&r.rtype) {
-            done.push(build(Open {
-                source: source.clone(),
-                node: node.clone(),
-                serial,
-                time_ms,
-                last_seen: rec.now_ms,
-                base,
-                raw: vec![raw],
-                records: vec![r],
-            }));
-        } else {
-            match pos {
-                Some(p) => {
-                    let o = &mut self.open[p];
-                    o.records.push(r);
-                    o.raw.push(raw);
-                    o.last_seen = rec.now_ms;
-                }
-                None => self.open.push(Open {
+        match pos {
+            Some(p) => {
+                let o = &mut self.open[p];
+                o.records.push(r);
+                o.raw.push(raw);
+                o.last_seen = rec.now_ms;
+            }
+            None => {
+                let alone = standalone(&r.rtype);
+                let o = Open {
                     source: source.clone(),
                     node: node.clone(),
                     serial,
@@ -343,7 +333,12 @@ impl Joiner {
                     base,
                     raw: vec![raw],
                     records: vec![r],
-                }),
+                };
+                if alone {
+                    done.push(build(o));
+                } else {
+                    self.open.push(o);
+                }
             }
         }
         let t = self.timeout_ms;

@@ -101,28 +101,16 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
     if let Some(rest) = body.strip_prefix("Invalid user ") {
         // `Invalid user U from IP[ port P]`
         let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
-        login(
+        return fail(
             ev,
-            LOGON,
-            Status::Failure,
             "sshd.invalid_user",
             Some(user),
             ip_port(tail),
+            "Invalid user",
         );
-        ev.status_detail = Some("Invalid user".into());
-        return Parsed::Yes;
     }
     if let Some(user) = body.strip_prefix("input_userauth_request: invalid user ") {
-        login(
-            ev,
-            LOGON,
-            Status::Failure,
-            "sshd.invalid_user",
-            Some(user),
-            None,
-        );
-        ev.status_detail = Some("Invalid user".into());
-        return Parsed::Yes;
+        return fail(ev, "sshd.invalid_user", Some(user), None, "Invalid user");
     }
     if let Some(rest) = body
         .strip_prefix("error: maximum authentication attempts exceeded for ")
@@ -131,31 +119,25 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         let rest = rest.strip_suffix(" ssh2").unwrap_or(rest);
         let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
         let user = user.strip_prefix("invalid user ").unwrap_or(user);
-        login(
+        return fail(
             ev,
-            LOGON,
-            Status::Failure,
             "sshd.max_auth_attempts",
             Some(user),
             ip_port(tail),
+            "Maximum authentication attempts exceeded",
         );
-        ev.status_detail = Some("Maximum authentication attempts exceeded".into());
-        return Parsed::Yes;
     }
     if let Some(rest) = body.strip_prefix("Disconnecting: Too many authentication failures") {
         let user = rest
             .strip_prefix(" for ")
             .map(|u| u.strip_prefix("invalid user ").unwrap_or(u));
-        login(
+        return fail(
             ev,
-            LOGON,
-            Status::Failure,
             "sshd.max_auth_attempts",
             user,
             None,
+            "Too many authentication failures",
         );
-        ev.status_detail = Some("Too many authentication failures".into());
-        return Parsed::Yes;
     }
     if let Some(rest) = body
         .strip_prefix("Disconnecting invalid user ")
@@ -192,16 +174,13 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
     }
     if let Some(ip) = body.strip_prefix("ROOT LOGIN REFUSED FROM ") {
         let ip = ip.split_whitespace().next().unwrap_or("");
-        login(
+        return fail(
             ev,
-            LOGON,
-            Status::Failure,
             "sshd.root_refused",
             Some("root"),
             ip_port(ip),
+            "Root login refused",
         );
-        ev.status_detail = Some("Root login refused".into());
-        return Parsed::Yes;
     }
     if let Some(rest) = body.strip_prefix("User ") {
         // `User U from IP not allowed because not listed in AllowUsers`
@@ -338,6 +317,19 @@ fn disconnect(rest: &str, preauth: bool, ev: &mut Event, msg: &str) -> Parsed {
     } else {
         login(ev, LOGOFF, Status::Success, "sshd.disconnect", user, peer);
     }
+    Parsed::Yes
+}
+
+/// A failed logon with the source's phrase as `status_detail`.
+fn fail(
+    ev: &mut Event,
+    event_code: &str,
+    user: Option<&str>,
+    peer: Option<(&str, Option<u16>)>,
+    detail: &str,
+) -> Parsed {
+    login(ev, LOGON, Status::Failure, event_code, user, peer);
+    ev.status_detail = Some(detail.to_owned());
     Parsed::Yes
 }
 
