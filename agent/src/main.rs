@@ -66,10 +66,11 @@ impl Summary {
     fn add(&mut self, ev: &Event) {
         self.events += 1;
         *self.per_class.entry(ev.class().name()).or_default() += 1;
-        let f = self
-            .per_file
-            .entry(ev.metadata.log_source.clone().unwrap_or_default())
-            .or_default();
+        let src = ev.metadata.log_source.as_deref().unwrap_or_default();
+        if !self.per_file.contains_key(src) {
+            self.per_file.insert(src.to_owned(), (0, 0));
+        }
+        let f = self.per_file.get_mut(src).expect("inserted above");
         f.0 += 1;
         if ev.class() == Class::Base {
             f.1 += 1;

@@ -5,10 +5,11 @@
 //! One module per fuzz target, named and fed exactly as its `fuzz/fuzz_targets/<name>.rs`
 //! (same prefixes, same program-picking first byte). Each runs its body over arbitrary bytes,
 //! arbitrary UTF-8, and realistic inputs (its seeds) with NUL bytes, made invalid UTF-8, or
-//! with multi-byte characters put anywhere; then its seeds as given and three 1 MiB inputs
-//! (random-ish bytes, an sshd message, a whole sshd syslog line).
+//! with multi-byte characters put anywhere; then its seeds as given, the crashes the fuzzer
+//! found (`fuzz/regressions/<target>/`), and three 1 MiB inputs (random-ish bytes, an sshd
+//! message, a whole sshd syslog line).
 //! 256 cases per property (`PROPTEST_CASES=N` for a longer run); failing cases are shrunk
-//! and printed, not persisted: turn one into a named regression test where it belongs.
+//! and printed, not persisted: save a minimized one as `fuzz/regressions/<target>/<bug>`.
 //!
 //! Unlike the rest of this suite these tests call the agent's crate, not its binary: the
 //! fuzz bodies are its sans-I/O core.
@@ -111,6 +112,24 @@ fn multibyte(seeds: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec((any::<Index>(), prop::sample::select(CHARS)), 1..6),
     )
         .prop_map(|(data, chars)| splice(data, chars))
+}
+
+/// The files in `fuzz/regressions/<target>/` (none when the folder is missing).
+fn regressions(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.expect("listing fuzz regressions").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read(f).expect("reading a fuzz regression"))
+        .collect()
 }
 
 /// 1 MiB of xorshift bytes (a fixed seed: the same input every run).
@@ -307,6 +326,15 @@ macro_rules! fuzz_props {
             fn seeds_as_given() {
                 for s in $seeds {
                     run(s.as_bytes());
+                }
+            }
+
+            /// Every crash the fuzzer found for this target, minimized, in
+            /// `fuzz/regressions/<target>/`.
+            #[test]
+            fn fuzz_regressions() {
+                for data in regressions(stringify!($name)) {
+                    run(&data);
                 }
             }
 

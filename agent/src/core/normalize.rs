@@ -231,17 +231,17 @@ impl Normalizer {
         let mut ev = Event::new(Class::Base, 0, time, self.product.clone());
         ev.timezone_offset = offset;
         let md = &mut ev.metadata;
-        md.uid = Some(event_uid(&rec.src.id, rec.seq));
+        md.uid = Some(event_uid(&rec.src.id, rec.seq).into());
         md.sequence = Some(rec.seq as i64);
-        md.log_source = Some(rec.src.id.clone());
-        md.log_format = env.format.map(|f| f.name().to_owned());
-        md.original_time = env.timestamp.map(str::to_owned);
-        md.log_provider = env.app.map(str::to_owned);
+        md.log_source = Some(rec.src.id.clone().into());
+        md.log_format = env.format.map(|f| f.name().to_owned().into());
+        md.original_time = env.timestamp.map(|s| s.to_owned().into());
+        md.log_provider = env.app.map(|s| s.to_owned().into());
         md.log_level = env
             .severity()
-            .map(|s| SEVERITY_NAMES[usize::from(s)].to_owned());
+            .map(|s| SEVERITY_NAMES[usize::from(s)].into());
         md.reporter = Some(Reporter {
-            hostname: Some(self.cfg.reporter_hostname.clone()),
+            hostname: Some(self.cfg.reporter_hostname.clone().into()),
             ..Reporter::default()
         });
         if let Some(sev) = env.severity() {
@@ -249,8 +249,8 @@ impl Normalizer {
         }
         let host = env.hostname.unwrap_or(&self.cfg.reporter_hostname);
         ev.device = Some(Device {
-            hostname: Some(host.to_owned()),
-            ip: super::text::is_ip(host).then(|| host.to_owned()),
+            hostname: Some(host.to_owned().into()),
+            ip: super::text::is_ip(host).then(|| host.to_owned().into()),
             type_id: Some(0),
             r#type: Some("Unknown".into()),
             ..Device::default()
@@ -259,7 +259,7 @@ impl Normalizer {
             ev.actor = Some(Actor {
                 process: Some(Box::new(Process {
                     pid: Some(pid),
-                    name: Some(app.to_owned()),
+                    name: Some(app.to_owned().into()),
                     ..Process::default()
                 })),
                 ..Actor::default()
@@ -271,10 +271,11 @@ impl Normalizer {
                 env.msg
                     .strip_prefix('\u{feff}')
                     .unwrap_or(env.msg)
-                    .to_owned(),
+                    .to_owned()
+                    .into(),
             );
         }
-        ev.raw_data = Some(raw.to_owned());
+        ev.raw_data = Some(raw.to_owned().into());
         if env.format != Some(Format::Plain) {
             let sd = (!env.sd.is_empty()).then(|| {
                 env.sd
@@ -295,8 +296,8 @@ impl Normalizer {
                     facility: env.facility(),
                     severity: env.severity(),
                     version: env.version,
-                    procid: env.procid.map(str::to_owned),
-                    msgid: env.msgid.map(str::to_owned),
+                    procid: env.procid.map(|s| s.to_owned().into()),
+                    msgid: env.msgid.map(|s| s.to_owned().into()),
                     structured_data: sd,
                 }),
                 ..Unmapped::default()
@@ -329,10 +330,10 @@ pub(crate) fn finalize(ev: &mut Event) {
     let mut obs: Vec<(&'static str, O, String)> = Vec::new();
     if let Some(d) = &ev.device {
         if let Some(h) = &d.hostname {
-            obs.push(("device.hostname", O::Hostname, h.clone()));
+            obs.push(("device.hostname", O::Hostname, h.clone().into()));
         }
         if let Some(ip) = &d.ip {
-            obs.push(("device.ip", O::IpAddress, ip.clone()));
+            obs.push(("device.ip", O::IpAddress, ip.clone().into()));
         }
     }
     for (path, ep) in [
@@ -346,7 +347,7 @@ pub(crate) fn finalize(ev: &mut Event) {
                 } else {
                     "dst_endpoint.ip"
                 };
-                obs.push((p, O::IpAddress, ip.clone()));
+                obs.push((p, O::IpAddress, ip.clone().into()));
             }
             if let Some(h) = &ep.hostname {
                 let p = if path == "src_endpoint" {
@@ -354,32 +355,32 @@ pub(crate) fn finalize(ev: &mut Event) {
                 } else {
                     "dst_endpoint.hostname"
                 };
-                obs.push((p, O::Hostname, h.clone()));
+                obs.push((p, O::Hostname, h.clone().into()));
             }
         }
     }
     if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref())
         && n != parse::UNKNOWN_USER
     {
-        obs.push(("user.name", O::UserName, n.clone()));
+        obs.push(("user.name", O::UserName, n.clone().into()));
     }
     if let Some(a) = &ev.actor
         && let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref())
     {
-        obs.push(("actor.user.name", O::UserName, n.clone()));
+        obs.push(("actor.user.name", O::UserName, n.clone().into()));
     }
     if let Some(p) = &ev.process {
         if let Some(n) = p.user.as_ref().and_then(|u| u.name.as_ref()) {
-            obs.push(("process.user.name", O::UserName, n.clone()));
+            obs.push(("process.user.name", O::UserName, n.clone().into()));
         }
         if let Some(f) = p.file.as_ref().and_then(|f| f.path.as_ref()) {
-            obs.push(("process.file.path", O::FilePath, f.clone()));
+            obs.push(("process.file.path", O::FilePath, f.clone().into()));
         }
     }
     if let Some(f) = &ev.file {
         for h in f.hashes.iter().flatten() {
             if let Some(v) = &h.value {
-                obs.push(("file.hashes.value", O::Hash, v.clone()));
+                obs.push(("file.hashes.value", O::Hash, v.clone().into()));
             }
         }
     }

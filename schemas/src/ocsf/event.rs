@@ -145,7 +145,7 @@ pub struct Event {
     pub metadata: Metadata,
     /// The message as the source wrote it (the syslog MSG part).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<Text>,
     /// How many occurrences this event stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
@@ -157,10 +157,10 @@ pub struct Event {
     pub end_time: Option<i64>,
     /// Source-specific status code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_code: Option<String>,
+    pub status_code: Option<Text>,
     /// What the outcome was, in the source's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_detail: Option<String>,
+    pub status_detail: Option<Text>,
     /// The host the event is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
@@ -172,13 +172,13 @@ pub struct Event {
     pub action_id: Option<u8>,
     /// Caption of `action_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub action: Option<Text>,
     /// Disposition id (1 Allowed, 2 Blocked …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disposition_id: Option<u8>,
     /// Caption of `disposition_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disposition: Option<String>,
+    pub disposition: Option<Text>,
 
     // Authentication / Account Change
     /// The user the event is about (Authentication, Account Change).
@@ -189,13 +189,13 @@ pub struct Event {
     pub auth_protocol_id: Option<u8>,
     /// Authentication protocol as the source named it (Authentication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_protocol: Option<String>,
+    pub auth_protocol: Option<Text>,
     /// Logon type id (Authentication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logon_type_id: Option<u8>,
     /// Caption of `logon_type_id` (Authentication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logon_type: Option<String>,
+    pub logon_type: Option<Text>,
     /// Whether the logon came from another host (Authentication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_remote: Option<bool>,
@@ -242,7 +242,7 @@ pub struct Event {
     pub observables: Option<Vec<Observable>>,
     /// The original record (capped; see `metadata.is_truncated`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw_data: Option<String>,
+    pub raw_data: Option<Text>,
     /// What has no OCSF place; Vedette's own notes live under `unmapped.vedette`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmapped: Option<Unmapped>,
@@ -257,7 +257,7 @@ impl Event {
             time,
             timezone_offset: None,
             metadata: Metadata {
-                version: Some(super::OCSF_VERSION.to_owned()),
+                version: Some(Text::Borrowed(super::OCSF_VERSION)),
                 product: Some(product),
                 ..Metadata::default()
             },
@@ -342,18 +342,19 @@ impl Event {
             .get_or_insert_with(VedetteNotes::default);
         match &mut notes.parse_error {
             Some(e) => {
+                let e = e.to_mut();
                 e.push_str("; ");
                 e.push_str(why.as_ref());
             }
-            None => notes.parse_error = Some(why.as_ref().to_owned()),
+            None => notes.parse_error = Some(Text::Owned(why.as_ref().to_owned())),
         }
     }
 
     /// Adds `name` to `metadata.profiles` once.
-    pub fn add_profile(&mut self, name: &str) {
+    pub fn add_profile(&mut self, name: &'static str) {
         let p = self.metadata.profiles.get_or_insert_with(Vec::new);
         if !p.iter().any(|x| x == name) {
-            p.push(name.to_owned());
+            p.push(Text::Borrowed(name));
         }
     }
 }

@@ -3,6 +3,8 @@
 //! that run the external validator.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 macro_rules! ocsf_object {
@@ -19,6 +21,10 @@ macro_rules! ocsf_object {
     };
 }
 
+/// Text in an event: constants (captions, schema names) are borrowed, values read from a
+/// record are owned, so building an event allocates only for what the record said.
+pub type Text = Cow<'static, str>;
+
 /// Free-form JSON (`unmapped`, `xattributes`).
 pub type Json = Map<String, Value>;
 
@@ -26,25 +32,25 @@ ocsf_object! {
     /// `metadata`.
     Metadata {
         /// Schema version: always [`super::OCSF_VERSION`].
-        version: String,
+        version: Text,
         /// The product that produced the event (Vedette).
         product: Product,
         /// Deterministic event id: a hash of the source's identity and the record's position.
-        uid: String,
+        uid: Text,
         /// The time as the source wrote it, verbatim.
-        original_time: String,
+        original_time: Text,
         /// Where the record came from: a file path, `stdin`, or a listener.
-        log_source: String,
+        log_source: Text,
         /// The program or app that logged the record (syslog TAG / APP-NAME).
-        log_provider: String,
+        log_provider: Text,
         /// The log's name or format, e.g. `syslog`, `auditd`, `nginx`.
-        log_name: String,
+        log_name: Text,
         /// The format of the record as detected, e.g. `rfc3164`, `rfc5424`, `json`.
-        log_format: String,
+        log_format: Text,
         /// Syslog severity as a name (`err`, `info` …).
-        log_level: String,
+        log_level: Text,
         /// What the record said happened, as a stable name from the parser (e.g. `sshd.failed_password`).
-        event_code: String,
+        event_code: Text,
         /// True when `raw_data` was cut at the configured cap.
         is_truncated: bool,
         /// The record's length in bytes before it was cut.
@@ -52,9 +58,9 @@ ocsf_object! {
         /// The agent that read the record.
         reporter: Reporter,
         /// OCSF profiles the event uses (`host`, `linux/linux_users`).
-        profiles: Vec<String>,
+        profiles: Vec<Text>,
         /// The tenant the agent belongs to.
-        tenant_uid: String,
+        tenant_uid: Text,
         /// Position of the record in its source (line number or byte offset).
         sequence: i64,
     }
@@ -64,13 +70,13 @@ ocsf_object! {
     /// `metadata.product`.
     Product {
         /// Product name.
-        name: String,
+        name: Text,
         /// Vendor name.
-        vendor_name: String,
+        vendor_name: Text,
         /// Product version.
-        version: String,
+        version: Text,
         /// Feature that produced the event (the parser).
-        uid: String,
+        uid: Text,
     }
 }
 
@@ -78,13 +84,13 @@ ocsf_object! {
     /// `metadata.reporter`: the agent that read the record.
     Reporter {
         /// Agent host name.
-        hostname: String,
+        hostname: Text,
         /// Agent IP.
-        ip: String,
+        ip: Text,
         /// Agent name.
-        name: String,
+        name: Text,
         /// Agent id.
-        uid: String,
+        uid: Text,
     }
 }
 
@@ -92,19 +98,19 @@ ocsf_object! {
     /// `device`: the host the event is about.
     Device {
         /// Host name.
-        hostname: String,
+        hostname: Text,
         /// IP address (when the envelope host is an address).
-        ip: String,
+        ip: Text,
         /// Name.
-        name: String,
+        name: Text,
         /// Device type id (0 Unknown, 1 Server, 9 Firewall …).
         type_id: u8,
         /// Caption of `type_id`.
-        r#type: String,
+        r#type: Text,
         /// Domain.
-        domain: String,
+        domain: Text,
         /// MAC address.
-        mac: String,
+        mac: Text,
         /// Operating system.
         os: Os,
     }
@@ -114,15 +120,15 @@ ocsf_object! {
     /// `os`.
     Os {
         /// OS name.
-        name: String,
+        name: Text,
         /// OS type id (200 Linux).
         type_id: u16,
         /// Caption of `type_id`.
-        r#type: String,
+        r#type: Text,
         /// Version.
-        version: String,
+        version: Text,
         /// Kernel release.
-        kernel_release: String,
+        kernel_release: Text,
     }
 }
 
@@ -130,21 +136,21 @@ ocsf_object! {
     /// `network_endpoint` (`src_endpoint`, `dst_endpoint`).
     Endpoint {
         /// IP address.
-        ip: String,
+        ip: Text,
         /// Port.
         port: u16,
         /// Host name.
-        hostname: String,
+        hostname: Text,
         /// Name.
-        name: String,
+        name: Text,
         /// Domain.
-        domain: String,
+        domain: Text,
         /// Interface name (`IN=`/`OUT=` of netfilter).
-        interface_name: String,
+        interface_name: Text,
         /// MAC address.
-        mac: String,
+        mac: Text,
         /// Service name.
-        svc_name: String,
+        svc_name: Text,
     }
 }
 
@@ -152,17 +158,17 @@ ocsf_object! {
     /// `user`.
     User {
         /// User name.
-        name: String,
+        name: Text,
         /// User id (numeric on Unix, as a string).
-        uid: String,
+        uid: Text,
         /// Type id (1 User, 2 Admin, 3 System …).
         type_id: u8,
         /// Caption of `type_id`.
-        r#type: String,
+        r#type: Text,
         /// Domain.
-        domain: String,
+        domain: Text,
         /// Full name.
-        full_name: String,
+        full_name: Text,
         /// Groups.
         groups: Vec<Group>,
     }
@@ -172,9 +178,9 @@ ocsf_object! {
     /// `group`.
     Group {
         /// Group name.
-        name: String,
+        name: Text,
         /// Group id.
-        uid: String,
+        uid: Text,
     }
 }
 
@@ -186,7 +192,7 @@ ocsf_object! {
         /// The process that acted.
         process: Box<Process>,
         /// The application that acted.
-        app_name: String,
+        app_name: Text,
     }
 }
 
@@ -197,11 +203,11 @@ ocsf_object! {
         pid: i64,
         /// A unique identifier of the process (set from the event uid when the record
         /// names the process but not its pid).
-        uid: String,
+        uid: Text,
         /// Process name.
-        name: String,
+        name: Text,
         /// Full command line.
-        cmd_line: String,
+        cmd_line: Text,
         /// The executable.
         file: File,
         /// The user the process runs as.
@@ -209,7 +215,7 @@ ocsf_object! {
         /// The parent.
         parent_process: Box<Process>,
         /// Working directory.
-        working_directory: String,
+        working_directory: Text,
         /// Audit user id (linux/linux_users profile).
         auid: i64,
         /// Effective user id (linux/linux_users profile).
@@ -227,9 +233,9 @@ ocsf_object! {
     /// `session`.
     Session {
         /// Session id.
-        uid: String,
+        uid: Text,
         /// Terminal.
-        terminal: String,
+        terminal: Text,
         /// Whether the session is remote.
         is_remote: bool,
     }
@@ -239,17 +245,17 @@ ocsf_object! {
     /// `file`.
     File {
         /// File name (last path component).
-        name: String,
+        name: Text,
         /// Full path.
-        path: String,
+        path: Text,
         /// Type id (1 Regular File, 2 Folder …).
         type_id: u8,
         /// Caption of `type_id`.
-        r#type: String,
+        r#type: Text,
         /// Parent folder.
-        parent_folder: String,
+        parent_folder: Text,
         /// File id (inode).
-        uid: String,
+        uid: Text,
         /// Hashes.
         hashes: Vec<Fingerprint>,
     }
@@ -261,9 +267,9 @@ ocsf_object! {
         /// Algorithm id (1 MD5, 2 SHA-1, 3 SHA-256 …).
         algorithm_id: u8,
         /// Caption of `algorithm_id`.
-        algorithm: String,
+        algorithm: Text,
         /// The hash value.
-        value: String,
+        value: Text,
     }
 }
 
@@ -271,7 +277,7 @@ ocsf_object! {
     /// `service`.
     Service {
         /// Service name.
-        name: String,
+        name: Text,
     }
 }
 
@@ -281,11 +287,11 @@ ocsf_object! {
         /// IANA protocol number.
         protocol_num: i32,
         /// Protocol name, lower case.
-        protocol_name: String,
+        protocol_name: Text,
         /// Direction id (0 Unknown, 1 Inbound, 2 Outbound, 3 Lateral, 4 Local).
         direction_id: u8,
         /// Caption of `direction_id`.
-        direction: String,
+        direction: Text,
         /// TCP flags as a bit mask.
         tcp_flags: i32,
     }
@@ -307,17 +313,17 @@ ocsf_object! {
     /// `http_request`.
     HttpRequest {
         /// Method.
-        http_method: String,
+        http_method: Text,
         /// URL.
         url: Url,
         /// User agent.
-        user_agent: String,
+        user_agent: Text,
         /// Referrer.
-        referrer: String,
+        referrer: Text,
         /// HTTP version, e.g. `HTTP/1.1`.
-        version: String,
+        version: Text,
         /// Forwarded-for chain.
-        x_forwarded_for: Vec<String>,
+        x_forwarded_for: Vec<Text>,
     }
 }
 
@@ -337,15 +343,15 @@ ocsf_object! {
     /// `url`.
     Url {
         /// The whole URL as logged.
-        url_string: String,
+        url_string: Text,
         /// Path.
-        path: String,
+        path: Text,
         /// Query string without the `?`.
-        query_string: String,
+        query_string: Text,
         /// Host name.
-        hostname: String,
+        hostname: Text,
         /// Scheme.
-        scheme: String,
+        scheme: Text,
         /// Port.
         port: u16,
     }
@@ -355,11 +361,11 @@ ocsf_object! {
     /// `dns_query`.
     DnsQuery {
         /// Queried name.
-        hostname: String,
+        hostname: Text,
         /// Query type, e.g. `A`.
-        r#type: String,
+        r#type: Text,
         /// Query class, e.g. `IN`.
-        class: String,
+        class: Text,
     }
 }
 
@@ -367,9 +373,9 @@ ocsf_object! {
     /// `dns_answer`.
     DnsAnswer {
         /// Answer data.
-        rdata: String,
+        rdata: Text,
         /// Answer type.
-        r#type: String,
+        r#type: Text,
     }
 }
 
@@ -377,13 +383,13 @@ ocsf_object! {
     /// `observable`.
     Observable {
         /// The attribute path the value sits at, e.g. `src_endpoint.ip`.
-        name: String,
+        name: Text,
         /// Type id (1 Hostname, 2 IP Address, 4 User Name, 8 Hash …).
         type_id: u8,
         /// Caption of `type_id`.
-        r#type: String,
+        r#type: Text,
         /// The value.
-        value: String,
+        value: Text,
     }
 }
 
@@ -454,10 +460,10 @@ impl Observable {
     /// An observable of `kind` at attribute path `name`.
     pub fn new(name: &str, kind: ObservableType, value: &str) -> Self {
         Self {
-            name: Some(name.to_owned()),
+            name: Some(Cow::Owned(name.to_owned())),
             type_id: Some(kind.id()),
-            r#type: Some(kind.caption().to_owned()),
-            value: Some(value.to_owned()),
+            r#type: Some(Cow::Borrowed(kind.caption())),
+            value: Some(Cow::Owned(value.to_owned())),
         }
     }
 }
@@ -466,7 +472,7 @@ impl User {
     /// A user known by name.
     pub fn named(name: &str) -> Self {
         Self {
-            name: Some(name.to_owned()),
+            name: Some(Cow::Owned(name.to_owned())),
             ..Self::default()
         }
     }
@@ -476,7 +482,7 @@ impl Endpoint {
     /// An endpoint known by IP address, with an optional port.
     pub fn ip(ip: &str, port: Option<u16>) -> Self {
         Self {
-            ip: Some(ip.to_owned()),
+            ip: Some(Cow::Owned(ip.to_owned())),
             port,
             ..Self::default()
         }
@@ -510,9 +516,9 @@ ocsf_object! {
         /// RFC 5424 VERSION.
         version: u16,
         /// PROCID / PID as written.
-        procid: String,
+        procid: Text,
         /// MSGID.
-        msgid: String,
+        msgid: Text,
         /// STRUCTURED-DATA: `{SD-ID: {PARAM-NAME: PARAM-VALUE}}`.
         structured_data: Json,
     }
@@ -522,7 +528,7 @@ ocsf_object! {
     /// `unmapped.vedette`.
     VedetteNotes {
         /// Why (part of) the record did not parse.
-        parse_error: String,
+        parse_error: Text,
         /// True when the syslog envelope breaks its RFC.
         invalid_envelope: bool,
     }

@@ -122,7 +122,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         if ev.metadata.original_time.is_none() {
             ev.time = ms;
             ev.timezone_offset = Some(off);
-            ev.metadata.original_time = Some(msg[open + 1..close].to_owned());
+            ev.metadata.original_time = Some(msg[open + 1..close].to_owned().into());
         } else {
             // Relayed through syslog: `time` stays the envelope's, as for every record with
             // one; the request's own time is kept beside it.
@@ -152,7 +152,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         Endpoint::ip(client, None)
     } else {
         Endpoint {
-            hostname: Some(client.to_owned()),
+            hostname: Some(client.to_owned().into()),
             ..Endpoint::default()
         }
     });
@@ -162,22 +162,22 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let mut req = HttpRequest::default();
     if valid_method && target.is_some() {
         let target = target.unwrap_or("");
-        req.http_method = Some(method.to_owned());
+        req.http_method = Some(method.to_owned().into());
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
         req.url = Some(Url {
-            url_string: Some(target.to_owned()),
-            path: Some(path.to_owned()),
-            query_string: query.map(str::to_owned),
+            url_string: Some(target.to_owned().into()),
+            path: Some(path.to_owned().into()),
+            query_string: query.map(|s| s.to_owned().into()),
             ..Url::default()
         });
-        req.version = version.map(str::to_owned);
+        req.version = version.map(|s| s.to_owned().into());
     } else if let Some(r) = dash(request) {
         // Scanners send TLS handshakes and garbage to HTTP ports: keep what was sent.
         req.url = Some(Url {
-            url_string: Some(r.to_owned()),
+            url_string: Some(r.to_owned().into()),
             ..Url::default()
         });
         ev.note_parse_error("access log: request line is not METHOD TARGET VERSION");
@@ -186,9 +186,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let rest = after.trim_start();
     let rest = rest.splitn(3, ' ').nth(2).unwrap_or("").trim_start();
     if let Some((referrer, rest)) = quoted(rest) {
-        req.referrer = dash(referrer).map(str::to_owned);
+        req.referrer = dash(referrer).map(|s| s.to_owned().into());
         if let Some((agent, extra)) = quoted(rest.trim_start()) {
-            req.user_agent = dash(agent).map(str::to_owned);
+            req.user_agent = dash(agent).map(|s| s.to_owned().into());
             let extra = extra.trim();
             if !extra.is_empty() {
                 ev.unmapped_set("http_access", "extra", extra.to_owned());
@@ -236,7 +236,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         let level = &msg[21..close];
         let rest = msg[close + 1..].trim_start();
         code(ev, "http_error", "nginx.error");
-        ev.metadata.log_level = Some(level.to_owned());
+        ev.metadata.log_level = Some(level.to_owned().into());
         // nginx writes local time without a zone. Relayed through syslog, the envelope's time
         // stays `time` (as for every record with one).
         if ev.metadata.original_time.is_none()
@@ -244,7 +244,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         {
             let off = ev.timezone_offset.unwrap_or(0);
             ev.time = (local - i64::from(off) * 60) * 1000;
-            ev.metadata.original_time = Some(msg[..19].to_owned());
+            ev.metadata.original_time = Some(msg[..19].to_owned().into());
         }
         let field = |k: &str| -> Option<&str> {
             let p = rest.find(k)?;
@@ -280,15 +280,15 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
                 None => (Some(t), None),
             });
             ev.http_request = Some(HttpRequest {
-                http_method: Some(method.to_owned()),
+                http_method: Some(method.to_owned().into()),
                 url: target.map(|t| Url {
-                    url_string: Some(t.to_owned()),
-                    path: path.map(str::to_owned),
-                    query_string: query.map(str::to_owned),
-                    hostname: field(", host: ").map(str::to_owned),
+                    url_string: Some(t.to_owned().into()),
+                    path: path.map(|s| s.to_owned().into()),
+                    query_string: query.map(|s| s.to_owned().into()),
+                    hostname: field(", host: ").map(|s| s.to_owned().into()),
                     ..Url::default()
                 }),
-                version: version.map(str::to_owned),
+                version: version.map(|s| s.to_owned().into()),
                 ..HttpRequest::default()
             });
             if let Some(u) = rest
@@ -298,7 +298,13 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
             {
                 ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
             }
-            ev.status_detail = Some(rest.split(", client: ").next().unwrap_or(rest).to_owned());
+            ev.status_detail = Some(
+                rest.split(", client: ")
+                    .next()
+                    .unwrap_or(rest)
+                    .to_owned()
+                    .into(),
+            );
             return Some(Parsed::Yes);
         }
         return Some(Parsed::No);
@@ -324,7 +330,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         {
             let off = ev.timezone_offset.unwrap_or(0);
             ev.time = (local - i64::from(off) * 60) * 1000 + i64::from(frac_ms);
-            ev.metadata.original_time = Some(stamp.to_owned());
+            ev.metadata.original_time = Some(stamp.to_owned().into());
         }
         let mut tail = rest;
         let mut client = None;
@@ -335,7 +341,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
                 client = Some(c);
             } else if !tag.starts_with("pid ") {
                 let level = tag.rsplit(':').next().unwrap_or(tag);
-                ev.metadata.log_level = Some(level.to_owned());
+                ev.metadata.log_level = Some(level.to_owned().into());
             }
             tail = inner[end + 1..].trim_start();
         }
@@ -343,7 +349,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
             Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
             _ if is_ip(c) => Endpoint::ip(c, None),
             _ => Endpoint {
-                hostname: Some(c.to_owned()),
+                hostname: Some(c.to_owned().into()),
                 ..Endpoint::default()
             },
         });
@@ -355,7 +361,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
         if let Some(user) = user {
             super::auth(ev, 1, Status::Failure, "apache", Some(user));
             code(ev, "http_error", "apache.auth_failure");
-            ev.status_detail = Some(tail.to_owned());
+            ev.status_detail = Some(tail.to_owned().into());
             ev.src_endpoint = peer;
             ev.is_remote = Some(true);
             return Some(Parsed::Yes);

@@ -37,7 +37,7 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         };
         change(ev, CREATE, "account.user_created", name);
         if let Some(u) = ev.user.as_mut() {
-            u.uid = field(rest, "UID").map(str::to_owned);
+            u.uid = field(rest, "UID").map(|s| s.to_owned().into());
         }
         for key in ["GID", "home", "shell", "from"] {
             if let Some(v) = field(rest, key) {
@@ -90,7 +90,7 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         );
         if let Some(u) = ev.user.as_mut() {
             u.groups = Some(vec![Group {
-                name: Some(q[1].to_owned()),
+                name: Some(q[1].to_owned().into()),
                 uid: None,
             }]);
         }
@@ -186,8 +186,8 @@ fn group_change(ev: &mut Event, event_code: &str, name: &str, gid: Option<&str>)
     set_class(ev, Class::AccountChange, activity, Status::Success);
     code(ev, "account", event_code);
     ev.user = Some(User {
-        name: Some(name.to_owned()),
-        uid: gid.map(str::to_owned),
+        name: Some(name.to_owned().into()),
+        uid: gid.map(|s| s.to_owned().into()),
         type_id: Some(99),
         r#type: Some("Group".into()),
         ..User::default()

@@ -200,7 +200,8 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
     Ok(AuditRecord {
         node,
         rtype: rtype.to_owned(),
-        time_ms: sec * 1000 + ms,
+        time_ms: epoch_ms(sec, ms)
+            .ok_or_else(|| format!("audit: time {time_text:?} out of range"))?,
         time_text: time_text.to_owned(),
         serial,
         fields: f,
@@ -285,7 +286,7 @@ impl Joiner {
     /// Takes one record (`msg`, already without syslog envelope) with the Base Event its line
     /// became; returns the events this completes.
     pub(crate) fn handle_record(&mut self, rec: &Input<'_>, msg: &str, base: Event) -> Vec<Event> {
-        let raw = base.raw_data.clone().unwrap_or_default();
+        let raw = base.raw_data.as_deref().unwrap_or_default().to_owned();
         let r = match parse_record(msg) {
             Ok(r) => r,
             Err(why) => {
@@ -361,7 +362,7 @@ pub fn laurel_records(v: &Value) -> Option<Vec<AuditRecord>> {
     let (time_text, serial) = id.split_once(':')?;
     let serial: u64 = serial.parse().ok()?;
     let (sec, frac) = time_text.split_once('.').unwrap_or((time_text, "0"));
-    let time_ms = sec.parse::<i64>().ok()? * 1000 + millis(frac);
+    let time_ms = epoch_ms(sec.parse().ok()?, millis(frac))?;
     let node = obj.get("NODE").and_then(Value::as_str).map(str::to_owned);
     let mut out = Vec::new();
     for (rtype, body) in obj {
@@ -428,7 +429,7 @@ pub(crate) fn laurel_event(records: Vec<AuditRecord>, base: Event) -> Event {
         serial: first,
         time_ms: time,
         last_seen: 0,
-        raw: vec![base.raw_data.clone().unwrap_or_default()],
+        raw: vec![base.raw_data.as_deref().unwrap_or_default().to_owned()],
         base,
         records,
     });
@@ -454,8 +455,8 @@ fn user_of(uid: Option<&str>, name: Option<&str>) -> Option<User> {
         name.filter(|n| !n.is_empty() && *n != "?" && *n != "unset" && !n.starts_with("unknown("));
     let uid = uid.filter(|u| *u != "4294967295" && *u != "-1");
     (uid.is_some() || name.is_some()).then(|| User {
-        uid: uid.map(str::to_owned),
-        name: name.map(str::to_owned),
+        uid: uid.map(|s| s.to_owned().into()),
+        name: name.map(|s| s.to_owned().into()),
         ..User::default()
     })
 }
@@ -526,16 +527,16 @@ fn build(o: Open) -> Event {
     let mut ev = base;
     ev.time = time_ms;
     ev.timezone_offset = Some(0);
-    ev.metadata.original_time = records.first().map(|r| r.time_text.clone());
-    ev.raw_data = Some(raw.join("\n"));
+    ev.metadata.original_time = records.first().map(|r| r.time_text.clone().into());
+    ev.raw_data = Some(raw.join("\n").into());
     if ev.metadata.log_name.as_deref() != Some("laurel") {
         ev.metadata.log_name = Some("auditd".into());
     }
     if let Some(n) = &node
         && let Some(d) = ev.device.as_mut()
     {
-        d.hostname = Some(n.clone());
-        d.ip = crate::core::text::is_ip(n).then(|| n.clone());
+        d.hostname = Some(n.clone().into());
+        d.ip = crate::core::text::is_ip(n).then(|| n.clone().into());
     }
     // Everything, typed or not, stays under unmapped.auditd.
     let mut audit = Map::new();
@@ -635,13 +636,13 @@ fn build(o: Open) -> Event {
                 }
             }
             if !args.is_empty() {
-                p.cmd_line = Some(args.join(" "));
+                p.cmd_line = Some(args.join(" ").into());
             }
         } else if let Some(t) = find("PROCTITLE").and_then(|r| r.get("proctitle")) {
-            p.cmd_line = Some(t.to_owned());
+            p.cmd_line = Some(t.to_owned().into());
         }
         if let Some(cwd) = find("CWD").and_then(|r| r.get("cwd")) {
-            p.working_directory = Some(cwd.to_owned());
+            p.working_directory = Some(cwd.to_owned().into());
         }
         let actor = Actor {
             user: user_of(
@@ -689,13 +690,20 @@ fn build(o: Open) -> Event {
                 .and_then(|r| r.get("mode"))
                 .is_some_and(|m| m.trim_start_matches("0o").starts_with("04"));
             ev.file = Some(File {
-                name: Some(basename(&full).to_owned())
-                    .filter(|n| !n.is_empty())
-                    .or(Some(full.clone())),
-                path: Some(full),
+                // `/` alone has no last component: the name is the path.
+                name: Some(
+                    Some(basename(&full))
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(&full)
+                        .to_owned()
+                        .into(),
+                ),
+                path: Some(full.into()),
                 type_id: Some(if is_dir { 2 } else { 1 }),
                 r#type: Some(if is_dir { "Folder" } else { "Regular File" }.into()),
-                uid: target.and_then(|r| r.get("inode")).map(str::to_owned),
+                uid: target
+                    .and_then(|r| r.get("inode"))
+                    .map(|s| s.to_owned().into()),
                 ..File::default()
             });
             let p = process_of(sc);
@@ -755,18 +763,20 @@ fn build(o: Open) -> Event {
                 "auditd",
                 &format!("auditd.{}", first.rtype.to_ascii_lowercase()),
             );
-            ev.service = Some(Service { name: Some(svc) });
+            ev.service = Some(Service {
+                name: Some(svc.into()),
+            });
             if let Some(addr) = first.get("addr").filter(|a| crate::core::text::is_ip(a)) {
                 ev.src_endpoint = Some(Endpoint::ip(addr, None));
                 ev.is_remote = Some(true);
             } else if let Some(h) = first.get("hostname").filter(|h| !h.is_empty() && *h != "?") {
                 ev.src_endpoint = Some(Endpoint {
-                    hostname: Some(h.to_owned()),
+                    hostname: Some(h.to_owned().into()),
                     ..Endpoint::default()
                 });
             }
             if let Some(op) = first.get("op") {
-                ev.status_detail = Some(op.to_owned());
+                ev.status_detail = Some(op.to_owned().into());
             }
             if let Some(t) = first.get("terminal") {
                 ev.unmapped_set("auditd", "terminal", t.to_owned());
@@ -791,7 +801,7 @@ fn build(o: Open) -> Event {
                     });
                 }
                 if let Some(op) = first.get("op") {
-                    ev.status_detail = Some(op.to_owned());
+                    ev.status_detail = Some(op.to_owned().into());
                 }
             }
         }
@@ -810,10 +820,10 @@ fn process_of(sc: &AuditRecord) -> Process {
     let parent = num(sc.get("ppid")).map(|ppid| {
         Box::new(Process {
             pid: Some(ppid),
-            name: sc.get("parent_comm").map(str::to_owned),
+            name: sc.get("parent_comm").map(|s| s.to_owned().into()),
             file: sc.get("parent_exe").map(|e| File {
-                name: Some(basename(e).to_owned()),
-                path: Some(e.to_owned()),
+                name: Some(basename(e).to_owned().into()),
+                path: Some(e.to_owned().into()),
                 type_id: Some(1),
                 r#type: Some("Regular File".into()),
                 ..File::default()
@@ -825,10 +835,10 @@ fn process_of(sc: &AuditRecord) -> Process {
     let ses = sc.get("ses").filter(|s| *s != "4294967295");
     Process {
         pid: num(sc.get("pid")),
-        name: comm.map(str::to_owned),
+        name: comm.map(|s| s.to_owned().into()),
         file: exe.map(|e| File {
-            name: Some(basename(e).to_owned()),
-            path: Some(e.to_owned()),
+            name: Some(basename(e).to_owned().into()),
+            path: Some(e.to_owned().into()),
             type_id: Some(1),
             r#type: Some("Regular File".into()),
             ..File::default()
@@ -839,8 +849,8 @@ fn process_of(sc: &AuditRecord) -> Process {
         euid: num(sc.get("euid")),
         egid: num(sc.get("egid")),
         session: (tty.is_some() || ses.is_some()).then(|| Session {
-            uid: ses.map(str::to_owned),
-            terminal: tty.map(str::to_owned),
+            uid: ses.map(|s| s.to_owned().into()),
+            terminal: tty.map(|s| s.to_owned().into()),
             ..Session::default()
         }),
         ..Process::default()
@@ -866,4 +876,10 @@ fn millis(frac: &str) -> i64 {
         .take(3)
         .try_fold(0i64, |a, c| c.to_digit(10).map(|d| a * 10 + i64::from(d)))
         .unwrap_or(0)
+}
+
+/// `sec` seconds and `ms` milliseconds since the epoch, in ms; `None` past i64 (a forged or
+/// corrupt stamp must not wrap around into a plausible time).
+fn epoch_ms(sec: i64, ms: i64) -> Option<i64> {
+    sec.checked_mul(1000)?.checked_add(ms)
 }

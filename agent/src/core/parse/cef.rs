@@ -168,12 +168,14 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         };
         set_class(ev, Class::HttpActivity, activity, status);
         ev.http_request = Some(HttpRequest {
-            http_method: Some(method.to_owned()).filter(|m| !m.is_empty()),
+            http_method: Some(method)
+                .filter(|m| !m.is_empty())
+                .map(|m| m.to_owned().into()),
             url: get("request").map(|r| Url {
-                url_string: Some(r.to_owned()),
+                url_string: Some(r.to_owned().into()),
                 ..Url::default()
             }),
-            user_agent: get("requestClientApplication").map(str::to_owned),
+            user_agent: get("requestClientApplication").map(|s| s.to_owned().into()),
             ..HttpRequest::default()
         });
         ev.src_endpoint = src;
@@ -181,7 +183,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     } else if user.is_some() && logon {
         let svc = get("app").unwrap_or(&h[2]).to_owned();
         auth(ev, 1, status, &svc, user);
-        ev.service = Some(Service { name: Some(svc) });
+        ev.service = Some(Service {
+            name: Some(svc.into()),
+        });
         ev.src_endpoint = src;
         ev.dst_endpoint = dst;
     } else if src.is_some() || dst.is_some() {
@@ -215,10 +219,10 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     ev.header.severity = severity(&h[6]);
     code(ev, "cef", &h[4]);
     if !h[5].is_empty() {
-        ev.message = Some(h[5].clone());
+        ev.message = Some(h[5].clone().into());
     }
     if let Some(m) = get("msg") {
-        ev.status_detail = Some(m.to_owned());
+        ev.status_detail = Some(m.to_owned().into());
     }
     let mut cef = Map::new();
     for (k, v) in [
@@ -255,10 +259,10 @@ fn endpoint(
     let e = Endpoint {
         ip: ip
             .filter(|i| crate::core::text::is_ip(i))
-            .map(str::to_owned),
+            .map(|i| i.to_owned().into()),
         port: port.and_then(|p| p.parse().ok()),
-        hostname: host.map(str::to_owned),
-        mac: mac.map(str::to_owned),
+        hostname: host.map(|s| s.to_owned().into()),
+        mac: mac.map(|s| s.to_owned().into()),
         ..Endpoint::default()
     };
     (e.ip.is_some() || e.hostname.is_some()).then_some(e)

@@ -140,8 +140,11 @@ pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut V
             .find_map(|k| value.get(*k).and_then(|v| time_ms(v).map(|ms| (ms, v))));
         if let Some((ms, v)) = stamp {
             ev.time = ms;
-            ev.metadata.original_time =
-                Some(v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            ev.metadata.original_time = Some(
+                v.as_str()
+                    .map_or_else(|| v.to_string(), str::to_owned)
+                    .into(),
+            );
         }
     }
     ev.unmapped_mut().other.insert("json".into(), value);
@@ -191,7 +194,7 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
                 mapped.unmapped_mut().other.insert("json".into(), value);
             }
             mapped.metadata.log_name = Some("json".into());
-            mapped.metadata.event_code = Some(m.name.clone());
+            mapped.metadata.event_code = Some(m.name.clone().into());
             *ev = mapped;
             for p in problems {
                 ev.note_parse_error(p);

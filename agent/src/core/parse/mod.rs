@@ -113,14 +113,14 @@ pub(crate) fn auth(
 ) {
     set_class(ev, Class::Authentication, activity, status);
     ev.service = Some(Service {
-        name: Some(service.to_owned()),
+        name: Some(service.to_owned().into()),
     });
     ev.user = Some(match user.filter(|u| !u.is_empty()) {
         Some(u) => User::named(u),
         None => User {
-            name: Some(UNKNOWN_USER.to_owned()),
+            name: Some(UNKNOWN_USER.to_owned().into()),
             type_id: Some(0),
-            r#type: Some("Unknown".to_owned()),
+            r#type: Some("Unknown".to_owned().into()),
             ..User::default()
         },
     });
@@ -141,6 +141,6 @@ pub(crate) fn set_class(ev: &mut Event, class: Class, activity: u8, status: Stat
 
 /// Sets `metadata.event_code` and `metadata.log_name`.
 pub(crate) fn code(ev: &mut Event, log_name: &str, event_code: &str) {
-    ev.metadata.log_name = Some(log_name.to_owned());
-    ev.metadata.event_code = Some(event_code.to_owned());
+    ev.metadata.log_name = Some(log_name.to_owned().into());
+    ev.metadata.event_code = Some(event_code.to_owned().into());
 }

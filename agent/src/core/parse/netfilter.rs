@@ -2,7 +2,7 @@
 //! `[UFW BLOCK] IN=eth0 OUT= MAC=… SRC=… DST=… LEN=… PROTO=TCP SPT=… DPT=… SYN` → Network Activity.
 
 use memchr::memmem;
-use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status};
+use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status, Text};
 
 use super::{Parsed, code, set_class};
 
@@ -74,12 +74,16 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.disposition = Some("Allowed".into());
     }
     let port = |k: &str| nf(rest, k).and_then(|p| p.parse::<u16>().ok());
-    let nonempty = |k: &str| nf(rest, k).filter(|v| !v.is_empty()).map(str::to_owned);
+    let nonempty = |k: &str| {
+        nf(rest, k)
+            .filter(|v| !v.is_empty())
+            .map(|v| Text::Owned(v.to_owned()))
+    };
     let src = Endpoint {
         ip: nonempty("SRC"),
         port: port("SPT"),
         interface_name: nonempty("IN"),
-        mac: nf(rest, "MAC").and_then(source_mac),
+        mac: nf(rest, "MAC").and_then(source_mac).map(Text::Owned),
         ..Endpoint::default()
     };
     let dst = Endpoint {
@@ -117,9 +121,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     ev.connection_info = Some(ConnectionInfo {
         protocol_num: num,
         protocol_name: Some(if name.is_empty() {
-            proto.to_ascii_lowercase()
+            Text::Owned(proto.to_ascii_lowercase())
         } else {
-            name.to_owned()
+            Text::Borrowed(name)
         })
         .filter(|s| !s.is_empty()),
         direction_id: Some(dir_id),
@@ -151,7 +155,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         if let Some(((ms, off), i)) = found {
             ev.time = ms;
             ev.timezone_offset = Some(off);
-            ev.metadata.original_time = Some(prefix[i..i + 26].to_owned());
+            ev.metadata.original_time = Some(prefix[i..i + 26].to_owned().into());
         }
     }
     let flags: Vec<&str> = rest
@@ -228,20 +232,20 @@ pub fn parse_filterlog(msg: &str, ev: &mut Event) -> Parsed {
     };
     let inbound = direction == "in";
     ev.src_endpoint = Some(Endpoint {
-        ip: Some(src.to_owned()),
+        ip: Some(src.to_owned().into()),
         port: port(ports),
-        interface_name: inbound.then(|| iface.to_owned()),
+        interface_name: inbound.then(|| iface.to_owned().into()),
         ..Endpoint::default()
     });
     ev.dst_endpoint = Some(Endpoint {
-        ip: Some(dst.to_owned()),
+        ip: Some(dst.to_owned().into()),
         port: port(ports + 1),
-        interface_name: (!inbound).then(|| iface.to_owned()),
+        interface_name: (!inbound).then(|| iface.to_owned().into()),
         ..Endpoint::default()
     });
     ev.connection_info = Some(ConnectionInfo {
         protocol_num: proto_id.parse().ok(),
-        protocol_name: Some(proto.to_owned()),
+        protocol_name: Some(proto.to_owned().into()),
         direction_id: Some(if inbound { 1 } else { 2 }),
         direction: Some(if inbound { "Inbound" } else { "Outbound" }.into()),
         tcp_flags: None,

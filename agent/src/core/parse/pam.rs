@@ -43,7 +43,7 @@ fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
         {
             failure(ev, service, body, remote, "pam.more_failures");
             ev.count = Some(n);
-            ev.status_detail = Some(format!("{n} more authentication failures"));
+            ev.status_detail = Some(format!("{n} more authentication failures").into());
             return Parsed::Yes;
         }
         code(ev, "pam", "pam.other");
@@ -80,15 +80,17 @@ fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
             let (name, uid) = name_uid(target);
             auth(ev, activity, Status::Success, service, Some(name));
             if let (Some(u), Some(uid)) = (ev.user.as_mut(), uid) {
-                u.uid = Some(uid.to_owned());
+                u.uid = Some(uid.to_owned().into());
             }
             code(ev, "pam", event_code);
             if let Some(by) = by {
                 let (by_name, by_uid) = name_uid(by);
                 let actor = ev.actor.get_or_insert_with(Default::default);
                 actor.user = Some(User {
-                    name: Some(by_name.to_owned()).filter(|n| !n.is_empty()),
-                    uid: by_uid.map(str::to_owned),
+                    name: Some(by_name)
+                        .filter(|n| !n.is_empty())
+                        .map(|n| n.to_owned().into()),
+                    uid: by_uid.map(|s| s.to_owned().into()),
                     ..User::default()
                 })
                 .filter(|u| u.name.is_some() || u.uid.is_some());
@@ -107,12 +109,12 @@ fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
         let user = rest.split_whitespace().next();
         auth(ev, 1, Status::Failure, service, user);
         code(ev, "pam", "pam.tally");
-        ev.status_detail = Some(body.to_owned());
+        ev.status_detail = Some(body.to_owned().into());
         return Parsed::Yes;
     }
     if kind == "auth" && body.contains("failure") {
         failure(ev, service, body, remote, "pam.auth_failure");
-        ev.status_detail = Some(body.to_owned());
+        ev.status_detail = Some(body.to_owned().into());
         return Parsed::Yes;
     }
     Parsed::No
@@ -135,7 +137,7 @@ fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: 
             Endpoint::ip(rhost, None)
         } else {
             Endpoint {
-                hostname: Some(rhost.to_owned()),
+                hostname: Some(rhost.to_owned().into()),
                 ..Endpoint::default()
             }
         });

@@ -78,10 +78,10 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             let name = msg.split_whitespace().find(|w| {
                 w.contains('.') && !w.contains(ip) && !w.starts_with('[') && !w.starts_with('(')
             });
-            src.hostname = name.filter(|n| !is_ip(n)).map(str::to_owned);
+            src.hostname = name.filter(|n| !is_ip(n)).map(|s| s.to_owned().into());
         }
         ev.src_endpoint = Some(src);
-        ev.status_detail = Some(msg.to_owned());
+        ev.status_detail = Some(msg.to_owned().into());
         return Parsed::Yes;
     }
     code(ev, "sshd", "sshd.other");
@@ -153,7 +153,7 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
                 "sshd.preauth_disconnect"
             };
             login(ev, LOGON, Status::Failure, code_, Some(user), Some(peer));
-            ev.status_detail = Some(reason.to_owned());
+            ev.status_detail = Some(reason.to_owned().into());
             return Parsed::Yes;
         }
     }
@@ -195,7 +195,7 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
                 Some(user),
                 ip_port(tail),
             );
-            ev.status_detail = Some(format!("Not allowed because {reason}"));
+            ev.status_detail = Some(format!("Not allowed because {reason}").into());
             return Parsed::Yes;
         }
     }
@@ -226,7 +226,9 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         } else {
             login(ev, LOGOFF, Status::Success, "sshd.disconnect", None, peer);
         }
-        ev.status_detail = Some(reason.trim().to_owned()).filter(|s| !s.is_empty());
+        ev.status_detail = Some(reason.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_owned().into());
         return Parsed::Yes;
     }
     Parsed::No
@@ -254,11 +256,11 @@ fn method_line(rest: &str, ev: &mut Event, status: Status, code_: &str, verb: &s
     }
     let proto = method.split('/').next().unwrap_or(method);
     ev.auth_protocol_id = Some(99);
-    ev.auth_protocol = Some(proto.to_owned());
+    ev.auth_protocol = Some(proto.to_owned().into());
     ev.status_detail = Some(if invalid {
-        format!("{verb} {method} for invalid user")
+        format!("{verb} {method} for invalid user").into()
     } else {
-        format!("{verb} {method}")
+        format!("{verb} {method}").into()
     });
     if let Some((_, key)) = tail.split_once(": ") {
         ev.unmapped_set("sshd", "key", key.to_owned());
@@ -329,7 +331,7 @@ fn fail(
     detail: &str,
 ) -> Parsed {
     login(ev, LOGON, Status::Failure, event_code, user, peer);
-    ev.status_detail = Some(detail.to_owned());
+    ev.status_detail = Some(detail.to_owned().into());
     Parsed::Yes
 }
 

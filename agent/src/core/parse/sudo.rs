@@ -81,7 +81,7 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
                 "sudo.auth_failure"
             };
             code(ev, "sudo", event_code);
-            ev.status_detail = Some(reason.to_owned());
+            ev.status_detail = Some(reason.to_owned().into());
             if let Some(cmd) = f.command {
                 ev.unmapped_set("sudo", "command", cmd.to_owned());
             }
@@ -112,19 +112,19 @@ fn launch(
         // The command runs as a child of the logged sudo pid and its own pid is not
         // logged, so the process is identified by this event's uid (OCSF needs pid or uid).
         uid: ev.metadata.uid.clone(),
-        name: Some(basename(exe).to_owned()),
-        cmd_line: Some(cmd.to_owned()),
+        name: Some(basename(exe).to_owned().into()),
+        cmd_line: Some(cmd.to_owned().into()),
         file: Some(File {
-            name: Some(basename(exe).to_owned()),
-            path: Some(exe.to_owned()),
+            name: Some(basename(exe).to_owned().into()),
+            path: Some(exe.to_owned().into()),
             type_id: Some(1),
             r#type: Some("Regular File".into()),
             ..File::default()
         }),
         user: Some(User::named(target)),
-        working_directory: pwd.map(str::to_owned),
+        working_directory: pwd.map(|s| s.to_owned().into()),
         session: tty.map(|t| Session {
-            terminal: Some(t.to_owned()),
+            terminal: Some(t.to_owned().into()),
             ..Session::default()
         }),
         parent_process: sudo_process,
@@ -183,7 +183,7 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         name: Some("su".into()),
         user: Some(User::named(target)),
         session: tty.map(|t| Session {
-            terminal: Some(t.to_owned()),
+            terminal: Some(t.to_owned().into()),
             ..Session::default()
         }),
         ..Process::default()
