@@ -1,7 +1,7 @@
 //! `vedette-agent`: the command line.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -86,6 +86,31 @@ impl Summary {
     }
 }
 
+const SINK_BUF: usize = 1 << 20;
+
+/// NDJSON on stdout, written in large chunks.
+struct Sink {
+    out: std::io::StdoutLock<'static>,
+    buf: Vec<u8>,
+}
+
+impl Sink {
+    fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
+        vedette_agent::core::output::write_json_line(ev, &mut self.buf)
+            .map_err(std::io::Error::other)?;
+        if self.buf.len() >= SINK_BUF {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
+    }
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Normalize {
@@ -137,8 +162,10 @@ fn normalize(
         files
     };
     let mut norm = Normalizer::new(ncfg);
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut out = Sink {
+        out: std::io::stdout().lock(),
+        buf: Vec::with_capacity(SINK_BUF + 65536),
+    };
     let mut summary = Summary::default();
     let mut io_errors = 0u64;
     for path in &files {
@@ -179,9 +206,7 @@ fn normalize(
             while let Some(ev) = norm.poll_event() {
                 summary.add(&ev);
                 if write_err.is_none()
-                    && let Err(e) = serde_json::to_writer(&mut out, &ev)
-                        .map_err(std::io::Error::from)
-                        .and_then(|()| out.write_all(b"\n"))
+                    && let Err(e) = out.emit(&ev)
                 {
                     write_err = Some(e);
                 }
@@ -198,8 +223,7 @@ fn normalize(
         norm.finish();
         while let Some(ev) = norm.poll_event() {
             summary.add(&ev);
-            serde_json::to_writer(&mut out, &ev)?;
-            out.write_all(b"\n")?;
+            out.emit(&ev)?;
         }
     }
     out.flush()?;

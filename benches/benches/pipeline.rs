@@ -12,18 +12,32 @@ use std::hint::black_box;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use vedette_agent::core::{NormalizeConfig, Normalizer, Source};
+use vedette_schemas::ocsf::Event;
 
 use support::{Format, Lines, OctetFrames};
 
 /// Flush threshold of the output buffer: what a sink's write buffer would hold.
 const OUT_FLUSH: usize = 1 << 20;
 
+/// How an event becomes a JSON line.
+type Serialize = fn(&Event, &mut Vec<u8>);
+
+/// What the agent uses (sonic-rs).
+fn agent_json(ev: &Event, out: &mut Vec<u8>) {
+    vedette_agent::core::output::write_json_line(ev, out).expect("event serializes");
+}
+
+/// serde_json, the baseline the agent's choice is measured against.
+fn serde_json_line(ev: &Event, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, ev).expect("event serializes");
+    out.push(b'\n');
+}
+
 /// Serializes every finished event as a JSON line into `out`; returns how many.
-fn drain(n: &mut Normalizer, out: &mut Vec<u8>) -> u64 {
+fn drain(n: &mut Normalizer, out: &mut Vec<u8>, ser: Serialize) -> u64 {
     let mut events = 0;
     while let Some(ev) = n.poll_event() {
-        serde_json::to_writer(&mut *out, &ev).expect("event serializes");
-        out.push(b'\n');
+        ser(&ev, out);
         events += 1;
     }
     if out.len() >= OUT_FLUSH {
@@ -33,21 +47,26 @@ fn drain(n: &mut Normalizer, out: &mut Vec<u8>) -> u64 {
 }
 
 /// The full path over `records` (as split from one buffer); returns the events written.
-fn normalize<'a>(records: impl Iterator<Item = &'a [u8]>, src: &Source, out: &mut Vec<u8>) -> u64 {
+fn normalize<'a>(
+    records: impl Iterator<Item = &'a [u8]>,
+    src: &Source,
+    out: &mut Vec<u8>,
+    ser: Serialize,
+) -> u64 {
     let mut n = Normalizer::new(NormalizeConfig::default());
     let mut events = 0;
     for (seq, rec) in (1..).zip(records) {
         n.handle_line(src, seq, rec, 0);
-        events += drain(&mut n, out);
+        events += drain(&mut n, out, ser);
     }
     n.finish();
-    events + drain(&mut n, out)
+    events + drain(&mut n, out, ser)
 }
 
 /// Splits `buf` as `format` frames it and runs the full path; returns the events written.
-fn full(format: Format, buf: &[u8], src: &Source, out: &mut Vec<u8>) -> u64 {
+fn full(format: Format, buf: &[u8], src: &Source, out: &mut Vec<u8>, ser: Serialize) -> u64 {
     match format {
-        Format::Rfc5424Octet => normalize(OctetFrames::new(buf).map(|(_, r)| r), src, out),
+        Format::Rfc5424Octet => normalize(OctetFrames::new(buf).map(|(_, r)| r), src, out, ser),
         Format::File | Format::Rfc3164 => {
             let mut start = 0;
             let lines = memchr::memchr_iter(b'\n', buf).map(|nl| {
@@ -55,7 +74,7 @@ fn full(format: Format, buf: &[u8], src: &Source, out: &mut Vec<u8>) -> u64 {
                 start = nl + 1;
                 line
             });
-            normalize(lines, src, out)
+            normalize(lines, src, out, ser)
         }
     }
 }
@@ -75,7 +94,7 @@ fn pipeline(c: &mut Criterion) {
         let mut out = Vec::with_capacity(OUT_FLUSH + (64 << 10));
         // Every record of the workload is one event (auditd records are single-record
         // events there): check once, outside the timing.
-        let events = full(format, &w.buf, &src, &mut out);
+        let events = full(format, &w.buf, &src, &mut out, agent_json);
         assert_eq!(events, w.len() as u64, "{}: events", format.name());
         assert_eq!(
             floor(format, &w.buf),
@@ -92,8 +111,14 @@ fn pipeline(c: &mut Criterion) {
             bytes: w.bytes() as u64,
         });
         g.bench_function("normalize+serialize", |b| {
-            b.iter(|| full(format, black_box(&w.buf), &src, &mut out));
+            b.iter(|| full(format, black_box(&w.buf), &src, &mut out, agent_json));
         });
+        if format == Format::File {
+            // The reason for sonic-rs: the same path with serde_json, same run.
+            g.bench_function("normalize+serialize(serde_json)", |b| {
+                b.iter(|| full(format, black_box(&w.buf), &src, &mut out, serde_json_line));
+            });
+        }
         let split = if format == Format::Rfc5424Octet {
             "octet-split"
         } else {

@@ -4,6 +4,7 @@
 pub mod envelope;
 pub mod fuzzing;
 pub mod normalize;
+pub mod output;
 pub mod parse;
 pub mod text;
 pub mod time;
