@@ -96,8 +96,7 @@ struct Sink {
 
 impl Sink {
     fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
-        vedette_agent::core::output::write_json_line(ev, &mut self.buf)
-            .map_err(std::io::Error::other)?;
+        vedette_agent::core::output::write_json_line(ev, &mut self.buf);
         if self.buf.len() >= SINK_BUF {
             self.flush()?;
         }

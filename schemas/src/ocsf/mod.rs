@@ -6,10 +6,12 @@
 //! derives every number and caption from the single table in [`table`].
 
 mod event;
+mod json;
 mod objects;
 pub mod table;
 
 pub use event::{Event, Header};
+pub use json::{WriteJson, write_str};
 pub use objects::*;
 pub use table::{Class, Severity, Status};
 

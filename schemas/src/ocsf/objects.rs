@@ -18,6 +18,26 @@ macro_rules! ocsf_object {
                 pub $field: Option<$ty>,
             )*
         }
+
+        impl $name {
+            /// Appends the members (no braces) after `first`.
+            pub(crate) fn write_members(&self, first: &mut bool, out: &mut Vec<u8>) {
+                $(
+                    if let Some(v) = &self.$field {
+                        super::json::key(first, stringify!($field), out);
+                        super::json::WriteJson::write_json(v, out);
+                    }
+                )*
+            }
+        }
+
+        impl super::json::WriteJson for $name {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                out.push(b'{');
+                self.write_members(&mut true, out);
+                out.push(b'}');
+            }
+        }
     };
 }
 
@@ -531,5 +551,22 @@ ocsf_object! {
         parse_error: Text,
         /// True when the syslog envelope breaks its RFC.
         invalid_envelope: bool,
+    }
+}
+
+impl super::json::WriteJson for Unmapped {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut first = true;
+        out.push(b'{');
+        if let Some(v) = &self.syslog {
+            super::json::key(&mut first, "syslog", out);
+            super::json::WriteJson::write_json(v, out);
+        }
+        if let Some(v) = &self.vedette {
+            super::json::key(&mut first, "vedette", out);
+            super::json::WriteJson::write_json(v, out);
+        }
+        super::json::write_members(&self.other, &mut first, out);
+        out.push(b'}');
     }
 }
