@@ -79,7 +79,7 @@ pub(crate) struct Record<'a> {
 pub struct Normalizer {
     cfg: NormalizeConfig,
     product: Product,
-    out: VecDeque<Event>,
+    out: VecDeque<Box<Event>>,
     audit: audit::Joiner,
     scratch: Vec<u8>,
     stats: Stats,
@@ -111,7 +111,8 @@ impl Normalizer {
     }
 
     /// The next finished event.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    /// (Boxed: an event is a few KiB, and it moves through queues.)
+    pub fn poll_event(&mut self) -> Option<Box<Event>> {
         self.out.pop_front()
     }
 
@@ -134,7 +135,7 @@ impl Normalizer {
         }
     }
 
-    fn push(&mut self, mut ev: Event) {
+    fn push(&mut self, mut ev: Box<Event>) {
         finalize(&mut ev);
         self.out.push_back(ev);
     }
@@ -223,12 +224,12 @@ impl Normalizer {
 
     /// The event every record starts as: Base Event with the envelope, device, reporter,
     /// uid and raw data filled in. Parsers refine it.
-    fn base_event(&self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Event {
+    fn base_event(&self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Box<Event> {
         let (time, offset) = match env.time {
             Some(t) => (t.ms, Some(t.offset_min)),
             None => (rec.now_ms, None),
         };
-        let mut ev = Event::new(Class::Base, 0, time, self.product.clone());
+        let mut ev = Box::new(Event::new(Class::Base, 0, time, self.product.clone()));
         ev.timezone_offset = offset;
         let md = &mut ev.metadata;
         md.uid = Some(event_uid(&rec.src.id, rec.seq).into());

@@ -1,7 +1,7 @@
 use super::*;
 use jiff::tz::TimeZone;
 
-fn norm_lines(lines: &[&str]) -> Vec<Event> {
+fn norm_lines(lines: &[&str]) -> Vec<Box<Event>> {
     let mut n = Normalizer::new(NormalizeConfig {
         reporter_hostname: "agent-1".into(),
         ..NormalizeConfig::default()

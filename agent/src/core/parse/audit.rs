@@ -230,7 +230,7 @@ struct Open {
     serial: u64,
     time_ms: i64,
     last_seen: i64,
-    base: Event,
+    base: Box<Event>,
     raw: Vec<String>,
     records: Vec<AuditRecord>,
 }
@@ -260,17 +260,17 @@ impl Joiner {
     }
 
     /// Completes the events whose timeout passed.
-    pub fn expire(&mut self, now_ms: i64) -> Vec<Event> {
+    pub fn expire(&mut self, now_ms: i64) -> Vec<Box<Event>> {
         let t = self.timeout_ms;
         self.take_where(|o| o.last_seen + t <= now_ms)
     }
 
     /// Completes every open event, oldest first.
-    pub fn drain(&mut self) -> Vec<Event> {
+    pub fn drain(&mut self) -> Vec<Box<Event>> {
         self.take_where(|_| true)
     }
 
-    fn take_where(&mut self, mut pred: impl FnMut(&Open) -> bool) -> Vec<Event> {
+    fn take_where(&mut self, mut pred: impl FnMut(&Open) -> bool) -> Vec<Box<Event>> {
         let mut done = Vec::new();
         let mut i = 0;
         while i < self.open.len() {
@@ -285,7 +285,12 @@ impl Joiner {
 
     /// Takes one record (`msg`, already without syslog envelope) with the Base Event its line
     /// became; returns the events this completes.
-    pub(crate) fn handle_record(&mut self, rec: &Input<'_>, msg: &str, base: Event) -> Vec<Event> {
+    pub(crate) fn handle_record(
+        &mut self,
+        rec: &Input<'_>,
+        msg: &str,
+        base: Box<Event>,
+    ) -> Vec<Box<Event>> {
         let raw = base.raw_data.as_deref().unwrap_or_default().to_owned();
         let r = match parse_record(msg) {
             Ok(r) => r,
@@ -343,11 +348,16 @@ impl Joiner {
             }
         }
         let t = self.timeout_ms;
-        done.extend(self.take_where(|o| {
+        let due = |o: &Open| {
             o.source == source
                 && o.node == node
                 && (o.serial + REORDER_WINDOW < serial || o.time_ms + t < time_ms)
-        }));
+        };
+        // Events open in arrival order, so the oldest is first: when it is not due, none of
+        // the same source usually is, and the scan is skipped.
+        if self.open.first().is_some_and(due) || self.open.len() > 2 * REORDER_WINDOW as usize {
+            done.extend(self.take_where(due));
+        }
         while self.open.len() > MAX_OPEN {
             done.push(build(self.open.remove(0)));
         }
@@ -430,11 +440,11 @@ pub(crate) fn laurel_event(records: Vec<AuditRecord>, base: Event) -> Event {
         time_ms: time,
         last_seen: 0,
         raw: vec![base.raw_data.as_deref().unwrap_or_default().to_owned()],
-        base,
+        base: Box::new(base),
         records,
     });
     ev.metadata.log_name = Some("laurel".into());
-    ev
+    *ev
 }
 
 fn num(v: Option<&str>) -> Option<i64> {
@@ -514,7 +524,7 @@ fn file_activity(syscall: &str) -> u8 {
     }
 }
 
-fn build(o: Open) -> Event {
+fn build(o: Open) -> Box<Event> {
     let Open {
         node,
         serial,

@@ -14,11 +14,10 @@ pub fn looks_like(msg: &str) -> bool {
         && (memmem::find(b, b"IN=").is_some() || memmem::find(b, b"OUT=").is_some())
 }
 
-/// `KEY=value` of a netfilter line; values never contain spaces. A key with an empty value
-/// (`OUT=`) returns `Some("")`.
-fn nf<'a>(rest: &'a str, key: &str) -> Option<&'a str> {
-    rest.split(' ')
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+/// The value of `key` among a line's `KEY=value` words (read once per line); values never
+/// contain spaces. A key with an empty value (`OUT=`) gives `Some("")`.
+fn nf<'a>(pairs: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
 /// Parses a netfilter line.
@@ -39,6 +38,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         _ => head,
     };
     let rest = &msg[at..];
+    let pairs: Vec<(&str, &str)> = rest.split(' ').filter_map(|w| w.split_once('=')).collect();
     let upper = prefix.to_ascii_uppercase();
     let denied = ["BLOCK", "DROP", "REJECT", "DENY", "REFUSE"]
         .iter()
@@ -73,9 +73,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.disposition_id = Some(1);
         ev.disposition = Some("Allowed".into());
     }
-    let port = |k: &str| nf(rest, k).and_then(|p| p.parse::<u16>().ok());
+    let port = |k: &str| nf(&pairs, k).and_then(|p| p.parse::<u16>().ok());
     let nonempty = |k: &str| {
-        nf(rest, k)
+        nf(&pairs, k)
             .filter(|v| !v.is_empty())
             .map(|v| Text::Owned(v.to_owned()))
     };
@@ -83,7 +83,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ip: nonempty("SRC"),
         port: port("SPT"),
         interface_name: nonempty("IN"),
-        mac: nf(rest, "MAC").and_then(source_mac).map(Text::Owned),
+        mac: nf(&pairs, "MAC").and_then(source_mac).map(Text::Owned),
         ..Endpoint::default()
     };
     let dst = Endpoint {
@@ -99,7 +99,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     if missing {
         ev.note_parse_error("netfilter: SRC= or DST= missing");
     }
-    let proto = nf(rest, "PROTO").unwrap_or("");
+    let proto = nf(&pairs, "PROTO").unwrap_or("");
     let (num, name) = match proto.to_ascii_uppercase().as_str() {
         "TCP" => (Some(6), "tcp"),
         "UDP" => (Some(17), "udp"),
@@ -130,20 +130,23 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         direction: Some(dir.into()),
         tcp_flags: None,
     });
+    // What has no OCSF place goes under unmapped.netfilter, built in one pass: the prefix,
+    // every other KEY=value (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …; the first of a
+    // repeated key, i.e. the IP header's LEN), and the flags.
+    let mut extra = serde_json::Map::new();
     if !prefix.is_empty() {
-        ev.unmapped_set("netfilter", "prefix", prefix.to_owned());
+        extra.insert("prefix".into(), prefix.into());
     }
-    // Every other KEY=value (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …) is kept.
-    for w in rest.split(' ') {
-        if let Some((k, v)) = w.split_once('=') {
-            let mapped = matches!(
-                k,
-                "IN" | "OUT" | "MAC" | "SRC" | "DST" | "SPT" | "DPT" | "PROTO"
-            );
-            let key_like = !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
-            if !mapped && key_like && !v.is_empty() {
-                ev.unmapped_set("netfilter", &k.to_ascii_lowercase(), v.to_owned());
-            }
+    for &(k, v) in &pairs {
+        let mapped = matches!(
+            k,
+            "IN" | "OUT" | "MAC" | "SRC" | "DST" | "SPT" | "DPT" | "PROTO"
+        );
+        let key_like = !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
+        if !mapped && key_like && !v.is_empty() {
+            extra
+                .entry(k.to_ascii_lowercase())
+                .or_insert_with(|| v.into());
         }
     }
     // Proxmox puts its own time in the prefix:
@@ -168,8 +171,11 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         })
         .collect();
     if !flags.is_empty() {
-        ev.unmapped_set("netfilter", "flags", flags.join(" "));
+        extra.insert("flags".into(), flags.join(" ").into());
     }
+    ev.unmapped_mut()
+        .other
+        .insert("netfilter".into(), extra.into());
     Parsed::Yes
 }
 
