@@ -158,10 +158,10 @@ pub(crate) fn write_members(m: &Map<String, Value>, first: &mut bool, out: &mut 
 impl WriteJson for Value {
     fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(b) => b.write_json(out),
-            Value::String(s) => write_str(s, out),
-            Value::Array(a) => {
+            Self::Null => out.extend_from_slice(b"null"),
+            Self::Bool(b) => b.write_json(out),
+            Self::String(s) => write_str(s, out),
+            Self::Array(a) => {
                 out.push(b'[');
                 for (i, v) in a.iter().enumerate() {
                     if i > 0 {
@@ -171,9 +171,9 @@ impl WriteJson for Value {
                 }
                 out.push(b']');
             }
-            Value::Object(m) => m.write_json(out),
+            Self::Object(m) => m.write_json(out),
             // Numbers (floats above all) keep serde_json's own formatting.
-            Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Self::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
         }
     }
 }
