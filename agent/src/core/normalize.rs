@@ -235,7 +235,7 @@ impl Normalizer {
         md.uid = Some(event_uid(&rec.src.id, rec.seq).into());
         md.sequence = Some(rec.seq as i64);
         md.log_source = Some(rec.src.id.clone().into());
-        md.log_format = env.format.map(|f| f.name().to_owned().into());
+        md.log_format = env.format.map(|f| f.name().into());
         md.original_time = env.timestamp.map(|s| s.to_owned().into());
         md.log_provider = env.app.map(|s| s.to_owned().into());
         md.log_level = env
@@ -328,13 +328,13 @@ fn starts_like_audit(s: &str) -> bool {
 /// Derives what follows from the rest: observables and `metadata.profiles`.
 pub(crate) fn finalize(ev: &mut Event) {
     use vedette_schemas::ocsf::ObservableType as O;
-    let mut obs: Vec<(&'static str, O, String)> = Vec::new();
+    let mut obs: Vec<(&'static str, O, vedette_schemas::ocsf::Text)> = Vec::new();
     if let Some(d) = &ev.device {
         if let Some(h) = &d.hostname {
-            obs.push(("device.hostname", O::Hostname, h.clone().into()));
+            obs.push(("device.hostname", O::Hostname, h.clone()));
         }
         if let Some(ip) = &d.ip {
-            obs.push(("device.ip", O::IpAddress, ip.clone().into()));
+            obs.push(("device.ip", O::IpAddress, ip.clone()));
         }
     }
     for (path, ep) in [
@@ -348,7 +348,7 @@ pub(crate) fn finalize(ev: &mut Event) {
                 } else {
                     "dst_endpoint.ip"
                 };
-                obs.push((p, O::IpAddress, ip.clone().into()));
+                obs.push((p, O::IpAddress, ip.clone()));
             }
             if let Some(h) = &ep.hostname {
                 let p = if path == "src_endpoint" {
@@ -356,37 +356,37 @@ pub(crate) fn finalize(ev: &mut Event) {
                 } else {
                     "dst_endpoint.hostname"
                 };
-                obs.push((p, O::Hostname, h.clone().into()));
+                obs.push((p, O::Hostname, h.clone()));
             }
         }
     }
     if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref())
         && n != parse::UNKNOWN_USER
     {
-        obs.push(("user.name", O::UserName, n.clone().into()));
+        obs.push(("user.name", O::UserName, n.clone()));
     }
     if let Some(a) = &ev.actor
         && let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref())
     {
-        obs.push(("actor.user.name", O::UserName, n.clone().into()));
+        obs.push(("actor.user.name", O::UserName, n.clone()));
     }
     if let Some(p) = &ev.process {
         if let Some(n) = p.user.as_ref().and_then(|u| u.name.as_ref()) {
-            obs.push(("process.user.name", O::UserName, n.clone().into()));
+            obs.push(("process.user.name", O::UserName, n.clone()));
         }
         if let Some(f) = p.file.as_ref().and_then(|f| f.path.as_ref()) {
-            obs.push(("process.file.path", O::FilePath, f.clone().into()));
+            obs.push(("process.file.path", O::FilePath, f.clone()));
         }
     }
     if let Some(f) = &ev.file {
         for h in f.hashes.iter().flatten() {
             if let Some(v) = &h.value {
-                obs.push(("file.hashes.value", O::Hash, v.clone().into()));
+                obs.push(("file.hashes.value", O::Hash, v.clone()));
             }
         }
     }
     for (path, kind, value) in obs {
-        ev.observe(path, kind, &value);
+        ev.observe(path, kind, value);
     }
 
     let linux = |p: &Process| p.auid.is_some() || p.euid.is_some() || p.egid.is_some();

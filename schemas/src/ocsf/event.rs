@@ -212,19 +212,19 @@ pub struct Event {
     pub dst_endpoint: Option<Endpoint>,
     /// Connection details (Network, HTTP, DNS Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_info: Option<ConnectionInfo>,
+    pub connection_info: Option<Box<ConnectionInfo>>,
     /// Traffic counters (Network, HTTP, DNS Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic: Option<Traffic>,
+    pub traffic: Option<Box<Traffic>>,
     /// HTTP request (HTTP Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_request: Option<HttpRequest>,
+    pub http_request: Option<Box<HttpRequest>>,
     /// HTTP response (HTTP Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_response: Option<HttpResponse>,
+    pub http_response: Option<Box<HttpResponse>>,
     /// DNS query (DNS Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<DnsQuery>,
+    pub query: Option<Box<DnsQuery>>,
     /// DNS answers (DNS Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<DnsAnswer>>,
@@ -232,10 +232,10 @@ pub struct Event {
     // System classes
     /// The process acted on (Process Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<Process>,
+    pub process: Option<Box<Process>>,
     /// The file acted on (File System Activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<File>,
+    pub file: Option<Box<File>>,
 
     /// Values the event names that an analyst pivots on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,14 +302,14 @@ impl Event {
     }
 
     /// Adds an observable unless the same path already holds it.
-    pub fn observe(&mut self, path: &str, kind: ObservableType, value: &str) {
+    pub fn observe(&mut self, path: &'static str, kind: ObservableType, value: Text) {
         if value.is_empty() {
             return;
         }
         let list = self.observables.get_or_insert_with(Vec::new);
         if !list
             .iter()
-            .any(|o| o.name.as_deref() == Some(path) && o.value.as_deref() == Some(value))
+            .any(|o| o.name.as_deref() == Some(path) && o.value.as_deref() == Some(&*value))
         {
             list.push(Observable::new(path, kind, value));
         }

@@ -13,36 +13,46 @@ pub trait WriteJson {
     fn write_json(&self, out: &mut Vec<u8>);
 }
 
-/// Whether any of the 8 bytes of `x` is a control character, `"` or `\\` (SWAR).
-#[inline]
-fn needs_escape(x: u64) -> bool {
+/// Whether `b` holds a control character (below 0x20), 8 bytes at a time (SWAR).
+fn has_control(b: &[u8]) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    // A byte below 0x20; a byte equal to '"' or '\\' (their XOR becomes zero).
-    let ctrl = x.wrapping_sub(LO * 0x20) & !x & HI;
-    let q = x ^ (LO * u64::from(b'"'));
-    let quote = q.wrapping_sub(LO) & !q & HI;
-    let bs = x ^ (LO * u64::from(b'\\'));
-    let backslash = bs.wrapping_sub(LO) & !bs & HI;
-    (ctrl | quote | backslash) != 0
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // The classic "has a byte less than n" test (exact as a yes/no for n <= 128).
+        if x.wrapping_sub(LO * 0x20) & !x & HI != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&c| c < 0x20)
 }
 
 /// Writes `s` as a JSON string, escaped exactly as serde_json does.
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
     let b = s.as_bytes();
-    // Fast path: skip 8-byte words that hold nothing to escape.
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let word = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-        if needs_escape(word) {
-            break;
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    if has_control(b) {
+        write_escaped_slow(b, out);
+    } else {
+        // Only `"` and `\` need escaping: jump between them with memchr's SIMD search.
+        let mut start = 0;
+        for i in memchr::memchr2_iter(b'"', b'\\', b) {
+            out.extend_from_slice(&b[start..i]);
+            out.push(b'\\');
+            out.push(b[i]);
+            start = i + 1;
         }
-        i += 8;
+        out.extend_from_slice(&b[start..]);
     }
+    out.push(b'"');
+}
+
+fn write_escaped_slow(b: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    while i < b.len() {
-        let c = b[i];
+    for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -53,26 +63,19 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
             0x0c => b"\\f",
             0..=0x1f => {
                 out.extend_from_slice(&b[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[usize::from(c >> 4)]);
                 out.push(HEX[usize::from(c & 0xf)]);
-                i += 1;
-                start = i;
+                start = i + 1;
                 continue;
             }
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => continue,
         };
         out.extend_from_slice(&b[start..i]);
         out.extend_from_slice(esc);
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
-    out.push(b'"');
 }
 
 /// Writes `"key":` after a comma unless it is the first member.
@@ -174,6 +177,29 @@ impl WriteJson for Value {
             Self::Object(m) => m.write_json(out),
             // Numbers (floats above all) keep serde_json's own formatting.
             Self::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    fn ours(s: &str) -> String {
+        let mut out = Vec::new();
+        super::write_str(s, &mut out);
+        String::from_utf8(out).expect("UTF-8 out")
+    }
+
+    proptest! {
+        #[test]
+        fn strings_escape_exactly_as_serde_json(s in any::<String>()) {
+            prop_assert_eq!(ours(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn escape_heavy_strings_too(s in "[\"\\\\\u{0}-\u{1f}a-z\u{7f}é]{0,40}") {
+            prop_assert_eq!(ours(&s), serde_json::to_string(&s).unwrap());
         }
     }
 }

@@ -478,12 +478,12 @@ impl ObservableType {
 
 impl Observable {
     /// An observable of `kind` at attribute path `name`.
-    pub fn new(name: &str, kind: ObservableType, value: &str) -> Self {
+    pub fn new(name: &'static str, kind: ObservableType, value: Text) -> Self {
         Self {
-            name: Some(Cow::Owned(name.to_owned())),
+            name: Some(Cow::Borrowed(name)),
             type_id: Some(kind.id()),
             r#type: Some(Cow::Borrowed(kind.caption())),
-            value: Some(Cow::Owned(value.to_owned())),
+            value: Some(value),
         }
     }
 }

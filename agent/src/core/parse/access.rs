@@ -196,14 +196,14 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         }
     }
     if req != HttpRequest::default() {
-        ev.http_request = Some(req);
+        ev.http_request = Some(Box::new(req));
     }
     if let Some(code_) = status {
-        ev.http_response = Some(HttpResponse {
+        ev.http_response = Some(Box::new(HttpResponse {
             code: Some(code_),
             length: bytes,
             latency: None,
-        });
+        }));
     } else {
         ev.note_parse_error("access log: no status code");
     }
@@ -279,7 +279,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
                 Some((p, q)) => (Some(p), Some(q)),
                 None => (Some(t), None),
             });
-            ev.http_request = Some(HttpRequest {
+            ev.http_request = Some(Box::new(HttpRequest {
                 http_method: Some(method.to_owned().into()),
                 url: target.map(|t| Url {
                     url_string: Some(t.to_owned().into()),
@@ -290,7 +290,7 @@ pub fn parse_error_log(msg: &str, ev: &mut Event) -> Option<Parsed> {
                 }),
                 version: version.map(|s| s.to_owned().into()),
                 ..HttpRequest::default()
-            });
+            }));
             if let Some(u) = rest
                 .split("user \"")
                 .nth(1)

@@ -670,7 +670,7 @@ fn build(o: Open) -> Box<Event> {
                     ..Actor::default()
                 })
             });
-        ev.process = Some(p);
+        ev.process = Some(Box::new(p));
         return ev;
     }
     if let Some(sc) = syscall {
@@ -699,7 +699,7 @@ fn build(o: Open) -> Box<Event> {
             let is_dir = target
                 .and_then(|r| r.get("mode"))
                 .is_some_and(|m| m.trim_start_matches("0o").starts_with("04"));
-            ev.file = Some(File {
+            ev.file = Some(Box::new(File {
                 // `/` alone has no last component: the name is the path.
                 name: Some(
                     Some(basename(&full))
@@ -715,7 +715,7 @@ fn build(o: Open) -> Box<Event> {
                     .and_then(|r| r.get("inode"))
                     .map(|s| s.to_owned().into()),
                 ..File::default()
-            });
+            }));
             let p = process_of(sc);
             ev.actor = Some(Actor {
                 user: user_of(

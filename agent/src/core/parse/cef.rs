@@ -167,7 +167,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             _ => 99,
         };
         set_class(ev, Class::HttpActivity, activity, status);
-        ev.http_request = Some(HttpRequest {
+        ev.http_request = Some(Box::new(HttpRequest {
             http_method: Some(method)
                 .filter(|m| !m.is_empty())
                 .map(|m| m.to_owned().into()),
@@ -177,7 +177,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             }),
             user_agent: get("requestClientApplication").map(|s| s.to_owned().into()),
             ..HttpRequest::default()
-        });
+        }));
         ev.src_endpoint = src;
         ev.dst_endpoint = dst;
     } else if user.is_some() && logon {

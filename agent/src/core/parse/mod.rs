@@ -120,7 +120,7 @@ pub(crate) fn auth(
         None => User {
             name: Some(UNKNOWN_USER.to_owned().into()),
             type_id: Some(0),
-            r#type: Some("Unknown".to_owned().into()),
+            r#type: Some("Unknown".into()),
             ..User::default()
         },
     });

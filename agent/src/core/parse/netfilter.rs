@@ -118,7 +118,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         (true, true) => (3, "Lateral"),
         (false, false) => (0, "Unknown"),
     };
-    ev.connection_info = Some(ConnectionInfo {
+    ev.connection_info = Some(Box::new(ConnectionInfo {
         protocol_num: num,
         protocol_name: Some(if name.is_empty() {
             Text::Owned(proto.to_ascii_lowercase())
@@ -129,7 +129,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         direction_id: Some(dir_id),
         direction: Some(dir.into()),
         tcp_flags: None,
-    });
+    }));
     // What has no OCSF place goes under unmapped.netfilter, built in one pass: the prefix,
     // every other KEY=value (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …; the first of a
     // repeated key, i.e. the IP header's LEN), and the flags.
@@ -249,13 +249,13 @@ pub fn parse_filterlog(msg: &str, ev: &mut Event) -> Parsed {
         interface_name: (!inbound).then(|| iface.to_owned().into()),
         ..Endpoint::default()
     });
-    ev.connection_info = Some(ConnectionInfo {
+    ev.connection_info = Some(Box::new(ConnectionInfo {
         protocol_num: proto_id.parse().ok(),
         protocol_name: Some(proto.to_owned().into()),
         direction_id: Some(if inbound { 1 } else { 2 }),
         direction: Some(if inbound { "Inbound" } else { "Outbound" }.into()),
         tcp_flags: None,
-    });
+    }));
     for (k, i) in [("rule", 0usize), ("tracker", 3)] {
         if let Some(v) = f.get(i).filter(|v| !v.is_empty()) {
             ev.unmapped_set("filterlog", k, (*v).to_owned());

@@ -108,7 +108,7 @@ fn launch(
     let sudo_process = ev.actor.as_ref().and_then(|a| a.process.clone());
     let actor = ev.actor.get_or_insert_with(Actor::default);
     actor.user = Some(User::named(invoker));
-    ev.process = Some(Process {
+    ev.process = Some(Box::new(Process {
         // The command runs as a child of the logged sudo pid and its own pid is not
         // logged, so the process is identified by this event's uid (OCSF needs pid or uid).
         uid: ev.metadata.uid.clone(),
@@ -129,7 +129,7 @@ fn launch(
         }),
         parent_process: sudo_process,
         ..Process::default()
-    });
+    }));
 }
 
 /// Parses an su message.
@@ -177,7 +177,7 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     code(ev, "su", "su.session");
     let actor_process = ev.actor.as_ref().and_then(|a| a.process.clone());
     ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(invoker));
-    ev.process = Some(Process {
+    ev.process = Some(Box::new(Process {
         pid: actor_process.as_ref().and_then(|p| p.pid),
         uid: ev.metadata.uid.clone(),
         name: Some("su".into()),
@@ -187,6 +187,6 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             ..Session::default()
         }),
         ..Process::default()
-    });
+    }));
     Parsed::Yes
 }

@@ -109,7 +109,11 @@ fn event_round_trips_through_json() {
         Product::default(),
     );
     e.user = Some(crate::ocsf::User::named("root"));
-    e.observe("user.name", crate::ocsf::ObservableType::UserName, "root");
+    e.observe(
+        "user.name",
+        crate::ocsf::ObservableType::UserName,
+        "root".into(),
+    );
     let s = serde_json::to_string(&e).unwrap();
     let back: Event = serde_json::from_str(&s).unwrap();
     assert_eq!(back, e);
