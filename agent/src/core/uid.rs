@@ -10,7 +10,13 @@ pub fn event_uid(source_id: &str, position: u64) -> String {
     h.update(source_id.as_bytes());
     h.update(&[0]);
     h.update(&position.to_le_bytes());
-    format!("{:032x}", h.digest128())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let v = h.digest128();
+    let mut out = String::with_capacity(32);
+    for i in (0..32).rev() {
+        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -32,5 +38,11 @@ mod tests {
             event_uid("/var/log/syslog", 7)
         );
         assert_eq!(event_uid("a", 1).len(), 32);
+        // The same digits `{:032x}` gives.
+        let mut h = Xxh3::new();
+        h.update(b"a");
+        h.update(&[0]);
+        h.update(&1u64.to_le_bytes());
+        assert_eq!(event_uid("a", 1), format!("{:032x}", h.digest128()));
     }
 }

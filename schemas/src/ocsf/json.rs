@@ -33,7 +33,8 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
-    if has_control(b) {
+    if b.len() < 32 || has_control(b) {
+        // Short strings (most keys' values): a plain scan beats setting up a SIMD search.
         write_escaped_slow(b, out);
     } else {
         // Only `"` and `\` need escaping: jump between them with memchr's SIMD search.
@@ -50,6 +51,10 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
 }
 
 fn write_escaped_slow(b: &[u8], out: &mut Vec<u8>) {
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(b);
+        return;
+    }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {

@@ -23,7 +23,7 @@ fn quoted(s: &str) -> Vec<&str> {
     s.split('\'').skip(1).step_by(2).collect()
 }
 
-fn change(ev: &mut Event, activity: u8, event_code: &str, user: &str) {
+fn change(ev: &mut Event, activity: u8, event_code: &'static str, user: &str) {
     set_class(ev, Class::AccountChange, activity, Status::Success);
     code(ev, "account", event_code);
     ev.user = Some(User::named(user));
@@ -177,7 +177,7 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
 
 /// Groups have no class of their own: an Account Change whose `user` is the group,
 /// typed `Group` (type_id 99, Other).
-fn group_change(ev: &mut Event, event_code: &str, name: &str, gid: Option<&str>) {
+fn group_change(ev: &mut Event, event_code: &'static str, name: &str, gid: Option<&str>) {
     let activity = if event_code.ends_with("created") {
         CREATE
     } else {

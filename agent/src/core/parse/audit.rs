@@ -593,15 +593,15 @@ fn build(o: Open) -> Box<Event> {
     ev.unmapped_mut()
         .other
         .insert("auditd".into(), Value::Object(audit));
-    let log_name = ev
-        .metadata
-        .log_name
-        .clone()
-        .unwrap_or_else(|| "auditd".into());
+    let log_name = if ev.metadata.log_name.as_deref() == Some("laurel") {
+        "laurel"
+    } else {
+        "auditd"
+    };
     code(
         &mut ev,
-        &log_name,
-        &format!(
+        log_name,
+        format!(
             "auditd.{}",
             records
                 .first()
@@ -688,7 +688,7 @@ fn build(o: Open) -> Box<Event> {
             code(
                 &mut ev,
                 "auditd",
-                &format!("auditd.{}", sc_name.as_deref().unwrap_or("file")),
+                format!("auditd.{}", sc_name.as_deref().unwrap_or("file")),
             );
             let cwd = find("CWD").and_then(|r| r.get("cwd"));
             let full = if path.starts_with('/') || cwd.is_none() {
@@ -771,7 +771,7 @@ fn build(o: Open) -> Box<Event> {
             code(
                 &mut ev,
                 "auditd",
-                &format!("auditd.{}", first.rtype.to_ascii_lowercase()),
+                format!("auditd.{}", first.rtype.to_ascii_lowercase()),
             );
             ev.service = Some(Service {
                 name: Some(svc.into()),

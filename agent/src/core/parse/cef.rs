@@ -217,7 +217,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         }
     }
     ev.header.severity = severity(&h[6]);
-    code(ev, "cef", &h[4]);
+    code(ev, "cef", h[4].clone());
     if !h[5].is_empty() {
         ev.message = Some(h[5].clone().into());
     }

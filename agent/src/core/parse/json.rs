@@ -202,7 +202,7 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
             Parsed::Yes
         }
         Err(e) => {
-            code(ev, "json", &m.name);
+            code(ev, "json", m.name.clone());
             ev.note_parse_error(format!(
                 "JSON mapping {}: a mapped value has the wrong type: {e}",
                 m.name

@@ -15,7 +15,7 @@ pub mod pam;
 pub mod sshd;
 pub mod sudo;
 
-use vedette_schemas::ocsf::{Class, Event, Header, Service, Severity, Status, User};
+use vedette_schemas::ocsf::{Class, Event, Header, Service, Severity, Status, Text, User};
 
 /// The user name put where OCSF requires a user and the record names none. Parentheses
 /// cannot occur in a Unix user name, so it never collides with a real account.
@@ -140,7 +140,7 @@ pub(crate) fn set_class(ev: &mut Event, class: Class, activity: u8, status: Stat
 }
 
 /// Sets `metadata.event_code` and `metadata.log_name`.
-pub(crate) fn code(ev: &mut Event, log_name: &str, event_code: &str) {
-    ev.metadata.log_name = Some(log_name.to_owned().into());
-    ev.metadata.event_code = Some(event_code.to_owned().into());
+pub(crate) fn code(ev: &mut Event, log_name: &'static str, event_code: impl Into<Text>) {
+    ev.metadata.log_name = Some(Text::Borrowed(log_name));
+    ev.metadata.event_code = Some(event_code.into());
 }

@@ -128,7 +128,7 @@ fn name_uid(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: &str) {
+fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: &'static str) {
     let user = kv(body, "user").filter(|u| !u.is_empty());
     auth(ev, 1, Status::Failure, service, user);
     code(ev, "pam", event_code);

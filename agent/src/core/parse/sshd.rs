@@ -235,7 +235,13 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
 }
 
 /// `<method> for [invalid user ]U from IP port P ssh2[: key info]`
-fn method_line(rest: &str, ev: &mut Event, status: Status, code_: &str, verb: &str) -> Parsed {
+fn method_line(
+    rest: &str,
+    ev: &mut Event,
+    status: Status,
+    code_: &'static str,
+    verb: &str,
+) -> Parsed {
     let Some((method, rest)) = rest.split_once(" for ") else {
         return Parsed::No;
     };
@@ -325,7 +331,7 @@ fn disconnect(rest: &str, preauth: bool, ev: &mut Event, msg: &str) -> Parsed {
 /// A failed logon with the source's phrase as `status_detail`.
 fn fail(
     ev: &mut Event,
-    event_code: &str,
+    event_code: &'static str,
     user: Option<&str>,
     peer: Option<(&str, Option<u16>)>,
     detail: &str,
@@ -339,7 +345,7 @@ fn login(
     ev: &mut Event,
     activity: u8,
     status: Status,
-    event_code: &str,
+    event_code: &'static str,
     user: Option<&str>,
     peer: Option<(&str, Option<u16>)>,
 ) {
