@@ -185,3 +185,12 @@ fn access_log_line_is_http_activity() {
     assert_eq!(ev.http_response.as_ref().unwrap().code, Some(404));
     assert_eq!(ev.timezone_offset, Some(-420));
 }
+
+#[test]
+fn access_line_without_request_or_status_stays_base() {
+    let line = r#"203.0.113.9 - - [10/Oct/2026:13:55:36 -0700] "-" - -"#;
+    let ev = &norm_lines(&[line])[0];
+    assert_eq!(ev.class(), Class::Base);
+    assert!(ev.src_endpoint.is_none());
+    assert_eq!(ev.raw_data.as_deref(), Some(line));
+}

@@ -117,6 +117,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         Some(_) => Status::Failure,
         None => Status::Unknown,
     };
+    // HTTP Activity needs a request or a response: a line with neither stays the Base Event
+    // it was (raw_data keeps it).
+    let has_request = (valid_method && target.is_some()) || dash(request).is_some();
+    if !has_request && status.is_none() {
+        return Parsed::No;
+    }
     set_class(ev, Class::HttpActivity, activity, st);
     if let Some((ms, off)) = clf_time(&msg[open + 1..close]) {
         if ev.metadata.original_time.is_none() {
@@ -206,15 +212,6 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         }));
     } else {
         ev.note_parse_error("access log: no status code");
-    }
-    if ev.http_request.is_none() && ev.http_response.is_none() {
-        ev.http_response = None;
-        // HTTP Activity needs a request or a response: without either it stays readable as
-        // the Base Event it was.
-        set_class(ev, Class::Base, 0, Status::Failure);
-        ev.header.status = None;
-        ev.src_endpoint = None;
-        return Parsed::No;
     }
     Parsed::Yes
 }
