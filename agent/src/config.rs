@@ -261,3 +261,57 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         Err(ConfigError(problems))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_line_and_field() {
+        let text = r#"[agent]
+timezone = "Mars/Olympus"
+max_line_bytes = 10
+
+[[json_mapping]]
+name = "x"
+class = "authentication"
+activity_id = 42
+fields = { "user.nam" = "user" }
+"#;
+        let err = parse(Path::new("agent.toml"), text).unwrap_err();
+        let got: Vec<(usize, &str)> = err.0.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, "agent.max_line_bytes"),
+                (2, "agent.timezone"),
+                (8, "json_mapping[0].activity_id"),
+                (9, "json_mapping[0].fields.user.nam"),
+            ]
+        );
+        assert!(
+            err.to_string()
+                .starts_with("4 problem(s) in the config:\nagent.toml:3:")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_place() {
+        let err = parse(Path::new("a.toml"), "[agent]\nhostnme = \"x\"\n").unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].line, 2);
+        assert!(err.0[0].message.contains("hostnme"), "{}", err.0[0].message);
+    }
+
+    #[test]
+    fn a_valid_mapping_is_kept() {
+        let cfg = parse(
+            Path::new("a.toml"),
+            "[[json_mapping]]\nname = \"m\"\nclass = 3002\nactivity_id = 1\nstatus = \"failure\"\nmatch = { event = \"login_failed\" }\nfields = { \"user.name\" = \"user\", \"time\" = \"ts\" }\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.json.0.len(), 1);
+        assert_eq!(cfg.json.0[0].class, Class::Authentication);
+        assert_eq!(cfg.json.0[0].fields.len(), 2);
+    }
+}

@@ -194,3 +194,40 @@ fn access_line_without_request_or_status_stays_base() {
     assert!(ev.src_endpoint.is_none());
     assert_eq!(ev.raw_data.as_deref(), Some(line));
 }
+
+#[test]
+fn json_in_a_syslog_message_is_mapped_by_the_config() {
+    let cfg = crate::config::parse(
+        std::path::Path::new("t.toml"),
+        "[[json_mapping]]\nname = \"auth-api.login_failed\"\nclass = \"authentication\"\nactivity_id = 1\nstatus = \"failure\"\nmatch = { event = \"login_failed\" }\nfields = { \"user.name\" = \"user\", \"src_endpoint.ip\" = \"client.ip\", \"service.name\" = \"svc\" }\n",
+    )
+    .unwrap();
+    let mut n = Normalizer::new(NormalizeConfig {
+        json: cfg.json,
+        ..NormalizeConfig::default()
+    });
+    let src = Source {
+        id: "x".into(),
+        time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
+        syslog: false,
+    };
+    let line = r#"Nov 26 10:00:00 app-1 auth-api[5]: {"event":"login_failed","user":"bob","svc":"auth-api","client":{"ip":"198.51.100.1"},"extra":1}"#;
+    n.handle_line(&src, 1, line.as_bytes(), 0);
+    let ev = n.poll_event().unwrap();
+    assert_eq!(ev.class(), Class::Authentication);
+    assert_eq!(ev.user.as_ref().unwrap().name.as_deref(), Some("bob"));
+    assert_eq!(
+        ev.src_endpoint.as_ref().unwrap().ip.as_deref(),
+        Some("198.51.100.1")
+    );
+    assert_eq!(
+        ev.device.as_ref().unwrap().hostname.as_deref(),
+        Some("app-1")
+    );
+    // What the mapping did not take stays, nothing else.
+    let rest = &ev.unmapped.as_ref().unwrap().other["json"];
+    assert_eq!(
+        rest,
+        &serde_json::json!({"event": "login_failed", "extra": 1})
+    );
+}
