@@ -407,22 +407,22 @@ impl Header {
 
 impl super::json::WriteJson for Event {
     fn write_json(&self, out: &mut Vec<u8>) {
-        use super::json::key;
+        // Typical events are 1-2 KiB: one reservation instead of growth mid-event.
+        out.reserve(2048);
         out.push(b'{');
         self.header.write_members(out);
-        let mut first = false;
-        key(&mut first, "time", out);
+        out.extend_from_slice(b",\"time\":");
         self.time.write_json(out);
         macro_rules! opt {
             ($($f:ident),*) => {$(
                 if let Some(v) = &self.$f {
-                    key(&mut first, stringify!($f), out);
+                    out.extend_from_slice(concat!(",\"", stringify!($f), "\":").as_bytes());
                     v.write_json(out);
                 }
             )*};
         }
         opt!(timezone_offset);
-        key(&mut first, "metadata", out);
+        out.extend_from_slice(b",\"metadata\":");
         self.metadata.write_json(out);
         opt!(
             message,

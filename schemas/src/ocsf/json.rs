@@ -83,6 +83,14 @@ fn write_escaped_slow(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&b[start..]);
 }
 
+/// Writes a `,"key":` literal, without its comma when it is the first member.
+#[inline]
+pub(crate) fn key_lit(first: &mut bool, lit: &'static str, out: &mut Vec<u8>) {
+    let b = lit.as_bytes();
+    out.extend_from_slice(if *first { &b[1..] } else { b });
+    *first = false;
+}
+
 /// Writes `"key":` after a comma unless it is the first member.
 pub(crate) fn key(first: &mut bool, name: &str, out: &mut Vec<u8>) {
     if !*first {

@@ -7,6 +7,17 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+/// `,"name":` for a field (serde's name: `r#type` is `type`); the first member of an
+/// object drops the comma.
+macro_rules! json_key {
+    (r#type) => {
+        ",\"type\":"
+    };
+    ($f:ident) => {
+        concat!(",\"", stringify!($f), "\":")
+    };
+}
+
 macro_rules! ocsf_object {
     ($(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
         $(#[$m])*
@@ -24,7 +35,7 @@ macro_rules! ocsf_object {
             pub(crate) fn write_members(&self, first: &mut bool, out: &mut Vec<u8>) {
                 $(
                     if let Some(v) = &self.$field {
-                        super::json::key(first, stringify!($field), out);
+                        super::json::key_lit(first, json_key!($field), out);
                         super::json::WriteJson::write_json(v, out);
                     }
                 )*
