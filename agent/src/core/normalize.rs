@@ -208,7 +208,14 @@ impl Normalizer {
             }
             return;
         }
-        let parsed = parse::dispatch(app, msg, &mut ev, &self.cfg.json, &mut self.scratch);
+        let parsed = parse::dispatch(
+            app,
+            msg,
+            &mut ev,
+            &self.cfg.json,
+            &mut self.scratch,
+            &src.time,
+        );
         if parsed == Parsed::No && ev.metadata.log_name.is_none() {
             ev.metadata.log_name = Some(
                 if env.format == Some(Format::Plain) {

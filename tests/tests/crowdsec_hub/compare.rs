@@ -160,7 +160,9 @@ fn compare_time(ev: &Value, mode: &str, want: &Want) -> Result<(), String> {
             got.is_some_and(|ms| time::utc_seconds_text(ms).get(4..) == Some(w.as_str()))
         }
         ("time", w) => time::parse_rfc3339(w.text()).is_some_and(|ts| got == Some(ts.ms)),
+        // Access lines carry CLF times; the same parser's error lines Apache's zone-less form.
         ("clf_time", w) => time::parse_clf(w.text())
+            .or_else(|| time::parse_apache_error_utc(w.text()))
             .is_some_and(|ts| got == Some(ts.ms) && offset == Some(ts.offset_min)),
         ("epoch", w) => time::parse_epoch(w.text()).is_some_and(|ms| got == Some(ms)),
         _ => false,

@@ -142,6 +142,25 @@ pub(crate) fn parse_clf(s: &str) -> Option<Ts> {
     })
 }
 
+/// Apache's error-log time, which has no zone: `Thu Oct 13 12:24:49.880562 2022`, read in
+/// the zone the tests pass (`--tz UTC`).
+pub(crate) fn parse_apache_error_utc(s: &str) -> Option<Ts> {
+    let mut p = s.split_whitespace();
+    let _weekday = p.next()?;
+    let mo = month_number(p.next()?)?;
+    let d = num(p.next()?)?;
+    let clock = p.next()?;
+    let y = num(p.next()?)?;
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let hms: Vec<i64> = hms.split(':').map(num).collect::<Option<_>>()?;
+    let [h, mi, sec] = hms[..] else { return None };
+    let frac = format!("{frac:0<3}");
+    Some(Ts {
+        ms: ms_of([y, mo, d, h, mi, sec], 0, 0) + num(&frac[..3])?,
+        offset_min: 0,
+    })
+}
+
 /// An epoch with a fractional part, as auditd writes it: `1684329817.579` → ms.
 pub(crate) fn parse_epoch(s: &str) -> Option<i64> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));

@@ -9,6 +9,7 @@ pub mod account;
 pub mod audit;
 pub mod cef;
 pub mod generic;
+pub mod http_error;
 pub mod json;
 pub mod netfilter;
 pub mod pam;
@@ -37,10 +38,11 @@ pub(crate) fn dispatch(
     ev: &mut Event,
     json: &json::JsonMappings,
     scratch: &mut Vec<u8>,
+    ctx: &crate::core::time::TimeContext,
 ) -> Parsed {
     // "message repeated N times: [ inner ]" (rsyslog's folding) is the inner message N times.
     if let Some((n, inner)) = repeated(msg) {
-        let r = dispatch(app, inner, ev, json, scratch);
+        let r = dispatch(app, inner, ev, json, scratch, ctx);
         if r == Parsed::Yes {
             ev.count = Some(n.saturating_mul(ev.count.unwrap_or(1)));
         }
@@ -89,7 +91,7 @@ pub(crate) fn dispatch(
     if access::looks_like(msg) {
         return access::parse(msg, ev);
     }
-    if let Some(r) = access::parse_error_log(msg, ev) {
+    if let Some(r) = http_error::parse(msg, ev, ctx) {
         return r;
     }
     generic::parse(program, msg, ev)

@@ -1,0 +1,292 @@
+//! nginx and Apache error logs.
+//!
+//! nginx: `2021/09/30 09:23:53 [error] PID#TID: *CID message, client: IP, server: S,
+//! request: "GET / HTTP/1.1", host: "H"`. Apache 2.4: `[Thu Oct 13 12:24:49.880562 2022]
+//! [module:level] [pid P:tid T] [client IP:PORT] AH01618: message` (2.2 omits the module
+//! and the pid). A record naming a client and a request is HTTP Activity; an Apache basic
+//! authentication failure is Authentication; one naming only a client is Network Activity
+//! from it; the rest stays Base Event with its time, level and process read. Neither format
+//! writes a zone: the source's zone applies. What has no OCSF place is under
+//! `unmapped.http_error` (`time`, `cid`, `module`, `code`, `os_error_code`, `os_error`,
+//! `server`).
+
+use memchr::memchr;
+use vedette_schemas::ocsf::{
+    Actor, Class, Endpoint, Event, HttpRequest, Process, Status, Text, Url, User,
+};
+
+use super::{Parsed, auth, code, set_class};
+use crate::core::text::is_ip;
+use crate::core::time::{TimeContext, digits, fraction, hms, month_from_abbrev};
+
+/// Parses an error-log record; `None` when it is neither format.
+pub fn parse(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
+    let b = msg.as_bytes();
+    if b.len() > 22 && b[4] == b'/' && b[7] == b'/' && b[10] == b' ' && b[20] == b'[' {
+        return nginx(msg, ev, ctx);
+    }
+    if b.first() == Some(&b'[')
+        && b.len() > 26
+        && b[4] == b' '
+        && month_from_abbrev(&b[5..8]).is_some()
+    {
+        return apache(msg, ev, ctx);
+    }
+    None
+}
+
+/// Sets the log's own time: `time` when the record had no envelope time, and always
+/// `unmapped.http_error.time`.
+#[allow(clippy::too_many_arguments)]
+fn own_time(
+    ev: &mut Event,
+    ctx: &TimeContext,
+    text: &str,
+    y: i16,
+    mo: u8,
+    d: u8,
+    hms_: (u8, u8, u8),
+    ms: u16,
+) {
+    ev.unmapped_set("http_error", "time", text.to_owned());
+    if ev.metadata.original_time.is_none()
+        && let Some(t) = ctx.resolve_local(y, mo, d, hms_.0, hms_.1, hms_.2, ms)
+    {
+        ev.time = t.ms;
+        ev.timezone_offset = Some(t.offset_min);
+        ev.metadata.original_time = Some(Text::Owned(text.to_owned()));
+    }
+}
+
+fn set_process(ev: &mut Event, name: &'static str, pid: Option<i64>, tid: Option<i64>) {
+    if pid.is_none() {
+        return;
+    }
+    let actor = ev.actor.get_or_insert_with(Actor::default);
+    let p = actor
+        .process
+        .get_or_insert_with(|| Box::new(Process::default()));
+    p.pid = pid;
+    p.tid = tid;
+    p.name.get_or_insert(Text::Borrowed(name));
+}
+
+fn peer(client: &str) -> Endpoint {
+    match client.rsplit_once(':') {
+        Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
+        _ if is_ip(client) => Endpoint::ip(client, None),
+        _ => Endpoint {
+            hostname: Some(Text::Owned(client.to_owned())),
+            ..Endpoint::default()
+        },
+    }
+}
+
+fn activity_of(method: &str) -> u8 {
+    match method {
+        "CONNECT" => 1,
+        "DELETE" => 2,
+        "GET" => 3,
+        "HEAD" => 4,
+        "OPTIONS" => 5,
+        "POST" => 6,
+        "PUT" => 7,
+        "TRACE" => 8,
+        "PATCH" => 9,
+        _ => 99,
+    }
+}
+
+fn url(target: &str, host: Option<&str>) -> Url {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    Url {
+        url_string: Some(Text::Owned(target.to_owned())),
+        path: Some(Text::Owned(path.to_owned())),
+        query_string: query.map(|q| Text::Owned(q.to_owned())),
+        hostname: host.map(|h| Text::Owned(h.to_owned())),
+        ..Url::default()
+    }
+}
+
+/// Error levels whose records say something failed.
+fn failed(level: &str) -> bool {
+    matches!(level, "error" | "crit" | "alert" | "emerg")
+}
+
+fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
+    let b = msg.as_bytes();
+    let y = digits(b, 4)? as i16;
+    let mo = digits(&b[5..], 2)? as u8;
+    let d = digits(&b[8..], 2)? as u8;
+    let t = hms(&b[11..])?;
+    let close = memchr(b']', &b[20..])? + 20;
+    let level = &msg[21..close];
+    code(ev, "http_error", "nginx.error");
+    own_time(ev, ctx, &msg[..19], y, mo, d, t, 0);
+    ev.metadata.log_level = Some(Text::Owned(level.to_owned()));
+    let mut rest = msg[close + 1..].trim_start();
+    // `PID#TID: *CID `
+    if let Some((ids, after)) = rest.split_once(": ")
+        && let Some((pid, tid)) = ids.split_once('#')
+        && let (Ok(pid), Ok(tid)) = (pid.parse::<i64>(), tid.parse::<i64>())
+    {
+        set_process(ev, "nginx", Some(pid), Some(tid));
+        rest = after;
+    }
+    if let Some(after) = rest.strip_prefix('*')
+        && let Some((cid, after)) = after.split_once(' ')
+        && cid.bytes().all(|c| c.is_ascii_digit())
+    {
+        ev.unmapped_set("http_error", "cid", cid.to_owned());
+        rest = after;
+    }
+    let (text, fields) = match rest.find(", client: ") {
+        Some(p) => (&rest[..p], &rest[p..]),
+        None => (rest, ""),
+    };
+    let field = |k: &str| -> Option<&str> {
+        let v = &fields[fields.find(k)? + k.len()..];
+        Some(match v.strip_prefix('"') {
+            Some(q) => q.split('"').next().unwrap_or(""),
+            None => v.split(',').next().unwrap_or("").trim(),
+        })
+    };
+    ev.status_detail = Some(Text::Owned(text.to_owned()));
+    if let Some(server) = field(", server: ") {
+        ev.unmapped_set("http_error", "server", server.to_owned());
+    }
+    let client = field(", client: ");
+    let request = field(", request: ");
+    let status = if failed(level) {
+        Status::Failure
+    } else {
+        Status::Unknown
+    };
+    match (client, request) {
+        (Some(client), Some(request)) => {
+            let mut parts = request.splitn(3, ' ');
+            let (method, target, version) =
+                (parts.next().unwrap_or(""), parts.next(), parts.next());
+            set_class(ev, Class::HttpActivity, activity_of(method), status);
+            ev.src_endpoint = Some(peer(client));
+            ev.http_request = Some(Box::new(HttpRequest {
+                http_method: Some(Text::Owned(method.to_owned())),
+                url: target.map(|t| url(t, field(", host: "))),
+                version: version.map(|v| Text::Owned(v.to_owned())),
+                ..HttpRequest::default()
+            }));
+            // `user "foo" was not found in "/etc/nginx/.htpasswd"` (basic auth).
+            if let Some(u) = text
+                .split("user \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+            {
+                ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
+            }
+            Some(Parsed::Yes)
+        }
+        (Some(client), None) => {
+            set_class(ev, Class::NetworkActivity, 6, status);
+            ev.src_endpoint = Some(peer(client));
+            Some(Parsed::Yes)
+        }
+        _ => Some(Parsed::No),
+    }
+}
+
+fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
+    let b = msg.as_bytes();
+    let close = memchr(b']', b)?;
+    let stamp = &msg[1..close];
+    let sb = stamp.as_bytes();
+    let mo = month_from_abbrev(sb.get(4..7)?)?;
+    let d = digits(sb.get(8..)?, 2)? as u8;
+    let t = hms(sb.get(11..)?)?;
+    let (ms, flen) = fraction(sb.get(19..)?);
+    let y = digits(sb.get(20 + flen..)?, 4)? as i16;
+    code(ev, "http_error", "apache.error");
+    own_time(ev, ctx, stamp, y, mo, d, t, ms);
+    let mut rest = msg[close + 1..].trim_start();
+    let mut level = "";
+    let mut client = None;
+    // The leading `[…]` groups: `[module:level]` or `[level]`, `[pid P:tid T]`, `[client …]`.
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some(end) = inner.find(']') else { break };
+        let tag = &inner[..end];
+        if let Some(c) = tag.strip_prefix("client ") {
+            client = Some(c);
+        } else if let Some(ids) = tag.strip_prefix("pid ") {
+            let (pid, tid) = ids.split_once(":tid ").unwrap_or((ids, ""));
+            set_process(ev, "httpd", pid.parse().ok(), tid.parse().ok());
+        } else {
+            let (module, lvl) = tag.rsplit_once(':').unwrap_or(("", tag));
+            if !module.is_empty() {
+                ev.unmapped_set("http_error", "module", module.to_owned());
+            }
+            level = lvl;
+            ev.metadata.log_level = Some(Text::Owned(lvl.to_owned()));
+        }
+        rest = inner[end + 1..].trim_start();
+    }
+    // `(70014)End of file found: ` — the OS error behind the message.
+    if let Some(inner) = rest.strip_prefix('(')
+        && let Some((num, after)) = inner.split_once(')')
+        && num.bytes().all(|c| c.is_ascii_digit())
+        && let Some((text, after)) = after.split_once(": ")
+    {
+        ev.unmapped_set("http_error", "os_error_code", num.to_owned());
+        ev.unmapped_set("http_error", "os_error", text.to_owned());
+        rest = after;
+    }
+    // mod_ssl and others put the client inside the message.
+    if let Some(inner) = rest.strip_prefix("[client ")
+        && let Some((c, after)) = inner.split_once("] ")
+    {
+        client = client.or(Some(c));
+        rest = after;
+    }
+    let mut err_code = None;
+    if let Some((c, after)) = rest.split_once(": ")
+        && c.len() == 7
+        && c.starts_with("AH")
+        && c[2..].bytes().all(|x| x.is_ascii_digit())
+    {
+        err_code = Some(c);
+        ev.unmapped_set("http_error", "code", c.to_owned());
+        rest = after;
+    }
+    ev.status_detail = Some(Text::Owned(rest.to_owned()));
+    let status = if failed(level) {
+        Status::Failure
+    } else {
+        Status::Unknown
+    };
+    // AH01617 password mismatch, AH01618 user not found: `user U not found: /path`.
+    if matches!(err_code, Some("AH01617" | "AH01618"))
+        && let Some(after) = rest.strip_prefix("user ")
+    {
+        let user = after.split([' ', ':']).next();
+        auth(ev, 1, Status::Failure, "apache", user);
+        code(ev, "http_error", "apache.auth_failure");
+        ev.is_remote = Some(true);
+        ev.src_endpoint = client.map(peer);
+        if let Some((_, path)) = rest.rsplit_once(": ").filter(|(_, p)| p.starts_with('/')) {
+            ev.http_request = Some(Box::new(HttpRequest {
+                url: Some(url(path, None)),
+                ..HttpRequest::default()
+            }));
+        }
+        return Some(Parsed::Yes);
+    }
+    match client {
+        Some(c) => {
+            set_class(ev, Class::NetworkActivity, 6, status);
+            ev.src_endpoint = Some(peer(c));
+            Some(Parsed::Yes)
+        }
+        None => Some(Parsed::No),
+    }
+}
