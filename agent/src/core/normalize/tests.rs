@@ -231,3 +231,26 @@ fn json_in_a_syslog_message_is_mapped_by_the_config() {
         &serde_json::json!({"event": "login_failed", "extra": 1})
     );
 }
+
+#[test]
+fn dropbear_segfault_and_pkexec() {
+    let evs = norm_lines(&[
+        "Bad PAM password attempt for 'foobar' from 192.168.9.163:49242",
+        "Exit before auth (user 'root', 10 fails): Max auth tries reached - user 'root' from [2001:db8::5]:50022",
+        "2023-10-05T11:47:20.799042+02:00 leto kernel: [869507.505196] su[1433535]: segfault at 7f1f9b891000 ip 00007f1f9b870d7d sp 00007ffd5dab97f0 error 6 in ld-linux-x86-64.so.2[7f1f9b85e000+25000]",
+        "Jan 27 11:02:49 machine pkexec[387348]: srcuser: The value for the SHELL variable was not found the /etc/shells file [USER=root] [TTY=/dev/pts/3] [CWD=/tmp/poc] [COMMAND=GCONV_PATH=./gconv PATH=GCONV_PATH=. SHELL=/fake/shell CHARSET=payload]",
+    ]);
+    assert_eq!(evs[0].class(), Class::Authentication);
+    assert_eq!(evs[0].user.as_ref().unwrap().name.as_deref(), Some("foobar"));
+    assert_eq!(evs[0].src_endpoint.as_ref().unwrap().port, Some(49242));
+    assert_eq!(evs[1].src_endpoint.as_ref().unwrap().ip.as_deref(), Some("2001:db8::5"));
+    assert_eq!(evs[1].user.as_ref().unwrap().name.as_deref(), Some("root"));
+    assert_eq!(evs[2].class(), Class::ProcessActivity);
+    assert_eq!(evs[2].header.activity_id, 2);
+    assert_eq!(evs[2].process.as_ref().unwrap().pid, Some(1433535));
+    assert_eq!(evs[3].class(), Class::ProcessActivity);
+    assert_eq!(evs[3].header.status, Some(vedette_schemas::ocsf::Status::Failure));
+    let p = evs[3].process.as_ref().unwrap();
+    assert!(p.cmd_line.as_deref().unwrap().starts_with("GCONV_PATH=./gconv"));
+    assert_eq!(p.user.as_ref().unwrap().name.as_deref(), Some("root"));
+}

@@ -8,9 +8,11 @@ pub mod access;
 pub mod account;
 pub mod audit;
 pub mod cef;
+pub mod dropbear;
 pub mod generic;
 pub mod http_error;
 pub mod json;
+pub mod kernel;
 pub mod netfilter;
 pub mod pam;
 pub mod sshd;
@@ -56,6 +58,9 @@ pub(crate) fn dispatch(
     let r = match program {
         "sshd" | "sshd-session" => sshd::parse(msg, ev, module),
         "sudo" => sudo::parse_sudo(msg, ev, module),
+        "pkexec" => sudo::parse_pkexec(msg, ev),
+        "dropbear" | "" => dropbear::parse(msg, ev),
+        "kernel" => kernel::parse(msg, ev),
         "su" => sudo::parse_su(msg, ev, module),
         "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod" | "passwd"
         | "chpasswd" | "chage" | "gpasswd" | "newusers" => account::parse(program, msg, ev),

@@ -190,3 +190,55 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     }));
     Parsed::Yes
 }
+
+/// Parses a pkexec (polkit) message: `U: Executing command [USER=root] [TTY=…] [CWD=…]
+/// [COMMAND=…]` → Process Activity; any other text before the fields (`The value for the
+/// SHELL variable was not found …`, the CVE-2021-4034 trace) is a refused run: Failure.
+pub fn parse_pkexec(msg: &str, ev: &mut Event) -> Parsed {
+    let Some((invoker, rest)) = msg.split_once(": ") else {
+        return Parsed::No;
+    };
+    let field = |k: &str| -> Option<&str> {
+        let start = rest.find(&format!("[{k}="))? + k.len() + 2;
+        let tail = &rest[start..];
+        // COMMAND is last and may hold brackets: it runs to the final `]`.
+        let end = if k == "COMMAND" {
+            tail.rfind(']')?
+        } else {
+            tail.find(']')?
+        };
+        Some(&tail[..end])
+    };
+    let Some(cmd) = field("COMMAND") else {
+        return Parsed::No;
+    };
+    let ok = rest.starts_with("Executing command");
+    set_class(
+        ev,
+        Class::ProcessActivity,
+        1,
+        if ok { Status::Success } else { Status::Failure },
+    );
+    code(
+        ev,
+        "pkexec",
+        if ok {
+            "pkexec.command"
+        } else {
+            "pkexec.refused"
+        },
+    );
+    launch(
+        ev,
+        invoker,
+        field("USER").unwrap_or("root"),
+        cmd,
+        field("CWD"),
+        field("TTY"),
+    );
+    if !ok {
+        let detail = rest.split(" [USER=").next().unwrap_or(rest);
+        ev.status_detail = Some(detail.to_owned().into());
+    }
+    Parsed::Yes
+}

@@ -1,0 +1,143 @@
+//! Dropbear (the SSH server of routers and small hosts) → Authentication, like sshd.
+
+use vedette_schemas::ocsf::{Endpoint, Event, Status};
+
+use super::{Parsed, auth, code};
+use crate::core::text::is_ip;
+
+/// `IP:PORT`, `<IP:PORT>` or `[IPv6]:PORT` at the end of a phrase.
+fn peer(s: &str) -> Option<Endpoint> {
+    let s = s.trim().trim_start_matches('<').trim_end_matches('>');
+    let s = s.split(|c: char| c == '>' || c == ' ').next().unwrap_or(s);
+    let (ip, port) = match s.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, port) = v6.split_once("]:")?;
+            (ip, port)
+        }
+        None => s.rsplit_once(':')?,
+    };
+    is_ip(ip).then(|| Endpoint::ip(ip, port.parse().ok()))
+}
+
+fn login(
+    ev: &mut Event,
+    activity: u8,
+    status: Status,
+    event_code: &'static str,
+    user: Option<&str>,
+    from: Option<&str>,
+) {
+    auth(ev, activity, status, "dropbear", user);
+    code(ev, "dropbear", event_code);
+    ev.logon_type_id = Some(10);
+    ev.logon_type = Some("Remote Interactive".into());
+    ev.is_remote = Some(true);
+    ev.src_endpoint = from.and_then(peer);
+}
+
+/// Parses a dropbear message (the program may be unknown: the phrases are dropbear's own).
+pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
+    // `Bad password attempt for 'U' from IP:PORT`, `Bad PAM password attempt for …`
+    if let Some(rest) = msg
+        .strip_prefix("Bad password attempt for '")
+        .or_else(|| msg.strip_prefix("Bad PAM password attempt for '"))
+    {
+        let Some((user, from)) = rest.rsplit_once("' from ") else {
+            return Parsed::No;
+        };
+        login(
+            ev,
+            1,
+            Status::Failure,
+            "dropbear.failed",
+            Some(user),
+            Some(from),
+        );
+        ev.auth_protocol_id = Some(99);
+        ev.auth_protocol = Some("password".into());
+        ev.status_detail = Some("Bad password attempt".into());
+        return Parsed::Yes;
+    }
+    // `Login attempt for nonexistent user from IP:PORT` (newer: `… user 'U' from …`)
+    if let Some(rest) = msg.strip_prefix("Login attempt for nonexistent user") {
+        let (user, from) = match rest.rsplit_once(" from ") {
+            Some((u, f)) => (u.trim().trim_matches('\'').trim(), f),
+            None => ("", rest),
+        };
+        login(
+            ev,
+            1,
+            Status::Failure,
+            "dropbear.invalid_user",
+            Some(user).filter(|u| !u.is_empty()),
+            Some(from),
+        );
+        ev.status_detail = Some("Login attempt for nonexistent user".into());
+        return Parsed::Yes;
+    }
+    // `Password auth succeeded for 'U' from IP:PORT`, `Pubkey auth succeeded for 'U' with key … from IP:PORT`
+    for (prefix, proto) in [
+        ("Password auth succeeded for '", "password"),
+        ("Pubkey auth succeeded for '", "publickey"),
+    ] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let Some((user, _)) = rest.split_once('\'') else {
+                return Parsed::No;
+            };
+            let from = rest.rsplit_once(" from ").map(|(_, f)| f);
+            login(
+                ev,
+                1,
+                Status::Success,
+                "dropbear.accepted",
+                Some(user),
+                from,
+            );
+            ev.auth_protocol_id = Some(99);
+            ev.auth_protocol = Some(proto.into());
+            return Parsed::Yes;
+        }
+    }
+    // `Exit before auth from <IP:PORT>: reason`,
+    // `Exit before auth (user 'U', N fails): Max auth tries reached - user 'U' from IP:PORT`
+    if let Some(rest) = msg.strip_prefix("Exit before auth") {
+        let user = rest
+            .split("user '")
+            .nth(1)
+            .and_then(|r| r.split('\'').next());
+        let from = rest.rsplit_once(" from ").map(|(_, f)| f);
+        login(
+            ev,
+            1,
+            Status::Failure,
+            "dropbear.preauth_disconnect",
+            user,
+            from,
+        );
+        ev.status_detail = Some(
+            rest.split_once(": ")
+                .map_or(rest, |(_, r)| r)
+                .trim()
+                .to_owned()
+                .into(),
+        );
+        return Parsed::Yes;
+    }
+    // `Exit (U): Disconnect received` — the end of an authenticated session.
+    if let Some(rest) = msg.strip_prefix("Exit (") {
+        let Some((user, reason)) = rest.split_once("): ") else {
+            return Parsed::No;
+        };
+        login(
+            ev,
+            2,
+            Status::Success,
+            "dropbear.disconnect",
+            Some(user),
+            None,
+        );
+        ev.status_detail = Some(reason.to_owned().into());
+        return Parsed::Yes;
+    }
+    Parsed::No
+}

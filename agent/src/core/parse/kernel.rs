@@ -1,0 +1,45 @@
+//! Kernel messages worth a class of their own: a process killed by a segmentation fault
+//! (`COMM[PID]: segfault at ADDR ip … in LIB[…]`, the trace of memory-corruption exploits)
+//! → Process Activity Terminate, Failure.
+
+use vedette_schemas::ocsf::{Actor, Class, Event, Process, Status};
+
+use super::{Parsed, code, set_class};
+
+/// Parses a kernel message (after the syslog envelope).
+pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
+    // Drop the `[12345.678901]` uptime stamp.
+    let body = match msg.strip_prefix('[').and_then(|m| m.split_once("] ")) {
+        Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest,
+        _ => msg,
+    };
+    let Some((proc_, detail)) = body.split_once(": segfault at ") else {
+        return Parsed::No;
+    };
+    let Some((name, pid)) = proc_.rsplit_once('[') else {
+        return Parsed::No;
+    };
+    let Ok(pid) = pid.trim_end_matches(']').parse::<i64>() else {
+        return Parsed::No;
+    };
+    set_class(ev, Class::ProcessActivity, 2, Status::Failure);
+    code(ev, "kernel", "kernel.segfault");
+    ev.process = Some(Box::new(Process {
+        pid: Some(pid),
+        name: Some(name.to_owned().into()),
+        ..Process::default()
+    }));
+    ev.actor = Some(Actor {
+        app_name: Some("kernel".into()),
+        ..Actor::default()
+    });
+    ev.status_detail = Some(format!("segfault at {detail}").into());
+    if let Some(lib) = detail.split(" in ").nth(1) {
+        ev.unmapped_set(
+            "kernel",
+            "object",
+            lib.split('[').next().unwrap_or(lib).to_owned(),
+        );
+    }
+    Parsed::Yes
+}
