@@ -241,16 +241,30 @@ fn dropbear_segfault_and_pkexec() {
         "Jan 27 11:02:49 machine pkexec[387348]: srcuser: The value for the SHELL variable was not found the /etc/shells file [USER=root] [TTY=/dev/pts/3] [CWD=/tmp/poc] [COMMAND=GCONV_PATH=./gconv PATH=GCONV_PATH=. SHELL=/fake/shell CHARSET=payload]",
     ]);
     assert_eq!(evs[0].class(), Class::Authentication);
-    assert_eq!(evs[0].user.as_ref().unwrap().name.as_deref(), Some("foobar"));
+    assert_eq!(
+        evs[0].user.as_ref().unwrap().name.as_deref(),
+        Some("foobar")
+    );
     assert_eq!(evs[0].src_endpoint.as_ref().unwrap().port, Some(49242));
-    assert_eq!(evs[1].src_endpoint.as_ref().unwrap().ip.as_deref(), Some("2001:db8::5"));
+    assert_eq!(
+        evs[1].src_endpoint.as_ref().unwrap().ip.as_deref(),
+        Some("2001:db8::5")
+    );
     assert_eq!(evs[1].user.as_ref().unwrap().name.as_deref(), Some("root"));
     assert_eq!(evs[2].class(), Class::ProcessActivity);
     assert_eq!(evs[2].header.activity_id, 2);
     assert_eq!(evs[2].process.as_ref().unwrap().pid, Some(1433535));
     assert_eq!(evs[3].class(), Class::ProcessActivity);
-    assert_eq!(evs[3].header.status, Some(vedette_schemas::ocsf::Status::Failure));
+    assert_eq!(
+        evs[3].header.status,
+        Some(vedette_schemas::ocsf::Status::Failure)
+    );
     let p = evs[3].process.as_ref().unwrap();
-    assert!(p.cmd_line.as_deref().unwrap().starts_with("GCONV_PATH=./gconv"));
+    assert!(
+        p.cmd_line
+            .as_deref()
+            .unwrap()
+            .starts_with("GCONV_PATH=./gconv")
+    );
     assert_eq!(p.user.as_ref().unwrap().name.as_deref(), Some("root"));
 }

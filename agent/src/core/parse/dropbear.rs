@@ -8,7 +8,7 @@ use crate::core::text::is_ip;
 /// `IP:PORT`, `<IP:PORT>` or `[IPv6]:PORT` at the end of a phrase.
 fn peer(s: &str) -> Option<Endpoint> {
     let s = s.trim().trim_start_matches('<').trim_end_matches('>');
-    let s = s.split(|c: char| c == '>' || c == ' ').next().unwrap_or(s);
+    let s = s.split(['>', ' ']).next().unwrap_or(s);
     let (ip, port) = match s.strip_prefix('[') {
         Some(v6) => {
             let (ip, port) = v6.split_once("]:")?;
