@@ -133,15 +133,20 @@ int_json!(u8, u16, u32, u64, i32, i64);
 
 impl<T: WriteJson> WriteJson for Vec<T> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'[');
-        for (i, v) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            v.write_json(out);
-        }
-        out.push(b']');
+        write_seq(self, out);
     }
+}
+
+/// Writes a JSON array.
+fn write_seq<T: WriteJson>(items: &[T], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        v.write_json(out);
+    }
+    out.push(b']');
 }
 
 impl<T: WriteJson + ?Sized> WriteJson for Box<T> {
@@ -177,16 +182,7 @@ impl WriteJson for Value {
             Self::Null => out.extend_from_slice(b"null"),
             Self::Bool(b) => b.write_json(out),
             Self::String(s) => write_str(s, out),
-            Self::Array(a) => {
-                out.push(b'[');
-                for (i, v) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    v.write_json(out);
-                }
-                out.push(b']');
-            }
+            Self::Array(a) => write_seq(a, out),
             Self::Object(m) => m.write_json(out),
             // Numbers (floats above all) keep serde_json's own formatting.
             Self::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),

@@ -12,6 +12,23 @@ use super::{Parsed, code, set_class};
 use crate::core::text::is_ip;
 use crate::core::time::{civil_to_epoch, digits, hms, month_from_abbrev};
 
+/// The HTTP Activity `activity_id` of a request method (0 when there is none).
+pub(crate) fn http_activity_id(method: &str) -> u8 {
+    match method {
+        "CONNECT" => 1,
+        "DELETE" => 2,
+        "GET" => 3,
+        "HEAD" => 4,
+        "OPTIONS" => 5,
+        "POST" => 6,
+        "PUT" => 7,
+        "TRACE" => 8,
+        "PATCH" => 9,
+        "" => 0,
+        _ => 99,
+    }
+}
+
 /// Whether `msg` looks like an access log line: `… [date] "`.
 pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
@@ -99,18 +116,10 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         (parts.next().unwrap_or(""), parts.next(), parts.next())
     };
     let valid_method = !method.is_empty() && method.bytes().all(|c| c.is_ascii_uppercase());
-    let activity = match method {
-        "CONNECT" => 1,
-        "DELETE" => 2,
-        "GET" => 3,
-        "HEAD" => 4,
-        "OPTIONS" => 5,
-        "POST" => 6,
-        "PUT" => 7,
-        "TRACE" => 8,
-        "PATCH" => 9,
-        _ if valid_method => 99,
-        _ => 0,
+    let activity = if valid_method {
+        http_activity_id(method)
+    } else {
+        0
     };
     let st = match status {
         Some(c) if c < 400 => Status::Success,

@@ -77,24 +77,8 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         return Parsed::Yes;
     }
     if (msg.starts_with("add '") || msg.starts_with("delete '")) && q.len() >= 2 {
-        let added = msg.starts_with("add '");
-        change(
-            ev,
-            OTHER,
-            if added {
-                "account.group_member_added"
-            } else {
-                "account.group_member_removed"
-            },
-            q[0],
-        );
-        if let Some(u) = ev.user.as_mut() {
-            u.groups = Some(vec![Group {
-                name: Some(q[1].to_owned().into()),
-                uid: None,
-            }]);
-        }
-        ev.unmapped_set("account", "group", q[1].to_owned());
+        // usermod: `add 'bob' to group 'sudo'`
+        membership(ev, msg.starts_with("add '"), q[0], q[1]);
         return Parsed::Yes;
     }
     if let Some(rest) = msg.strip_prefix("user ") {
@@ -110,19 +94,8 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
             group,
         ] = words[..]
         {
-            let added = verb == "added";
-            change(
-                ev,
-                OTHER,
-                if added {
-                    "account.group_member_added"
-                } else {
-                    "account.group_member_removed"
-                },
-                user,
-            );
+            membership(ev, verb == "added", user, group);
             ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(by));
-            ev.unmapped_set("account", "group", group.to_owned());
             return Parsed::Yes;
         }
     }
@@ -173,6 +146,24 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
     }
     let _ = program;
     Parsed::No
+}
+
+/// `user` added to or removed from `group`: Account Change (Other) with the group in
+/// `user.groups` and `unmapped.account.group`.
+fn membership(ev: &mut Event, added: bool, user: &str, group: &str) {
+    let event_code = if added {
+        "account.group_member_added"
+    } else {
+        "account.group_member_removed"
+    };
+    change(ev, OTHER, event_code, user);
+    if let Some(u) = ev.user.as_mut() {
+        u.groups = Some(vec![Group {
+            name: Some(group.to_owned().into()),
+            uid: None,
+        }]);
+    }
+    ev.unmapped_set("account", "group", group.to_owned());
 }
 
 /// Groups have no class of their own: an Account Change whose `user` is the group,

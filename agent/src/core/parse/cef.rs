@@ -153,19 +153,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
 
     if get("request").is_some() || get("requestMethod").is_some() {
         let method = get("requestMethod").unwrap_or("");
-        let activity = match method {
-            "GET" => 3,
-            "POST" => 6,
-            "PUT" => 7,
-            "DELETE" => 2,
-            "HEAD" => 4,
-            "OPTIONS" => 5,
-            "PATCH" => 9,
-            "CONNECT" => 1,
-            "TRACE" => 8,
-            "" => 0,
-            _ => 99,
-        };
+        let activity = super::access::http_activity_id(method);
         set_class(ev, Class::HttpActivity, activity, status);
         ev.http_request = Some(Box::new(HttpRequest {
             http_method: Some(method)

@@ -29,10 +29,7 @@ fn login(
 ) {
     auth(ev, activity, status, "dropbear", user);
     code(ev, "dropbear", event_code);
-    ev.logon_type_id = Some(10);
-    ev.logon_type = Some("Remote Interactive".into());
-    ev.is_remote = Some(true);
-    ev.src_endpoint = from.and_then(peer);
+    super::remote_interactive(ev, from.and_then(peer));
 }
 
 /// Parses a dropbear message (the program may be unknown: the phrases are dropbear's own).

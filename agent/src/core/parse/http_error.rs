@@ -82,21 +82,6 @@ fn peer(client: &str) -> Endpoint {
     }
 }
 
-fn activity_of(method: &str) -> u8 {
-    match method {
-        "CONNECT" => 1,
-        "DELETE" => 2,
-        "GET" => 3,
-        "HEAD" => 4,
-        "OPTIONS" => 5,
-        "POST" => 6,
-        "PUT" => 7,
-        "TRACE" => 8,
-        "PATCH" => 9,
-        _ => 99,
-    }
-}
-
 fn url(target: &str, host: Option<&str>) -> Url {
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -170,7 +155,12 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
             let mut parts = request.splitn(3, ' ');
             let (method, target, version) =
                 (parts.next().unwrap_or(""), parts.next(), parts.next());
-            set_class(ev, Class::HttpActivity, activity_of(method), status);
+            set_class(
+                ev,
+                Class::HttpActivity,
+                super::access::http_activity_id(method),
+                status,
+            );
             ev.src_endpoint = Some(peer(client));
             ev.http_request = Some(Box::new(HttpRequest {
                 http_method: Some(Text::Owned(method.to_owned())),

@@ -133,6 +133,17 @@ pub(crate) fn auth(
     });
 }
 
+/// Marks an Authentication as a remote interactive logon (an SSH login), from `peer` when
+/// the record names it.
+pub(crate) fn remote_interactive(ev: &mut Event, peer: Option<vedette_schemas::ocsf::Endpoint>) {
+    ev.logon_type_id = Some(10);
+    ev.logon_type = Some("Remote Interactive".into());
+    ev.is_remote = Some(true);
+    if peer.is_some() {
+        ev.src_endpoint = peer;
+    }
+}
+
 /// Sets class, activity and status, keeping the severity; failures are at least Low.
 pub(crate) fn set_class(ev: &mut Event, class: Class, activity: u8, status: Status) {
     let severity = match (status, ev.header.severity) {

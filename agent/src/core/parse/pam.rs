@@ -15,9 +15,7 @@ pub fn parse(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
         && ev.class() == vedette_schemas::ocsf::Class::Authentication
         && ev.service.as_ref().and_then(|s| s.name.as_deref()) == Some("sshd")
     {
-        ev.logon_type_id = Some(10);
-        ev.logon_type = Some("Remote Interactive".into());
-        ev.is_remote = Some(true);
+        super::remote_interactive(ev, None);
     }
     r
 }

@@ -351,12 +351,7 @@ fn login(
 ) {
     auth(ev, activity, status, "sshd", user);
     code(ev, "sshd", event_code);
-    ev.logon_type_id = Some(10);
-    ev.logon_type = Some("Remote Interactive".into());
-    ev.is_remote = Some(true);
-    if let Some((ip, port)) = peer {
-        ev.src_endpoint = Some(Endpoint::ip(ip, port));
-    }
+    super::remote_interactive(ev, peer.map(|(ip, port)| Endpoint::ip(ip, port)));
 }
 
 /// An address in `[1.2.3.4]` or after `from `, for sshd lines we do not map to a class.
