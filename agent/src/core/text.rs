@@ -1,6 +1,32 @@
 //! Small, allocation-free helpers for reading fields out of log messages.
 
+use std::sync::OnceLock;
+
 use memchr::memmem;
+
+/// A substring searcher built once (memchr's `Finder`), for needles searched on every record.
+#[derive(Debug)]
+pub struct Needle {
+    needle: &'static str,
+    finder: OnceLock<memmem::Finder<'static>>,
+}
+
+impl Needle {
+    /// A searcher for `needle`, built on first use.
+    pub const fn new(needle: &'static str) -> Self {
+        Self {
+            needle,
+            finder: OnceLock::new(),
+        }
+    }
+
+    /// The first position of the needle in `hay`.
+    pub fn find(&self, hay: &str) -> Option<usize> {
+        self.finder
+            .get_or_init(|| memmem::Finder::new(self.needle))
+            .find(hay.as_bytes())
+    }
+}
 
 /// The value of `key=` in a space-separated `k=v` message (the value ends at a space or
 /// `;`); `None` when the key is absent, `Some("")` when it is empty.

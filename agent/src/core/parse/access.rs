@@ -3,7 +3,7 @@
 //!
 //! `client ident user [dd/Mon/yyyy:hh:mm:ss ±zzzz] "METHOD target VERSION" status bytes ["referrer" "agent" …]`
 
-use memchr::{memchr, memmem};
+use memchr::memchr;
 use vedette_schemas::ocsf::{
     Actor, Class, Endpoint, Event, HttpRequest, HttpResponse, Status, Url, User,
 };
@@ -32,7 +32,8 @@ pub(crate) fn http_activity_id(method: &str) -> u8 {
 /// Whether `msg` looks like an access log line: `… [date] "`.
 pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
-    match (memchr(b'[', b), memmem::find(b, b"] \"")) {
+    static CLOSE_QUOTE: crate::core::text::Needle = crate::core::text::Needle::new("] \"");
+    match (memchr(b'[', b), CLOSE_QUOTE.find(msg)) {
         (Some(open), Some(close)) => {
             open < close
                 && close - open >= 21

@@ -74,10 +74,8 @@ pub(crate) fn dispatch(
     {
         return Parsed::Yes;
     }
-    if let Some(cef) = msg
-        .find("CEF:")
-        .filter(|&p| p == 0 || msg[..p].ends_with(' '))
-    {
+    static CEF: crate::core::text::Needle = crate::core::text::Needle::new("CEF:");
+    if let Some(cef) = CEF.find(msg).filter(|&p| p == 0 || msg[..p].ends_with(' ')) {
         return cef::parse(&msg[cef..], ev);
     }
     if program == "CEF" || cef::headerless(msg) {

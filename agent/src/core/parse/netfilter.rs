@@ -2,16 +2,21 @@
 //! `[UFW BLOCK] IN=eth0 OUT= MAC=… SRC=… DST=… LEN=… PROTO=TCP SPT=… DPT=… SYN` → Network Activity.
 
 use memchr::memmem;
+
+use crate::core::text::Needle;
 use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status, Text};
 
 use super::{Parsed, code, set_class};
 
 /// Whether `msg` is a netfilter log line.
 pub fn looks_like(msg: &str) -> bool {
-    let b = msg.as_bytes();
-    memmem::find(b, b"SRC=").is_some()
-        && memmem::find(b, b" DST=").is_some()
-        && (memmem::find(b, b"IN=").is_some() || memmem::find(b, b"OUT=").is_some())
+    static SRC: Needle = Needle::new("SRC=");
+    static DST: Needle = Needle::new(" DST=");
+    static IN: Needle = Needle::new("IN=");
+    static OUT: Needle = Needle::new("OUT=");
+    SRC.find(msg).is_some()
+        && DST.find(msg).is_some()
+        && (IN.find(msg).is_some() || OUT.find(msg).is_some())
 }
 
 /// The value of `key` among a line's `KEY=value` words (read once per line); values never
