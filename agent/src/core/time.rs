@@ -17,6 +17,25 @@ pub struct TimeContext {
     offset_cache: std::cell::Cell<(i64, i32)>,
 }
 
+/// A wall-clock date and time as a log wrote it, without a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// Year.
+    pub year: i16,
+    /// Month, 1-12.
+    pub month: u8,
+    /// Day of the month, 1-31.
+    pub day: u8,
+    /// Hour, 0-23.
+    pub hour: u8,
+    /// Minute, 0-59.
+    pub minute: u8,
+    /// Second, 0-60.
+    pub second: u8,
+    /// Milliseconds, 0-999.
+    pub milli: u16,
+}
+
 /// A resolved timestamp: ms since the epoch and the zone offset in minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instant {
@@ -61,44 +80,29 @@ impl TimeContext {
     }
 
     /// Resolves a wall-clock time in the context's zone.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the seven fields of a civil date-time"
-    )]
-    pub fn resolve_local(
-        &self,
-        y: i16,
-        mo: u8,
-        d: u8,
-        h: u8,
-        mi: u8,
-        s: u8,
-        ms: u16,
-    ) -> Option<Instant> {
-        let local = civil_to_epoch(y, mo, d, h, mi, s)?;
+    pub fn resolve_local(&self, c: Civil) -> Option<Instant> {
+        let local = civil_to_epoch(c.year, c.month, c.day, c.hour, c.minute, c.second)?;
         let off = self.local_offset(local);
         Some(Instant {
-            ms: (local - i64::from(off)) * 1000 + i64::from(ms),
+            ms: (local - i64::from(off)) * 1000 + i64::from(c.milli),
             offset_min: off / 60,
         })
     }
 
-    /// Resolves an RFC 3164 time (no year): the reference year, or the year before when
-    /// that lands more than a day after the reference.
-    pub fn resolve_yearless(
-        &self,
-        mo: u8,
-        d: u8,
-        h: u8,
-        mi: u8,
-        s: u8,
-        ms: u16,
-    ) -> Option<Instant> {
+    /// Resolves an RFC 3164 time, which has no year (`c.year` is not read): the reference
+    /// year, or the year before when that lands more than a day after the reference.
+    pub fn resolve_yearless(&self, c: Civil) -> Option<Instant> {
         let limit = self.reference.as_millisecond() + 86_400_000;
-        match self.resolve_local(self.ref_year, mo, d, h, mi, s, ms) {
+        match self.resolve_local(Civil {
+            year: self.ref_year,
+            ..c
+        }) {
             Some(t) if t.ms <= limit => Some(t),
             // Feb 29 of a non-leap reference year, or a future date: the year before.
-            _ => self.resolve_local(self.ref_year - 1, mo, d, h, mi, s, ms),
+            _ => self.resolve_local(Civil {
+                year: self.ref_year - 1,
+                ..c
+            }),
         }
     }
 }
@@ -248,7 +252,18 @@ pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
                 i,
             ))
         }
-        _ => Some((ctx.resolve_local(y, mo, d, h, mi, s, ms)?, i)),
+        _ => Some((
+            ctx.resolve_local(Civil {
+                year: y,
+                month: mo,
+                day: d,
+                hour: h,
+                minute: mi,
+                second: s,
+                milli: ms,
+            })?,
+            i,
+        )),
     }
 }
 

@@ -3,16 +3,16 @@
 //! and a TAG with an optional `[PID]`.
 
 use super::{Envelope, Format};
-use crate::core::time::{TimeContext, digits, fraction, hms, month_from_abbrev, parse_iso};
+use crate::core::time::{Civil, TimeContext, digits, fraction, hms, month_from_abbrev, parse_iso};
 
 /// Whether `b` starts with a `Mmm ` month name.
 pub(super) fn starts_with_timestamp(b: &[u8]) -> bool {
     b.len() > 4 && b[3] == b' ' && month_from_abbrev(&b[..3]).is_some()
 }
 
-/// `Mmm dd hh:mm:ss[.fff][ YYYY]`: (month, day, h, m, s, ms, year, bytes consumed).
-#[allow(clippy::type_complexity)]
-fn bsd_timestamp(b: &[u8]) -> Option<(u8, u8, u8, u8, u8, u16, Option<i16>, usize)> {
+/// `Mmm dd hh:mm:ss[.fff][ YYYY]`: the time (its year 0 when absent), whether the year was
+/// written, and the bytes consumed.
+fn bsd_timestamp(b: &[u8]) -> Option<(Civil, bool, usize)> {
     if !starts_with_timestamp(b) {
         return None;
     }
@@ -53,7 +53,16 @@ fn bsd_timestamp(b: &[u8]) -> Option<(u8, u8, u8, u8, u8, u16, Option<i16>, usiz
         year = Some(y as i16);
         i += 5;
     }
-    Some((mo, d, h, mi, s, ms, year, i))
+    let civil = Civil {
+        year: year.unwrap_or(0),
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+        milli: ms,
+    };
+    Some((civil, year.is_some(), i))
 }
 
 fn is_tag_byte(c: u8) -> bool {
@@ -97,11 +106,12 @@ pub(super) fn parse<'a>(s: &'a str, ctx: &TimeContext, format: Format) -> Envelo
         ..Envelope::default()
     };
     let b = s.as_bytes();
-    let rest_at = if let Some((mo, d, h, mi, sec, ms, year, len)) = bsd_timestamp(b) {
+    let rest_at = if let Some((civil, has_year, len)) = bsd_timestamp(b) {
         env.timestamp = Some(&s[..len]);
-        env.time = match year {
-            Some(y) => ctx.resolve_local(y, mo, d, h, mi, sec, ms),
-            None => ctx.resolve_yearless(mo, d, h, mi, sec, ms),
+        env.time = if has_year {
+            ctx.resolve_local(civil)
+        } else {
+            ctx.resolve_yearless(civil)
         };
         if env.time.is_none() {
             env.error = Some(format!("RFC 3164: impossible date {:?}", &s[..len]));

@@ -17,7 +17,7 @@ use vedette_schemas::ocsf::{
 
 use super::{Parsed, auth, code, set_class};
 use crate::core::text::is_ip;
-use crate::core::time::{TimeContext, digits, fraction, hms, month_from_abbrev};
+use crate::core::time::{Civil, TimeContext, digits, fraction, hms, month_from_abbrev};
 
 /// Parses an error-log record; `None` when it is neither format.
 pub fn parse(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
@@ -37,20 +37,10 @@ pub fn parse(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
 
 /// Sets the log's own time: `time` when the record had no envelope time, and always
 /// `unmapped.http_error.time`.
-#[allow(clippy::too_many_arguments)]
-fn own_time(
-    ev: &mut Event,
-    ctx: &TimeContext,
-    text: &str,
-    y: i16,
-    mo: u8,
-    d: u8,
-    hms_: (u8, u8, u8),
-    ms: u16,
-) {
+fn own_time(ev: &mut Event, ctx: &TimeContext, text: &str, civil: Civil) {
     ev.unmapped_set("http_error", "time", text.to_owned());
     if ev.metadata.original_time.is_none()
-        && let Some(t) = ctx.resolve_local(y, mo, d, hms_.0, hms_.1, hms_.2, ms)
+        && let Some(t) = ctx.resolve_local(civil)
     {
         ev.time = t.ms;
         ev.timezone_offset = Some(t.offset_min);
@@ -110,7 +100,16 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     let close = memchr(b']', &b[20..])? + 20;
     let level = &msg[21..close];
     code(ev, "http_error", "nginx.error");
-    own_time(ev, ctx, &msg[..19], y, mo, d, t, 0);
+    let civil = Civil {
+        year: y,
+        month: mo,
+        day: d,
+        hour: t.0,
+        minute: t.1,
+        second: t.2,
+        milli: 0,
+    };
+    own_time(ev, ctx, &msg[..19], civil);
     ev.metadata.log_level = Some(Text::Owned(level.to_owned()));
     let mut rest = msg[close + 1..].trim_start();
     // `PID#TID: *CID `
@@ -198,7 +197,16 @@ fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     let (ms, flen) = fraction(sb.get(19..)?);
     let y = digits(sb.get(20 + flen..)?, 4)? as i16;
     code(ev, "http_error", "apache.error");
-    own_time(ev, ctx, stamp, y, mo, d, t, ms);
+    let civil = Civil {
+        year: y,
+        month: mo,
+        day: d,
+        hour: t.0,
+        minute: t.1,
+        second: t.2,
+        milli: ms,
+    };
+    own_time(ev, ctx, stamp, civil);
     let mut rest = msg[close + 1..].trim_start();
     let mut level = "";
     let mut client = None;

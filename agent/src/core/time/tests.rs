@@ -1,5 +1,17 @@
 use super::*;
 
+fn civil(month: u8, day: u8, hour: u8, minute: u8, second: u8, milli: u16) -> Civil {
+    Civil {
+        year: 0,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        milli,
+    }
+}
+
 fn ctx(now: &str, tz: &str) -> TimeContext {
     TimeContext::new(now.parse().unwrap(), TimeZone::get(tz).unwrap())
 }
@@ -7,7 +19,7 @@ fn ctx(now: &str, tz: &str) -> TimeContext {
 #[test]
 fn yearless_time_takes_the_reference_year() {
     let c = ctx("2026-11-27T00:00:00Z", "UTC");
-    let t = c.resolve_yearless(11, 26, 10, 0, 0, 0).unwrap();
+    let t = c.resolve_yearless(civil(11, 26, 10, 0, 0, 0)).unwrap();
     assert_eq!(
         t.ms,
         "2026-11-26T10:00:00Z"
@@ -20,7 +32,7 @@ fn yearless_time_takes_the_reference_year() {
 #[test]
 fn yearless_time_more_than_a_day_ahead_steps_back_a_year() {
     let c = ctx("2026-01-01T00:30:00Z", "UTC");
-    let t = c.resolve_yearless(12, 31, 23, 59, 0, 0).unwrap();
+    let t = c.resolve_yearless(civil(12, 31, 23, 59, 0, 0)).unwrap();
     assert_eq!(
         t.ms,
         "2025-12-31T23:59:00Z"
@@ -30,7 +42,7 @@ fn yearless_time_more_than_a_day_ahead_steps_back_a_year() {
     );
     // Less than a day ahead (clock skew) stays in the reference year.
     let c = ctx("2026-03-10T12:00:00Z", "UTC");
-    let t = c.resolve_yearless(3, 11, 6, 0, 0, 0).unwrap();
+    let t = c.resolve_yearless(civil(3, 11, 6, 0, 0, 0)).unwrap();
     assert_eq!(
         t.ms,
         "2026-03-11T06:00:00Z"
@@ -43,7 +55,7 @@ fn yearless_time_more_than_a_day_ahead_steps_back_a_year() {
 #[test]
 fn zone_applies_with_daylight_saving() {
     let c = ctx("2026-11-27T00:00:00Z", "Europe/Berlin");
-    let summer = c.resolve_yearless(7, 1, 12, 0, 0, 0).unwrap();
+    let summer = c.resolve_yearless(civil(7, 1, 12, 0, 0, 0)).unwrap();
     assert_eq!(summer.offset_min, 120);
     assert_eq!(
         summer.ms,
@@ -52,17 +64,17 @@ fn zone_applies_with_daylight_saving() {
             .unwrap()
             .as_millisecond()
     );
-    let winter = c.resolve_yearless(1, 1, 12, 0, 0, 0).unwrap();
+    let winter = c.resolve_yearless(civil(1, 1, 12, 0, 0, 0)).unwrap();
     assert_eq!(winter.offset_min, 60);
 }
 
 #[test]
 fn feb_29_in_a_non_leap_reference_year_goes_to_the_previous_leap_year() {
     let c = ctx("2026-03-01T00:00:00Z", "UTC");
-    assert!(c.resolve_yearless(2, 29, 1, 0, 0, 0).is_none());
+    assert!(c.resolve_yearless(civil(2, 29, 1, 0, 0, 0)).is_none());
     let c = ctx("2029-03-01T00:00:00Z", "UTC");
     // 2028 is the year before and is a leap year.
-    let t = c.resolve_yearless(2, 29, 1, 0, 0, 0).unwrap();
+    let t = c.resolve_yearless(civil(2, 29, 1, 0, 0, 0)).unwrap();
     assert_eq!(
         t.ms,
         "2028-02-29T01:00:00Z"
