@@ -1,0 +1,444 @@
+//! One joined audit event → the OCSF class its records call for: Process Activity (an
+//! exec), File System Activity (a syscall on a path), Authentication (user-space logins),
+//! Account Change (user-space account management), else Base Event; every raw field stays
+//! under `unmapped.auditd.<TYPE>`.
+
+use serde_json::{Map, Value};
+use vedette_schemas::ocsf::{
+    Actor, Class, Endpoint, Event, File, Process, Service, Session, Status, User,
+};
+
+use super::record::AuditRecord;
+use crate::core::parse::{UNKNOWN_USER, auth, code, set_class};
+use crate::core::text::basename;
+
+/// The records of one audit event, with the Base Event its first line became.
+#[derive(Debug)]
+pub(super) struct Group {
+    pub(super) node: Option<String>,
+    pub(super) serial: u64,
+    pub(super) time_ms: i64,
+    pub(super) base: Box<Event>,
+    pub(super) raw: Vec<String>,
+    pub(super) records: Vec<AuditRecord>,
+}
+
+pub(super) fn num(v: Option<&str>) -> Option<i64> {
+    let v = v?;
+    v.parse().ok().or_else(|| {
+        v.strip_prefix("0x")
+            .and_then(|h| i64::from_str_radix(h, 16).ok())
+    })
+}
+
+/// An id that means "unset" (auid 4294967295 / -1).
+fn unset(v: Option<i64>) -> Option<i64> {
+    v.filter(|&x| x != 4_294_967_295 && x != -1)
+}
+
+fn user_of(uid: Option<&str>, name: Option<&str>) -> Option<User> {
+    let name =
+        name.filter(|n| !n.is_empty() && *n != "?" && *n != "unset" && !n.starts_with("unknown("));
+    let uid = uid.filter(|u| *u != "4294967295" && *u != "-1");
+    (uid.is_some() || name.is_some()).then(|| User {
+        uid: uid.map(|s| s.to_owned().into()),
+        name: name.map(|s| s.to_owned().into()),
+        ..User::default()
+    })
+}
+
+const EXECVE_X86_64: &str = "59";
+
+fn syscall_name(r: &AuditRecord) -> Option<String> {
+    if let Some(n) = r.get("SYSCALL") {
+        return Some(n.to_owned());
+    }
+    let nr = r.get("syscall")?;
+    let x86_64 = matches!(r.get("arch"), Some("c000003e" | "0xc000003e") | None);
+    if !x86_64 {
+        return None;
+    }
+    Some(
+        match nr {
+            "2" => "open",
+            "257" => "openat",
+            "85" => "creat",
+            "87" => "unlink",
+            "263" => "unlinkat",
+            "84" => "rmdir",
+            "82" => "rename",
+            "264" => "renameat",
+            "316" => "renameat2",
+            "90" => "chmod",
+            "91" => "fchmod",
+            "268" => "fchmodat",
+            "92" => "chown",
+            "260" => "fchownat",
+            "83" => "mkdir",
+            "258" => "mkdirat",
+            "76" => "truncate",
+            "188" => "setxattr",
+            "86" => "link",
+            "88" => "symlink",
+            "59" => "execve",
+            "322" => "execveat",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+fn file_activity(syscall: &str) -> u8 {
+    match syscall {
+        "creat" | "mkdir" | "mkdirat" | "link" | "symlink" => 1,
+        "unlink" | "unlinkat" | "rmdir" => 4,
+        "rename" | "renameat" | "renameat2" => 5,
+        "chmod" | "fchmod" | "fchmodat" | "chown" | "fchownat" | "setxattr" => 6,
+        "truncate" => 3,
+        "open" | "openat" => 14,
+        _ => 99,
+    }
+}
+
+/// The OCSF event of a complete group.
+pub(super) fn build(g: Group) -> Box<Event> {
+    let Group {
+        node,
+        serial,
+        base,
+        raw,
+        records,
+        time_ms,
+    } = g;
+    let mut ev = base;
+    ev.time = time_ms;
+    ev.timezone_offset = Some(0);
+    ev.metadata.original_time = records.first().map(|r| r.time_text.clone().into());
+    ev.raw_data = Some(raw.join("\n").into());
+    if ev.metadata.log_name.as_deref() != Some("laurel") {
+        ev.metadata.log_name = Some("auditd".into());
+    }
+    if let Some(n) = &node
+        && let Some(d) = ev.device.as_mut()
+    {
+        d.hostname = Some(n.clone().into());
+        d.ip = crate::core::text::is_ip(n).then(|| n.clone().into());
+    }
+    // Everything, typed or not, stays under unmapped.auditd.
+    let mut audit = Map::new();
+    audit.insert("serial".into(), Value::from(serial));
+    if let Some(n) = &node {
+        audit.insert("node".into(), Value::from(n.clone()));
+    }
+    audit.insert(
+        "records".into(),
+        Value::Array(
+            records
+                .iter()
+                .map(|r| Value::from(r.rtype.clone()))
+                .collect(),
+        ),
+    );
+    for r in &records {
+        let m: Map<String, Value> = r
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        match audit.get_mut(&r.rtype) {
+            Some(Value::Array(a)) => a.push(Value::Object(m)),
+            Some(existing) => {
+                let prev = existing.take();
+                *existing = Value::Array(vec![prev, Value::Object(m)]);
+            }
+            None => {
+                audit.insert(r.rtype.clone(), Value::Object(m));
+            }
+        }
+    }
+    let find = |t: &str| records.iter().find(|r| r.rtype == t);
+    let syscall = find("SYSCALL");
+    if let Some(sc) = syscall {
+        if let Some(n) = syscall_name(sc) {
+            audit.insert("syscall".into(), Value::from(n));
+        }
+        if let Some(k) = sc.get("key").filter(|k| *k != "(null)" && !k.is_empty()) {
+            audit.insert("key".into(), Value::from(k));
+        }
+    }
+    ev.unmapped_mut()
+        .other
+        .insert("auditd".into(), Value::Object(audit));
+    let log_name = if ev.metadata.log_name.as_deref() == Some("laurel") {
+        "laurel"
+    } else {
+        "auditd"
+    };
+    code(
+        &mut ev,
+        log_name,
+        format!(
+            "auditd.{}",
+            records
+                .first()
+                .map_or("unknown".to_owned(), |r| r.rtype.to_ascii_lowercase())
+        ),
+    );
+
+    let execve = find("EXECVE");
+    let sc_name = syscall.and_then(syscall_name);
+    let is_exec = execve.is_some()
+        || syscall.and_then(|s| s.get("syscall")) == Some(EXECVE_X86_64)
+        || sc_name.as_deref() == Some("execve");
+    let status = match syscall.and_then(|s| s.get("success")) {
+        Some("yes") => Status::Success,
+        Some("no") => Status::Failure,
+        _ => Status::Unknown,
+    };
+    if let (Some(sc), true) = (syscall, is_exec) {
+        set_class(&mut ev, Class::ProcessActivity, 1, status);
+        code(&mut ev, "auditd", "auditd.execve");
+        let mut p = process_of(sc);
+        if let Some(ex) = execve {
+            let argc = num(ex.get("argc")).unwrap_or(0).max(0) as usize;
+            let mut args = Vec::with_capacity(argc);
+            for i in 0..argc.max(1) {
+                let key = format!("a{i}");
+                if let Some(a) = ex.get(&key) {
+                    args.push(a.to_owned());
+                } else {
+                    // Long arguments come in pieces: a1_len=N a1[0]=… a1[1]=…
+                    let mut joined = String::new();
+                    let mut k = 0;
+                    while let Some(part) = ex.get(&format!("a{i}[{k}]")) {
+                        joined.push_str(part);
+                        k += 1;
+                    }
+                    if k > 0 {
+                        args.push(joined);
+                    } else if i < argc {
+                        ev.note_parse_error(format!("auditd: EXECVE argument a{i} missing"));
+                    }
+                }
+            }
+            if !args.is_empty() {
+                p.cmd_line = Some(args.join(" ").into());
+            }
+        } else if let Some(t) = find("PROCTITLE").and_then(|r| r.get("proctitle")) {
+            p.cmd_line = Some(t.to_owned().into());
+        }
+        if let Some(cwd) = find("CWD").and_then(|r| r.get("cwd")) {
+            p.working_directory = Some(cwd.to_owned().into());
+        }
+        let actor = Actor {
+            user: user_of(
+                unset(num(sc.get("auid"))).map(|a| a.to_string()).as_deref(),
+                sc.get("AUID"),
+            ),
+            process: p.parent_process.clone(),
+            ..Actor::default()
+        };
+        ev.actor = Some(actor)
+            .filter(|a| a.user.is_some() || a.process.is_some())
+            .or_else(|| {
+                Some(Actor {
+                    user: p.user.clone(),
+                    ..Actor::default()
+                })
+            });
+        ev.process = Some(Box::new(p));
+        return ev;
+    }
+    if let Some(sc) = syscall {
+        let paths: Vec<&AuditRecord> = records.iter().filter(|r| r.rtype == "PATH").collect();
+        let target = paths
+            .iter()
+            .find(|r| matches!(r.get("nametype"), Some("DELETE" | "CREATE" | "NORMAL")))
+            .or(paths.first());
+        if let Some(path) = target
+            .and_then(|r| r.get("name"))
+            .filter(|n| *n != "(null)")
+        {
+            let activity = sc_name.as_deref().map_or(99, file_activity);
+            set_class(&mut ev, Class::FileActivity, activity, status);
+            code(
+                &mut ev,
+                "auditd",
+                format!("auditd.{}", sc_name.as_deref().unwrap_or("file")),
+            );
+            let cwd = find("CWD").and_then(|r| r.get("cwd"));
+            let full = if path.starts_with('/') || cwd.is_none() {
+                path.to_owned()
+            } else {
+                format!("{}/{}", cwd.unwrap_or("").trim_end_matches('/'), path)
+            };
+            let is_dir = target
+                .and_then(|r| r.get("mode"))
+                .is_some_and(|m| m.trim_start_matches("0o").starts_with("04"));
+            ev.file = Some(Box::new(File {
+                // `/` alone has no last component: the name is the path.
+                name: Some(
+                    Some(basename(&full))
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or(&full)
+                        .to_owned()
+                        .into(),
+                ),
+                path: Some(full.into()),
+                type_id: Some(if is_dir { 2 } else { 1 }),
+                r#type: Some(if is_dir { "Folder" } else { "Regular File" }.into()),
+                uid: target
+                    .and_then(|r| r.get("inode"))
+                    .map(|s| s.to_owned().into()),
+                ..File::default()
+            }));
+            let p = process_of(sc);
+            ev.actor = Some(Actor {
+                user: user_of(
+                    unset(num(sc.get("auid"))).map(|a| a.to_string()).as_deref(),
+                    sc.get("AUID"),
+                )
+                .or_else(|| p.user.clone()),
+                process: Some(Box::new(p)),
+                ..Actor::default()
+            });
+            return ev;
+        }
+        // A syscall without a path: the process that made it is still worth having.
+        let p = process_of(sc);
+        ev.actor = Some(Actor {
+            user: p.user.clone(),
+            process: Some(Box::new(p)),
+            ..Actor::default()
+        });
+        return ev;
+    }
+    let Some(first) = records.first() else {
+        return ev;
+    };
+    let res = first.get("res").map(|r| r.to_ascii_lowercase());
+    let st = match res.as_deref() {
+        Some("success" | "yes" | "1") => Status::Success,
+        Some("failed" | "no" | "0" | "fail") => Status::Failure,
+        _ => Status::Unknown,
+    };
+    let acct = first
+        .get("acct")
+        .or_else(|| first.get("id"))
+        .filter(|a| !a.is_empty() && *a != "?");
+    match first.rtype.as_str() {
+        "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_START" | "USER_END" => {
+            let activity = if matches!(first.rtype.as_str(), "USER_LOGOUT" | "USER_END") {
+                2
+            } else {
+                1
+            };
+            let svc = first
+                .get("exe")
+                .map(basename)
+                .unwrap_or("auditd")
+                .to_owned();
+            auth(&mut ev, activity, st, &svc, acct);
+            if ev.user.as_ref().and_then(|u| u.name.as_deref()) == Some(UNKNOWN_USER)
+                && let Some(u) = user_of(first.get("id").or_else(|| first.get("uid")), None)
+            {
+                ev.user = Some(u);
+            }
+            code(
+                &mut ev,
+                "auditd",
+                format!("auditd.{}", first.rtype.to_ascii_lowercase()),
+            );
+            ev.service = Some(Service {
+                name: Some(svc.into()),
+            });
+            if let Some(addr) = first.get("addr").filter(|a| crate::core::text::is_ip(a)) {
+                ev.src_endpoint = Some(Endpoint::ip(addr, None));
+                ev.is_remote = Some(true);
+            } else if let Some(h) = first.get("hostname").filter(|h| !h.is_empty() && *h != "?") {
+                ev.src_endpoint = Some(Endpoint {
+                    hostname: Some(h.to_owned().into()),
+                    ..Endpoint::default()
+                });
+            }
+            if let Some(op) = first.get("op") {
+                ev.status_detail = Some(op.to_owned().into());
+            }
+            if let Some(t) = first.get("terminal") {
+                ev.unmapped_set("auditd", "terminal", t.to_owned());
+            }
+        }
+        "ADD_USER" | "DEL_USER" | "USER_CHAUTHTOK" | "ACCT_LOCK" | "ACCT_UNLOCK" | "USER_MGMT" => {
+            if let Some(a) = acct {
+                let activity = match first.rtype.as_str() {
+                    "ADD_USER" => 1,
+                    "DEL_USER" => 6,
+                    "USER_CHAUTHTOK" => 3,
+                    "ACCT_LOCK" => 9,
+                    "ACCT_UNLOCK" => 12,
+                    _ => 99,
+                };
+                set_class(&mut ev, Class::AccountChange, activity, st);
+                ev.user = Some(User::named(a));
+                if let Some(u) = user_of(first.get("uid"), first.get("UID")) {
+                    ev.actor = Some(Actor {
+                        user: Some(u),
+                        ..Actor::default()
+                    });
+                }
+                if let Some(op) = first.get("op") {
+                    ev.status_detail = Some(op.to_owned().into());
+                }
+            }
+        }
+        _ => {
+            if st != Status::Unknown {
+                ev.header.status = Some(st);
+            }
+        }
+    }
+    ev
+}
+
+fn process_of(sc: &AuditRecord) -> Process {
+    let comm = sc.get("comm").filter(|c| *c != "(null)");
+    let exe = sc.get("exe").filter(|c| *c != "(null)");
+    let parent = num(sc.get("ppid")).map(|ppid| {
+        Box::new(Process {
+            pid: Some(ppid),
+            name: sc.get("parent_comm").map(|s| s.to_owned().into()),
+            file: sc.get("parent_exe").map(|e| File {
+                name: Some(basename(e).to_owned().into()),
+                path: Some(e.to_owned().into()),
+                type_id: Some(1),
+                r#type: Some("Regular File".into()),
+                ..File::default()
+            }),
+            ..Process::default()
+        })
+    });
+    let tty = sc.get("tty").filter(|t| *t != "(none)");
+    let ses = sc.get("ses").filter(|s| *s != "4294967295");
+    Process {
+        pid: num(sc.get("pid")),
+        name: comm.map(|s| s.to_owned().into()),
+        file: exe.map(|e| File {
+            name: Some(basename(e).to_owned().into()),
+            path: Some(e.to_owned().into()),
+            type_id: Some(1),
+            r#type: Some("Regular File".into()),
+            ..File::default()
+        }),
+        user: user_of(sc.get("uid"), sc.get("UID")),
+        parent_process: parent,
+        auid: num(sc.get("auid")),
+        euid: num(sc.get("euid")),
+        egid: num(sc.get("egid")),
+        session: (tty.is_some() || ses.is_some()).then(|| Session {
+            uid: ses.map(|s| s.to_owned().into()),
+            terminal: tty.map(|s| s.to_owned().into()),
+            ..Session::default()
+        }),
+        ..Process::default()
+    }
+}

@@ -1,0 +1,32 @@
+//! Linux audit: raw auditd records (`[node=N ]type=T msg=audit(SEC.MS:SERIAL): k=v …`, also
+//! forwarded through syslog) and laurel's JSON lines, joined per event id into one event.
+//!
+//! An event is complete at its `EOE` record; at a record of a later event id once the gap
+//! exceeds a small reorder window (auditd interleaves the records of neighbouring events,
+//! see auparse's test3.log) or the later record is more than the timeout younger; after
+//! the timeout in the caller's clock ([`Joiner::expire`]); or at end of input. Records the
+//! kernel never joins (user-space `USER_*`, `CRED_*`, `ADD_*` …) complete at once.
+
+mod event;
+mod joiner;
+mod laurel;
+mod record;
+
+pub use joiner::Joiner;
+pub use laurel::laurel_records;
+pub(crate) use laurel::parse_laurel;
+pub use record::{AuditRecord, parse_record};
+
+/// Whether a message (after any syslog envelope, program `app`) is an audit record.
+pub fn is_audit_record(app: &str, msg: &str) -> bool {
+    let m = msg.strip_prefix("audit: ").unwrap_or(msg);
+    (m.starts_with("type=") || m.starts_with("node="))
+        && m.contains("audit(")
+        && (app.is_empty()
+            || matches!(
+                app,
+                "audit" | "auditd" | "audispd" | "audisp-syslog" | "kernel" | "audit-forwarder"
+            )
+            || m.starts_with("node=")
+            || m.starts_with("type="))
+}
