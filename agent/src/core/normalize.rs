@@ -344,26 +344,16 @@ pub(crate) fn finalize(ev: &mut Event) {
             obs.push(("device.ip", O::IpAddress, ip.clone()));
         }
     }
-    for (path, ep) in [
-        ("src_endpoint", &ev.src_endpoint),
-        ("dst_endpoint", &ev.dst_endpoint),
+    for (ip_path, host_path, ep) in [
+        ("src_endpoint.ip", "src_endpoint.hostname", &ev.src_endpoint),
+        ("dst_endpoint.ip", "dst_endpoint.hostname", &ev.dst_endpoint),
     ] {
         if let Some(ep) = ep {
             if let Some(ip) = &ep.ip {
-                let p = if path == "src_endpoint" {
-                    "src_endpoint.ip"
-                } else {
-                    "dst_endpoint.ip"
-                };
-                obs.push((p, O::IpAddress, ip.clone()));
+                obs.push((ip_path, O::IpAddress, ip.clone()));
             }
             if let Some(h) = &ep.hostname {
-                let p = if path == "src_endpoint" {
-                    "src_endpoint.hostname"
-                } else {
-                    "dst_endpoint.hostname"
-                };
-                obs.push((p, O::Hostname, h.clone()));
+                obs.push((host_path, O::Hostname, h.clone()));
             }
         }
     }

@@ -36,6 +36,27 @@ pub struct Civil {
     pub milli: u16,
 }
 
+impl Civil {
+    /// A date, a `(hour, minute, second)` as [`hms`] reads it, and milliseconds.
+    pub fn new(
+        year: i16,
+        month: u8,
+        day: u8,
+        (hour, minute, second): (u8, u8, u8),
+        milli: u16,
+    ) -> Self {
+        Self {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            milli,
+        }
+    }
+}
+
 /// A resolved timestamp: ms since the epoch and the zone offset in minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instant {
@@ -252,18 +273,7 @@ pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
                 i,
             ))
         }
-        _ => Some((
-            ctx.resolve_local(Civil {
-                year: y,
-                month: mo,
-                day: d,
-                hour: h,
-                minute: mi,
-                second: s,
-                milli: ms,
-            })?,
-            i,
-        )),
+        _ => Some((ctx.resolve_local(Civil::new(y, mo, d, (h, mi, s), ms))?, i)),
     }
 }
 

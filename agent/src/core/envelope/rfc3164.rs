@@ -53,15 +53,7 @@ fn bsd_timestamp(b: &[u8]) -> Option<(Civil, bool, usize)> {
         year = Some(y as i16);
         i += 5;
     }
-    let civil = Civil {
-        year: year.unwrap_or(0),
-        month: mo,
-        day: d,
-        hour: h,
-        minute: mi,
-        second: s,
-        milli: ms,
-    };
+    let civil = Civil::new(year.unwrap_or(0), mo, d, (h, mi, s), ms);
     Some((civil, year.is_some(), i))
 }
 

@@ -100,15 +100,7 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     let close = memchr(b']', &b[20..])? + 20;
     let level = &msg[21..close];
     code(ev, "http_error", "nginx.error");
-    let civil = Civil {
-        year: y,
-        month: mo,
-        day: d,
-        hour: t.0,
-        minute: t.1,
-        second: t.2,
-        milli: 0,
-    };
+    let civil = Civil::new(y, mo, d, t, 0);
     own_time(ev, ctx, &msg[..19], civil);
     ev.metadata.log_level = Some(Text::Owned(level.to_owned()));
     let mut rest = msg[close + 1..].trim_start();
@@ -197,15 +189,7 @@ fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     let (ms, flen) = fraction(sb.get(19..)?);
     let y = digits(sb.get(20 + flen..)?, 4)? as i16;
     code(ev, "http_error", "apache.error");
-    let civil = Civil {
-        year: y,
-        month: mo,
-        day: d,
-        hour: t.0,
-        minute: t.1,
-        second: t.2,
-        milli: ms,
-    };
+    let civil = Civil::new(y, mo, d, t, ms);
     own_time(ev, ctx, stamp, civil);
     let mut rest = msg[close + 1..].trim_start();
     let mut level = "";
