@@ -1,7 +1,9 @@
 //! The sans-I/O core: envelope and message parsers, the normalizer that turns records into
 //! OCSF events. Nothing here reads a clock, a file or a socket.
 
+pub mod allowlist;
 pub mod envelope;
+pub mod framing;
 pub mod fuzzing;
 pub mod normalize;
 pub mod output;
@@ -10,4 +12,4 @@ pub mod text;
 pub mod time;
 pub mod uid;
 
-pub use normalize::{NormalizeConfig, Normalizer, Source};
+pub use normalize::{NormalizeConfig, Normalizer, Received, Source};

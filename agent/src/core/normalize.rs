@@ -8,10 +8,11 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 use vedette_schemas::ocsf::{
-    Actor, Class, Device, Event, Process, Product, Reporter, Severity, SyslogFields, Unmapped,
-    VedetteNotes,
+    Actor, Class, Device, Event, Logger, Process, Product, Reporter, Severity, SyslogFields,
+    Unmapped, VedetteNotes,
 };
 
 use super::envelope::{self, Envelope, Format, SEVERITY_NAMES};
@@ -54,6 +55,22 @@ pub struct Source {
     pub syslog: bool,
 }
 
+/// What a live source knows about a record beyond its bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Position in the source: line number, byte offset or message counter (keys the uid).
+    pub seq: u64,
+    /// When it was read, ms since the epoch.
+    pub now_ms: i64,
+    /// The network peer that sent it (syslog listeners). It goes to `metadata.loggers`, and
+    /// stands for the device when the message names no host: a relayed record is never
+    /// about this agent's host.
+    pub peer: Option<IpAddr>,
+    /// The record's full length when the source already cut it (a frame longer than the
+    /// cap is not buffered whole); it is then flagged as truncated.
+    pub cut_from: Option<u64>,
+}
+
 /// Counters the shell reports; everything not visible in the events themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -72,6 +89,8 @@ pub(crate) struct Record<'a> {
     pub(crate) src: &'a Source,
     pub(crate) seq: u64,
     pub(crate) now_ms: i64,
+    /// The network peer that sent the record (syslog listeners).
+    pub(crate) peer: Option<IpAddr>,
 }
 
 /// Turns records into OCSF events. See the module docs for the call order.
@@ -143,6 +162,26 @@ impl Normalizer {
     /// Normalizes one record (`seq` = its 1-based line number or position in `src`;
     /// `now_ms` = when it was read). Trailing CR/LF are ignored.
     pub fn handle_line(&mut self, src: &Source, seq: u64, line: &[u8], now_ms: i64) {
+        self.handle_received(
+            src,
+            Received {
+                seq,
+                now_ms,
+                ..Received::default()
+            },
+            line,
+        );
+    }
+
+    /// [`Normalizer::handle_line`] for a record from a live source, with what the source
+    /// knows about it beyond its bytes (see [`Received`]).
+    pub fn handle_received(&mut self, src: &Source, rx: Received, line: &[u8]) {
+        let Received {
+            seq,
+            now_ms,
+            peer,
+            cut_from,
+        } = rx;
         self.stats.lines += 1;
         let mut line = line;
         while let [rest @ .., b'\n' | b'\r'] = line {
@@ -152,11 +191,11 @@ impl Normalizer {
             self.stats.empty += 1;
             return;
         }
-        let untruncated = line.len();
-        let truncated = untruncated > self.cfg.max_line_bytes;
+        let untruncated = cut_from.map_or(line.len(), |n| n.max(line.len() as u64) as usize);
+        let truncated = untruncated > self.cfg.max_line_bytes || cut_from.is_some();
         if truncated {
             self.stats.truncated += 1;
-            line = &line[..self.cfg.max_line_bytes];
+            line = &line[..self.cfg.max_line_bytes.min(line.len())];
         }
         let (text, invalid_utf8) = match std::str::from_utf8(line) {
             Ok(s) => (Cow::Borrowed(s), false),
@@ -172,7 +211,12 @@ impl Normalizer {
         if invalid_utf8 {
             self.stats.invalid_utf8 += 1;
         }
-        let rec = Record { src, seq, now_ms };
+        let rec = Record {
+            src,
+            seq,
+            now_ms,
+            peer,
+        };
         let env = if src.syslog || !starts_like_audit(&text) {
             envelope::parse(&text, &src.time)
         } else {
@@ -255,14 +299,27 @@ impl Normalizer {
         if let Some(sev) = env.severity() {
             ev.header.severity = Severity::from_syslog(sev);
         }
-        let host = env.hostname.unwrap_or(&self.cfg.reporter_hostname);
-        ev.device = Some(Device {
-            hostname: Some(host.to_owned().into()),
-            ip: super::text::is_ip(host).then(|| host.to_owned().into()),
-            type_id: Some(0),
-            r#type: Some("Unknown".into()),
-            ..Device::default()
+        ev.device = Some(match (env.hostname, rec.peer) {
+            (None, Some(peer)) => Device {
+                ip: Some(peer.to_string().into()),
+                type_id: Some(0),
+                r#type: Some("Unknown".into()),
+                ..Device::default()
+            },
+            (host, _) => {
+                let host = host.unwrap_or(&self.cfg.reporter_hostname);
+                Device {
+                    hostname: Some(host.to_owned().into()),
+                    ip: super::text::is_ip(host).then(|| host.to_owned().into()),
+                    type_id: Some(0),
+                    r#type: Some("Unknown".into()),
+                    ..Device::default()
+                }
+            }
         });
+        if let Some(peer) = rec.peer {
+            md_loggers(&mut ev, &rec.src.id, peer, rec.now_ms);
+        }
         if let (Some(app), Some(pid)) = (env.app, env.procid.and_then(|p| p.parse::<i64>().ok())) {
             ev.actor = Some(Actor {
                 process: Some(Box::new(Process {
@@ -409,3 +466,17 @@ pub(crate) fn finalize(ev: &mut Event) {
 
 #[cfg(test)]
 mod tests;
+
+/// Records the peer that sent a record as `metadata.loggers[0]`.
+fn md_loggers(ev: &mut Event, listener: &str, peer: IpAddr, received_ms: i64) {
+    ev.metadata.loggers = Some(vec![Logger {
+        name: Some(listener.to_owned().into()),
+        device: Some(Device {
+            ip: Some(peer.to_string().into()),
+            type_id: Some(0),
+            r#type: Some("Unknown".into()),
+            ..Device::default()
+        }),
+        logged_time: Some(received_ms),
+    }]);
+}

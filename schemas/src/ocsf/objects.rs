@@ -88,6 +88,9 @@ ocsf_object! {
         untruncated_size: u64,
         /// The agent that read the record.
         reporter: Reporter,
+        /// Hosts the record passed through before the agent: for syslog off the network,
+        /// the peer that sent it.
+        loggers: Vec<Logger>,
         /// OCSF profiles the event uses (`host`, `linux/linux_users`).
         profiles: Vec<Text>,
         /// The tenant the agent belongs to.
@@ -122,6 +125,18 @@ ocsf_object! {
         name: Text,
         /// Agent id.
         uid: Text,
+    }
+}
+
+ocsf_object! {
+    /// One entry of `metadata.loggers`: a host that relayed the record to the agent.
+    Logger {
+        /// How the record arrived, e.g. `syslog/udp`.
+        name: Text,
+        /// The sending host (its address as seen by the agent).
+        device: Device,
+        /// When the agent received the record, ms since the epoch.
+        logged_time: i64,
     }
 }
 

@@ -4,58 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use toml::Spanned;
 use vedette_schemas::ocsf::{Class, Severity, Status};
 
+pub use raw::RawConfig;
+
 use crate::core::parse::json::{JsonMapping, JsonMappings, path, path_is_mappable};
 
-/// The file as written.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    /// Agent settings.
-    #[serde(default)]
-    pub agent: RawAgent,
-    /// JSON mappings, tried in order.
-    #[serde(default)]
-    pub json_mapping: Vec<RawJsonMapping>,
-}
+mod inputs;
+pub mod raw;
 
-/// `[agent]`.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawAgent {
-    /// This host's name in `metadata.reporter` (default: the kernel's host name).
-    pub hostname: Option<String>,
-    /// Longest record kept, in bytes; longer ones are cut and flagged (default 65536).
-    pub max_line_bytes: Option<Spanned<u64>>,
-    /// Zone of timestamps that carry none (IANA name; default: the host's zone).
-    pub timezone: Option<Spanned<String>>,
-}
-
-/// `[[json_mapping]]`: normalizes an app's or an EDR's JSON without code.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawJsonMapping {
-    /// Name, reported as `metadata.event_code`.
-    pub name: String,
-    /// JSON path → value; the mapping applies when all are equal.
-    #[serde(rename = "match", default)]
-    pub matches: toml::Table,
-    /// OCSF class: `authentication`, `account_change`, `process_activity`,
-    /// `file_activity`, `network_activity`, `http_activity`, `dns_activity`, `base_event`,
-    /// or the class uid.
-    pub class: Spanned<toml::Value>,
-    /// Activity id within the class (default 0).
-    pub activity_id: Option<Spanned<u8>>,
-    /// Fixed status: `success`, `failure`, `unknown`, `other`.
-    pub status: Option<Spanned<String>>,
-    /// Fixed severity: `informational`, `low`, `medium`, `high`, `critical`, `fatal`.
-    pub severity: Option<Spanned<String>>,
-    /// OCSF path → JSON path.
-    pub fields: Option<Spanned<toml::Table>>,
-}
+pub use inputs::{FileInput, Inputs, JournaldInput, Output, ReadFrom, SyslogInput, SyslogProtocol};
 
 /// One problem in a config file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +61,14 @@ pub struct Config {
     pub timezone: Option<jiff::tz::TimeZone>,
     /// The JSON mappings.
     pub json: JsonMappings,
+    /// `[agent] state_dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `[agent] poll_interval_ms`.
+    pub poll_interval_ms: Option<u64>,
+    /// `[[input.*]]`.
+    pub inputs: Inputs,
+    /// `[output]`.
+    pub output: Option<Output>,
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -123,14 +90,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             message,
         }
     };
-    let raw: RawConfig = toml::from_str(text)
-        .map_err(|e| ConfigError(vec![problem(e.span(), "-", e.message().to_owned())]))?;
-    let mut problems = Vec::new();
+    let (raw, mut problems) = raw::read(text, &problem);
+    let RawConfig {
+        agent,
+        json_mapping,
+        file_inputs,
+        syslog_inputs,
+        journald_inputs,
+        output,
+    } = raw;
     let mut cfg = Config {
-        hostname: raw.agent.hostname,
+        hostname: agent.hostname,
         ..Config::default()
     };
-    if let Some(m) = raw.agent.max_line_bytes {
+    if let Some(m) = agent.max_line_bytes {
         if *m.get_ref() < 256 {
             problems.push(problem(
                 Some(m.span()),
@@ -141,13 +114,35 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             cfg.max_line_bytes = Some(*m.get_ref() as usize);
         }
     }
-    if let Some(tz) = raw.agent.timezone {
+    if let Some(tz) = agent.timezone {
         match jiff::tz::TimeZone::get(tz.get_ref()) {
             Ok(z) => cfg.timezone = Some(z),
             Err(e) => problems.push(problem(Some(tz.span()), "agent.timezone", e.to_string())),
         }
     }
-    for (i, m) in raw.json_mapping.into_iter().enumerate() {
+    if let Some(d) = agent.state_dir {
+        cfg.state_dir = Some(PathBuf::from(d.into_inner()));
+    }
+    if let Some(ms) = agent.poll_interval_ms {
+        if *ms.get_ref() == 0 || *ms.get_ref() > 60_000 {
+            problems.push(problem(
+                Some(ms.span()),
+                "agent.poll_interval_ms",
+                "must be between 1 and 60000".into(),
+            ));
+        } else {
+            cfg.poll_interval_ms = Some(*ms.get_ref());
+        }
+    }
+    cfg.inputs = inputs::validate(
+        file_inputs,
+        syslog_inputs,
+        journald_inputs,
+        &problem,
+        &mut problems,
+    );
+    cfg.output = output.and_then(|o| inputs::validate_output(o, &problem, &mut problems));
+    for (i, m) in json_mapping {
         let at = format!("json_mapping[{i}]");
         let class = match m.class.get_ref() {
             toml::Value::String(s) => match s.as_str() {
@@ -301,6 +296,87 @@ fields = { "user.nam" = "user" }
         assert_eq!(err.0.len(), 1);
         assert_eq!(err.0[0].line, 2);
         assert!(err.0[0].message.contains("hostnme"), "{}", err.0[0].message);
+    }
+
+    /// Peers report the first mistake, the user fixes it, restarts, meets the next: one run
+    /// must list them all, typos in field names included.
+    #[test]
+    fn mistakes_in_several_sections_come_back_together() {
+        let text = r#"[agent]
+poll_interval_ms = 0
+
+[[input.syslog]]
+protocol = "udp"
+listen = "0.0.0.0:99999"
+allow = ["10.0.0.0/8"]
+
+[[input.file]]
+pathz = ["/var/log/auth.log"]
+
+[[input.syslog]]
+protocol = "tls"
+listen = "[::]:6514"
+allow = ["10.0.0.0/33"]
+tls_cert = "/nonexistent/cert.pem"
+tls_key = "/nonexistent/key.pem"
+
+[output]
+type = "kafka"
+"#;
+        let err = parse(Path::new("/etc/vedette/agent.toml"), text).unwrap_err();
+        let got: Vec<(usize, &str)> = err.0.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (10, "input.file[0]"),
+                (2, "agent.poll_interval_ms"),
+                (6, "input.syslog[0].listen"),
+                (15, "input.syslog[1].allow"),
+                (16, "input.syslog[1].tls_cert"),
+                (17, "input.syslog[1].tls_key"),
+                (20, "output.type"),
+            ],
+            "{err}"
+        );
+        assert!(err.0[0].message.contains("pathz"), "{}", err.0[0].message);
+        assert!(
+            err.to_string()
+                .contains("/etc/vedette/agent.toml:20:8: output.type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inputs_and_output_are_read() {
+        let cfg = parse(
+            Path::new("a.toml"),
+            "[agent]\nstate_dir = \"/tmp/s\"\n[[input.file]]\npaths = [\"/var/log/*.log\"]\nread_from = \"start\"\n[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5514\"\nallow = [\"127.0.0.1\", \"::1/128\"]\n[output]\ntype = \"file\"\npath = \"/tmp/out.ndjson\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.inputs.files[0].read_from, ReadFrom::Start);
+        assert_eq!(cfg.inputs.syslog[0].protocol, SyslogProtocol::Tcp);
+        assert!(
+            cfg.inputs.syslog[0]
+                .allow
+                .allows("127.0.0.1".parse().unwrap())
+        );
+        assert!(
+            !cfg.inputs.syslog[0]
+                .allow
+                .allows("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(cfg.output, Some(Output::File("/tmp/out.ndjson".into())));
+        assert_eq!(cfg.state_dir, Some(PathBuf::from("/tmp/s")));
+    }
+
+    #[test]
+    fn a_listener_without_an_allowlist_is_refused() {
+        let err = parse(
+            Path::new("a.toml"),
+            "[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"0.0.0.0:514\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].field, "input.syslog[0].allow");
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! The config file as written, before validation.
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::ConfigProblem;
+
+/// Makes a located problem: (span, dotted field, message).
+pub type Problem<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigProblem;
+
+/// The file as written.
+///
+/// Each section, and each element (kept with its index in the file), of an array of tables, is deserialized on its own (see
+/// [`read`]), so a mistake in one does not hide the mistakes in the others.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    /// Agent settings.
+    pub agent: RawAgent,
+    /// JSON mappings, tried in order.
+    pub json_mapping: Vec<(usize, RawJsonMapping)>,
+    /// `[[input.file]]`.
+    pub file_inputs: Vec<(usize, RawFileInput)>,
+    /// `[[input.syslog]]`.
+    pub syslog_inputs: Vec<(usize, RawSyslogInput)>,
+    /// `[[input.journald]]`.
+    pub journald_inputs: Vec<(usize, RawJournaldInput)>,
+    /// `[output]`.
+    pub output: Option<RawOutput>,
+}
+
+/// `[agent]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    /// This host's name in `metadata.reporter` (default: the kernel's host name).
+    pub hostname: Option<String>,
+    /// Longest record kept, in bytes; longer ones are cut and flagged (default 65536).
+    pub max_line_bytes: Option<Spanned<u64>>,
+    /// Zone of timestamps that carry none (IANA name; default: the host's zone).
+    pub timezone: Option<Spanned<String>>,
+    /// Where checkpoints live (`vedette-agent run`; default `/var/lib/vedette-agent`).
+    pub state_dir: Option<Spanned<String>>,
+    /// How often files are checked for new bytes, in ms (default 250).
+    pub poll_interval_ms: Option<Spanned<u64>>,
+}
+
+/// `[[json_mapping]]`: normalizes an app's or an EDR's JSON without code.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJsonMapping {
+    /// Name, reported as `metadata.event_code`.
+    pub name: String,
+    /// JSON path → value; the mapping applies when all are equal.
+    #[serde(rename = "match", default)]
+    pub matches: toml::Table,
+    /// OCSF class: `authentication`, `account_change`, `process_activity`,
+    /// `file_activity`, `network_activity`, `http_activity`, `dns_activity`, `base_event`,
+    /// or the class uid.
+    pub class: Spanned<toml::Value>,
+    /// Activity id within the class (default 0).
+    pub activity_id: Option<Spanned<u8>>,
+    /// Fixed status: `success`, `failure`, `unknown`, `other`.
+    pub status: Option<Spanned<String>>,
+    /// Fixed severity: `informational`, `low`, `medium`, `high`, `critical`, `fatal`.
+    pub severity: Option<Spanned<String>>,
+    /// OCSF path → JSON path.
+    pub fields: Option<Spanned<toml::Table>>,
+}
+
+/// `[[input.file]]`: files to tail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileInput {
+    /// Paths or glob patterns (`*`, `?`, `[...]` in the file name).
+    pub paths: Spanned<Vec<String>>,
+    /// Where to start in files present at the first start: `start` or `end` (default
+    /// `end`). Files that appear later are always read from their start.
+    pub read_from: Option<Spanned<String>>,
+    /// Zone of the files' timestamps (default: `[agent] timezone`).
+    pub timezone: Option<Spanned<String>>,
+}
+
+/// `[[input.syslog]]`: a syslog listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyslogInput {
+    /// `udp`, `tcp` or `tls`.
+    pub protocol: Spanned<String>,
+    /// Address and port, e.g. `0.0.0.0:514`.
+    pub listen: Spanned<String>,
+    /// Sender networks (CIDR) taken from; required, so an open listener is a choice
+    /// (`["0.0.0.0/0", "::/0"]`).
+    pub allow: Option<Spanned<Vec<String>>>,
+    /// TLS: the server certificate chain (PEM).
+    pub tls_cert: Option<Spanned<String>>,
+    /// TLS: the server key (PEM).
+    pub tls_key: Option<Spanned<String>>,
+    /// Zone of timestamps that carry none (default: `[agent] timezone`).
+    pub timezone: Option<Spanned<String>>,
+    /// UDP: the socket receive buffer asked of the kernel, in bytes.
+    pub receive_buffer_bytes: Option<Spanned<u64>>,
+}
+
+/// `[[input.journald]]`: the systemd journal, read through `journalctl`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournaldInput {
+    /// The `journalctl` binary (default `journalctl` on `PATH`).
+    pub journalctl: Option<Spanned<String>>,
+    /// Extra arguments selecting the journal, e.g. `["--directory", "/var/log/journal"]`
+    /// or `["--file", "x.journal"]`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Where to start the first time, without a saved cursor: `start` or `end`
+    /// (default `end`).
+    pub read_from: Option<Spanned<String>>,
+}
+
+/// `[output]`: where `vedette-agent run` writes events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// `stdout` or `file`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// `file`: the NDJSON file events are appended to.
+    pub path: Option<Spanned<String>>,
+}
+
+/// Reads `text` section by section. Problems of every section come back together, each
+/// with its place; a TOML syntax error stops at the first one (what follows it is not
+/// TOML).
+pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>) {
+    let mut raw = RawConfig::default();
+    let mut problems = Vec::new();
+    let root = match DeTable::parse(text) {
+        Ok(t) => t.into_inner(),
+        Err(e) => return (raw, vec![problem(e.span(), "-", e.message().to_owned())]),
+    };
+    for (key, value) in root {
+        let name = key.get_ref().as_ref();
+        match name {
+            "agent" => {
+                if let Some(a) = section(value, name, &mut problems, problem) {
+                    raw.agent = a;
+                }
+            }
+            "json_mapping" => raw.json_mapping = elements(value, name, &mut problems, problem),
+            "output" => raw.output = section(value, name, &mut problems, problem),
+            "input" => {
+                let span = value.span();
+                let DeValue::Table(t) = value.into_inner() else {
+                    problems.push(problem(Some(span), name, "must be a table".into()));
+                    continue;
+                };
+                for (k, v) in t {
+                    let field = format!("input.{}", k.get_ref());
+                    match k.get_ref().as_ref() {
+                        "file" => raw.file_inputs = elements(v, &field, &mut problems, problem),
+                        "syslog" => raw.syslog_inputs = elements(v, &field, &mut problems, problem),
+                        "journald" => {
+                            raw.journald_inputs = elements(v, &field, &mut problems, problem);
+                        }
+                        _ => problems.push(problem(
+                            Some(k.span()),
+                            &field,
+                            "unknown input kind; expected `file`, `syslog` or `journald`".into(),
+                        )),
+                    }
+                }
+            }
+            _ => problems.push(problem(
+                Some(key.span()),
+                name,
+                "unknown section; expected `agent`, `input`, `output` or `json_mapping`".into(),
+            )),
+        }
+    }
+    (raw, problems)
+}
+
+fn section<T: for<'de> Deserialize<'de>>(
+    value: Spanned<DeValue<'_>>,
+    field: &str,
+    problems: &mut Vec<ConfigProblem>,
+    problem: Problem<'_>,
+) -> Option<T> {
+    let span = value.span();
+    T::deserialize(toml::de::ValueDeserializer::from(value))
+        .map_err(|e| {
+            problems.push(problem(
+                e.span().or(Some(span)),
+                field,
+                e.message().to_owned(),
+            ));
+        })
+        .ok()
+}
+
+fn elements<T: for<'de> Deserialize<'de>>(
+    value: Spanned<DeValue<'_>>,
+    field: &str,
+    problems: &mut Vec<ConfigProblem>,
+    problem: Problem<'_>,
+) -> Vec<(usize, T)> {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        problems.push(problem(
+            Some(span),
+            field,
+            format!("must be an array of tables (`[[{field}]]`)"),
+        ));
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, section(v, &format!("{field}[{i}]"), problems, problem)?)))
+        .collect()
+}

@@ -1,0 +1,280 @@
+//! Syslog over a byte stream (TCP, TLS): RFC 6587 frames, octet-counted (`LEN SP MSG`) or
+//! newline-terminated, told apart frame by frame.
+//!
+//! Why per frame and not once per connection: a sender restarted behind a relay, or a relay
+//! forwarding two senders on one connection, switches framing mid-stream; a frame that
+//! starts with `NONZERO-DIGIT *DIGIT SP` is octet-counted (RFC 6587 §3.4.1), anything else
+//! runs to LF (§3.4.2). A syslog message starts with `<`, so the two never collide for
+//! RFC-conforming senders; a bare message starting with digits and no space still reads
+//! as LF-framed.
+//!
+//! A frame longer than the cap is never buffered whole: its first `max` bytes are kept,
+//! the rest is skipped, and the frame comes out with its full length so the event says it
+//! was cut.
+
+/// One frame out of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The message (at most `max` bytes).
+    pub bytes: &'a [u8],
+    /// The frame's full length when it was longer than `max`, or when the stream ended
+    /// inside an octet-counted frame (the declared length).
+    pub cut_from: Option<u64>,
+    /// Whether the frame was octet-counted.
+    pub octet_counted: bool,
+}
+
+/// Frames seen so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FramingStats {
+    /// Octet-counted frames.
+    pub octet: u64,
+    /// Newline-terminated frames.
+    pub lf: u64,
+    /// Frames longer than the cap (cut).
+    pub cut: u64,
+    /// Octet-counted frames the stream ended inside of.
+    pub incomplete: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Between frames.
+    Start,
+    /// Inside a frame longer than the cap: its head is held, the rest is being skipped.
+    Long {
+        /// Bytes of the frame seen so far (octet-counted: the declared length).
+        total: u64,
+        /// Octet-counted: message bytes still to come. LF-framed: `None` (runs to LF).
+        left: Option<u64>,
+    },
+}
+
+/// The stream deframer: bytes in with [`Deframer::push`], frames out with
+/// [`Deframer::poll_frame`] until `None`, [`Deframer::finish`] at end of stream.
+#[derive(Debug)]
+pub struct Deframer {
+    buf: Vec<u8>,
+    pos: usize,
+    max: usize,
+    held: Vec<u8>,
+    state: State,
+    stats: FramingStats,
+}
+
+/// Longest octet count read (10 digits: up to 9,999,999,999 bytes).
+const MAX_DIGITS: usize = 10;
+
+impl Deframer {
+    /// A deframer that cuts frames at `max` bytes (at least 1).
+    pub fn new(max: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            pos: 0,
+            max: max.max(1),
+            held: Vec::new(),
+            state: State::Start,
+            stats: FramingStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FramingStats {
+        self.stats
+    }
+
+    /// Bytes buffered and not yet framed (bounded by about `max` plus one read).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos + self.held.len()
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.pos > 0 && (self.pos == self.buf.len() || self.pos >= self.buf.len() / 2) {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, or `None` until more bytes come.
+    pub fn poll_frame(&mut self) -> Option<Frame<'_>> {
+        let State::Long { total, left } = self.state else {
+            return self.start();
+        };
+        let avail = &self.buf[self.pos..];
+        let (take, done) = match left {
+            Some(left) => {
+                let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                (n, n as u64 == left)
+            }
+            None => match memchr::memchr(b'\n', avail) {
+                Some(i) => (i, true),
+                None => (avail.len(), false),
+            },
+        };
+        let room = self.max - self.held.len();
+        self.held.extend_from_slice(&avail[..take.min(room)]);
+        let total = if left.is_some() {
+            total
+        } else {
+            total + take as u64
+        };
+        // The LF that ends a long LF-framed frame is consumed with it.
+        self.pos += take + usize::from(done && left.is_none());
+        if !done {
+            self.state = State::Long {
+                total,
+                left: left.map(|l| l - take as u64),
+            };
+            return None;
+        }
+        self.state = State::Start;
+        self.stats.cut += 1;
+        if left.is_some() {
+            self.stats.octet += 1;
+        } else {
+            self.stats.lf += 1;
+        }
+        Some(Frame {
+            bytes: &self.held,
+            cut_from: Some(total),
+            octet_counted: left.is_some(),
+        })
+    }
+
+    fn start(&mut self) -> Option<Frame<'_>> {
+        self.held.clear();
+        // Separators some senders put between frames (a trailing LF after an
+        // octet-counted frame, CRLF, NUL) are not messages.
+        while let Some(b'\n' | b'\r' | 0) = self.buf.get(self.pos) {
+            self.pos += 1;
+        }
+        let avail = &self.buf[self.pos..];
+        if avail.is_empty() {
+            return None;
+        }
+        if let b'1'..=b'9' = avail[0] {
+            let digits = avail
+                .iter()
+                .take(MAX_DIGITS + 1)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if digits == avail.len() && digits <= MAX_DIGITS {
+                return None; // the count may go on
+            }
+            if digits <= MAX_DIGITS && avail[digits] == b' ' {
+                let len: u64 = std::str::from_utf8(&avail[..digits])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .expect("1 to 10 ASCII digits parse as u64");
+                let body = &avail[digits + 1..];
+                if len > self.max as u64 {
+                    self.pos += digits + 1;
+                    self.state = State::Long {
+                        total: len,
+                        left: Some(len),
+                    };
+                    return self.poll_frame();
+                }
+                let len = len as usize;
+                if body.len() < len {
+                    return None;
+                }
+                let start = self.pos + digits + 1;
+                self.pos = start + len;
+                self.stats.octet += 1;
+                return Some(Frame {
+                    bytes: &self.buf[start..start + len],
+                    cut_from: None,
+                    octet_counted: true,
+                });
+            }
+        }
+        match memchr::memchr(b'\n', avail) {
+            Some(i) => {
+                let start = self.pos;
+                self.pos += i + 1;
+                self.stats.lf += 1;
+                let cut = i > self.max;
+                if cut {
+                    self.stats.cut += 1;
+                }
+                Some(Frame {
+                    bytes: &self.buf[start..start + i.min(self.max)],
+                    cut_from: cut.then_some(i as u64),
+                    octet_counted: false,
+                })
+            }
+            None if avail.len() > self.max => {
+                self.state = State::Long {
+                    total: 0,
+                    left: None,
+                };
+                self.poll_frame()
+            }
+            None => None,
+        }
+    }
+
+    /// End of stream: what is left becomes a last frame. A final frame without its LF is
+    /// complete (senders close without one); an octet-counted frame the stream ended inside
+    /// of comes out with what arrived, flagged as cut from its declared length.
+    pub fn finish(&mut self) -> Option<Frame<'_>> {
+        let state = std::mem::replace(&mut self.state, State::Start);
+        match state {
+            State::Long { total, left } => {
+                if left.is_some() {
+                    self.stats.incomplete += 1;
+                    self.stats.octet += 1;
+                } else {
+                    self.stats.lf += 1;
+                    self.stats.cut += 1;
+                }
+                self.pos = self.buf.len();
+                Some(Frame {
+                    bytes: &self.held,
+                    cut_from: Some(total),
+                    octet_counted: left.is_some(),
+                })
+            }
+            State::Start => {
+                while let Some(b'\n' | b'\r' | 0) = self.buf.get(self.pos) {
+                    self.pos += 1;
+                }
+                let avail = &self.buf[self.pos..];
+                if avail.is_empty() {
+                    return None;
+                }
+                let start = self.pos;
+                self.pos = self.buf.len();
+                // An octet count whose frame never completed.
+                let digits = avail.iter().take_while(|b| b.is_ascii_digit()).count();
+                if (1..=MAX_DIGITS).contains(&digits)
+                    && avail[0] != b'0'
+                    && avail.get(digits) == Some(&b' ')
+                {
+                    let declared = std::str::from_utf8(&avail[..digits])
+                        .ok()
+                        .and_then(|s| s.parse().ok());
+                    self.stats.incomplete += 1;
+                    self.stats.octet += 1;
+                    return Some(Frame {
+                        bytes: &self.buf[start + digits + 1..],
+                        cut_from: declared,
+                        octet_counted: true,
+                    });
+                }
+                self.stats.lf += 1;
+                Some(Frame {
+                    bytes: &self.buf[start..],
+                    cut_from: None,
+                    octet_counted: false,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+use proptest::prelude::*;
+
+use super::*;
+
+/// (bytes, cut_from, octet_counted) of every frame, `finish` included.
+type Out = Vec<(Vec<u8>, Option<u64>, bool)>;
+
+fn frames(chunks: &[&[u8]], max: usize) -> Out {
+    let mut d = Deframer::new(max);
+    let mut out = Vec::new();
+    for c in chunks {
+        d.push(c);
+        while let Some(f) = d.poll_frame() {
+            out.push((f.bytes.to_vec(), f.cut_from, f.octet_counted));
+        }
+    }
+    if let Some(f) = d.finish() {
+        out.push((f.bytes.to_vec(), f.cut_from, f.octet_counted));
+    }
+    out
+}
+
+fn whole(s: &[u8], max: usize) -> Out {
+    frames(&[s], max)
+}
+
+fn plain(v: &[&str], octet: bool) -> Out {
+    v.iter()
+        .map(|s| (s.as_bytes().to_vec(), None, octet))
+        .collect()
+}
+
+#[test]
+fn octet_counted_frames_may_hold_newlines() {
+    let (a, b) = ("<13>1 - - - - - a\nb", "<13>1 - - - - - abc");
+    let s = format!("{} {a}{} {b}", a.len(), b.len());
+    assert_eq!(
+        whole(s.as_bytes(), 1024),
+        plain(&["<13>1 - - - - - a\nb", "<13>1 - - - - - abc"], true)
+    );
+}
+
+#[test]
+fn newline_frames_and_a_last_frame_without_newline() {
+    let s = b"<13>one\n<13>two\r\n\n<13>three";
+    let out = whole(s, 1024);
+    assert_eq!(out, plain(&["<13>one", "<13>two\r", "<13>three"], false));
+}
+
+#[test]
+fn framing_is_told_apart_frame_by_frame() {
+    let s = b"<13>lf one\n9 <13>octet<13>lf two\n";
+    assert_eq!(
+        whole(s, 1024),
+        vec![
+            (b"<13>lf one".to_vec(), None, false),
+            (b"<13>octet".to_vec(), None, true),
+            (b"<13>lf two".to_vec(), None, false),
+        ]
+    );
+}
+
+#[test]
+fn digits_without_a_space_are_a_message_not_a_count() {
+    assert_eq!(
+        whole(b"123abc\n42\n", 1024),
+        plain(&["123abc", "42"], false)
+    );
+    // More than ten digits is no count either.
+    assert_eq!(
+        whole(b"12345678901 x\n", 1024),
+        plain(&["12345678901 x"], false)
+    );
+}
+
+#[test]
+fn separators_between_frames_are_skipped() {
+    let s = b"5 <13>a\n\r\n\x005 <13>b\n";
+    assert_eq!(whole(s, 1024), plain(&["<13>a", "<13>b"], true));
+}
+
+#[test]
+fn long_octet_frame_is_cut_and_the_next_frame_is_intact() {
+    let body = vec![b'x'; 5000];
+    let mut s = format!("{} ", body.len()).into_bytes();
+    s.extend_from_slice(&body);
+    s.extend_from_slice(b"5 <13>z");
+    let out = whole(&s, 100);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0], (vec![b'x'; 100], Some(5000), true));
+    assert_eq!(out[1], (b"<13>z".to_vec(), None, true));
+}
+
+#[test]
+fn long_lf_frame_is_cut_with_its_full_length() {
+    let mut s = vec![b'y'; 3000];
+    s.extend_from_slice(b"\n<13>next\n");
+    // Fed in small pieces, so the frame outgrows the cap before its LF arrives.
+    let chunks: Vec<&[u8]> = s.chunks(64).collect();
+    let out = frames(&chunks, 100);
+    assert_eq!(out[0], (vec![b'y'; 100], Some(3000), false));
+    assert_eq!(out[1], (b"<13>next".to_vec(), None, false));
+    assert_eq!(out.len(), 2);
+    // All in one piece: the same.
+    assert_eq!(whole(&s, 100), out);
+}
+
+#[test]
+fn stream_ending_inside_an_octet_frame_keeps_what_arrived() {
+    let out = whole(b"20 <13>only part", 1024);
+    assert_eq!(out, vec![(b"<13>only part".to_vec(), Some(20), true)]);
+    let mut d = Deframer::new(1024);
+    d.push(b"20 <13>only part");
+    assert!(d.poll_frame().is_none());
+    assert!(d.finish().is_some());
+    assert_eq!(d.stats().incomplete, 1);
+}
+
+#[test]
+fn buffer_stays_bounded_while_skipping_a_huge_frame() {
+    let mut d = Deframer::new(1000);
+    d.push(b"999999999 ");
+    for _ in 0..1000 {
+        d.push(&[b'a'; 4096]);
+        assert!(d.poll_frame().is_none());
+        assert!(d.buffered() <= 1000 + 4096, "{}", d.buffered());
+    }
+}
+
+fn stream() -> impl Strategy<Value = Vec<u8>> {
+    let frame = prop_oneof![
+        "[<>a-z0-9 \r]{0,40}".prop_map(|m| format!("{m}\n").into_bytes()),
+        proptest::collection::vec(any::<u8>(), 1..60).prop_map(|m| {
+            let mut v = format!("{} ", m.len()).into_bytes();
+            v.extend(m);
+            v
+        }),
+    ];
+    proptest::collection::vec(frame, 0..12).prop_map(|v| v.concat())
+}
+
+proptest! {
+    /// TCP delivers a stream in arbitrary pieces: the frames must not depend on them.
+    #[test]
+    fn frames_do_not_depend_on_how_the_stream_is_split(
+        s in stream(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        max in 8usize..80,
+    ) {
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(s.len() + 1)).collect();
+        at.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for &c in &at {
+            chunks.push(&s[prev..c]);
+            prev = c;
+        }
+        chunks.push(&s[prev..]);
+        prop_assert_eq!(frames(&chunks, max), whole(&s, max));
+    }
+
+    /// Arbitrary bytes never panic, and no frame exceeds the cap.
+    #[test]
+    fn any_bytes_frame_within_the_cap(s in proptest::collection::vec(any::<u8>(), 0..400), max in 1usize..64) {
+        for (bytes, cut, _) in whole(&s, max) {
+            prop_assert!(bytes.len() <= max);
+            if let Some(n) = cut {
+                prop_assert!(n >= bytes.len() as u64);
+            }
+        }
+    }
+}
