@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
 use vedette_agent::core::time::TimeContext;
-use vedette_agent::core::{NormalizeConfig, Normalizer, Source};
-use vedette_agent::io::{clock, host, input};
+use vedette_agent::core::{Normalizer, Source};
+use vedette_agent::io::{clock, input};
 use vedette_schemas::ocsf::{Class, Event};
 
 #[derive(Parser)]
@@ -31,6 +31,13 @@ enum FramingArg {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the agent: the config's inputs (files, journald, syslog listeners) normalized to
+    /// its output, until SIGTERM; SIGHUP reloads the config.
+    Run {
+        /// Agent config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Normalize log files (or stdin) to OCSF NDJSON on stdout; a summary goes to stderr.
     Normalize {
         /// Agent config file (JSON mappings, host name, zone, line cap).
@@ -117,6 +124,7 @@ impl Sink {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Run { config } => run(&config),
         Cmd::Normalize {
             config,
             now,
@@ -126,6 +134,26 @@ fn main() -> Result<()> {
             files,
         } => normalize(config, now, tz, syslog, framing, files),
     }
+}
+
+fn run(config: &std::path::Path) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = vedette_agent::io::run::run(config)?;
+    eprintln!(
+        "vedette-agent run: {} records in {} batches, {} events",
+        s.stage.records, s.stage.batches, s.stage.events
+    );
+    for (id, st) in &s.listeners {
+        eprintln!(
+            "  {id}: {} messages, {} connections, {} refused (allowlist), {} TLS failures, {} dropped by the kernel",
+            st.messages.load(Relaxed),
+            st.connections.load(Relaxed),
+            st.refused.load(Relaxed),
+            st.tls_failures.load(Relaxed),
+            st.kernel_drops.load(Relaxed),
+        );
+    }
+    Ok(())
 }
 
 fn normalize(
@@ -148,14 +176,7 @@ fn normalize(
         Some(z) => TimeZone::get(&z).with_context(|| format!("--tz {z}"))?,
         None => cfg.timezone.clone().unwrap_or_else(TimeZone::system),
     };
-    let mut ncfg = NormalizeConfig {
-        reporter_hostname: cfg.hostname.clone().unwrap_or_else(host::hostname),
-        json: cfg.json.clone(),
-        ..NormalizeConfig::default()
-    };
-    if let Some(m) = cfg.max_line_bytes {
-        ncfg.max_line_bytes = m;
-    }
+    let ncfg = vedette_agent::io::run::normalize_config(&cfg);
     let framing = match framing {
         FramingArg::Line => input::Framing::Line,
         FramingArg::Octet => input::Framing::Octet,
@@ -187,6 +208,7 @@ fn normalize(
                 .unwrap_or_else(clock::now),
         };
         let src = Source {
+            uid_key: None,
             id: id.clone(),
             time: TimeContext::new(reference, tz.clone()),
             syslog,

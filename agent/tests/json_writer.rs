@@ -28,6 +28,7 @@ fn direct_writer_matches_serde_json_on_the_corpus() {
     let mut checked = 0;
     for f in files {
         let src = Source {
+            uid_key: None,
             id: f.display().to_string(),
             time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
             syslog: false,

@@ -11,6 +11,7 @@ use super::time::TimeContext;
 
 fn source(syslog: bool) -> Source {
     Source {
+        uid_key: None,
         id: "fuzz".into(),
         time: TimeContext::new(
             jiff::Timestamp::from_second(1_790_000_000).unwrap_or_default(),

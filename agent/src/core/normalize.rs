@@ -47,8 +47,14 @@ impl Default for NormalizeConfig {
 /// Where records come from: the identity that keys their uids, and how their times read.
 #[derive(Debug, Clone)]
 pub struct Source {
-    /// Stable identity (a file path, `stdin`, a listener address).
+    /// Where records come from, as `metadata.log_source` says it (a file path, `stdin`, a
+    /// listener address).
     pub id: String,
+    /// What keys `metadata.uid` with the record's position, when not `id`: a tailed file's
+    /// content fingerprint (a rename must not change the uids of lines read again after a
+    /// crash), or a listener address plus a per-run nonce (message counters restart with
+    /// the agent, and a new message must never take an old message's uid).
+    pub uid_key: Option<String>,
     /// Year and zone for timestamps that lack them.
     pub time: TimeContext,
     /// Records are syslog messages off the wire: a missing PRI breaks the RFC.
@@ -122,6 +128,11 @@ impl Normalizer {
             scratch: Vec::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// Takes a new config for the records that follow; records waiting to be joined stay.
+    pub fn reconfigure(&mut self, cfg: NormalizeConfig) {
+        self.cfg = cfg;
     }
 
     /// Counters so far.
@@ -283,7 +294,7 @@ impl Normalizer {
         let mut ev = Box::new(Event::new(Class::Base, 0, time, self.product.clone()));
         ev.timezone_offset = offset;
         let md = &mut ev.metadata;
-        md.uid = Some(event_uid(&rec.src.id, rec.seq).into());
+        md.uid = Some(event_uid(rec.src.uid_key.as_ref().unwrap_or(&rec.src.id), rec.seq).into());
         md.sequence = Some(rec.seq as i64);
         md.log_source = Some(rec.src.id.clone().into());
         md.log_format = env.format.map(|f| f.name().into());

@@ -1,11 +1,13 @@
 //! Turning log timestamps into instants: RFC 3164's year-less local times (the year from a
 //! reference time, the zone from the source), RFC 3339 / ISO 8601, and epoch seconds.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 /// How a source's zone-less, year-less timestamps are read.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TimeContext {
     /// The reference instant for year inference (file mtime, receive time, `--now`).
     pub reference: Timestamp,
@@ -13,8 +15,40 @@ pub struct TimeContext {
     pub tz: TimeZone,
     /// Year of `reference` in `tz`.
     ref_year: i16,
-    /// Cache of the zone's offset for the hour last looked up: (hour since epoch, local time), offset s.
-    offset_cache: std::cell::Cell<(i64, i32)>,
+    /// Cache of the zone's offset for the hour last looked up, packed by [`pack_offset`]
+    /// (one atomic word, so a source can be shared between threads; relaxed loads cost
+    /// what a plain load does).
+    offset_cache: AtomicU64,
+}
+
+impl Clone for TimeContext {
+    fn clone(&self) -> Self {
+        Self {
+            reference: self.reference,
+            tz: self.tz.clone(),
+            ref_year: self.ref_year,
+            offset_cache: AtomicU64::new(self.offset_cache.load(Relaxed)),
+        }
+    }
+}
+
+/// An empty offset cache.
+const NO_OFFSET: u64 = u64::MAX;
+
+/// Packs (hour since the epoch, offset in seconds) into one word: the hour in the high 44
+/// bits, the offset biased by 2^19 in the low 20. `None` when either does not fit (the cache
+/// is then not used).
+fn pack_offset(hour: i64, offset: i32) -> Option<u64> {
+    const HOUR_BITS: u32 = 44;
+    let h_ok = hour >= -(1 << (HOUR_BITS - 1)) && hour < (1 << (HOUR_BITS - 1));
+    let biased = i64::from(offset) + (1 << 19);
+    let o_ok = (0..(1 << 20)).contains(&biased);
+    let packed = ((hour as u64) << 20) | biased as u64;
+    (h_ok && o_ok && packed != NO_OFFSET).then_some(packed)
+}
+
+fn unpack_offset(packed: u64) -> (i64, i32) {
+    ((packed as i64) >> 20, ((packed & 0xf_ffff) as i64 - (1 << 19)) as i32)
 }
 
 /// A wall-clock date and time as a log wrote it, without a zone.
@@ -74,7 +108,7 @@ impl TimeContext {
             reference,
             tz,
             ref_year,
-            offset_cache: std::cell::Cell::new((i64::MIN, 0)),
+            offset_cache: AtomicU64::new(NO_OFFSET),
         }
     }
 
@@ -82,9 +116,9 @@ impl TimeContext {
     /// seconds since the epoch as if it were UTC.
     fn local_offset(&self, local_secs: i64) -> i32 {
         let hour = local_secs.div_euclid(3600);
-        let (h, off) = self.offset_cache.get();
-        if h == hour {
-            return off;
+        let cached = self.offset_cache.load(Relaxed);
+        if cached != NO_OFFSET && unpack_offset(cached).0 == hour {
+            return unpack_offset(cached).1;
         }
         let off = match Timestamp::from_second(local_secs) {
             Ok(ts) => {
@@ -96,7 +130,9 @@ impl TimeContext {
             }
             Err(_) => 0,
         };
-        self.offset_cache.set((hour, off));
+        if let Some(packed) = pack_offset(hour, off) {
+            self.offset_cache.store(packed, Relaxed);
+        }
         off
     }
 
@@ -279,3 +315,17 @@ pub fn parse_iso(b: &[u8], ctx: &TimeContext) -> Option<(Instant, usize)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod pack_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn offsets_pack_and_unpack(hour in -(1i64 << 43)..(1i64 << 43), off in -86_400i32..86_400) {
+            let p = super::pack_offset(hour, off);
+            prop_assume!(p.is_some());
+            prop_assert_eq!(super::unpack_offset(p.unwrap()), (hour, off));
+        }
+    }
+}

@@ -3,3 +3,7 @@
 pub mod clock;
 pub mod host;
 pub mod input;
+pub mod pipeline;
+pub mod sink;
+pub mod syslog;
+pub mod run;

@@ -203,6 +203,7 @@ fn target_dir() -> PathBuf {
 pub(crate) fn source(syslog: bool) -> Source {
     let reference: Timestamp = "2025-01-16T00:00:00Z".parse().expect("valid timestamp");
     Source {
+        uid_key: None,
         id: "bench".into(),
         time: TimeContext::new(reference, TimeZone::UTC),
         syslog,

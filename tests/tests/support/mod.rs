@@ -6,6 +6,7 @@ pub(crate) mod csv;
 pub(crate) mod json;
 pub(crate) mod syscalls;
 pub(crate) mod time;
+pub(crate) mod agent;
 
 use std::collections::BTreeMap;
 use std::env;

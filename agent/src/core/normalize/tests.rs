@@ -7,6 +7,7 @@ fn norm_lines(lines: &[&str]) -> Vec<Box<Event>> {
         ..NormalizeConfig::default()
     });
     let src = Source {
+        uid_key: None,
         id: "/var/log/auth.log".into(),
         time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
         syslog: false,
@@ -22,6 +23,7 @@ fn norm_lines(lines: &[&str]) -> Vec<Box<Event>> {
 fn blank_lines_make_no_event_and_are_counted() {
     let mut n = Normalizer::new(NormalizeConfig::default());
     let src = Source {
+        uid_key: None,
         id: "x".into(),
         time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
         syslog: false,
@@ -61,6 +63,7 @@ fn long_lines_are_cut_and_flagged() {
         ..NormalizeConfig::default()
     });
     let src = Source {
+        uid_key: None,
         id: "x".into(),
         time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
         syslog: false,
@@ -207,6 +210,7 @@ fn json_in_a_syslog_message_is_mapped_by_the_config() {
         ..NormalizeConfig::default()
     });
     let src = Source {
+        uid_key: None,
         id: "x".into(),
         time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
         syslog: false,

@@ -1,0 +1,240 @@
+//! `vedette-agent run`: the configured sources feed the normalize stage, which writes to the
+//! configured output. SIGTERM or SIGINT stops the sources, lets the stage write everything
+//! they handed over, and exits; SIGHUP reloads the config (a config with problems is
+//! reported and the running one kept).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use jiff::tz::TimeZone;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::pipeline::{LiveSource, StageMsg, StageStats, run_stage};
+use super::sink::Sink;
+use super::syslog::{self, ListenerStats};
+use super::{clock, host};
+use crate::config::{self, Config, Output, SyslogInput};
+use crate::core::time::TimeContext;
+use crate::core::{NormalizeConfig, Normalizer, Source};
+
+/// Batches the stage may have queued before sources wait (each up to a few hundred
+/// records).
+const STAGE_QUEUE: usize = 64;
+
+/// Reads and validates the config file.
+pub fn load(path: &Path) -> Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(config::parse(path, &text)?)
+}
+
+/// The normalizer's settings from the agent config.
+pub fn normalize_config(cfg: &Config) -> NormalizeConfig {
+    let mut n = NormalizeConfig {
+        reporter_hostname: cfg.hostname.clone().unwrap_or_else(host::hostname),
+        json: cfg.json.clone(),
+        ..NormalizeConfig::default()
+    };
+    if let Some(m) = cfg.max_line_bytes {
+        n.max_line_bytes = m;
+    }
+    n
+}
+
+/// What a run did, for the summary on stderr.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The stage's counters.
+    pub stage: StageStats,
+    /// Each listener's counters, by source id.
+    pub listeners: Vec<(String, Arc<ListenerStats>)>,
+}
+
+/// Runs the agent with the config at `path` until SIGTERM or SIGINT.
+pub fn run(path: &Path) -> Result<RunSummary> {
+    let cfg = load(path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("vedette-io")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let mut sink = match cfg.output.clone().unwrap_or(Output::Stdout) {
+        Output::Stdout => Sink::stdout(),
+        Output::File(p) => {
+            Sink::file(&p).with_context(|| format!("opening the output {}", p.display()))?
+        }
+    };
+    let norm = Normalizer::new(normalize_config(&cfg));
+    let (tx, rx) = mpsc::channel(STAGE_QUEUE);
+    let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024));
+    let guard = rt.enter();
+    sources.start(&cfg, &tx).context("starting the inputs")?;
+    drop(guard);
+    let listeners = sources.stats();
+    let control = rt.spawn(control(path.to_owned(), sources, tx));
+    let stage = run_stage(rx, norm, &mut sink, rt.handle()).context("writing events")?;
+    rt.block_on(control).context("the control task")?;
+    Ok(RunSummary { stage, listeners })
+}
+
+/// Waits for signals; owns the sources and the last sender of the stage's channel, so the
+/// stage ends exactly when the sources it stopped have handed over everything.
+async fn control(path: PathBuf, mut sources: Sources, tx: mpsc::Sender<StageMsg>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("vedette-agent: cannot install signal handlers; stopping");
+        sources.stop_all().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match load(&path) {
+                Err(e) => eprintln!("vedette-agent: reload refused, the running config stays: {e:#}"),
+                Ok(cfg) => {
+                    if tx.send(StageMsg::Reconfigure(Box::new(normalize_config(&cfg)))).await.is_err() {
+                        break;
+                    }
+                    sources.max_record = cfg.max_line_bytes.unwrap_or(64 * 1024);
+                    if let Err(e) = sources.reload(&cfg, &tx).await {
+                        eprintln!("vedette-agent: reload: {e:#}");
+                    } else {
+                        eprintln!("vedette-agent: config reloaded from {}", path.display());
+                    }
+                }
+            },
+        }
+    }
+    sources.stop_all().await;
+}
+
+/// A running listener.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    id: String,
+    stats: Arc<ListenerStats>,
+}
+
+/// The running sources, keyed by their config so a reload restarts only what changed (a
+/// listener whose config stayed keeps its socket: nothing sent meanwhile is lost).
+struct Sources {
+    listeners: HashMap<String, Running>,
+    max_record: usize,
+    /// Keys the uids of records from listeners, whose counters restart with the agent.
+    run_nonce: String,
+}
+
+impl Sources {
+    fn new(max_record: usize) -> Self {
+        let now = clock::now();
+        let nonce = xxhash_rust::xxh3::xxh3_64(
+            format!("{}:{}", now.as_nanosecond(), std::process::id()).as_bytes(),
+        );
+        Self {
+            listeners: HashMap::new(),
+            max_record,
+            run_nonce: format!("{nonce:016x}"),
+        }
+    }
+
+    fn stats(&self) -> Vec<(String, Arc<ListenerStats>)> {
+        let mut v: Vec<_> = self
+            .listeners
+            .values()
+            .map(|r| (r.id.clone(), r.stats.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Starts every input of `cfg` not running yet (inside the runtime).
+    fn start(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
+        for (i, input) in cfg.inputs.syslog.iter().enumerate() {
+            let key = listener_key(input);
+            if self.listeners.contains_key(&key) {
+                continue;
+            }
+            let bound = syslog::bind(input).with_context(|| {
+                format!("input.syslog[{i}]: listening on {}", input.listen)
+            })?;
+            let id = bound.source_id();
+            let tz = input
+                .timezone
+                .clone()
+                .or_else(|| cfg.timezone.clone())
+                .unwrap_or_else(TimeZone::system);
+            let source = Source {
+                id: id.clone(),
+                uid_key: Some(format!("{id}#{}", self.run_nonce)),
+                time: TimeContext::new(clock::now(), tz),
+                syslog: true,
+            };
+            let (stop, stop_rx) = watch::channel(false);
+            let stats = Arc::new(ListenerStats::default());
+            eprintln!("vedette-agent: listening on {id}");
+            let task = tokio::spawn(syslog::serve(
+                bound,
+                LiveSource::new(source),
+                self.max_record,
+                tx.clone(),
+                stop_rx,
+                stats.clone(),
+            ));
+            self.listeners.insert(
+                key,
+                Running {
+                    stop,
+                    task,
+                    id,
+                    stats,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops what `cfg` no longer has, starts what it adds.
+    async fn reload(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
+        let keep: Vec<String> = cfg.inputs.syslog.iter().map(listener_key).collect();
+        let gone: Vec<String> = self
+            .listeners
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(r) = self.listeners.remove(&k) {
+                stop(r).await;
+            }
+        }
+        self.start(cfg, tx)
+    }
+
+    async fn stop_all(&mut self) {
+        for (_, r) in self.listeners.drain() {
+            stop(r).await;
+        }
+    }
+}
+
+async fn stop(r: Running) {
+    let _ = r.stop.send(true);
+    if let Err(e) = r.task.await {
+        eprintln!("vedette-agent: {}: stopped abnormally: {e}", r.id);
+    }
+    eprintln!("vedette-agent: stopped {}", r.id);
+}
+
+fn listener_key(input: &SyslogInput) -> String {
+    format!("{input:?}")
+}

