@@ -3,3 +3,4 @@
 pub mod clock;
 pub mod host;
 pub mod input;
+pub mod tail;
