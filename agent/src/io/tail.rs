@@ -1,5 +1,5 @@
 //! The file-tail shell: globs, stats, hashes and reads for the sans-I/O
-//! [`Tracker`](crate::core::tail::Tracker), and persists its checkpoints.
+//! [`Tracker`], and persists its checkpoints.
 //!
 //! Blocking and clock-free: the caller runs [`Tailer::poll`] from a thread at the interval
 //! it likes, passing the time, hands the lines downstream, then [`Tailer::commit`]s and

@@ -138,7 +138,8 @@ pub(super) fn expand(pattern: &str) -> Vec<PathBuf> {
         }
         bases = next;
     }
-    bases.retain(|b| !b.as_os_str().is_empty());
+    // Literal components were appended without looking: keep what exists.
+    bases.retain(|b| !b.as_os_str().is_empty() && b.exists());
     bases.sort();
     bases
 }
