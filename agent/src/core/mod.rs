@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod normalize;
 pub mod output;
 pub mod parse;
+pub mod tail;
 pub mod text;
 pub mod time;
 pub mod uid;

@@ -1,9 +1,11 @@
-//! The I/O shell: reading files and stdin (gzip transparently), the clock, host facts.
+//! The I/O shell: files and stdin (gzip transparently), tailing, syslog listeners, the
+//! normalize stage and its sink, `run`, the clock, host facts.
 
 pub mod clock;
 pub mod host;
 pub mod input;
 pub mod pipeline;
+pub mod run;
 pub mod sink;
 pub mod syslog;
-pub mod run;
+pub mod tail;

@@ -1,0 +1,729 @@
+//! The tail state machine: which files to read, from where, and when to let them go.
+//!
+//! Call order, once per poll round of the shell:
+//!
+//! 1. (once, before the first scan) [`Tracker::restore`] with the saved checkpoints;
+//! 2. for each file the patterns match, ask [`Tracker::fingerprint_len`], hash that many
+//!    head bytes (fewer if the file is shorter) and report everything in one
+//!    [`Tracker::handle_scan`];
+//! 3. [`Tracker::poll_action`] until `None`: perform each `Read` and answer it with
+//!    [`Tracker::handle_read`] (0 bytes means end of file), drop the handle on `Close`;
+//!    after each read, [`Tracker::poll_line`] until `None`;
+//! 4. once the lines are durably written downstream, [`Tracker::commit`] their ends; save
+//!    [`Tracker::checkpoints`] when [`Tracker::is_dirty`].
+//!
+//! The shell keeps each file open from its first observation until `Close`, keyed by
+//! (dev, ino). That is what lets a renamed or deleted file be drained through its handle,
+//! and it means an inode cannot be reused while we track it: the kernel frees it only when
+//! the last handle closes.
+//!
+//! # Event identity
+//!
+//! Each file gets a `source_id` when its content is first seen: `file:` and 16 hex digits
+//! of xxh3 over its device, inode, head fingerprint and any identity the same inode had
+//! before. A line's event uid is `(source_id, start offset)`. The id is not the path, which
+//! rotation changes, and not the inode alone, which is reused after deletion; it is stored
+//! in the checkpoint, so rename and restart keep it. Mixing in dev+ino keeps two files that
+//! happen to start with the same bytes apart, and chaining the previous identity keeps a
+//! truncated file that is rewritten with the same first line apart from its old self: equal
+//! uids downstream would be deduplicated, i.e. lost.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::checkpoint::Checkpoint;
+use super::fingerprint::Fingerprint;
+use super::lines::LineAssembler;
+
+/// Where to start files found by the first scan of the agent's first run. Files appearing
+/// later, and after a restart every file without a checkpoint, are read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// From their first byte.
+    Start,
+    /// From their current end: only lines written from now on.
+    End,
+}
+
+/// Tracker settings.
+#[derive(Debug, Clone)]
+pub struct TrackerConfig {
+    /// Where to start files found by the first scan that have no checkpoint.
+    pub read_from: ReadFrom,
+    /// Longest line kept; longer ones are cut and flagged.
+    pub max_line_bytes: usize,
+    /// How many head bytes identify a file (shorter files are identified by all of theirs).
+    pub fingerprint_bytes: u64,
+    /// Bytes asked for per read.
+    pub read_chunk: usize,
+    /// How long a file that left the patterns (rotated away, deleted) is still read after it
+    /// reached its end, for writers that have not reopened their log yet (ms).
+    pub rotated_grace_ms: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            read_from: ReadFrom::End,
+            max_line_bytes: 64 * 1024,
+            fingerprint_bytes: 1024,
+            read_chunk: 64 * 1024,
+            rotated_grace_ms: 5_000,
+        }
+    }
+}
+
+/// A tracked file's content identity. A truncated or replaced file gets a new generation
+/// under the same (dev, ino), so commits for lines of its old content are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileKey {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Which content of this inode.
+    pub generation: u64,
+}
+
+/// One file a pattern matched, as the shell saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileObservation {
+    /// Path that matched.
+    pub path: PathBuf,
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Fingerprint of the first `min(size, fingerprint_len(dev, ino))` bytes; `None` when
+    /// the file is empty.
+    pub head: Option<Fingerprint>,
+}
+
+/// What the shell must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Read up to `max_len` bytes at `offset` of the file open for `key` and hand them to
+    /// [`Tracker::handle_read`].
+    Read {
+        /// The file.
+        key: FileKey,
+        /// Where.
+        offset: u64,
+        /// How much at most.
+        max_len: usize,
+    },
+    /// The file is drained and its lines committed: close its handle.
+    Close {
+        /// The file.
+        key: FileKey,
+    },
+}
+
+/// A complete line of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The file it was read from.
+    pub key: FileKey,
+    /// Stable identity of the file's content, for the event uid (see the module docs).
+    pub source_id: Arc<str>,
+    /// Offset of its first byte: the uid position.
+    pub start: u64,
+    /// Offset after its LF: what to [`Tracker::commit`] once it is written downstream.
+    pub end: u64,
+    /// The line without LF (and CR).
+    pub bytes: Vec<u8>,
+    /// Longer than `max_line_bytes` and cut.
+    pub truncated: bool,
+}
+
+/// Why a checkpoint was not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// No matched file has its inode.
+    FileGone,
+    /// The inode holds other content now (reused, or truncated while we were stopped).
+    ContentChanged,
+}
+
+/// Things worth a log line; none needs an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A file without checkpoint is tracked from `offset`.
+    New {
+        /// The file.
+        key: FileKey,
+        /// Where.
+        path: PathBuf,
+        /// First byte read.
+        offset: u64,
+    },
+    /// A checkpoint matched: reading resumes at `offset`.
+    Resumed {
+        /// The file.
+        key: FileKey,
+        /// Where it is now.
+        path: PathBuf,
+        /// The committed offset.
+        offset: u64,
+    },
+    /// The file is now seen at another path (rename rotation).
+    Renamed {
+        /// The file.
+        key: FileKey,
+        /// Old path.
+        from: PathBuf,
+        /// New path.
+        to: PathBuf,
+    },
+    /// The file shrank below what was read, or its head changed (copytruncate, truncation,
+    /// rewrite): it is read again from 0 as new content.
+    Truncated {
+        /// The old content.
+        old: FileKey,
+        /// The new content, `None` while the file is empty.
+        new: Option<FileKey>,
+        /// Where.
+        path: PathBuf,
+        /// How far the old content had been read.
+        read_to: u64,
+    },
+    /// No pattern matches the file any more: it is drained, then closed.
+    Gone {
+        /// The file.
+        key: FileKey,
+        /// Its last path.
+        path: PathBuf,
+    },
+    /// Drained, committed and let go.
+    Closed {
+        /// The file.
+        key: FileKey,
+        /// Its last path.
+        path: PathBuf,
+        /// Its final offset.
+        offset: u64,
+    },
+    /// A restored checkpoint was not used.
+    CheckpointDropped {
+        /// The path it names.
+        path: String,
+        /// Why.
+        reason: DropReason,
+    },
+}
+
+/// A read answered for a file or offset the tracker did not ask for: a shell bug, or a
+/// read that was overtaken by a truncation. Its bytes were ignored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("read of {key:?} at {offset} not expected (expected {expected:?})")]
+pub struct StaleRead {
+    /// The key read.
+    pub key: FileKey,
+    /// The offset read.
+    pub offset: u64,
+    /// The offset the tracker wanted for that key, if it still tracks it.
+    pub expected: Option<u64>,
+}
+
+/// Counters for the shell to report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Bytes handed to `handle_read`.
+    pub bytes: u64,
+    /// Lines emitted.
+    pub lines: u64,
+    /// Lines cut at `max_line_bytes`.
+    pub truncated_lines: u64,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    key: FileKey,
+    path: PathBuf,
+    source_id: Arc<str>,
+    fp: Fingerprint,
+    /// Head bytes read contiguously from 0, while shorter than `fingerprint_bytes`: lets a
+    /// short fingerprint grow with the file.
+    head: Option<Vec<u8>>,
+    size: u64,
+    lines: LineAssembler,
+    /// End of the last line polled.
+    polled: u64,
+    committed: u64,
+    reading: bool,
+    gone_since: Option<i64>,
+    /// Gone, drained after the grace period, partial line flushed.
+    finished: bool,
+}
+
+/// The tail state machine. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Tracker {
+    cfg: TrackerConfig,
+    /// Ordered so rounds are deterministic.
+    files: BTreeMap<(u64, u64), Tracked>,
+    restored: BTreeMap<(u64, u64), Checkpoint>,
+    actions: VecDeque<Action>,
+    lines: VecDeque<Line>,
+    notices: VecDeque<Notice>,
+    scans: u64,
+    /// Checkpoints were restored: this is not the first run, so files unknown to the first
+    /// scan appeared while we were stopped and are read whole, whatever `read_from` says.
+    resumed: bool,
+    next_generation: u64,
+    now_ms: i64,
+    dirty: bool,
+    stats: TrackerStats,
+}
+
+fn source_id(dev: u64, ino: u64, fp: Fingerprint, before: Option<&str>) -> Arc<str> {
+    let mut h = Xxh3::new();
+    for n in [dev, ino, fp.hash, fp.len] {
+        h.update(&n.to_le_bytes());
+    }
+    if let Some(b) = before {
+        h.update(b.as_bytes());
+    }
+    format!("file:{:016x}", h.digest()).into()
+}
+
+impl Tracker {
+    /// A tracker with nothing tracked yet.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self {
+            cfg: TrackerConfig {
+                fingerprint_bytes: cfg.fingerprint_bytes.max(1),
+                read_chunk: cfg.read_chunk.max(1),
+                ..cfg
+            },
+            files: BTreeMap::new(),
+            restored: BTreeMap::new(),
+            actions: VecDeque::new(),
+            lines: VecDeque::new(),
+            notices: VecDeque::new(),
+            scans: 0,
+            resumed: false,
+            next_generation: 0,
+            now_ms: 0,
+            dirty: false,
+            stats: TrackerStats::default(),
+        }
+    }
+
+    /// Checkpoints from the last run; they are matched by the next scan, and those that match
+    /// no file are dropped (with a notice) after it.
+    /// Calling it at all, even with none, marks a restart (see [`ReadFrom`]).
+    pub fn restore(&mut self, checkpoints: impl IntoIterator<Item = Checkpoint>) {
+        self.resumed = true;
+        for c in checkpoints {
+            let id = (c.dev, c.ino);
+            if !self.files.contains_key(&id) {
+                self.restored.insert(id, c);
+            }
+        }
+    }
+
+    /// Restored checkpoints not matched yet, for a shell that looks for rotated files
+    /// outside the patterns (e.g. `auth.log.1` next to `auth.log`) on its first scan.
+    pub fn unmatched_checkpoints(&self) -> impl Iterator<Item = &Checkpoint> {
+        self.restored.values()
+    }
+
+    /// How many head bytes to fingerprint for the file with this dev and ino.
+    pub fn fingerprint_len(&self, dev: u64, ino: u64) -> u64 {
+        let id = (dev, ino);
+        self.files
+            .get(&id)
+            .map(|t| t.fp.len)
+            .or_else(|| self.restored.get(&id).map(|c| c.fingerprint.len))
+            .unwrap_or(self.cfg.fingerprint_bytes)
+    }
+
+    /// Whether the shell should keep the file with this dev and ino open.
+    pub fn is_tracked(&self, dev: u64, ino: u64) -> bool {
+        self.files.contains_key(&(dev, ino))
+    }
+
+    /// Everything the patterns matched at `now_ms`.
+    pub fn handle_scan(&mut self, now_ms: i64, observations: Vec<FileObservation>) {
+        self.now_ms = now_ms;
+        let first = self.scans == 0;
+        self.scans += 1;
+        let mut seen = std::collections::BTreeSet::new();
+        for o in observations {
+            // The same inode under two paths (hard link, overlapping patterns): first wins.
+            if seen.insert((o.dev, o.ino)) {
+                self.observe(first, o);
+            }
+        }
+        for c in std::mem::take(&mut self.restored).into_values() {
+            self.dirty = true;
+            self.notices.push_back(Notice::CheckpointDropped {
+                path: c.path,
+                reason: DropReason::FileGone,
+            });
+        }
+        for (id, t) in &mut self.files {
+            if !seen.contains(id) && t.gone_since.is_none() {
+                t.gone_since = Some(now_ms);
+                self.notices.push_back(Notice::Gone {
+                    key: t.key,
+                    path: t.path.clone(),
+                });
+            }
+        }
+        // Rotated-away files first: their lines are older than the new file's.
+        let ids: Vec<_> = self.files.keys().copied().collect();
+        for pass_gone in [true, false] {
+            for id in &ids {
+                if self.files[id].gone_since.is_some() == pass_gone {
+                    self.schedule(*id, false);
+                }
+            }
+        }
+        for id in ids {
+            self.maybe_close(id);
+        }
+    }
+
+    fn observe(&mut self, first: bool, o: FileObservation) {
+        let id = (o.dev, o.ino);
+        let mut before = None;
+        if let Some(t) = self.files.get_mut(&id) {
+            if o.head == Some(t.fp) && o.size >= t.lines.next_offset() {
+                if t.path != o.path {
+                    self.notices.push_back(Notice::Renamed {
+                        key: t.key,
+                        from: std::mem::replace(&mut t.path, o.path.clone()),
+                        to: o.path,
+                    });
+                    self.dirty = true;
+                }
+                t.size = o.size;
+                t.gone_since = None;
+                t.finished = false;
+                return;
+            }
+            // Truncated or replaced: whatever was read of the old content stays emitted;
+            // its unterminated tail is gone with it.
+            let old = self
+                .files
+                .remove(&id)
+                .map(|t| (t.key, t.lines.next_offset(), t.source_id));
+            if let Some((key, read_to, sid)) = old {
+                self.actions
+                    .retain(|a| !matches!(a, Action::Read { key: k, .. } if *k == key));
+                self.dirty = true;
+                let new = self.insert_new(&o, 0, Some(&sid));
+                self.notices.push_back(Notice::Truncated {
+                    old: key,
+                    new,
+                    path: o.path,
+                    read_to,
+                });
+            }
+            return;
+        }
+        if let Some(c) = self.restored.remove(&id) {
+            self.dirty = true;
+            if o.head == Some(c.fingerprint) && o.size >= c.offset {
+                let key = self.key(id);
+                self.notices.push_back(Notice::Resumed {
+                    key,
+                    path: o.path.clone(),
+                    offset: c.offset,
+                });
+                self.files.insert(
+                    id,
+                    Tracked {
+                        key,
+                        path: o.path,
+                        source_id: c.source_id.into(),
+                        fp: c.fingerprint,
+                        head: None,
+                        size: o.size,
+                        lines: LineAssembler::new(c.offset, self.cfg.max_line_bytes),
+                        polled: c.offset,
+                        committed: c.offset,
+                        reading: false,
+                        gone_since: None,
+                        finished: false,
+                    },
+                );
+                return;
+            }
+            self.notices.push_back(Notice::CheckpointDropped {
+                path: c.path,
+                reason: DropReason::ContentChanged,
+            });
+            // Everything in it was written after the checkpoint: read it whole.
+            before = Some(c.source_id);
+        }
+        let start = if first && !self.resumed && self.cfg.read_from == ReadFrom::End {
+            o.size
+        } else {
+            0
+        };
+        if let Some(key) = self.insert_new(&o, start, before.as_deref()) {
+            self.notices.push_back(Notice::New {
+                key,
+                path: o.path,
+                offset: start,
+            });
+        }
+    }
+
+    fn key(&mut self, (dev, ino): (u64, u64)) -> FileKey {
+        self.next_generation += 1;
+        FileKey {
+            dev,
+            ino,
+            generation: self.next_generation,
+        }
+    }
+
+    /// Tracks `o` from `start`; an empty file has no identity yet and is not tracked.
+    fn insert_new(
+        &mut self,
+        o: &FileObservation,
+        start: u64,
+        before: Option<&str>,
+    ) -> Option<FileKey> {
+        let fp = o.head?;
+        let id = (o.dev, o.ino);
+        let key = self.key(id);
+        self.dirty = true;
+        self.files.insert(
+            id,
+            Tracked {
+                key,
+                path: o.path.clone(),
+                source_id: source_id(o.dev, o.ino, fp, before),
+                fp,
+                head: (start == 0 && fp.len < self.cfg.fingerprint_bytes).then(Vec::new),
+                size: o.size,
+                lines: LineAssembler::new(start, self.cfg.max_line_bytes),
+                polled: start,
+                committed: start,
+                reading: false,
+                gone_since: None,
+                finished: false,
+            },
+        );
+        Some(key)
+    }
+
+    /// Queues a read if there may be something to read. `more`: the last read filled its
+    /// buffer, so the file may hold more than the scan saw.
+    fn schedule(&mut self, id: (u64, u64), more: bool) {
+        let Some(t) = self.files.get_mut(&id) else {
+            return;
+        };
+        if t.reading || t.finished {
+            return;
+        }
+        if more || t.lines.next_offset() < t.size || t.gone_since.is_some() {
+            t.reading = true;
+            self.actions.push_back(Action::Read {
+                key: t.key,
+                offset: t.lines.next_offset(),
+                max_len: self.cfg.read_chunk,
+            });
+        }
+    }
+
+    /// The bytes read at `offset` for `key`; empty means end of file.
+    pub fn handle_read(
+        &mut self,
+        key: FileKey,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), StaleRead> {
+        let id = (key.dev, key.ino);
+        let t = match self.files.get_mut(&id) {
+            Some(t) if t.key == key && t.reading && t.lines.next_offset() == offset => t,
+            other => {
+                return Err(StaleRead {
+                    key,
+                    offset,
+                    expected: other
+                        .filter(|t| t.key == key)
+                        .map(|t| t.lines.next_offset()),
+                });
+            }
+        };
+        t.reading = false;
+        if bytes.is_empty() {
+            self.at_eof(id);
+            return Ok(());
+        }
+        self.stats.bytes += bytes.len() as u64;
+        if let Some(head) = &mut t.head {
+            if head.len() as u64 == offset {
+                let want = (self.cfg.fingerprint_bytes - offset) as usize;
+                head.extend_from_slice(&bytes[..want.min(bytes.len())]);
+                if let Some(fp) = Fingerprint::of(head).filter(|fp| fp.len >= t.fp.len) {
+                    t.fp = fp;
+                    self.dirty = true;
+                }
+                if head.len() as u64 >= self.cfg.fingerprint_bytes {
+                    t.head = None;
+                }
+            } else {
+                t.head = None;
+            }
+        }
+        let (key, sid) = (t.key, t.source_id.clone());
+        let (out, stats) = (&mut self.lines, &mut self.stats);
+        t.lines.push(bytes, &mut |l| {
+            stats.lines += 1;
+            stats.truncated_lines += u64::from(l.truncated);
+            out.push_back(Line {
+                key,
+                source_id: sid.clone(),
+                start: l.start,
+                end: l.end,
+                bytes: l.bytes,
+                truncated: l.truncated,
+            });
+        });
+        t.size = t.size.max(t.lines.next_offset());
+        let filled = bytes.len() >= self.cfg.read_chunk;
+        // A rotated-away file has no size from the scan: read until a read comes back empty.
+        let gone = t.gone_since.is_some();
+        self.schedule(id, filled || gone);
+        Ok(())
+    }
+
+    /// Same as an empty [`handle_read`](Self::handle_read).
+    pub fn handle_eof(&mut self, key: FileKey, offset: u64) -> Result<(), StaleRead> {
+        self.handle_read(key, offset, &[])
+    }
+
+    fn at_eof(&mut self, id: (u64, u64)) {
+        let Some(t) = self.files.get_mut(&id) else {
+            return;
+        };
+        let Some(since) = t.gone_since else {
+            return;
+        };
+        if t.finished || self.now_ms.saturating_sub(since) < self.cfg.rotated_grace_ms {
+            return;
+        }
+        // No writer will finish the last line of a file that is gone and idle.
+        let (key, sid) = (t.key, t.source_id.clone());
+        let (out, stats) = (&mut self.lines, &mut self.stats);
+        t.lines.flush(&mut |l| {
+            stats.lines += 1;
+            stats.truncated_lines += u64::from(l.truncated);
+            out.push_back(Line {
+                key,
+                source_id: sid.clone(),
+                start: l.start,
+                end: l.end,
+                bytes: l.bytes,
+                truncated: l.truncated,
+            });
+        });
+        t.finished = true;
+        self.maybe_close(id);
+    }
+
+    fn maybe_close(&mut self, id: (u64, u64)) {
+        let done = self.files.get(&id).is_some_and(|t| {
+            // Committed up to the last line means every line was also polled.
+            t.finished && t.committed >= t.lines.line_start()
+        });
+        if let Some(t) = done.then(|| self.files.remove(&id)).flatten() {
+            self.dirty = true;
+            self.actions.push_back(Action::Close { key: t.key });
+            self.notices.push_back(Notice::Closed {
+                key: t.key,
+                path: t.path,
+                offset: t.committed,
+            });
+        }
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next complete line.
+    pub fn poll_line(&mut self) -> Option<Line> {
+        let l = self.lines.pop_front()?;
+        if let Some(t) = self
+            .files
+            .get_mut(&(l.key.dev, l.key.ino))
+            .filter(|t| t.key == l.key)
+        {
+            t.polled = t.polled.max(l.end);
+        }
+        Some(l)
+    }
+
+    /// The next notice.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// Lines of `key` up to `end` are durably written downstream: a restart resumes there.
+    /// Ends beyond what was polled, and keys of replaced content, are ignored.
+    pub fn commit(&mut self, key: FileKey, end: u64) {
+        let id = (key.dev, key.ino);
+        if let Some(t) = self.files.get_mut(&id).filter(|t| t.key == key) {
+            let end = end.min(t.polled);
+            if end > t.committed {
+                t.committed = end;
+                self.dirty = true;
+            }
+            self.maybe_close(id);
+        }
+    }
+
+    /// Commits every line polled so far.
+    pub fn commit_polled(&mut self) {
+        let ids: Vec<_> = self.files.keys().copied().collect();
+        for id in ids {
+            let t = &self.files[&id];
+            self.commit(t.key, t.polled);
+        }
+    }
+
+    /// The committed state to save; restored checkpoints not yet matched by a scan are kept.
+    pub fn checkpoints(&self) -> Vec<Checkpoint> {
+        let live = self.files.iter().map(|(&(dev, ino), t)| Checkpoint {
+            dev,
+            ino,
+            fingerprint: t.fp,
+            source_id: t.source_id.to_string(),
+            offset: t.committed,
+            path: t.path.to_string_lossy().into_owned(),
+        });
+        live.chain(self.restored.values().cloned()).collect()
+    }
+
+    /// Whether [`checkpoints`](Self::checkpoints) changed since [`mark_saved`](Self::mark_saved).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The checkpoints were durably saved.
+    pub fn mark_saved(&mut self) {
+        self.dirty = false;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &TrackerStats {
+        &self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,405 @@
+//! The file-tail shell: globs, stats, hashes and reads for the sans-I/O
+//! [`Tracker`], and persists its checkpoints.
+//!
+//! Blocking and clock-free: the caller runs [`Tailer::poll`] from a thread at the interval
+//! it likes, passing the time, hands the lines downstream, then [`Tailer::commit`]s and
+//! [`Tailer::save_checkpoint`]s once they are durable there. Each matched file stays open
+//! (keyed by dev and inode) until the tracker closes it, which is how a file renamed away
+//! or deleted is still drained to its end.
+
+mod backend;
+mod glob;
+mod persist;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub use backend::{PlainReads, ReadBackend};
+
+use crate::core::tail::{
+    Action, CheckpointError, FileKey, FileObservation, Fingerprint, Notice, ReadFrom, Tracker,
+    TrackerConfig, checkpoint,
+};
+
+/// What to tail and how.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Path patterns (`*`, `?`, `[...]` within a component).
+    pub patterns: Vec<String>,
+    /// Where to start files found at the first start (no checkpoint file yet).
+    pub read_from: ReadFrom,
+    /// Longest line kept; longer ones are cut and flagged.
+    pub max_line_bytes: usize,
+    /// Head bytes that identify a file.
+    pub fingerprint_bytes: u64,
+    /// Bytes per read.
+    pub read_chunk: usize,
+    /// How long a rotated-away or deleted file is still read after reaching its end (ms).
+    pub rotated_grace_ms: i64,
+    /// Where checkpoints are kept; `None` keeps nothing across restarts.
+    pub checkpoint_path: Option<PathBuf>,
+}
+
+impl TailConfig {
+    /// Defaults for `patterns`: from the end, 64 KiB lines, 1 KiB fingerprints.
+    pub fn new(patterns: Vec<String>) -> Self {
+        let t = TrackerConfig::default();
+        Self {
+            patterns,
+            read_from: t.read_from,
+            max_line_bytes: t.max_line_bytes,
+            fingerprint_bytes: t.fingerprint_bytes,
+            read_chunk: t.read_chunk,
+            rotated_grace_ms: t.rotated_grace_ms,
+            checkpoint_path: None,
+        }
+    }
+}
+
+/// What went wrong in the tail shell.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    /// Our config: a pattern that cannot be used.
+    #[error("bad tail pattern {pattern:?}: {reason}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint file is unreadable (edited, or from a newer agent). Move it away to
+    /// start fresh.
+    #[error("checkpoint file {path}: {source}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong inside.
+        #[source]
+        source: CheckpointError,
+    },
+    /// Reading or writing the checkpoint file failed; retrying is safe.
+    #[error("checkpoint I/O on {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A line as the callback sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct TailLine<'a> {
+    /// The file; pass it to [`Tailer::commit`].
+    pub key: FileKey,
+    /// Identity of the file's content for the event uid (stable across renames, restarts).
+    pub source_id: &'a str,
+    /// Offset of the first byte: the uid position.
+    pub start: u64,
+    /// Offset after the line: what to commit.
+    pub end: u64,
+    /// The line without LF/CR.
+    pub bytes: &'a [u8],
+    /// Cut at `max_line_bytes`.
+    pub truncated: bool,
+}
+
+/// One poll round's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// Files the patterns matched.
+    pub files: usize,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Lines handed to the callback.
+    pub lines: u64,
+    /// Files that matched but could not be opened or read (permissions, races); retried
+    /// next round.
+    pub unreadable: usize,
+}
+
+struct Open {
+    file: File,
+    path: PathBuf,
+}
+
+/// Follows the files matching some patterns. See the module docs.
+pub struct Tailer<B: ReadBackend = PlainReads> {
+    cfg: TailConfig,
+    tracker: Tracker,
+    handles: HashMap<(u64, u64), Open>,
+    backend: B,
+    buf: Vec<u8>,
+    polls: u64,
+}
+
+impl std::fmt::Debug for Tailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tailer")
+            .field("cfg", &self.cfg)
+            .field("tracker", &self.tracker)
+            .field("open", &self.handles.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tailer {
+    /// A tailer with plain reads, resuming from `cfg.checkpoint_path` if it exists.
+    pub fn new(cfg: TailConfig) -> Result<Self, TailError> {
+        Self::with_backend(cfg, PlainReads)
+    }
+}
+
+impl<B: ReadBackend> Tailer<B> {
+    /// A tailer reading through `backend`.
+    pub fn with_backend(cfg: TailConfig, backend: B) -> Result<Self, TailError> {
+        for p in &cfg.patterns {
+            glob::validate(p).map_err(|reason| TailError::Pattern {
+                pattern: p.clone(),
+                reason,
+            })?;
+        }
+        let mut tracker = Tracker::new(TrackerConfig {
+            read_from: cfg.read_from,
+            max_line_bytes: cfg.max_line_bytes,
+            fingerprint_bytes: cfg.fingerprint_bytes,
+            read_chunk: cfg.read_chunk,
+            rotated_grace_ms: cfg.rotated_grace_ms,
+        });
+        if let Some(path) = &cfg.checkpoint_path {
+            match std::fs::read_to_string(path) {
+                Ok(text) => tracker.restore(checkpoint::decode(&text).map_err(|source| {
+                    TailError::Checkpoint {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(TailError::Io {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            cfg,
+            tracker,
+            handles: HashMap::new(),
+            backend,
+            buf: Vec::new(),
+            polls: 0,
+        })
+    }
+
+    /// One round: scan the patterns, read everything new, call `on_line` for each complete
+    /// line. Call again for more; there is no waiting inside.
+    pub fn poll(
+        &mut self,
+        now_ms: i64,
+        on_line: &mut dyn FnMut(TailLine<'_>),
+    ) -> Result<PollStats, TailError> {
+        let mut stats = PollStats::default();
+        let mut obs = Vec::new();
+        let mut fresh = HashMap::new();
+        let mut paths: Vec<PathBuf> = self
+            .cfg
+            .patterns
+            .iter()
+            .flat_map(|p| glob::expand(p))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        for p in paths {
+            stats.files += 1;
+            self.observe(&p, &mut obs, &mut fresh, &mut stats);
+        }
+        if self.polls == 0 {
+            self.find_rotated(&mut obs, &mut fresh, &mut stats);
+        }
+        self.polls += 1;
+        self.tracker.handle_scan(now_ms, obs);
+        // A file truncated to empty has no identity and is no longer tracked: let it go.
+        let tracker = &self.tracker;
+        self.handles.retain(|id, _| tracker.is_tracked(id.0, id.1));
+        for (id, open) in fresh {
+            if self.tracker.is_tracked(id.0, id.1) {
+                self.handles.entry(id).or_insert(open);
+            }
+        }
+        while let Some(action) = self.tracker.poll_action() {
+            match action {
+                Action::Read {
+                    key,
+                    offset,
+                    max_len,
+                } => self.read(key, offset, max_len, on_line, &mut stats),
+                Action::Close { key } => {
+                    self.handles.remove(&(key.dev, key.ino));
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    fn read(
+        &mut self,
+        key: FileKey,
+        offset: u64,
+        max_len: usize,
+        on_line: &mut dyn FnMut(TailLine<'_>),
+        stats: &mut PollStats,
+    ) {
+        self.buf.resize(max_len, 0);
+        let n = match self.handles.get(&(key.dev, key.ino)) {
+            Some(open) => match self.backend.read_at(&open.file, &mut self.buf, offset) {
+                Ok(n) => n,
+                Err(_) => {
+                    // Retried next round, as a file at its end is.
+                    stats.unreadable += 1;
+                    0
+                }
+            },
+            None => 0,
+        };
+        stats.bytes += n as u64;
+        // Only a tracker/shell disagreement (a bug) makes this fail; the bytes are re-read.
+        let accepted = self.tracker.handle_read(key, offset, &self.buf[..n]);
+        debug_assert!(accepted.is_ok(), "{accepted:?}");
+        while let Some(l) = self.tracker.poll_line() {
+            stats.lines += 1;
+            on_line(TailLine {
+                key: l.key,
+                source_id: &l.source_id,
+                start: l.start,
+                end: l.end,
+                bytes: &l.bytes,
+                truncated: l.truncated,
+            });
+        }
+    }
+
+    /// Opens `path`, stats the handle (so the observation is of the file we hold, whatever
+    /// the path names by now) and fingerprints its head.
+    fn observe(
+        &mut self,
+        path: &Path,
+        obs: &mut Vec<FileObservation>,
+        fresh: &mut HashMap<(u64, u64), Open>,
+        stats: &mut PollStats,
+    ) {
+        let Ok(file) = File::open(path) else {
+            stats.unreadable += 1;
+            return;
+        };
+        let Ok(meta) = file.metadata() else {
+            stats.unreadable += 1;
+            return;
+        };
+        if !meta.is_file() {
+            return;
+        }
+        let (dev, ino) = (meta.dev(), meta.ino());
+        let want = Fingerprint::head_len(meta.len(), self.tracker.fingerprint_len(dev, ino));
+        let mut head = vec![0; want as usize];
+        let mut got = 0;
+        while got < head.len() {
+            match self.backend.read_at(&file, &mut head[got..], got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(_) => {
+                    stats.unreadable += 1;
+                    return;
+                }
+            }
+        }
+        // Shrunk since the stat: the bytes read are the head there is.
+        head.truncate(got);
+        obs.push(FileObservation {
+            path: path.to_owned(),
+            dev,
+            ino,
+            size: if got < want as usize {
+                got as u64
+            } else {
+                meta.len()
+            },
+            head: Fingerprint::of(&head),
+        });
+        fresh.entry((dev, ino)).or_insert(Open {
+            file,
+            path: path.to_owned(),
+        });
+    }
+
+    /// A file rotated while we were stopped may have left the patterns (`auth.log` is now
+    /// `auth.log.1`) with lines we never read. Look for its inode beside its last path so
+    /// the tracker can drain it.
+    fn find_rotated(
+        &mut self,
+        obs: &mut Vec<FileObservation>,
+        fresh: &mut HashMap<(u64, u64), Open>,
+        stats: &mut PollStats,
+    ) {
+        let wanted: Vec<(u64, u64, PathBuf)> = self
+            .tracker
+            .unmatched_checkpoints()
+            .filter(|c| !fresh.contains_key(&(c.dev, c.ino)))
+            .map(|c| (c.dev, c.ino, PathBuf::from(&c.path)))
+            .collect();
+        for (dev, ino, last) in wanted {
+            let Some(dir) = last.parent() else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let hit = e.metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino);
+                if hit && !fresh.contains_key(&(dev, ino)) {
+                    self.observe(&e.path(), obs, fresh, stats);
+                }
+            }
+        }
+    }
+
+    /// Lines of `key` up to `end` are durable downstream.
+    pub fn commit(&mut self, key: FileKey, end: u64) {
+        self.tracker.commit(key, end);
+    }
+
+    /// Every line handed out so far is durable downstream.
+    pub fn commit_all_emitted(&mut self) {
+        self.tracker.commit_polled();
+    }
+
+    /// Writes the committed offsets if they changed; `Ok(true)` when it wrote.
+    pub fn save_checkpoint(&mut self) -> Result<bool, TailError> {
+        let Some(path) = &self.cfg.checkpoint_path else {
+            return Ok(false);
+        };
+        if !self.tracker.is_dirty() {
+            return Ok(false);
+        }
+        let text = checkpoint::encode(&self.tracker.checkpoints());
+        persist::write_atomic(path, &text).map_err(|source| TailError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        self.tracker.mark_saved();
+        Ok(true)
+    }
+
+    /// The next notice (new, rotated, truncated, closed files; dropped checkpoints).
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.tracker.poll_notice()
+    }
+
+    /// Paths the files held open now were first opened at.
+    pub fn open_paths(&self) -> impl Iterator<Item = &Path> {
+        self.handles.values().map(|o| o.path.as_path())
+    }
+}
