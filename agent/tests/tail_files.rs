@@ -81,6 +81,8 @@ fn config(d: &Dir, pattern: &str, read_from: ReadFrom) -> TailConfig {
         read_from,
         rotated_grace_ms: 1_000,
         checkpoint_path: Some(d.path("checkpoints")),
+        // These tests read everything there is in one poll.
+        max_bytes_per_poll: u64::MAX,
         ..TailConfig::new(vec![d.pattern(pattern)])
     }
 }

@@ -11,6 +11,7 @@ mod auditd_auparse;
 mod crowdsec_hub;
 mod fuzz_props;
 mod golden;
+mod live_files;
 mod live_syslog;
 mod loghub_openssh;
 mod ocsf_validate;

@@ -19,7 +19,11 @@ fn str_at<'a>(ev: &'a Value, path: &str) -> &'a str {
 
 fn by_message<'a>(evs: &'a [Value], needle: &str) -> &'a Value {
     evs.iter()
-        .find(|e| get(e, "raw_data").and_then(Value::as_str).is_some_and(|m| m.contains(needle)))
+        .find(|e| {
+            get(e, "raw_data")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.contains(needle))
+        })
         .unwrap_or_else(|| panic!("no event with {needle:?} among {} events", evs.len()))
 }
 
@@ -126,18 +130,28 @@ allow = ["127.0.0.2"]
         2,
     );
     // From 127.0.0.1: refused.
-    tcp_send(agent.addr("tcp"), b"<13>Jan 15 10:00:00 h app: from the wrong sender\n");
+    tcp_send(
+        agent.addr("tcp"),
+        b"<13>Jan 15 10:00:00 h app: from the wrong sender\n",
+    );
     UdpSocket::bind("127.0.0.1:0")
         .expect("udp")
-        .send_to(b"<13>Jan 15 10:00:00 h app: wrong udp sender", agent.addr("udp"))
+        .send_to(
+            b"<13>Jan 15 10:00:00 h app: wrong udp sender",
+            agent.addr("udp"),
+        )
         .expect("send");
     // From 127.0.0.2: taken.
     let mut s = socket_from("127.0.0.2:0".parse().expect("addr"), agent.addr("tcp"));
-    s.write_all(b"<13>Jan 15 10:00:01 h app: from the allowed sender\n").expect("send");
+    s.write_all(b"<13>Jan 15 10:00:01 h app: from the allowed sender\n")
+        .expect("send");
     drop(s);
     UdpSocket::bind("127.0.0.2:0")
         .expect("udp from 127.0.0.2")
-        .send_to(b"<13>Jan 15 10:00:01 h app: allowed udp sender", agent.addr("udp"))
+        .send_to(
+            b"<13>Jan 15 10:00:01 h app: allowed udp sender",
+            agent.addr("udp"),
+        )
         .expect("send");
     let evs = agent.wait_events(2);
     agent.wait_log("refused datagram from 127.0.0.1");
@@ -156,9 +170,190 @@ allow = ["127.0.0.2"]
 
 /// A TCP connection from `local` (std cannot bind a client socket before connecting).
 fn socket_from(local: SocketAddr, to: SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     s.bind(&local.into()).expect("bind the client address");
     s.connect(&to.into()).expect("connect");
     s.into()
+}
+
+/// Test PKI: a CA and a server certificate for `localhost` signed by it, as PEM files in
+/// `scratch`; returns the CA certificate (DER) for the client to trust.
+fn test_pki(scratch: &Scratch) -> rustls::pki_types::CertificateDer<'static> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Vedette test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
+    let cert = params.signed_by(&key, &issuer).expect("server cert");
+    scratch.write("server.crt", cert.pem().as_bytes());
+    scratch.write("server.key", key.serialize_pem().as_bytes());
+    ca_cert.der().clone()
+}
+
+/// RFC 5425 over TLS 1.3 with a CA-signed certificate: messages arrive, framed by octet
+/// counting as the RFC requires; a client that does not speak TLS is counted as a failed
+/// handshake and writes nothing.
+#[test]
+fn tls_listener_takes_rfc5425_frames() {
+    let scratch = Scratch::new("live-tls");
+    let ca = test_pki(&scratch);
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tls"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+tls_cert = "{}"
+tls_key = "{}"
+"#,
+            scratch.path("server.crt").display(),
+            scratch.path("server.key").display()
+        ),
+        1,
+    );
+    let addr = agent.addr("tls");
+    // Plain TCP at a TLS port: refused by the handshake.
+    tcp_send(
+        addr,
+        b"<13>Jan 15 10:00:00 h app: plaintext at a TLS port\n",
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("trust the test CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("client");
+    let sock = TcpStream::connect(addr).expect("connect");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let frames = [
+        octet("<34>1 2026-01-15T10:00:00.123Z fw-1 sshd 99 - - Invalid user admin from 192.0.2.50 port 4711"),
+        octet("<13>1 2026-01-15T10:00:01Z fw-1 app - - [origin ip=\"192.0.2.1\"] over TLS"),
+    ]
+    .concat();
+    tls.write_all(frames.as_bytes()).expect("send over TLS");
+    tls.flush().expect("flush");
+    tls.conn.send_close_notify();
+    let _ignored = tls.flush();
+    let evs = agent.wait_events(2);
+    agent.wait_log("TLS handshake with 127.0.0.1");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        agent_events_after_stop(&scratch),
+        2,
+        "the plaintext client wrote nothing"
+    );
+    let invalid = by_message(&evs, "Invalid user admin");
+    assert_eq!(str_at(invalid, "class_name"), "Authentication");
+    assert_eq!(str_at(invalid, "src_endpoint.ip"), "192.0.2.50");
+    assert!(str_at(invalid, "metadata.log_source").starts_with("tls://127.0.0.1:"));
+    let sd = by_message(&evs, "over TLS");
+    assert_eq!(
+        str_at(sd, "unmapped.syslog.structured_data.origin.ip"),
+        "192.0.2.1"
+    );
+    assert!(log.contains("1 TLS failures"), "{log}");
+}
+
+/// A 1 MiB message over TCP: cut at the record cap and flagged with its full size, never
+/// dropped, and the stream goes on with the next message intact. (rsyslog's default
+/// `maxMessageSize` of 8 KiB splits such a line into bogus messages.)
+#[test]
+fn a_one_mib_message_is_cut_and_flagged_and_the_next_is_intact() {
+    let scratch = Scratch::new("live-big");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+"#,
+        1,
+    );
+    let big = format!("<13>Jan 15 10:00:00 h app: {}", "z".repeat(1 << 20));
+    let stream =
+        format!("{big}\n<13>Jan 15 10:00:01 h app: after the big one\n<999>not syslog at all\n");
+    tcp_send(agent.addr("tcp"), stream.as_bytes());
+    let evs = agent.wait_events(3);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let cut = by_message(&evs, "zzzz");
+    assert_eq!(get(cut, "metadata.is_truncated"), Some(&Value::Bool(true)));
+    assert_eq!(
+        get(cut, "metadata.untruncated_size").and_then(Value::as_u64),
+        Some(big.len() as u64)
+    );
+    assert_eq!(str_at(cut, "raw_data").len(), 64 * 1024);
+    by_message(&evs, "after the big one");
+    // Malformed: kept as an event with the raw line and the reason.
+    let bad = by_message(&evs, "not syslog at all");
+    assert!(get(bad, "unmapped.vedette.parse_error").is_some(), "{bad}");
+}
+
+/// SIGHUP: a listener whose config stayed keeps its socket (nothing sent meanwhile is
+/// lost), a new one starts, and a broken config is refused while the running one stays.
+#[test]
+fn sighup_reloads_and_a_broken_config_is_refused() {
+    let scratch = Scratch::new("live-reload");
+    let tcp = r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+"#;
+    let mut agent = RunningAgent::start(&scratch, tcp, 1);
+    let first = agent.addr("tcp");
+    let output = format!(
+        "[output]\ntype = \"file\"\npath = \"{}\"\n",
+        agent.out.display()
+    );
+    let udp = r#"[[input.syslog]]
+protocol = "udp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+"#;
+    std::fs::write(&agent.config, format!("{tcp}{udp}{output}")).expect("new config");
+    agent.signal("HUP");
+    agent.wait_log("config reloaded");
+    let udp_line = agent.wait_log("listening on udp://");
+    let udp_addr: SocketAddr = udp_line
+        .rsplit("udp://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("udp address");
+    tcp_send(first, b"<13>Jan 15 10:00:00 h app: tcp after reload\n");
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("udp")
+        .send_to(b"<13>Jan 15 10:00:00 h app: udp after reload", udp_addr)
+        .expect("send");
+    agent.wait_events(2);
+
+    std::fs::write(
+        &agent.config,
+        format!("{tcp}[agent]\nmax_line_bytes = 1\n{output}"),
+    )
+    .expect("broken config");
+    agent.signal("HUP");
+    agent.wait_log("reload refused");
+    // The problem, located, on the lines that follow.
+    let problem = agent.wait_log("agent.max_line_bytes");
+    assert!(problem.contains("agent.toml:"), "{problem}");
+    tcp_send(first, b"<13>Jan 15 10:00:00 h app: still running\n");
+    let evs = agent.wait_events(3);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    by_message(&evs, "tcp after reload");
+    by_message(&evs, "udp after reload");
+    by_message(&evs, "still running");
 }

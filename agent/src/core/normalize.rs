@@ -130,6 +130,13 @@ impl Normalizer {
         }
     }
 
+    /// The position of the earliest record of the source keyed `uid_key` (its `uid_key`,
+    /// else its `id`) that waits inside to be joined: the source must not checkpoint past
+    /// it, or a crash would lose that event.
+    pub fn pending_floor(&self, uid_key: &str) -> Option<u64> {
+        self.audit.pending_floor(uid_key)
+    }
+
     /// Takes a new config for the records that follow; records waiting to be joined stay.
     pub fn reconfigure(&mut self, cfg: NormalizeConfig) {
         self.cfg = cfg;

@@ -40,7 +40,7 @@ const NO_OFFSET: u64 = u64::MAX;
 /// is then not used).
 fn pack_offset(hour: i64, offset: i32) -> Option<u64> {
     const HOUR_BITS: u32 = 44;
-    let h_ok = hour >= -(1 << (HOUR_BITS - 1)) && hour < (1 << (HOUR_BITS - 1));
+    let h_ok = (-(1 << (HOUR_BITS - 1))..(1 << (HOUR_BITS - 1))).contains(&hour);
     let biased = i64::from(offset) + (1 << 19);
     let o_ok = (0..(1 << 20)).contains(&biased);
     let packed = ((hour as u64) << 20) | biased as u64;
@@ -48,7 +48,10 @@ fn pack_offset(hour: i64, offset: i32) -> Option<u64> {
 }
 
 fn unpack_offset(packed: u64) -> (i64, i32) {
-    ((packed as i64) >> 20, ((packed & 0xf_ffff) as i64 - (1 << 19)) as i32)
+    (
+        (packed as i64) >> 20,
+        ((packed & 0xf_ffff) as i64 - (1 << 19)) as i32,
+    )
 }
 
 /// A wall-clock date and time as a log wrote it, without a zone.

@@ -2,6 +2,7 @@
 //! normalize stage and its sink, `run`, the clock, host facts.
 
 pub mod clock;
+pub mod files;
 pub mod host;
 pub mod input;
 pub mod pipeline;

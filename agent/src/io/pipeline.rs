@@ -48,8 +48,10 @@ impl LiveSource {
     }
 }
 
-/// Called once the batch's events are written.
-pub type Ack = Box<dyn FnOnce() + Send>;
+/// Called once the batch's events are written, with the position of the earliest record
+/// of its source that the normalizer still holds (an auditd event waiting for its last
+/// record), if any: the source must not checkpoint past it.
+pub type Ack = Box<dyn FnOnce(Option<u64>) + Send>;
 
 /// Records of one source, back to back in one buffer (one allocation per batch, not per
 /// record).
@@ -149,7 +151,7 @@ pub fn run_stage(
     rt: &tokio::runtime::Handle,
 ) -> io::Result<StageStats> {
     let mut stats = StageStats::default();
-    let mut acks: Vec<Ack> = Vec::new();
+    let mut acks: Vec<(Ack, Arc<Source>)> = Vec::new();
     loop {
         let wait = norm
             .poll_timeout()
@@ -167,10 +169,14 @@ pub fn run_stage(
             Some(None) => break,
             Some(Some(msg)) => {
                 take(&mut norm, msg, &mut stats, &mut acks);
+                stats.events += drain(&mut norm, sink);
                 // Whatever else is queued goes out in the same write.
                 while sink.buffered() < FLUSH_BYTES {
                     match rx.try_recv() {
-                        Ok(msg) => take(&mut norm, msg, &mut stats, &mut acks),
+                        Ok(msg) => {
+                            take(&mut norm, msg, &mut stats, &mut acks);
+                            stats.events += drain(&mut norm, sink);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -178,20 +184,27 @@ pub fn run_stage(
         }
         stats.events += drain(&mut norm, sink);
         sink.flush()?;
-        for ack in acks.drain(..) {
-            ack();
-        }
+        run_acks(&norm, &mut acks);
     }
     norm.finish();
     stats.events += drain(&mut norm, sink);
     sink.flush()?;
-    for ack in acks.drain(..) {
-        ack();
-    }
+    run_acks(&norm, &mut acks);
     Ok(stats)
 }
 
-fn take(norm: &mut Normalizer, msg: StageMsg, stats: &mut StageStats, acks: &mut Vec<Ack>) {
+fn run_acks(norm: &Normalizer, acks: &mut Vec<(Ack, Arc<Source>)>) {
+    for (ack, src) in acks.drain(..) {
+        ack(norm.pending_floor(src.uid_key.as_ref().unwrap_or(&src.id)));
+    }
+}
+
+fn take(
+    norm: &mut Normalizer,
+    msg: StageMsg,
+    stats: &mut StageStats,
+    acks: &mut Vec<(Ack, Arc<Source>)>,
+) {
     let mut batch = match msg {
         StageMsg::Batch(b) => b,
         StageMsg::Reconfigure(cfg) => {
@@ -205,7 +218,7 @@ fn take(norm: &mut Normalizer, msg: StageMsg, stats: &mut StageStats, acks: &mut
         norm.handle_received(&batch.source, rx, bytes);
     }
     if let Some(ack) = batch.ack.take() {
-        acks.push(ack);
+        acks.push((ack, batch.source.clone()));
     }
 }
 

@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use jiff::tz::TimeZone;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::files::{self, FileSource};
 use super::pipeline::{LiveSource, StageMsg, StageStats, run_stage};
 use super::sink::Sink;
 use super::syslog::{self, ListenerStats};
@@ -23,6 +25,9 @@ use crate::core::{NormalizeConfig, Normalizer, Source};
 /// Batches the stage may have queued before sources wait (each up to a few hundred
 /// records).
 const STAGE_QUEUE: usize = 64;
+
+/// Where checkpoints live unless `[agent] state_dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/vedette-agent";
 
 /// Reads and validates the config file.
 pub fn load(path: &Path) -> Result<Config> {
@@ -72,10 +77,13 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
     let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024));
     let guard = rt.enter();
+    // Before any input starts (and says so): a SIGHUP or SIGTERM from then on is ours, not
+    // the default action that kills the process.
+    let signals = Signals::install().context("installing signal handlers")?;
     sources.start(&cfg, &tx).context("starting the inputs")?;
     drop(guard);
     let listeners = sources.stats();
-    let control = rt.spawn(control(path.to_owned(), sources, tx));
+    let control = rt.spawn(control(path.to_owned(), signals, sources, tx));
     let stage = run_stage(rx, norm, &mut sink, rt.handle()).context("writing events")?;
     rt.block_on(control).context("the control task")?;
     Ok(RunSummary { stage, listeners })
@@ -83,22 +91,17 @@ pub fn run(path: &Path) -> Result<RunSummary> {
 
 /// Waits for signals; owns the sources and the last sender of the stage's channel, so the
 /// stage ends exactly when the sources it stopped have handed over everything.
-async fn control(path: PathBuf, mut sources: Sources, tx: mpsc::Sender<StageMsg>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("vedette-agent: cannot install signal handlers; stopping");
-        sources.stop_all().await;
-        return;
-    };
+async fn control(
+    path: PathBuf,
+    mut signals: Signals,
+    mut sources: Sources,
+    tx: mpsc::Sender<StageMsg>,
+) {
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => match load(&path) {
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = signals.hup.recv() => match load(&path) {
                 Err(e) => eprintln!("vedette-agent: reload refused, the running config stays: {e:#}"),
                 Ok(cfg) => {
                     if tx.send(StageMsg::Reconfigure(Box::new(normalize_config(&cfg)))).await.is_err() {
@@ -117,6 +120,25 @@ async fn control(path: PathBuf, mut sources: Sources, tx: mpsc::Sender<StageMsg>
     sources.stop_all().await;
 }
 
+/// The signals `run` handles.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers (inside the runtime).
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// A running listener.
 struct Running {
     stop: watch::Sender<bool>,
@@ -129,6 +151,7 @@ struct Running {
 /// listener whose config stayed keeps its socket: nothing sent meanwhile is lost).
 struct Sources {
     listeners: HashMap<String, Running>,
+    files: HashMap<String, FileSource>,
     max_record: usize,
     /// Keys the uids of records from listeners, whose counters restart with the agent.
     run_nonce: String,
@@ -142,6 +165,7 @@ impl Sources {
         );
         Self {
             listeners: HashMap::new(),
+            files: HashMap::new(),
             max_record,
             run_nonce: format!("{nonce:016x}"),
         }
@@ -159,14 +183,37 @@ impl Sources {
 
     /// Starts every input of `cfg` not running yet (inside the runtime).
     fn start(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
+        if !cfg.inputs.files.is_empty() {
+            let state_dir = cfg
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+            std::fs::create_dir_all(&state_dir)
+                .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
+            let poll = Duration::from_millis(cfg.poll_interval_ms.unwrap_or(250));
+            for (i, input) in cfg.inputs.files.iter().enumerate() {
+                let key = format!("{input:?}");
+                if self.files.contains_key(&key) {
+                    continue;
+                }
+                let tz = input
+                    .timezone
+                    .clone()
+                    .or_else(|| cfg.timezone.clone())
+                    .unwrap_or_else(TimeZone::system);
+                let f = files::spawn(input, &state_dir, self.max_record, tz, poll, tx.clone())
+                    .with_context(|| format!("input.file[{i}]"))?;
+                eprintln!("vedette-agent: tailing {}", f.name);
+                self.files.insert(key, f);
+            }
+        }
         for (i, input) in cfg.inputs.syslog.iter().enumerate() {
             let key = listener_key(input);
             if self.listeners.contains_key(&key) {
                 continue;
             }
-            let bound = syslog::bind(input).with_context(|| {
-                format!("input.syslog[{i}]: listening on {}", input.listen)
-            })?;
+            let bound = syslog::bind(input)
+                .with_context(|| format!("input.syslog[{i}]: listening on {}", input.listen))?;
             let id = bound.source_id();
             let tz = input
                 .timezone
@@ -205,6 +252,18 @@ impl Sources {
 
     /// Stops what `cfg` no longer has, starts what it adds.
     async fn reload(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
+        let keep: Vec<String> = cfg.inputs.files.iter().map(|f| format!("{f:?}")).collect();
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(f) = self.files.remove(&k) {
+                stop_files(f).await;
+            }
+        }
         let keep: Vec<String> = cfg.inputs.syslog.iter().map(listener_key).collect();
         let gone: Vec<String> = self
             .listeners
@@ -221,14 +280,27 @@ impl Sources {
     }
 
     async fn stop_all(&mut self) {
+        for (_, f) in self.files.drain() {
+            stop_files(f).await;
+        }
         for (_, r) in self.listeners.drain() {
             stop(r).await;
         }
     }
 }
 
+/// Stops a file input off the runtime's thread: it waits for the stage's acknowledgements.
+async fn stop_files(f: FileSource) {
+    let name = f.name.clone();
+    if tokio::task::spawn_blocking(move || f.stop()).await.is_err() {
+        eprintln!("vedette-agent: file input {name}: stopping failed");
+    }
+    eprintln!("vedette-agent: stopped tailing {name}");
+}
+
 async fn stop(r: Running) {
-    let _ = r.stop.send(true);
+    // Fails only when the task has already ended, which is what stopping wants.
+    let _ignored = r.stop.send(true);
     if let Err(e) = r.task.await {
         eprintln!("vedette-agent: {}: stopped abnormally: {e}", r.id);
     }

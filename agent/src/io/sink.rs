@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use vedette_schemas::ocsf::Event;
@@ -30,9 +31,16 @@ impl Sink {
         Self::new(Target::Stdout(io::stdout()))
     }
 
-    /// `path`, created if missing, appended to.
+    /// `path`, created if missing, appended to. A last line without its newline is the
+    /// event being written when the agent died: it is cut off (its record was not
+    /// acknowledged, so it is read and written again), or it would glue onto the next event.
     pub fn file(path: &Path) -> io::Result<Self> {
-        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        cut_torn_tail(&f)?;
         Ok(Self::new(Target::File(f)))
     }
 
@@ -76,5 +84,54 @@ impl Sink {
         self.written += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
+    }
+}
+
+/// Truncates `f` after its last newline, when something follows it.
+fn cut_torn_tail(f: &File) -> io::Result<()> {
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                f.set_len(keep)?;
+            }
+            return Ok(());
+        }
+        end = start;
+    }
+    // No newline at all: one torn event and nothing else.
+    if len > 0 {
+        f.set_len(0)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_torn_last_line_is_cut_and_whole_lines_stay() {
+        let dir = std::env::temp_dir().join(format!("vedette-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (before, after) in [
+            (&b"{\"a\":1}\n{\"b\":"[..], &b"{\"a\":1}\n"[..]),
+            (b"{\"a\":1}\n", b"{\"a\":1}\n"),
+            (b"{\"torn", b""),
+            (b"", b""),
+        ] {
+            let p = dir.join("out.ndjson");
+            std::fs::write(&p, before).unwrap();
+            let mut s = super::Sink::file(&p).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), after);
+            s.buf.extend_from_slice(b"{}\n");
+            s.flush().unwrap();
+            assert!(std::fs::read(&p).unwrap().ends_with(b"\n{}\n") || after.is_empty());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -181,52 +181,50 @@ pub async fn serve(
                 }
             }
         }
-        Socket::Tcp(listener, tls) => {
-            loop {
-                let (conn, peer) = tokio::select! {
-                    r = listener.accept() => match r {
-                        Ok(c) => c,
-                        Err(e) => {
-                            eprintln!("vedette-agent: {}: accept: {e}", bound.local_addr);
-                            continue;
-                        }
-                    },
-                    _ = shutdown.changed() => break,
-                };
-                if !allow.allows(peer.ip()) {
-                    refuse(&stats, peer, "connection");
-                    drop(conn);
-                    continue;
+        Socket::Tcp(listener, tls) => loop {
+            let (conn, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("vedette-agent: {}: accept: {e}", bound.local_addr);
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            };
+            if !allow.allows(peer.ip()) {
+                refuse(&stats, peer, "connection");
+                drop(conn);
+                continue;
+            }
+            stats.connections.fetch_add(1, Relaxed);
+            let conn_ctx = Conn {
+                source: source.clone(),
+                peer,
+                seq: seq.clone(),
+                max_record,
+                tx: tx.clone(),
+                shutdown: shutdown.clone(),
+                stats: stats.clone(),
+            };
+            match &tls {
+                None => {
+                    tokio::spawn(conn_ctx.read(conn));
                 }
-                stats.connections.fetch_add(1, Relaxed);
-                let conn_ctx = Conn {
-                    source: source.clone(),
-                    peer,
-                    seq: seq.clone(),
-                    max_record,
-                    tx: tx.clone(),
-                    shutdown: shutdown.clone(),
-                    stats: stats.clone(),
-                };
-                match &tls {
-                    None => {
-                        tokio::spawn(conn_ctx.read(conn));
-                    }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            match acceptor.accept(conn).await {
-                                Ok(stream) => conn_ctx.read(stream).await,
-                                Err(e) => {
-                                    conn_ctx.stats.tls_failures.fetch_add(1, Relaxed);
-                                    eprintln!("vedette-agent: TLS handshake with {peer}: {e}");
-                                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        match acceptor.accept(conn).await {
+                            Ok(stream) => conn_ctx.read(stream).await,
+                            Err(e) => {
+                                conn_ctx.stats.tls_failures.fetch_add(1, Relaxed);
+                                eprintln!("vedette-agent: TLS handshake with {peer}: {e}");
                             }
-                        });
-                    }
+                        }
+                    });
                 }
             }
-        }
+        },
     }
 }
 
@@ -244,7 +242,9 @@ fn refuse(stats: &ListenerStats, peer: SocketAddr, what: &str) {
     // Every refusal is counted; the log says the first and then every 1000th, so a flood
     // from outside the allowlist cannot flood the log too.
     if n == 1 || n.is_multiple_of(1000) {
-        eprintln!("vedette-agent: refused {what} from {peer}: not in the allowlist ({n} refused so far)");
+        eprintln!(
+            "vedette-agent: refused {what} from {peer}: not in the allowlist ({n} refused so far)"
+        );
     }
 }
 

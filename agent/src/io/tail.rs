@@ -41,6 +41,9 @@ pub struct TailConfig {
     pub rotated_grace_ms: i64,
     /// Where checkpoints are kept; `None` keeps nothing across restarts.
     pub checkpoint_path: Option<PathBuf>,
+    /// Bytes one [`Tailer::poll`] reads at most; the rest waits for the next round, so the
+    /// caller commits and checkpoints between rounds even while a large file is read.
+    pub max_bytes_per_poll: u64,
 }
 
 impl TailConfig {
@@ -55,6 +58,7 @@ impl TailConfig {
             read_chunk: t.read_chunk,
             rotated_grace_ms: t.rotated_grace_ms,
             checkpoint_path: None,
+            max_bytes_per_poll: 1 << 20,
         }
     }
 }
@@ -98,6 +102,9 @@ pub struct TailLine<'a> {
     pub key: FileKey,
     /// Identity of the file's content for the event uid (stable across renames, restarts).
     pub source_id: &'a str,
+    /// The path the file was found at when it was opened (where it lives may differ after
+    /// a rename rotation): what `metadata.log_source` says.
+    pub path: &'a Path,
     /// Offset of the first byte: the uid position.
     pub start: u64,
     /// Offset after the line: what to commit.
@@ -232,7 +239,11 @@ impl<B: ReadBackend> Tailer<B> {
                 self.handles.entry(id).or_insert(open);
             }
         }
-        while let Some(action) = self.tracker.poll_action() {
+        // Reads not taken stay queued in the tracker for the next round.
+        while stats.bytes < self.cfg.max_bytes_per_poll {
+            let Some(action) = self.tracker.poll_action() else {
+                break;
+            };
             match action {
                 Action::Read {
                     key,
@@ -256,6 +267,11 @@ impl<B: ReadBackend> Tailer<B> {
         stats: &mut PollStats,
     ) {
         self.buf.resize(max_len, 0);
+        let path = self
+            .handles
+            .get(&(key.dev, key.ino))
+            .map(|o| o.path.clone())
+            .unwrap_or_default();
         let n = match self.handles.get(&(key.dev, key.ino)) {
             Some(open) => match self.backend.read_at(&open.file, &mut self.buf, offset) {
                 Ok(n) => n,
@@ -276,6 +292,7 @@ impl<B: ReadBackend> Tailer<B> {
             on_line(TailLine {
                 key: l.key,
                 source_id: &l.source_id,
+                path: &path,
                 start: l.start,
                 end: l.end,
                 bytes: &l.bytes,
@@ -376,8 +393,16 @@ impl<B: ReadBackend> Tailer<B> {
         self.tracker.commit_polled();
     }
 
-    /// Writes the committed offsets if they changed; `Ok(true)` when it wrote.
+    /// Writes the committed offsets if they changed, durably (fsync); `Ok(true)` when it
+    /// wrote.
     pub fn save_checkpoint(&mut self) -> Result<bool, TailError> {
+        self.save_checkpoint_with(true)
+    }
+
+    /// [`Tailer::save_checkpoint`]; without `sync` the write survives a crash of the
+    /// process but not a power loss, for a fraction of the cost: for saving after every
+    /// acknowledged batch, with a synced save now and then.
+    pub fn save_checkpoint_with(&mut self, sync: bool) -> Result<bool, TailError> {
         let Some(path) = &self.cfg.checkpoint_path else {
             return Ok(false);
         };
@@ -385,7 +410,7 @@ impl<B: ReadBackend> Tailer<B> {
             return Ok(false);
         }
         let text = checkpoint::encode(&self.tracker.checkpoints());
-        persist::write_atomic(path, &text).map_err(|source| TailError::Io {
+        persist::write_atomic(path, &text, sync).map_err(|source| TailError::Io {
             path: path.clone(),
             source,
         })?;

@@ -84,7 +84,10 @@ impl RunningAgent {
             if let Some(rest) = line.strip_prefix("vedette-agent: listening on ") {
                 let (scheme, addr) = rest.split_once("://").expect("scheme://addr");
                 let addr = addr.parse().expect("listener address");
-                self.listening.entry(scheme.to_owned()).or_default().push(addr);
+                self.listening
+                    .entry(scheme.to_owned())
+                    .or_default()
+                    .push(addr);
             }
         }
     }
@@ -96,7 +99,10 @@ impl RunningAgent {
                 l
             }
             Err(_) => {
-                let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let status = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
                 panic!(
                     "waited {DEADLINE:?} for {waiting_for}; agent status {status:?}; log:\n{}",
                     self.log.join("\n")
@@ -138,9 +144,13 @@ impl RunningAgent {
     pub(crate) fn wait_events(&mut self, n: usize) -> Vec<Value> {
         const STEP: Duration = Duration::from_millis(10);
         for _ in 0..DEADLINE.as_millis() / STEP.as_millis() {
-            let evs = self.events();
-            if evs.len() >= n {
-                return evs;
+            // Count lines first: parsing a growing file on every step would slow the test
+            // down to less than the agent's pace.
+            let lines = std::fs::read(&self.out)
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+                .unwrap_or(0);
+            if lines >= n {
+                return self.events();
             }
             while let Ok(l) = self.stderr.try_recv() {
                 self.log.push(l);
@@ -150,6 +160,21 @@ impl RunningAgent {
         panic!(
             "waited {DEADLINE:?} for {n} events, have {}; log:\n{}",
             self.events().len(),
+            self.log.join("\n")
+        )
+    }
+
+    /// Waits until the output holds at least `bytes` bytes (cheap to watch: a stat).
+    pub(crate) fn wait_output_bytes(&mut self, bytes: u64) {
+        const STEP: Duration = Duration::from_millis(2);
+        for _ in 0..DEADLINE.as_millis() / STEP.as_millis() {
+            if std::fs::metadata(&self.out).map_or(0, |m| m.len()) >= bytes {
+                return;
+            }
+            std::thread::sleep(STEP);
+        }
+        panic!(
+            "waited {DEADLINE:?} for {bytes} bytes of output; log:\n{}",
             self.log.join("\n")
         )
     }

@@ -1,12 +1,12 @@
 //! What every test needs: the agent binary, a way to run `normalize`, the corpus and
 //! scratch files, and small readers (CSV, JSON paths, timestamps).
 
+pub(crate) mod agent;
 pub(crate) mod check;
 pub(crate) mod csv;
 pub(crate) mod json;
 pub(crate) mod syscalls;
 pub(crate) mod time;
-pub(crate) mod agent;
 
 use std::collections::BTreeMap;
 use std::env;
@@ -80,16 +80,36 @@ fn find_or_build_agent() -> Result<PathBuf, String> {
         };
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .args(["build", "-p", "vedette-agent", "--bin", "vedette-agent"])
-        .current_dir(workspace_dir())
-        .output()
-        .map_err(|e| {
-            format!(
-                "cannot run {} to build vedette-agent: {e}",
-                cargo.to_string_lossy()
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["build", "-p", "vedette-agent", "--bin", "vedette-agent"])
+        .current_dir(workspace_dir());
+    // `cargo test` gives this process the variables of a package being built; build
+    // scripts (ring's) rerun when they change, so a child cargo that inherits them rebuilds
+    // the TLS stack, and the next plain build rebuilds it back.
+    for (k, _) in env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+            || matches!(
+                &*k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
             )
-        })?;
+        {
+            cmd.env_remove(&*k);
+        }
+    }
+    let out = cmd.output().map_err(|e| {
+        format!(
+            "cannot run {} to build vedette-agent: {e}",
+            cargo.to_string_lossy()
+        )
+    })?;
     if !out.status.success() {
         return Err(format!(
             "`cargo build -p vedette-agent --bin vedette-agent` failed ({}):\n{}",

@@ -32,6 +32,8 @@ fn standalone(t: &str) -> bool {
 #[derive(Debug)]
 struct Open {
     source: String,
+    /// Position of its first record in the source.
+    first_seq: u64,
     last_seen: i64,
     group: Group,
 }
@@ -57,6 +59,16 @@ impl Joiner {
         self.open
             .iter()
             .map(|o| o.last_seen + self.timeout_ms)
+            .min()
+    }
+
+    /// The position of the earliest record of `source` still waiting in an open event: a
+    /// source may not checkpoint past it, or a crash would lose the event.
+    pub fn pending_floor(&self, source: &str) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|o| o.source == source)
+            .map(|o| o.first_seq)
             .min()
     }
 
@@ -102,7 +114,8 @@ impl Joiner {
                 return vec![ev];
             }
         };
-        let source = rec.src.id.clone();
+        // Two files that rotate under one path are two sources.
+        let source = rec.src.uid_key.as_ref().unwrap_or(&rec.src.id).clone();
         let node = r.node.clone();
         let (serial, time_ms) = (r.serial, r.time_ms);
         let pos = self
@@ -144,6 +157,7 @@ impl Joiner {
                 } else {
                     self.open.push(Open {
                         source: source.clone(),
+                        first_seq: rec.seq,
                         last_seen: rec.now_ms,
                         group,
                     });

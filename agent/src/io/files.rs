@@ -1,0 +1,285 @@
+//! The file inputs of `vedette-agent run`: a thread per `[[input.file]]` polls its
+//! [`Tailer`], hands lines to the stage in batches (blocking while the stage is full: the
+//! tail pauses, nothing is dropped), commits what the stage acknowledges as written, and
+//! checkpoints it. A line is committed only after its event is written, so a kill -9
+//! repeats at most the lines in flight, with the same uids.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use tokio::sync::mpsc;
+
+use super::clock;
+use super::pipeline::{Batch, LiveSource, StageMsg};
+use super::tail::{TailConfig, TailLine, Tailer};
+use crate::config::{FileInput, ReadFrom};
+use crate::core::Received;
+use crate::core::tail::{FileKey, ReadFrom as TailFrom};
+use crate::core::time::TimeContext;
+use crate::core::{Source, tail};
+
+/// Lines per batch.
+const BATCH_LINES: usize = 512;
+/// Batches handed to the stage and not yet acknowledged, per file input: two keep the
+/// stage busy while the tail reads the next, and bound what a kill -9 repeats.
+const MAX_IN_FLIGHT: usize = 2;
+/// Bytes one poll round reads (the tail commits and checkpoints between rounds).
+const ROUND_BYTES: u64 = 256 * 1024;
+/// How often the checkpoint file is synced to disk. It is rewritten (without fsync) after
+/// every acknowledged batch, so a crash of the agent repeats only what was in flight; a
+/// power loss may repeat up to this much more.
+const SYNC_EVERY_MS: i64 = 1000;
+/// How long a stopping tail waits for the stage to acknowledge what it sent.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+
+/// A running file input.
+#[derive(Debug)]
+pub struct FileSource {
+    stop: std_mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+    /// The input's patterns, for logs.
+    pub name: String,
+}
+
+impl FileSource {
+    /// Stops the thread after the stage acknowledged what it sent, and saves the checkpoint.
+    pub fn stop(self) {
+        drop(self.stop);
+        if self.thread.join().is_err() {
+            eprintln!(
+                "vedette-agent: file input {}: the thread panicked",
+                self.name
+            );
+        }
+    }
+}
+
+/// The checkpoint file of an input: named after its patterns, so reordering inputs in the
+/// config keeps each one's offsets.
+pub fn checkpoint_path(state_dir: &Path, input: &FileInput) -> PathBuf {
+    let h = xxhash_rust::xxh3::xxh3_64(input.patterns.join("\n").as_bytes());
+    state_dir.join(format!("files-{h:016x}.checkpoint"))
+}
+
+/// Starts tailing `input`.
+pub fn spawn(
+    input: &FileInput,
+    state_dir: &Path,
+    max_line_bytes: usize,
+    tz: TimeZone,
+    poll_interval: Duration,
+    tx: mpsc::Sender<StageMsg>,
+) -> Result<FileSource, super::tail::TailError> {
+    let mut cfg = TailConfig::new(input.patterns.clone());
+    cfg.read_from = match input.read_from {
+        ReadFrom::Start => TailFrom::Start,
+        ReadFrom::End => TailFrom::End,
+    };
+    cfg.max_line_bytes = max_line_bytes;
+    cfg.checkpoint_path = Some(checkpoint_path(state_dir, input));
+    cfg.max_bytes_per_poll = ROUND_BYTES;
+    let tailer = Tailer::new(cfg)?;
+    let name = input.patterns.join(", ");
+    let (stop, stop_rx) = std_mpsc::channel();
+    let thread_name = name.clone();
+    let thread = std::thread::Builder::new()
+        .name("vedette-tail".into())
+        .spawn(move || {
+            Tail {
+                tailer,
+                tz,
+                sources: HashMap::new(),
+                tx,
+                in_flight: 0,
+                name: thread_name,
+            }
+            .run(&stop_rx, poll_interval)
+        })
+        .map_err(|e| super::tail::TailError::Io {
+            path: PathBuf::from("(thread)"),
+            source: e,
+        })?;
+    Ok(FileSource { stop, thread, name })
+}
+
+struct Tail {
+    tailer: Tailer,
+    tz: TimeZone,
+    /// Per file content identity: the source its lines are normalized as.
+    sources: HashMap<String, LiveSource>,
+    tx: mpsc::Sender<StageMsg>,
+    in_flight: usize,
+    name: String,
+}
+
+impl Tail {
+    fn run(mut self, stop: &std_mpsc::Receiver<()>, poll_interval: Duration) {
+        let (commit_tx, commit_rx) = std_mpsc::channel::<(FileKey, u64)>();
+        let mut saver = Saver::new();
+        'rounds: loop {
+            while let Ok((key, end)) = commit_rx.try_recv() {
+                self.commit(key, end, &mut saver);
+            }
+            let now = clock::now_ms();
+            let (batches, lines) = self.read_round(now);
+            for (key, mut batch, end) in batches {
+                // At most MAX_IN_FLIGHT batches are unacknowledged: what a kill -9 can
+                // make the agent read twice.
+                while self.in_flight >= MAX_IN_FLIGHT {
+                    match commit_rx.recv_timeout(DRAIN_WAIT) {
+                        Ok((key, end)) => self.commit(key, end, &mut saver),
+                        Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std_mpsc::RecvTimeoutError::Disconnected) => break 'rounds,
+                    }
+                }
+                let commit_tx = commit_tx.clone();
+                batch.ack = Some(Box::new(move |floor: Option<u64>| {
+                    let _ignored = commit_tx.send((key, floor.map_or(end, |f| f.min(end))));
+                }));
+                self.in_flight += 1;
+                if self.tx.blocking_send(StageMsg::Batch(batch)).is_err() {
+                    break 'rounds;
+                }
+            }
+            while let Some(n) = self.tailer.poll_notice() {
+                notice(&self.name, &n);
+            }
+            // Busy files are read again at once; idle ones wait for the interval, or for
+            // the stop.
+            let wait = if lines > 0 {
+                Duration::ZERO
+            } else {
+                poll_interval
+            };
+            match stop.recv_timeout(wait) {
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
+        }
+        // Everything sent is written before the checkpoint is: the stage is still running.
+        while self.in_flight > 0 {
+            match commit_rx.recv_timeout(DRAIN_WAIT) {
+                Ok((key, end)) => self.commit(key, end, &mut saver),
+                Err(_) => break,
+            }
+        }
+        self.save(true);
+    }
+
+    /// The stage wrote a batch: commit it and rewrite the checkpoint at once (synced
+    /// every [`SYNC_EVERY_MS`]).
+    fn commit(&mut self, key: FileKey, end: u64, saver: &mut Saver) {
+        self.tailer.commit(key, end);
+        self.in_flight -= 1;
+        let sync = saver.due(clock::now_ms());
+        self.save(sync);
+    }
+
+    /// One poll round, cut into batches of one file each; returns them and the lines read.
+    fn read_round(&mut self, now_ms: i64) -> (Vec<(FileKey, Batch, u64)>, u64) {
+        let mut batches: Vec<(FileKey, Batch, u64)> = Vec::new();
+        let Self {
+            tailer,
+            tz,
+            sources,
+            ..
+        } = self;
+        let stats = tailer.poll(now_ms, &mut |l: TailLine<'_>| {
+            let same = batches
+                .last()
+                .is_some_and(|(k, b, _)| *k == l.key && b.len() < BATCH_LINES);
+            if !same {
+                let src = sources
+                    .entry(l.source_id.to_owned())
+                    .or_insert_with(|| {
+                        LiveSource::new(Source {
+                            id: l.path.display().to_string(),
+                            uid_key: Some(l.source_id.to_owned()),
+                            time: TimeContext::new(clock::now(), tz.clone()),
+                            syslog: false,
+                        })
+                    })
+                    .at(now_ms);
+                batches.push((l.key, Batch::new(src), l.end));
+            }
+            let (_, batch, end) = batches.last_mut().expect("pushed above");
+            let rx = Received {
+                seq: l.start,
+                now_ms,
+                peer: None,
+                // The line's length as written (its offsets cover it whole, LF included).
+                cut_from: l.truncated.then(|| (l.end - l.start).saturating_sub(1)),
+            };
+            batch.push(l.bytes, rx);
+            *end = l.end;
+        });
+        match stats {
+            Ok(s) => (batches, s.lines),
+            Err(e) => {
+                eprintln!("vedette-agent: file input {}: {e}", self.name);
+                (batches, 0)
+            }
+        }
+    }
+
+    fn save(&mut self, sync: bool) {
+        if let Err(e) = self.tailer.save_checkpoint_with(sync) {
+            eprintln!("vedette-agent: file input {}: {e}", self.name);
+        }
+    }
+}
+
+/// When the checkpoint file was last synced to disk.
+struct Saver {
+    last_sync: i64,
+}
+
+impl Saver {
+    fn new() -> Self {
+        Self {
+            last_sync: clock::now_ms(),
+        }
+    }
+
+    fn due(&mut self, now_ms: i64) -> bool {
+        let due = now_ms - self.last_sync >= SYNC_EVERY_MS;
+        if due {
+            self.last_sync = now_ms;
+        }
+        due
+    }
+}
+
+fn notice(name: &str, n: &tail::Notice) {
+    use tail::Notice as N;
+    let what = match n {
+        N::New { path, offset, .. } => format!("reading {} from byte {offset}", path.display()),
+        N::Resumed { path, offset, .. } => {
+            format!("resuming {} at byte {offset} (checkpoint)", path.display())
+        }
+        N::Renamed { from, to, .. } => format!(
+            "{} was renamed to {} (rotation): reading it to its end",
+            from.display(),
+            to.display()
+        ),
+        N::Truncated { path, read_to, .. } => format!(
+            "{} was truncated after byte {read_to} had been read: reading it again from the start",
+            path.display()
+        ),
+        N::Gone { path, .. } => format!(
+            "{} was replaced or deleted: draining the open file",
+            path.display()
+        ),
+        N::Closed { path, offset, .. } => {
+            format!("done with {} at byte {offset}", path.display())
+        }
+        N::CheckpointDropped { path, reason } => {
+            format!("forgetting the checkpoint of {path}: {reason:?}")
+        }
+    };
+    eprintln!("vedette-agent: file input {name}: {what}");
+}

@@ -1,0 +1,288 @@
+//! `vedette-agent run` tailing real files: the moments where peers lose or repeat lines
+//! (rotation, copytruncate, truncation, late and tiny files, restarts, kill -9), each a test
+//! against the real binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::Scratch;
+use crate::support::agent::RunningAgent;
+use crate::support::json::get;
+
+fn config(scratch: &Scratch, poll_ms: u32) -> String {
+    format!(
+        r#"[agent]
+hostname = "tailhost"
+timezone = "UTC"
+state_dir = "{}"
+poll_interval_ms = {poll_ms}
+[[input.file]]
+paths = ["{}/*.log"]
+read_from = "start"
+[output]
+type = "file"
+path = "{}"
+"#,
+        scratch.path("state").display(),
+        scratch.path("logs").display(),
+        scratch.path("events.ndjson").display()
+    )
+}
+
+fn line(tag: &str) -> String {
+    format!("Jan 15 10:00:00 web-1 app[7]: {tag}\n")
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+/// The tag each event carries (the message after `app[7]: `), with its uid.
+fn tags(evs: &[Value]) -> Vec<(String, String)> {
+    evs.iter()
+        .map(|e| {
+            let msg = get(e, "message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let uid = get(e, "metadata.uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (msg.to_owned(), uid.to_owned())
+        })
+        .collect()
+}
+
+fn count(evs: &[Value], tag: &str) -> usize {
+    tags(evs).iter().filter(|(m, _)| m == tag).count()
+}
+
+#[test]
+fn rotation_truncation_late_tiny_and_stopped_files() {
+    let scratch = Scratch::new("live-files");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    // Filebeat does not read files under 1 KiB (its fingerprint needs 1 KiB): this one is
+    // 45 bytes.
+    fs::write(logs.join("small.log"), line("tiny")).expect("write");
+    append(&logs.join("app.log"), &(line("app-1") + &line("app-2")));
+    append(&logs.join("auth.log"), &line("auth-1"));
+    append(
+        &logs.join("trunc.log"),
+        &(line("t-1") + &line("t-2") + &line("t-3")),
+    );
+    let cfg = scratch.write("agent.toml", config(&scratch, 10).as_bytes());
+    let out = scratch.path("events.ndjson");
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_events(7);
+
+    // A file created after start (Wazuh and Fluent Bit need a rescan interval to notice;
+    // here it is read from its first byte).
+    append(&logs.join("late.log"), &(line("late-1") + &line("late-2")));
+    agent.wait_events(9);
+
+    // copytruncate (logrotate's mode for apps that never reopen): Vector, Filebeat and the
+    // OpenTelemetry collector repeat or lose lines here. The copy leaves the pattern.
+    fs::copy(logs.join("app.log"), logs.join("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(logs.join("app.log"))
+        .expect("truncate");
+    append(&logs.join("app.log"), &line("app-after-truncate"));
+    agent.wait_events(10);
+
+    // Truncated in place and rewritten shorter.
+    fs::write(logs.join("trunc.log"), line("t-new")).expect("rewrite");
+    agent.wait_events(11);
+
+    // A 1 MiB line: cut at 64 KiB and flagged, never dropped; the next line is intact.
+    let big = format!("Jan 15 10:00:00 web-1 app[7]: {}\n", "x".repeat(1 << 20));
+    append(&logs.join("big.log"), &(big.clone() + &line("after-big")));
+    let evs = agent.wait_events(13);
+    let cut = evs
+        .iter()
+        .find(|e| get(e, "metadata.is_truncated") == Some(&Value::Bool(true)))
+        .expect("the 1 MiB line's event");
+    assert_eq!(
+        get(cut, "metadata.untruncated_size").and_then(Value::as_u64),
+        Some(big.len() as u64 - 1)
+    );
+    assert_eq!(
+        get(cut, "raw_data").and_then(Value::as_str).map(str::len),
+        Some(64 * 1024)
+    );
+
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    // While the agent is stopped (Wazuh skips lines written then): lines are appended, and
+    // auth.log rotates by rename with an unread line left in it (Fluent Bit abandons a
+    // rotated file with unread bytes). The rotated name is outside the pattern.
+    append(&logs.join("small.log"), &line("while-stopped"));
+    append(&logs.join("auth.log"), &line("auth-unread-at-rotation"));
+    fs::rename(logs.join("auth.log"), logs.join("auth.log.1")).expect("rotate");
+    append(&logs.join("auth.log"), &line("auth-new-file"));
+
+    let mut agent = RunningAgent::spawn(cfg, out);
+    let evs = agent.wait_events(16);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    let expected = [
+        "tiny",
+        "app-1",
+        "app-2",
+        "auth-1",
+        "t-1",
+        "t-2",
+        "t-3",
+        "late-1",
+        "late-2",
+        "app-after-truncate",
+        "t-new",
+        "after-big",
+        "while-stopped",
+        "auth-unread-at-rotation",
+        "auth-new-file",
+    ];
+    for tag in expected {
+        assert_eq!(
+            count(&evs, tag),
+            1,
+            "{tag:?} must be read exactly once; log:\n{log}"
+        );
+    }
+    assert_eq!(
+        evs.len(),
+        expected.len() + 1,
+        "no other event (the +1 is the big line)"
+    );
+    let uids: BTreeSet<String> = tags(&evs).into_iter().map(|(_, u)| u).collect();
+    assert_eq!(uids.len(), evs.len(), "uids are unique");
+}
+
+/// The kill -9 test: a 200,000-line file, the agent killed mid-stream (no flush, no
+/// checkpoint on the way out), then restarted. Peers lose the lines in their buffers
+/// (Fluent Bit without a DB, Filebeat's in-memory queue) or repeat everything since a
+/// stale offset. Here every line is present; the only repeats are the lines after the last
+/// checkpoint, i.e. what was in flight; and a repeated line has the same uid both times.
+#[test]
+fn kill_9_mid_stream_loses_nothing_and_repeats_only_in_flight_lines() {
+    const LINES: usize = 200_000;
+    let scratch = Scratch::new("live-kill9");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    let mut text = String::with_capacity(LINES * 60);
+    for i in 0..LINES {
+        text.push_str(&format!("Jan 15 10:00:00 web-1 app[7]: n={i:06}\n"));
+    }
+    fs::write(logs.join("big.log"), &text).expect("write");
+    let cfg = scratch.write("agent.toml", config(&scratch, 10).as_bytes());
+    let out = scratch.path("events.ndjson");
+
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    // About 5 % of the output (each event is ~1 KB): mid-stream.
+    agent.wait_output_bytes(10_000_000);
+    let (_status, _log) = agent.kill9();
+    let first = fs::read_to_string(&out).expect("output");
+    // The line being written at the kill may be cut: it was not acknowledged either.
+    let first_whole = &first[..first.rfind('\n').map_or(0, |i| i + 1)];
+    let first_run = crate::support::parse_ndjson(first_whole);
+    assert!(
+        first_run.len() < LINES,
+        "the kill came too late to test anything"
+    );
+    let committed = checkpoint_offset(&scratch.path("state"));
+
+    let mut agent = RunningAgent::spawn(cfg, out.clone());
+    // Wait for the restart to read to the end: every line present.
+    let mut evs = agent.wait_events(LINES);
+    loop {
+        let seen: BTreeSet<&str> = evs
+            .iter()
+            .filter_map(|e| get(e, "message").and_then(Value::as_str))
+            .collect();
+        if seen.len() == LINES {
+            break;
+        }
+        evs = agent.wait_events(evs.len() + 1);
+    }
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    // Per line: the uids it was written with, and how often.
+    let mut by_line: BTreeMap<String, (BTreeSet<String>, usize, u64)> = BTreeMap::new();
+    for e in &evs {
+        let msg = get(e, "message").and_then(Value::as_str).expect("message");
+        let uid = get(e, "metadata.uid").and_then(Value::as_str).expect("uid");
+        let off = get(e, "metadata.sequence")
+            .and_then(Value::as_u64)
+            .expect("offset");
+        let entry = by_line.entry(msg.to_owned()).or_default();
+        entry.0.insert(uid.to_owned());
+        entry.1 += 1;
+        entry.2 = off;
+    }
+    assert_eq!(by_line.len(), LINES, "every line is present");
+    let repeated: BTreeSet<u64> = by_line
+        .values()
+        .filter(|(_, n, _)| *n > 1)
+        .map(|(_, _, off)| *off)
+        .collect();
+    for (msg, (uids, n, _)) in &by_line {
+        assert!(*n <= 2, "{msg} written {n} times");
+        assert_eq!(
+            uids.len(),
+            1,
+            "{msg} was written with different uids: {uids:?}"
+        );
+    }
+    // The repeats are exactly the first run's lines at or after the committed offset: what
+    // was written but not yet acknowledged when the agent died.
+    let in_flight: BTreeSet<u64> = first_run
+        .iter()
+        .filter_map(|e| get(e, "metadata.sequence").and_then(Value::as_u64))
+        .filter(|off| *off >= committed)
+        .collect();
+    assert_eq!(
+        repeated, in_flight,
+        "repeats must be the in-flight lines only"
+    );
+    // At most two batches of 512 lines are unacknowledged at any time (io/files.rs).
+    assert!(
+        repeated.len() <= 2 * 512,
+        "{} lines repeated",
+        repeated.len()
+    );
+    eprintln!(
+        "kill -9 after {} of {LINES} events; checkpoint at byte {committed}; {} lines repeated",
+        first_run.len(),
+        repeated.len()
+    );
+}
+
+/// The committed offset of the one tailed file, from the checkpoint file in `state`.
+fn checkpoint_offset(state: &Path) -> u64 {
+    let mut offsets = Vec::new();
+    for e in fs::read_dir(state).expect("state dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("files-") && name.ends_with(".checkpoint") {
+            let text = fs::read_to_string(e.path()).expect("checkpoint");
+            for l in text.lines().skip(1) {
+                let v: Value = serde_json::from_str(l).expect("checkpoint line");
+                offsets.push(v["offset"].as_u64().expect("offset"));
+            }
+        }
+    }
+    assert_eq!(offsets.len(), 1, "one file tracked: {offsets:?}");
+    offsets[0]
+}
