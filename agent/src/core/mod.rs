@@ -5,6 +5,7 @@ pub mod allowlist;
 pub mod envelope;
 pub mod framing;
 pub mod fuzzing;
+pub mod journal;
 pub mod normalize;
 pub mod output;
 pub mod parse;

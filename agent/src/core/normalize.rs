@@ -16,6 +16,7 @@ use vedette_schemas::ocsf::{
 };
 
 use super::envelope::{self, Envelope, Format, SEVERITY_NAMES};
+use super::journal;
 use super::parse::{self, Parsed, audit, json::JsonMappings};
 use super::time::TimeContext;
 use super::uid::event_uid;
@@ -260,11 +261,55 @@ impl Normalizer {
                 ev.note_parse_error("RFC 5424: MSG starts with a BOM but is not UTF-8");
             }
         }
+        self.parse_message(&rec, &env, ev);
+    }
+
+    /// One `journalctl --output=json` line of the source `src`: the entry's fields stand in
+    /// for the syslog envelope, its message goes through the same parsers. A line that is
+    /// not a journal entry is kept as a Base Event with the reason.
+    pub fn handle_journal(&mut self, src: &Source, rx: Received, line: &[u8]) {
+        self.stats.lines += 1;
+        let line = line.trim_ascii_end();
+        if line.is_empty() {
+            self.stats.empty += 1;
+            return;
+        }
+        let text = String::from_utf8_lossy(line);
+        let rec = Record {
+            src,
+            seq: rx.seq,
+            now_ms: rx.now_ms,
+            peer: rx.peer,
+        };
+        match journal::parse(&text) {
+            Ok(entry) => {
+                let fields = entry.text();
+                let env = entry.envelope(&fields);
+                let mut ev = self.base_event(&rec, &env, &text);
+                journal_extras(&mut ev, &entry);
+                self.parse_message(&rec, &env, ev);
+            }
+            Err(why) => {
+                let env = Envelope {
+                    format: Some(Format::Journal),
+                    msg: &text,
+                    error: Some(why),
+                    ..Envelope::default()
+                };
+                let ev = self.base_event(&rec, &env, &text);
+                self.parse_message(&rec, &env, ev);
+            }
+        }
+    }
+
+    /// Runs the message parsers over the envelope's MSG, refining `ev`.
+    fn parse_message(&mut self, rec: &Record<'_>, env: &Envelope<'_>, mut ev: Box<Event>) {
+        let src = rec.src;
         let msg = env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg);
         let app = env.app.unwrap_or("");
 
         if parse::audit::is_audit_record(app, msg) {
-            let events = self.audit.handle_record(&rec, msg, ev);
+            let events = self.audit.handle_record(rec, msg, ev);
             for e in events {
                 self.push(e);
             }
@@ -497,4 +542,27 @@ fn md_loggers(ev: &mut Event, listener: &str, peer: IpAddr, received_ms: i64) {
         }),
         logged_time: Some(received_ms),
     }]);
+}
+
+/// What a journal entry says beyond the envelope, under `unmapped.journald`: the trusted
+/// fields the journal adds (the kernel's view of the sender), which a syslog line lacks.
+fn journal_extras(ev: &mut Event, entry: &journal::Entry<'_>) {
+    let text =
+        |v: &Option<journal::Value<'_>>| v.as_ref().and_then(|v| v.text().map(Cow::into_owned));
+    let fields = [
+        ("exe", text(&entry._EXE)),
+        ("comm", text(&entry._COMM)),
+        ("uid", entry._UID.as_deref().map(str::to_owned)),
+        (
+            "systemd_unit",
+            entry._SYSTEMD_UNIT.as_deref().map(str::to_owned),
+        ),
+        ("transport", entry._TRANSPORT.as_deref().map(str::to_owned)),
+        ("cursor", entry.__CURSOR.as_deref().map(str::to_owned)),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            ev.unmapped_set("journald", k, v);
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod files;
 pub mod host;
 pub mod input;
+pub mod journald;
 pub mod pipeline;
 pub mod run;
 pub mod sink;

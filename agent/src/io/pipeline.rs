@@ -62,6 +62,18 @@ pub struct Batch {
     records: Vec<(usize, Received)>,
     /// Run after the batch's events are written.
     pub ack: Option<Ack>,
+    /// What the records are.
+    pub kind: RecordKind,
+}
+
+/// What a batch's records are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordKind {
+    /// Log lines or syslog messages.
+    #[default]
+    Lines,
+    /// `journalctl --output=json` entries.
+    Journal,
 }
 
 impl std::fmt::Debug for Batch {
@@ -82,6 +94,7 @@ impl Batch {
             data: Vec::new(),
             records: Vec::new(),
             ack: None,
+            kind: RecordKind::Lines,
         }
     }
 
@@ -215,7 +228,10 @@ fn take(
     stats.batches += 1;
     stats.records += batch.len() as u64;
     for (bytes, rx) in batch.records() {
-        norm.handle_received(&batch.source, rx, bytes);
+        match batch.kind {
+            RecordKind::Lines => norm.handle_received(&batch.source, rx, bytes),
+            RecordKind::Journal => norm.handle_journal(&batch.source, rx, bytes),
+        }
     }
     if let Some(ack) = batch.ack.take() {
         acks.push((ack, batch.source.clone()));

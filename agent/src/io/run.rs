@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::files::{self, FileSource};
+use super::journald::{self, JournaldSource};
 use super::pipeline::{LiveSource, StageMsg, StageStats, run_stage};
 use super::sink::Sink;
 use super::syslog::{self, ListenerStats};
@@ -152,6 +153,7 @@ struct Running {
 struct Sources {
     listeners: HashMap<String, Running>,
     files: HashMap<String, FileSource>,
+    journals: HashMap<String, JournaldSource>,
     max_record: usize,
     /// Keys the uids of records from listeners, whose counters restart with the agent.
     run_nonce: String,
@@ -166,6 +168,7 @@ impl Sources {
         Self {
             listeners: HashMap::new(),
             files: HashMap::new(),
+            journals: HashMap::new(),
             max_record,
             run_nonce: format!("{nonce:016x}"),
         }
@@ -183,13 +186,26 @@ impl Sources {
 
     /// Starts every input of `cfg` not running yet (inside the runtime).
     fn start(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
-        if !cfg.inputs.files.is_empty() {
-            let state_dir = cfg
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let state_dir = cfg
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        if !cfg.inputs.files.is_empty() || !cfg.inputs.journald.is_empty() {
             std::fs::create_dir_all(&state_dir)
                 .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
+        }
+        for (i, input) in cfg.inputs.journald.iter().enumerate() {
+            let key = format!("{input:?}");
+            if self.journals.contains_key(&key) {
+                continue;
+            }
+            let tz = cfg.timezone.clone().unwrap_or_else(TimeZone::system);
+            let j = journald::spawn(input, &state_dir, tz, tx.clone())
+                .with_context(|| format!("input.journald[{i}]"))?;
+            eprintln!("vedette-agent: reading the journal: {}", j.name);
+            self.journals.insert(key, j);
+        }
+        if !cfg.inputs.files.is_empty() {
             let poll = Duration::from_millis(cfg.poll_interval_ms.unwrap_or(250));
             for (i, input) in cfg.inputs.files.iter().enumerate() {
                 let key = format!("{input:?}");
@@ -252,6 +268,23 @@ impl Sources {
 
     /// Stops what `cfg` no longer has, starts what it adds.
     async fn reload(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
+        let keep: Vec<String> = cfg
+            .inputs
+            .journald
+            .iter()
+            .map(|j| format!("{j:?}"))
+            .collect();
+        let gone: Vec<String> = self
+            .journals
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(j) = self.journals.remove(&k) {
+                stop_journal(j).await;
+            }
+        }
         let keep: Vec<String> = cfg.inputs.files.iter().map(|f| format!("{f:?}")).collect();
         let gone: Vec<String> = self
             .files
@@ -280,6 +313,9 @@ impl Sources {
     }
 
     async fn stop_all(&mut self) {
+        for (_, j) in self.journals.drain() {
+            stop_journal(j).await;
+        }
         for (_, f) in self.files.drain() {
             stop_files(f).await;
         }
@@ -296,6 +332,14 @@ async fn stop_files(f: FileSource) {
         eprintln!("vedette-agent: file input {name}: stopping failed");
     }
     eprintln!("vedette-agent: stopped tailing {name}");
+}
+
+async fn stop_journal(j: JournaldSource) {
+    let name = j.name.clone();
+    if tokio::task::spawn_blocking(move || j.stop()).await.is_err() {
+        eprintln!("vedette-agent: {name}: stopping failed");
+    }
+    eprintln!("vedette-agent: stopped reading the journal: {name}");
 }
 
 async fn stop(r: Running) {

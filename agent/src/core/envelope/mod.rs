@@ -20,6 +20,8 @@ pub enum Format {
     File,
     /// No syslog envelope: the whole line is the message.
     Plain,
+    /// A systemd journal entry (`journalctl --output=json`).
+    Journal,
 }
 
 impl Format {
@@ -30,6 +32,7 @@ impl Format {
             Self::Rfc3164 => "rfc3164",
             Self::File => "file",
             Self::Plain => "plain",
+            Self::Journal => "journald",
         }
     }
 }

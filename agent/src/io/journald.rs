@@ -1,0 +1,369 @@
+//! The journald input of `vedette-agent run`: `journalctl --output=json --follow`, resumed
+//! after the cursor of the last entry whose event was written (what mature agents do; the
+//! journal's C API would tie the agent to libsystemd). Entries go to the stage in batches
+//! with at most two unacknowledged, and the cursor is checkpointed after every
+//! acknowledgement, like a file offset: a kill -9 repeats at most the entries in flight,
+//! with the same uids (they derive from the cursor).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use tokio::sync::mpsc;
+
+use super::clock;
+use super::pipeline::{Batch, LiveSource, RecordKind, StageMsg};
+use crate::config::{JournaldInput, ReadFrom};
+use crate::core::time::TimeContext;
+use crate::core::{Received, Source, journal};
+
+const BATCH_LINES: usize = 512;
+const MAX_IN_FLIGHT: usize = 2;
+const SYNC_EVERY_MS: i64 = 1000;
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+/// How long before `journalctl` is started again after it exited on its own.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// A running journald input.
+#[derive(Debug)]
+pub struct JournaldSource {
+    child: Arc<Mutex<Option<Child>>>,
+    stopping: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    /// For logs: the `journalctl` command line.
+    pub name: String,
+}
+
+impl JournaldSource {
+    /// Stops `journalctl`, waits for the stage to acknowledge what was sent, saves the
+    /// cursor.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(c) = self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            let _ignored = c.kill();
+        }
+        if self.thread.join().is_err() {
+            eprintln!("vedette-agent: {}: the reader panicked", self.name);
+        }
+    }
+}
+
+/// The cursor file of an input, named after its command line.
+pub fn cursor_path(state_dir: &Path, input: &JournaldInput) -> PathBuf {
+    let key = format!("{}\n{}", input.journalctl.display(), input.args.join("\n"));
+    let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+    state_dir.join(format!("journald-{h:016x}.cursor"))
+}
+
+/// Starts reading the journal.
+pub fn spawn(
+    input: &JournaldInput,
+    state_dir: &Path,
+    tz: TimeZone,
+    tx: mpsc::Sender<StageMsg>,
+) -> std::io::Result<JournaldSource> {
+    let name = std::iter::once(input.journalctl.display().to_string())
+        .chain(input.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let log_source = if input.args.is_empty() {
+        "journald".to_owned()
+    } else {
+        format!("journald:{}", input.args.join(" "))
+    };
+    let child = Arc::new(Mutex::new(None));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let reader = Reader {
+        input: input.clone(),
+        cursor_file: cursor_path(state_dir, input),
+        log_source,
+        tz,
+        tx,
+        child: child.clone(),
+        stopping: stopping.clone(),
+        in_flight: 0,
+        committed: None,
+        saved: None,
+        sources: Default::default(),
+        name: name.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("vedette-journal".into())
+        .spawn(move || reader.run())?;
+    Ok(JournaldSource {
+        child,
+        stopping,
+        thread,
+        name,
+    })
+}
+
+struct Reader {
+    input: JournaldInput,
+    cursor_file: PathBuf,
+    log_source: String,
+    tz: TimeZone,
+    tx: mpsc::Sender<StageMsg>,
+    child: Arc<Mutex<Option<Child>>>,
+    stopping: Arc<AtomicBool>,
+    in_flight: usize,
+    /// The cursor of the last entry whose event is written.
+    committed: Option<String>,
+    saved: Option<String>,
+    /// Per journal sequence-number id: the source its entries are normalized as.
+    sources: std::collections::HashMap<String, LiveSource>,
+    name: String,
+}
+
+impl Reader {
+    fn run(mut self) {
+        self.committed = std::fs::read_to_string(&self.cursor_file)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        self.saved = self.committed.clone();
+        let (commit_tx, commit_rx) = std_mpsc::channel::<String>();
+        let mut last_sync = clock::now_ms();
+        while !self.stopping.load(Ordering::SeqCst) {
+            let mut child = match self.command().spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("vedette-agent: cannot run {}: {e}", self.name);
+                    std::thread::sleep(RESTART_AFTER);
+                    continue;
+                }
+            };
+            let stdout = child.stdout.take().expect("piped stdout");
+            *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+            // A stop that came while starting: the kill above found no child yet.
+            if self.stopping.load(Ordering::SeqCst) {
+                self.kill_child();
+            }
+            let mut reader = BufReader::with_capacity(1 << 20, stdout);
+            let mut batch: Vec<(Vec<u8>, Option<String>)> = Vec::new();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = match reader.read_until(b'\n', &mut line) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        eprintln!("vedette-agent: {}: {e}", self.name);
+                        0
+                    }
+                };
+                if n > 0 {
+                    let cursor = cursor_of(&line);
+                    batch.push((line.clone(), cursor));
+                }
+                let idle = reader.buffer().is_empty();
+                if !batch.is_empty() && (n == 0 || idle || batch.len() >= BATCH_LINES) {
+                    if !self.send(&mut batch, &commit_tx, &commit_rx, &mut last_sync) {
+                        self.kill_child();
+                        break;
+                    }
+                }
+                while let Ok(c) = commit_rx.try_recv() {
+                    self.commit(c, &mut last_sync);
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let status = self
+                .child
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .map(|mut c| c.wait());
+            if !self.stopping.load(Ordering::SeqCst) {
+                eprintln!(
+                    "vedette-agent: {} exited ({status:?}); starting it again",
+                    self.name
+                );
+                std::thread::sleep(RESTART_AFTER);
+            }
+        }
+        while self.in_flight > 0 {
+            match commit_rx.recv_timeout(DRAIN_WAIT) {
+                Ok(c) => self.commit(c, &mut last_sync),
+                Err(_) => break,
+            }
+        }
+        self.save(true);
+    }
+
+    fn kill_child(&self) {
+        if let Some(c) = self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            let _ignored = c.kill();
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.input.journalctl);
+        cmd.args(&self.input.args)
+            .args(["--output=json", "--follow", "--no-pager"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        match (&self.committed, self.input.read_from) {
+            (Some(c), _) => cmd.arg(format!("--after-cursor={c}")),
+            (None, ReadFrom::Start) => cmd.arg("--no-tail"),
+            (None, ReadFrom::End) => cmd.arg("--lines=0"),
+        };
+        cmd
+    }
+
+    /// Sends the batch, keeping at most [`MAX_IN_FLIGHT`] unacknowledged; false when the
+    /// stage is gone.
+    fn send(
+        &mut self,
+        lines: &mut Vec<(Vec<u8>, Option<String>)>,
+        commit_tx: &std_mpsc::Sender<String>,
+        commit_rx: &std_mpsc::Receiver<String>,
+        last_sync: &mut i64,
+    ) -> bool {
+        while self.in_flight >= MAX_IN_FLIGHT {
+            match commit_rx.recv_timeout(DRAIN_WAIT) {
+                Ok(c) => self.commit(c, last_sync),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        let now_ms = clock::now_ms();
+        // Entries of one journal file share a source; a batch spans one source.
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut last_cursor = None;
+        for (line, cursor) in lines.drain(..) {
+            let (key, seq) = cursor
+                .as_deref()
+                .and_then(journal::position)
+                .map_or(("unknown".to_owned(), 0), |(s, i)| (s.to_owned(), i));
+            let uid_key = format!("journald:s={key}");
+            let same = batches
+                .last()
+                .is_some_and(|b| b.source.uid_key.as_deref() == Some(uid_key.as_str()));
+            if !same {
+                let src = self
+                    .sources
+                    .entry(uid_key.clone())
+                    .or_insert_with(|| {
+                        LiveSource::new(Source {
+                            id: self.log_source.clone(),
+                            uid_key: Some(uid_key),
+                            time: TimeContext::new(clock::now(), self.tz.clone()),
+                            syslog: false,
+                        })
+                    })
+                    .at(now_ms);
+                let mut b = Batch::new(src);
+                b.kind = RecordKind::Journal;
+                batches.push(b);
+            }
+            let rx = Received {
+                seq,
+                now_ms,
+                peer: None,
+                cut_from: None,
+            };
+            batches.last_mut().expect("pushed above").push(&line, rx);
+            if cursor.is_some() {
+                last_cursor = cursor;
+            }
+        }
+        let n = batches.len();
+        for (i, mut b) in batches.into_iter().enumerate() {
+            // The last batch carries the cursor: the acks come in order.
+            if i + 1 == n
+                && let Some(c) = last_cursor.take()
+            {
+                let tx = commit_tx.clone();
+                b.ack = Some(Box::new(move |_floor| {
+                    let _ignored = tx.send(c);
+                }));
+                self.in_flight += 1;
+            }
+            if self.tx.blocking_send(StageMsg::Batch(b)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn commit(&mut self, cursor: String, last_sync: &mut i64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.committed = Some(cursor);
+        let now = clock::now_ms();
+        let sync = now - *last_sync >= SYNC_EVERY_MS;
+        if sync {
+            *last_sync = now;
+        }
+        self.save(sync);
+    }
+
+    fn save(&mut self, sync: bool) {
+        let Some(c) = &self.committed else { return };
+        if self.saved.as_ref() == Some(c) && !sync {
+            return;
+        }
+        if let Err(e) = write_atomic(&self.cursor_file, c, sync) {
+            eprintln!(
+                "vedette-agent: {}: saving the cursor to {}: {e}",
+                self.name,
+                self.cursor_file.display()
+            );
+        } else {
+            self.saved = Some(c.clone());
+        }
+    }
+}
+
+/// The `__CURSOR` of an entry line, without parsing the whole entry (cursors hold no
+/// characters JSON escapes).
+fn cursor_of(line: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"__CURSOR\":\"";
+    let at = memchr::memmem::find(line, KEY)? + KEY.len();
+    let len = memchr::memchr(b'"', &line[at..])?;
+    String::from_utf8(line[at..at + len].to_vec()).ok()
+}
+
+fn write_atomic(path: &Path, text: &str, sync: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("cursor.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    if sync {
+        f.sync_all()?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if sync && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cursor_is_found_anywhere_in_the_line() {
+        let l = br#"{"A":"1","__CURSOR":"s=ab;i=3;b=cd","MESSAGE":"x"}"#;
+        assert_eq!(super::cursor_of(l).as_deref(), Some("s=ab;i=3;b=cd"));
+        assert_eq!(super::cursor_of(b"{}"), None);
+    }
+}

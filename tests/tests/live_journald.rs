@@ -1,0 +1,193 @@
+//! The journald input over a real journal file: `systemd-journal-remote` turns export
+//! format into a journal file, `journalctl --file` reads it, as the agent does on a host.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::Scratch;
+use crate::support::agent::RunningAgent;
+use crate::support::json::get;
+
+const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+
+/// One entry in journal export format.
+fn entry(n: u64, ident: &str, pid: u32, msg: &str) -> String {
+    format!(
+        "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n\
+         _HOSTNAME=web-1\nSYSLOG_IDENTIFIER={ident}\n_PID={pid}\n_COMM={ident}\n_EXE=/usr/sbin/{ident}\n\
+         _UID=0\nPRIORITY=5\nSYSLOG_FACILITY=10\n_TRANSPORT=syslog\nMESSAGE={msg}\n\n",
+        1_736_935_200_000_000 + n * 1_000_000,
+        1_000_000 + n
+    )
+}
+
+/// Appends entries to the journal file (creating it).
+fn journal_append(journal: &Path, export: &str) {
+    let mut child = Command::new(JOURNAL_REMOTE)
+        .arg("-o")
+        .arg(journal)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{JOURNAL_REMOTE} is needed (apt install systemd-journal-remote): {e}")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(export.as_bytes())
+        .expect("write export");
+    let out = child.wait_with_output().expect("journal-remote");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn msg(ev: &Value) -> &str {
+    get(ev, "message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Wazuh reads the journal only from "now" and loses what was logged while it was down;
+/// here the cursor is checkpointed like a file offset: entries logged while the agent is
+/// stopped are read after the restart, none twice, and the journal's own fields feed the
+/// same parsers as syslog lines do.
+#[test]
+fn journal_entries_are_parsed_and_resumed_from_the_cursor() {
+    let scratch = Scratch::new("live-journald");
+    let journal = scratch.path("host.journal");
+    journal_append(
+        &journal,
+        &[
+            entry(
+                0,
+                "sshd",
+                123,
+                "Failed password for root from 203.0.113.9 port 50000 ssh2",
+            ),
+            entry(
+                1,
+                "sudo",
+                456,
+                "  bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/id",
+            ),
+            entry(2, "cron", 789, "(root) CMD (run-parts /etc/cron.hourly)"),
+        ]
+        .concat(),
+    );
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            journal.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_events(3);
+    // Followed: an entry logged while the agent runs.
+    journal_append(
+        &journal,
+        &entry(
+            3,
+            "sshd",
+            124,
+            "Accepted publickey for alice from 198.51.100.7 port 40000 ssh2: ED25519 SHA256:x",
+        ),
+    );
+    agent.wait_events(4);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    journal_append(
+        &journal,
+        &entry(
+            4,
+            "sshd",
+            125,
+            "Invalid user oracle from 192.0.2.77 port 2222",
+        ),
+    );
+    let mut agent = RunningAgent::spawn(cfg, out);
+    let evs = agent.wait_events(5);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        evs.len(),
+        5,
+        "each entry once: {:#?}",
+        evs.iter().map(msg).collect::<Vec<_>>()
+    );
+
+    let failed = evs
+        .iter()
+        .find(|e| msg(e).starts_with("Failed password"))
+        .expect("sshd entry");
+    assert_eq!(
+        get(failed, "class_name").and_then(Value::as_str),
+        Some("Authentication")
+    );
+    assert_eq!(
+        get(failed, "src_endpoint.ip").and_then(Value::as_str),
+        Some("203.0.113.9")
+    );
+    assert_eq!(
+        get(failed, "device.hostname").and_then(Value::as_str),
+        Some("web-1")
+    );
+    assert_eq!(
+        get(failed, "metadata.log_format").and_then(Value::as_str),
+        Some("journald")
+    );
+    assert_eq!(
+        get(failed, "metadata.log_level").and_then(Value::as_str),
+        Some("notice")
+    );
+    assert_eq!(
+        get(failed, "actor.process.pid").and_then(Value::as_i64),
+        Some(123)
+    );
+    assert_eq!(
+        get(failed, "unmapped.journald.exe").and_then(Value::as_str),
+        Some("/usr/sbin/sshd")
+    );
+    assert_eq!(
+        get(failed, "time").and_then(Value::as_i64),
+        Some(1_736_935_200_000)
+    );
+    let sudo = evs
+        .iter()
+        .find(|e| msg(e).contains("COMMAND=/usr/bin/id"))
+        .expect("sudo entry");
+    assert_eq!(
+        get(sudo, "class_name").and_then(Value::as_str),
+        Some("Process Activity")
+    );
+    let invalid = evs
+        .iter()
+        .find(|e| msg(e).starts_with("Invalid user"))
+        .expect("after restart");
+    assert_eq!(
+        get(invalid, "user.name").and_then(Value::as_str),
+        Some("oracle")
+    );
+    let mut uids: Vec<&str> = evs
+        .iter()
+        .filter_map(|e| get(e, "metadata.uid").and_then(Value::as_str))
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), 5);
+}
