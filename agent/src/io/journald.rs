@@ -167,11 +167,12 @@ impl Reader {
                     batch.push((line.clone(), cursor));
                 }
                 let idle = reader.buffer().is_empty();
-                if !batch.is_empty() && (n == 0 || idle || batch.len() >= BATCH_LINES) {
-                    if !self.send(&mut batch, &commit_tx, &commit_rx, &mut last_sync) {
-                        self.kill_child();
-                        break;
-                    }
+                if !batch.is_empty()
+                    && (n == 0 || idle || batch.len() >= BATCH_LINES)
+                    && !self.send(&mut batch, &commit_tx, &commit_rx, &mut last_sync)
+                {
+                    self.kill_child();
+                    break;
                 }
                 while let Ok(c) = commit_rx.try_recv() {
                     self.commit(c, &mut last_sync);
