@@ -15,6 +15,6 @@ mod live_files;
 mod live_journald;
 mod live_syslog;
 mod loghub_openssh;
-mod run_config;
 mod ocsf_validate;
+mod run_config;
 mod syslog_vectors;

@@ -65,6 +65,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// `[agent] poll_interval_ms`.
     pub poll_interval_ms: Option<u64>,
+    /// `[agent] read_backend`: `auto`, `plain` or `io_uring`.
+    pub read_backend: Option<String>,
     /// `[[input.*]]`.
     pub inputs: Inputs,
     /// `[output]`.
@@ -132,6 +134,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         } else {
             cfg.poll_interval_ms = Some(*ms.get_ref());
+        }
+    }
+    if let Some(b) = agent.read_backend {
+        if matches!(b.get_ref().as_str(), "auto" | "plain" | "io_uring") {
+            cfg.read_backend = Some(b.into_inner());
+        } else {
+            problems.push(problem(
+                Some(b.span()),
+                "agent.read_backend",
+                format!(
+                    "{:?}: expected \"auto\", \"plain\" or \"io_uring\"",
+                    b.get_ref()
+                ),
+            ));
         }
     }
     cfg.inputs = inputs::validate(

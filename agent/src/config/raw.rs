@@ -43,6 +43,9 @@ pub struct RawAgent {
     pub state_dir: Option<Spanned<String>>,
     /// How often files are checked for new bytes, in ms (default 250).
     pub poll_interval_ms: Option<Spanned<u64>>,
+    /// How files are read: `auto` (io_uring where built in and the kernel allows it, else
+    /// plain reads; the default), `plain` or `io_uring`.
+    pub read_backend: Option<Spanned<String>>,
 }
 
 /// `[[json_mapping]]`: normalizes an app's or an EDR's JSON without code.

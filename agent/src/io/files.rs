@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::clock;
 use super::pipeline::{Batch, LiveSource, StageMsg};
-use super::tail::{TailConfig, TailLine, Tailer};
+use super::tail::{ReadBackend, TailConfig, TailLine, Tailer};
 use crate::config::{FileInput, ReadFrom};
 use crate::core::Received;
 use crate::core::tail::{FileKey, ReadFrom as TailFrom};
@@ -68,6 +68,7 @@ pub fn checkpoint_path(state_dir: &Path, input: &FileInput) -> PathBuf {
 /// Starts tailing `input`.
 pub fn spawn(
     input: &FileInput,
+    read_backend: &str,
     state_dir: &Path,
     max_line_bytes: usize,
     tz: TimeZone,
@@ -82,8 +83,13 @@ pub fn spawn(
     cfg.max_line_bytes = max_line_bytes;
     cfg.checkpoint_path = Some(checkpoint_path(state_dir, input));
     cfg.max_bytes_per_poll = ROUND_BYTES;
-    let tailer = Tailer::new(cfg)?;
-    let name = input.patterns.join(", ");
+    let (backend, backend_name) =
+        super::tail::choose_backend(read_backend).map_err(|source| super::tail::TailError::Io {
+            path: PathBuf::from(format!("(read backend {read_backend})")),
+            source,
+        })?;
+    let tailer = Tailer::with_backend(cfg, backend)?;
+    let name = format!("{} ({backend_name} reads)", input.patterns.join(", "));
     let (stop, stop_rx) = std_mpsc::channel();
     let thread_name = name.clone();
     let thread = std::thread::Builder::new()
@@ -107,7 +113,7 @@ pub fn spawn(
 }
 
 struct Tail {
-    tailer: Tailer,
+    tailer: Tailer<Box<dyn ReadBackend + Send>>,
     tz: TimeZone,
     /// Per file content identity: the source its lines are normalized as.
     sources: HashMap<String, LiveSource>,

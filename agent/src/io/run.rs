@@ -217,8 +217,17 @@ impl Sources {
                     .clone()
                     .or_else(|| cfg.timezone.clone())
                     .unwrap_or_else(TimeZone::system);
-                let f = files::spawn(input, &state_dir, self.max_record, tz, poll, tx.clone())
-                    .with_context(|| format!("input.file[{i}]"))?;
+                let backend = cfg.read_backend.as_deref().unwrap_or("auto");
+                let f = files::spawn(
+                    input,
+                    backend,
+                    &state_dir,
+                    self.max_record,
+                    tz,
+                    poll,
+                    tx.clone(),
+                )
+                .with_context(|| format!("input.file[{i}]"))?;
                 eprintln!("vedette-agent: tailing {}", f.name);
                 self.files.insert(key, f);
             }

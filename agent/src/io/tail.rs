@@ -17,7 +17,9 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub use backend::{PlainReads, ReadBackend};
+#[cfg(feature = "io-uring")]
+pub use backend::IoUringReads;
+pub use backend::{PlainReads, ReadBackend, choose as choose_backend};
 
 use crate::core::tail::{
     Action, CheckpointError, FileKey, FileObservation, Fingerprint, Notice, ReadFrom, Tracker,
