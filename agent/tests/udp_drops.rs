@@ -69,7 +69,11 @@ fn datagrams_the_kernel_dropped_are_counted() {
         task.await.expect("listener");
         let dropped = stats.kernel_drops.load(Relaxed);
         assert!(dropped > 0, "the buffer should have overflowed");
-        assert_eq!(received + dropped, SENT, "every datagram is received or counted");
+        assert_eq!(
+            received + dropped,
+            SENT,
+            "every datagram is received or counted"
+        );
         assert_eq!(stats.messages.load(Relaxed), received);
     });
 }

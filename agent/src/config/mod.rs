@@ -388,8 +388,14 @@ type = "kafka"
     #[test]
     fn the_sample_configs_are_valid() {
         for (name, text) in [
-            ("run-demo.toml", include_str!("../../../samples/run-demo.toml")),
-            ("vedette-agent.toml", include_str!("../../../samples/vedette-agent.toml")),
+            (
+                "run-demo.toml",
+                include_str!("../../../samples/run-demo.toml"),
+            ),
+            (
+                "vedette-agent.toml",
+                include_str!("../../../samples/vedette-agent.toml"),
+            ),
         ] {
             if let Err(e) = parse(Path::new(name), text) {
                 panic!("{e}");
