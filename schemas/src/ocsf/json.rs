@@ -51,7 +51,22 @@ fn word(b: &[u8], i: usize) -> u64 {
 #[inline]
 fn is_clean(b: &[u8]) -> bool {
     let n = b.len();
-    if n >= 8 {
+    if n >= 32 {
+        // Long strings (messages, raw lines): a branch-free byte test over 32-byte blocks
+        // that the compiler turns into vector compares; the tail is the last block again.
+        let block = |c: &[u8]| {
+            c.iter().fold(0u8, |d, &x| {
+                d | u8::from(x < 0x20 || x == b'"' || x == b'\\')
+            })
+        };
+        let mut blocks = b.chunks_exact(32);
+        for c in &mut blocks {
+            if block(c) != 0 {
+                return false;
+            }
+        }
+        blocks.remainder().is_empty() || block(&b[n - 32..]) == 0
+    } else if n >= 8 {
         let mut dirty = 0;
         let mut i = 0;
         while i + 8 <= n {
@@ -76,13 +91,26 @@ fn is_clean(b: &[u8]) -> bool {
 }
 
 /// Writes `s` as a JSON string, escaped exactly as serde_json does.
+#[inline]
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
+    if is_clean(b) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        write_escaped(b, out);
+    }
+}
+
+/// [`write_str`] for a string that holds something to escape (kept out of line so the
+/// clean path stays small enough to inline).
+#[inline(never)]
+fn write_escaped(b: &[u8], out: &mut Vec<u8>) {
     out.reserve(b.len() + 2);
     out.push(b'"');
-    if is_clean(b) {
-        out.extend_from_slice(b);
-    } else if b.len() < 32 || has_control(b) {
+    if b.len() < 32 || has_control(b) {
         write_escaped_slow(b, out);
     } else {
         // Only `"` and `\` need escaping: jump between them with memchr's SIMD search.
