@@ -367,41 +367,97 @@ impl super::json::WriteJson for Header {
     }
 }
 
+/// `"severity_id":N,"severity":"Caption"` / `,"status_id":N,"status":"Caption"` as literals.
+macro_rules! id_members {
+    ($ty:ident, $id_key:literal, $key:literal, $lead:literal, $($v:ident = $id:literal => $cap:literal),* $(,)?) => {
+        |x: $ty| -> &'static str {
+            match x {
+                $($ty::$v => concat!($lead, "\"", $id_key, "\":", $id, ",\"", $key, "\":\"", $cap, "\""),)*
+            }
+        }
+    };
+}
+
 impl Header {
     /// The members of [`Header`]'s serde form, in the same order, without braces.
     fn write_members(&self, out: &mut Vec<u8>) {
-        use super::json::{WriteJson, write_str};
-        let info = self.class.info();
-        let activity = self.activity_name();
-        out.extend_from_slice(b"\"class_uid\":");
-        info.uid.write_json(out);
-        out.extend_from_slice(b",\"class_name\":");
-        write_str(info.name, out);
-        out.extend_from_slice(b",\"category_uid\":");
-        info.category_uid.write_json(out);
-        out.extend_from_slice(b",\"category_name\":");
-        write_str(info.category_name, out);
-        out.extend_from_slice(b",\"activity_id\":");
-        self.activity_id.write_json(out);
-        out.extend_from_slice(b",\"activity_name\":");
-        write_str(activity, out);
-        out.extend_from_slice(b",\"type_uid\":");
-        self.type_uid().write_json(out);
-        out.extend_from_slice(b",\"type_name\":\"");
-        // Captions hold nothing to escape (checked by the table tests).
-        out.extend_from_slice(info.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(activity.as_bytes());
-        out.extend_from_slice(b"\",\"severity_id\":");
-        self.severity.id().write_json(out);
-        out.extend_from_slice(b",\"severity\":");
-        write_str(self.severity.caption(), out);
+        out.extend_from_slice(class_activity_members(self.class, self.activity_id).as_bytes());
+        let severity = id_members!(Severity, "severity_id", "severity", ",",
+            Unknown = 0 => "Unknown",
+            Informational = 1 => "Informational",
+            Low = 2 => "Low",
+            Medium = 3 => "Medium",
+            High = 4 => "High",
+            Critical = 5 => "Critical",
+            Fatal = 6 => "Fatal",
+            Other = 99 => "Other",
+        );
+        out.extend_from_slice(severity(self.severity).as_bytes());
         if let Some(status) = self.status {
-            out.extend_from_slice(b",\"status_id\":");
-            status.id().write_json(out);
-            out.extend_from_slice(b",\"status\":");
-            write_str(status.caption(), out);
+            let status_members = id_members!(Status, "status_id", "status", ",",
+                Unknown = 0 => "Unknown",
+                Success = 1 => "Success",
+                Failure = 2 => "Failure",
+                Other = 99 => "Other",
+            );
+            out.extend_from_slice(status_members(status).as_bytes());
         }
+    }
+
+    /// The members from `class_uid` to `type_name` as serde writes them, escaped.
+    fn render_class_activity(class: Class, activity_id: u8) -> String {
+        use super::json::{WriteJson, write_str};
+        let header = Self {
+            class,
+            activity_id,
+            severity: Severity::Unknown,
+            status: None,
+        };
+        let info = class.info();
+        let activity = header.activity_name();
+        let mut out = Vec::new();
+        out.extend_from_slice(b"\"class_uid\":");
+        info.uid.write_json(&mut out);
+        out.extend_from_slice(b",\"class_name\":");
+        write_str(info.name, &mut out);
+        out.extend_from_slice(b",\"category_uid\":");
+        info.category_uid.write_json(&mut out);
+        out.extend_from_slice(b",\"category_name\":");
+        write_str(info.category_name, &mut out);
+        out.extend_from_slice(b",\"activity_id\":");
+        activity_id.write_json(&mut out);
+        out.extend_from_slice(b",\"activity_name\":");
+        write_str(activity, &mut out);
+        out.extend_from_slice(b",\"type_uid\":");
+        header.type_uid().write_json(&mut out);
+        out.extend_from_slice(b",\"type_name\":");
+        write_str(&format!("{}: {activity}", info.name), &mut out);
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+}
+
+/// The JSON of the class and activity members of a header, rendered once per (class,
+/// activity) the table defines; an activity the table lacks is rendered on the spot.
+fn class_activity_members(class: Class, activity_id: u8) -> std::borrow::Cow<'static, str> {
+    use std::sync::OnceLock;
+    type Rendered = Vec<Vec<(u8, String)>>;
+    static RENDERED: OnceLock<Rendered> = OnceLock::new();
+    let all = RENDERED.get_or_init(|| {
+        Class::ALL
+            .iter()
+            .map(|&c| {
+                c.info()
+                    .activities
+                    .iter()
+                    .map(|&(id, _)| (id, Header::render_class_activity(c, id)))
+                    .collect()
+            })
+            .collect()
+    });
+    let i = Class::ALL.iter().position(|&c| c == class).unwrap_or(0);
+    match all[i].iter().find(|(id, _)| *id == activity_id) {
+        Some((_, s)) => std::borrow::Cow::Borrowed(s.as_str()),
+        None => std::borrow::Cow::Owned(Header::render_class_activity(class, activity_id)),
     }
 }
 
@@ -459,5 +515,37 @@ impl super::json::WriteJson for Event {
             unmapped
         );
         out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ocsf::WriteJson;
+
+    #[test]
+    fn header_literals_match_serde_for_every_id() {
+        for &class in &Class::ALL {
+            for activity_id in (0..=100).chain([255]) {
+                for &severity in Severity::ALL {
+                    for status in std::iter::once(None).chain(Status::ALL.iter().copied().map(Some))
+                    {
+                        let h = Header {
+                            class,
+                            activity_id,
+                            severity,
+                            status,
+                        };
+                        let mut ours = Vec::new();
+                        h.write_json(&mut ours);
+                        let theirs = serde_json::to_vec(&h).unwrap();
+                        assert_eq!(
+                            String::from_utf8(ours).unwrap(),
+                            String::from_utf8(theirs).unwrap()
+                        );
+                    }
+                }
+            }
+        }
     }
 }

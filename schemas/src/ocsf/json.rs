@@ -15,8 +15,6 @@ pub trait WriteJson {
 
 /// Whether `b` holds a control character (below 0x20), 8 bytes at a time (SWAR).
 fn has_control(b: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let mut words = b.chunks_exact(8);
     for w in &mut words {
         let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
@@ -28,35 +26,91 @@ fn has_control(b: &[u8]) -> bool {
     words.remainder().iter().any(|&c| c < 0x20)
 }
 
-/// Whether `b` holds nothing JSON escapes (no control character, `"` or `\\`), 8 bytes at
-/// a time (SWAR, no branch per byte).
-fn is_clean(b: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that JSON escapes (control, `"`, `\\`) may be set;
+/// zero exactly when none is (the classic SWAR "has a byte less than / equal to" tests).
+#[inline(always)]
+fn dirty_word(x: u64) -> u64 {
     let zero_byte = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let mut words = b.chunks_exact(8);
-    let mut dirty = 0;
-    for w in &mut words {
-        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        dirty |= (x.wrapping_sub(LO * 0x20) & !x & HI)
-            | zero_byte(x ^ (LO * u64::from(b'"')))
-            | zero_byte(x ^ (LO * u64::from(b'\\')));
+    (x.wrapping_sub(LO * 0x20) & !x & HI)
+        | zero_byte(x ^ (LO * u64::from(b'"')))
+        | zero_byte(x ^ (LO * u64::from(b'\\')))
+}
+
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u64 {
+    let w: [u8; 8] = b[i..i + 8].try_into().expect("8 bytes");
+    u64::from_le_bytes(w)
+}
+
+/// Whether `b` holds nothing JSON escapes (no control character, `"` or `\\`), 8 bytes at
+/// a time (SWAR, no branch per byte): the tail is the last 8 bytes again (overlapping),
+/// and strings under 8 bytes are read as overlapping halves padded with spaces.
+#[inline]
+fn is_clean(b: &[u8]) -> bool {
+    let n = b.len();
+    if n >= 32 {
+        // Long strings (messages, raw lines): a branch-free byte test over 32-byte blocks
+        // that the compiler turns into vector compares; the tail is the last block again.
+        let block = |c: &[u8]| {
+            c.iter().fold(0u8, |d, &x| {
+                d | u8::from(x < 0x20 || x == b'"' || x == b'\\')
+            })
+        };
+        let mut blocks = b.chunks_exact(32);
+        for c in &mut blocks {
+            if block(c) != 0 {
+                return false;
+            }
+        }
+        blocks.remainder().is_empty() || block(&b[n - 32..]) == 0
+    } else if n >= 8 {
+        let mut dirty = 0;
+        let mut i = 0;
+        while i + 8 <= n {
+            dirty |= dirty_word(word(b, i));
+            i += 8;
+        }
+        if i < n {
+            dirty |= dirty_word(word(b, n - 8));
+        }
+        dirty == 0
+    } else if n >= 4 {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
+        dirty_word(u64::from(lo) | (u64::from(hi) << 32)) == 0
+    } else if n > 0 {
+        // b[0], b[n / 2] and b[n - 1] cover every byte of a 1-3 byte string.
+        let x = u64::from_le_bytes([b[0], b[n / 2], b[n - 1], b' ', b' ', b' ', b' ', b' ']);
+        dirty_word(x) == 0
+    } else {
+        true
     }
-    dirty == 0
-        && words
-            .remainder()
-            .iter()
-            .all(|&c| c >= 0x20 && c != b'"' && c != b'\\')
 }
 
 /// Writes `s` as a JSON string, escaped exactly as serde_json does.
+#[inline]
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
     let b = s.as_bytes();
+    if is_clean(b) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        write_escaped(b, out);
+    }
+}
+
+/// [`write_str`] for a string that holds something to escape (kept out of line so the
+/// clean path stays small enough to inline).
+#[inline(never)]
+fn write_escaped(b: &[u8], out: &mut Vec<u8>) {
     out.reserve(b.len() + 2);
     out.push(b'"');
-    if is_clean(b) {
-        out.extend_from_slice(b);
-    } else if b.len() < 32 || has_control(b) {
+    if b.len() < 32 || has_control(b) {
         write_escaped_slow(b, out);
     } else {
         // Only `"` and `\` need escaping: jump between them with memchr's SIMD search.
@@ -216,6 +270,19 @@ mod tests {
         let mut out = Vec::new();
         super::write_str(s, &mut out);
         String::from_utf8(out).expect("UTF-8 out")
+    }
+
+    #[test]
+    fn one_escape_anywhere_in_short_strings() {
+        for n in 1..40 {
+            for at in 0..n {
+                for c in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"[..n].into();
+                    s.replace_range(at..=at, &c.to_string());
+                    assert_eq!(ours(&s), serde_json::to_string(&s).unwrap(), "{s:?}");
+                }
+            }
+        }
     }
 
     proptest! {

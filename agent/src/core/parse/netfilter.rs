@@ -19,10 +19,24 @@ pub fn looks_like(msg: &str) -> bool {
         && (IN.find(msg).is_some() || OUT.find(msg).is_some())
 }
 
-/// The value of `key` among a line's `KEY=value` words (read once per line); values never
-/// contain spaces. A key with an empty value (`OUT=`) gives `Some("")`.
-fn nf<'a>(pairs: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+/// Whether `hay` contains `word` (upper-case ASCII), ignoring ASCII case.
+fn contains_upper(hay: &str, word: &str) -> bool {
+    hay.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+}
+
+/// The fields of a line that have an OCSF place: the first value of each key.
+#[derive(Default)]
+struct Mapped<'a> {
+    src: Option<&'a str>,
+    dst: Option<&'a str>,
+    spt: Option<&'a str>,
+    dpt: Option<&'a str>,
+    in_if: Option<&'a str>,
+    out_if: Option<&'a str>,
+    mac: Option<&'a str>,
+    proto: Option<&'a str>,
 }
 
 /// Parses a netfilter line.
@@ -43,15 +57,62 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         _ => head,
     };
     let rest = &msg[at..];
-    let pairs: Vec<(&str, &str)> = rest.split(' ').filter_map(|w| w.split_once('=')).collect();
-    let upper = prefix.to_ascii_uppercase();
+    // One pass over the words (`KEY=value`, values never contain spaces): the mapped keys
+    // (first value wins), every other upper-case key with a value for unmapped.netfilter
+    // (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …; the first of a repeated key, i.e.
+    // the IP header's LEN), and the bare flags.
+    let mut m = Mapped::default();
+    let mut extra: Vec<(String, &str)> = Vec::with_capacity(16);
+    if !prefix.is_empty() {
+        extra.push(("prefix".to_owned(), prefix));
+    }
+    let mut flags = String::new();
+    for w in rest.split(' ') {
+        let Some(eq) = w.bytes().position(|c| c == b'=') else {
+            if matches!(
+                w,
+                "SYN" | "ACK" | "FIN" | "RST" | "PSH" | "URG" | "ECE" | "CWR" | "DF"
+            ) {
+                if !flags.is_empty() {
+                    flags.push(' ');
+                }
+                flags.push_str(w);
+            }
+            continue;
+        };
+        let (k, v) = (&w[..eq], &w[eq + 1..]);
+        let slot = match k {
+            "SRC" => &mut m.src,
+            "DST" => &mut m.dst,
+            "SPT" => &mut m.spt,
+            "DPT" => &mut m.dpt,
+            "IN" => &mut m.in_if,
+            "OUT" => &mut m.out_if,
+            "MAC" => &mut m.mac,
+            "PROTO" => &mut m.proto,
+            _ => {
+                let key_like =
+                    !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
+                if key_like && !v.is_empty() {
+                    let lower = k.to_ascii_lowercase();
+                    if !extra.iter().any(|(x, _)| *x == lower) {
+                        extra.push((lower, v));
+                    }
+                }
+                continue;
+            }
+        };
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+    }
     let denied = ["BLOCK", "DROP", "REJECT", "DENY", "REFUSE"]
         .iter()
-        .any(|w| upper.contains(w));
+        .any(|w| contains_upper(prefix, w));
     let allowed = !denied
         && ["ALLOW", "ACCEPT", "AUDIT"]
             .iter()
-            .any(|w| upper.contains(w));
+            .any(|w| contains_upper(prefix, w));
     let (activity, status) = if denied {
         (5, Status::Failure)
     } else {
@@ -78,23 +139,25 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.disposition_id = Some(1);
         ev.disposition = Some("Allowed".into());
     }
-    let port = |k: &str| nf(&pairs, k).and_then(|p| p.parse::<u16>().ok());
-    let nonempty = |k: &str| {
-        nf(&pairs, k)
-            .filter(|v| !v.is_empty())
+    let port = |v: Option<&str>| v.and_then(|p| p.parse::<u16>().ok());
+    let nonempty = |v: Option<&str>| {
+        v.filter(|v| !v.is_empty())
             .map(|v| Text::Owned(v.to_owned()))
     };
     let src = Endpoint {
-        ip: nonempty("SRC"),
-        port: port("SPT"),
-        interface_name: nonempty("IN"),
-        mac: nf(&pairs, "MAC").and_then(source_mac).map(Text::Owned),
+        ip: nonempty(m.src),
+        port: port(m.spt),
+        interface_name: nonempty(m.in_if),
+        mac: m
+            .mac
+            .and_then(source_mac)
+            .map(|s| Text::Owned(s.to_owned())),
         ..Endpoint::default()
     };
     let dst = Endpoint {
-        ip: nonempty("DST"),
-        port: port("DPT"),
-        interface_name: nonempty("OUT"),
+        ip: nonempty(m.dst),
+        port: port(m.dpt),
+        interface_name: nonempty(m.out_if),
         ..Endpoint::default()
     };
     let missing = src.ip.is_none() || dst.ip.is_none();
@@ -104,18 +167,20 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     if missing {
         ev.note_parse_error("netfilter: SRC= or DST= missing");
     }
-    let proto = nf(&pairs, "PROTO").unwrap_or("");
-    let (num, name) = match proto.to_ascii_uppercase().as_str() {
-        "TCP" => (Some(6), "tcp"),
-        "UDP" => (Some(17), "udp"),
-        "ICMP" => (Some(1), "icmp"),
-        "ICMPV6" => (Some(58), "icmpv6"),
-        "SCTP" => (Some(132), "sctp"),
-        "GRE" => (Some(47), "gre"),
-        "ESP" => (Some(50), "esp"),
-        "AH" => (Some(51), "ah"),
-        other => (other.parse().ok(), ""),
-    };
+    let proto = m.proto.unwrap_or("");
+    let (num, name) = [
+        ("TCP", 6, "tcp"),
+        ("UDP", 17, "udp"),
+        ("ICMP", 1, "icmp"),
+        ("ICMPV6", 58, "icmpv6"),
+        ("SCTP", 132, "sctp"),
+        ("GRE", 47, "gre"),
+        ("ESP", 50, "esp"),
+        ("AH", 51, "ah"),
+    ]
+    .iter()
+    .find(|(upper, _, _)| proto.eq_ignore_ascii_case(upper))
+    .map_or_else(|| (proto.parse().ok(), ""), |&(_, n, name)| (Some(n), name));
     // IN only: arrived for this host; OUT only: leaving it; both: forwarded.
     let (dir_id, dir) = match (in_if, out_if) {
         (true, false) => (1, "Inbound"),
@@ -135,25 +200,6 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         direction: Some(dir.into()),
         tcp_flags: None,
     }));
-    // What has no OCSF place goes under unmapped.netfilter, built in one pass: the prefix,
-    // every other KEY=value (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …; the first of a
-    // repeated key, i.e. the IP header's LEN), and the flags.
-    let mut extra = serde_json::Map::new();
-    if !prefix.is_empty() {
-        extra.insert("prefix".into(), prefix.into());
-    }
-    for &(k, v) in &pairs {
-        let mapped = matches!(
-            k,
-            "IN" | "OUT" | "MAC" | "SRC" | "DST" | "SPT" | "DPT" | "PROTO"
-        );
-        let key_like = !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
-        if !mapped && key_like && !v.is_empty() {
-            extra
-                .entry(k.to_ascii_lowercase())
-                .or_insert_with(|| v.into());
-        }
-    }
     // Proxmox puts its own time in the prefix:
     // `0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP:`.
     if ev.metadata.original_time.is_none() {
@@ -166,28 +212,33 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             ev.metadata.original_time = Some(prefix[i..i + 26].to_owned().into());
         }
     }
-    let flags: Vec<&str> = rest
-        .split(' ')
-        .filter(|w| {
-            matches!(
-                *w,
-                "SYN" | "ACK" | "FIN" | "RST" | "PSH" | "URG" | "ECE" | "CWR" | "DF"
-            )
-        })
+    // What has no OCSF place goes under unmapped.netfilter (keys sorted, as the map
+    // writes them).
+    let mut section: serde_json::Map<String, serde_json::Value> = extra
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v.to_owned())))
         .collect();
     if !flags.is_empty() {
-        extra.insert("flags".into(), flags.join(" ").into());
+        section.insert("flags".into(), flags.into());
     }
     ev.unmapped_mut()
         .other
-        .insert("netfilter".into(), extra.into());
+        .insert("netfilter".into(), section.into());
     Parsed::Yes
 }
 
-/// netfilter's `MAC=` is dst(6):src(6):ethertype(2); the source MAC is bytes 6..12.
-fn source_mac(mac: &str) -> Option<String> {
-    let parts: Vec<&str> = mac.split(':').collect();
-    (parts.len() >= 12).then(|| parts[6..12].join(":"))
+/// netfilter's `MAC=` is dst(6):src(6):ethertype(2); the source MAC is bytes 6..12
+/// (the 7th to 12th `:`-separated parts, when there are at least 12).
+fn source_mac(mac: &str) -> Option<&str> {
+    let mut colons = mac
+        .bytes()
+        .enumerate()
+        .filter(|&(_, c)| c == b':')
+        .map(|(i, _)| i);
+    let start = colons.nth(5)? + 1;
+    colons.nth(4)?;
+    let end = colons.next().unwrap_or(mac.len());
+    Some(&mac[start..end])
 }
 
 /// pfSense / OPNsense `filterlog` CSV (IPv4 and IPv6, TCP/UDP/ICMP) → Network Activity.

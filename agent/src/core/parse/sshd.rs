@@ -263,11 +263,15 @@ fn method_line(
     let proto = method.split('/').next().unwrap_or(method);
     ev.auth_protocol_id = Some(99);
     ev.auth_protocol = Some(proto.to_owned().into());
-    ev.status_detail = Some(if invalid {
-        format!("{verb} {method} for invalid user").into()
-    } else {
-        format!("{verb} {method}").into()
-    });
+    // `{verb} {method}[ for invalid user]`, concatenated without the formatting machinery.
+    let mut detail = String::with_capacity(verb.len() + method.len() + 18);
+    detail.push_str(verb);
+    detail.push(' ');
+    detail.push_str(method);
+    if invalid {
+        detail.push_str(" for invalid user");
+    }
+    ev.status_detail = Some(detail.into());
     if let Some((_, key)) = tail.split_once(": ") {
         ev.unmapped_set("sshd", "key", key.to_owned());
     }

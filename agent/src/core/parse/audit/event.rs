@@ -114,7 +114,10 @@ pub(super) fn build(g: Group) -> Box<Event> {
     ev.time = time_ms;
     ev.timezone_offset = Some(0);
     ev.metadata.original_time = records.first().map(|r| r.time_text.clone().into());
-    ev.raw_data = Some(raw.join("\n").into());
+    ev.raw_data = Some(match <[String; 1]>::try_from(raw) {
+        Ok([one]) => one.into(),
+        Err(raw) => raw.join("\n").into(),
+    });
     if ev.metadata.log_name.as_deref() != Some("laurel") {
         ev.metadata.log_name = Some("auditd".into());
     }
@@ -124,11 +127,21 @@ pub(super) fn build(g: Group) -> Box<Event> {
         d.hostname = Some(n.clone().into());
         d.ip = crate::core::text::is_ip(n).then(|| n.clone().into());
     }
-    // Everything, typed or not, stays under unmapped.auditd.
+    let mut ev = classify(ev, &records);
+    // Everything, typed or not, stays under unmapped.auditd: built last, so the records'
+    // fields move into it rather than being copied. What `classify` already put in the
+    // section (`terminal`) was inserted after the rest, and still wins.
+    let find = |t: &str| records.iter().find(|r| r.rtype == t);
+    let syscall = find("SYSCALL");
+    let syscall_name = syscall.and_then(syscall_name);
+    let key = syscall
+        .and_then(|sc| sc.get("key"))
+        .filter(|k| *k != "(null)" && !k.is_empty())
+        .map(str::to_owned);
     let mut audit = Map::new();
     audit.insert("serial".into(), Value::from(serial));
-    if let Some(n) = &node {
-        audit.insert("node".into(), Value::from(n.clone()));
+    if let Some(n) = node {
+        audit.insert("node".into(), Value::from(n));
     }
     audit.insert(
         "records".into(),
@@ -139,11 +152,11 @@ pub(super) fn build(g: Group) -> Box<Event> {
                 .collect(),
         ),
     );
-    for r in &records {
+    for r in records {
         let m: Map<String, Value> = r
             .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
             .collect();
         match audit.get_mut(&r.rtype) {
             Some(Value::Array(a)) => a.push(Value::Object(m)),
@@ -152,23 +165,28 @@ pub(super) fn build(g: Group) -> Box<Event> {
                 *existing = Value::Array(vec![prev, Value::Object(m)]);
             }
             None => {
-                audit.insert(r.rtype.clone(), Value::Object(m));
+                audit.insert(r.rtype, Value::Object(m));
             }
         }
     }
+    if let Some(n) = syscall_name {
+        audit.insert("syscall".into(), Value::from(n));
+    }
+    if let Some(k) = key {
+        audit.insert("key".into(), Value::from(k));
+    }
+    let other = &mut ev.unmapped_mut().other;
+    if let Some(Value::Object(later)) = other.remove("auditd") {
+        audit.extend(later);
+    }
+    other.insert("auditd".into(), Value::Object(audit));
+    ev
+}
+
+/// The class, activity and typed attributes the records call for.
+fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
     let find = |t: &str| records.iter().find(|r| r.rtype == t);
     let syscall = find("SYSCALL");
-    if let Some(sc) = syscall {
-        if let Some(n) = syscall_name(sc) {
-            audit.insert("syscall".into(), Value::from(n));
-        }
-        if let Some(k) = sc.get("key").filter(|k| *k != "(null)" && !k.is_empty()) {
-            audit.insert("key".into(), Value::from(k));
-        }
-    }
-    ev.unmapped_mut()
-        .other
-        .insert("auditd".into(), Value::Object(audit));
     let log_name = if ev.metadata.log_name.as_deref() == Some("laurel") {
         "laurel"
     } else {

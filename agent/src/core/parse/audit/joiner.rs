@@ -102,9 +102,8 @@ impl Joiner {
         &mut self,
         rec: &Input<'_>,
         msg: &str,
-        base: Box<Event>,
+        mut base: Box<Event>,
     ) -> Vec<Box<Event>> {
-        let raw = base.raw_data.as_deref().unwrap_or_default().to_owned();
         let r = match parse_record(msg) {
             Ok(r) => r,
             Err(why) => {
@@ -135,6 +134,12 @@ impl Joiner {
             }
             return done;
         }
+        // The line joins the group's raw lines (`build` sets `raw_data` from them).
+        let raw = base
+            .raw_data
+            .take()
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_default();
         match pos {
             Some(p) => {
                 let o = &mut self.open[p];
