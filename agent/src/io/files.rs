@@ -28,7 +28,7 @@ const BATCH_LINES: usize = 512;
 /// stage busy while the tail reads the next, and bound what a kill -9 repeats.
 const MAX_IN_FLIGHT: usize = 2;
 /// Bytes one poll round reads (the tail commits and checkpoints between rounds).
-const ROUND_BYTES: u64 = 256 * 1024;
+const ROUND_BYTES: u64 = 64 * 1024;
 /// How often the checkpoint file is synced to disk. It is rewritten (without fsync) after
 /// every acknowledged batch, so a crash of the agent repeats only what was in flight; a
 /// power loss may repeat up to this much more.

@@ -152,7 +152,7 @@ pub struct StageStats {
 }
 
 /// Output written before the stage stops taking queued batches to flush.
-const FLUSH_BYTES: usize = 1 << 20;
+const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Runs the stage on the calling thread until every sender of `rx` is gone, then flushes
 /// what joined events still wait (end of input) and returns. `rt` drives the channel and

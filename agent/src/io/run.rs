@@ -25,7 +25,7 @@ use crate::core::{NormalizeConfig, Normalizer, Source};
 
 /// Batches the stage may have queued before sources wait (each up to a few hundred
 /// records).
-const STAGE_QUEUE: usize = 8;
+const STAGE_QUEUE: usize = 4;
 
 /// Where checkpoints live unless `[agent] state_dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/vedette-agent";

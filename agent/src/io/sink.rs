@@ -47,7 +47,7 @@ impl Sink {
     fn new(target: Target) -> Self {
         Self {
             target,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::with_capacity(512 * 1024),
             written: 0,
         }
     }
