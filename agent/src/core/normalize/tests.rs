@@ -272,3 +272,73 @@ fn dropbear_segfault_and_pkexec() {
     );
     assert_eq!(p.user.as_ref().unwrap().name.as_deref(), Some("root"));
 }
+
+/// A file tail checkpoints what the stage acknowledges; an auditd event still waiting for
+/// its EOE must hold the checkpoint back at its first record, or a crash would lose it.
+#[test]
+fn pending_audit_records_hold_the_checkpoint_back() {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = Source {
+        uid_key: Some("file:abc".into()),
+        id: "/var/log/audit/audit.log".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: false,
+    };
+    let syscall = "type=SYSCALL msg=audit(1700000000.123:77): arch=c000003e syscall=59 success=yes exit=0 pid=10 ppid=1 auid=1000 uid=0 comm=\"id\" exe=\"/usr/bin/id\"";
+    let execve = "type=EXECVE msg=audit(1700000000.123:77): argc=1 a0=\"id\"";
+    let eoe = "type=EOE msg=audit(1700000000.123:77):";
+    let rx = |seq| Received {
+        seq,
+        now_ms: 0,
+        ..Received::default()
+    };
+    assert_eq!(n.pending_floor("file:abc"), None);
+    n.handle_received(&src, rx(1000), syscall.as_bytes());
+    n.handle_received(&src, rx(1200), execve.as_bytes());
+    assert_eq!(n.pending_floor("file:abc"), Some(1000));
+    assert_eq!(n.pending_floor("file:other"), None);
+    assert!(n.poll_event().is_none());
+    n.handle_received(&src, rx(1300), eoe.as_bytes());
+    assert!(n.poll_event().is_some());
+    assert_eq!(n.pending_floor("file:abc"), None);
+}
+
+/// A record from the network without a host name is about its sender, never about the
+/// agent's own host; the sender is in `metadata.loggers`.
+#[test]
+fn network_records_name_their_sender_not_the_agent() {
+    let mut n = Normalizer::new(NormalizeConfig {
+        reporter_hostname: "agent-1".into(),
+        ..NormalizeConfig::default()
+    });
+    let src = Source {
+        uid_key: Some("udp://0.0.0.0:514#nonce".into()),
+        id: "udp://0.0.0.0:514".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: true,
+    };
+    let rx = Received {
+        seq: 1,
+        now_ms: 5,
+        peer: Some("192.0.2.7".parse().unwrap()),
+        cut_from: None,
+    };
+    n.handle_received(
+        &src,
+        rx,
+        b"<13>Jan  1 00:00:00 app: no host in this one? maybe",
+    );
+    n.handle_received(&src, rx, b"<13>1 2026-01-01T00:00:00Z - app - - - nil host");
+    let evs: Vec<_> = std::iter::from_fn(|| n.poll_event()).collect();
+    let last = evs.last().unwrap();
+    let dev = last.device.as_ref().unwrap();
+    assert_eq!(dev.ip.as_deref(), Some("192.0.2.7"));
+    assert_ne!(dev.hostname.as_deref(), Some("agent-1"));
+    let logger = &last.metadata.loggers.as_ref().unwrap()[0];
+    assert_eq!(
+        logger.device.as_ref().unwrap().ip.as_deref(),
+        Some("192.0.2.7")
+    );
+    assert_eq!(logger.logged_time, Some(5));
+    assert_eq!(logger.name.as_deref(), Some("udp://0.0.0.0:514"));
+}
