@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
+use vedette_agent::core::dedup::{Dedup, DedupConfig};
 use vedette_agent::core::time::TimeContext;
 use vedette_agent::core::{Normalizer, Source};
 use vedette_agent::io::{clock, input};
@@ -55,6 +56,14 @@ enum Cmd {
         /// How records are delimited.
         #[arg(long, value_enum, default_value = "line")]
         framing: FramingArg,
+        /// Fold repeats of one behaviour (edge dedup) on the events' own timestamps: each
+        /// first sighting, then one summary per window with `count`, `start_time`,
+        /// `end_time`.
+        #[arg(long)]
+        fold: bool,
+        /// Fold window, seconds.
+        #[arg(long, default_value_t = 10, requires = "fold")]
+        window: u32,
         /// Files to read (gzip is detected); none or `-` reads stdin.
         files: Vec<PathBuf>,
     },
@@ -131,8 +140,21 @@ fn main() -> Result<()> {
             tz,
             syslog,
             framing,
+            fold,
+            window,
             files,
-        } => normalize(config, now, tz, syslog, framing, files),
+        } => normalize(
+            config,
+            now,
+            tz,
+            syslog,
+            framing,
+            fold.then(|| DedupConfig {
+                window_ms: i64::from(window) * 1000,
+                ..DedupConfig::default()
+            }),
+            files,
+        ),
     }
 }
 
@@ -156,12 +178,64 @@ fn run(config: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Where normalized events go: through the optional fold, counted, to stdout.
+struct Output {
+    sink: Sink,
+    summary: Summary,
+    fold: Option<Dedup>,
+    write_err: Option<std::io::Error>,
+}
+
+impl Output {
+    fn take(&mut self, ev: Box<Event>) {
+        let ev = match &mut self.fold {
+            None => Some(ev),
+            Some(d) => {
+                // Windows run on the events' own time, so a replay folds as it would have
+                // live; summaries of windows that ended come out first.
+                d.handle_timeout(ev.time);
+                while let Some(s) = d.poll_event() {
+                    Self::write(&mut self.sink, &mut self.summary, &mut self.write_err, &s);
+                }
+                d.handle_event(ev.time, ev)
+            }
+        };
+        if let Some(ev) = ev {
+            Self::write(&mut self.sink, &mut self.summary, &mut self.write_err, &ev);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(d) = &mut self.fold {
+            d.flush();
+            while let Some(s) = d.poll_event() {
+                Self::write(&mut self.sink, &mut self.summary, &mut self.write_err, &s);
+            }
+        }
+    }
+
+    fn write(
+        sink: &mut Sink,
+        summary: &mut Summary,
+        write_err: &mut Option<std::io::Error>,
+        ev: &Event,
+    ) {
+        summary.add(ev);
+        if write_err.is_none()
+            && let Err(e) = sink.emit(ev)
+        {
+            *write_err = Some(e);
+        }
+    }
+}
+
 fn normalize(
     config: Option<PathBuf>,
     now: Option<jiff::Timestamp>,
     tz: Option<String>,
     syslog: bool,
     framing: FramingArg,
+    fold: Option<DedupConfig>,
     files: Vec<PathBuf>,
 ) -> Result<()> {
     let cfg = match &config {
@@ -187,11 +261,15 @@ fn normalize(
         files
     };
     let mut norm = Normalizer::new(ncfg);
-    let mut out = Sink {
-        out: std::io::stdout().lock(),
-        buf: Vec::with_capacity(SINK_BUF + 65536),
+    let mut out = Output {
+        sink: Sink {
+            out: std::io::stdout().lock(),
+            buf: Vec::with_capacity(SINK_BUF + 65536),
+        },
+        summary: Summary::default(),
+        fold: fold.map(Dedup::new),
+        write_err: None,
     };
-    let mut summary = Summary::default();
     let mut io_errors = 0u64;
     for path in &files {
         let id = if path.as_os_str() == "-" {
@@ -225,20 +303,14 @@ fn normalize(
         // Records without a time of their own are stamped with when they were read; with
         // `--now` that is the given instant, so the output is reproducible.
         let now_ms = now.map_or_else(clock::now_ms, |t| t.as_millisecond());
-        let mut write_err = None;
         let res = input::for_each_record(&mut *reader, framing, |rec| {
             seq += 1;
             norm.handle_line(&src, seq, rec, now_ms);
             while let Some(ev) = norm.poll_event() {
-                summary.add(&ev);
-                if write_err.is_none()
-                    && let Err(e) = out.emit(&ev)
-                {
-                    write_err = Some(e);
-                }
+                out.take(ev);
             }
         });
-        if let Some(e) = write_err {
+        if let Some(e) = out.write_err.take() {
             bail!("writing events: {e}");
         }
         if let Err(e) = res {
@@ -248,11 +320,15 @@ fn normalize(
         // Joined events never span files.
         norm.finish();
         while let Some(ev) = norm.poll_event() {
-            summary.add(&ev);
-            out.emit(&ev)?;
+            out.take(ev);
         }
     }
-    out.flush()?;
+    out.finish();
+    if let Some(e) = out.write_err.take() {
+        bail!("writing events: {e}");
+    }
+    out.sink.flush()?;
+    let summary = out.summary;
     let st = norm.stats();
     eprintln!(
         "vedette-agent normalize: {} records read ({} blank, {} truncated, {} not UTF-8), {} events, {} with parse errors, {} I/O errors",
@@ -266,6 +342,21 @@ fn normalize(
     );
     for (class, n) in &summary.per_class {
         eprintln!("  {class:<22} {n}");
+    }
+    if let Some(d) = &out.fold {
+        let m = d.metrics();
+        eprintln!(
+            "  folded: {} events in, {} out (reduction {:.2}x), {} repeats in {} summaries, {} past the memory bound",
+            m.events_in,
+            m.events_out,
+            m.reduction_ratio(),
+            m.folded,
+            m.summaries,
+            m.untracked
+        );
+        for (class, c) in &m.per_class {
+            eprintln!("    {class:<22} {} in, {} out", c.events_in, c.events_out);
+        }
     }
     eprintln!("  Base Event fallbacks per file:");
     for (file, (events, base)) in &summary.per_file {

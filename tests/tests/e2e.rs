@@ -9,6 +9,7 @@ mod support;
 
 mod auditd_auparse;
 mod crowdsec_hub;
+mod fold;
 mod fuzz_props;
 mod golden;
 mod live_files;

@@ -173,7 +173,7 @@ pub(crate) fn audit_event_id(line: &str) -> Option<(String, String)> {
 }
 
 /// Runs the validator and returns its complaints (none when all `expected` events are valid).
-fn validate(ndjson: &Path, expected: usize) -> Vec<String> {
+pub(crate) fn validate(ndjson: &Path, expected: usize) -> Vec<String> {
     let tool = support::shared_dir().join("tools/ocsf-validate");
     assert!(tool.is_file(), "OCSF validator missing: {}", tool.display());
     let out = Command::new(&tool)

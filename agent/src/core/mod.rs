@@ -2,6 +2,7 @@
 //! OCSF events. Nothing here reads a clock, a file or a socket.
 
 pub mod allowlist;
+pub mod dedup;
 pub mod envelope;
 pub mod framing;
 pub mod fuzzing;

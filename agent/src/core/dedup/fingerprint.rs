@@ -1,0 +1,171 @@
+//! What makes two events "the same behaviour": per OCSF class, the fields an analyst would
+//! group them by. Two events with equal fingerprints within a window are folded.
+
+use std::borrow::Cow;
+
+use vedette_schemas::ocsf::{Class, Event};
+use xxhash_rust::xxh3::Xxh3;
+
+/// A field an event is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `activity_id`.
+    Activity,
+    /// `status_id`.
+    Status,
+    /// `device.hostname` (else `device.ip`).
+    Device,
+    /// `metadata.event_code`.
+    EventCode,
+    /// `user.name`.
+    User,
+    /// `actor.user.name`.
+    ActorUser,
+    /// `src_endpoint.ip`.
+    SrcIp,
+    /// `dst_endpoint.ip`.
+    DstIp,
+    /// `dst_endpoint.port`.
+    DstPort,
+    /// `connection_info.protocol_name`.
+    Protocol,
+    /// `action_id`.
+    Action,
+    /// `auth_protocol`.
+    AuthProtocol,
+    /// `process.cmd_line`.
+    CmdLine,
+    /// `http_request.http_method`.
+    HttpMethod,
+    /// `http_request.url.path`.
+    UrlPath,
+    /// `http_response.code`.
+    HttpCode,
+    /// `query.hostname`.
+    Query,
+    /// `message`.
+    Message,
+}
+
+/// The paths the config may name, with their fields.
+pub const FIELDS: &[(&str, Field)] = &[
+    ("activity_id", Field::Activity),
+    ("status_id", Field::Status),
+    ("device.hostname", Field::Device),
+    ("metadata.event_code", Field::EventCode),
+    ("user.name", Field::User),
+    ("actor.user.name", Field::ActorUser),
+    ("src_endpoint.ip", Field::SrcIp),
+    ("dst_endpoint.ip", Field::DstIp),
+    ("dst_endpoint.port", Field::DstPort),
+    ("connection_info.protocol_name", Field::Protocol),
+    ("action_id", Field::Action),
+    ("auth_protocol", Field::AuthProtocol),
+    ("process.cmd_line", Field::CmdLine),
+    ("http_request.http_method", Field::HttpMethod),
+    ("http_request.url.path", Field::UrlPath),
+    ("http_response.code", Field::HttpCode),
+    ("query.hostname", Field::Query),
+    ("message", Field::Message),
+];
+
+/// The field at `path`, if the fingerprint can use it.
+pub fn field(path: &str) -> Option<Field> {
+    FIELDS.iter().find(|(p, _)| *p == path).map(|(_, f)| *f)
+}
+
+/// The default fields of `class`. Every class also groups by activity, device and event
+/// code; a class without specific fields groups by its message (the same line from the
+/// same host).
+pub fn default_fields(class: Class) -> &'static [Field] {
+    use Field::*;
+    match class {
+        Class::Authentication => &[
+            Activity,
+            Device,
+            EventCode,
+            User,
+            SrcIp,
+            Status,
+            AuthProtocol,
+        ],
+        Class::NetworkActivity => &[
+            Activity, Device, EventCode, SrcIp, DstIp, DstPort, Protocol, Action,
+        ],
+        Class::HttpActivity => &[
+            Activity, Device, EventCode, SrcIp, HttpMethod, UrlPath, HttpCode,
+        ],
+        Class::DnsActivity => &[Activity, Device, EventCode, SrcIp, Query],
+        Class::ProcessActivity => &[Activity, Device, EventCode, ActorUser, User, CmdLine],
+        Class::AccountChange => &[Activity, Device, EventCode, User, ActorUser, Status],
+        Class::FileActivity | Class::Base => &[Activity, Device, EventCode, Message],
+    }
+}
+
+fn b(s: &Option<vedette_schemas::ocsf::Text>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
+}
+
+fn n<'a>(v: Option<i64>) -> Option<Cow<'a, str>> {
+    v.map(|v| Cow::Owned(v.to_string()))
+}
+
+fn value(ev: &Event, f: Field) -> Option<Cow<'_, str>> {
+    match f {
+        Field::Activity => n(Some(i64::from(ev.header.activity_id))),
+        Field::Status => n(ev.header.status.map(|s| i64::from(s.id()))),
+        Field::Device => ev
+            .device
+            .as_ref()
+            .and_then(|d| b(&d.hostname).or_else(|| b(&d.ip))),
+        Field::EventCode => b(&ev.metadata.event_code),
+        Field::User => ev.user.as_ref().and_then(|u| b(&u.name)),
+        Field::ActorUser => ev
+            .actor
+            .as_ref()
+            .and_then(|a| a.user.as_ref())
+            .and_then(|u| b(&u.name)),
+        Field::SrcIp => ev.src_endpoint.as_ref().and_then(|e| b(&e.ip)),
+        Field::DstIp => ev.dst_endpoint.as_ref().and_then(|e| b(&e.ip)),
+        Field::DstPort => n(ev.dst_endpoint.as_ref().and_then(|e| e.port).map(i64::from)),
+        Field::Protocol => ev
+            .connection_info
+            .as_ref()
+            .and_then(|c| b(&c.protocol_name)),
+        Field::Action => n(ev.action_id.map(i64::from)),
+        Field::AuthProtocol => b(&ev.auth_protocol),
+        Field::CmdLine => ev.process.as_ref().and_then(|p| b(&p.cmd_line)),
+        Field::HttpMethod => ev.http_request.as_ref().and_then(|r| b(&r.http_method)),
+        Field::UrlPath => ev
+            .http_request
+            .as_ref()
+            .and_then(|r| r.url.as_ref())
+            .and_then(|u| b(&u.path)),
+        Field::HttpCode => n(ev
+            .http_response
+            .as_ref()
+            .and_then(|r| r.code)
+            .map(i64::from)),
+        Field::Query => ev.query.as_ref().and_then(|q| b(&q.hostname)),
+        Field::Message => b(&ev.message),
+    }
+}
+
+/// The fingerprint of `ev` over `fields` (its class always included): xxh3-128 of the
+/// values, each tagged present/absent and length-prefixed, so ("ab", "c") and ("a", "bc")
+/// or a missing and an empty value never collide by construction.
+pub fn fingerprint(ev: &Event, fields: &[Field]) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(&ev.class().uid().to_le_bytes());
+    for &f in fields {
+        match value(ev, f) {
+            Some(v) => {
+                h.update(&[1]);
+                h.update(&(v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+            None => h.update(&[0]),
+        }
+    }
+    h.digest128()
+}

@@ -1,0 +1,215 @@
+//! Edge de-duplication: one behaviour reported a thousand times becomes its first sighting
+//! plus one summary event.
+//!
+//! Windows are tumbling per fingerprint (see [`fingerprint`]), opened by a first sighting
+//! and `window_ms` long. The first sighting is forwarded at once, untouched: dedup never
+//! delays it. Repeats inside the window are held back and folded into one summary at the
+//! window's end: the first repeat itself, carrying `count` (the number of repeats),
+//! `start_time` and `end_time` (their first and last times). Summing `count` (1 where
+//! absent) over the output gives the number of events in, exactly.
+//!
+//! Sans-I/O: the caller passes the time (arrival time when tailing live, the events' own
+//! times when replaying a file, so a replay folds as it would have live), calls
+//! [`Dedup::handle_timeout`] at [`Dedup::poll_timeout`], and drains summaries with
+//! [`Dedup::poll_event`]. Memory is bounded by `max_tracked` fingerprints; past it events
+//! pass through unfolded and [`Metrics::untracked`] counts them. [`Dedup::flush`] at
+//! shutdown emits every pending summary, so no count is lost.
+
+pub mod fingerprint;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use vedette_schemas::ocsf::{Class, Event};
+
+pub use fingerprint::Field;
+
+/// Dedup settings.
+#[derive(Debug, Clone)]
+pub struct DedupConfig {
+    /// Window length, ms (default 10 s).
+    pub window_ms: i64,
+    /// Most fingerprints tracked at once (default 50,000).
+    pub max_tracked: usize,
+    /// Per class, the fields that replace [`fingerprint::default_fields`].
+    pub fields: HashMap<Class, Vec<Field>>,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            window_ms: 10_000,
+            max_tracked: 50_000,
+            fields: HashMap::new(),
+        }
+    }
+}
+
+/// Counts per class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassMetrics {
+    /// Events in.
+    pub events_in: u64,
+    /// Events out (first sightings, unfolded events and summaries).
+    pub events_out: u64,
+}
+
+/// What dedup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Events in.
+    pub events_in: u64,
+    /// Events out.
+    pub events_out: u64,
+    /// Repeats folded into summaries.
+    pub folded: u64,
+    /// Summaries emitted.
+    pub summaries: u64,
+    /// Events passed through unfolded because `max_tracked` fingerprints were tracked.
+    pub untracked: u64,
+    /// Per class name.
+    pub per_class: BTreeMap<&'static str, ClassMetrics>,
+}
+
+impl Metrics {
+    /// Events in per event out (1.0 when nothing was folded).
+    pub fn reduction_ratio(&self) -> f64 {
+        if self.events_out == 0 {
+            1.0
+        } else {
+            self.events_in as f64 / self.events_out as f64
+        }
+    }
+}
+
+/// One open window (it ends at the time it is keyed by in `due`).
+#[derive(Debug)]
+struct Window {
+    /// The first repeat, which becomes the summary.
+    summary: Option<Box<Event>>,
+    count: u32,
+    first: i64,
+    last: i64,
+}
+
+/// The dedup state machine. See the module docs.
+#[derive(Debug, Default)]
+pub struct Dedup {
+    cfg: DedupConfig,
+    open: HashMap<u128, Window>,
+    /// Window ends in time order.
+    due: BTreeSet<(i64, u128)>,
+    out: VecDeque<Box<Event>>,
+    metrics: Metrics,
+}
+
+impl Dedup {
+    /// A dedup stage with `cfg`.
+    pub fn new(cfg: DedupConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Takes one event seen at `now_ms`; returns it when it is to be forwarded now (a first
+    /// sighting, or an event past the memory bound), `None` when it was folded. Windows that
+    /// ended by `now_ms` are closed first (their summaries wait in [`Dedup::poll_event`]).
+    pub fn handle_event(&mut self, now_ms: i64, ev: Box<Event>) -> Option<Box<Event>> {
+        self.handle_timeout(now_ms);
+        let class = ev.class();
+        self.metrics.events_in += 1;
+        self.class_metrics(class).events_in += 1;
+        let fields = self
+            .cfg
+            .fields
+            .get(&class)
+            .map_or(fingerprint::default_fields(class), Vec::as_slice);
+        let fp = fingerprint::fingerprint(&ev, fields);
+        if let Some(w) = self.open.get_mut(&fp) {
+            let t = ev.time;
+            // An event may already stand for several (sshd's "PAM 5 more authentication
+            // failures" has count 5): the summary counts what they stand for.
+            w.count = w.count.saturating_add(ev.count.unwrap_or(1));
+            w.first = w.first.min(t);
+            w.last = w.last.max(t);
+            if w.summary.is_none() {
+                w.first = t;
+                w.last = t;
+                w.summary = Some(ev);
+            }
+            self.metrics.folded += 1;
+            return None;
+        }
+        if self.open.len() >= self.cfg.max_tracked {
+            self.metrics.untracked += 1;
+        } else {
+            let end = now_ms.saturating_add(self.cfg.window_ms);
+            self.open.insert(
+                fp,
+                Window {
+                    summary: None,
+                    count: 0,
+                    first: 0,
+                    last: 0,
+                },
+            );
+            self.due.insert((end, fp));
+        }
+        self.metrics.events_out += 1;
+        self.class_metrics(class).events_out += 1;
+        Some(ev)
+    }
+
+    /// When the next window ends.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        self.due.first().map(|&(end, _)| end)
+    }
+
+    /// Closes the windows that ended by `now_ms` (a window `[start, start + window_ms)`
+    /// ends at `start + window_ms`).
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        while let Some(&(end, fp)) = self.due.first() {
+            if end > now_ms {
+                break;
+            }
+            self.due.pop_first();
+            if let Some(w) = self.open.remove(&fp) {
+                self.close(w);
+            }
+        }
+    }
+
+    /// Closes every window (shutdown, end of input): no count is lost.
+    pub fn flush(&mut self) {
+        self.handle_timeout(i64::MAX);
+    }
+
+    /// The next summary.
+    pub fn poll_event(&mut self) -> Option<Box<Event>> {
+        self.out.pop_front()
+    }
+
+    fn close(&mut self, w: Window) {
+        let Some(mut ev) = w.summary else { return };
+        ev.count = Some(w.count);
+        ev.start_time = Some(w.first);
+        ev.end_time = Some(w.last);
+        let class = ev.class();
+        self.metrics.summaries += 1;
+        self.metrics.events_out += 1;
+        self.class_metrics(class).events_out += 1;
+        self.out.push_back(ev);
+    }
+
+    fn class_metrics(&mut self, class: Class) -> &mut ClassMetrics {
+        self.metrics.per_class.entry(class.name()).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use vedette_schemas::ocsf::{Endpoint, Product, Status, User};
+
+use super::*;
+
+const W: i64 = 10_000;
+
+fn auth(user: &str, ip: &str, t: i64) -> Box<Event> {
+    let mut ev = Box::new(Event::new(Class::Authentication, 1, t, Product::default()));
+    ev.header.status = Some(Status::Failure);
+    ev.user = Some(User {
+        name: Some(user.to_owned().into()),
+        ..User::default()
+    });
+    ev.src_endpoint = Some(Endpoint {
+        ip: Some(ip.to_owned().into()),
+        ..Endpoint::default()
+    });
+    ev.metadata.uid = Some(format!("uid-{t}").into());
+    ev
+}
+
+fn drain(d: &mut Dedup) -> Vec<Box<Event>> {
+    std::iter::from_fn(|| d.poll_event()).collect()
+}
+
+#[test]
+fn first_sighting_is_forwarded_at_once_and_untouched() {
+    let mut d = Dedup::new(DedupConfig::default());
+    let ev = auth("root", "10.0.0.1", 1_000);
+    let copy = ev.clone();
+    let out = d.handle_event(1_000, ev).expect("forwarded immediately");
+    assert_eq!(out, copy);
+    assert!(d.poll_event().is_none());
+}
+
+#[test]
+fn repeats_fold_into_one_summary_with_exact_count_and_times() {
+    let mut d = Dedup::new(DedupConfig::default());
+    assert!(d.handle_event(0, auth("root", "10.0.0.1", 0)).is_some());
+    for t in [100, 200, 9_999] {
+        assert!(d.handle_event(t, auth("root", "10.0.0.1", t)).is_none());
+    }
+    // Another behaviour is not folded with it.
+    assert!(
+        d.handle_event(300, auth("admin", "10.0.0.1", 300))
+            .is_some()
+    );
+    assert!(drain(&mut d).is_empty(), "nothing before the window ends");
+    assert_eq!(d.poll_timeout(), Some(W));
+    d.handle_timeout(W - 1);
+    assert!(drain(&mut d).is_empty());
+    d.handle_timeout(W);
+    let s = drain(&mut d);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].count, Some(3));
+    assert_eq!((s[0].start_time, s[0].end_time), (Some(100), Some(9_999)));
+    // The summary is the first repeat: its own uid, not the first sighting's.
+    assert_eq!(s[0].metadata.uid.as_deref(), Some("uid-100"));
+    let m = d.metrics();
+    assert_eq!((m.events_in, m.events_out, m.folded), (5, 3, 3));
+}
+
+#[test]
+fn windows_are_tumbling_from_the_first_sighting() {
+    let mut d = Dedup::new(DedupConfig::default());
+    assert!(d.handle_event(0, auth("u", "1.1.1.1", 0)).is_some());
+    assert!(d.handle_event(W - 1, auth("u", "1.1.1.1", W - 1)).is_none());
+    // At the window's end: the summary comes out, and this event opens a new window as a
+    // first sighting.
+    let ev = d.handle_event(W, auth("u", "1.1.1.1", W));
+    assert!(ev.is_some());
+    let s = drain(&mut d);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].count, Some(1));
+    assert!(
+        d.handle_event(2 * W - 1, auth("u", "1.1.1.1", 2 * W - 1))
+            .is_none()
+    );
+    d.flush();
+    assert_eq!(drain(&mut d)[0].count, Some(1));
+}
+
+#[test]
+fn a_window_without_repeats_emits_nothing() {
+    let mut d = Dedup::new(DedupConfig::default());
+    assert!(d.handle_event(0, auth("u", "1.1.1.1", 0)).is_some());
+    d.handle_timeout(10 * W);
+    assert!(drain(&mut d).is_empty());
+    assert_eq!(d.poll_timeout(), None);
+}
+
+#[test]
+fn past_the_memory_bound_events_pass_unfolded_and_are_counted() {
+    let mut d = Dedup::new(DedupConfig {
+        max_tracked: 2,
+        ..DedupConfig::default()
+    });
+    assert!(d.handle_event(0, auth("a", "1.1.1.1", 0)).is_some());
+    assert!(d.handle_event(0, auth("b", "1.1.1.1", 0)).is_some());
+    for _ in 0..3 {
+        assert!(d.handle_event(1, auth("c", "1.1.1.1", 1)).is_some());
+    }
+    assert_eq!(d.metrics().untracked, 3);
+    // Tracked ones still fold.
+    assert!(d.handle_event(2, auth("a", "1.1.1.1", 2)).is_none());
+}
+
+#[test]
+fn shutdown_flush_loses_no_count() {
+    let mut d = Dedup::new(DedupConfig::default());
+    let mut n_out = 0u64;
+    let mut counted = 0u64;
+    for i in 0..1000i64 {
+        let user = ["a", "b", "c"][(i % 3) as usize];
+        if let Some(ev) = d.handle_event(i, auth(user, "10.0.0.1", i)) {
+            n_out += 1;
+            counted += u64::from(ev.count.unwrap_or(1));
+        }
+    }
+    d.flush();
+    for ev in drain(&mut d) {
+        n_out += 1;
+        counted += u64::from(ev.count.unwrap_or(1));
+    }
+    assert_eq!(counted, 1000);
+    assert_eq!(n_out, 6);
+    assert_eq!(d.metrics().events_out, 6);
+    assert!((d.metrics().reduction_ratio() - 1000.0 / 6.0).abs() < 1e-9);
+}
+
+#[test]
+fn configured_fields_replace_the_defaults() {
+    let mut fields = HashMap::new();
+    fields.insert(Class::Authentication, vec![Field::SrcIp]);
+    let mut d = Dedup::new(DedupConfig {
+        fields,
+        ..DedupConfig::default()
+    });
+    assert!(d.handle_event(0, auth("a", "1.1.1.1", 0)).is_some());
+    // Another user from the same address: the same behaviour under this config.
+    assert!(d.handle_event(1, auth("b", "1.1.1.1", 1)).is_none());
+}
+
+#[test]
+fn field_paths_resolve() {
+    assert_eq!(fingerprint::field("src_endpoint.ip"), Some(Field::SrcIp));
+    assert_eq!(fingerprint::field("no.such.path"), None);
+}
+
+#[test]
+fn a_repeat_that_stands_for_several_counts_as_several() {
+    let mut d = Dedup::new(DedupConfig::default());
+    assert!(d.handle_event(0, auth("u", "1.1.1.1", 0)).is_some());
+    let mut five = auth("u", "1.1.1.1", 1);
+    five.count = Some(5);
+    assert!(d.handle_event(1, five).is_none());
+    assert!(d.handle_event(2, auth("u", "1.1.1.1", 2)).is_none());
+    d.flush();
+    assert_eq!(drain(&mut d)[0].count, Some(6));
+}
