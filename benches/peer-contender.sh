@@ -13,8 +13,8 @@
 #   WORKDIR   an empty per-run folder: the config and the agent's state go there
 # The agent runs in the foreground (exec, so the harness measures its PID) and exits on
 # SIGTERM after writing everything it took. Full normalization is on: every event is
-# parsed and mapped to OCSF, not only its syslog header. (Edge folding, when it exists,
-# is off here: the harness counts one output line per input event.)
+# parsed and mapped to OCSF, not only its syslog header. Edge folding is off here: the
+# harness counts one output line per input event.
 set -euo pipefail
 if [[ $# -ne 5 ]]; then
     echo "usage: $0 SCENARIO PORT TAIL_FILE OUTPUT WORKDIR" >&2
@@ -46,6 +46,10 @@ hostname = "perf-agent"
 timezone = "UTC"
 state_dir = "$workdir/state"
 poll_interval_ms = 10
+
+# The harness counts one output line per input event: edge folding off.
+[dedup]
+enabled = false
 
 $input
 

@@ -165,6 +165,17 @@ fn run(config: &std::path::Path) -> Result<()> {
         "vedette-agent run: {} records in {} batches, {} events",
         s.stage.records, s.stage.batches, s.stage.events
     );
+    if let Some(m) = &s.dedup {
+        eprintln!(
+            "  dedup: {} in, {} out (reduction {:.2}x), {} repeats folded into {} summaries, {} past the memory bound",
+            m.events_in,
+            m.events_out,
+            m.reduction_ratio(),
+            m.folded,
+            m.summaries,
+            m.untracked
+        );
+    }
     for (id, st) in &s.listeners {
         eprintln!(
             "  {id}: {} messages, {} connections, {} refused (allowlist), {} TLS failures, {} dropped by the kernel",

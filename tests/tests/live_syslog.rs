@@ -357,3 +357,35 @@ allow = ["127.0.0.1"]
     by_message(&evs, "udp after reload");
     by_message(&evs, "still running");
 }
+
+/// Edge folding in `run` (on by default): a burst of one behaviour becomes its first
+/// sighting, written at once, and a summary with the exact count; SIGTERM flushes the open
+/// window rather than losing it.
+#[test]
+fn a_burst_is_folded_and_the_summary_survives_shutdown() {
+    let scratch = Scratch::new("live-fold");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[dedup]
+window_seconds = 3600
+[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+"#,
+        1,
+    );
+    let line = "<38>Jan 15 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2\n";
+    tcp_send(agent.addr("tcp"), line.repeat(50).as_bytes());
+    // The first sighting is not held back by the window.
+    let first = agent.wait_events(1);
+    assert_eq!(first.len(), 1);
+    assert!(get(&first[0], "count").is_none());
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
+    let evs = crate::support::parse_ndjson(&text);
+    assert_eq!(evs.len(), 2, "{log}");
+    assert_eq!(get(&evs[1], "count").and_then(Value::as_u64), Some(49));
+    assert!(log.contains("dedup: 50 in, 2 out"), "{log}");
+}

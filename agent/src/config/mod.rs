@@ -11,6 +11,7 @@ pub use raw::RawConfig;
 
 use crate::core::parse::json::{JsonMapping, JsonMappings, path, path_is_mappable};
 
+mod dedup;
 mod inputs;
 pub mod raw;
 
@@ -71,6 +72,24 @@ pub struct Config {
     pub inputs: Inputs,
     /// `[output]`.
     pub output: Option<Output>,
+    /// `[dedup]`: `None` when disabled.
+    pub dedup: Option<crate::core::dedup::DedupConfig>,
+}
+
+/// A class by its config name (`authentication`, `account_change`, `process_activity`,
+/// `file_activity`, `network_activity`, `http_activity`, `dns_activity`, `base_event`).
+pub fn class_named(name: &str) -> Option<Class> {
+    Some(match name {
+        "authentication" => Class::Authentication,
+        "account_change" => Class::AccountChange,
+        "process_activity" => Class::ProcessActivity,
+        "file_activity" => Class::FileActivity,
+        "network_activity" => Class::NetworkActivity,
+        "http_activity" => Class::HttpActivity,
+        "dns_activity" => Class::DnsActivity,
+        "base_event" => Class::Base,
+        _ => return None,
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -100,6 +119,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         syslog_inputs,
         journald_inputs,
         output,
+        dedup,
     } = raw;
     let mut cfg = Config {
         hostname: agent.hostname,
@@ -158,20 +178,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         &mut problems,
     );
     cfg.output = output.and_then(|o| inputs::validate_output(o, &problem, &mut problems));
+    cfg.dedup = dedup::validate(dedup, &problem, &mut problems);
     for (i, m) in json_mapping {
         let at = format!("json_mapping[{i}]");
         let class = match m.class.get_ref() {
-            toml::Value::String(s) => match s.as_str() {
-                "authentication" => Some(Class::Authentication),
-                "account_change" => Some(Class::AccountChange),
-                "process_activity" => Some(Class::ProcessActivity),
-                "file_activity" => Some(Class::FileActivity),
-                "network_activity" => Some(Class::NetworkActivity),
-                "http_activity" => Some(Class::HttpActivity),
-                "dns_activity" => Some(Class::DnsActivity),
-                "base_event" => Some(Class::Base),
-                _ => None,
-            },
+            toml::Value::String(s) => class_named(s),
             toml::Value::Integer(n) => u32::try_from(*n).ok().and_then(Class::from_uid),
             _ => None,
         };
@@ -383,6 +394,38 @@ type = "kafka"
         );
         assert_eq!(cfg.output, Some(Output::File("/tmp/out.ndjson".into())));
         assert_eq!(cfg.state_dir, Some(PathBuf::from("/tmp/s")));
+    }
+
+    #[test]
+    fn dedup_is_on_by_default_and_configurable() {
+        let on = parse(Path::new("a.toml"), "").unwrap();
+        assert_eq!(on.dedup.map(|d| d.window_ms), Some(10_000));
+        let off = parse(Path::new("a.toml"), "[dedup]\nenabled = false\n").unwrap();
+        assert!(off.dedup.is_none());
+        let custom = parse(
+            Path::new("a.toml"),
+            "[dedup]\nwindow_seconds = 60\n[dedup.fields]\nauthentication = [\"src_endpoint.ip\"]\n",
+        )
+        .unwrap()
+        .dedup
+        .unwrap();
+        assert_eq!(custom.window_ms, 60_000);
+        assert_eq!(custom.fields[&Class::Authentication].len(), 1);
+        let err = parse(
+            Path::new("a.toml"),
+            "[dedup]\nwindow_seconds = 0\n[dedup.fields]\nauthentication = [\"user.nmae\"]\nspaceship = []\n",
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "dedup.window_seconds",
+                "dedup.fields.authentication",
+                "dedup.fields.spaceship"
+            ]
+        );
+        assert!(err.0.iter().all(|p| p.line > 0), "{err}");
     }
 
     #[test]

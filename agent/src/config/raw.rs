@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub journald_inputs: Vec<(usize, RawJournaldInput)>,
     /// `[output]`.
     pub output: Option<RawOutput>,
+    /// `[dedup]`.
+    pub dedup: Option<RawDedup>,
 }
 
 /// `[agent]`.
@@ -120,6 +122,21 @@ pub struct RawJournaldInput {
     pub read_from: Option<Spanned<String>>,
 }
 
+/// `[dedup]`: edge de-duplication in `vedette-agent run` (on by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDedup {
+    /// Fold repeats (default true).
+    pub enabled: Option<bool>,
+    /// Window length in seconds (default 10).
+    pub window_seconds: Option<Spanned<u64>>,
+    /// Most fingerprints tracked at once (default 50000); past it events pass unfolded.
+    pub max_tracked: Option<Spanned<u64>>,
+    /// Per class (`authentication`, `network_activity` …): the OCSF paths that define "the
+    /// same behaviour", replacing the defaults.
+    pub fields: Option<Spanned<toml::Table>>,
+}
+
 /// `[output]`: where `vedette-agent run` writes events.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +168,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             }
             "json_mapping" => raw.json_mapping = elements(value, name, &mut problems, problem),
             "output" => raw.output = section(value, name, &mut problems, problem),
+            "dedup" => raw.dedup = section(value, name, &mut problems, problem),
             "input" => {
                 let span = value.span();
                 let DeValue::Table(t) = value.into_inner() else {
@@ -176,7 +194,8 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             _ => problems.push(problem(
                 Some(key.span()),
                 name,
-                "unknown section; expected `agent`, `input`, `output` or `json_mapping`".into(),
+                "unknown section; expected `agent`, `input`, `output`, `dedup` or `json_mapping`"
+                    .into(),
             )),
         }
     }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::clock;
 use super::sink::Sink;
+use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
 
@@ -136,8 +137,8 @@ pub enum StageMsg {
     /// Records to normalize.
     Batch(Batch),
     /// A reloaded config: from the next record on, the normalizer works with this (records
-    /// it already holds for joining are kept).
-    Reconfigure(Box<NormalizeConfig>),
+    /// it already holds for joining are kept), and dedup with that (`None`: off).
+    Reconfigure(Box<(NormalizeConfig, Option<DedupConfig>)>),
 }
 
 /// What the stage did.
@@ -155,20 +156,30 @@ pub struct StageStats {
 const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Runs the stage on the calling thread until every sender of `rx` is gone, then flushes
-/// what joined events still wait (end of input) and returns. `rt` drives the channel and
-/// the join timeout.
+/// what joined events and dedup windows still hold (end of input) and returns. `rt` drives
+/// the channel and the timeouts. `dedup` folds repeats on arrival time when given.
 pub fn run_stage(
     mut rx: mpsc::Receiver<StageMsg>,
-    mut norm: Normalizer,
+    norm: Normalizer,
+    dedup: Option<Dedup>,
     sink: &mut Sink,
     rt: &tokio::runtime::Handle,
-) -> io::Result<StageStats> {
-    let mut stats = StageStats::default();
-    let mut acks: Vec<(Ack, Arc<Source>)> = Vec::new();
+) -> io::Result<(StageStats, Option<DedupMetrics>)> {
+    let mut st = Stage {
+        norm,
+        dedup,
+        acks: Vec::new(),
+        stats: StageStats::default(),
+    };
     loop {
-        let wait = norm
-            .poll_timeout()
-            .map(|due| Duration::from_millis((due - clock::now_ms()).max(0) as u64));
+        let due = [
+            st.norm.poll_timeout(),
+            st.dedup.as_ref().and_then(Dedup::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = due.map(|due| Duration::from_millis((due - clock::now_ms()).max(0) as u64));
         let next = rt.block_on(async {
             match wait {
                 Some(d) => tokio::time::timeout(d, rx.recv()).await.ok(),
@@ -176,73 +187,116 @@ pub fn run_stage(
             }
         });
         match next {
-            // The oldest joined event is due.
-            None => norm.handle_timeout(clock::now_ms()),
+            // A joined event or a dedup window is due.
+            None => st.timeout(clock::now_ms(), sink),
             // Every source has stopped.
             Some(None) => break,
             Some(Some(msg)) => {
-                take(&mut norm, msg, &mut stats, &mut acks);
-                stats.events += drain(&mut norm, sink);
+                st.take(msg, sink);
                 // Whatever else is queued goes out in the same write.
                 while sink.buffered() < FLUSH_BYTES {
                     match rx.try_recv() {
-                        Ok(msg) => {
-                            take(&mut norm, msg, &mut stats, &mut acks);
-                            stats.events += drain(&mut norm, sink);
-                        }
+                        Ok(msg) => st.take(msg, sink),
                         Err(_) => break,
                     }
                 }
             }
         }
-        stats.events += drain(&mut norm, sink);
         sink.flush()?;
-        run_acks(&norm, &mut acks);
+        st.run_acks();
     }
-    norm.finish();
-    stats.events += drain(&mut norm, sink);
+    st.norm.finish();
+    st.drain(sink);
+    if let Some(d) = &mut st.dedup {
+        d.flush();
+    }
+    st.drain(sink);
     sink.flush()?;
-    run_acks(&norm, &mut acks);
-    Ok(stats)
+    st.run_acks();
+    Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
 
-fn run_acks(norm: &Normalizer, acks: &mut Vec<(Ack, Arc<Source>)>) {
-    for (ack, src) in acks.drain(..) {
-        ack(norm.pending_floor(src.uid_key.as_ref().unwrap_or(&src.id)));
-    }
+struct Stage {
+    norm: Normalizer,
+    dedup: Option<Dedup>,
+    acks: Vec<(Ack, Arc<Source>)>,
+    stats: StageStats,
 }
 
-fn take(
-    norm: &mut Normalizer,
-    msg: StageMsg,
-    stats: &mut StageStats,
-    acks: &mut Vec<(Ack, Arc<Source>)>,
-) {
-    let mut batch = match msg {
-        StageMsg::Batch(b) => b,
-        StageMsg::Reconfigure(cfg) => {
-            norm.reconfigure(*cfg);
-            return;
+impl Stage {
+    fn take(&mut self, msg: StageMsg, sink: &mut Sink) {
+        let mut batch = match msg {
+            StageMsg::Batch(b) => b,
+            StageMsg::Reconfigure(cfg) => {
+                let (ncfg, dcfg) = *cfg;
+                self.norm.reconfigure(ncfg);
+                // A changed dedup config starts fresh; what the old one held comes out now.
+                if let Some(d) = &mut self.dedup {
+                    d.flush();
+                }
+                self.drain(sink);
+                self.dedup = dcfg.map(Dedup::new);
+                return;
+            }
+        };
+        self.stats.batches += 1;
+        self.stats.records += batch.len() as u64;
+        for (bytes, rx) in batch.records() {
+            match batch.kind {
+                RecordKind::Lines => self.norm.handle_received(&batch.source, rx, bytes),
+                RecordKind::Journal => self.norm.handle_journal(&batch.source, rx, bytes),
+            }
         }
-    };
-    stats.batches += 1;
-    stats.records += batch.len() as u64;
-    for (bytes, rx) in batch.records() {
-        match batch.kind {
-            RecordKind::Lines => norm.handle_received(&batch.source, rx, bytes),
-            RecordKind::Journal => norm.handle_journal(&batch.source, rx, bytes),
+        if let Some(ack) = batch.ack.take() {
+            self.acks.push((ack, batch.source.clone()));
+        }
+        self.drain(sink);
+    }
+
+    fn timeout(&mut self, now_ms: i64, sink: &mut Sink) {
+        self.norm.handle_timeout(now_ms);
+        self.drain(sink);
+        if let Some(d) = &mut self.dedup {
+            d.handle_timeout(now_ms);
+        }
+        self.drain(sink);
+    }
+
+    /// Moves finished events through dedup to the sink.
+    fn drain(&mut self, sink: &mut Sink) {
+        let now_ms = if self.dedup.is_some() {
+            clock::now_ms()
+        } else {
+            0
+        };
+        while let Some(ev) = self.norm.poll_event() {
+            let ev = match &mut self.dedup {
+                // Live windows run on arrival time.
+                Some(d) => d.handle_event(now_ms, ev),
+                None => Some(ev),
+            };
+            if let Some(ev) = ev {
+                sink.write_event(&ev);
+                self.stats.events += 1;
+            }
+        }
+        if let Some(d) = &mut self.dedup {
+            while let Some(ev) = d.poll_event() {
+                sink.write_event(&ev);
+                self.stats.events += 1;
+            }
         }
     }
-    if let Some(ack) = batch.ack.take() {
-        acks.push((ack, batch.source.clone()));
-    }
-}
 
-fn drain(norm: &mut Normalizer, sink: &mut Sink) -> u64 {
-    let mut n = 0;
-    while let Some(ev) = norm.poll_event() {
-        sink.write_event(&ev);
-        n += 1;
+    /// Acknowledges the written batches, each with the earliest position of its source that
+    /// the stage still holds (a pending auditd event, or a repeat inside a dedup window).
+    fn run_acks(&mut self) {
+        for (ack, src) in self.acks.drain(..) {
+            let joined = self
+                .norm
+                .pending_floor(src.uid_key.as_ref().unwrap_or(&src.id));
+            let folded = self.dedup.as_ref().and_then(|d| d.pending_floor(&src.id));
+            ack(joined.into_iter().chain(folded).min());
+        }
     }
-    n
 }

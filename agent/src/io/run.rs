@@ -20,6 +20,7 @@ use super::sink::Sink;
 use super::syslog::{self, ListenerStats};
 use super::{clock, host};
 use crate::config::{self, Config, Output, SyslogInput};
+use crate::core::dedup::{Dedup, Metrics as DedupMetrics};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Source};
 
@@ -55,6 +56,8 @@ pub fn normalize_config(cfg: &Config) -> NormalizeConfig {
 pub struct RunSummary {
     /// The stage's counters.
     pub stage: StageStats,
+    /// What dedup folded, when on.
+    pub dedup: Option<DedupMetrics>,
     /// Each listener's counters, by source id.
     pub listeners: Vec<(String, Arc<ListenerStats>)>,
 }
@@ -75,6 +78,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         }
     };
     let norm = Normalizer::new(normalize_config(&cfg));
+    let dedup = cfg.dedup.clone().map(Dedup::new);
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
     let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024));
     let guard = rt.enter();
@@ -85,9 +89,14 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     drop(guard);
     let listeners = sources.stats();
     let control = rt.spawn(control(path.to_owned(), signals, sources, tx));
-    let stage = run_stage(rx, norm, &mut sink, rt.handle()).context("writing events")?;
+    let (stage, dedup) =
+        run_stage(rx, norm, dedup, &mut sink, rt.handle()).context("writing events")?;
     rt.block_on(control).context("the control task")?;
-    Ok(RunSummary { stage, listeners })
+    Ok(RunSummary {
+        stage,
+        dedup,
+        listeners,
+    })
 }
 
 /// Waits for signals; owns the sources and the last sender of the stage's channel, so the
@@ -105,7 +114,8 @@ async fn control(
             _ = signals.hup.recv() => match load(&path) {
                 Err(e) => eprintln!("vedette-agent: reload refused, the running config stays: {e:#}"),
                 Ok(cfg) => {
-                    if tx.send(StageMsg::Reconfigure(Box::new(normalize_config(&cfg)))).await.is_err() {
+                    let stage_cfg = Box::new((normalize_config(&cfg), cfg.dedup.clone()));
+                    if tx.send(StageMsg::Reconfigure(stage_cfg)).await.is_err() {
                         break;
                     }
                     sources.max_record = cfg.max_line_bytes.unwrap_or(64 * 1024);

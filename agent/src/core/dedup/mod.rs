@@ -84,6 +84,8 @@ impl Metrics {
 /// One open window (it ends at the time it is keyed by in `due`).
 #[derive(Debug)]
 struct Window {
+    /// Per `metadata.log_source`, the earliest `metadata.sequence` of the repeats held.
+    held: Vec<(String, u64)>,
     /// The first repeat, which becomes the summary.
     summary: Option<Box<Event>>,
     count: u32,
@@ -137,6 +139,15 @@ impl Dedup {
             w.count = w.count.saturating_add(ev.count.unwrap_or(1));
             w.first = w.first.min(t);
             w.last = w.last.max(t);
+            if let (Some(src), Some(seq)) =
+                (ev.metadata.log_source.as_deref(), ev.metadata.sequence)
+            {
+                let seq = seq.max(0) as u64;
+                match w.held.iter_mut().find(|(s, _)| s == src) {
+                    Some((_, min)) => *min = (*min).min(seq),
+                    None => w.held.push((src.to_owned(), seq)),
+                }
+            }
             if w.summary.is_none() {
                 w.first = t;
                 w.last = t;
@@ -152,6 +163,7 @@ impl Dedup {
             self.open.insert(
                 fp,
                 Window {
+                    held: Vec::new(),
                     summary: None,
                     count: 0,
                     first: 0,
@@ -163,6 +175,18 @@ impl Dedup {
         self.metrics.events_out += 1;
         self.class_metrics(class).events_out += 1;
         Some(ev)
+    }
+
+    /// The earliest position (`metadata.sequence`) of a repeat from `log_source` that an
+    /// open window holds: that source must not checkpoint past it, or a crash would lose
+    /// the repeats' count.
+    pub fn pending_floor(&self, log_source: &str) -> Option<u64> {
+        self.open
+            .values()
+            .flat_map(|w| w.held.iter())
+            .filter(|(s, _)| s == log_source)
+            .map(|&(_, seq)| seq)
+            .min()
     }
 
     /// When the next window ends.

@@ -158,3 +158,22 @@ fn a_repeat_that_stands_for_several_counts_as_several() {
     d.flush();
     assert_eq!(drain(&mut d)[0].count, Some(6));
 }
+
+#[test]
+fn held_repeats_hold_their_source_back() {
+    let mut d = Dedup::new(DedupConfig::default());
+    let with_pos = |t: i64, seq: i64| {
+        let mut e = auth("u", "1.1.1.1", t);
+        e.metadata.log_source = Some("/var/log/auth.log".into());
+        e.metadata.sequence = Some(seq);
+        e
+    };
+    assert!(d.handle_event(0, with_pos(0, 100)).is_some());
+    assert_eq!(d.pending_floor("/var/log/auth.log"), None);
+    assert!(d.handle_event(1, with_pos(1, 200)).is_none());
+    assert!(d.handle_event(2, with_pos(2, 300)).is_none());
+    assert_eq!(d.pending_floor("/var/log/auth.log"), Some(200));
+    assert_eq!(d.pending_floor("/var/log/syslog"), None);
+    d.flush();
+    assert_eq!(d.pending_floor("/var/log/auth.log"), None);
+}

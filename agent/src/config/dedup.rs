@@ -1,0 +1,77 @@
+//! `[dedup]`: validated into the dedup core's config.
+
+use std::collections::HashMap;
+
+use super::ConfigProblem;
+use super::raw::{Problem, RawDedup};
+use crate::core::dedup::{DedupConfig, fingerprint};
+
+/// `None` when `enabled = false`; the defaults when the section is absent.
+pub(super) fn validate(
+    raw: Option<RawDedup>,
+    p: Problem<'_>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<DedupConfig> {
+    let Some(raw) = raw else {
+        return Some(DedupConfig::default());
+    };
+    let mut cfg = DedupConfig::default();
+    if let Some(w) = raw.window_seconds {
+        match *w.get_ref() {
+            1..=3600 => cfg.window_ms = *w.get_ref() as i64 * 1000,
+            _ => out.push(p(
+                Some(w.span()),
+                "dedup.window_seconds",
+                "must be between 1 and 3600".into(),
+            )),
+        }
+    }
+    if let Some(m) = raw.max_tracked {
+        match *m.get_ref() {
+            1..=10_000_000 => cfg.max_tracked = *m.get_ref() as usize,
+            _ => out.push(p(
+                Some(m.span()),
+                "dedup.max_tracked",
+                "must be between 1 and 10000000".into(),
+            )),
+        }
+    }
+    let mut fields = HashMap::new();
+    let span = raw.fields.as_ref().map(toml::Spanned::span);
+    for (class, paths) in raw
+        .fields
+        .map(toml::Spanned::into_inner)
+        .unwrap_or_default()
+    {
+        let at = format!("dedup.fields.{class}");
+        let Some(c) = super::class_named(&class) else {
+            out.push(p(span.clone(), &at, format!("unknown class {class:?}")));
+            continue;
+        };
+        let Some(list) = paths.as_array() else {
+            out.push(p(span.clone(), &at, "must be a list of OCSF paths".into()));
+            continue;
+        };
+        let mut fs = Vec::new();
+        for path in list {
+            match path.as_str().and_then(fingerprint::field) {
+                Some(f) => fs.push(f),
+                None => out.push(p(
+                    span.clone(),
+                    &at,
+                    format!(
+                        "{path} is not a path dedup can group by; one of: {}",
+                        fingerprint::FIELDS
+                            .iter()
+                            .map(|(p, _)| *p)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            }
+        }
+        fields.insert(c, fs);
+    }
+    cfg.fields = fields;
+    raw.enabled.unwrap_or(true).then_some(cfg)
+}
