@@ -8,9 +8,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
 use vedette_agent::core::dedup::{Dedup, DedupConfig};
+use vedette_agent::core::enrich::redact::Redactor;
 use vedette_agent::core::time::TimeContext;
 use vedette_agent::core::{Normalizer, Source};
-use vedette_agent::io::{clock, input};
+use vedette_agent::io::{clock, input, keys};
 use vedette_schemas::ocsf::{Class, Event};
 
 #[derive(Parser)]
@@ -193,12 +194,16 @@ fn run(config: &std::path::Path) -> Result<()> {
 struct Output {
     sink: Sink,
     summary: Summary,
+    redactor: Option<Redactor>,
     fold: Option<Dedup>,
     write_err: Option<std::io::Error>,
 }
 
 impl Output {
-    fn take(&mut self, ev: Box<Event>) {
+    fn take(&mut self, mut ev: Box<Event>) {
+        if let Some(r) = &mut self.redactor {
+            r.apply(&mut ev);
+        }
         let ev = match &mut self.fold {
             None => Some(ev),
             Some(d) => {
@@ -255,7 +260,8 @@ fn normalize(
                 .with_context(|| format!("reading {}", path.display()))?;
             vedette_agent::config::parse(path, &text)?
         }
-        None => Default::default(),
+        // The defaults of every section (the edge stage's included).
+        None => vedette_agent::config::parse(std::path::Path::new("(defaults)"), "")?,
     };
     let tz = match tz {
         Some(z) => TimeZone::get(&z).with_context(|| format!("--tz {z}"))?,
@@ -278,6 +284,18 @@ fn normalize(
             buf: Vec::with_capacity(SINK_BUF + 65536),
         },
         summary: Summary::default(),
+        // The edge stage (--fold): redaction, then dedup, as in `run`.
+        redactor: match (&fold, cfg.redaction.clone()) {
+            (Some(_), Some(rc)) => {
+                let key = match &cfg.state_dir {
+                    Some(dir) => keys::load_or_create(&dir.join("redaction.key"))
+                        .context("the redaction key")?,
+                    None => keys::random_key()?,
+                };
+                Some(Redactor::new(rc, &key))
+            }
+            _ => None,
+        },
         fold: fold.map(Dedup::new),
         write_err: None,
     };

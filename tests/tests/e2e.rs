@@ -17,5 +17,6 @@ mod live_journald;
 mod live_syslog;
 mod loghub_openssh;
 mod ocsf_validate;
+mod redaction;
 mod run_config;
 mod syslog_vectors;

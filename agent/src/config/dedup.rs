@@ -1,10 +1,11 @@
-//! `[dedup]`: validated into the dedup core's config.
+//! `[dedup]` and `[redaction]`: validated into the edge stage's configs.
 
 use std::collections::HashMap;
 
 use super::ConfigProblem;
-use super::raw::{Problem, RawDedup};
+use super::raw::{Problem, RawDedup, RawRedaction};
 use crate::core::dedup::{DedupConfig, fingerprint};
+use crate::core::enrich::redact::RedactConfig;
 
 /// `None` when `enabled = false`; the defaults when the section is absent.
 pub(super) fn validate(
@@ -73,5 +74,34 @@ pub(super) fn validate(
         fields.insert(c, fs);
     }
     cfg.fields = fields;
+    raw.enabled.unwrap_or(true).then_some(cfg)
+}
+
+/// `None` when `enabled = false`; the built-in rules when the section is absent.
+pub(super) fn validate_redaction(
+    raw: Option<RawRedaction>,
+    p: Problem<'_>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<RedactConfig> {
+    let Some(raw) = raw else {
+        return Some(RedactConfig::default());
+    };
+    let mut cfg = RedactConfig {
+        secret_user_names: raw.user_names.unwrap_or(true),
+        token_params: raw.token_params.unwrap_or(true),
+        patterns: Vec::new(),
+    };
+    if let Some(list) = raw.patterns {
+        for pat in list.get_ref() {
+            match regex::Regex::new(pat) {
+                Ok(re) => cfg.patterns.push(re),
+                Err(e) => out.push(p(
+                    Some(list.span()),
+                    "redaction.patterns",
+                    format!("{pat:?} is not a valid regular expression: {e}"),
+                )),
+            }
+        }
+    }
     raw.enabled.unwrap_or(true).then_some(cfg)
 }

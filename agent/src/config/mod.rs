@@ -74,6 +74,8 @@ pub struct Config {
     pub output: Option<Output>,
     /// `[dedup]`: `None` when disabled.
     pub dedup: Option<crate::core::dedup::DedupConfig>,
+    /// `[redaction]`: `None` when disabled.
+    pub redaction: Option<crate::core::enrich::redact::RedactConfig>,
 }
 
 /// A class by its config name (`authentication`, `account_change`, `process_activity`,
@@ -120,6 +122,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         journald_inputs,
         output,
         dedup,
+        redaction,
     } = raw;
     let mut cfg = Config {
         hostname: agent.hostname,
@@ -179,6 +182,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     );
     cfg.output = output.and_then(|o| inputs::validate_output(o, &problem, &mut problems));
     cfg.dedup = dedup::validate(dedup, &problem, &mut problems);
+    cfg.redaction = dedup::validate_redaction(redaction, &problem, &mut problems);
     for (i, m) in json_mapping {
         let at = format!("json_mapping[{i}]");
         let class = match m.class.get_ref() {

@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub output: Option<RawOutput>,
     /// `[dedup]`.
     pub dedup: Option<RawDedup>,
+    /// `[redaction]`.
+    pub redaction: Option<RawRedaction>,
 }
 
 /// `[agent]`.
@@ -137,6 +139,22 @@ pub struct RawDedup {
     pub fields: Option<Spanned<toml::Table>>,
 }
 
+/// `[redaction]`: secrets replaced by a keyed hash before events leave the host (on by
+/// default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedaction {
+    /// Redact at all (default true).
+    pub enabled: Option<bool>,
+    /// Failed logins whose user name looks like a password (default true).
+    pub user_names: Option<bool>,
+    /// URL query parameters named like tokens (default true).
+    pub token_params: Option<bool>,
+    /// Regular expressions (Rust `regex` syntax); a match, or its first capture group, is
+    /// redacted wherever it appears in the event.
+    pub patterns: Option<Spanned<Vec<String>>>,
+}
+
 /// `[output]`: where `vedette-agent run` writes events.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +187,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             "json_mapping" => raw.json_mapping = elements(value, name, &mut problems, problem),
             "output" => raw.output = section(value, name, &mut problems, problem),
             "dedup" => raw.dedup = section(value, name, &mut problems, problem),
+            "redaction" => raw.redaction = section(value, name, &mut problems, problem),
             "input" => {
                 let span = value.span();
                 let DeValue::Table(t) = value.into_inner() else {
@@ -194,7 +213,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             _ => problems.push(problem(
                 Some(key.span()),
                 name,
-                "unknown section; expected `agent`, `input`, `output`, `dedup` or `json_mapping`"
+                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction` or `json_mapping`"
                     .into(),
             )),
         }

@@ -3,6 +3,7 @@
 
 pub mod allowlist;
 pub mod dedup;
+pub mod enrich;
 pub mod envelope;
 pub mod framing;
 pub mod fuzzing;

@@ -6,6 +6,7 @@ pub mod files;
 pub mod host;
 pub mod input;
 pub mod journald;
+pub mod keys;
 pub mod pipeline;
 pub mod run;
 pub mod sink;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::clock;
 use super::sink::Sink;
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
+use crate::core::enrich::redact::{RedactConfig, Redactor};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
 
@@ -138,7 +139,7 @@ pub enum StageMsg {
     Batch(Batch),
     /// A reloaded config: from the next record on, the normalizer works with this (records
     /// it already holds for joining are kept), and dedup with that (`None`: off).
-    Reconfigure(Box<(NormalizeConfig, Option<DedupConfig>)>),
+    Reconfigure(Box<(NormalizeConfig, Option<DedupConfig>, Option<RedactConfig>)>),
 }
 
 /// What the stage did.
@@ -161,13 +162,15 @@ const FLUSH_BYTES: usize = 256 * 1024;
 pub fn run_stage(
     mut rx: mpsc::Receiver<StageMsg>,
     norm: Normalizer,
-    dedup: Option<Dedup>,
+    edge: Edge,
     sink: &mut Sink,
     rt: &tokio::runtime::Handle,
 ) -> io::Result<(StageStats, Option<DedupMetrics>)> {
     let mut st = Stage {
         norm,
-        dedup,
+        dedup: edge.dedup.map(Dedup::new),
+        redactor: edge.redaction.map(|c| Redactor::new(c, &edge.key)),
+        key: edge.key,
         acks: Vec::new(),
         stats: StageStats::default(),
     };
@@ -216,9 +219,23 @@ pub fn run_stage(
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
 
+/// The edge stage's settings: dedup and redaction (each `None` when off) and the key of
+/// the redaction hashes.
+#[derive(Debug)]
+pub struct Edge {
+    /// Dedup.
+    pub dedup: Option<DedupConfig>,
+    /// Redaction.
+    pub redaction: Option<RedactConfig>,
+    /// The agent's key.
+    pub key: Vec<u8>,
+}
+
 struct Stage {
     norm: Normalizer,
     dedup: Option<Dedup>,
+    redactor: Option<Redactor>,
+    key: Vec<u8>,
     acks: Vec<(Ack, Arc<Source>)>,
     stats: StageStats,
 }
@@ -228,8 +245,9 @@ impl Stage {
         let mut batch = match msg {
             StageMsg::Batch(b) => b,
             StageMsg::Reconfigure(cfg) => {
-                let (ncfg, dcfg) = *cfg;
+                let (ncfg, dcfg, rcfg) = *cfg;
                 self.norm.reconfigure(ncfg);
+                self.redactor = rcfg.map(|c| Redactor::new(c, &self.key));
                 // A changed dedup config starts fresh; what the old one held comes out now.
                 if let Some(d) = &mut self.dedup {
                     d.flush();
@@ -269,7 +287,11 @@ impl Stage {
         } else {
             0
         };
-        while let Some(ev) = self.norm.poll_event() {
+        while let Some(mut ev) = self.norm.poll_event() {
+            // Before dedup: a redacted value groups as its hash.
+            if let Some(r) = &mut self.redactor {
+                r.apply(&mut ev);
+            }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.
                 Some(d) => d.handle_event(now_ms, ev),

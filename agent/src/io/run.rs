@@ -15,12 +15,12 @@ use tokio::task::JoinHandle;
 
 use super::files::{self, FileSource};
 use super::journald::{self, JournaldSource};
-use super::pipeline::{LiveSource, StageMsg, StageStats, run_stage};
+use super::pipeline::{Edge, LiveSource, StageMsg, StageStats, run_stage};
 use super::sink::Sink;
 use super::syslog::{self, ListenerStats};
 use super::{clock, host};
 use crate::config::{self, Config, Output, SyslogInput};
-use crate::core::dedup::{Dedup, Metrics as DedupMetrics};
+use crate::core::dedup::Metrics as DedupMetrics;
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Source};
 
@@ -78,7 +78,23 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         }
     };
     let norm = Normalizer::new(normalize_config(&cfg));
-    let dedup = cfg.dedup.clone().map(Dedup::new);
+    let state_dir = cfg
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let key = if cfg.redaction.is_some() {
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
+        super::keys::load_or_create(&state_dir.join("redaction.key"))
+            .context("the redaction key")?
+    } else {
+        Vec::new()
+    };
+    let edge = Edge {
+        dedup: cfg.dedup.clone(),
+        redaction: cfg.redaction.clone(),
+        key,
+    };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
     let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024));
     let guard = rt.enter();
@@ -90,7 +106,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     let listeners = sources.stats();
     let control = rt.spawn(control(path.to_owned(), signals, sources, tx));
     let (stage, dedup) =
-        run_stage(rx, norm, dedup, &mut sink, rt.handle()).context("writing events")?;
+        run_stage(rx, norm, edge, &mut sink, rt.handle()).context("writing events")?;
     rt.block_on(control).context("the control task")?;
     Ok(RunSummary {
         stage,
@@ -114,7 +130,11 @@ async fn control(
             _ = signals.hup.recv() => match load(&path) {
                 Err(e) => eprintln!("vedette-agent: reload refused, the running config stays: {e:#}"),
                 Ok(cfg) => {
-                    let stage_cfg = Box::new((normalize_config(&cfg), cfg.dedup.clone()));
+                    let stage_cfg = Box::new((
+                        normalize_config(&cfg),
+                        cfg.dedup.clone(),
+                        cfg.redaction.clone(),
+                    ));
                     if tx.send(StageMsg::Reconfigure(stage_cfg)).await.is_err() {
                         break;
                     }

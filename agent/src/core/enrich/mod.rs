@@ -1,0 +1,4 @@
+//! Edge enrichment: what the agent adds to an event before it ships (issue "edge stage").
+//! So far: redaction of secrets that users and clients put where logs record them.
+
+pub mod redact;
