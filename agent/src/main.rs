@@ -11,6 +11,7 @@ use vedette_agent::core::dedup::{Dedup, DedupConfig};
 use vedette_agent::core::enrich::redact::Redactor;
 use vedette_agent::core::time::TimeContext;
 use vedette_agent::core::{Normalizer, Source};
+use vedette_agent::io::accounts::AccountWatcher;
 use vedette_agent::io::{clock, input, keys};
 use vedette_schemas::ocsf::{Class, Event};
 
@@ -195,6 +196,8 @@ struct Output {
     sink: Sink,
     summary: Summary,
     redactor: Option<Redactor>,
+    /// User enrichment, and this host's name (only events about it are enriched).
+    accounts: Option<(AccountWatcher, String)>,
     fold: Option<Dedup>,
     write_err: Option<std::io::Error>,
 }
@@ -203,6 +206,16 @@ impl Output {
     fn take(&mut self, mut ev: Box<Event>) {
         if let Some(r) = &mut self.redactor {
             r.apply(&mut ev);
+        }
+        if let Some((w, host)) = &mut self.accounts
+            && ev.metadata.loggers.is_none()
+            && ev
+                .device
+                .as_ref()
+                .and_then(|d| d.hostname.as_deref())
+                .is_none_or(|h| h == host.as_str())
+        {
+            w.db(ev.time).apply(&mut ev);
         }
         let ev = match &mut self.fold {
             None => Some(ev),
@@ -268,6 +281,7 @@ fn normalize(
         None => cfg.timezone.clone().unwrap_or_else(TimeZone::system),
     };
     let ncfg = vedette_agent::io::run::normalize_config(&cfg);
+    let ncfg_host = ncfg.reporter_hostname.clone();
     let framing = match framing {
         FramingArg::Line => input::Framing::Line,
         FramingArg::Octet => input::Framing::Octet,
@@ -294,6 +308,13 @@ fn normalize(
                 };
                 Some(Redactor::new(rc, &key))
             }
+            _ => None,
+        },
+        accounts: match (&fold, cfg.enrich.accounts_check_ms) {
+            (Some(_), Some(ms)) => Some((
+                AccountWatcher::new(cfg.enrich.root.clone(), ms),
+                ncfg_host.clone(),
+            )),
             _ => None,
         },
         fold: fold.map(Dedup::new),

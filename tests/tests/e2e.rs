@@ -9,6 +9,7 @@ mod support;
 
 mod auditd_auparse;
 mod crowdsec_hub;
+mod enrich_accounts;
 mod fold;
 mod fuzz_props;
 mod golden;

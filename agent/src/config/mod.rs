@@ -11,7 +11,7 @@ pub use raw::RawConfig;
 
 use crate::core::parse::json::{JsonMapping, JsonMappings, path, path_is_mappable};
 
-mod dedup;
+mod edge;
 mod inputs;
 pub mod raw;
 
@@ -76,6 +76,27 @@ pub struct Config {
     pub dedup: Option<crate::core::dedup::DedupConfig>,
     /// `[redaction]`: `None` when disabled.
     pub redaction: Option<crate::core::enrich::redact::RedactConfig>,
+    /// `[enrich]`.
+    pub enrich: Enrich,
+}
+
+/// `[enrich]`: what the agent adds about its own host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrich {
+    /// The root the host's files are read under (`/`; tests point it at a fixture tree).
+    pub root: PathBuf,
+    /// User enrichment from the account database, re-read when it changed (checked every
+    /// `accounts_check_ms`); `None` when off.
+    pub accounts_check_ms: Option<i64>,
+}
+
+impl Default for Enrich {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/"),
+            accounts_check_ms: Some(30_000),
+        }
+    }
 }
 
 /// A class by its config name (`authentication`, `account_change`, `process_activity`,
@@ -123,6 +144,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         output,
         dedup,
         redaction,
+        enrich,
     } = raw;
     let mut cfg = Config {
         hostname: agent.hostname,
@@ -181,8 +203,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         &mut problems,
     );
     cfg.output = output.and_then(|o| inputs::validate_output(o, &problem, &mut problems));
-    cfg.dedup = dedup::validate(dedup, &problem, &mut problems);
-    cfg.redaction = dedup::validate_redaction(redaction, &problem, &mut problems);
+    cfg.dedup = edge::validate(dedup, &problem, &mut problems);
+    cfg.redaction = edge::validate_redaction(redaction, &problem, &mut problems);
+    cfg.enrich = edge::validate_enrich(enrich, &problem, &mut problems);
     for (i, m) in json_mapping {
         let at = format!("json_mapping[{i}]");
         let class = match m.class.get_ref() {

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub dedup: Option<RawDedup>,
     /// `[redaction]`.
     pub redaction: Option<RawRedaction>,
+    /// `[enrich]`.
+    pub enrich: Option<RawEnrich>,
 }
 
 /// `[agent]`.
@@ -155,6 +157,18 @@ pub struct RawRedaction {
     pub patterns: Option<Spanned<Vec<String>>>,
 }
 
+/// `[enrich]`: facts the agent adds about its own host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnrich {
+    /// The root the host's files are read under (default `/`).
+    pub root: Option<String>,
+    /// User enrichment from /etc/passwd, /etc/group, /etc/shadow (default true).
+    pub accounts: Option<bool>,
+    /// How often the account files are checked for changes, seconds (default 30).
+    pub accounts_check_seconds: Option<Spanned<u64>>,
+}
+
 /// `[output]`: where `vedette-agent run` writes events.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +202,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             "output" => raw.output = section(value, name, &mut problems, problem),
             "dedup" => raw.dedup = section(value, name, &mut problems, problem),
             "redaction" => raw.redaction = section(value, name, &mut problems, problem),
+            "enrich" => raw.enrich = section(value, name, &mut problems, problem),
             "input" => {
                 let span = value.span();
                 let DeValue::Table(t) = value.into_inner() else {
@@ -213,7 +228,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             _ => problems.push(problem(
                 Some(key.span()),
                 name,
-                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction` or `json_mapping`"
+                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction`, `enrich` or `json_mapping`"
                     .into(),
             )),
         }

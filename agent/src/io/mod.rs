@@ -1,6 +1,7 @@
 //! The I/O shell: files and stdin (gzip transparently), tailing, syslog listeners, the
 //! normalize stage and its sink, `run`, the clock, host facts.
 
+pub mod accounts;
 pub mod clock;
 pub mod files;
 pub mod host;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::accounts::AccountWatcher;
 use super::clock;
 use super::sink::Sink;
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
@@ -171,6 +172,8 @@ pub fn run_stage(
         dedup: edge.dedup.map(Dedup::new),
         redactor: edge.redaction.map(|c| Redactor::new(c, &edge.key)),
         key: edge.key,
+        accounts: edge.accounts,
+        local_host: edge.local_host,
         acks: Vec::new(),
         stats: StageStats::default(),
     };
@@ -229,6 +232,10 @@ pub struct Edge {
     pub redaction: Option<RedactConfig>,
     /// The agent's key.
     pub key: Vec<u8>,
+    /// User enrichment from this host's account database.
+    pub accounts: Option<AccountWatcher>,
+    /// This host's name: only events about it are enriched with its facts.
+    pub local_host: String,
 }
 
 struct Stage {
@@ -236,6 +243,8 @@ struct Stage {
     dedup: Option<Dedup>,
     redactor: Option<Redactor>,
     key: Vec<u8>,
+    accounts: Option<AccountWatcher>,
+    local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
     stats: StageStats,
 }
@@ -292,6 +301,13 @@ impl Stage {
             if let Some(r) = &mut self.redactor {
                 r.apply(&mut ev);
             }
+            // Facts of this host only for events about this host: a relayed record (from
+            // the network, or another host's line in a collected file) keeps its own.
+            if let Some(w) = &mut self.accounts
+                && is_about(&ev, &self.local_host)
+            {
+                w.db(clock::now_ms()).apply(&mut ev);
+            }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.
                 Some(d) => d.handle_event(now_ms, ev),
@@ -321,4 +337,15 @@ impl Stage {
             ack(joined.into_iter().chain(folded).min());
         }
     }
+}
+
+/// Whether `ev` is about the host named `local`: not relayed over the network, and its
+/// device is that host.
+fn is_about(ev: &vedette_schemas::ocsf::Event, local: &str) -> bool {
+    ev.metadata.loggers.is_none()
+        && ev
+            .device
+            .as_ref()
+            .and_then(|d| d.hostname.as_deref())
+            .is_none_or(|h| h == local)
 }

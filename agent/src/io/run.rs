@@ -94,6 +94,11 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         dedup: cfg.dedup.clone(),
         redaction: cfg.redaction.clone(),
         key,
+        accounts: cfg
+            .enrich
+            .accounts_check_ms
+            .map(|ms| super::accounts::AccountWatcher::new(cfg.enrich.root.clone(), ms)),
+        local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
     let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024));

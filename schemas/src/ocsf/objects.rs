@@ -217,6 +217,24 @@ ocsf_object! {
         full_name: Text,
         /// Groups.
         groups: Vec<Group>,
+        /// The account on the host the event is about.
+        account: Account,
+    }
+}
+
+ocsf_object! {
+    /// `user.account`.
+    Account {
+        /// Account name.
+        name: Text,
+        /// Account id.
+        uid: Text,
+        /// Type id (9 Linux Account …).
+        type_id: u8,
+        /// Caption of `type_id`.
+        r#type: Text,
+        /// Whether the account is locked (its password is disabled).
+        is_locked: bool,
     }
 }
 

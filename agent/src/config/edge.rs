@@ -1,9 +1,10 @@
-//! `[dedup]` and `[redaction]`: validated into the edge stage's configs.
+//! `[dedup]`, `[redaction]` and `[enrich]`: validated into the edge stage's configs.
 
 use std::collections::HashMap;
 
 use super::ConfigProblem;
-use super::raw::{Problem, RawDedup, RawRedaction};
+use super::Enrich;
+use super::raw::{Problem, RawDedup, RawEnrich, RawRedaction};
 use crate::core::dedup::{DedupConfig, fingerprint};
 use crate::core::enrich::redact::RedactConfig;
 
@@ -104,4 +105,31 @@ pub(super) fn validate_redaction(
         }
     }
     raw.enabled.unwrap_or(true).then_some(cfg)
+}
+
+/// The defaults when the section is absent.
+pub(super) fn validate_enrich(
+    raw: Option<RawEnrich>,
+    p: Problem<'_>,
+    out: &mut Vec<ConfigProblem>,
+) -> Enrich {
+    let mut e = Enrich::default();
+    let Some(raw) = raw else { return e };
+    if let Some(root) = raw.root {
+        e.root = root.into();
+    }
+    if let Some(s) = raw.accounts_check_seconds {
+        match *s.get_ref() {
+            1..=60 => e.accounts_check_ms = Some(*s.get_ref() as i64 * 1000),
+            _ => out.push(p(
+                Some(s.span()),
+                "enrich.accounts_check_seconds",
+                "must be between 1 and 60 (a change must be seen within a minute)".into(),
+            )),
+        }
+    }
+    if raw.accounts == Some(false) {
+        e.accounts_check_ms = None;
+    }
+    e
 }

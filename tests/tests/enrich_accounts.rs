@@ -1,0 +1,93 @@
+//! User enrichment from the account database, over a fixture root (never the host's own
+//! files), through `vedette-agent run`; and once read-only against the real host.
+
+use serde_json::Value;
+
+use crate::support::Scratch;
+use crate::support::agent::RunningAgent;
+use crate::support::json::get;
+
+#[test]
+fn users_named_by_local_events_get_their_account_facts() {
+    let scratch = Scratch::new("enrich-accounts");
+    let root = scratch.path("root");
+    std::fs::create_dir_all(root.join("etc")).expect("fixture etc");
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nbackup:x:34:34:backup:/var/backups:/usr/sbin/nologin\n",
+    )
+    .expect("passwd");
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\nbackup:x:34:\n",
+    )
+    .expect("group");
+    std::fs::write(
+        root.join("etc/shadow"),
+        "alice:$y$j9T$x:19500:0:99999:7:::\nbackup:!*:19000:0:99999:7:::\n",
+    )
+    .expect("shadow");
+    let logs = scratch.path("logs");
+    std::fs::create_dir_all(&logs).expect("logs");
+    std::fs::write(
+        logs.join("auth.log"),
+        "Jan 15 10:00:00 thishost sshd[1]: Accepted password for alice from 198.51.100.7 port 40000 ssh2\n\
+         Jan 15 10:00:01 thishost sshd[1]: Failed password for backup from 203.0.113.9 port 4242 ssh2\n\
+         Jan 15 10:00:02 otherhost sshd[1]: Accepted password for alice from 198.51.100.7 port 40001 ssh2\n",
+    )
+    .expect("log");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            "[agent]\nhostname = \"thishost\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\n[[input.file]]\npaths = [\"{}/auth.log\"]\nread_from = \"start\"\n",
+            scratch.path("state").display(),
+            root.display(),
+            logs.display()
+        ),
+        0,
+    );
+    let evs = agent.wait_events(3);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let s = |e: &Value, p: &str| get(e, p).and_then(Value::as_str).map(str::to_owned);
+    assert_eq!(s(&evs[0], "user.uid").as_deref(), Some("1000"));
+    assert_eq!(
+        s(&evs[0], "user.type").as_deref(),
+        Some("Admin"),
+        "alice is in sudo"
+    );
+    assert_eq!(
+        s(&evs[0], "user.account.type").as_deref(),
+        Some("Linux Account")
+    );
+    assert_eq!(
+        get(&evs[0], "user.account.is_locked"),
+        Some(&Value::Bool(false))
+    );
+    assert_eq!(s(&evs[1], "user.type").as_deref(), Some("System"));
+    assert_eq!(
+        get(&evs[1], "user.account.is_locked"),
+        Some(&Value::Bool(true))
+    );
+    // Another host's line in a collected file is never given this host's facts.
+    assert!(get(&evs[2], "user.uid").is_none(), "{}", evs[2]);
+    let problems = crate::ocsf_validate::validate(&scratch.path("events.ndjson"), 3);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Read-only against the host's real account files: root exists and is an admin.
+#[test]
+fn the_real_hosts_account_database_reads() {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    let group = std::fs::read_to_string("/etc/group").expect("/etc/group");
+    let shadow = std::fs::read_to_string("/etc/shadow").ok();
+    let db =
+        vedette_agent::core::enrich::accounts::AccountDb::parse(&passwd, &group, shadow.as_deref());
+    let root = db.get("root").expect("root in /etc/passwd");
+    assert_eq!(root.uid, 0);
+    assert!(root.privileged);
+    assert_eq!(
+        db.bad_lines, 0,
+        "every line of the host's passwd and group parses"
+    );
+}
