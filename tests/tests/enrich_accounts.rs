@@ -27,6 +27,15 @@ fn users_named_by_local_events_get_their_account_facts() {
         "alice:$y$j9T$x:19500:0:99999:7:::\nbackup:!*:19000:0:99999:7:::\n",
     )
     .expect("shadow");
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\n",
+    )
+    .expect("os-release");
+    let ip_json = scratch.write(
+        "ip.json",
+        br#"[{"ifname":"eth0","link_type":"ether","address":"52:54:00:12:34:56","addr_info":[{"family":"inet","local":"10.1.2.3"}]}]"#,
+    );
     let logs = scratch.path("logs");
     std::fs::create_dir_all(&logs).expect("logs");
     std::fs::write(
@@ -39,9 +48,10 @@ fn users_named_by_local_events_get_their_account_facts() {
     let mut agent = RunningAgent::start(
         &scratch,
         &format!(
-            "[agent]\nhostname = \"thishost\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\n[[input.file]]\npaths = [\"{}/auth.log\"]\nread_from = \"start\"\n",
+            "[agent]\nhostname = \"thishost\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\nip_command = [\"cat\", \"{}\"]\n[asset]\nowner = \"platform-team\"\nbusiness_unit = \"payments\"\ncriticality = \"tier1\"\nenvironment = \"production\"\nlabels = [\"pci\"]\n[[input.file]]\npaths = [\"{}/auth.log\"]\nread_from = \"start\"\n",
             scratch.path("state").display(),
             root.display(),
+            ip_json.display(),
             logs.display()
         ),
         0,
@@ -69,8 +79,32 @@ fn users_named_by_local_events_get_their_account_facts() {
         get(&evs[1], "user.account.is_locked"),
         Some(&Value::Bool(true))
     );
+    // Device facts and asset tags for events about this host.
+    assert_eq!(s(&evs[0], "device.ip").as_deref(), Some("10.1.2.3"));
+    assert_eq!(
+        s(&evs[0], "device.mac").as_deref(),
+        Some("52:54:00:12:34:56")
+    );
+    assert_eq!(
+        s(&evs[0], "device.os.name").as_deref(),
+        Some("Debian GNU/Linux")
+    );
+    assert_eq!(
+        s(&evs[0], "device.owner.name").as_deref(),
+        Some("platform-team")
+    );
+    assert_eq!(
+        s(&evs[0], "device.org.ou_name").as_deref(),
+        Some("payments")
+    );
+    assert_eq!(
+        s(&evs[0], "unmapped.asset.criticality").as_deref(),
+        Some("tier1")
+    );
     // Another host's line in a collected file is never given this host's facts.
     assert!(get(&evs[2], "user.uid").is_none(), "{}", evs[2]);
+    assert!(get(&evs[2], "device.ip").is_none(), "{}", evs[2]);
+    assert!(get(&evs[2], "unmapped.asset").is_none(), "{}", evs[2]);
     let problems = crate::ocsf_validate::validate(&scratch.path("events.ndjson"), 3);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

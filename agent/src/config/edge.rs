@@ -131,5 +131,21 @@ pub(super) fn validate_enrich(
     if raw.accounts == Some(false) {
         e.accounts_check_ms = None;
     }
+    if let Some(s) = raw.host_check_seconds {
+        match *s.get_ref() {
+            1..=60 => e.host_check_ms = Some(*s.get_ref() as i64 * 1000),
+            _ => out.push(p(
+                Some(s.span()),
+                "enrich.host_check_seconds",
+                "must be between 1 and 60 (an address change must be seen within a minute)".into(),
+            )),
+        }
+    }
+    if raw.host == Some(false) {
+        e.host_check_ms = None;
+    }
+    if let Some(c) = raw.ip_command {
+        e.ip_command = c;
+    }
     e
 }

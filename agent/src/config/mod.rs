@@ -78,6 +78,8 @@ pub struct Config {
     pub redaction: Option<crate::core::enrich::redact::RedactConfig>,
     /// `[enrich]`.
     pub enrich: Enrich,
+    /// `[asset]`.
+    pub asset: crate::core::enrich::host::AssetTags,
 }
 
 /// `[enrich]`: what the agent adds about its own host.
@@ -88,6 +90,11 @@ pub struct Enrich {
     /// User enrichment from the account database, re-read when it changed (checked every
     /// `accounts_check_ms`); `None` when off.
     pub accounts_check_ms: Option<i64>,
+    /// Device enrichment with this host's facts, gathered every `host_check_ms`; `None`
+    /// when off.
+    pub host_check_ms: Option<i64>,
+    /// The command printing the interfaces as JSON.
+    pub ip_command: Vec<String>,
 }
 
 impl Default for Enrich {
@@ -95,6 +102,8 @@ impl Default for Enrich {
         Self {
             root: PathBuf::from("/"),
             accounts_check_ms: Some(30_000),
+            host_check_ms: Some(30_000),
+            ip_command: ["ip", "-j", "addr", "show"].map(String::from).to_vec(),
         }
     }
 }
@@ -145,6 +154,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         dedup,
         redaction,
         enrich,
+        asset,
     } = raw;
     let mut cfg = Config {
         hostname: agent.hostname,
@@ -206,6 +216,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     cfg.dedup = edge::validate(dedup, &problem, &mut problems);
     cfg.redaction = edge::validate_redaction(redaction, &problem, &mut problems);
     cfg.enrich = edge::validate_enrich(enrich, &problem, &mut problems);
+    let asset = asset.unwrap_or_default();
+    cfg.asset = crate::core::enrich::host::AssetTags {
+        owner: asset.owner,
+        organization: asset.organization,
+        business_unit: asset.business_unit,
+        criticality: asset.criticality,
+        environment: asset.environment,
+        labels: asset.labels,
+    };
     for (i, m) in json_mapping {
         let at = format!("json_mapping[{i}]");
         let class = match m.class.get_ref() {

@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub redaction: Option<RawRedaction>,
     /// `[enrich]`.
     pub enrich: Option<RawEnrich>,
+    /// `[asset]`.
+    pub asset: Option<RawAsset>,
 }
 
 /// `[agent]`.
@@ -167,6 +169,31 @@ pub struct RawEnrich {
     pub accounts: Option<bool>,
     /// How often the account files are checked for changes, seconds (default 30).
     pub accounts_check_seconds: Option<Spanned<u64>>,
+    /// Device enrichment with this host's facts (default true).
+    pub host: Option<bool>,
+    /// How often the host's facts are gathered again, seconds (default 30).
+    pub host_check_seconds: Option<Spanned<u64>>,
+    /// The command printing the interfaces as JSON (default `["ip", "-j", "addr", "show"]`).
+    pub ip_command: Option<Vec<String>>,
+}
+
+/// `[asset]`: tags of this host, added to the events about it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsset {
+    /// Owner (person or team).
+    pub owner: Option<String>,
+    /// Organization.
+    pub organization: Option<String>,
+    /// Business unit.
+    pub business_unit: Option<String>,
+    /// Criticality tier.
+    pub criticality: Option<String>,
+    /// Environment.
+    pub environment: Option<String>,
+    /// Free labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// `[output]`: where `vedette-agent run` writes events.
@@ -203,6 +230,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             "dedup" => raw.dedup = section(value, name, &mut problems, problem),
             "redaction" => raw.redaction = section(value, name, &mut problems, problem),
             "enrich" => raw.enrich = section(value, name, &mut problems, problem),
+            "asset" => raw.asset = section(value, name, &mut problems, problem),
             "input" => {
                 let span = value.span();
                 let DeValue::Table(t) = value.into_inner() else {
@@ -228,7 +256,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             _ => problems.push(problem(
                 Some(key.span()),
                 name,
-                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction`, `enrich` or `json_mapping`"
+                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction`, `enrich`, `asset` or `json_mapping`"
                     .into(),
             )),
         }

@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 
 use super::accounts::AccountWatcher;
 use super::clock;
+use super::hostfacts::HostWatcher;
 use super::sink::Sink;
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
+use crate::core::enrich::host::AssetTags;
 use crate::core::enrich::redact::{RedactConfig, Redactor};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
@@ -173,6 +175,7 @@ pub fn run_stage(
         redactor: edge.redaction.map(|c| Redactor::new(c, &edge.key)),
         key: edge.key,
         accounts: edge.accounts,
+        host: edge.host,
         local_host: edge.local_host,
         acks: Vec::new(),
         stats: StageStats::default(),
@@ -234,6 +237,8 @@ pub struct Edge {
     pub key: Vec<u8>,
     /// User enrichment from this host's account database.
     pub accounts: Option<AccountWatcher>,
+    /// Device enrichment with this host's facts and asset tags.
+    pub host: Option<(HostWatcher, AssetTags)>,
     /// This host's name: only events about it are enriched with its facts.
     pub local_host: String,
 }
@@ -244,6 +249,7 @@ struct Stage {
     redactor: Option<Redactor>,
     key: Vec<u8>,
     accounts: Option<AccountWatcher>,
+    host: Option<(HostWatcher, AssetTags)>,
     local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
     stats: StageStats,
@@ -303,10 +309,13 @@ impl Stage {
             }
             // Facts of this host only for events about this host: a relayed record (from
             // the network, or another host's line in a collected file) keeps its own.
-            if let Some(w) = &mut self.accounts
-                && is_about(&ev, &self.local_host)
-            {
-                w.db(clock::now_ms()).apply(&mut ev);
+            if is_about(&ev, &self.local_host) {
+                if let Some(w) = &mut self.accounts {
+                    w.db(clock::now_ms()).apply(&mut ev);
+                }
+                if let Some((w, tags)) = &mut self.host {
+                    w.facts(clock::now_ms()).apply(tags, &mut ev);
+                }
             }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.

@@ -98,6 +98,16 @@ pub fn run(path: &Path) -> Result<RunSummary> {
             .enrich
             .accounts_check_ms
             .map(|ms| super::accounts::AccountWatcher::new(cfg.enrich.root.clone(), ms)),
+        host: cfg.enrich.host_check_ms.map(|ms| {
+            (
+                super::hostfacts::HostWatcher::new(
+                    cfg.enrich.root.clone(),
+                    cfg.enrich.ip_command.clone(),
+                    ms,
+                ),
+                cfg.asset.clone(),
+            )
+        }),
         local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);

@@ -159,6 +159,38 @@ ocsf_object! {
         mac: Text,
         /// Operating system.
         os: Os,
+        /// Network interfaces (this agent's host).
+        network_interfaces: Vec<NetworkInterface>,
+        /// Who owns the host (asset tags).
+        owner: User,
+        /// The organization (business unit) the host belongs to (asset tags).
+        org: Organization,
+    }
+}
+
+ocsf_object! {
+    /// `device.network_interfaces[]`.
+    NetworkInterface {
+        /// Interface name.
+        name: Text,
+        /// IP address.
+        ip: Text,
+        /// MAC address.
+        mac: Text,
+        /// Type id (0 Unknown, 1 Wired …).
+        type_id: u8,
+        /// Caption of `type_id`.
+        r#type: Text,
+    }
+}
+
+ocsf_object! {
+    /// `device.org`.
+    Organization {
+        /// Organization name.
+        name: Text,
+        /// Organizational unit (business unit).
+        ou_name: Text,
     }
 }
 

@@ -2,4 +2,5 @@
 //! So far: redaction of secrets that users and clients put where logs record them.
 
 pub mod accounts;
+pub mod host;
 pub mod redact;
