@@ -8,10 +8,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
 use vedette_agent::core::dedup::{Dedup, DedupConfig};
+use vedette_agent::core::enrich::host::AssetTags;
 use vedette_agent::core::enrich::redact::Redactor;
 use vedette_agent::core::time::TimeContext;
 use vedette_agent::core::{Normalizer, Source};
 use vedette_agent::io::accounts::AccountWatcher;
+use vedette_agent::io::hostfacts::HostWatcher;
 use vedette_agent::io::{clock, input, keys};
 use vedette_schemas::ocsf::{Class, Event};
 
@@ -197,7 +199,11 @@ struct Output {
     summary: Summary,
     redactor: Option<Redactor>,
     /// User enrichment, and this host's name (only events about it are enriched).
-    accounts: Option<(AccountWatcher, String)>,
+    accounts: Option<AccountWatcher>,
+    /// This host's name.
+    local_host: String,
+    /// Device enrichment with this host's facts and asset tags.
+    host: Option<(HostWatcher, AssetTags)>,
     fold: Option<Dedup>,
     write_err: Option<std::io::Error>,
 }
@@ -207,15 +213,20 @@ impl Output {
         if let Some(r) = &mut self.redactor {
             r.apply(&mut ev);
         }
-        if let Some((w, host)) = &mut self.accounts
-            && ev.metadata.loggers.is_none()
+        // This host's facts only for events about this host (not relayed, device = us).
+        let about = ev.metadata.loggers.is_none()
             && ev
                 .device
                 .as_ref()
                 .and_then(|d| d.hostname.as_deref())
-                .is_none_or(|h| h == host.as_str())
-        {
-            w.db(ev.time).apply(&mut ev);
+                .is_none_or(|h| h == self.local_host.as_str());
+        if about {
+            if let Some(w) = &mut self.accounts {
+                w.db(ev.time).apply(&mut ev);
+            }
+            if let Some((w, tags)) = &mut self.host {
+                w.facts(ev.time).apply(tags, &mut ev);
+            }
         }
         let ev = match &mut self.fold {
             None => Some(ev),
@@ -311,9 +322,14 @@ fn normalize(
             _ => None,
         },
         accounts: match (&fold, cfg.enrich.accounts_check_ms) {
+            (Some(_), Some(ms)) => Some(AccountWatcher::new(cfg.enrich.root.clone(), ms)),
+            _ => None,
+        },
+        local_host: ncfg_host.clone(),
+        host: match (&fold, cfg.enrich.host_check_ms) {
             (Some(_), Some(ms)) => Some((
-                AccountWatcher::new(cfg.enrich.root.clone(), ms),
-                ncfg_host.clone(),
+                HostWatcher::new(cfg.enrich.root.clone(), cfg.enrich.ip_command.clone(), ms),
+                cfg.asset.clone(),
             )),
             _ => None,
         },
