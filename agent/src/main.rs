@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
 use vedette_agent::core::dedup::{Dedup, DedupConfig};
 use vedette_agent::core::enrich::host::AssetTags;
+use vedette_agent::core::enrich::maintenance::{self, MaintenanceWindow};
 use vedette_agent::core::enrich::redact::Redactor;
 use vedette_agent::core::time::TimeContext;
 use vedette_agent::core::{Normalizer, Source};
@@ -202,6 +203,8 @@ struct Output {
     accounts: Option<AccountWatcher>,
     /// This host's name.
     local_host: String,
+    /// This host's maintenance windows.
+    maintenance: Vec<MaintenanceWindow>,
     /// Device enrichment with this host's facts and asset tags.
     host: Option<(HostWatcher, AssetTags)>,
     fold: Option<Dedup>,
@@ -226,6 +229,9 @@ impl Output {
             }
             if let Some((w, tags)) = &mut self.host {
                 w.facts(ev.time).apply(tags, &mut ev);
+            }
+            if self.fold.is_some() {
+                maintenance::apply(&self.maintenance, &mut ev);
             }
         }
         let ev = match &mut self.fold {
@@ -326,6 +332,7 @@ fn normalize(
             _ => None,
         },
         local_host: ncfg_host.clone(),
+        maintenance: cfg.maintenance.clone(),
         host: match (&fold, cfg.enrich.host_check_ms) {
             (Some(_), Some(ms)) => Some((
                 HostWatcher::new(cfg.enrich.root.clone(), cfg.enrich.ip_command.clone(), ms),

@@ -48,7 +48,7 @@ fn users_named_by_local_events_get_their_account_facts() {
     let mut agent = RunningAgent::start(
         &scratch,
         &format!(
-            "[agent]\nhostname = \"thishost\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\nip_command = [\"cat\", \"{}\"]\n[asset]\nowner = \"platform-team\"\nbusiness_unit = \"payments\"\ncriticality = \"tier1\"\nenvironment = \"production\"\nlabels = [\"pci\"]\n[[input.file]]\npaths = [\"{}/auth.log\"]\nread_from = \"start\"\n",
+            "[agent]\nhostname = \"thishost\"\ntimezone = \"UTC\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\nip_command = [\"cat\", \"{}\"]\n[asset]\nowner = \"platform-team\"\nbusiness_unit = \"payments\"\ncriticality = \"tier1\"\nenvironment = \"production\"\nlabels = [\"pci\"]\n[[maintenance]]\nname = \"patch-thursday\"\ndays = [\"thu\"]\nfrom = \"09:00\"\nto = \"10:01\"\n[[input.file]]\npaths = [\"{}/auth.log\"]\nread_from = \"start\"\n",
             scratch.path("state").display(),
             root.display(),
             ip_json.display(),
@@ -101,6 +101,13 @@ fn users_named_by_local_events_get_their_account_facts() {
         s(&evs[0], "unmapped.asset.criticality").as_deref(),
         Some("tier1")
     );
+    // Jan 15 2026 was a Thursday: 10:00:00 and 10:00:01 are inside 09:00-10:01.
+    for e in &evs[..2] {
+        assert_eq!(
+            s(e, "unmapped.vedette.maintenance_window").as_deref(),
+            Some("patch-thursday")
+        );
+    }
     // Another host's line in a collected file is never given this host's facts.
     assert!(get(&evs[2], "user.uid").is_none(), "{}", evs[2]);
     assert!(get(&evs[2], "device.ip").is_none(), "{}", evs[2]);

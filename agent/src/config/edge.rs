@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use super::ConfigProblem;
 use super::Enrich;
-use super::raw::{Problem, RawDedup, RawEnrich, RawRedaction};
+use super::raw::{Problem, RawDedup, RawEnrich, RawMaintenance, RawRedaction};
 use crate::core::dedup::{DedupConfig, fingerprint};
+use crate::core::enrich::maintenance::{MaintenanceWindow, parse_day, parse_hhmm};
 use crate::core::enrich::redact::RedactConfig;
 
 /// `None` when `enabled = false`; the defaults when the section is absent.
@@ -148,4 +149,58 @@ pub(super) fn validate_enrich(
         e.ip_command = c;
     }
     e
+}
+
+/// `[[maintenance]]` windows; a window with a problem is left out (and the problem said).
+pub(super) fn validate_maintenance(
+    raw: Vec<(usize, RawMaintenance)>,
+    agent_tz: Option<jiff::tz::TimeZone>,
+    p: Problem<'_>,
+    out: &mut Vec<ConfigProblem>,
+) -> Vec<MaintenanceWindow> {
+    let mut windows = Vec::new();
+    for (i, m) in raw {
+        let at = format!("maintenance[{i}]");
+        let before = out.len();
+        let mut days = [false; 7];
+        for d in m.days.get_ref() {
+            match parse_day(d) {
+                Some(i) => days[i] = true,
+                None => out.push(p(
+                    Some(m.days.span()),
+                    &format!("{at}.days"),
+                    format!("{d:?} is not a weekday (mon … sun)"),
+                )),
+            }
+        }
+        let time = |v: &toml::Spanned<String>, field: &str, out: &mut Vec<ConfigProblem>| {
+            parse_hhmm(v.get_ref()).unwrap_or_else(|| {
+                out.push(p(
+                    Some(v.span()),
+                    &format!("{at}.{field}"),
+                    format!("{:?} is not a time (HH:MM)", v.get_ref()),
+                ));
+                0
+            })
+        };
+        let from_min = time(&m.from, "from", out);
+        let to_min = time(&m.to, "to", out);
+        let tz = match &m.timezone {
+            Some(z) => jiff::tz::TimeZone::get(z.get_ref()).unwrap_or_else(|e| {
+                out.push(p(Some(z.span()), &format!("{at}.timezone"), e.to_string()));
+                jiff::tz::TimeZone::UTC
+            }),
+            None => agent_tz.clone().unwrap_or_else(jiff::tz::TimeZone::system),
+        };
+        if out.len() == before {
+            windows.push(MaintenanceWindow {
+                name: m.name,
+                days,
+                from_min,
+                to_min,
+                tz,
+            });
+        }
+    }
+    windows
 }

@@ -80,6 +80,8 @@ pub struct Config {
     pub enrich: Enrich,
     /// `[asset]`.
     pub asset: crate::core::enrich::host::AssetTags,
+    /// `[[maintenance]]`.
+    pub maintenance: Vec<crate::core::enrich::maintenance::MaintenanceWindow>,
 }
 
 /// `[enrich]`: what the agent adds about its own host.
@@ -155,6 +157,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         redaction,
         enrich,
         asset,
+        maintenance,
     } = raw;
     let mut cfg = Config {
         hostname: agent.hostname,
@@ -216,6 +219,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     cfg.dedup = edge::validate(dedup, &problem, &mut problems);
     cfg.redaction = edge::validate_redaction(redaction, &problem, &mut problems);
     cfg.enrich = edge::validate_enrich(enrich, &problem, &mut problems);
+    cfg.maintenance =
+        edge::validate_maintenance(maintenance, cfg.timezone.clone(), &problem, &mut problems);
     let asset = asset.unwrap_or_default();
     cfg.asset = crate::core::enrich::host::AssetTags {
         owner: asset.owner,

@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub enrich: Option<RawEnrich>,
     /// `[asset]`.
     pub asset: Option<RawAsset>,
+    /// `[[maintenance]]`.
+    pub maintenance: Vec<(usize, RawMaintenance)>,
 }
 
 /// `[agent]`.
@@ -177,6 +179,22 @@ pub struct RawEnrich {
     pub ip_command: Option<Vec<String>>,
 }
 
+/// `[[maintenance]]`: a maintenance window of this host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    /// Name, as events carry it.
+    pub name: String,
+    /// Weekdays it starts on (`mon` … `sun`).
+    pub days: Spanned<Vec<String>>,
+    /// Start, `HH:MM`.
+    pub from: Spanned<String>,
+    /// End, `HH:MM` (at or before `from`: the next day).
+    pub to: Spanned<String>,
+    /// Zone of the times (default: `[agent] timezone`, else the host's).
+    pub timezone: Option<Spanned<String>>,
+}
+
 /// `[asset]`: tags of this host, added to the events about it.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +249,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             "redaction" => raw.redaction = section(value, name, &mut problems, problem),
             "enrich" => raw.enrich = section(value, name, &mut problems, problem),
             "asset" => raw.asset = section(value, name, &mut problems, problem),
+            "maintenance" => raw.maintenance = elements(value, name, &mut problems, problem),
             "input" => {
                 let span = value.span();
                 let DeValue::Table(t) = value.into_inner() else {
@@ -256,7 +275,7 @@ pub fn read(text: &str, problem: Problem<'_>) -> (RawConfig, Vec<ConfigProblem>)
             _ => problems.push(problem(
                 Some(key.span()),
                 name,
-                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction`, `enrich`, `asset` or `json_mapping`"
+                "unknown section; expected `agent`, `input`, `output`, `dedup`, `redaction`, `enrich`, `asset`, `maintenance` or `json_mapping`"
                     .into(),
             )),
         }

@@ -16,6 +16,7 @@ use super::hostfacts::HostWatcher;
 use super::sink::Sink;
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
 use crate::core::enrich::host::AssetTags;
+use crate::core::enrich::maintenance::{self, MaintenanceWindow};
 use crate::core::enrich::redact::{RedactConfig, Redactor};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
@@ -176,6 +177,7 @@ pub fn run_stage(
         key: edge.key,
         accounts: edge.accounts,
         host: edge.host,
+        maintenance: edge.maintenance,
         local_host: edge.local_host,
         acks: Vec::new(),
         stats: StageStats::default(),
@@ -239,6 +241,8 @@ pub struct Edge {
     pub accounts: Option<AccountWatcher>,
     /// Device enrichment with this host's facts and asset tags.
     pub host: Option<(HostWatcher, AssetTags)>,
+    /// This host's maintenance windows.
+    pub maintenance: Vec<MaintenanceWindow>,
     /// This host's name: only events about it are enriched with its facts.
     pub local_host: String,
 }
@@ -250,6 +254,7 @@ struct Stage {
     key: Vec<u8>,
     accounts: Option<AccountWatcher>,
     host: Option<(HostWatcher, AssetTags)>,
+    maintenance: Vec<MaintenanceWindow>,
     local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
     stats: StageStats,
@@ -316,6 +321,7 @@ impl Stage {
                 if let Some((w, tags)) = &mut self.host {
                     w.facts(clock::now_ms()).apply(tags, &mut ev);
                 }
+                maintenance::apply(&self.maintenance, &mut ev);
             }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.

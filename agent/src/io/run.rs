@@ -108,6 +108,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
                 cfg.asset.clone(),
             )
         }),
+        maintenance: cfg.maintenance.clone(),
         local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);

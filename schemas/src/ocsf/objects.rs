@@ -627,6 +627,8 @@ ocsf_object! {
         parse_error: Text,
         /// True when the syslog envelope breaks its RFC.
         invalid_envelope: bool,
+        /// The maintenance window (from the agent config) the event's time falls in.
+        maintenance_window: Text,
     }
 }
 

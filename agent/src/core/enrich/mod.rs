@@ -3,4 +3,5 @@
 
 pub mod accounts;
 pub mod host;
+pub mod maintenance;
 pub mod redact;
