@@ -45,10 +45,19 @@ fn users_named_by_local_events_get_their_account_facts() {
          Jan 15 10:00:02 otherhost sshd[1]: Accepted password for alice from 198.51.100.7 port 40001 ssh2\n",
     )
     .expect("log");
+    // Process enrichment looks up live events only: two lines stamped now, one naming this
+    // test process (alive), one a pid that does not exist.
+    let now = now_rfc3339();
+    let me = std::process::id();
+    std::fs::write(
+        logs.join("app.log"),
+        format!("{now} thishost app[{me}]: still here\n{now} thishost app[999999999]: long gone\n"),
+    )
+    .expect("log");
     let mut agent = RunningAgent::start(
         &scratch,
         &format!(
-            "[agent]\nhostname = \"thishost\"\ntimezone = \"UTC\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\nip_command = [\"cat\", \"{}\"]\n[asset]\nowner = \"platform-team\"\nbusiness_unit = \"payments\"\ncriticality = \"tier1\"\nenvironment = \"production\"\nlabels = [\"pci\"]\n[[maintenance]]\nname = \"patch-thursday\"\ndays = [\"thu\"]\nfrom = \"09:00\"\nto = \"10:01\"\n[[input.file]]\npaths = [\"{}/auth.log\"]\nread_from = \"start\"\n",
+            "[agent]\nhostname = \"thishost\"\ntimezone = \"UTC\"\nstate_dir = \"{}\"\npoll_interval_ms = 10\n[enrich]\nroot = \"{}\"\nip_command = [\"cat\", \"{}\"]\n[asset]\nowner = \"platform-team\"\nbusiness_unit = \"payments\"\ncriticality = \"tier1\"\nenvironment = \"production\"\nlabels = [\"pci\"]\n[[maintenance]]\nname = \"patch-thursday\"\ndays = [\"thu\"]\nfrom = \"09:00\"\nto = \"10:01\"\n[[input.file]]\npaths = [\"{}/*.log\"]\nread_from = \"start\"\n",
             scratch.path("state").display(),
             root.display(),
             ip_json.display(),
@@ -56,7 +65,14 @@ fn users_named_by_local_events_get_their_account_facts() {
         ),
         0,
     );
-    let evs = agent.wait_events(3);
+    let mut evs = agent.wait_events(5);
+    // The app.log events, by message; auth.log's three in file order.
+    let (app, auth): (Vec<Value>, Vec<Value>) = evs.drain(..).partition(|e| {
+        get(e, "metadata.log_source")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.ends_with("app.log"))
+    });
+    let evs = auth;
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
     let s = |e: &Value, p: &str| get(e, p).and_then(Value::as_str).map(str::to_owned);
@@ -112,7 +128,30 @@ fn users_named_by_local_events_get_their_account_facts() {
     assert!(get(&evs[2], "user.uid").is_none(), "{}", evs[2]);
     assert!(get(&evs[2], "device.ip").is_none(), "{}", evs[2]);
     assert!(get(&evs[2], "unmapped.asset").is_none(), "{}", evs[2]);
-    let problems = crate::ocsf_validate::validate(&scratch.path("events.ndjson"), 3);
+    let alive = app
+        .iter()
+        .find(|e| s(e, "message").as_deref() == Some("still here"))
+        .expect("live event");
+    let exe = std::env::current_exe().expect("current exe");
+    assert_eq!(
+        s(alive, "actor.process.file.path").as_deref(),
+        exe.to_str(),
+        "{alive}"
+    );
+    assert!(
+        get(alive, "actor.process.parent_process.pid").is_some(),
+        "{alive}"
+    );
+    let gone = app
+        .iter()
+        .find(|e| s(e, "message").as_deref() == Some("long gone"))
+        .expect("gone event");
+    assert_eq!(
+        get(gone, "unmapped.vedette.process_gone"),
+        Some(&Value::Bool(true)),
+        "{gone}"
+    );
+    let problems = crate::ocsf_validate::validate(&scratch.path("events.ndjson"), 5);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -131,4 +170,13 @@ fn the_real_hosts_account_database_reads() {
         db.bad_lines, 0,
         "every line of the host's passwd and group parses"
     );
+}
+
+/// Now, for lines that must look live to the agent.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "process enrichment looks up live events only"
+)]
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
 }

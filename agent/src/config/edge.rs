@@ -148,6 +148,9 @@ pub(super) fn validate_enrich(
     if let Some(c) = raw.ip_command {
         e.ip_command = c;
     }
+    if raw.processes == Some(false) {
+        e.processes = false;
+    }
     e
 }
 

@@ -97,6 +97,8 @@ pub struct Enrich {
     pub host_check_ms: Option<i64>,
     /// The command printing the interfaces as JSON.
     pub ip_command: Vec<String>,
+    /// Process enrichment from /proc (`run` only: a replayed file's pids are stale).
+    pub processes: bool,
 }
 
 impl Default for Enrich {
@@ -106,6 +108,7 @@ impl Default for Enrich {
             accounts_check_ms: Some(30_000),
             host_check_ms: Some(30_000),
             ip_command: ["ip", "-j", "addr", "show"].map(String::from).to_vec(),
+            processes: true,
         }
     }
 }

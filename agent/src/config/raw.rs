@@ -177,6 +177,8 @@ pub struct RawEnrich {
     pub host_check_seconds: Option<Spanned<u64>>,
     /// The command printing the interfaces as JSON (default `["ip", "-j", "addr", "show"]`).
     pub ip_command: Option<Vec<String>>,
+    /// Process enrichment from /proc for events that name a live pid (default true).
+    pub processes: Option<bool>,
 }
 
 /// `[[maintenance]]`: a maintenance window of this host.

@@ -10,6 +10,7 @@ pub mod input;
 pub mod journald;
 pub mod keys;
 pub mod pipeline;
+pub mod procfs;
 pub mod run;
 pub mod sink;
 pub mod syslog;

@@ -13,10 +13,12 @@ use tokio::sync::mpsc;
 use super::accounts::AccountWatcher;
 use super::clock;
 use super::hostfacts::HostWatcher;
+use super::procfs::ProcReader;
 use super::sink::Sink;
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
 use crate::core::enrich::host::AssetTags;
 use crate::core::enrich::maintenance::{self, MaintenanceWindow};
+use crate::core::enrich::process;
 use crate::core::enrich::redact::{RedactConfig, Redactor};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
@@ -178,6 +180,7 @@ pub fn run_stage(
         accounts: edge.accounts,
         host: edge.host,
         maintenance: edge.maintenance,
+        processes: edge.processes,
         local_host: edge.local_host,
         acks: Vec::new(),
         stats: StageStats::default(),
@@ -243,6 +246,8 @@ pub struct Edge {
     pub host: Option<(HostWatcher, AssetTags)>,
     /// This host's maintenance windows.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Process enrichment from /proc.
+    pub processes: Option<ProcReader>,
     /// This host's name: only events about it are enriched with its facts.
     pub local_host: String,
 }
@@ -255,6 +260,7 @@ struct Stage {
     accounts: Option<AccountWatcher>,
     host: Option<(HostWatcher, AssetTags)>,
     maintenance: Vec<MaintenanceWindow>,
+    processes: Option<ProcReader>,
     local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
     stats: StageStats,
@@ -322,6 +328,12 @@ impl Stage {
                     w.facts(clock::now_ms()).apply(tags, &mut ev);
                 }
                 maintenance::apply(&self.maintenance, &mut ev);
+                if let Some(r) = &mut self.processes
+                    && let Some(pid) = process::pid_of(&ev)
+                    && let Some(l) = r.lookup(pid, ev.time, clock::now_ms())
+                {
+                    process::apply(&mut ev, &l);
+                }
             }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.

@@ -109,6 +109,12 @@ pub fn run(path: &Path) -> Result<RunSummary> {
             )
         }),
         maintenance: cfg.maintenance.clone(),
+        // The live processes are the real host's whatever root the files are read under
+        // (a fixture root holds no running processes).
+        processes: cfg
+            .enrich
+            .processes
+            .then(|| super::procfs::ProcReader::new(PathBuf::from("/"))),
         local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);

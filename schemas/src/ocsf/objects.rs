@@ -629,6 +629,9 @@ ocsf_object! {
         invalid_envelope: bool,
         /// The maintenance window (from the agent config) the event's time falls in.
         maintenance_window: Text,
+        /// The process the event names had exited (or its pid was reused) when the agent
+        /// looked: its details are not guessed.
+        process_gone: bool,
     }
 }
 

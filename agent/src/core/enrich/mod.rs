@@ -4,4 +4,5 @@
 pub mod accounts;
 pub mod host;
 pub mod maintenance;
+pub mod process;
 pub mod redact;
