@@ -42,7 +42,8 @@ fn users_named_by_local_events_get_their_account_facts() {
         logs.join("auth.log"),
         "Jan 15 10:00:00 thishost sshd[1]: Accepted password for alice from 198.51.100.7 port 40000 ssh2\n\
          Jan 15 10:00:01 thishost sshd[1]: Failed password for backup from 203.0.113.9 port 4242 ssh2\n\
-         Jan 15 10:00:02 otherhost sshd[1]: Accepted password for alice from 198.51.100.7 port 40001 ssh2\n",
+         Jan 15 10:00:02 otherhost sshd[1]: Accepted password for alice from 198.51.100.7 port 40001 ssh2\n\
+         Jan 15 10:00:03 thishost sshd[1]: Accepted password for alice from 198.51.100.7 port 40002 ssh2\n",
     )
     .expect("log");
     // Process enrichment looks up live events only: two lines stamped now, one naming this
@@ -65,16 +66,20 @@ fn users_named_by_local_events_get_their_account_facts() {
         ),
         0,
     );
-    let mut evs = agent.wait_events(5);
-    // The app.log events, by message; auth.log's three in file order.
+    agent.wait_events(5);
+    let out = agent.out.clone();
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    // Five first sightings, then at shutdown the summary of alice's second logon (folded).
+    let mut evs = crate::support::parse_ndjson(&std::fs::read_to_string(out).expect("output"));
+    assert_eq!(evs.len(), 6, "{log}");
+    // The app.log events, by message; auth.log's in file order (the summary last).
     let (app, auth): (Vec<Value>, Vec<Value>) = evs.drain(..).partition(|e| {
         get(e, "metadata.log_source")
             .and_then(Value::as_str)
             .is_some_and(|p| p.ends_with("app.log"))
     });
     let evs = auth;
-    let (status, log) = agent.stop();
-    assert!(status.success(), "{log}");
     let s = |e: &Value, p: &str| get(e, p).and_then(Value::as_str).map(str::to_owned);
     assert_eq!(s(&evs[0], "user.uid").as_deref(), Some("1000"));
     assert_eq!(
@@ -151,7 +156,22 @@ fn users_named_by_local_events_get_their_account_facts() {
         Some(&Value::Bool(true)),
         "{gone}"
     );
-    let problems = crate::ocsf_validate::validate(&scratch.path("events.ndjson"), 5);
+    // The first-seen baseline: alice from 198.51.100.7 is new on thishost at 10:00:00, and
+    // no longer at 10:00:03 (the summary of that repeat carries it).
+    let first_seen = |e: &Value| get(e, "unmapped.vedette.first_seen").and_then(Value::as_bool);
+    assert_eq!(first_seen(&evs[0]), Some(true));
+    assert_eq!(
+        first_seen(&evs[2]),
+        Some(true),
+        "another host is another baseline"
+    );
+    assert_eq!(get(&evs[3], "count").and_then(Value::as_u64), Some(1));
+    assert_eq!(first_seen(&evs[3]), Some(false));
+    assert!(
+        scratch.path("state/baseline").is_file(),
+        "saved at shutdown"
+    );
+    let problems = crate::ocsf_validate::validate(&scratch.path("events.ndjson"), 6);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

@@ -151,6 +151,19 @@ pub(super) fn validate_enrich(
     if raw.processes == Some(false) {
         e.processes = false;
     }
+    if let Some(d) = raw.baseline_days {
+        e.baseline_days = (*d.get_ref() > 0).then_some(*d.get_ref());
+    }
+    if let Some(m) = raw.baseline_max {
+        match *m.get_ref() {
+            1..=10_000_000 => e.baseline_max = *m.get_ref() as usize,
+            _ => out.push(p(
+                Some(m.span()),
+                "enrich.baseline_max",
+                "must be between 1 and 10000000".into(),
+            )),
+        }
+    }
     e
 }
 

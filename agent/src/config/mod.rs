@@ -99,6 +99,10 @@ pub struct Enrich {
     pub ip_command: Vec<String>,
     /// Process enrichment from /proc (`run` only: a replayed file's pids are stale).
     pub processes: bool,
+    /// First-seen baseline window in days; `None` when off.
+    pub baseline_days: Option<u32>,
+    /// Most pairs the baseline keeps.
+    pub baseline_max: usize,
 }
 
 impl Default for Enrich {
@@ -109,6 +113,8 @@ impl Default for Enrich {
             host_check_ms: Some(30_000),
             ip_command: ["ip", "-j", "addr", "show"].map(String::from).to_vec(),
             processes: true,
+            baseline_days: Some(30),
+            baseline_max: 100_000,
         }
     }
 }

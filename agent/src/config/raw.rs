@@ -179,6 +179,11 @@ pub struct RawEnrich {
     pub ip_command: Option<Vec<String>>,
     /// Process enrichment from /proc for events that name a live pid (default true).
     pub processes: Option<bool>,
+    /// The first-seen baseline of (host, user, source address) for Authentication, in days
+    /// (default 30; 0 turns it off).
+    pub baseline_days: Option<Spanned<u32>>,
+    /// Most pairs the baseline keeps (default 100000).
+    pub baseline_max: Option<Spanned<u64>>,
 }
 
 /// `[[maintenance]]`: a maintenance window of this host.

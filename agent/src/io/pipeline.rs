@@ -16,12 +16,14 @@ use super::hostfacts::HostWatcher;
 use super::procfs::ProcReader;
 use super::sink::Sink;
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
+use crate::core::enrich::baseline::Baseline;
 use crate::core::enrich::host::AssetTags;
 use crate::core::enrich::maintenance::{self, MaintenanceWindow};
 use crate::core::enrich::process;
 use crate::core::enrich::redact::{RedactConfig, Redactor};
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
+use std::path::PathBuf;
 
 /// A live source whose time reference follows the clock: year-less timestamps resolve
 /// against when the record was received, and an agent runs for years.
@@ -159,6 +161,9 @@ pub struct StageStats {
     pub events: u64,
 }
 
+/// How often the first-seen baseline is saved while it changes.
+const BASELINE_SAVE_MS: i64 = 10_000;
+
 /// Output written before the stage stops taking queued batches to flush.
 const FLUSH_BYTES: usize = 256 * 1024;
 
@@ -181,6 +186,8 @@ pub fn run_stage(
         host: edge.host,
         maintenance: edge.maintenance,
         processes: edge.processes,
+        baseline: edge.baseline,
+        baseline_saved: clock::now_ms(),
         local_host: edge.local_host,
         acks: Vec::new(),
         stats: StageStats::default(),
@@ -218,6 +225,7 @@ pub fn run_stage(
         }
         sink.flush()?;
         st.run_acks();
+        st.save_baseline(false);
     }
     st.norm.finish();
     st.drain(sink);
@@ -227,6 +235,7 @@ pub fn run_stage(
     st.drain(sink);
     sink.flush()?;
     st.run_acks();
+    st.save_baseline(true);
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
 
@@ -248,6 +257,8 @@ pub struct Edge {
     pub maintenance: Vec<MaintenanceWindow>,
     /// Process enrichment from /proc.
     pub processes: Option<ProcReader>,
+    /// The first-seen baseline and the file it is saved to.
+    pub baseline: Option<(Baseline, PathBuf)>,
     /// This host's name: only events about it are enriched with its facts.
     pub local_host: String,
 }
@@ -261,6 +272,8 @@ struct Stage {
     host: Option<(HostWatcher, AssetTags)>,
     maintenance: Vec<MaintenanceWindow>,
     processes: Option<ProcReader>,
+    baseline: Option<(Baseline, PathBuf)>,
+    baseline_saved: i64,
     local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
     stats: StageStats,
@@ -306,6 +319,28 @@ impl Stage {
         self.drain(sink);
     }
 
+    /// Saves the baseline when it changed, at most every [`BASELINE_SAVE_MS`] unless
+    /// `now`.
+    fn save_baseline(&mut self, now: bool) {
+        let t = clock::now_ms();
+        let Some((b, path)) = &mut self.baseline else {
+            return;
+        };
+        if !b.is_dirty() || (!now && t - self.baseline_saved < BASELINE_SAVE_MS) {
+            return;
+        }
+        self.baseline_saved = t;
+        let tmp = path.with_extension("tmp");
+        let r = std::fs::write(&tmp, b.encode()).and_then(|()| std::fs::rename(&tmp, &*path));
+        match r {
+            Ok(()) => b.mark_saved(),
+            Err(e) => eprintln!(
+                "vedette-agent: saving the baseline to {}: {e}",
+                path.display()
+            ),
+        }
+    }
+
     /// Moves finished events through dedup to the sink.
     fn drain(&mut self, sink: &mut Sink) {
         let now_ms = if self.dedup.is_some() {
@@ -334,6 +369,9 @@ impl Stage {
                 {
                     process::apply(&mut ev, &l);
                 }
+            }
+            if let Some((b, _)) = &mut self.baseline {
+                b.check(&mut ev);
             }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.

@@ -21,6 +21,7 @@ use super::syslog::{self, ListenerStats};
 use super::{clock, host};
 use crate::config::{self, Config, Output, SyslogInput};
 use crate::core::dedup::Metrics as DedupMetrics;
+use crate::core::enrich::baseline::Baseline;
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Source};
 
@@ -90,7 +91,30 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     } else {
         Vec::new()
     };
+    let baseline = match cfg.enrich.baseline_days {
+        None => None,
+        Some(days) => {
+            std::fs::create_dir_all(&state_dir)
+                .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
+            let path = state_dir.join("baseline");
+            let max = cfg.enrich.baseline_max;
+            let b = match std::fs::read_to_string(&path) {
+                Ok(text) => Baseline::decode(&text, max, days).unwrap_or_else(|e| {
+                    // A damaged baseline costs first-seen accuracy, never the agent's start.
+                    eprintln!(
+                        "vedette-agent: {}: {e}; starting a new baseline (the old file is kept as .bad)",
+                        path.display()
+                    );
+                    let _ignored = std::fs::rename(&path, path.with_extension("bad"));
+                    Baseline::new(max, days)
+                }),
+                Err(_) => Baseline::new(max, days),
+            };
+            Some((b, path))
+        }
+    };
     let edge = Edge {
+        baseline,
         dedup: cfg.dedup.clone(),
         redaction: cfg.redaction.clone(),
         key,

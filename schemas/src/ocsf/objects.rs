@@ -632,6 +632,9 @@ ocsf_object! {
         /// The process the event names had exited (or its pid was reused) when the agent
         /// looked: its details are not guessed.
         process_gone: bool,
+        /// Authentication: whether this (host, user, source address) was not seen in the
+        /// agent's baseline window (30 days by default).
+        first_seen: bool,
     }
 }
 

@@ -2,6 +2,7 @@
 //! So far: redaction of secrets that users and clients put where logs record them.
 
 pub mod accounts;
+pub mod baseline;
 pub mod host;
 pub mod maintenance;
 pub mod process;

@@ -1,0 +1,189 @@
+//! The first-seen baseline: for Authentication, whether this (host, user, source address)
+//! was seen in the last N days (default 30). A first logon from a new place is what an
+//! analyst asks about first. Bounded in size (the oldest pairs go first) and persisted in
+//! the agent's state dir across restarts (the shell saves [`Baseline::encode`]).
+
+use std::collections::HashMap;
+
+use vedette_schemas::ocsf::{Class, Event, VedetteNotes};
+use xxhash_rust::xxh3::Xxh3;
+
+const HEADER: &str = "vedette-baseline 1";
+
+/// The baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    /// Pair hash → last seen (ms).
+    seen: HashMap<u128, i64>,
+    max: usize,
+    retain_ms: i64,
+    dirty: bool,
+}
+
+impl Baseline {
+    /// An empty baseline keeping `max` pairs for `retain_days`.
+    pub fn new(max: usize, retain_days: u32) -> Self {
+        Self {
+            seen: HashMap::new(),
+            max: max.max(1),
+            retain_ms: i64::from(retain_days) * 86_400_000,
+            dirty: false,
+        }
+    }
+
+    /// Pairs known.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no pair is known.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Whether it changed since [`Baseline::mark_saved`].
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The state was saved.
+    pub fn mark_saved(&mut self) {
+        self.dirty = false;
+    }
+
+    /// Marks an Authentication event with `unmapped.vedette.first_seen` and records its
+    /// pair at the event's time.
+    pub fn check(&mut self, ev: &mut Event) {
+        if ev.class() != Class::Authentication {
+            return;
+        }
+        let (Some(user), Some(ip)) = (
+            ev.user.as_ref().and_then(|u| u.name.as_deref()),
+            ev.src_endpoint.as_ref().and_then(|e| e.ip.as_deref()),
+        ) else {
+            return;
+        };
+        let host = ev
+            .device
+            .as_ref()
+            .and_then(|d| d.hostname.as_deref().or(d.ip.as_deref()))
+            .unwrap_or("");
+        let mut h = Xxh3::new();
+        for part in [host, user, ip] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        let key = h.digest128();
+        let t = ev.time;
+        let first = self
+            .seen
+            .get(&key)
+            .is_none_or(|&last| t - last > self.retain_ms);
+        let last = self.seen.entry(key).or_insert(t);
+        *last = (*last).max(t);
+        self.dirty = true;
+        if self.seen.len() > self.max {
+            self.evict();
+        }
+        ev.unmapped_mut()
+            .vedette
+            .get_or_insert_with(VedetteNotes::default)
+            .first_seen = Some(first);
+    }
+
+    /// Drops the oldest tenth (at least one), so eviction runs rarely.
+    fn evict(&mut self) {
+        let mut times: Vec<i64> = self.seen.values().copied().collect();
+        let cut = (self.max / 10).max(1).min(times.len() - 1);
+        let (_, &mut nth, _) = times.select_nth_unstable(cut);
+        self.seen.retain(|_, &mut t| t > nth);
+    }
+
+    /// The state as text: a header, then `KEY LAST_SEEN_MS` per pair.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(self.seen.len() * 48 + 32);
+        out.push_str(HEADER);
+        out.push('\n');
+        for (k, t) in &self.seen {
+            out.push_str(&format!("{k:032x} {t}\n"));
+        }
+        out
+    }
+
+    /// Reads [`Baseline::encode`]'s text; a bad line names its number.
+    pub fn decode(text: &str, max: usize, retain_days: u32) -> Result<Self, String> {
+        let mut b = Self::new(max, retain_days);
+        let mut lines = text.lines();
+        if lines.next() != Some(HEADER) {
+            return Err(format!("line 1: expected {HEADER:?}"));
+        }
+        for (i, l) in lines.enumerate() {
+            let (k, t) = l
+                .split_once(' ')
+                .and_then(|(k, t)| Some((u128::from_str_radix(k, 16).ok()?, t.parse().ok()?)))
+                .ok_or_else(|| format!("line {}: expected KEY LAST_SEEN_MS", i + 2))?;
+            b.seen.insert(k, t);
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vedette_schemas::ocsf::{Device, Endpoint, Product, User};
+
+    use super::*;
+
+    fn logon(user: &str, ip: &str, t: i64) -> Event {
+        let mut ev = Event::new(Class::Authentication, 1, t, Product::default());
+        ev.user = Some(User {
+            name: Some(user.to_owned().into()),
+            ..User::default()
+        });
+        ev.src_endpoint = Some(Endpoint {
+            ip: Some(ip.to_owned().into()),
+            ..Endpoint::default()
+        });
+        ev.device = Some(Device {
+            hostname: Some("web-1".into()),
+            ..Device::default()
+        });
+        ev
+    }
+
+    fn first(b: &mut Baseline, user: &str, ip: &str, t: i64) -> bool {
+        let mut ev = logon(user, ip, t);
+        b.check(&mut ev);
+        ev.unmapped.unwrap().vedette.unwrap().first_seen.unwrap()
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn pairs_are_new_once_per_window() {
+        let mut b = Baseline::new(1000, 30);
+        assert!(first(&mut b, "alice", "10.0.0.1", 0));
+        assert!(!first(&mut b, "alice", "10.0.0.1", DAY));
+        assert!(first(&mut b, "alice", "10.0.0.2", DAY));
+        assert!(first(&mut b, "bob", "10.0.0.1", DAY));
+        // Seen last on day 1; day 40 is more than 30 days later.
+        assert!(first(&mut b, "alice", "10.0.0.1", 40 * DAY));
+    }
+
+    #[test]
+    fn it_survives_a_restart_and_stays_bounded() {
+        let mut b = Baseline::new(100, 30);
+        for i in 0..1000 {
+            first(&mut b, "u", &format!("10.0.{}.{}", i / 256, i % 256), i);
+        }
+        assert!(b.len() <= 100);
+        // The newest pairs are kept.
+        let text = b.encode();
+        let mut again = Baseline::decode(&text, 100, 30).unwrap();
+        assert_eq!(again.len(), b.len());
+        assert!(!first(&mut again, "u", "10.0.3.231", 2000));
+        assert!(Baseline::decode("garbage", 10, 30).is_err());
+        let err = Baseline::decode("vedette-baseline 1\nzz 1\n", 10, 30).unwrap_err();
+        assert!(err.starts_with("line 2"), "{err}");
+    }
+}
