@@ -119,7 +119,7 @@ fn users_named_by_local_events_get_their_account_facts() {
         Some("payments")
     );
     assert_eq!(
-        s(&evs[0], "unmapped.asset.criticality").as_deref(),
+        s(&evs[0], "unmapped.vedette.asset.criticality").as_deref(),
         Some("tier1")
     );
     // Jan 15 2026 was a Thursday: 10:00:00 and 10:00:01 are inside 09:00-10:01.
@@ -132,7 +132,11 @@ fn users_named_by_local_events_get_their_account_facts() {
     // Another host's line in a collected file is never given this host's facts.
     assert!(get(&evs[2], "user.uid").is_none(), "{}", evs[2]);
     assert!(get(&evs[2], "device.ip").is_none(), "{}", evs[2]);
-    assert!(get(&evs[2], "unmapped.asset").is_none(), "{}", evs[2]);
+    assert!(
+        get(&evs[2], "unmapped.vedette.asset").is_none(),
+        "{}",
+        evs[2]
+    );
     let alive = app
         .iter()
         .find(|e| s(e, "message").as_deref() == Some("still here"))

@@ -635,6 +635,22 @@ ocsf_object! {
         /// Authentication: whether this (host, user, source address) was not seen in the
         /// agent's baseline window (30 days by default).
         first_seen: bool,
+        /// When the password of `user` last changed (ms since the epoch; from shadow).
+        password_changed_time: i64,
+        /// The asset tags of the agent's host that OCSF has no place for.
+        asset: AssetNotes,
+    }
+}
+
+ocsf_object! {
+    /// `unmapped.vedette.asset`.
+    AssetNotes {
+        /// Criticality tier.
+        criticality: Text,
+        /// Environment.
+        environment: Text,
+        /// Free labels.
+        labels: Vec<Text>,
     }
 }
 

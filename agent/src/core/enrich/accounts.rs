@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use vedette_schemas::ocsf::{Account, Event, Group, User};
+use vedette_schemas::ocsf::{Account, Event, Group, User, VedetteNotes};
 
 /// Groups whose members may become root (`sudo` on Debian, `wheel` on RHEL, `admin` on
 /// old Ubuntu).
@@ -135,13 +135,10 @@ impl AccountDb {
     /// Fills what the database knows into the event's users (`user`, `actor.user`,
     /// `process.user`): uid, groups, type (Admin / System / User), the account and whether
     /// it is locked; the last password change goes to
-    /// `unmapped.accounts.<name>.password_changed_time` (ms since the epoch).
+    /// `unmapped.vedette.password_changed_time` (ms since the epoch; `user`'s).
     pub fn apply(&self, ev: &mut Event) {
-        let mut changed: Vec<(String, i64)> = Vec::new();
-        let mut fill = |u: &mut User| {
-            let Some(a) = u.name.as_deref().and_then(|n| self.users.get(n)) else {
-                return;
-            };
+        let fill = |u: &mut User| -> Option<i64> {
+            let a = u.name.as_deref().and_then(|n| self.users.get(n))?;
             let name = u.name.clone();
             u.uid.get_or_insert_with(|| a.uid.to_string().into());
             let (type_id, caption) = if a.privileged {
@@ -171,25 +168,20 @@ impl AccountDb {
                 r#type: Some("Linux Account".into()),
                 is_locked: a.locked,
             });
-            if let (Some(day), Some(n)) = (a.password_changed_day, u.name.as_deref()) {
-                changed.push((n.to_owned(), day * 86_400_000));
-            }
+            a.password_changed_day.map(|d| d * 86_400_000)
         };
-        if let Some(u) = &mut ev.user {
-            fill(u);
-        }
+        let changed = ev.user.as_mut().and_then(fill);
         if let Some(u) = ev.actor.as_mut().and_then(|a| a.user.as_mut()) {
             fill(u);
         }
         if let Some(u) = ev.process.as_mut().and_then(|p| p.user.as_mut()) {
             fill(u);
         }
-        for (name, ms) in changed {
-            ev.unmapped_set(
-                "accounts",
-                &name,
-                serde_json::json!({ "password_changed_time": ms }),
-            );
+        if let Some(ms) = changed {
+            ev.unmapped_mut()
+                .vedette
+                .get_or_insert_with(VedetteNotes::default)
+                .password_changed_time = Some(ms);
         }
     }
 }

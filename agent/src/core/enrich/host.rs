@@ -4,7 +4,9 @@
 //! texts (`ip -j addr`, `/etc/os-release`, the kernel release) and refreshes them.
 
 use serde::Deserialize;
-use vedette_schemas::ocsf::{Device, Event, NetworkInterface, Organization, Os, User};
+use vedette_schemas::ocsf::{
+    AssetNotes, Device, Event, NetworkInterface, Organization, Os, User, VedetteNotes,
+};
 
 /// One network interface with its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,16 +179,16 @@ impl HostFacts {
                 ou_name: tags.business_unit.clone().map(Into::into),
             });
         }
-        for (k, v) in [
-            ("criticality", &tags.criticality),
-            ("environment", &tags.environment),
-        ] {
-            if let Some(v) = v {
-                ev.unmapped_set("asset", k, v.clone());
-            }
-        }
-        if !tags.labels.is_empty() {
-            ev.unmapped_set("asset", "labels", tags.labels.clone());
+        if tags.criticality.is_some() || tags.environment.is_some() || !tags.labels.is_empty() {
+            ev.unmapped_mut()
+                .vedette
+                .get_or_insert_with(VedetteNotes::default)
+                .asset = Some(AssetNotes {
+                criticality: tags.criticality.clone().map(Into::into),
+                environment: tags.environment.clone().map(Into::into),
+                labels: (!tags.labels.is_empty())
+                    .then(|| tags.labels.iter().map(|l| l.clone().into()).collect()),
+            });
         }
     }
 }
@@ -238,8 +240,9 @@ mod tests {
             (Some("Debian GNU/Linux"), Some("12"))
         );
         assert_eq!(d.org.as_ref().unwrap().ou_name.as_deref(), Some("payments"));
-        let asset = &ev.unmapped.as_ref().unwrap().other["asset"];
-        assert_eq!(asset["criticality"], "tier1");
-        assert_eq!(asset["labels"][0], "pci");
+        let notes = ev.unmapped.as_ref().unwrap().vedette.as_ref().unwrap();
+        let asset = notes.asset.as_ref().unwrap();
+        assert_eq!(asset.criticality.as_deref(), Some("tier1"));
+        assert_eq!(asset.labels.as_ref().unwrap()[0], "pci");
     }
 }
