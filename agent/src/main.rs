@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
 use vedette_agent::core::dedup::{Dedup, DedupConfig};
+use vedette_agent::core::enrich::baseline::Baseline;
 use vedette_agent::core::enrich::host::AssetTags;
 use vedette_agent::core::enrich::maintenance::{self, MaintenanceWindow};
 use vedette_agent::core::enrich::redact::Redactor;
@@ -205,6 +206,8 @@ struct Output {
     local_host: String,
     /// This host's maintenance windows.
     maintenance: Vec<MaintenanceWindow>,
+    /// The first-seen baseline (in memory: a replay is not the host's history).
+    baseline: Option<Baseline>,
     /// Device enrichment with this host's facts and asset tags.
     host: Option<(HostWatcher, AssetTags)>,
     fold: Option<Dedup>,
@@ -233,6 +236,9 @@ impl Output {
             if self.fold.is_some() {
                 maintenance::apply(&self.maintenance, &mut ev);
             }
+        }
+        if let Some(b) = &mut self.baseline {
+            b.check(&mut ev);
         }
         let ev = match &mut self.fold {
             None => Some(ev),
@@ -333,6 +339,10 @@ fn normalize(
         },
         local_host: ncfg_host.clone(),
         maintenance: cfg.maintenance.clone(),
+        baseline: match (&fold, cfg.enrich.baseline_days) {
+            (Some(_), Some(days)) => Some(Baseline::new(cfg.enrich.baseline_max, days)),
+            _ => None,
+        },
         host: match (&fold, cfg.enrich.host_check_ms) {
             (Some(_), Some(ms)) => Some((
                 HostWatcher::new(cfg.enrich.root.clone(), cfg.enrich.ip_command.clone(), ms),
