@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use vedette_schemas::ocsf::{
-    Actor, Class, Device, Event, Logger, Process, Product, Reporter, Severity, SyslogFields,
-    Unmapped, VedetteNotes,
+    Actor, Class, Device, Event, Logger, Process, Product, Reporter, Severity, Shared,
+    SyslogFields, Unmapped, VedetteNotes,
 };
 
 use super::envelope::{self, Envelope, Format, SEVERITY_NAMES};
@@ -105,6 +105,11 @@ pub(crate) struct Record<'a> {
 pub struct Normalizer {
     cfg: NormalizeConfig,
     product: Product,
+    /// `cfg.reporter_hostname`, shared by every event's `metadata.reporter`.
+    reporter: Shared,
+    /// The last source's id, shared by its events' `metadata.log_source` (records come in
+    /// runs from one source; another source replaces it).
+    log_source: Option<Shared>,
     out: VecDeque<Box<Event>>,
     audit: audit::Joiner,
     scratch: Vec<u8>,
@@ -122,6 +127,8 @@ impl Normalizer {
         };
         let audit = audit::Joiner::new(cfg.audit_timeout_ms);
         Self {
+            reporter: Shared::from(cfg.reporter_hostname.as_str()),
+            log_source: None,
             cfg,
             product,
             out: VecDeque::new(),
@@ -140,6 +147,9 @@ impl Normalizer {
 
     /// Takes a new config for the records that follow; records waiting to be joined stay.
     pub fn reconfigure(&mut self, cfg: NormalizeConfig) {
+        if *self.reporter != *cfg.reporter_hostname {
+            self.reporter = Shared::from(cfg.reporter_hostname.as_str());
+        }
         self.cfg = cfg;
     }
 
@@ -338,7 +348,7 @@ impl Normalizer {
 
     /// The event every record starts as: Base Event with the envelope, device, reporter,
     /// uid and raw data filled in. Parsers refine it.
-    fn base_event(&self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Box<Event> {
+    fn base_event(&mut self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Box<Event> {
         let (time, offset) = match env.time {
             Some(t) => (t.ms, Some(t.offset_min)),
             None => (rec.now_ms, None),
@@ -348,7 +358,13 @@ impl Normalizer {
         let md = &mut ev.metadata;
         md.uid = Some(event_uid(rec.src.uid_key.as_ref().unwrap_or(&rec.src.id), rec.seq).into());
         md.sequence = Some(rec.seq as i64);
-        md.log_source = Some(rec.src.id.clone().into());
+        md.log_source = Some(match &self.log_source {
+            Some(id) if **id == *rec.src.id => id.clone(),
+            _ => self
+                .log_source
+                .insert(Shared::from(rec.src.id.as_str()))
+                .clone(),
+        });
         md.log_format = env.format.map(|f| f.name().into());
         md.original_time = env.timestamp.map(|s| s.to_owned().into());
         md.log_provider = env.app.map(|s| s.to_owned().into());
@@ -356,7 +372,7 @@ impl Normalizer {
             .severity()
             .map(|s| SEVERITY_NAMES[usize::from(s)].into());
         md.reporter = Some(Reporter {
-            hostname: Some(self.cfg.reporter_hostname.clone().into()),
+            hostname: Some(self.reporter.clone()),
             ..Reporter::default()
         });
         if let Some(sev) = env.severity() {

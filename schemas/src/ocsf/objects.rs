@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -56,6 +57,98 @@ macro_rules! ocsf_object {
 /// record are owned, so building an event allocates only for what the record said.
 pub type Text = Cow<'static, str>;
 
+/// Text shared by many events (the source's name, the agent's host name): cloning it bumps
+/// a reference count instead of copying the string. Reads, compares and serializes as a
+/// string, exactly like [`Text`].
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared(Arc<str>);
+
+impl Shared {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Shared {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<String> for Shared {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<Cow<'_, str>> for Shared {
+    fn from(s: Cow<'_, str>) -> Self {
+        Self(Arc::from(&*s))
+    }
+}
+
+impl PartialEq<str> for Shared {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Shared {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
+
+impl super::json::WriteJson for Shared {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        super::json::write_str(&self.0, out);
+    }
+}
+
 /// Free-form JSON (`unmapped`, `xattributes`).
 pub type Json = Map<String, Value>;
 
@@ -70,8 +163,9 @@ ocsf_object! {
         uid: Text,
         /// The time as the source wrote it, verbatim.
         original_time: Text,
-        /// Where the record came from: a file path, `stdin`, or a listener.
-        log_source: Text,
+        /// Where the record came from: a file path, `stdin`, or a listener (shared by the
+        /// source's events).
+        log_source: Shared,
         /// The program or app that logged the record (syslog TAG / APP-NAME).
         log_provider: Text,
         /// The log's name or format, e.g. `syslog`, `auditd`, `nginx`.
@@ -117,8 +211,8 @@ ocsf_object! {
 ocsf_object! {
     /// `metadata.reporter`: the agent that read the record.
     Reporter {
-        /// Agent host name.
-        hostname: Text,
+        /// Agent host name (shared by the agent's events).
+        hostname: Shared,
         /// Agent IP.
         ip: Text,
         /// Agent name.
