@@ -9,6 +9,7 @@ use memchr::memmem;
 pub struct Needle {
     needle: &'static str,
     finder: OnceLock<memmem::Finder<'static>>,
+    rfinder: OnceLock<memmem::FinderRev<'static>>,
 }
 
 impl Needle {
@@ -17,6 +18,7 @@ impl Needle {
         Self {
             needle,
             finder: OnceLock::new(),
+            rfinder: OnceLock::new(),
         }
     }
 
@@ -25,6 +27,30 @@ impl Needle {
         self.finder
             .get_or_init(|| memmem::Finder::new(self.needle))
             .find(hay.as_bytes())
+    }
+
+    /// The last position of the needle in `hay`.
+    pub fn rfind(&self, hay: &str) -> Option<usize> {
+        self.rfinder
+            .get_or_init(|| memmem::FinderRev::new(self.needle))
+            .rfind(hay.as_bytes())
+    }
+
+    /// `hay.split_once(needle)`.
+    pub fn split_once<'a>(&self, hay: &'a str) -> Option<(&'a str, &'a str)> {
+        let p = self.find(hay)?;
+        Some((&hay[..p], &hay[p + self.needle.len()..]))
+    }
+
+    /// `hay.rsplit_once(needle)`.
+    pub fn rsplit_once<'a>(&self, hay: &'a str) -> Option<(&'a str, &'a str)> {
+        let p = self.rfind(hay)?;
+        Some((&hay[..p], &hay[p + self.needle.len()..]))
+    }
+
+    /// `hay.contains(needle)`.
+    pub fn is_in(&self, hay: &str) -> bool {
+        self.find(hay).is_some()
     }
 }
 
@@ -64,7 +90,8 @@ pub fn is_ip(s: &str) -> bool {
 /// Splits `"IP port N"` (the tail of many sshd lines) into address and port.
 pub fn ip_port(s: &str) -> Option<(&str, Option<u16>)> {
     let s = s.trim();
-    if let Some((ip, port)) = s.split_once(" port ") {
+    static PORT: Needle = Needle::new(" port ");
+    if let Some((ip, port)) = PORT.split_once(s) {
         let port = port.split([' ', ':']).next()?.parse().ok()?;
         return is_ip(ip).then_some((ip, Some(port)));
     }
