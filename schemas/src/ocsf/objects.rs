@@ -519,17 +519,57 @@ ocsf_object! {
     }
 }
 
-ocsf_object! {
-    /// `observable`.
-    Observable {
-        /// The attribute path the value sits at, e.g. `src_endpoint.ip`.
-        name: Text,
-        /// Type id (1 Hostname, 2 IP Address, 4 User Name, 8 Hash …).
-        type_id: u8,
-        /// Caption of `type_id`.
-        r#type: Text,
-        /// The value.
-        value: Text,
+/// `observable`. (Written by hand rather than by `ocsf_object!`: its `type_id`/`type` pair
+/// goes out as one literal when it is one of [`ObservableType`]'s.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observable {
+    /// The attribute path the value sits at, e.g. `src_endpoint.ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// Type id (1 Hostname, 2 IP Address, 4 User Name, 8 Hash …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_id: Option<u8>,
+    /// Caption of `type_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<Text>,
+    /// The value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Text>,
+}
+
+impl super::json::WriteJson for Observable {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use super::json::key_lit;
+        let mut first = true;
+        out.push(b'{');
+        if let Some(v) = &self.name {
+            key_lit(&mut first, ",\"name\":", out);
+            v.write_json(out);
+        }
+        let known = match (self.type_id, &self.r#type) {
+            (Some(id), Some(t)) => ObservableType::from_id(id).filter(|k| {
+                let c = k.caption();
+                std::ptr::eq(t.as_ptr(), c.as_ptr()) && t.len() == c.len() || **t == *c
+            }),
+            _ => None,
+        };
+        if let Some(k) = known {
+            key_lit(&mut first, k.members(), out);
+        } else {
+            if let Some(v) = &self.type_id {
+                key_lit(&mut first, ",\"type_id\":", out);
+                v.write_json(out);
+            }
+            if let Some(v) = &self.r#type {
+                key_lit(&mut first, ",\"type\":", out);
+                v.write_json(out);
+            }
+        }
+        if let Some(v) = &self.value {
+            key_lit(&mut first, ",\"value\":", out);
+            v.write_json(out);
+        }
+        out.push(b'}');
     }
 }
 
@@ -575,6 +615,47 @@ impl ObservableType {
             Self::CommandLine => 13,
             Self::UserAgent => 16,
             Self::FilePath => 45,
+        }
+    }
+
+    /// The type of OCSF id `id`, when it is one we emit.
+    pub fn from_id(id: u8) -> Option<Self> {
+        Some(match id {
+            1 => Self::Hostname,
+            2 => Self::IpAddress,
+            3 => Self::MacAddress,
+            4 => Self::UserName,
+            6 => Self::UrlString,
+            7 => Self::FileName,
+            8 => Self::Hash,
+            9 => Self::ProcessName,
+            13 => Self::CommandLine,
+            16 => Self::UserAgent,
+            45 => Self::FilePath,
+            _ => return None,
+        })
+    }
+
+    /// `,"type_id":N,"type":"Caption"` as one literal (the writer drops the comma when
+    /// it leads the object).
+    fn members(self) -> &'static str {
+        macro_rules! m {
+            ($id:literal, $cap:literal) => {
+                concat!(",\"type_id\":", $id, ",\"type\":\"", $cap, "\"")
+            };
+        }
+        match self {
+            Self::Hostname => m!(1, "Hostname"),
+            Self::IpAddress => m!(2, "IP Address"),
+            Self::MacAddress => m!(3, "MAC Address"),
+            Self::UserName => m!(4, "User Name"),
+            Self::UrlString => m!(6, "URL String"),
+            Self::FileName => m!(7, "File Name"),
+            Self::Hash => m!(8, "Hash"),
+            Self::ProcessName => m!(9, "Process Name"),
+            Self::CommandLine => m!(13, "Command Line"),
+            Self::UserAgent => m!(16, "HTTP User-Agent"),
+            Self::FilePath => m!(45, "File Path"),
         }
     }
 
@@ -688,5 +769,57 @@ impl super::json::WriteJson for Unmapped {
         }
         super::json::write_members(&self.other, &mut first, out);
         out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObservableType as O;
+    use super::*;
+
+    #[test]
+    fn observable_type_literals_match_ids_and_captions() {
+        for k in [
+            O::Hostname,
+            O::IpAddress,
+            O::MacAddress,
+            O::UserName,
+            O::UrlString,
+            O::FileName,
+            O::Hash,
+            O::ProcessName,
+            O::CommandLine,
+            O::UserAgent,
+            O::FilePath,
+        ] {
+            assert_eq!(O::from_id(k.id()), Some(k));
+            let want = format!(",\"type_id\":{},\"type\":\"{}\"", k.id(), k.caption());
+            assert_eq!(k.members(), want);
+        }
+    }
+
+    #[test]
+    fn observables_write_as_serde_does() {
+        use super::super::json::WriteJson;
+        let cases = [
+            Observable::new("device.ip", O::IpAddress, "10.0.0.1".into()),
+            Observable {
+                r#type: Some("Not the caption".into()),
+                ..Observable::new("user.name", O::UserName, "bob".into())
+            },
+            Observable {
+                type_id: Some(77),
+                ..Observable::default()
+            },
+            Observable::default(),
+        ];
+        for o in cases {
+            let mut out = Vec::new();
+            o.write_json(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&o).unwrap()
+            );
+        }
     }
 }
