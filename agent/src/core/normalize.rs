@@ -470,14 +470,30 @@ fn starts_like_audit(s: &str) -> bool {
 
 /// Derives what follows from the rest: observables and `metadata.profiles`.
 pub(crate) fn finalize(ev: &mut Event) {
-    use vedette_schemas::ocsf::ObservableType as O;
-    let mut obs: Vec<(&'static str, O, vedette_schemas::ocsf::Text)> = Vec::new();
+    use vedette_schemas::ocsf::{Observable, ObservableType as O, Text};
+    // The list is taken out while the fields are read, then put back: no temporary list.
+    let had = ev.observables.is_some();
+    let mut list = ev.observables.take().unwrap_or_default();
+    let mut add = |path: &'static str, kind: O, value: &Text| {
+        // As `Event::observe`: nothing empty, and a path holds a value once.
+        if value.is_empty()
+            || list
+                .iter()
+                .any(|o| o.name.as_deref() == Some(path) && o.value.as_deref() == Some(&**value))
+        {
+            return;
+        }
+        if list.capacity() == 0 {
+            list.reserve(4);
+        }
+        list.push(Observable::new(path, kind, value.clone()));
+    };
     if let Some(d) = &ev.device {
         if let Some(h) = &d.hostname {
-            obs.push(("device.hostname", O::Hostname, h.clone()));
+            add("device.hostname", O::Hostname, h);
         }
         if let Some(ip) = &d.ip {
-            obs.push(("device.ip", O::IpAddress, ip.clone()));
+            add("device.ip", O::IpAddress, ip);
         }
     }
     for (ip_path, host_path, ep) in [
@@ -486,40 +502,40 @@ pub(crate) fn finalize(ev: &mut Event) {
     ] {
         if let Some(ep) = ep {
             if let Some(ip) = &ep.ip {
-                obs.push((ip_path, O::IpAddress, ip.clone()));
+                add(ip_path, O::IpAddress, ip);
             }
             if let Some(h) = &ep.hostname {
-                obs.push((host_path, O::Hostname, h.clone()));
+                add(host_path, O::Hostname, h);
             }
         }
     }
     if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref())
         && n != parse::UNKNOWN_USER
     {
-        obs.push(("user.name", O::UserName, n.clone()));
+        add("user.name", O::UserName, n);
     }
     if let Some(a) = &ev.actor
         && let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref())
     {
-        obs.push(("actor.user.name", O::UserName, n.clone()));
+        add("actor.user.name", O::UserName, n);
     }
     if let Some(p) = &ev.process {
         if let Some(n) = p.user.as_ref().and_then(|u| u.name.as_ref()) {
-            obs.push(("process.user.name", O::UserName, n.clone()));
+            add("process.user.name", O::UserName, n);
         }
         if let Some(f) = p.file.as_ref().and_then(|f| f.path.as_ref()) {
-            obs.push(("process.file.path", O::FilePath, f.clone()));
+            add("process.file.path", O::FilePath, f);
         }
     }
     if let Some(f) = &ev.file {
         for h in f.hashes.iter().flatten() {
             if let Some(v) = &h.value {
-                obs.push(("file.hashes.value", O::Hash, v.clone()));
+                add("file.hashes.value", O::Hash, v);
             }
         }
     }
-    for (path, kind, value) in obs {
-        ev.observe(path, kind, value);
+    if had || !list.is_empty() {
+        ev.observables = Some(list);
     }
 
     let linux = |p: &Process| p.auid.is_some() || p.euid.is_some() || p.egid.is_some();
