@@ -1,8 +1,6 @@
 //! Kernel netfilter LOG lines (iptables `LOG`, nftables `log`, UFW):
 //! `[UFW BLOCK] IN=eth0 OUT= MAC=… SRC=… DST=… LEN=… PROTO=TCP SPT=… DPT=… SYN` → Network Activity.
 
-use memchr::memmem;
-
 use crate::core::text::Needle;
 use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status, Text};
 
@@ -42,9 +40,15 @@ struct Mapped<'a> {
 /// Parses a netfilter line.
 pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     // The fields start at the first `KEY=` word (normally `IN=`).
-    let Some(at) = ["IN=", "OUT=", "MAC=", "SRC="]
+    static KEYS: [Needle; 4] = [
+        Needle::new("IN="),
+        Needle::new("OUT="),
+        Needle::new("MAC="),
+        Needle::new("SRC="),
+    ];
+    let Some(at) = KEYS
         .iter()
-        .filter_map(|k| memmem::find(msg.as_bytes(), k.as_bytes()))
+        .filter_map(|k| k.find(msg))
         .min()
         .map(|p| msg[..p].rfind(' ').map_or(0, |s| s + 1))
     else {
