@@ -73,6 +73,25 @@ pub fn kv<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// `s.split(' ')` by a plain byte scan: for the short words of a log line that is cheaper
+/// than the char searcher's memchr per word.
+pub fn split_spaces(s: &str) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        match s.as_bytes()[from..].iter().position(|&c| c == b' ') {
+            Some(p) => {
+                start = Some(from + p + 1);
+                Some(&s[from..from + p])
+            }
+            None => {
+                start = None;
+                Some(&s[from..])
+            }
+        }
+    })
+}
+
 /// `s` without a trailing ` [preauth]` (and surrounding spaces).
 pub fn strip_preauth(s: &str) -> (&str, bool) {
     let t = s.trim_end();
@@ -124,6 +143,24 @@ mod tests {
         assert_eq!(kv(m, "ruser"), Some(""));
         assert_eq!(kv(m, "rhost"), Some("1.2.3.4"));
         assert_eq!(kv(m, "nope"), None);
+    }
+
+    #[test]
+    fn split_spaces_is_split_on_space() {
+        for s in [
+            "",
+            " ",
+            "a",
+            "a b",
+            " a  b ",
+            "IN=eth0 OUT= MAC=00:11 SRC=1.2.3.4 SYN",
+        ] {
+            assert_eq!(
+                split_spaces(s).collect::<Vec<_>>(),
+                s.split(' ').collect::<Vec<_>>(),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

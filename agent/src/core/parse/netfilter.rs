@@ -1,7 +1,7 @@
 //! Kernel netfilter LOG lines (iptables `LOG`, nftables `log`, UFW):
 //! `[UFW BLOCK] IN=eth0 OUT= MAC=… SRC=… DST=… LEN=… PROTO=TCP SPT=… DPT=… SYN` → Network Activity.
 
-use crate::core::text::Needle;
+use crate::core::text::{Needle, split_spaces};
 use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status, Text};
 
 use super::{Parsed, code, set_class};
@@ -71,7 +71,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         extra.push(("prefix".to_owned(), prefix));
     }
     let mut flags = String::new();
-    for w in rest.split(' ') {
+    for w in split_spaces(rest) {
         let Some(eq) = w.bytes().position(|c| c == b'=') else {
             if matches!(
                 w,
