@@ -20,7 +20,47 @@ macro_rules! json_key {
 }
 
 macro_rules! ocsf_object {
+    // An object whose value repeats from event to event (the product, the reporter): its
+    // JSON is kept per thread with the value it renders, and copied while the value is the
+    // same (a comparison of a few short strings instead of writing each member).
+    (cached $(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
+        ocsf_object!(@type $(#[$m])* $name { $( $(#[$fm])* $field : $ty, )* });
+
+        impl super::json::WriteJson for $name {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                thread_local! {
+                    static LAST: std::cell::RefCell<Option<($name, Vec<u8>)>> =
+                        const { std::cell::RefCell::new(None) };
+                }
+                LAST.with_borrow_mut(|last| {
+                    if let Some((v, json)) = last
+                        && v == self
+                    {
+                        out.extend_from_slice(json);
+                        return;
+                    }
+                    let mut json = Vec::with_capacity(64);
+                    json.push(b'{');
+                    self.write_members(&mut true, &mut json);
+                    json.push(b'}');
+                    out.extend_from_slice(&json);
+                    *last = Some((self.clone(), json));
+                });
+            }
+        }
+    };
     ($(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
+        ocsf_object!(@type $(#[$m])* $name { $( $(#[$fm])* $field : $ty, )* });
+
+        impl super::json::WriteJson for $name {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                out.push(b'{');
+                self.write_members(&mut true, out);
+                out.push(b'}');
+            }
+        }
+    };
+    (@type $(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         pub struct $name {
@@ -40,14 +80,6 @@ macro_rules! ocsf_object {
                         super::json::WriteJson::write_json(v, out);
                     }
                 )*
-            }
-        }
-
-        impl super::json::WriteJson for $name {
-            fn write_json(&self, out: &mut Vec<u8>) {
-                out.push(b'{');
-                self.write_members(&mut true, out);
-                out.push(b'}');
             }
         }
     };
@@ -195,6 +227,7 @@ ocsf_object! {
 }
 
 ocsf_object! {
+    cached
     /// `metadata.product`.
     Product {
         /// Product name.
@@ -209,6 +242,7 @@ ocsf_object! {
 }
 
 ocsf_object! {
+    cached
     /// `metadata.reporter`: the agent that read the record.
     Reporter {
         /// Agent host name (shared by the agent's events).
@@ -795,6 +829,29 @@ mod tests {
             assert_eq!(O::from_id(k.id()), Some(k));
             let want = format!(",\"type_id\":{},\"type\":\"{}\"", k.id(), k.caption());
             assert_eq!(k.members(), want);
+        }
+    }
+
+    #[test]
+    fn cached_objects_follow_their_value() {
+        use super::super::json::WriteJson;
+        let a = Product {
+            name: Some("A".into()),
+            version: Some("1".into()),
+            ..Product::default()
+        };
+        let b = Product {
+            name: Some("A".into()),
+            version: Some("2".into()),
+            ..Product::default()
+        };
+        for p in [&a, &a, &b, &b, &a, &Product::default()] {
+            let mut out = b"x".to_vec();
+            p.write_json(&mut out);
+            assert_eq!(
+                out,
+                [b"x".to_vec(), serde_json::to_vec(p).unwrap()].concat()
+            );
         }
     }
 
