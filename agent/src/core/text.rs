@@ -103,7 +103,13 @@ pub fn strip_preauth(s: &str) -> (&str, bool) {
 
 /// Whether `s` is an IPv4 or IPv6 address.
 pub fn is_ip(s: &str) -> bool {
-    s.parse::<std::net::IpAddr>().is_ok()
+    // Only hex digits, `.` and `:` can make an address std parses: a host name is turned
+    // away by its first other byte, before both parsers run.
+    let b = s.as_bytes();
+    b.iter().any(|&c| c == b'.' || c == b':')
+        && b.iter()
+            .all(|&c| c.is_ascii_hexdigit() || c == b'.' || c == b':')
+        && s.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Splits `"IP port N"` (the tail of many sshd lines) into address and port.
@@ -143,6 +149,28 @@ mod tests {
         assert_eq!(kv(m, "ruser"), Some(""));
         assert_eq!(kv(m, "rhost"), Some("1.2.3.4"));
         assert_eq!(kv(m, "nope"), None);
+    }
+
+    #[test]
+    fn is_ip_is_std_parse() {
+        for s in [
+            "",
+            "1.2.3.4",
+            "10.0.0.256",
+            "::1",
+            "::ffff:1.2.3.4",
+            "fe80::1%eth0",
+            "[::1]",
+            "cafe",
+            "cafe::",
+            "web-01",
+            "host.example",
+            "1.2.3",
+            "1:2:3:4:5:6:7:8",
+            " 1.2.3.4",
+        ] {
+            assert_eq!(is_ip(s), s.parse::<std::net::IpAddr>().is_ok(), "{s:?}");
+        }
     }
 
     #[test]
