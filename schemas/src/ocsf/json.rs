@@ -126,7 +126,7 @@ fn write_escaped(b: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The escape of one byte that needs one (control, `"`, `\\`), as serde_json writes it.
-#[inline]
+#[inline(always)]
 fn write_escape(c: u8, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let esc: &[u8] = match c {
