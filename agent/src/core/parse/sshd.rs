@@ -7,7 +7,7 @@
 use vedette_schemas::ocsf::{Endpoint, Event, Status};
 
 use super::{Parsed, auth, code, pam};
-use crate::core::text::{Needle, ip_port, is_ip, last_word, strip_preauth};
+use crate::core::text::{Needle, ip_port, is_ip, last_word, split_once_ascii, strip_preauth};
 
 const LOGON: u8 = 1;
 const LOGOFF: u8 = 2;
@@ -286,7 +286,9 @@ fn rsplit_from(s: &str) -> Option<(&str, &str)> {
     let mut end = s.len();
     while let Some(p) = FROM.rfind(&s[..end]) {
         let tail = &s[p + 6..];
-        let first = tail.split(' ').next().unwrap_or("").trim_end_matches(':');
+        let first = split_once_ascii(tail, b' ')
+            .map_or(tail, |(w, _)| w)
+            .trim_end_matches(':');
         if is_ip(first) {
             return Some((&s[..p], tail));
         }
