@@ -89,13 +89,16 @@ impl Summary {
         self.events += 1;
         *self.per_class.entry(ev.class().name()).or_default() += 1;
         let src = ev.metadata.log_source.as_deref().unwrap_or_default();
-        if !self.per_file.contains_key(src) {
-            self.per_file.insert(src.to_owned(), (0, 0));
-        }
-        let f = self.per_file.get_mut(src).expect("inserted above");
-        f.0 += 1;
-        if ev.class() == Class::Base {
-            f.1 += 1;
+        // One lookup for a file already seen (nearly every event).
+        let base = u64::from(ev.class() == Class::Base);
+        match self.per_file.get_mut(src) {
+            Some(f) => {
+                f.0 += 1;
+                f.1 += base;
+            }
+            None => {
+                self.per_file.insert(src.to_owned(), (1, base));
+            }
         }
         if ev
             .unmapped

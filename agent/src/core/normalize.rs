@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use vedette_schemas::ocsf::{
-    Actor, Class, Device, Event, Logger, Process, Product, Reporter, Severity, SyslogFields,
-    Unmapped, VedetteNotes,
+    Actor, Class, Device, Event, Logger, Process, Product, Reporter, Severity, Shared,
+    SyslogFields, Unmapped, VedetteNotes,
 };
 
 use super::envelope::{self, Envelope, Format, SEVERITY_NAMES};
@@ -105,6 +105,11 @@ pub(crate) struct Record<'a> {
 pub struct Normalizer {
     cfg: NormalizeConfig,
     product: Product,
+    /// `cfg.reporter_hostname`, shared by every event's `metadata.reporter`.
+    reporter: Shared,
+    /// The last source's id, shared by its events' `metadata.log_source` (records come in
+    /// runs from one source; another source replaces it).
+    log_source: Option<Shared>,
     out: VecDeque<Box<Event>>,
     audit: audit::Joiner,
     scratch: Vec<u8>,
@@ -122,6 +127,8 @@ impl Normalizer {
         };
         let audit = audit::Joiner::new(cfg.audit_timeout_ms);
         Self {
+            reporter: Shared::from(cfg.reporter_hostname.as_str()),
+            log_source: None,
             cfg,
             product,
             out: VecDeque::new(),
@@ -140,6 +147,9 @@ impl Normalizer {
 
     /// Takes a new config for the records that follow; records waiting to be joined stay.
     pub fn reconfigure(&mut self, cfg: NormalizeConfig) {
+        if *self.reporter != *cfg.reporter_hostname {
+            self.reporter = Shared::from(cfg.reporter_hostname.as_str());
+        }
         self.cfg = cfg;
     }
 
@@ -338,7 +348,7 @@ impl Normalizer {
 
     /// The event every record starts as: Base Event with the envelope, device, reporter,
     /// uid and raw data filled in. Parsers refine it.
-    fn base_event(&self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Box<Event> {
+    fn base_event(&mut self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Box<Event> {
         let (time, offset) = match env.time {
             Some(t) => (t.ms, Some(t.offset_min)),
             None => (rec.now_ms, None),
@@ -348,7 +358,13 @@ impl Normalizer {
         let md = &mut ev.metadata;
         md.uid = Some(event_uid(rec.src.uid_key.as_ref().unwrap_or(&rec.src.id), rec.seq).into());
         md.sequence = Some(rec.seq as i64);
-        md.log_source = Some(rec.src.id.clone().into());
+        md.log_source = Some(match &self.log_source {
+            Some(id) if **id == *rec.src.id => id.clone(),
+            _ => self
+                .log_source
+                .insert(Shared::from(rec.src.id.as_str()))
+                .clone(),
+        });
         md.log_format = env.format.map(|f| f.name().into());
         md.original_time = env.timestamp.map(|s| s.to_owned().into());
         md.log_provider = env.app.map(|s| s.to_owned().into());
@@ -356,7 +372,7 @@ impl Normalizer {
             .severity()
             .map(|s| SEVERITY_NAMES[usize::from(s)].into());
         md.reporter = Some(Reporter {
-            hostname: Some(self.cfg.reporter_hostname.clone().into()),
+            hostname: Some(self.reporter.clone()),
             ..Reporter::default()
         });
         if let Some(sev) = env.severity() {
@@ -454,14 +470,30 @@ fn starts_like_audit(s: &str) -> bool {
 
 /// Derives what follows from the rest: observables and `metadata.profiles`.
 pub(crate) fn finalize(ev: &mut Event) {
-    use vedette_schemas::ocsf::ObservableType as O;
-    let mut obs: Vec<(&'static str, O, vedette_schemas::ocsf::Text)> = Vec::new();
+    use vedette_schemas::ocsf::{Observable, ObservableType as O, Text};
+    // The list is taken out while the fields are read, then put back: no temporary list.
+    let had = ev.observables.is_some();
+    let mut list = ev.observables.take().unwrap_or_default();
+    let mut add = |path: &'static str, kind: O, value: &Text| {
+        // As `Event::observe`: nothing empty, and a path holds a value once.
+        if value.is_empty()
+            || list
+                .iter()
+                .any(|o| o.name.as_deref() == Some(path) && o.value.as_deref() == Some(&**value))
+        {
+            return;
+        }
+        if list.capacity() == 0 {
+            list.reserve(4);
+        }
+        list.push(Observable::new(path, kind, value.clone()));
+    };
     if let Some(d) = &ev.device {
         if let Some(h) = &d.hostname {
-            obs.push(("device.hostname", O::Hostname, h.clone()));
+            add("device.hostname", O::Hostname, h);
         }
         if let Some(ip) = &d.ip {
-            obs.push(("device.ip", O::IpAddress, ip.clone()));
+            add("device.ip", O::IpAddress, ip);
         }
     }
     for (ip_path, host_path, ep) in [
@@ -470,40 +502,40 @@ pub(crate) fn finalize(ev: &mut Event) {
     ] {
         if let Some(ep) = ep {
             if let Some(ip) = &ep.ip {
-                obs.push((ip_path, O::IpAddress, ip.clone()));
+                add(ip_path, O::IpAddress, ip);
             }
             if let Some(h) = &ep.hostname {
-                obs.push((host_path, O::Hostname, h.clone()));
+                add(host_path, O::Hostname, h);
             }
         }
     }
     if let Some(n) = ev.user.as_ref().and_then(|u| u.name.as_ref())
         && n != parse::UNKNOWN_USER
     {
-        obs.push(("user.name", O::UserName, n.clone()));
+        add("user.name", O::UserName, n);
     }
     if let Some(a) = &ev.actor
         && let Some(n) = a.user.as_ref().and_then(|u| u.name.as_ref())
     {
-        obs.push(("actor.user.name", O::UserName, n.clone()));
+        add("actor.user.name", O::UserName, n);
     }
     if let Some(p) = &ev.process {
         if let Some(n) = p.user.as_ref().and_then(|u| u.name.as_ref()) {
-            obs.push(("process.user.name", O::UserName, n.clone()));
+            add("process.user.name", O::UserName, n);
         }
         if let Some(f) = p.file.as_ref().and_then(|f| f.path.as_ref()) {
-            obs.push(("process.file.path", O::FilePath, f.clone()));
+            add("process.file.path", O::FilePath, f);
         }
     }
     if let Some(f) = &ev.file {
         for h in f.hashes.iter().flatten() {
             if let Some(v) = &h.value {
-                obs.push(("file.hashes.value", O::Hash, v.clone()));
+                add("file.hashes.value", O::Hash, v);
             }
         }
     }
-    for (path, kind, value) in obs {
-        ev.observe(path, kind, value);
+    if had || !list.is_empty() {
+        ev.observables = Some(list);
     }
 
     let linux = |p: &Process| p.auid.is_some() || p.euid.is_some() || p.egid.is_some();

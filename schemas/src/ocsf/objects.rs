@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -19,7 +20,47 @@ macro_rules! json_key {
 }
 
 macro_rules! ocsf_object {
+    // An object whose value repeats from event to event (the product, the reporter): its
+    // JSON is kept per thread with the value it renders, and copied while the value is the
+    // same (a comparison of a few short strings instead of writing each member).
+    (cached $(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
+        ocsf_object!(@type $(#[$m])* $name { $( $(#[$fm])* $field : $ty, )* });
+
+        impl super::json::WriteJson for $name {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                thread_local! {
+                    static LAST: std::cell::RefCell<Option<($name, Vec<u8>)>> =
+                        const { std::cell::RefCell::new(None) };
+                }
+                LAST.with_borrow_mut(|last| {
+                    if let Some((v, json)) = last
+                        && v == self
+                    {
+                        out.extend_from_slice(json);
+                        return;
+                    }
+                    let mut json = Vec::with_capacity(64);
+                    json.push(b'{');
+                    self.write_members(&mut true, &mut json);
+                    json.push(b'}');
+                    out.extend_from_slice(&json);
+                    *last = Some((self.clone(), json));
+                });
+            }
+        }
+    };
     ($(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
+        ocsf_object!(@type $(#[$m])* $name { $( $(#[$fm])* $field : $ty, )* });
+
+        impl super::json::WriteJson for $name {
+            fn write_json(&self, out: &mut Vec<u8>) {
+                out.push(b'{');
+                self.write_members(&mut true, out);
+                out.push(b'}');
+            }
+        }
+    };
+    (@type $(#[$m:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty, )* }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         pub struct $name {
@@ -41,20 +82,104 @@ macro_rules! ocsf_object {
                 )*
             }
         }
-
-        impl super::json::WriteJson for $name {
-            fn write_json(&self, out: &mut Vec<u8>) {
-                out.push(b'{');
-                self.write_members(&mut true, out);
-                out.push(b'}');
-            }
-        }
     };
 }
 
 /// Text in an event: constants (captions, schema names) are borrowed, values read from a
 /// record are owned, so building an event allocates only for what the record said.
 pub type Text = Cow<'static, str>;
+
+/// Text shared by many events (the source's name, the agent's host name): cloning it bumps
+/// a reference count instead of copying the string. Reads, compares and serializes as a
+/// string, exactly like [`Text`].
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared(Arc<str>);
+
+impl Shared {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Shared {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<String> for Shared {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<Cow<'_, str>> for Shared {
+    fn from(s: Cow<'_, str>) -> Self {
+        Self(Arc::from(&*s))
+    }
+}
+
+impl PartialEq<str> for Shared {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Shared {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
+
+impl super::json::WriteJson for Shared {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        super::json::write_str(&self.0, out);
+    }
+}
 
 /// Free-form JSON (`unmapped`, `xattributes`).
 pub type Json = Map<String, Value>;
@@ -70,8 +195,9 @@ ocsf_object! {
         uid: Text,
         /// The time as the source wrote it, verbatim.
         original_time: Text,
-        /// Where the record came from: a file path, `stdin`, or a listener.
-        log_source: Text,
+        /// Where the record came from: a file path, `stdin`, or a listener (shared by the
+        /// source's events).
+        log_source: Shared,
         /// The program or app that logged the record (syslog TAG / APP-NAME).
         log_provider: Text,
         /// The log's name or format, e.g. `syslog`, `auditd`, `nginx`.
@@ -101,6 +227,7 @@ ocsf_object! {
 }
 
 ocsf_object! {
+    cached
     /// `metadata.product`.
     Product {
         /// Product name.
@@ -115,10 +242,11 @@ ocsf_object! {
 }
 
 ocsf_object! {
+    cached
     /// `metadata.reporter`: the agent that read the record.
     Reporter {
-        /// Agent host name.
-        hostname: Text,
+        /// Agent host name (shared by the agent's events).
+        hostname: Shared,
         /// Agent IP.
         ip: Text,
         /// Agent name.
@@ -475,17 +603,57 @@ ocsf_object! {
     }
 }
 
-ocsf_object! {
-    /// `observable`.
-    Observable {
-        /// The attribute path the value sits at, e.g. `src_endpoint.ip`.
-        name: Text,
-        /// Type id (1 Hostname, 2 IP Address, 4 User Name, 8 Hash …).
-        type_id: u8,
-        /// Caption of `type_id`.
-        r#type: Text,
-        /// The value.
-        value: Text,
+/// `observable`. (Written by hand rather than by `ocsf_object!`: its `type_id`/`type` pair
+/// goes out as one literal when it is one of [`ObservableType`]'s.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observable {
+    /// The attribute path the value sits at, e.g. `src_endpoint.ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Text>,
+    /// Type id (1 Hostname, 2 IP Address, 4 User Name, 8 Hash …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_id: Option<u8>,
+    /// Caption of `type_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<Text>,
+    /// The value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Text>,
+}
+
+impl super::json::WriteJson for Observable {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use super::json::key_lit;
+        let mut first = true;
+        out.push(b'{');
+        if let Some(v) = &self.name {
+            key_lit(&mut first, ",\"name\":", out);
+            v.write_json(out);
+        }
+        let known = match (self.type_id, &self.r#type) {
+            (Some(id), Some(t)) => ObservableType::from_id(id).filter(|k| {
+                let c = k.caption();
+                std::ptr::eq(t.as_ptr(), c.as_ptr()) && t.len() == c.len() || **t == *c
+            }),
+            _ => None,
+        };
+        if let Some(k) = known {
+            key_lit(&mut first, k.members(), out);
+        } else {
+            if let Some(v) = &self.type_id {
+                key_lit(&mut first, ",\"type_id\":", out);
+                v.write_json(out);
+            }
+            if let Some(v) = &self.r#type {
+                key_lit(&mut first, ",\"type\":", out);
+                v.write_json(out);
+            }
+        }
+        if let Some(v) = &self.value {
+            key_lit(&mut first, ",\"value\":", out);
+            v.write_json(out);
+        }
+        out.push(b'}');
     }
 }
 
@@ -531,6 +699,47 @@ impl ObservableType {
             Self::CommandLine => 13,
             Self::UserAgent => 16,
             Self::FilePath => 45,
+        }
+    }
+
+    /// The type of OCSF id `id`, when it is one we emit.
+    pub fn from_id(id: u8) -> Option<Self> {
+        Some(match id {
+            1 => Self::Hostname,
+            2 => Self::IpAddress,
+            3 => Self::MacAddress,
+            4 => Self::UserName,
+            6 => Self::UrlString,
+            7 => Self::FileName,
+            8 => Self::Hash,
+            9 => Self::ProcessName,
+            13 => Self::CommandLine,
+            16 => Self::UserAgent,
+            45 => Self::FilePath,
+            _ => return None,
+        })
+    }
+
+    /// `,"type_id":N,"type":"Caption"` as one literal (the writer drops the comma when
+    /// it leads the object).
+    fn members(self) -> &'static str {
+        macro_rules! m {
+            ($id:literal, $cap:literal) => {
+                concat!(",\"type_id\":", $id, ",\"type\":\"", $cap, "\"")
+            };
+        }
+        match self {
+            Self::Hostname => m!(1, "Hostname"),
+            Self::IpAddress => m!(2, "IP Address"),
+            Self::MacAddress => m!(3, "MAC Address"),
+            Self::UserName => m!(4, "User Name"),
+            Self::UrlString => m!(6, "URL String"),
+            Self::FileName => m!(7, "File Name"),
+            Self::Hash => m!(8, "Hash"),
+            Self::ProcessName => m!(9, "Process Name"),
+            Self::CommandLine => m!(13, "Command Line"),
+            Self::UserAgent => m!(16, "HTTP User-Agent"),
+            Self::FilePath => m!(45, "File Path"),
         }
     }
 
@@ -668,5 +877,80 @@ impl super::json::WriteJson for Unmapped {
         }
         super::json::write_members(&self.other, &mut first, out);
         out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObservableType as O;
+    use super::*;
+
+    #[test]
+    fn observable_type_literals_match_ids_and_captions() {
+        for k in [
+            O::Hostname,
+            O::IpAddress,
+            O::MacAddress,
+            O::UserName,
+            O::UrlString,
+            O::FileName,
+            O::Hash,
+            O::ProcessName,
+            O::CommandLine,
+            O::UserAgent,
+            O::FilePath,
+        ] {
+            assert_eq!(O::from_id(k.id()), Some(k));
+            let want = format!(",\"type_id\":{},\"type\":\"{}\"", k.id(), k.caption());
+            assert_eq!(k.members(), want);
+        }
+    }
+
+    #[test]
+    fn cached_objects_follow_their_value() {
+        use super::super::json::WriteJson;
+        let a = Product {
+            name: Some("A".into()),
+            version: Some("1".into()),
+            ..Product::default()
+        };
+        let b = Product {
+            name: Some("A".into()),
+            version: Some("2".into()),
+            ..Product::default()
+        };
+        for p in [&a, &a, &b, &b, &a, &Product::default()] {
+            let mut out = b"x".to_vec();
+            p.write_json(&mut out);
+            assert_eq!(
+                out,
+                [b"x".to_vec(), serde_json::to_vec(p).unwrap()].concat()
+            );
+        }
+    }
+
+    #[test]
+    fn observables_write_as_serde_does() {
+        use super::super::json::WriteJson;
+        let cases = [
+            Observable::new("device.ip", O::IpAddress, "10.0.0.1".into()),
+            Observable {
+                r#type: Some("Not the caption".into()),
+                ..Observable::new("user.name", O::UserName, "bob".into())
+            },
+            Observable {
+                type_id: Some(77),
+                ..Observable::default()
+            },
+            Observable::default(),
+        ];
+        for o in cases {
+            let mut out = Vec::new();
+            o.write_json(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&o).unwrap()
+            );
+        }
     }
 }

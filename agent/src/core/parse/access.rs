@@ -9,7 +9,7 @@ use vedette_schemas::ocsf::{
 };
 
 use super::{Parsed, code, set_class};
-use crate::core::text::is_ip;
+use crate::core::text::{is_ip, split_once_ascii};
 use crate::core::time::{civil_to_epoch, digits, hms, month_from_abbrev};
 
 /// The HTTP Activity `activity_id` of a request method (0 when there is none).
@@ -112,9 +112,13 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let mut tail = after.split_whitespace();
     let status: Option<i32> = tail.next().and_then(|s| s.parse().ok());
     let bytes: Option<i64> = tail.next().and_then(|s| s.parse().ok());
-    let (method, target, version) = {
-        let mut parts = request.splitn(3, ' ');
-        (parts.next().unwrap_or(""), parts.next(), parts.next())
+    // `request.splitn(3, ' ')`, by byte scans.
+    let (method, target, version) = match split_once_ascii(request, b' ') {
+        None => (request, None, None),
+        Some((m, r)) => match split_once_ascii(r, b' ') {
+            None => (m, Some(r), None),
+            Some((t, v)) => (m, Some(t), Some(v)),
+        },
     };
     let valid_method = !method.is_empty() && method.bytes().all(|c| c.is_ascii_uppercase());
     let activity = if valid_method {
@@ -200,7 +204,10 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     }
     // Combined format: "referrer" "user agent", then anything extra.
     let rest = after.trim_start();
-    let rest = rest.splitn(3, ' ').nth(2).unwrap_or("").trim_start();
+    let rest = split_once_ascii(rest, b' ')
+        .and_then(|(_, r)| split_once_ascii(r, b' '))
+        .map_or("", |(_, r)| r)
+        .trim_start();
     if let Some((referrer, rest)) = quoted(rest) {
         req.referrer = dash(referrer).map(|s| s.to_owned().into());
         if let Some((agent, extra)) = quoted(rest.trim_start()) {

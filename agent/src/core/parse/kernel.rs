@@ -5,15 +5,18 @@
 use vedette_schemas::ocsf::{Actor, Class, Event, Process, Status};
 
 use super::{Parsed, code, set_class};
+use crate::core::text::Needle;
 
 /// Parses a kernel message (after the syslog envelope).
 pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     // Drop the `[12345.678901]` uptime stamp.
-    let body = match msg.strip_prefix('[').and_then(|m| m.split_once("] ")) {
+    static STAMP_END: Needle = Needle::new("] ");
+    static SEGFAULT: Needle = Needle::new(": segfault at ");
+    let body = match msg.strip_prefix('[').and_then(|m| STAMP_END.split_once(m)) {
         Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest,
         _ => msg,
     };
-    let Some((proc_, detail)) = body.split_once(": segfault at ") else {
+    let Some((proc_, detail)) = SEGFAULT.split_once(body) else {
         return Parsed::No;
     };
     let Some((name, pid)) = proc_.rsplit_once('[') else {

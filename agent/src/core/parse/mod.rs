@@ -50,9 +50,9 @@ pub(crate) fn dispatch(
         }
         return r;
     }
-    let (program, module) = match app.find('(') {
+    let (program, module) = match crate::core::text::split_once_ascii(app, b'(') {
         // Old pam writes the module into the tag: `sshd(pam_unix)[123]`.
-        Some(p) => (&app[..p], app[p + 1..].strip_suffix(')')),
+        Some((program, module)) => (program, module.strip_suffix(')')),
         None => (app, None),
     };
     let r = match program {

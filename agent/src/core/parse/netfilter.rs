@@ -1,9 +1,7 @@
 //! Kernel netfilter LOG lines (iptables `LOG`, nftables `log`, UFW):
 //! `[UFW BLOCK] IN=eth0 OUT= MAC=… SRC=… DST=… LEN=… PROTO=TCP SPT=… DPT=… SYN` → Network Activity.
 
-use memchr::memmem;
-
-use crate::core::text::Needle;
+use crate::core::text::{Needle, split_spaces};
 use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status, Text};
 
 use super::{Parsed, code, set_class};
@@ -42,9 +40,15 @@ struct Mapped<'a> {
 /// Parses a netfilter line.
 pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     // The fields start at the first `KEY=` word (normally `IN=`).
-    let Some(at) = ["IN=", "OUT=", "MAC=", "SRC="]
+    static KEYS: [Needle; 4] = [
+        Needle::new("IN="),
+        Needle::new("OUT="),
+        Needle::new("MAC="),
+        Needle::new("SRC="),
+    ];
+    let Some(at) = KEYS
         .iter()
-        .filter_map(|k| memmem::find(msg.as_bytes(), k.as_bytes()))
+        .filter_map(|k| k.find(msg))
         .min()
         .map(|p| msg[..p].rfind(' ').map_or(0, |s| s + 1))
     else {
@@ -67,7 +71,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         extra.push(("prefix".to_owned(), prefix));
     }
     let mut flags = String::new();
-    for w in rest.split(' ') {
+    for w in split_spaces(rest) {
         let Some(eq) = w.bytes().position(|c| c == b'=') else {
             if matches!(
                 w,

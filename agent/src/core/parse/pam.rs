@@ -5,7 +5,7 @@
 use vedette_schemas::ocsf::{Class, Endpoint, Event, Status, User};
 
 use super::{Parsed, auth, code, set_class};
-use crate::core::text::{is_ip, kv};
+use crate::core::text::{Needle, is_ip, kv};
 
 /// Parses a PAM message logged by `program`; `module` is set when the tag named it.
 pub fn parse(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> Parsed {
@@ -22,7 +22,11 @@ pub fn parse(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
 
 fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> Parsed {
     // `pam_unix(sshd:auth): body` → service `sshd`, kind `auth`.
-    let (service, kind, body) = match msg.strip_prefix("pam_").and_then(|_| msg.split_once("): ")) {
+    static MODULE_END: Needle = Needle::new("): ");
+    let (service, kind, body) = match msg
+        .strip_prefix("pam_")
+        .and_then(|_| MODULE_END.split_once(msg))
+    {
         Some((head, body)) => {
             let inner = head.split_once('(').map_or("", |(_, i)| i);
             let (svc, kind) = inner.split_once(':').unwrap_or((inner, ""));

@@ -7,7 +7,7 @@
 use vedette_schemas::ocsf::{Endpoint, Event, Status};
 
 use super::{Parsed, auth, code, pam};
-use crate::core::text::{ip_port, is_ip, last_word, strip_preauth};
+use crate::core::text::{Needle, ip_port, is_ip, last_word, split_once_ascii, strip_preauth};
 
 const LOGON: u8 = 1;
 const LOGOFF: u8 = 2;
@@ -242,7 +242,9 @@ fn method_line(
     code_: &'static str,
     verb: &str,
 ) -> Parsed {
-    let Some((method, rest)) = rest.split_once(" for ") else {
+    static FOR: Needle = Needle::new(" for ");
+    static COLON: Needle = Needle::new(": ");
+    let Some((method, rest)) = FOR.split_once(rest) else {
         return Parsed::No;
     };
     let Some((user, tail)) = rsplit_from(rest) else {
@@ -272,7 +274,7 @@ fn method_line(
         detail.push_str(" for invalid user");
     }
     ev.status_detail = Some(detail.into());
-    if let Some((_, key)) = tail.split_once(": ") {
+    if let Some((_, key)) = COLON.split_once(tail) {
         ev.unmapped_set("sshd", "key", key.to_owned());
     }
     Parsed::Yes
@@ -280,10 +282,13 @@ fn method_line(
 
 /// Splits `U from TAIL` at the last ` from ` whose tail starts with an IP address.
 fn rsplit_from(s: &str) -> Option<(&str, &str)> {
+    static FROM: Needle = Needle::new(" from ");
     let mut end = s.len();
-    while let Some(p) = s[..end].rfind(" from ") {
+    while let Some(p) = FROM.rfind(&s[..end]) {
         let tail = &s[p + 6..];
-        let first = tail.split(' ').next().unwrap_or("").trim_end_matches(':');
+        let first = split_once_ascii(tail, b' ')
+            .map_or(tail, |(w, _)| w)
+            .trim_end_matches(':');
         if is_ip(first) {
             return Some((&s[..p], tail));
         }

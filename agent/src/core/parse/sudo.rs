@@ -4,7 +4,7 @@
 use vedette_schemas::ocsf::{Actor, Class, Event, File, Process, Session, Status, User};
 
 use super::{Parsed, auth, code, set_class};
-use crate::core::text::basename;
+use crate::core::text::{Needle, basename};
 
 /// The `KEY=value` fields of a sudo line: `TTY=pts/0 ; PWD=/x ; USER=root ; COMMAND=…`.
 #[derive(Default)]
@@ -18,7 +18,8 @@ struct SudoFields<'a> {
 fn sudo_fields(s: &str) -> SudoFields<'_> {
     let mut f = SudoFields::default();
     // COMMAND is last and may itself contain " ; ": take everything after it.
-    let (head, command) = match s.find("COMMAND=") {
+    static COMMAND: Needle = Needle::new("COMMAND=");
+    let (head, command) = match COMMAND.find(s) {
         Some(p) => (&s[..p], Some(s[p + 8..].trim())),
         None => (s, None),
     };
@@ -42,7 +43,8 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         return Parsed::No;
     }
     // `  alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id`
-    let Some((invoker, rest)) = msg.trim_start().split_once(" : ") else {
+    static INVOKER_END: Needle = Needle::new(" : ");
+    let Some((invoker, rest)) = INVOKER_END.split_once(msg.trim_start()) else {
         return Parsed::No;
     };
     if invoker.contains(' ') {

@@ -1,6 +1,8 @@
 //! One raw auditd record: `[node=N ]type=T msg=audit(SEC.MS:SERIAL): k=v …`, its values
 //! unquoted and hex-decoded where auditd encodes them.
 
+use crate::core::text::Needle;
+
 /// One audit record, values unquoted and hex-decoded where auditd encodes them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
@@ -145,9 +147,11 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
     }
     let rest = s.strip_prefix("type=").ok_or("audit: no type=")?;
     let (rtype, rest) = rest.split_once(' ').ok_or("audit: nothing after type=")?;
-    let open = rest.find("audit(").ok_or("audit: no audit(TIME:SERIAL)")?;
-    let close = rest[open..]
-        .find("):")
+    static OPEN: Needle = Needle::new("audit(");
+    static CLOSE: Needle = Needle::new("):");
+    let open = OPEN.find(rest).ok_or("audit: no audit(TIME:SERIAL)")?;
+    let close = CLOSE
+        .find(&rest[open..])
         .map(|p| open + p)
         .ok_or("audit: unterminated audit(")?;
     let stamp = &rest[open + 6..close];
@@ -160,7 +164,8 @@ pub fn parse_record(line: &str) -> Result<AuditRecord, String> {
         .parse()
         .map_err(|_| format!("audit: bad time {time_text:?}"))?;
     let ms: i64 = millis(frac);
-    let mut f = Vec::new();
+    // Records hold a dozen to a few dozen fields: one allocation, not a doubling series.
+    let mut f = Vec::with_capacity(32);
     let rtype = audit_type_name(rtype);
     fields(&rest[close + 2..], rtype == "EXECVE", &mut f);
     Ok(AuditRecord {
