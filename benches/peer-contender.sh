@@ -13,8 +13,12 @@
 #   WORKDIR   an empty per-run folder: the config and the agent's state go there
 # The agent runs in the foreground (exec, so the harness measures its PID) and exits on
 # SIGTERM after writing everything it took. Full normalization is on: every event is
-# parsed and mapped to OCSF, not only its syslog header. Edge folding is off here: the
-# harness counts one output line per input event.
+# parsed and mapped to OCSF, not only its syslog header. Edge folding (dedup) is always off
+# here: the harness counts one output line per input event.
+#
+# EDGE=off (default): collection and normalization only, like the peers.
+# EDGE=on: also the rest of the edge stage: redaction, user/device/process enrichment, the
+#   first-seen baseline, asset tags (what it costs, beside EDGE=off in the same sitting).
 set -euo pipefail
 if [[ $# -ne 5 ]]; then
     echo "usage: $0 SCENARIO PORT TAIL_FILE OUTPUT WORKDIR" >&2
@@ -39,6 +43,18 @@ case $scenario in
         exit 2
         ;;
 esac
+case ${EDGE:-off} in
+    off)
+        edge_cfg=$(printf '[redaction]\nenabled = false\n[enrich]\naccounts = false\nhost = false\nprocesses = false\nbaseline_days = 0\n')
+        ;;
+    on)
+        edge_cfg=$(printf '[asset]\nowner = "perf"\ncriticality = "tier2"\nenvironment = "bench"\n')
+        ;;
+    *)
+        echo "EDGE must be on or off" >&2
+        exit 2
+        ;;
+esac
 mkdir -p "$workdir/state"
 cat >"$workdir/agent.toml" <<TOML
 [agent]
@@ -50,7 +66,7 @@ poll_interval_ms = 10
 # The harness counts one output line per input event: edge folding off.
 [dedup]
 enabled = false
-
+$edge_cfg
 $input
 
 [output]

@@ -114,7 +114,7 @@ impl Default for Enrich {
             ip_command: ["ip", "-j", "addr", "show"].map(String::from).to_vec(),
             processes: true,
             baseline_days: Some(30),
-            baseline_max: 100_000,
+            baseline_max: 50_000,
         }
     }
 }

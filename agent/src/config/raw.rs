@@ -182,7 +182,7 @@ pub struct RawEnrich {
     /// The first-seen baseline of (host, user, source address) for Authentication, in days
     /// (default 30; 0 turns it off).
     pub baseline_days: Option<Spanned<u32>>,
-    /// Most pairs the baseline keeps (default 100000).
+    /// Most pairs the baseline keeps (default 50000).
     pub baseline_max: Option<Spanned<u64>>,
 }
 

@@ -8,13 +8,19 @@ use std::collections::HashMap;
 use vedette_schemas::ocsf::{Class, Event, VedetteNotes};
 use xxhash_rust::xxh3::Xxh3;
 
-const HEADER: &str = "vedette-baseline 1";
+const HEADER: &str = "vedette-baseline 2";
+
+/// Minutes since the epoch (0 before it), the baseline's resolution.
+fn minutes(ms: i64) -> u32 {
+    u32::try_from(ms.max(0) / 60_000).unwrap_or(u32::MAX)
+}
 
 /// The baseline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Baseline {
-    /// Pair hash → last seen (ms).
-    seen: HashMap<u128, i64>,
+    /// Pair hash (xxh3-64: a collision among 50,000 pairs has odds of ~1e-10) → last seen,
+    /// minutes since the epoch (12 bytes a pair: the baseline stays small on a host).
+    seen: HashMap<u64, u32>,
     max: usize,
     retain_ms: i64,
     dirty: bool,
@@ -73,12 +79,13 @@ impl Baseline {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
-        let key = h.digest128();
-        let t = ev.time;
+        let key = h.digest();
+        let t = minutes(ev.time);
+        let retain = u32::try_from(self.retain_ms / 60_000).unwrap_or(u32::MAX);
         let first = self
             .seen
             .get(&key)
-            .is_none_or(|&last| t - last > self.retain_ms);
+            .is_none_or(|&last| t.saturating_sub(last) > retain);
         let last = self.seen.entry(key).or_insert(t);
         *last = (*last).max(t);
         self.dirty = true;
@@ -93,19 +100,19 @@ impl Baseline {
 
     /// Drops the oldest tenth (at least one), so eviction runs rarely.
     fn evict(&mut self) {
-        let mut times: Vec<i64> = self.seen.values().copied().collect();
+        let mut times: Vec<u32> = self.seen.values().copied().collect();
         let cut = (self.max / 10).max(1).min(times.len() - 1);
         let (_, &mut nth, _) = times.select_nth_unstable(cut);
         self.seen.retain(|_, &mut t| t > nth);
     }
 
-    /// The state as text: a header, then `KEY LAST_SEEN_MS` per pair.
+    /// The state as text: a header, then `KEY LAST_SEEN_MINUTE` per pair.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(self.seen.len() * 48 + 32);
+        let mut out = String::with_capacity(self.seen.len() * 28 + 32);
         out.push_str(HEADER);
         out.push('\n');
         for (k, t) in &self.seen {
-            out.push_str(&format!("{k:032x} {t}\n"));
+            out.push_str(&format!("{k:016x} {t}\n"));
         }
         out
     }
@@ -120,8 +127,8 @@ impl Baseline {
         for (i, l) in lines.enumerate() {
             let (k, t) = l
                 .split_once(' ')
-                .and_then(|(k, t)| Some((u128::from_str_radix(k, 16).ok()?, t.parse().ok()?)))
-                .ok_or_else(|| format!("line {}: expected KEY LAST_SEEN_MS", i + 2))?;
+                .and_then(|(k, t)| Some((u64::from_str_radix(k, 16).ok()?, t.parse().ok()?)))
+                .ok_or_else(|| format!("line {}: expected KEY LAST_SEEN_MINUTE", i + 2))?;
             b.seen.insert(k, t);
         }
         Ok(b)
@@ -174,16 +181,21 @@ mod tests {
     fn it_survives_a_restart_and_stays_bounded() {
         let mut b = Baseline::new(100, 30);
         for i in 0..1000 {
-            first(&mut b, "u", &format!("10.0.{}.{}", i / 256, i % 256), i);
+            first(
+                &mut b,
+                "u",
+                &format!("10.0.{}.{}", i / 256, i % 256),
+                i * 60_000,
+            );
         }
         assert!(b.len() <= 100);
         // The newest pairs are kept.
         let text = b.encode();
         let mut again = Baseline::decode(&text, 100, 30).unwrap();
         assert_eq!(again.len(), b.len());
-        assert!(!first(&mut again, "u", "10.0.3.231", 2000));
+        assert!(!first(&mut again, "u", "10.0.3.231", 1000 * 60_000));
         assert!(Baseline::decode("garbage", 10, 30).is_err());
-        let err = Baseline::decode("vedette-baseline 1\nzz 1\n", 10, 30).unwrap_err();
+        let err = Baseline::decode("vedette-baseline 2\nzz 1\n", 10, 30).unwrap_err();
         assert!(err.starts_with("line 2"), "{err}");
     }
 }
