@@ -1,5 +1,5 @@
 //! Redaction at the edge: people type passwords into the user-name prompt (sshd logs them
-//! as "Invalid user <password>"), and clients put tokens in URL query strings. Such values
+//! as `Invalid user <password>`), and clients put tokens in URL query strings. Such values
 //! are replaced by a keyed hash (`redacted:` + 16 hex digits of HMAC-SHA256 under the
 //! agent's key), everywhere in the event, `raw_data` included: the same secret still
 //! correlates across events and hosts of one key, but is never shipped in clear.
