@@ -11,6 +11,7 @@ pub mod journal;
 pub mod normalize;
 pub mod output;
 pub mod parse;
+pub mod prehashed;
 pub mod tail;
 pub mod text;
 pub mod time;

@@ -1,10 +1,7 @@
 //! What makes two events "the same behaviour": per OCSF class, the fields an analyst would
 //! group them by. Two events with equal fingerprints within a window are folded.
 
-use std::borrow::Cow;
-
 use vedette_schemas::ocsf::{Class, Event};
-use xxhash_rust::xxh3::Xxh3;
 
 /// A field an event is grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,15 +99,18 @@ pub fn default_fields(class: Class) -> &'static [Field] {
     }
 }
 
-fn b(s: &Option<vedette_schemas::ocsf::Text>) -> Option<Cow<'_, str>> {
-    s.as_deref().map(Cow::Borrowed)
+/// A field's value: text, or a number hashed as its bytes (no string made).
+enum V<'a> {
+    S(&'a str),
+    N(i64),
 }
 
-fn n<'a>(v: Option<i64>) -> Option<Cow<'a, str>> {
-    v.map(|v| Cow::Owned(v.to_string()))
+fn b(s: &Option<vedette_schemas::ocsf::Text>) -> Option<V<'_>> {
+    s.as_deref().map(V::S)
 }
 
-fn value(ev: &Event, f: Field) -> Option<Cow<'_, str>> {
+fn value(ev: &Event, f: Field) -> Option<V<'_>> {
+    let n = |v: Option<i64>| v.map(V::N);
     match f {
         Field::Activity => n(Some(i64::from(ev.header.activity_id))),
         Field::Status => n(ev.header.status.map(|s| i64::from(s.id()))),
@@ -152,20 +152,25 @@ fn value(ev: &Event, f: Field) -> Option<Cow<'_, str>> {
 }
 
 /// The fingerprint of `ev` over `fields` (its class always included): xxh3-128 of the
-/// values, each tagged present/absent and length-prefixed, so ("ab", "c") and ("a", "bc")
-/// or a missing and an empty value never collide by construction.
-pub fn fingerprint(ev: &Event, fields: &[Field]) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(&ev.class().uid().to_le_bytes());
+/// values, each tagged absent / text / number and texts length-prefixed, so ("ab", "c")
+/// and ("a", "bc"), or a missing and an empty value, never collide by construction. The
+/// bytes are gathered in `scratch` and hashed in one call.
+pub fn fingerprint(ev: &Event, fields: &[Field], scratch: &mut Vec<u8>) -> u128 {
+    scratch.clear();
+    scratch.extend_from_slice(&ev.class().uid().to_le_bytes());
     for &f in fields {
         match value(ev, f) {
-            Some(v) => {
-                h.update(&[1]);
-                h.update(&(v.len() as u64).to_le_bytes());
-                h.update(v.as_bytes());
+            Some(V::S(v)) => {
+                scratch.push(1);
+                scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                scratch.extend_from_slice(v.as_bytes());
             }
-            None => h.update(&[0]),
+            Some(V::N(n)) => {
+                scratch.push(2);
+                scratch.extend_from_slice(&n.to_le_bytes());
+            }
+            None => scratch.push(0),
         }
     }
-    h.digest128()
+    xxhash_rust::xxh3::xxh3_128(scratch)
 }

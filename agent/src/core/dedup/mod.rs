@@ -23,6 +23,8 @@ use vedette_schemas::ocsf::{Class, Event};
 
 pub use fingerprint::Field;
 
+use super::prehashed::Prehashed;
+
 /// Dedup settings.
 #[derive(Debug, Clone)]
 pub struct DedupConfig {
@@ -97,11 +99,13 @@ struct Window {
 #[derive(Debug, Default)]
 pub struct Dedup {
     cfg: DedupConfig,
-    open: HashMap<u128, Window>,
+    open: HashMap<u128, Window, Prehashed>,
     /// Window ends in time order.
     due: BTreeSet<(i64, u128)>,
     out: VecDeque<Box<Event>>,
     metrics: Metrics,
+    /// Reused for the fingerprint's bytes.
+    scratch: Vec<u8>,
 }
 
 impl Dedup {
@@ -131,7 +135,7 @@ impl Dedup {
             .fields
             .get(&class)
             .map_or(fingerprint::default_fields(class), Vec::as_slice);
-        let fp = fingerprint::fingerprint(&ev, fields);
+        let fp = fingerprint::fingerprint(&ev, fields, &mut self.scratch);
         if let Some(w) = self.open.get_mut(&fp) {
             let t = ev.time;
             // An event may already stand for several (sshd's "PAM 5 more authentication

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 
 use vedette_schemas::ocsf::{Class, Event, VedetteNotes};
+
+use crate::core::prehashed::Prehashed;
 use xxhash_rust::xxh3::Xxh3;
 
 const HEADER: &str = "vedette-baseline 2";
@@ -20,7 +22,7 @@ fn minutes(ms: i64) -> u32 {
 pub struct Baseline {
     /// Pair hash (xxh3-64: a collision among 50,000 pairs has odds of ~1e-10) → last seen,
     /// minutes since the epoch (12 bytes a pair: the baseline stays small on a host).
-    seen: HashMap<u64, u32>,
+    seen: HashMap<u64, u32, Prehashed>,
     max: usize,
     retain_ms: i64,
     dirty: bool,
@@ -30,7 +32,7 @@ impl Baseline {
     /// An empty baseline keeping `max` pairs for `retain_days`.
     pub fn new(max: usize, retain_days: u32) -> Self {
         Self {
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             max: max.max(1),
             retain_ms: i64::from(retain_days) * 86_400_000,
             dirty: false,
