@@ -51,14 +51,23 @@ impl HostWatcher {
             .map_or((None, None), |t| parse_os_release(&t));
         let kernel = read("proc/sys/kernel/osrelease").map(|s| s.trim().to_owned());
         let hostname = read("proc/sys/kernel/hostname").map(|s| s.trim().to_owned());
-        let domain = read("proc/sys/kernel/domainname")
-            .map(|s| s.trim().to_owned())
-            .filter(|d| !d.is_empty() && d != "(none)")
+        // The DNS domain: from the FQDN the resolver gives (`hostname --fqdn`), else the
+        // kernel's host name when it is qualified, else its NIS domain name.
+        let fqdn = Command::new("hostname")
+            .arg("--fqdn")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let domain = fqdn
+            .iter()
+            .chain(hostname.iter())
+            .find_map(|h| h.split_once('.').map(|(_, d)| d.to_owned()))
+            .filter(|d| !d.is_empty())
             .or_else(|| {
-                hostname
-                    .as_deref()
-                    .and_then(|h| h.split_once('.'))
-                    .map(|(_, d)| d.to_owned())
+                read("proc/sys/kernel/domainname")
+                    .map(|s| s.trim().to_owned())
+                    .filter(|d| !d.is_empty() && d != "(none)")
             });
         let interfaces = match self.ip_command.split_first() {
             None => Vec::new(),
