@@ -138,7 +138,7 @@ pub struct RawDedup {
     pub enabled: Option<bool>,
     /// Window length in seconds (default 10).
     pub window_seconds: Option<Spanned<u64>>,
-    /// Most fingerprints tracked at once (default 50000); past it events pass unfolded.
+    /// Most fingerprints tracked at once (default 10000); past it events pass unfolded.
     pub max_tracked: Option<Spanned<u64>>,
     /// Per class (`authentication`, `network_activity` …): the OCSF paths that define "the
     /// same behaviour", replacing the defaults.

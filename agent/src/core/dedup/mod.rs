@@ -30,7 +30,7 @@ use super::prehashed::Prehashed;
 pub struct DedupConfig {
     /// Window length, ms (default 10 s).
     pub window_ms: i64,
-    /// Most fingerprints tracked at once (default 50,000).
+    /// Most fingerprints tracked at once (default 10,000: a fingerprint with repeats holds one event, ~2-3 KiB, so this bounds the worst case near 30 MiB).
     pub max_tracked: usize,
     /// Per class, the fields that replace [`fingerprint::default_fields`].
     pub fields: HashMap<Class, Vec<Field>>,
@@ -40,7 +40,7 @@ impl Default for DedupConfig {
     fn default() -> Self {
         Self {
             window_ms: 10_000,
-            max_tracked: 50_000,
+            max_tracked: 10_000,
             fields: HashMap::new(),
         }
     }
