@@ -282,6 +282,36 @@ const ACCESS_SEEDS: &[&str] = &[
     "29/Feb/2024:23:59:60 +1400] \"-\" 400 - \"-\" \"-\"",
 ];
 
+/// Two control bytes (cap, split), then a TCP stream of both framings.
+const FRAMING_SEEDS: &[&str] = &[
+    "\u{1}\u{5}<13>lf one\n9 <13>octet<13>lf two\n",
+    "\u{2}\u{20}26 <13>1 - - - - - a\nb c d e fg<13>tail without newline",
+    "\u{1}\u{0}999999999 xx",
+];
+
+const JOURNAL_SEEDS: &[&str] = &[
+    r#"{"__CURSOR":"s=ab;i=1;b=cd","__REALTIME_TIMESTAMP":"1736935200000000","_HOSTNAME":"web-1","SYSLOG_IDENTIFIER":"sshd","_PID":"123","PRIORITY":"5","SYSLOG_FACILITY":"10","MESSAGE":"Failed password for root from 203.0.113.9 port 50000 ssh2"}"#,
+    r#"{"MESSAGE":[104,105,255],"SYSLOG_IDENTIFIER":null,"_COMM":"x","__REALTIME_TIMESTAMP":"1"}"#,
+    "-- cursor: s=1",
+];
+
+const CHECKPOINT_SEEDS: &[&str] = &[
+    "vedette-tail-checkpoints 1\n{\"dev\":1,\"ino\":2,\"fp_hash\":\"fbba3bceed42eb52\",\"fp_len\":157,\"offset\":157,\"source_id\":\"file:1feb8f0bfa20d7a9\",\"path\":\"/var/log/auth.log\"}\n",
+    "vedette-tail-checkpoints 1\n",
+    "garbage",
+];
+
+/// passwd, group and shadow, NUL-separated.
+const ACCOUNTS_SEEDS: &[&str] = &[
+    "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n\u{0}sudo:x:27:alice\nalice:x:1000:\n\u{0}alice:!$y$:19500:0:99999:7:::\n",
+    "::::\n\u{0}:::\n",
+];
+
+const BASELINE_SEEDS: &[&str] = &[
+    "vedette-baseline 2\n00000000000000ff 29000000\n",
+    "vedette-baseline 2\nzz 1\n",
+];
+
 /// One module per fuzz target: `name => |data| body(data), seeds: SEEDS;`.
 macro_rules! fuzz_props {
     ($($name:ident => $body:expr, seeds: $seeds:expr;)*) => {$(
@@ -388,4 +418,9 @@ fuzz_props! {
     }, seeds: NETFILTER_SEEDS;
     access_log => |d| fuzzing::normalize(&prefixed(b"203.0.113.7 - - [", d)),
         seeds: ACCESS_SEEDS;
+    stream_framing => fuzzing::stream_framing, seeds: FRAMING_SEEDS;
+    journal => fuzzing::journal, seeds: JOURNAL_SEEDS;
+    checkpoint => fuzzing::checkpoint, seeds: CHECKPOINT_SEEDS;
+    accounts => fuzzing::accounts, seeds: ACCOUNTS_SEEDS;
+    baseline => fuzzing::baseline, seeds: BASELINE_SEEDS;
 }

@@ -82,3 +82,106 @@ pub fn auditd(data: &[u8]) {
     let lines: Vec<&[u8]> = data.split(|&c| c == b'\n').collect();
     run(&lines, false);
 }
+
+/// The RFC 6587 stream deframer: the data split at a point its first byte picks, with a
+/// cap from its second; frames never exceed the cap, and framing does not depend on the
+/// split (TCP delivers arbitrary pieces).
+pub fn stream_framing(data: &[u8]) {
+    use super::framing::Deframer;
+    let (cap, split, data) = match data {
+        [c, s, rest @ ..] => (usize::from(*c).max(1) * 64, usize::from(*s), rest),
+        _ => (64, 0, data),
+    };
+    let collect = |chunks: &[&[u8]]| {
+        let mut d = Deframer::new(cap);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.push(c);
+            while let Some(f) = d.poll_frame() {
+                assert!(f.bytes.len() <= cap, "frame over the cap");
+                out.push((f.bytes.to_vec(), f.cut_from, f.octet_counted));
+            }
+        }
+        if let Some(f) = d.finish() {
+            assert!(f.bytes.len() <= cap, "frame over the cap");
+            out.push((f.bytes.to_vec(), f.cut_from, f.octet_counted));
+        }
+        out
+    };
+    let at = split.min(data.len());
+    assert_eq!(
+        collect(&[&data[..at], &data[at..]]),
+        collect(&[data]),
+        "frames depend on how the stream was split"
+    );
+}
+
+/// A `journalctl --output=json` line through the normalizer: an entry or not, one event.
+pub fn journal(data: &[u8]) {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = source(false);
+    n.handle_journal(
+        &src,
+        super::normalize::Received {
+            seq: 1,
+            ..Default::default()
+        },
+        data,
+    );
+    n.finish();
+    let blank = data.iter().all(u8::is_ascii_whitespace);
+    let mut events = 0;
+    while let Some(ev) = n.poll_event() {
+        events += 1;
+        serde_json::to_string(&ev).expect("event serializes");
+    }
+    assert!(events == 1 || blank, "a journal line gave {events} events");
+}
+
+/// The tail's checkpoint file: decoding never panics, and what decodes encodes back to
+/// something that decodes the same.
+pub fn checkpoint(data: &[u8]) {
+    use super::tail::checkpoint;
+    let text = String::from_utf8_lossy(data);
+    if let Ok(cps) = checkpoint::decode(&text) {
+        let again = checkpoint::decode(&checkpoint::encode(&cps)).expect("re-decodes");
+        assert_eq!(cps, again);
+    }
+}
+
+/// The account files (passwd, group, shadow split at NUL bytes): any text parses, and
+/// enriching an event with the result never panics.
+pub fn accounts(data: &[u8]) {
+    use super::enrich::accounts::AccountDb;
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let (passwd, group, shadow) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next(),
+    );
+    let db = AccountDb::parse(passwd, group, shadow);
+    let mut ev = vedette_schemas::ocsf::Event::new(
+        vedette_schemas::ocsf::Class::Authentication,
+        1,
+        0,
+        Default::default(),
+    );
+    for name in passwd.lines().filter_map(|l| l.split(':').next()).take(4) {
+        ev.user = Some(vedette_schemas::ocsf::User {
+            name: Some(name.to_owned().into()),
+            ..Default::default()
+        });
+        db.apply(&mut ev);
+    }
+}
+
+/// The baseline's saved state: decoding never panics.
+pub fn baseline(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(b) = super::enrich::baseline::Baseline::decode(&text, 1000, 30) {
+        let again =
+            super::enrich::baseline::Baseline::decode(&b.encode(), 1000, 30).expect("re-decodes");
+        assert_eq!(b.len(), again.len());
+    }
+}
