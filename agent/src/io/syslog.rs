@@ -119,6 +119,10 @@ fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<tokio_rustls::TlsAcceptor
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Bytes read from a TCP or TLS connection at a time: one read is one batch (~80 records
+/// of 200 B), small enough that the events of a batch stay a few hundred KiB.
+const TCP_READ: usize = 16 * 1024;
+
 /// Most records per batch from one socket read round.
 const BATCH_RECORDS: usize = 512;
 
@@ -262,7 +266,7 @@ struct Conn {
 impl Conn {
     async fn read(mut self, mut stream: impl AsyncRead + Unpin) {
         let mut framer = Deframer::new(self.max_record);
-        let mut buf = vec![0u8; 65536];
+        let mut buf = vec![0u8; TCP_READ];
         loop {
             let n = tokio::select! {
                 r = stream.read(&mut buf) => r,
