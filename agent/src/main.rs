@@ -223,12 +223,7 @@ impl Output {
             r.apply(&mut ev);
         }
         // This host's facts only for events about this host (not relayed, device = us).
-        let about = ev.metadata.loggers.is_none()
-            && ev
-                .device
-                .as_ref()
-                .and_then(|d| d.hostname.as_deref())
-                .is_none_or(|h| h == self.local_host.as_str());
+        let about = vedette_agent::io::pipeline::is_about(&ev, &self.local_host);
         if about {
             if let Some(w) = &mut self.accounts {
                 w.db(ev.time).apply(&mut ev);

@@ -45,14 +45,7 @@ impl JournaldSource {
     /// cursor.
     pub fn stop(self) {
         self.stopping.store(true, Ordering::SeqCst);
-        if let Some(c) = self
-            .child
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            let _ignored = c.kill();
-        }
+        kill(&self.child);
         if self.thread.join().is_err() {
             eprintln!("vedette-agent: {}: the reader panicked", self.name);
         }
@@ -205,14 +198,7 @@ impl Reader {
     }
 
     fn kill_child(&self) {
-        if let Some(c) = self
-            .child
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            let _ignored = c.kill();
-        }
+        kill(&self.child);
     }
 
     fn command(&self) -> Command {
@@ -322,7 +308,7 @@ impl Reader {
         if self.saved.as_ref() == Some(c) && !sync {
             return;
         }
-        if let Err(e) = write_atomic(&self.cursor_file, c, sync) {
+        if let Err(e) = super::persist::write_atomic(&self.cursor_file, c, sync) {
             eprintln!(
                 "vedette-agent: {}: saving the cursor to {}: {e}",
                 self.name,
@@ -334,6 +320,13 @@ impl Reader {
     }
 }
 
+/// Kills the running `journalctl`, if any (its reader then sees the end of its output).
+fn kill(child: &Mutex<Option<Child>>) {
+    if let Some(c) = child.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let _ignored = c.kill();
+    }
+}
+
 /// The `__CURSOR` of an entry line, without parsing the whole entry (cursors hold no
 /// characters JSON escapes).
 fn cursor_of(line: &[u8]) -> Option<String> {
@@ -341,22 +334,6 @@ fn cursor_of(line: &[u8]) -> Option<String> {
     let at = memchr::memmem::find(line, KEY)? + KEY.len();
     let len = memchr::memchr(b'"', &line[at..])?;
     String::from_utf8(line[at..at + len].to_vec()).ok()
-}
-
-fn write_atomic(path: &Path, text: &str, sync: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("cursor.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    if sync {
-        f.sync_all()?;
-    }
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if sync && let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

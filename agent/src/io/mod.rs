@@ -9,6 +9,7 @@ pub mod hostfacts;
 pub mod input;
 pub mod journald;
 pub mod keys;
+mod persist;
 pub mod pipeline;
 pub mod procfs;
 pub mod run;

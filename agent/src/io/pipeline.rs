@@ -330,9 +330,8 @@ impl Stage {
             return;
         }
         self.baseline_saved = t;
-        let tmp = path.with_extension("tmp");
-        let r = std::fs::write(&tmp, b.encode()).and_then(|()| std::fs::rename(&tmp, &*path));
-        match r {
+        // Synced only at shutdown: a crash costs at most the last 10 s of first sightings.
+        match super::persist::write_atomic(path, &b.encode(), now) {
             Ok(()) => b.mark_saved(),
             Err(e) => eprintln!(
                 "vedette-agent: saving the baseline to {}: {e}",
@@ -406,7 +405,7 @@ impl Stage {
 
 /// Whether `ev` is about the host named `local`: not relayed over the network, and its
 /// device is that host.
-fn is_about(ev: &vedette_schemas::ocsf::Event, local: &str) -> bool {
+pub fn is_about(ev: &vedette_schemas::ocsf::Event, local: &str) -> bool {
     ev.metadata.loggers.is_none()
         && ev
             .device

@@ -359,37 +359,19 @@ impl Sources {
             .iter()
             .map(|j| format!("{j:?}"))
             .collect();
-        let gone: Vec<String> = self
-            .journals
-            .keys()
-            .filter(|k| !keep.contains(k))
-            .cloned()
-            .collect();
-        for k in gone {
+        for k in gone(&self.journals, &keep) {
             if let Some(j) = self.journals.remove(&k) {
                 stop_journal(j).await;
             }
         }
         let keep: Vec<String> = cfg.inputs.files.iter().map(|f| format!("{f:?}")).collect();
-        let gone: Vec<String> = self
-            .files
-            .keys()
-            .filter(|k| !keep.contains(k))
-            .cloned()
-            .collect();
-        for k in gone {
+        for k in gone(&self.files, &keep) {
             if let Some(f) = self.files.remove(&k) {
                 stop_files(f).await;
             }
         }
         let keep: Vec<String> = cfg.inputs.syslog.iter().map(listener_key).collect();
-        let gone: Vec<String> = self
-            .listeners
-            .keys()
-            .filter(|k| !keep.contains(k))
-            .cloned()
-            .collect();
-        for k in gone {
+        for k in gone(&self.listeners, &keep) {
             if let Some(r) = self.listeners.remove(&k) {
                 stop(r).await;
             }
@@ -434,6 +416,15 @@ async fn stop(r: Running) {
         eprintln!("vedette-agent: {}: stopped abnormally: {e}", r.id);
     }
     eprintln!("vedette-agent: stopped {}", r.id);
+}
+
+/// The running inputs (keyed by their config) a reloaded config no longer has.
+fn gone<V>(running: &HashMap<String, V>, keep: &[String]) -> Vec<String> {
+    running
+        .keys()
+        .filter(|k| !keep.contains(k))
+        .cloned()
+        .collect()
 }
 
 fn listener_key(input: &SyslogInput) -> String {

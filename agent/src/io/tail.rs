@@ -9,7 +9,6 @@
 
 mod backend;
 mod glob;
-mod persist;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -412,7 +411,7 @@ impl<B: ReadBackend> Tailer<B> {
             return Ok(false);
         }
         let text = checkpoint::encode(&self.tracker.checkpoints());
-        persist::write_atomic(path, &text, sync).map_err(|source| TailError::Io {
+        super::persist::write_atomic(path, &text, sync).map_err(|source| TailError::Io {
             path: path.clone(),
             source,
         })?;

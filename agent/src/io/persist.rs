@@ -1,5 +1,6 @@
-//! Atomic replacement of the checkpoint file: after a crash at any point the file holds
-//! either the old checkpoints or the new ones, never a mix or nothing.
+//! Atomic replacement of a state file (tail checkpoints, the journal cursor, the first-seen
+//! baseline): after a crash at any point the file holds either the old state or the new
+//! one, never a mix or nothing.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,7 +20,7 @@ fn temp_path(path: &Path) -> PathBuf {
 /// rename itself may not survive a power loss). Without `sync` the file still replaces
 /// the old one atomically for any crash of the process (the kernel has the bytes), just
 /// not for a power loss; that costs microseconds instead of milliseconds.
-pub(super) fn write_atomic(path: &Path, text: &str, sync: bool) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str, sync: bool) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut f = File::create(&tmp)?;
     f.write_all(text.as_bytes())?;
