@@ -59,12 +59,14 @@ pub struct Watermark {
     /// head fingerprint; a listener and its start; the journal's boot. Positions of
     /// different streams of one source do not compare.
     pub stream: String,
-    /// What the positions count: `"byte"` offsets of lines, `"message"` counters.
+    /// What the positions count: `"byte"` offsets of lines, `"message"` counters, journal
+    /// `"seqnum"`s.
     pub unit: String,
     /// First position in the range.
     pub first: u64,
-    /// Last position in the range (inclusive).
-    pub last: u64,
+    /// Just past the range: the next byte offset, or the last counter + 1. Two ranges of
+    /// one stream leave no gap when one's `end` is the other's `first`.
+    pub end: u64,
     /// Records in the range.
     pub records: u64,
 }
