@@ -38,6 +38,22 @@ enum FramingArg {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Enroll with an aggregator: make this agent's key, get its certificate signed with a
+    /// one-time token (which also pins the aggregator's CA).
+    Enroll {
+        /// The aggregator, `HOST:PORT`.
+        #[arg(long)]
+        server: String,
+        /// The token from `vedette-aggregator enroll-token create`.
+        #[arg(long)]
+        token: String,
+        /// Agent config file (its `[agent] state_dir` holds the identity).
+        #[arg(long, conflicts_with = "state_dir")]
+        config: Option<PathBuf>,
+        /// State dir, when there is no config.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Run the agent: the config's inputs (files, journald, syslog listeners) normalized to
     /// its output, until SIGTERM; SIGHUP reloads the config.
     Run {
@@ -143,6 +159,12 @@ impl Sink {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Run { config } => run(&config),
+        Cmd::Enroll {
+            server,
+            token,
+            config,
+            state_dir,
+        } => enroll(&server, &token, config, state_dir),
         Cmd::Normalize {
             config,
             now,
@@ -165,6 +187,34 @@ fn main() -> Result<()> {
             files,
         ),
     }
+}
+
+fn enroll(
+    server: &str,
+    token: &str,
+    config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+) -> Result<()> {
+    let dir = match (config, state_dir) {
+        (_, Some(d)) => d,
+        (Some(c), None) => vedette_agent::io::run::load(&c)?
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR)),
+        (None, None) => PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let host = vedette_agent::io::host::hostname();
+    let info = rt.block_on(vedette_agent::io::identity::enroll(&dir, server, token, &host))?;
+    println!(
+        "enrolled as {} (tenant {}) with {}; identity in {}",
+        info.agent_id,
+        info.tenant,
+        info.server,
+        dir.join("identity").display()
+    );
+    Ok(())
 }
 
 fn run(config: &std::path::Path) -> Result<()> {

@@ -1,6 +1,12 @@
-//! The Vedette aggregator: QUIC ingest, the event store, detection, correlation into cases,
-//! playbooks, approvals and action dispatch. Nothing of it exists yet beyond this crate; the
-//! agent's OCSF events (see `vedette_schemas::ocsf`) are the contract it will consume.
+//! The Vedette aggregator: enrollment and identity, QUIC ingest, the event store. Detection,
+//! correlation into cases, playbooks, approvals and action dispatch come next; the agent's
+//! OCSF events (see `vedette_schemas::ocsf`) are the contract they consume.
 #![warn(missing_docs)]
 
 pub use vedette_schemas::ocsf::OCSF_VERSION;
+
+pub mod config;
+pub mod core;
+pub mod identity;
+pub mod io;
+pub mod store;

@@ -1,6 +1,280 @@
-//! `vedette-aggregator`: the CLI.
+//! `vedette-aggregator`: init, enrollment tokens, agents, serve.
 
-fn main() {
-    eprintln!("vedette-aggregator: not wired yet");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use vedette_aggregator::config::{Config, Synchronous, parse_duration_ms};
+use vedette_aggregator::identity::Token;
+use vedette_aggregator::identity::authority::valid_tenant;
+use vedette_aggregator::identity::token::secret_hash;
+use vedette_aggregator::io::clock::now_ms;
+use vedette_aggregator::io::server::Server;
+use vedette_aggregator::io::state::{self, StatePaths};
+use vedette_aggregator::io::store_thread::StoreHandle;
+use vedette_aggregator::io::tls::server_config;
+use vedette_aggregator::store::sqlite::{SqliteConfig, SqliteStore};
+use vedette_aggregator::store::{EventStore, Registry};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const DEFAULT_CONFIG: &str = "/etc/vedette/aggregator.toml";
+
+#[derive(Parser)]
+#[command(name = "vedette-aggregator", version, about = "Vedette aggregator")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Where the state dir is: named directly, or read from the config.
+#[derive(clap::Args)]
+struct StateArgs {
+    /// The config file (its `[aggregator] state_dir`).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// The state dir, overriding the config's.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.state_dir {
+            Some(d) => Ok(d.clone()),
+            None => Ok(Config::load(&self.config)?.aggregator.state_dir),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the CA, the server certificate and the action-signing key.
+    Init {
+        /// The state dir to create.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// A DNS name or IP address agents use to reach this aggregator (repeatable;
+        /// localhost and the loopback addresses are always included).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+    /// One-time enrollment tokens.
+    EnrollToken {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Enrolled agents.
+    Agents {
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+    /// Serve agents over QUIC.
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print what arrived (events per class, per second) every this many seconds.
+        #[arg(long)]
+        report_every: Option<u64>,
+    },
+    /// Events stored, per class.
+    Stats {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Ranges of sources that never arrived.
+    Gaps {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make a token; prints it.
+    Create {
+        #[command(flatten)]
+        state: StateArgs,
+        /// How long it stays valid (`90s`, `30m`, `1h`, `7d`).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The tenant the agent joins.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCmd {
+    /// List enrolled agents.
+    List {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Revoke an agent: its certificate is refused from its next batch on.
+    Revoke {
+        #[command(flatten)]
+        state: StateArgs,
+        /// The agent id (`agt-…`).
+        id: String,
+    },
+}
+
+fn open_store(dir: &Path, sync: Synchronous) -> anyhow::Result<SqliteStore> {
+    let p = StatePaths::new(dir).db();
+    SqliteStore::open(&p, SqliteConfig::from(sync)).with_context(|| format!("opening {}", p.display()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Init { state_dir, names } => {
+            let out = state::init(&state_dir, &names, now_ms())?;
+            // Creates the database and its schema now, so a bad dir fails here.
+            open_store(&state_dir, Synchronous::Full)?;
+            println!(
+                "initialized {}\nCA fingerprint (SHA-256): {}\nserver names: {}",
+                state_dir.display(),
+                out.fingerprint,
+                out.names.join(", ")
+            );
+        }
+        Cmd::EnrollToken {
+            cmd: TokenCmd::Create { state, ttl, tenant },
+        } => {
+            let Some(ttl_ms) = parse_duration_ms(&ttl) else {
+                bail!("--ttl {ttl}: use a number and a unit, like 90s, 30m, 1h or 7d");
+            };
+            if !valid_tenant(&tenant) {
+                bail!("--tenant {tenant}: use 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)");
+            }
+            let dir = state.dir()?;
+            let ca = StatePaths::new(&dir).authority()?;
+            let token = Token::generate(ca.fingerprint());
+            let mut store = open_store(&dir, Synchronous::Full)?;
+            let now = now_ms();
+            store.create_token(&token.id, &secret_hash(&token.secret), &tenant, now + ttl_ms, now)?;
+            println!("{}", token.encode());
+        }
+        Cmd::Agents {
+            cmd: AgentsCmd::List { state },
+        } => {
+            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            for a in store.list_agents()? {
+                println!("{a}");
+            }
+        }
+        Cmd::Agents {
+            cmd: AgentsCmd::Revoke { state, id },
+        } => {
+            let mut store = open_store(&state.dir()?, Synchronous::Full)?;
+            store.revoke_agent(&id, now_ms())?;
+            println!("revoked {id}");
+        }
+        Cmd::Stats { state } => {
+            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            let by_class = store.counts_by_class()?;
+            let total: u64 = by_class.iter().map(|(_, n)| n).sum();
+            println!("events: {total}");
+            for (class, n) in by_class {
+                println!("  class {class}: {n}");
+            }
+        }
+        Cmd::Gaps { state } => {
+            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            let gaps = store.gaps(None)?;
+            if gaps.is_empty() {
+                println!("no gaps");
+            }
+            for g in gaps {
+                println!("{g}");
+            }
+        }
+        Cmd::Serve {
+            config,
+            report_every,
+        } => serve(&config, report_every)?,
+    }
+    Ok(())
+}
+
+fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let paths = StatePaths::new(&cfg.aggregator.state_dir);
+    let authority = paths.authority()?;
+    let (chain, key) = paths.server_pem()?;
+    let server_cfg = server_config(&chain, &key, authority.cert_pem())?;
+    let store = open_store(&cfg.aggregator.state_dir, cfg.store.synchronous)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let endpoint = quinn::Endpoint::server(server_cfg, cfg.aggregator.listen)
+            .with_context(|| format!("listening on {} (UDP)", cfg.aggregator.listen))?;
+        let local: SocketAddr = endpoint.local_addr()?;
+        // Tests and the demo read this line to learn the port when `listen` asks for 0.
+        println!("vedette-aggregator: listening on {local}");
+        let (handle, join) = StoreHandle::spawn(store);
+        let server = Arc::new(Server {
+            store: handle.clone(),
+            authority,
+            cert_days: cfg.aggregator.cert_days,
+        });
+        let accept = tokio::spawn(server.clone().run(endpoint.clone()));
+        if let Some(secs) = report_every.filter(|&s| s > 0) {
+            tokio::spawn(report(handle.clone(), Duration::from_secs(secs)));
+        }
+        shutdown_signal().await?;
+        endpoint.close(
+            quinn::VarInt::from_u32(vedette_aggregator::io::server::close::SHUTDOWN),
+            b"shutting down",
+        );
+        accept.abort();
+        endpoint.wait_idle().await;
+        drop(server);
+        drop(handle);
+        // Commits in progress finish; the thread ends when the last handle is gone.
+        tokio::task::spawn_blocking(move || join.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the store thread panicked"))?;
+        eprintln!("vedette-aggregator: stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Prints the events per class and the rate since the last report.
+async fn report(store: StoreHandle<SqliteStore>, every: Duration) {
+    let mut last: u64 = 0;
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Ok(Ok(by_class)) = store.call(|s| s.counts_by_class()).await else {
+            return;
+        };
+        let total: u64 = by_class.iter().map(|(_, n)| n).sum();
+        let rate = (total - last.min(total)) as f64 / every.as_secs_f64();
+        last = total;
+        let classes: Vec<String> = by_class.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+        println!(
+            "events {total} (+{rate:.0}/s) by class {}",
+            classes.join(" ")
+        );
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

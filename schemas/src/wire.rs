@@ -1,7 +1,8 @@
 //! The agent ↔ aggregator wire protocol (QUIC, see ../DESIGN.md "Batch").
 //!
 //! Every message on a stream is a *frame*: a 4-byte big-endian length, then that many bytes
-//! of JSON. A batch stream carries one [`BatchHeader`] frame followed by the raw zstd
+//! of JSON. The agent opens every stream (bidirectional) and says what it is in its first
+//! byte ([`STREAM_CONTROL`], [`STREAM_BATCH`]). A batch stream carries one [`BatchHeader`] frame followed by the raw zstd
 //! payload (its length is in the header), and the aggregator answers with one [`Ack`] frame
 //! on the same stream. The control stream carries [`Control`] frames both ways. JSON keeps
 //! the small frames readable in a packet capture; the bulk of the bytes is the payload.
@@ -12,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub const ALPN_EVENTS: &[u8] = b"vedette/1";
 /// ALPN of enrollment; the only one served without a client certificate.
 pub const ALPN_ENROLL: &[u8] = b"vedette-enroll/1";
+/// First byte of the agent's control stream.
+pub const STREAM_CONTROL: u8 = 1;
+/// First byte of a batch stream.
+pub const STREAM_BATCH: u8 = 2;
 /// Largest control, header or ack frame accepted (a frame is small; a bigger length
 /// prefix is garbage or an attack).
 pub const MAX_FRAME: usize = 1 << 20;

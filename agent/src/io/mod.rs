@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod clock;
 pub mod files;
 pub mod host;
+pub mod identity;
 pub mod hostfacts;
 pub mod input;
 pub mod journald;

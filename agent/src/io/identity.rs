@@ -1,0 +1,404 @@
+//! The agent's identity: enrollment, the files it keeps, and the TLS configs built from
+//! them.
+//!
+//! ```text
+//! <state_dir>/identity/agent.key   private key (0600), never leaves the host
+//! <state_dir>/identity/agent.pem   client certificate signed by the aggregator's CA
+//! <state_dir>/identity/ca.pem      the aggregator's CA (the only root trusted)
+//! <state_dir>/identity/agent.json  agent id, tenant, server address
+//! ```
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use vedette_schemas::wire::{self, ALPN_ENROLL, ALPN_EVENTS, EnrollRequest, EnrollResponse};
+
+/// What `agent.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityInfo {
+    /// Assigned by the aggregator; also the certificate's CN.
+    pub agent_id: String,
+    /// The tenant joined; also the certificate's O.
+    pub tenant: String,
+    /// `HOST:PORT` of the aggregator.
+    pub server: String,
+}
+
+/// The identity files of a state dir.
+#[derive(Debug, Clone)]
+pub struct IdentityPaths {
+    dir: PathBuf,
+}
+
+impl IdentityPaths {
+    /// Under `<state_dir>/identity`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dir: state_dir.join("identity"),
+        }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Reads `agent.json`.
+    pub fn info(&self) -> anyhow::Result<IdentityInfo> {
+        let p = self.file("agent.json");
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "reading {} (enroll first: vedette-agent enroll --server HOST:PORT --token T)",
+                p.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    }
+
+    /// The certificate, key and CA, PEM.
+    pub fn pems(&self) -> anyhow::Result<(String, String, String)> {
+        let read = |n: &str| {
+            let p = self.file(n);
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+        };
+        Ok((read("agent.pem")?, read("agent.key")?, read("ca.pem")?))
+    }
+
+    /// Replaces the certificate and key (renewal): each file atomically, key first, so a
+    /// crash between the two leaves a key without its certificate at worst — detected at
+    /// the next start by the TLS config failing, never a silent mismatch in use.
+    pub fn replace_cert(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+        write_secret(&self.file(".agent.key.new"), key_pem)?;
+        std::fs::write(self.file(".agent.pem.new"), cert_pem)?;
+        std::fs::rename(self.file(".agent.key.new"), self.file("agent.key"))?;
+        std::fs::rename(self.file(".agent.pem.new"), self.file("agent.pem"))?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// A fresh key and a CSR for it, PEM. The subject is left to the aggregator.
+pub fn key_and_csr() -> anyhow::Result<(String, String)> {
+    let key = rcgen::KeyPair::generate()?;
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)?
+        .pem()?;
+    Ok((key.serialize_pem(), csr))
+}
+
+/// The parts of a `vdt1.<id>.<secret>.<ca-sha256>` token the agent needs: what it sends,
+/// and the CA fingerprint it pins.
+pub fn split_token(token: &str) -> anyhow::Result<(String, [u8; 32])> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let ["vdt1", id, secret, pin] = parts[..] else {
+        bail!("not a Vedette enrollment token (expected vdt1.<id>.<secret>.<ca-sha256>)");
+    };
+    let pin = unhex32(pin).ok_or_else(|| anyhow!("the token's CA fingerprint is not 64 hex digits"))?;
+    Ok((format!("{id}.{secret}"), pin))
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Trusts exactly the CA whose SHA-256 the token carries, found in the server's own chain:
+/// the server certificate must be signed by it and name the host dialled.
+#[derive(Debug)]
+struct PinnedCa {
+    pin: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| ring::digest::digest(&ring::digest::SHA256, c).as_ref() == self.pin)
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the server's chain does not hold the CA the token pins".into(),
+                )
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let inner =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn quic_client(tls: rustls::ClientConfig) -> anyhow::Result<quinn::ClientConfig> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(Duration::from_secs(30).try_into()?))
+        .stream_receive_window((1u32 << 20).into());
+    cfg.transport_config(Arc::new(transport));
+    Ok(cfg)
+}
+
+/// The enrollment client config: no client certificate, the server pinned by fingerprint.
+fn enroll_client(pin: [u8; 32]) -> anyhow::Result<quinn::ClientConfig> {
+    let provider = provider();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCa { pin, provider }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN_ENROLL.to_vec()];
+    quic_client(tls)
+}
+
+/// The event client config: our certificate, and the CA as the only root.
+pub fn events_client(cert_pem: &str, key_pem: &str, ca_pem: &str) -> anyhow::Result<quinn::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.context("reading the CA certificate")?)?;
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("reading the agent certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the agent key")?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    tls.alpn_protocols = vec![ALPN_EVENTS.to_vec()];
+    quic_client(tls)
+}
+
+/// `HOST:PORT` → the address to dial and the name to verify.
+pub fn resolve(server: &str) -> anyhow::Result<(SocketAddr, String)> {
+    let addr = server
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {server}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{server} resolves to no address"))?;
+    let host = server
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(server);
+    Ok((addr, host.to_owned()))
+}
+
+/// A client endpoint on an ephemeral port of the right address family.
+pub fn client_endpoint(server: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let bind: SocketAddr = if server.is_ipv6() {
+        "[::]:0".parse()?
+    } else {
+        "0.0.0.0:0".parse()?
+    };
+    Ok(quinn::Endpoint::client(bind)?)
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut quinn::RecvStream) -> anyhow::Result<T> {
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix).await?;
+    let mut body = vec![0u8; wire::frame_len(prefix)?];
+    r.read_exact(&mut body).await?;
+    Ok(wire::decode_frame(&body)?)
+}
+
+/// Enrolls: a fresh key, a CSR sent with the token on the enrollment ALPN, the signed
+/// certificate written beside the key. Refuses to replace an existing identity.
+pub async fn enroll(state_dir: &Path, server: &str, token: &str, hostname: &str) -> anyhow::Result<IdentityInfo> {
+    let paths = IdentityPaths::new(state_dir);
+    if paths.file("agent.pem").exists() {
+        bail!(
+            "{} already holds an identity; remove it to enroll again",
+            paths.dir.display()
+        );
+    }
+    let (credential, pin) = split_token(token)?;
+    let (addr, name) = resolve(server)?;
+    let (key_pem, csr_pem) = key_and_csr()?;
+    let endpoint = client_endpoint(addr)?;
+    let conn = endpoint
+        .connect_with(enroll_client(pin)?, addr, &name)?
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let mut buf = Vec::new();
+    wire::encode_frame(
+        &EnrollRequest {
+            token: credential,
+            csr_pem,
+            hostname: hostname.to_owned(),
+        },
+        &mut buf,
+    );
+    send.write_all(&buf).await?;
+    send.finish()?;
+    let resp: EnrollResponse = read_frame(&mut recv).await.context("reading the enrollment answer")?;
+    conn.close(0u32.into(), b"enrolled");
+    endpoint.wait_idle().await;
+    let (agent_id, tenant, cert_pem, ca_pem) = match resp {
+        EnrollResponse::Enrolled {
+            agent_id,
+            tenant,
+            cert_pem,
+            ca_pem,
+        } => (agent_id, tenant, cert_pem, ca_pem),
+        EnrollResponse::Refused { reason } => bail!("enrollment refused: {reason}"),
+    };
+    // The CA handed back must be the one pinned: the token is the root of trust.
+    let ca_der = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+        .next()
+        .ok_or_else(|| anyhow!("the aggregator sent no CA certificate"))??;
+    if ring::digest::digest(&ring::digest::SHA256, &ca_der).as_ref() != pin {
+        bail!("the aggregator sent a CA other than the one the token pins");
+    }
+    std::fs::create_dir_all(&paths.dir)
+        .with_context(|| format!("creating {}", paths.dir.display()))?;
+    let info = IdentityInfo {
+        agent_id,
+        tenant,
+        server: server.to_owned(),
+    };
+    write_secret(&paths.file("agent.key"), &key_pem)?;
+    std::fs::write(paths.file("ca.pem"), &ca_pem)?;
+    std::fs::write(
+        paths.file("agent.json"),
+        serde_json::to_string_pretty(&info)? + "\n",
+    )?;
+    // Last: its presence marks a complete identity.
+    std::fs::write(paths.file("agent.pem"), &cert_pem)?;
+    std::fs::File::open(&paths.dir)?.sync_all()?;
+    Ok(info)
+}
+
+/// Expiry of a PEM certificate, ms since the epoch.
+pub fn not_after_ms(cert_pem: &str) -> anyhow::Result<i64> {
+    let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .ok_or_else(|| anyhow!("no certificate in the PEM"))??;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| anyhow!("parsing the certificate: {e}"))?;
+    Ok(cert.validity().not_after.timestamp() * 1000)
+}
+
+/// Validity start of a PEM certificate, ms since the epoch.
+pub fn not_before_ms(cert_pem: &str) -> anyhow::Result<i64> {
+    let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .ok_or_else(|| anyhow!("no certificate in the PEM"))??;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| anyhow!("parsing the certificate: {e}"))?;
+    Ok(cert.validity().not_before.timestamp() * 1000)
+}
+
+/// Whether a certificate valid over [`not_before`, `not_after`) is due for renewal at
+/// `now`: when less than a third of its life is left.
+pub fn renewal_due(not_before: i64, not_after: i64, now: i64) -> bool {
+    let life = (not_after - not_before).max(0);
+    now >= not_after - life / 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_into_credential_and_pin() {
+        let pin = "ab".repeat(32);
+        let (cred, p) = split_token(&format!("vdt1.0011223344556677.{}.{pin}", "cd".repeat(16))).unwrap();
+        assert_eq!(cred, format!("0011223344556677.{}", "cd".repeat(16)));
+        assert_eq!(p, [0xab; 32]);
+        assert!(split_token("vdt1.a.b").is_err());
+        assert!(split_token(&format!("vdt1.a.b.{}", "zz".repeat(32))).is_err());
+    }
+
+    #[test]
+    fn renewal_is_due_in_the_last_third() {
+        assert!(!renewal_due(0, 300, 199));
+        assert!(renewal_due(0, 300, 200));
+        assert!(renewal_due(0, 300, 400));
+    }
+
+    #[test]
+    fn servers_resolve_with_their_names() {
+        let (a, n) = resolve("127.0.0.1:4433").unwrap();
+        assert_eq!((a.port(), n.as_str()), (4433, "127.0.0.1"));
+        let (_, n) = resolve("[::1]:4433").unwrap();
+        assert_eq!(n, "::1");
+    }
+}

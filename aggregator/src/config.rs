@@ -1,0 +1,193 @@
+//! `aggregator.toml`.
+//!
+//! ```toml
+//! [aggregator]
+//! state_dir = "/var/lib/vedette-aggregator"   # CA, keys, events.db
+//! listen = "0.0.0.0:4433"                     # QUIC (UDP)
+//! cert_days = 30                              # agent certificate lifetime
+//!
+//! [store]
+//! synchronous = "full"                        # or "normal": faster, may lose the last
+//!                                             # commits on power loss (never on a crash)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[aggregator]`.
+    pub aggregator: Section,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[aggregator]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// Where the CA, keys and database live.
+    pub state_dir: PathBuf,
+    /// The QUIC listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Agent certificate lifetime, days; agents renew when a third of it is left.
+    #[serde(default = "default_cert_days")]
+    pub cert_days: i64,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// SQLite's `synchronous`: `full` (default) or `normal`.
+    #[serde(default)]
+    pub synchronous: Synchronous,
+}
+
+/// SQLite durability.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit is on disk before it is acknowledged.
+    #[default]
+    Full,
+    /// WAL commits survive a crash of the process, not always a power loss.
+    Normal,
+}
+
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:4433".parse().expect("a valid address")
+}
+
+fn default_cert_days() -> i64 {
+    30
+}
+
+/// A config error naming the file, line, column and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid.
+    #[error("{path}:{line}:{col}: {msg}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based.
+        line: usize,
+        /// 1-based.
+        col: usize,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text` (read from `path`, named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                col,
+                msg: e.message().to_owned(),
+            }
+        })?;
+        if !(1..=3650).contains(&cfg.aggregator.cert_days) {
+            let at = text.find("cert_days").unwrap_or(0);
+            let (line, col) = line_col(text, at);
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                col,
+                msg: format!(
+                    "aggregator.cert_days: {} is outside 1..=3650",
+                    cfg.aggregator.cert_days
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// Parses a duration like `90s`, `30m`, `1h`, `7d` into ms.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok()?;
+    let mul = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(mul).filter(|&ms| ms > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let p = Path::new("/etc/vedette/aggregator.toml");
+        let e = Config::parse("[aggregator]\nstate_dir = \"/x\"\nlisten = \"nope\"\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/vedette/aggregator.toml:3:10:"), "{e}");
+        let e = Config::parse("[aggregator]\nstate_dir = \"/x\"\ncolour = 1\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3:1:") && e.contains("colour"), "{e}");
+        let e = Config::parse("[aggregator]\nstate_dir = \"/x\"\ncert_days = 0\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3:1:") && e.contains("cert_days"), "{e}");
+        let c = Config::parse("[aggregator]\nstate_dir = \"/x\"\n", p).unwrap();
+        assert_eq!(c.aggregator.cert_days, 30);
+        assert_eq!(c.store.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("90s"), Some(90_000));
+        assert_eq!(parse_duration_ms("7d"), Some(604_800_000));
+        for bad in ["", "h", "1", "1y", "-1h", "0s"] {
+            assert_eq!(parse_duration_ms(bad), None, "{bad}");
+        }
+    }
+}

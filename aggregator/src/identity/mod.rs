@@ -1,0 +1,8 @@
+//! Identity: the certificate authority, enrollment tokens, and reading who an agent is
+//! from its certificate.
+
+pub mod authority;
+pub mod token;
+
+pub use authority::{Authority, CertIdentity, IdentityError, Issued, cert_identity};
+pub use token::Token;

@@ -1,0 +1,420 @@
+//! The QUIC server: enrollment on `vedette-enroll/1`, events and control on `vedette/1`.
+//!
+//! Per event connection: the agent's identity and tenant are read from its verified client
+//! certificate and nothing else; a revoked agent is refused at connect and at every batch.
+//! Each batch is a bidirectional stream: header and payload in, one ack out, sent only
+//! after the store's transaction has committed.
+
+use std::sync::Arc;
+
+use quinn::{Connection, RecvStream, SendStream, VarInt};
+use rustls::pki_types::CertificateDer;
+use vedette_schemas::wire::{
+    self, ALPN_ENROLL, ALPN_EVENTS, Ack, AckOutcome, BatchHeader, Control, EnrollRequest,
+    EnrollResponse, Heartbeat, MAX_PAYLOAD, STREAM_BATCH, STREAM_CONTROL, Welcome,
+};
+
+use super::clock::now_ms;
+use super::store_thread::StoreHandle;
+use crate::core::ingest::{Peer, decode_batch};
+use crate::identity::authority::{new_agent_id, valid_tenant};
+use crate::identity::token::{parse_credential, secret_hash};
+use crate::identity::{Authority, CertIdentity, cert_identity};
+use crate::store::{AgentRecord, AgentState, EventStore, Registry};
+
+/// Why the server closed a connection (QUIC application close codes).
+pub mod close {
+    /// Normal end.
+    pub const DONE: u32 = 0;
+    /// The event ALPN without a client certificate.
+    pub const NO_CERT: u32 = 1;
+    /// The agent is revoked.
+    pub const REVOKED: u32 = 2;
+    /// A frame or stream the protocol does not allow.
+    pub const PROTOCOL: u32 = 3;
+    /// The server is shutting down.
+    pub const SHUTDOWN: u32 = 4;
+}
+
+/// What every connection handler shares.
+pub struct Server<S> {
+    /// The store thread.
+    pub store: StoreHandle<S>,
+    /// The CA, to sign enrollments and renewals.
+    pub authority: Authority,
+    /// Lifetime of agent certificates.
+    pub cert_days: i64,
+}
+
+impl<S> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("cert_days", &self.cert_days)
+            .finish()
+    }
+}
+
+/// What went wrong on one stream or connection (logged, never fatal to the server).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("read: {0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("read: {0}")]
+    ReadToEnd(#[from] quinn::ReadToEndError),
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    #[error("connection: {0}")]
+    Conn(#[from] quinn::ConnectionError),
+    #[error("{0}")]
+    Frame(#[from] wire::FrameError),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("the store thread has stopped")]
+    StoreGone,
+}
+
+impl From<super::store_thread::StoreGone> for ConnError {
+    fn from(_: super::store_thread::StoreGone) -> Self {
+        Self::StoreGone
+    }
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut RecvStream) -> Result<T, ConnError> {
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix).await?;
+    let n = wire::frame_len(prefix)?;
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body).await?;
+    Ok(wire::decode_frame(&body)?)
+}
+
+async fn write_frame<T: serde::Serialize>(w: &mut SendStream, msg: &T) -> Result<(), ConnError> {
+    let mut buf = Vec::new();
+    wire::encode_frame(msg, &mut buf);
+    w.write_all(&buf).await?;
+    Ok(())
+}
+
+impl<S: EventStore + Registry + Send + 'static> Server<S> {
+    /// Accepts connections until the endpoint is closed.
+    pub async fn run(self: Arc<Self>, endpoint: quinn::Endpoint) {
+        while let Some(incoming) = endpoint.accept().await {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                match incoming.await {
+                    Ok(conn) => me.connection(conn).await,
+                    Err(e) => eprintln!("vedette-aggregator: handshake with {remote}: {e}"),
+                }
+            });
+        }
+    }
+
+    async fn connection(self: Arc<Self>, conn: Connection) {
+        let alpn = conn
+            .handshake_data()
+            .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+            .and_then(|d| d.protocol);
+        let remote = conn.remote_address();
+        let result = match alpn.as_deref() {
+            Some(p) if p == ALPN_ENROLL => self.enroll(&conn).await,
+            Some(p) if p == ALPN_EVENTS => match client_identity(&conn) {
+                Ok(id) => self.events(&conn, id).await,
+                Err(why) => {
+                    conn.close(VarInt::from_u32(close::NO_CERT), why.as_bytes());
+                    Err(ConnError::Protocol(why))
+                }
+            },
+            // rustls already refused anything not offered.
+            _ => Err(ConnError::Protocol("no ALPN".into())),
+        };
+        match result {
+            Ok(()) | Err(ConnError::Conn(quinn::ConnectionError::ApplicationClosed(_))) => {}
+            Err(e) => eprintln!("vedette-aggregator: {remote}: {e}"),
+        }
+    }
+
+    /// One enrollment: token + CSR in, certificate out.
+    async fn enroll(&self, conn: &Connection) -> Result<(), ConnError> {
+        let (mut send, mut recv) = conn.accept_bi().await?;
+        let req: EnrollRequest = read_frame(&mut recv).await?;
+        let resp = match self.enroll_request(req).await? {
+            Ok(r) => r,
+            Err(reason) => EnrollResponse::Refused { reason },
+        };
+        if let EnrollResponse::Refused { reason } = &resp {
+            eprintln!(
+                "vedette-aggregator: enrollment from {} refused: {reason}",
+                conn.remote_address()
+            );
+        }
+        write_frame(&mut send, &resp).await?;
+        send.finish()?;
+        // The agent closes once it has read the answer.
+        let _ = conn.closed().await;
+        Ok(())
+    }
+
+    async fn enroll_request(
+        &self,
+        req: EnrollRequest,
+    ) -> Result<Result<EnrollResponse, String>, ConnError> {
+        let Ok((id, secret)) = parse_credential(&req.token) else {
+            return Ok(Err("malformed token".into()));
+        };
+        // Checked before the token is spent: a malformed CSR should not burn it.
+        if let Err(e) = rcgen::CertificateSigningRequestParams::from_pem(&req.csr_pem) {
+            return Ok(Err(format!("certificate signing request: {e}")));
+        }
+        let agent_id = new_agent_id();
+        let hash = secret_hash(&secret);
+        let now = now_ms();
+        let hostname: String = req.hostname.chars().take(255).collect();
+        let (aid, host) = (agent_id.clone(), hostname.clone());
+        let tenant = match self
+            .store
+            .call(move |s| s.consume_token(&id, &hash, &host, &aid, now))
+            .await?
+        {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if !valid_tenant(&tenant) {
+            return Ok(Err(format!("token names an invalid tenant `{tenant}`")));
+        }
+        let issued = match self
+            .authority
+            .sign_agent(&req.csr_pem, &agent_id, &tenant, now, self.cert_days)
+        {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let rec = AgentRecord {
+            agent_id: agent_id.clone(),
+            tenant: tenant.clone(),
+            hostname,
+            cert_serial: issued.serial.clone(),
+            not_after_ms: issued.not_after_ms,
+            enrolled_ms: now,
+        };
+        if let Err(e) = self.store.call(move |s| s.register_agent(rec)).await? {
+            return Ok(Err(format!("registering the agent: {e}")));
+        }
+        eprintln!("vedette-aggregator: enrolled {agent_id} (tenant {tenant})");
+        Ok(Ok(EnrollResponse::Enrolled {
+            agent_id,
+            tenant,
+            cert_pem: issued.cert_pem,
+            ca_pem: self.authority.cert_pem().to_owned(),
+        }))
+    }
+
+    async fn revoked(&self, agent_id: &str) -> Result<bool, ConnError> {
+        let id = agent_id.to_owned();
+        Ok(self
+            .store
+            .call(move |s| s.is_revoked(&id).unwrap_or(true))
+            .await?)
+    }
+
+    /// An enrolled agent's connection: a control stream and batch streams.
+    async fn events(self: &Arc<Self>, conn: &Connection, id: CertIdentity) -> Result<(), ConnError> {
+        if self.revoked(&id.agent_id).await? {
+            conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
+            return Err(ConnError::Protocol(format!("{} is revoked", id.agent_id)));
+        }
+        let peer = Arc::new(Peer {
+            agent_id: id.agent_id.clone(),
+            tenant: id.tenant.clone(),
+        });
+        let id = Arc::new(id);
+        loop {
+            let (send, mut recv) = conn.accept_bi().await?;
+            let me = self.clone();
+            let (peer, id, conn) = (peer.clone(), id.clone(), conn.clone());
+            tokio::spawn(async move {
+                let mut tag = [0u8; 1];
+                let r = match recv.read_exact(&mut tag).await {
+                    Err(e) => Err(e.into()),
+                    Ok(()) if tag[0] == STREAM_BATCH => me.batch(&conn, &peer, send, recv).await,
+                    Ok(()) if tag[0] == STREAM_CONTROL => me.control(&id, send, recv).await,
+                    Ok(()) => Err(ConnError::Protocol(format!("unknown stream kind {}", tag[0]))),
+                };
+                match r {
+                    Ok(()) => {}
+                    Err(ConnError::Protocol(why)) => {
+                        eprintln!("vedette-aggregator: {}: {why}", peer.agent_id);
+                        conn.close(VarInt::from_u32(close::PROTOCOL), why.as_bytes());
+                    }
+                    Err(ConnError::Conn(_)) => {}
+                    Err(e) => eprintln!("vedette-aggregator: {}: {e}", peer.agent_id),
+                }
+            });
+        }
+    }
+
+    async fn batch(
+        &self,
+        conn: &Connection,
+        peer: &Arc<Peer>,
+        mut send: SendStream,
+        mut recv: RecvStream,
+    ) -> Result<(), ConnError> {
+        let header: BatchHeader = read_frame(&mut recv).await?;
+        if header.zstd_len > MAX_PAYLOAD {
+            return Err(ConnError::Protocol(format!(
+                "batch {} announces {} bytes, over the {MAX_PAYLOAD} limit",
+                header.seq, header.zstd_len
+            )));
+        }
+        let mut payload = vec![0u8; header.zstd_len as usize];
+        recv.read_exact(&mut payload).await?;
+        let (epoch, seq) = (header.epoch, header.seq);
+        let p = peer.clone();
+        let decoded = tokio::task::spawn_blocking(move || {
+            let d = decode_batch(&header, &payload, &p);
+            (header, d)
+        })
+        .await
+        .map_err(|e| ConnError::Protocol(format!("decoding panicked: {e}")))?;
+        let outcome = match decoded {
+            (_, Err(e)) => AckOutcome::Rejected {
+                reason: e.to_string(),
+            },
+            (header, Ok(batch)) => {
+                let p = peer.clone();
+                let now = now_ms();
+                let r = self
+                    .store
+                    .call(move |s| {
+                        // Revocation takes effect at the next batch, not the next connect.
+                        if s.is_revoked(&p.agent_id).unwrap_or(true) {
+                            return None;
+                        }
+                        Some(s.commit(&p, &header, &batch, now))
+                    })
+                    .await?;
+                match r {
+                    None => {
+                        conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
+                        return Err(ConnError::Protocol(format!(
+                            "{} is revoked",
+                            peer.agent_id
+                        )));
+                    }
+                    Some(Ok(o)) => o,
+                    // Not acknowledged: the agent resends on its next connection.
+                    Some(Err(e)) => {
+                        eprintln!(
+                            "vedette-aggregator: committing batch {seq} of {}: {e}",
+                            peer.agent_id
+                        );
+                        send.reset(VarInt::from_u32(1))?;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        write_frame(&mut send, &Ack { epoch, seq, outcome }).await?;
+        send.finish()?;
+        Ok(())
+    }
+
+    async fn control(
+        &self,
+        id: &CertIdentity,
+        mut send: SendStream,
+        mut recv: RecvStream,
+    ) -> Result<(), ConnError> {
+        let mut state = AgentState::default();
+        loop {
+            let msg: Control = match read_frame(&mut recv).await {
+                Ok(m) => m,
+                // The agent finished its side: it is going away.
+                Err(ConnError::Read(quinn::ReadExactError::FinishedEarly(0))) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let now = now_ms();
+            let reply = match msg {
+                Control::Hello(h) => {
+                    state.version = h.version;
+                    state.hostname = h.hostname;
+                    state.host_facts = h.host.to_string();
+                    Some(Control::Welcome(Welcome {
+                        agent_id: id.agent_id.clone(),
+                        tenant: id.tenant.clone(),
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                    }))
+                }
+                Control::Heartbeat(hb) => {
+                    apply_heartbeat(&mut state, &hb, now);
+                    None
+                }
+                Control::Renew { csr_pem } => Some(self.renew(id, &csr_pem, now).await?),
+                other => {
+                    return Err(ConnError::Protocol(format!(
+                        "unexpected control frame {other:?}"
+                    )));
+                }
+            };
+            state.last_seen_ms = now;
+            let (aid, st) = (id.agent_id.clone(), state.clone());
+            if let Err(e) = self.store.call(move |s| s.agent_seen(&aid, &st)).await? {
+                eprintln!("vedette-aggregator: recording {}: {e}", id.agent_id);
+            }
+            if let Some(r) = reply {
+                write_frame(&mut send, &r).await?;
+            }
+        }
+    }
+
+    async fn renew(&self, id: &CertIdentity, csr_pem: &str, now: i64) -> Result<Control, ConnError> {
+        let issued =
+            match self
+                .authority
+                .sign_agent(csr_pem, &id.agent_id, &id.tenant, now, self.cert_days)
+            {
+                Ok(i) => i,
+                Err(e) => {
+                    return Ok(Control::Error {
+                        reason: e.to_string(),
+                    });
+                }
+            };
+        let (aid, serial, na) = (id.agent_id.clone(), issued.serial.clone(), issued.not_after_ms);
+        if let Err(e) = self
+            .store
+            .call(move |s| s.update_cert(&aid, &serial, na))
+            .await?
+        {
+            return Ok(Control::Error {
+                reason: format!("recording the renewed certificate: {e}"),
+            });
+        }
+        eprintln!("vedette-aggregator: renewed the certificate of {}", id.agent_id);
+        Ok(Control::Renewed {
+            cert_pem: issued.cert_pem,
+        })
+    }
+}
+
+fn apply_heartbeat(state: &mut AgentState, hb: &Heartbeat, _now: i64) {
+    state.lag_ms = hb.lag_ms;
+    state.spool_bytes = hb.spool_bytes;
+    state.dropped_batches = hb.dropped_batches;
+    state.dropped_events = hb.dropped_events;
+    state.damaged_records = hb.damaged_records;
+    state.udp_drops = hb.udp_drops;
+}
+
+/// The verified client certificate's identity, or why there is none.
+fn client_identity(conn: &Connection) -> Result<CertIdentity, String> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or_else(|| "no client certificate".to_owned())?;
+    let leaf = certs.first().ok_or_else(|| "no client certificate".to_owned())?;
+    cert_identity(leaf).map_err(|e| e.to_string())
+}
