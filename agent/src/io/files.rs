@@ -142,6 +142,7 @@ impl Tail {
                         Err(std_mpsc::RecvTimeoutError::Disconnected) => break 'rounds,
                     }
                 }
+                batch.end = Some(end);
                 let commit_tx = commit_tx.clone();
                 batch.ack = Some(Box::new(move |floor: Option<u64>| {
                     let _ignored = commit_tx.send((key, floor.map_or(end, |f| f.min(end))));

@@ -4,6 +4,7 @@
 //! to the sink, and a batch is acknowledged to its source only once its events are written
 //! (what a file tail checkpoints).
 
+use vedette_schemas::wire::Watermark;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,9 @@ pub struct Batch {
     pub ack: Option<Ack>,
     /// What the records are.
     pub kind: RecordKind,
+    /// For file lines: the offset just past the last line (the records' `seq`s are the
+    /// lines' start offsets).
+    pub end: Option<u64>,
 }
 
 /// What a batch's records are.
@@ -105,7 +109,32 @@ impl Batch {
             records: Vec::new(),
             ack: None,
             kind: RecordKind::Lines,
+            end: None,
         }
+    }
+
+    /// The range of its source's positions the batch covers, for completeness accounting
+    /// downstream (`None` when empty).
+    pub fn watermark(&self) -> Option<Watermark> {
+        let first = self.records.first()?.1.seq;
+        let last = self.records.last()?.1.seq;
+        let (unit, end) = match (self.kind, self.end) {
+            (RecordKind::Journal, _) => ("seqnum", last + 1),
+            (RecordKind::Lines, Some(end)) => ("byte", end),
+            (RecordKind::Lines, None) => ("message", last + 1),
+        };
+        Some(Watermark {
+            source: self.source.id.clone(),
+            stream: self
+                .source
+                .uid_key
+                .clone()
+                .unwrap_or_else(|| self.source.id.clone()),
+            unit: unit.to_owned(),
+            first,
+            end,
+            records: self.records.len() as u64,
+        })
     }
 
     /// Adds a record.
@@ -196,6 +225,7 @@ pub fn run_stage(
         let due = [
             st.norm.poll_timeout(),
             st.dedup.as_ref().and_then(Dedup::poll_timeout),
+            sink.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -223,7 +253,10 @@ pub fn run_stage(
                 }
             }
         }
-        sink.flush()?;
+        // A source waiting for its ack gets it once its events are out of our hands (in
+        // the kernel's for a file, on disk for the spool); without one waiting, a spool
+        // batch lingers to fill up.
+        sink.flush(!st.acks.is_empty())?;
         st.run_acks();
         st.save_baseline(false);
     }
@@ -233,7 +266,7 @@ pub fn run_stage(
         d.flush();
     }
     st.drain(sink);
-    sink.flush()?;
+    sink.flush(true)?;
     st.run_acks();
     st.save_baseline(true);
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
@@ -298,6 +331,9 @@ impl Stage {
         };
         self.stats.batches += 1;
         self.stats.records += batch.len() as u64;
+        if let Some(w) = batch.watermark() {
+            sink.note_records(w);
+        }
         for (bytes, rx) in batch.records() {
             match batch.kind {
                 RecordKind::Lines => self.norm.handle_received(&batch.source, rx, bytes),
@@ -377,14 +413,14 @@ impl Stage {
                 Some(d) => d.handle_event(now_ms, ev),
                 None => Some(ev),
             };
-            if let Some(ev) = ev {
-                sink.write_event(&ev);
+            if let Some(mut ev) = ev {
+                sink.write_event(&mut ev);
                 self.stats.events += 1;
             }
         }
         if let Some(d) = &mut self.dedup {
-            while let Some(ev) = d.poll_event() {
-                sink.write_event(&ev);
+            while let Some(mut ev) = d.poll_event() {
+                sink.write_event(&mut ev);
                 self.stats.events += 1;
             }
         }

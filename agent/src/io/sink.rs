@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use vedette_schemas::ocsf::Event;
+use vedette_schemas::wire::Watermark;
 
 use crate::core::output::write_json_line;
 
@@ -53,8 +54,17 @@ impl Sink {
     }
 
     /// Buffers one event.
-    pub fn write_event(&mut self, ev: &Event) {
+    pub fn write_event(&mut self, ev: &mut Event) {
         write_json_line(ev, &mut self.buf);
+    }
+
+    /// Records that a range of a source's records was consumed (the spool's batches carry
+    /// these; a file has no place for them).
+    pub fn note_records(&mut self, _w: Watermark) {}
+
+    /// When buffered events are due out even if nobody asks (a spool batch's linger).
+    pub fn poll_timeout(&self) -> Option<i64> {
+        None
     }
 
     /// Bytes buffered, not yet written.
@@ -69,7 +79,7 @@ impl Sink {
 
     /// Writes what is buffered. Once this returns, a kill of the agent no longer loses
     /// those events (they are in the kernel's hands).
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub fn flush(&mut self, _force: bool) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -129,7 +139,7 @@ mod tests {
             let mut s = super::Sink::file(&p).unwrap();
             assert_eq!(std::fs::read(&p).unwrap(), after);
             s.buf.extend_from_slice(b"{}\n");
-            s.flush().unwrap();
+            s.flush(true).unwrap();
             assert!(std::fs::read(&p).unwrap().ends_with(b"\n{}\n") || after.is_empty());
         }
         std::fs::remove_dir_all(&dir).unwrap();

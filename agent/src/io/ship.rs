@@ -1,0 +1,397 @@
+//! The QUIC client that empties the spool into the aggregator.
+//!
+//! One connection at a time, with a control stream (hello, heartbeats, certificate
+//! renewal) and one bidirectional stream per batch, up to `window` batches in flight. A
+//! batch leaves the spool only when the aggregator's ack says it is committed (or was
+//! already); anything unacknowledged when a connection fails goes out again on the next
+//! one, after a jittered exponential backoff.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use quinn::{Connection, RecvStream, SendStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use vedette_schemas::wire::{
+    self, Ack, AckOutcome, Control, Heartbeat, Hello, STREAM_BATCH, STREAM_CONTROL,
+};
+
+use super::clock;
+use super::identity::{self, IdentityInfo, IdentityPaths};
+use super::spool::Spool;
+
+/// How the shipper behaves.
+#[derive(Debug, Clone)]
+pub struct ShipConfig {
+    /// Batches in flight at once.
+    pub window: usize,
+    /// Heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// First reconnect delay; doubles per failure up to `backoff_max_ms`, with jitter.
+    pub backoff_min_ms: u64,
+    /// Longest reconnect delay.
+    pub backoff_max_ms: u64,
+    /// How long shutdown waits for acks of what is in flight.
+    pub drain_ms: u64,
+}
+
+impl Default for ShipConfig {
+    fn default() -> Self {
+        Self {
+            window: 8,
+            heartbeat_ms: 10_000,
+            backoff_min_ms: 250,
+            backoff_max_ms: 30_000,
+            drain_ms: 5_000,
+        }
+    }
+}
+
+/// What the shipper did, for the run summary and heartbeats.
+#[derive(Debug, Default)]
+pub struct ShipStats {
+    /// Connections established.
+    pub connects: AtomicU64,
+    /// Connection attempts or sessions that failed.
+    pub failures: AtomicU64,
+    /// Batches acknowledged as stored.
+    pub acked: AtomicU64,
+    /// Batches acknowledged as replays (committed before).
+    pub replays: AtomicU64,
+    /// Batches the aggregator refused for good (kept in `rejected/`).
+    pub rejected: AtomicU64,
+    /// Events the aggregator stored.
+    pub events_stored: AtomicU64,
+    /// Events the aggregator already had.
+    pub events_duplicate: AtomicU64,
+    /// Certificates renewed.
+    pub renewals: AtomicU64,
+}
+
+/// Extra numbers the heartbeat reports (filled by the listeners).
+pub type UdpDrops = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The shipper.
+pub struct Shipper {
+    /// The spool it empties.
+    pub spool: Arc<Spool>,
+    /// Identity files.
+    pub paths: IdentityPaths,
+    /// Who it is.
+    pub info: IdentityInfo,
+    /// Behaviour.
+    pub cfg: ShipConfig,
+    /// Counters.
+    pub stats: Arc<ShipStats>,
+    /// Where refused batches are kept for an operator to look at.
+    pub rejected_dir: PathBuf,
+    /// Host facts for the hello.
+    pub host: serde_json::Value,
+    /// Kernel UDP drops, for heartbeats.
+    pub udp_drops: Option<UdpDrops>,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shipper")
+            .field("agent", &self.info.agent_id)
+            .field("server", &self.info.server)
+            .finish()
+    }
+}
+
+/// Close code the server uses for a revoked agent (see the aggregator's `close` module).
+const CLOSE_REVOKED: u32 = 2;
+
+/// Delay before reconnect attempt `n` (0-based): exponential, capped, with ±50% jitter so a
+/// fleet that lost the aggregator together does not come back in lockstep.
+pub fn backoff_ms(n: u32, min: u64, max: u64, jitter: u64) -> u64 {
+    let base = min.saturating_mul(1u64 << n.min(30)).min(max);
+    let half = base / 2;
+    half + jitter % (base - half + 1)
+}
+
+fn random_u64() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut RecvStream) -> anyhow::Result<T> {
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix).await?;
+    let mut body = vec![0u8; wire::frame_len(prefix)?];
+    r.read_exact(&mut body).await?;
+    Ok(wire::decode_frame(&body)?)
+}
+
+async fn write_frame<T: serde::Serialize>(w: &mut SendStream, msg: &T) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    wire::encode_frame(msg, &mut buf);
+    w.write_all(&buf).await?;
+    Ok(())
+}
+
+impl Shipper {
+    /// Ships until `stop` turns true and the spool has nothing in flight (or the drain
+    /// time is up).
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let me = Arc::new(self);
+        let mut failures: u32 = 0;
+        loop {
+            if *stop.borrow() && me.spool.stats().batches == 0 {
+                return;
+            }
+            let connects = me.stats.connects.load(Relaxed);
+            let r = me.clone().session(stop.clone()).await;
+            me.spool.requeue_unacked();
+            // A session that got as far as a welcome starts the backoff over.
+            if me.stats.connects.load(Relaxed) > connects {
+                failures = 0;
+            }
+            match r {
+                Ok(()) => return,
+                Err(e) => {
+                    me.stats.failures.fetch_add(1, Relaxed);
+                    eprintln!("vedette-agent: shipping to {}: {e:#}", me.info.server);
+                    if *stop.borrow() {
+                        return;
+                    }
+                    let wait = backoff_ms(
+                        failures,
+                        me.cfg.backoff_min_ms,
+                        me.cfg.backoff_max_ms,
+                        random_u64(),
+                    );
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<(quinn::Endpoint, Connection)> {
+        let (cert, key, ca) = self.paths.pems()?;
+        let cfg = identity::events_client(&cert, &key, &ca)?;
+        let (addr, name) = identity::resolve(&self.info.server)?;
+        let endpoint = identity::client_endpoint(addr)?;
+        let conn = endpoint
+            .connect_with(cfg, addr, &name)?
+            .await
+            .context("connecting")?;
+        Ok((endpoint, conn))
+    }
+
+    /// One connection's life. `Ok` only when asked to stop and the spool is drained.
+    async fn session(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (endpoint, conn) = self.connect().await?;
+        let (mut ctl_send, mut ctl_recv) = conn.open_bi().await?;
+        ctl_send.write_all(&[STREAM_CONTROL]).await?;
+        write_frame(
+            &mut ctl_send,
+            &Control::Hello(Hello {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                hostname: super::host::hostname(),
+                host: self.host.clone(),
+                epoch: self.spool.epoch(),
+            }),
+        )
+        .await?;
+        let welcome = match read_frame::<Control>(&mut ctl_recv).await {
+            Ok(Control::Welcome(w)) => w,
+            Ok(other) => bail!("expected a welcome, got {other:?}"),
+            Err(e) => return Err(refusal(&conn).unwrap_or(e)),
+        };
+        if welcome.agent_id != self.info.agent_id {
+            bail!(
+                "the aggregator sees us as {}, we are {}",
+                welcome.agent_id,
+                self.info.agent_id
+            );
+        }
+        self.stats.connects.fetch_add(1, Relaxed);
+        let control = tokio::spawn(self.clone().control(ctl_send, ctl_recv));
+        let mut in_flight: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let mut stopping_since: Option<i64> = None;
+        let result = loop {
+            if *stop.borrow() && stopping_since.is_none() {
+                stopping_since = Some(clock::now_ms());
+            }
+            if let Some(t) = stopping_since {
+                if self.spool.stats().batches == 0 && in_flight.is_empty() {
+                    break Ok(());
+                }
+                if clock::now_ms() - t > self.cfg.drain_ms as i64 {
+                    break Ok(());
+                }
+            }
+            while in_flight.len() < self.cfg.window {
+                let Some((seq, bytes)) = self.spool.next_unsent() else {
+                    break;
+                };
+                let (me, conn) = (self.clone(), conn.clone());
+                in_flight.spawn(async move { me.send_batch(&conn, seq, bytes).await });
+            }
+            tokio::select! {
+                Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break Err(refusal(&conn).unwrap_or(e)),
+                        Err(e) => break Err(anyhow!("a batch task failed: {e}")),
+                    }
+                }
+                () = self.spool.wait_unsent(), if in_flight.len() < self.cfg.window => {}
+                _ = stop.changed(), if stopping_since.is_none() => {}
+                () = tokio::time::sleep(Duration::from_millis(100)), if stopping_since.is_some() => {}
+                e = conn.closed() => break Err(refusal(&conn).unwrap_or_else(|| anyhow!("connection lost: {e}"))),
+            }
+        };
+        in_flight.abort_all();
+        control.abort();
+        conn.close(0u32.into(), b"bye");
+        // Lets the close reach the server; bounded by the idle timeout.
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        result
+    }
+
+    async fn send_batch(&self, conn: &Connection, seq: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        send.write_all(&[STREAM_BATCH]).await?;
+        send.write_all(&bytes).await?;
+        send.finish()?;
+        let ack: Ack = read_frame(&mut recv)
+            .await
+            .with_context(|| format!("waiting for the ack of batch {seq}"))?;
+        if ack.seq != seq || ack.epoch != self.spool.epoch() {
+            bail!(
+                "ack for batch {}/{} on the stream of {}/{seq}",
+                ack.epoch,
+                ack.seq,
+                self.spool.epoch()
+            );
+        }
+        match ack.outcome {
+            AckOutcome::Stored { stored, duplicates } => {
+                self.stats.acked.fetch_add(1, Relaxed);
+                self.stats.events_stored.fetch_add(stored, Relaxed);
+                self.stats.events_duplicate.fetch_add(duplicates, Relaxed);
+            }
+            AckOutcome::Replay => {
+                self.stats.replays.fetch_add(1, Relaxed);
+            }
+            AckOutcome::Rejected { reason } => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                // Kept, never silently gone: an operator can look at it and resend.
+                let path = self
+                    .rejected_dir
+                    .join(format!("{}-{seq:020}.batch", self.spool.epoch()));
+                let kept = std::fs::create_dir_all(&self.rejected_dir)
+                    .and_then(|()| std::fs::write(&path, &bytes));
+                eprintln!(
+                    "vedette-agent: the aggregator refused batch {seq}: {reason}; kept in {} ({})",
+                    path.display(),
+                    match kept {
+                        Ok(()) => "saved".to_owned(),
+                        Err(e) => format!("saving failed: {e}"),
+                    }
+                );
+            }
+        }
+        self.spool.ack(seq);
+        Ok(())
+    }
+
+    /// Heartbeats out; renewal when the certificate nears its end.
+    async fn control(self: Arc<Self>, mut send: SendStream, mut recv: RecvStream) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.heartbeat_ms.max(1)));
+        let mut pending_key: Option<String> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    write_frame(&mut send, &Control::Heartbeat(self.heartbeat())).await?;
+                    if pending_key.is_none() && self.renewal_due()? {
+                        let (key, csr) = identity::key_and_csr()?;
+                        write_frame(&mut send, &Control::Renew { csr_pem: csr }).await?;
+                        pending_key = Some(key);
+                    }
+                }
+                msg = read_frame::<Control>(&mut recv) => match msg? {
+                    Control::Renewed { cert_pem } => {
+                        let key = pending_key.take().ok_or_else(|| anyhow!("a renewed certificate nobody asked for"))?;
+                        self.paths.replace_cert(&cert_pem, &key)?;
+                        self.stats.renewals.fetch_add(1, Relaxed);
+                        eprintln!("vedette-agent: certificate renewed (valid until {} ms)", identity::not_after_ms(&cert_pem)?);
+                    }
+                    Control::Error { reason } => {
+                        pending_key = None;
+                        eprintln!("vedette-agent: the aggregator said: {reason}");
+                    }
+                    other => bail!("unexpected control frame {other:?}"),
+                },
+            }
+        }
+    }
+
+    fn renewal_due(&self) -> anyhow::Result<bool> {
+        let (cert, _, _) = self.paths.pems()?;
+        Ok(identity::renewal_due(
+            identity::not_before_ms(&cert)?,
+            identity::not_after_ms(&cert)?,
+            clock::now_ms(),
+        ))
+    }
+
+    fn heartbeat(&self) -> Heartbeat {
+        let s = self.spool.stats();
+        let now = clock::now_ms();
+        Heartbeat {
+            now_ms: now,
+            spool_bytes: s.bytes,
+            spool_batches: s.batches,
+            lag_ms: s.oldest_created_ms.map_or(0, |t| (now - t).max(0)),
+            dropped_batches: s.dropped_batches,
+            dropped_events: s.dropped_events,
+            damaged_records: s.damaged_records,
+            udp_drops: self.udp_drops.as_ref().map_or(0, |f| f()),
+        }
+    }
+}
+
+/// The server's reason when it closed the connection on purpose.
+fn refusal(conn: &Connection) -> Option<anyhow::Error> {
+    match conn.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(c) if c.error_code == CLOSE_REVOKED.into() => {
+            Some(anyhow!("the aggregator revoked this agent"))
+        }
+        quinn::ConnectionError::ApplicationClosed(c) => Some(anyhow!(
+            "the aggregator closed the connection: {}",
+            String::from_utf8_lossy(&c.reason)
+        )),
+        quinn::ConnectionError::ConnectionClosed(c) => Some(anyhow!(
+            "the connection was refused: {c}"
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_inside_half_to_full() {
+        for j in [0, 1, 77, u64::MAX] {
+            assert!((100..=200).contains(&backoff_ms(1, 100, 10_000, j)));
+            assert!((5_000..=10_000).contains(&backoff_ms(20, 100, 10_000, j)));
+        }
+        assert_eq!(backoff_ms(0, 100, 10_000, 0), 50);
+        assert_eq!(backoff_ms(3, 100, 10_000, 0), 400);
+    }
+}
