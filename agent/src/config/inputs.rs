@@ -91,6 +91,64 @@ pub enum Output {
     Stdout,
     /// NDJSON appended to a file.
     File(PathBuf),
+    /// Batches through the disk spool to the aggregator over QUIC.
+    Aggregator(Box<ShipOutput>),
+}
+
+/// What the spool fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolFsync {
+    /// Every batch before its sources are acknowledged: no loss on power failure.
+    Always,
+    /// At most every this many ms: a power loss may lose the batches since.
+    IntervalMs(u64),
+    /// Left to the kernel: survives a crash of the agent, not of the host.
+    Never,
+}
+
+/// `[output] type = "aggregator"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipOutput {
+    /// Overrides the enrolled server.
+    pub server: Option<String>,
+    /// Spool bound, bytes.
+    pub spool_max_bytes: u64,
+    /// `true`: drop the oldest batches when full (counted); `false`: block the sources.
+    pub drop_oldest: bool,
+    /// Spool durability.
+    pub fsync: SpoolFsync,
+    /// Largest batch before compression, bytes.
+    pub batch_max_bytes: usize,
+    /// How long a batch waits to fill, ms.
+    pub linger_ms: i64,
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Batches in flight.
+    pub window: usize,
+    /// Heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// First reconnect delay, ms.
+    pub backoff_min_ms: u64,
+    /// Longest reconnect delay, ms.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for ShipOutput {
+    fn default() -> Self {
+        Self {
+            server: None,
+            spool_max_bytes: 256 << 20,
+            drop_oldest: false,
+            fsync: SpoolFsync::IntervalMs(1000),
+            batch_max_bytes: 1 << 20,
+            linger_ms: 200,
+            zstd_level: 3,
+            window: 8,
+            heartbeat_ms: 10_000,
+            backoff_min_ms: 250,
+            backoff_max_ms: 30_000,
+        }
+    }
 }
 
 fn read_from(
@@ -283,6 +341,28 @@ pub(super) fn validate_output(
     p: Problem<'_>,
     out: &mut Vec<ConfigProblem>,
 ) -> Option<Output> {
+    if o.kind.get_ref() == "aggregator" {
+        if let Some(path) = &o.path {
+            out.push(p(
+                Some(path.span()),
+                "output.path",
+                "only for type = \"file\"".into(),
+            ));
+        }
+        return validate_ship(o, p, out).map(|s| Output::Aggregator(Box::new(s)));
+    }
+    for (v, f) in [
+        (o.server.as_ref().map(Spanned::span), "output.server"),
+        (o.spool_max_mb.as_ref().map(Spanned::span), "output.spool_max_mb"),
+        (o.spool_full.as_ref().map(Spanned::span), "output.spool_full"),
+        (o.spool_fsync.as_ref().map(Spanned::span), "output.spool_fsync"),
+        (o.batch_max_kb.as_ref().map(Spanned::span), "output.batch_max_kb"),
+        (o.zstd_level.as_ref().map(Spanned::span), "output.zstd_level"),
+    ] {
+        if let Some(span) = v {
+            out.push(p(Some(span), f, "only for type = \"aggregator\"".into()));
+        }
+    }
     match (o.kind.get_ref().as_str(), o.path) {
         ("stdout", None) => Some(Output::Stdout),
         ("file", Some(path)) => Some(Output::File(PathBuf::from(path.into_inner()))),
@@ -306,9 +386,85 @@ pub(super) fn validate_output(
             out.push(p(
                 Some(o.kind.span()),
                 "output.type",
-                format!("{other:?}: expected \"stdout\" or \"file\""),
+                format!("{other:?}: expected \"stdout\", \"file\" or \"aggregator\""),
             ));
             None
         }
     }
+}
+
+/// Checks `[output] type = "aggregator"`; every problem is reported, defaults fill the rest.
+fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> Option<ShipOutput> {
+    let mut s = ShipOutput::default();
+    let before = out.len();
+    let mut range = |v: Option<Spanned<u64>>, field: &str, lo: u64, hi: u64| -> Option<u64> {
+        let v = v?;
+        if (lo..=hi).contains(v.get_ref()) {
+            Some(*v.get_ref())
+        } else {
+            out.push(p(
+                Some(v.span()),
+                field,
+                format!("must be between {lo} and {hi}"),
+            ));
+            None
+        }
+    };
+    if let Some(v) = range(o.spool_max_mb, "output.spool_max_mb", 1, 1 << 20) {
+        s.spool_max_bytes = v << 20;
+    }
+    if let Some(v) = range(o.batch_max_kb, "output.batch_max_kb", 1, 64 * 1024) {
+        s.batch_max_bytes = (v as usize) << 10;
+    }
+    if let Some(v) = range(o.batch_linger_ms, "output.batch_linger_ms", 0, 60_000) {
+        s.linger_ms = v as i64;
+    }
+    if let Some(v) = range(o.window, "output.window", 1, 64) {
+        s.window = v as usize;
+    }
+    if let Some(v) = range(o.heartbeat_ms, "output.heartbeat_ms", 10, 3_600_000) {
+        s.heartbeat_ms = v;
+    }
+    if let Some(v) = range(o.backoff_min_ms, "output.backoff_min_ms", 1, 3_600_000) {
+        s.backoff_min_ms = v;
+    }
+    if let Some(v) = range(o.backoff_max_ms, "output.backoff_max_ms", 1, 3_600_000) {
+        s.backoff_max_ms = v;
+    }
+    let fsync_ms = range(o.spool_fsync_ms, "output.spool_fsync_ms", 1, 3_600_000);
+    if let Some(l) = o.zstd_level {
+        match *l.get_ref() {
+            1..=19 => s.zstd_level = *l.get_ref() as i32,
+            _ => out.push(p(Some(l.span()), "output.zstd_level", "must be between 1 and 19".into())),
+        }
+    }
+    if let Some(f) = o.spool_full {
+        match f.get_ref().as_str() {
+            "block" => s.drop_oldest = false,
+            "drop_oldest" => s.drop_oldest = true,
+            other => out.push(p(
+                Some(f.span()),
+                "output.spool_full",
+                format!("{other:?}: expected \"block\" or \"drop_oldest\""),
+            )),
+        }
+    }
+    match o.spool_fsync.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+        None | Some(("interval", _)) => s.fsync = SpoolFsync::IntervalMs(fsync_ms.unwrap_or(1000)),
+        Some(("always", _)) => s.fsync = SpoolFsync::Always,
+        Some(("never", _)) => s.fsync = SpoolFsync::Never,
+        Some((other, span)) => out.push(p(
+            Some(span),
+            "output.spool_fsync",
+            format!("{other:?}: expected \"always\", \"interval\" or \"never\""),
+        )),
+    }
+    if let Some(srv) = o.server {
+        if srv.get_ref().rsplit_once(':').is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err()) {
+            out.push(p(Some(srv.span()), "output.server", "expected HOST:PORT".into()));
+        } else {
+            s.server = Some(srv.into_inner());
+        }
+    }
+    (out.len() == before).then_some(s)
 }

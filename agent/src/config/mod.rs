@@ -15,7 +15,10 @@ mod edge;
 mod inputs;
 pub mod raw;
 
-pub use inputs::{FileInput, Inputs, JournaldInput, Output, ReadFrom, SyslogInput, SyslogProtocol};
+pub use inputs::{
+    FileInput, Inputs, JournaldInput, Output, ReadFrom, ShipOutput, SpoolFsync, SyslogInput,
+    SyslogProtocol,
+};
 
 /// One problem in a config file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -230,6 +230,31 @@ pub struct RawOutput {
     pub kind: Spanned<String>,
     /// `file`: the NDJSON file events are appended to.
     pub path: Option<Spanned<String>>,
+    /// `aggregator`: `HOST:PORT`, overriding the one enrolled with.
+    pub server: Option<Spanned<String>>,
+    /// `aggregator`: spool bound, MiB (default 256).
+    pub spool_max_mb: Option<Spanned<u64>>,
+    /// `aggregator`: when the spool is full, `block` the sources (default) or
+    /// `drop_oldest` (counted).
+    pub spool_full: Option<Spanned<String>>,
+    /// `aggregator`: `always` (every batch), `interval` (default) or `never`.
+    pub spool_fsync: Option<Spanned<String>>,
+    /// `aggregator`: the fsync interval of `interval`, ms (default 1000).
+    pub spool_fsync_ms: Option<Spanned<u64>>,
+    /// `aggregator`: largest batch before compression, KiB (default 1024).
+    pub batch_max_kb: Option<Spanned<u64>>,
+    /// `aggregator`: how long a batch waits to fill, ms (default 200).
+    pub batch_linger_ms: Option<Spanned<u64>>,
+    /// `aggregator`: zstd level (default 3).
+    pub zstd_level: Option<Spanned<i64>>,
+    /// `aggregator`: batches in flight (default 8).
+    pub window: Option<Spanned<u64>>,
+    /// `aggregator`: heartbeat interval, ms (default 10000).
+    pub heartbeat_ms: Option<Spanned<u64>>,
+    /// `aggregator`: first reconnect delay, ms (default 250).
+    pub backoff_min_ms: Option<Spanned<u64>>,
+    /// `aggregator`: longest reconnect delay, ms (default 30000).
+    pub backoff_max_ms: Option<Spanned<u64>>,
 }
 
 /// Reads `text` section by section. Problems of every section come back together, each

@@ -2,6 +2,7 @@
 //! scratch files, and small readers (CSV, JSON paths, timestamps).
 
 pub(crate) mod agent;
+pub(crate) mod aggregator;
 pub(crate) mod check;
 pub(crate) mod csv;
 pub(crate) mod json;
@@ -64,24 +65,33 @@ pub(crate) fn agent_bin() -> &'static Path {
     // A failed build is remembered as an error so every test reports it instead of
     // rebuilding.
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BIN.get_or_init(find_or_build_agent) {
+    match BIN.get_or_init(|| find_or_build("vedette-agent", "VEDETTE_AGENT_BIN")) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
 }
 
-fn find_or_build_agent() -> Result<PathBuf, String> {
-    if let Some(p) = env::var_os("VEDETTE_AGENT_BIN") {
+/// The `vedette-aggregator` binary, like [`agent_bin`] (`$VEDETTE_AGGREGATOR_BIN`).
+pub(crate) fn aggregator_bin() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(|| find_or_build("vedette-aggregator", "VEDETTE_AGGREGATOR_BIN")) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn find_or_build(name: &str, var: &str) -> Result<PathBuf, String> {
+    if let Some(p) = env::var_os(var) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("VEDETTE_AGENT_BIN={} is not a file", p.display()))
+            Err(format!("{var}={} is not a file", p.display()))
         };
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "-p", "vedette-agent", "--bin", "vedette-agent"])
+    cmd.args(["build", "-p", name, "--bin", name])
         .current_dir(workspace_dir());
     // `cargo test` gives this process the variables of a package being built; build
     // scripts (ring's) rerun when they change, so a child cargo that inherits them rebuilds
@@ -104,15 +114,12 @@ fn find_or_build_agent() -> Result<PathBuf, String> {
             cmd.env_remove(&*k);
         }
     }
-    let out = cmd.output().map_err(|e| {
-        format!(
-            "cannot run {} to build vedette-agent: {e}",
-            cargo.to_string_lossy()
-        )
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {} to build {name}: {e}", cargo.to_string_lossy()))?;
     if !out.status.success() {
         return Err(format!(
-            "`cargo build -p vedette-agent --bin vedette-agent` failed ({}):\n{}",
+            "`cargo build -p {name} --bin {name}` failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
@@ -122,14 +129,11 @@ fn find_or_build_agent() -> Result<PathBuf, String> {
         .unwrap_or_else(|| workspace_dir().join("target"));
     let bin = target
         .join("debug")
-        .join(format!("vedette-agent{}", env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", env::consts::EXE_SUFFIX));
     if bin.is_file() {
         Ok(bin)
     } else {
-        Err(format!(
-            "built vedette-agent but {} does not exist",
-            bin.display()
-        ))
+        Err(format!("built {name} but {} does not exist", bin.display()))
     }
 }
 
