@@ -97,7 +97,8 @@ impl Row {
     /// wire batch; ingest itself goes through [`Decoder::decode`].
     pub fn from_event(event: Value, tenant: &str) -> Result<Self, IngestError> {
         let mut d = Decoder::new()?;
-        d.row(event, tenant).map_err(|reason| IngestError::BadLine { line: 1, reason })
+        d.row(event, tenant)
+            .map_err(|reason| IngestError::BadLine { line: 1, reason })
     }
 }
 
@@ -325,7 +326,10 @@ impl Decoder {
         let mut rows = Vec::with_capacity(lines as usize);
         if !body.is_empty() {
             for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-                let bad = |reason: String| IngestError::BadLine { line: i + 1, reason };
+                let bad = |reason: String| IngestError::BadLine {
+                    line: i + 1,
+                    reason,
+                };
                 let event: Value =
                     serde_json::from_slice(line).map_err(|e| bad(format!("not JSON: {e}")))?;
                 rows.push(self.row(event, &who.tenant).map_err(bad)?);
@@ -459,4 +463,4 @@ pub fn encode_batch(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -175,7 +175,14 @@ fn a_wrong_checksum_is_rejected() {
 
 #[test]
 fn a_wrong_event_count_is_rejected() {
-    let (mut h, p) = encode_batch("agent-1", 7, 1, &[event("u1", 1), event("u2", 2)], vec![], 0);
+    let (mut h, p) = encode_batch(
+        "agent-1",
+        7,
+        1,
+        &[event("u1", 1), event("u2", 2)],
+        vec![],
+        0,
+    );
     h.events = 3;
     assert_eq!(
         decode_batch(&h, &p, &peer()),
@@ -233,7 +240,13 @@ fn a_malformed_watermark_is_rejected() {
 #[test]
 fn only_internal_errors_go_unacknowledged() {
     assert_eq!(IngestError::Internal("oom".into()).outcome(), None);
-    assert!(IngestError::Checksum { header: 1, actual: 2 }.is_peer_fault());
+    assert!(
+        IngestError::Checksum {
+            header: 1,
+            actual: 2
+        }
+        .is_peer_fault()
+    );
 }
 
 /// The ratio quoted in the module docs: `VEDETTE_NDJSON=/path/to/events.ndjson cargo test
