@@ -1,0 +1,271 @@
+use serde_json::json;
+
+use super::*;
+
+/// An event shaped like the agent's sshd failures.
+pub(crate) fn event(uid: &str, time: i64) -> Value {
+    json!({
+        "class_uid": 3002, "class_name": "Authentication", "activity_id": 1,
+        "type_uid": 300201, "severity_id": 2, "status_id": 2, "time": time,
+        "metadata": {
+            "version": "1.8.0", "uid": uid, "log_source": "/var/log/auth.log",
+            "product": {"name": "Vedette", "vendor_name": "Vedette", "version": "0.1.0"},
+            "reporter": {"hostname": "web-01"}
+        },
+        "message": "Failed password for bob from 10.71.52.174 port 49564 ssh2",
+        "device": {"hostname": "web-01", "ip": "192.0.2.10"},
+        "user": {"name": "bob"},
+        "src_endpoint": {"ip": "10.71.52.174", "port": 49564},
+        "raw_data": "Jan 15 00:00:00 web-01 sshd[48898]: Failed password for bob"
+    })
+}
+
+pub(crate) fn peer() -> Peer {
+    Peer {
+        agent_id: "agent-1".into(),
+        tenant: "acme".into(),
+    }
+}
+
+pub(crate) fn watermark(first: u64, end: u64) -> Watermark {
+    Watermark {
+        source: "/var/log/auth.log".into(),
+        stream: "dev=2049,ino=12,head=ab12".into(),
+        unit: "byte".into(),
+        first,
+        end,
+        records: 1,
+    }
+}
+
+/// Header and payload over raw NDJSON bytes, for the tests that need bad lines.
+fn raw_batch(raw: &[u8], events: u32) -> (BatchHeader, Vec<u8>) {
+    let payload = zstd::bulk::compress(raw, 3).unwrap();
+    let (mut h, _) = encode_batch("agent-1", 7, 1, &[], vec![], 0);
+    h.events = events;
+    h.raw_len = raw.len() as u64;
+    h.zstd_len = payload.len() as u64;
+    h.checksum = xxh3_64(raw);
+    (h, payload)
+}
+
+#[test]
+fn decodes_fields_and_overwrites_the_tenant_with_the_certificates() {
+    let mut a = event("u1", 1_000);
+    a["metadata"]["tenant_uid"] = json!("someone-else");
+    let mut b = event("u2", 2_000);
+    b.as_object_mut().unwrap().remove("user");
+    b["actor"] = json!({"user": {"name": "carol"}});
+    b["count"] = json!(41);
+    b.as_object_mut().unwrap().remove("device");
+    let (h, p) = encode_batch("agent-1", 7, 1, &[a, b], vec![watermark(0, 120)], 5);
+    assert_eq!((h.first_time, h.last_time), (1_000, 2_000));
+    let d = decode_batch(&h, &p, &peer()).unwrap();
+    assert_eq!(d.watermarks, vec![watermark(0, 120)]);
+    let [r1, r2] = &d.rows[..] else {
+        panic!("two rows")
+    };
+    assert_eq!(r1.uid, "u1");
+    assert_eq!(
+        (r1.time_ms, r1.class_uid, r1.type_uid, r1.severity_id),
+        (1_000, 3002, 300201, 2)
+    );
+    assert_eq!(r1.device.as_deref(), Some("web-01"));
+    assert_eq!(r1.device_ip.as_deref(), Some("192.0.2.10"));
+    assert_eq!(r1.user.as_deref(), Some("bob"));
+    assert_eq!(r1.src_ip.as_deref(), Some("10.71.52.174"));
+    assert_eq!(r1.dst_ip, None);
+    assert_eq!(r1.count, 1);
+    let doc = doc_json(&r1.doc).unwrap();
+    assert_eq!(doc["metadata"]["tenant_uid"], "acme");
+    assert_eq!(doc["message"], event("u1", 1_000)["message"]);
+    // Absent tenant_uid is added, the actor's user is the fallback, count is kept.
+    assert_eq!(r2.user.as_deref(), Some("carol"));
+    assert_eq!(r2.count, 41);
+    assert_eq!(r2.device, None);
+    assert_eq!(doc_json(&r2.doc).unwrap()["metadata"]["tenant_uid"], "acme");
+}
+
+#[test]
+fn a_batch_of_no_events_still_carries_its_watermarks_and_the_last_newline_is_optional() {
+    let (h, p) = encode_batch("agent-1", 7, 1, &[], vec![watermark(0, 10)], 0);
+    let d = decode_batch(&h, &p, &peer()).unwrap();
+    assert!(d.rows.is_empty());
+    assert_eq!(d.watermarks.len(), 1);
+    let line = serde_json::to_vec(&event("u1", 1)).unwrap();
+    let (h, p) = raw_batch(&line, 1);
+    assert_eq!(decode_batch(&h, &p, &peer()).unwrap().rows.len(), 1);
+}
+
+#[test]
+fn a_batch_claiming_another_agent_is_rejected_in_those_words() {
+    let (h, p) = encode_batch("agent-2", 7, 1, &[event("u1", 1)], vec![], 0);
+    let e = decode_batch(&h, &p, &peer()).unwrap_err();
+    assert_eq!(
+        e.outcome(),
+        Some(AckOutcome::Rejected {
+            reason: "claims agent agent-2, certificate says agent-1".into()
+        })
+    );
+}
+
+#[test]
+fn a_payload_of_another_length_than_the_header_says_is_rejected() {
+    let (h, mut p) = encode_batch("agent-1", 7, 1, &[event("u1", 1)], vec![], 0);
+    p.push(0);
+    assert!(matches!(
+        decode_batch(&h, &p, &peer()),
+        Err(IngestError::PayloadLength { .. })
+    ));
+}
+
+#[test]
+fn a_raw_length_over_the_limit_is_rejected_before_decompressing() {
+    let (mut h, p) = encode_batch("agent-1", 7, 1, &[event("u1", 1)], vec![], 0);
+    h.raw_len = wire::MAX_RAW + 1;
+    assert_eq!(
+        decode_batch(&h, &p, &peer()),
+        Err(IngestError::TooLarge {
+            raw_len: wire::MAX_RAW + 1
+        })
+    );
+}
+
+#[test]
+fn a_zstd_bomb_stops_at_the_announced_raw_length() {
+    // 64 MiB of zeros compress to a few KiB; the header admits 1 KiB.
+    let zeros = vec![0u8; 64 << 20];
+    let payload = zstd::bulk::compress(&zeros, 1).unwrap();
+    let (mut h, _) = raw_batch(b"", 0);
+    h.raw_len = 1024;
+    h.zstd_len = payload.len() as u64;
+    assert!(matches!(
+        decode_batch(&h, &payload, &peer()),
+        Err(IngestError::Decompress { raw_len: 1024, .. })
+    ));
+    // Garbage is the same refusal, not a panic.
+    let (mut h, _) = raw_batch(b"", 0);
+    h.raw_len = 10;
+    h.zstd_len = 4;
+    assert!(matches!(
+        decode_batch(&h, b"junk", &peer()),
+        Err(IngestError::Decompress { .. })
+    ));
+}
+
+#[test]
+fn a_payload_shorter_than_the_announced_raw_length_is_rejected() {
+    let (mut h, p) = encode_batch("agent-1", 7, 1, &[event("u1", 1)], vec![], 0);
+    h.raw_len += 10;
+    assert!(matches!(
+        decode_batch(&h, &p, &peer()),
+        Err(IngestError::RawLength { .. })
+    ));
+}
+
+#[test]
+fn a_wrong_checksum_is_rejected() {
+    let (mut h, p) = encode_batch("agent-1", 7, 1, &[event("u1", 1)], vec![], 0);
+    h.checksum ^= 1;
+    assert!(matches!(
+        decode_batch(&h, &p, &peer()),
+        Err(IngestError::Checksum { .. })
+    ));
+}
+
+#[test]
+fn a_wrong_event_count_is_rejected() {
+    let (mut h, p) = encode_batch(
+        "agent-1",
+        7,
+        1,
+        &[event("u1", 1), event("u2", 2)],
+        vec![],
+        0,
+    );
+    h.events = 3;
+    assert_eq!(
+        decode_batch(&h, &p, &peer()),
+        Err(IngestError::EventCount {
+            header: 3,
+            actual: 2
+        })
+    );
+}
+
+#[test]
+fn a_malformed_line_rejects_the_batch_with_its_line_number() {
+    let good = serde_json::to_string(&event("u1", 1)).unwrap();
+    let mut no_uid = event("u3", 1);
+    no_uid["metadata"].as_object_mut().unwrap().remove("uid");
+    let mut num_uid = event("u3", 1);
+    num_uid["metadata"]["uid"] = json!(12);
+    let mut no_time = event("u3", 1);
+    no_time.as_object_mut().unwrap().remove("time");
+    let mut big_class = event("u3", 1);
+    big_class["class_uid"] = json!(-1);
+    let cases = [
+        ("{not json".to_owned(), "not JSON"),
+        ("[1,2]".to_owned(), "not a JSON object"),
+        (String::new(), "not JSON"),
+        (json!({"time": 1}).to_string(), "no metadata object"),
+        (no_uid.to_string(), "no metadata.uid"),
+        (num_uid.to_string(), "no metadata.uid"),
+        (no_time.to_string(), "no integer time"),
+        (big_class.to_string(), "class_uid -1 out of range"),
+    ];
+    for (bad, why) in cases {
+        let raw = format!("{good}\n{good}\n{bad}\n{good}\n");
+        let (h, p) = raw_batch(raw.as_bytes(), 4);
+        match decode_batch(&h, &p, &peer()) {
+            Err(IngestError::BadLine { line: 3, reason }) => {
+                assert!(reason.contains(why), "{bad:?}: {reason}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_malformed_watermark_is_rejected() {
+    for w in [watermark(10, 5), watermark(0, u64::MAX)] {
+        let (h, p) = encode_batch("agent-1", 7, 1, &[], vec![watermark(0, 1), w], 0);
+        assert!(matches!(
+            decode_batch(&h, &p, &peer()),
+            Err(IngestError::BadWatermark { index: 1, .. })
+        ));
+    }
+}
+
+#[test]
+fn only_internal_errors_go_unacknowledged() {
+    assert_eq!(IngestError::Internal("oom".into()).outcome(), None);
+    assert!(
+        IngestError::Checksum {
+            header: 1,
+            actual: 2
+        }
+        .is_peer_fault()
+    );
+}
+
+/// The ratio quoted in the module docs: `VEDETTE_NDJSON=/path/to/events.ndjson cargo test
+/// -p vedette-aggregator doc_ratio -- --ignored --nocapture` (e.g. the output of
+/// `vedette-agent normalize` over the bench workloads).
+#[test]
+#[ignore = "needs VEDETTE_NDJSON"]
+fn doc_ratio_on_a_real_batch() {
+    let raw = std::fs::read(std::env::var("VEDETTE_NDJSON").unwrap()).unwrap();
+    let n = raw.iter().filter(|&&b| b == b'\n').count();
+    let (h, p) = raw_batch(&raw, n as u32);
+    let d = decode_batch(&h, &p, &peer()).unwrap();
+    let doc: usize = d.rows.iter().map(|r| r.doc.len()).sum();
+    let whole = zstd::bulk::compress(&raw, 1).unwrap().len();
+    println!(
+        "{n} events, {:.0} B JSON/event, {:.0} B stored/event, ratio {:.2}; whole batch at level 1: ratio {:.1}",
+        raw.len() as f64 / n as f64,
+        doc as f64 / n as f64,
+        raw.len() as f64 / doc as f64,
+        raw.len() as f64 / whole as f64,
+    );
+}

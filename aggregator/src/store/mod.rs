@@ -1,0 +1,243 @@
+//! The aggregator's durable state, behind traits: [`EventStore`] (events, committed
+//! batches, watermarks) and [`Registry`] (enrollment tokens, agents). The embedded default
+//! is SQLite ([`sqlite::SqliteStore`] implements both); a distributed deployment swaps in
+//! a column store for events and PostgreSQL for the registry (see DESIGN.md "Real parts")
+//! behind the same traits, so the server code path stays the same.
+//!
+//! Time is always passed in (`now_ms`, ms since the epoch): nothing here reads a clock.
+//!
+//! **Acknowledgement:** [`EventStore::commit`] returns only once the batch is durable (with
+//! [`sqlite::Synchronous::Full`], fsynced). The caller sends the [`AckOutcome`] it returns,
+//! and only then: an error means nothing was committed and nothing must be acknowledged
+//! (the agent will send the batch again, and that is safe, see [`EventStore::commit`]).
+
+pub mod sqlite;
+
+use vedette_schemas::wire::{AckOutcome, BatchHeader};
+
+use crate::core::ingest::{DecodedBatch, Peer};
+
+/// The store failed: our side (disk, database, a bug), never the peer's. Retrying the
+/// same operation later is safe; a batch that failed is not acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer aggregator.
+    #[error("store schema version {found} is newer than this aggregator's {supported}")]
+    NewerSchema {
+        /// `user_version` in the file.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// The database could not be put in WAL mode (e.g. a read-only or network file system).
+    #[error("store: journal mode is {0}, WAL is required")]
+    NotWal(String),
+    /// An agent with this id is already registered.
+    #[error("agent {0} is already registered")]
+    AgentExists(String),
+    /// A token with this id already exists.
+    #[error("enrollment token {0} already exists")]
+    TokenExists(String),
+    /// A stored document does not read back.
+    #[error(transparent)]
+    Doc(#[from] crate::core::ingest::DocError),
+}
+
+/// A hole in what an agent delivered from one source stream: positions `[first, end)` were
+/// never accounted for by any committed batch (lost before the spool, dropped by the
+/// spool's drop-oldest policy, or a batch still in flight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The source (`metadata.log_source`).
+    pub source: String,
+    /// The stream of the source (file identity, listener start, journal boot).
+    pub stream: String,
+    /// What positions count (`byte`, `message`, `seqnum`).
+    pub unit: String,
+    /// First missing position.
+    pub first: u64,
+    /// Just past the last missing position: the `first` of the next range received.
+    pub end: u64,
+}
+
+/// Events, committed batches and their watermarks.
+pub trait EventStore: Send {
+    /// Commits one decoded batch of `peer` atomically and durably, and says what happened:
+    /// - [`AckOutcome::Replay`] when `(peer.agent_id, header.epoch, header.seq)` was
+    ///   committed before: nothing is stored again;
+    /// - else [`AckOutcome::Stored`]: each row whose `(tenant, uid)` is new is stored,
+    ///   the others count as `duplicates` (re-read after an agent crash), and the
+    ///   watermarks and the batch itself are recorded.
+    ///
+    /// Identity comes from `peer` (the certificate), never from the header's `agent_id`.
+    /// On `Err` nothing was committed: do not acknowledge.
+    fn commit(
+        &mut self,
+        peer: &Peer,
+        header: &BatchHeader,
+        batch: &DecodedBatch,
+        now_ms: i64,
+    ) -> Result<AckOutcome, StoreError>;
+
+    /// Events stored, all tenants.
+    fn event_count(&self) -> Result<u64, StoreError>;
+
+    /// Per `class_uid`, events stored (all tenants), by class.
+    fn counts_by_class(&self) -> Result<Vec<(u32, u64)>, StoreError>;
+
+    /// The latest `limit` events of a tenant and class, newest first, as JSON.
+    fn events_by_class(
+        &self,
+        tenant: &str,
+        class_uid: u32,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+
+    /// One event of a tenant by `metadata.uid`, as stored (with the certificate's tenant).
+    fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// The holes between the ranges the agent's committed batches account for, per
+    /// (source, stream, unit), in order. Before the first range nothing is reported (a
+    /// source may start being read anywhere, e.g. at the end of an existing file).
+    fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError>;
+}
+
+/// Why an enrollment token was not accepted. Only [`TokenError::Store`] is our fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// No token with this id.
+    #[error("unknown enrollment token")]
+    Unknown,
+    /// The secret does not match the token's.
+    #[error("enrollment token secret does not match")]
+    Mismatch,
+    /// The token was used before (tokens are one-time).
+    #[error("enrollment token already used")]
+    Used,
+    /// The token expired.
+    #[error("enrollment token expired")]
+    Expired,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for TokenError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// An enrolled agent, as recorded at enrollment (and renewal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// The agent's id (its certificate's subject).
+    pub agent_id: String,
+    /// The tenant it joined.
+    pub tenant: String,
+    /// Host name at enrollment (for the operator; not part of the identity).
+    pub hostname: String,
+    /// Serial number of its current certificate (hex).
+    pub cert_serial: String,
+    /// Its current certificate's expiry, ms since the epoch.
+    pub not_after_ms: i64,
+    /// When it enrolled.
+    pub enrolled_ms: i64,
+}
+
+/// What an agent last said about itself (hello and heartbeats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentState {
+    /// When it was last heard from, aggregator clock.
+    pub last_seen_ms: i64,
+    /// Its version.
+    pub version: String,
+    /// Its host name now.
+    pub hostname: String,
+    /// Host facts (addresses, OS), JSON text as the agent sent them.
+    pub host_facts: String,
+    /// Age of its oldest unacknowledged batch, ms.
+    pub lag_ms: i64,
+    /// Bytes waiting in its spool.
+    pub spool_bytes: u64,
+    /// Batches its spool dropped (drop-oldest) since it started.
+    pub dropped_batches: u64,
+    /// Events in those batches.
+    pub dropped_events: u64,
+    /// Records lost to spool damage found at start.
+    pub damaged_records: u64,
+    /// UDP datagrams the kernel dropped.
+    pub udp_drops: u64,
+}
+
+/// An agent as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// As enrolled (and renewed).
+    pub record: AgentRecord,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<i64>,
+    /// What it last said about itself, if it ever connected.
+    pub state: Option<AgentState>,
+}
+
+/// Identity state: one-time enrollment tokens and enrolled agents.
+pub trait Registry: Send {
+    /// Records a token: the SHA-256 of its secret (the secret itself is never stored), the
+    /// tenant it enrolls into, its expiry.
+    fn create_token(
+        &mut self,
+        id: &str,
+        secret_hash: [u8; 32],
+        tenant: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Spends a token, atomically (of two concurrent callers, even from two processes on
+    /// one database, exactly one succeeds) and for good: returns its tenant. Checked in
+    /// this order, so that who does not know the secret learns nothing about the token's
+    /// state: [`TokenError::Unknown`], [`TokenError::Mismatch`], [`TokenError::Used`],
+    /// [`TokenError::Expired`] (at `now_ms >= expires_ms`). Records who used it.
+    fn consume_token(
+        &mut self,
+        id: &str,
+        secret_hash: [u8; 32],
+        hostname: &str,
+        agent_id: &str,
+        now_ms: i64,
+    ) -> Result<String, TokenError>;
+
+    /// Records a newly enrolled agent; [`StoreError::AgentExists`] if the id is taken.
+    fn register_agent(&mut self, agent: &AgentRecord) -> Result<(), StoreError>;
+
+    /// Revokes an agent (its certificate is refused from now on); `false` if unknown. A
+    /// second revocation keeps the first time.
+    fn revoke_agent(&mut self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Whether the agent is revoked. An unknown agent is not revoked (the certificate
+    /// check decides whether it exists).
+    fn is_revoked(&self, agent_id: &str) -> Result<bool, StoreError>;
+
+    /// One agent.
+    fn agent(&self, agent_id: &str) -> Result<Option<AgentInfo>, StoreError>;
+
+    /// Every agent, by id.
+    fn list_agents(&self) -> Result<Vec<AgentInfo>, StoreError>;
+
+    /// Records a renewed certificate; `false` if the agent is unknown.
+    fn update_cert(
+        &mut self,
+        agent_id: &str,
+        cert_serial: &str,
+        not_after_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Records what the agent said about itself (hello, heartbeat); `false` if unknown.
+    fn agent_seen(&mut self, agent_id: &str, state: &AgentState) -> Result<bool, StoreError>;
+}
