@@ -16,7 +16,7 @@ use vedette_aggregator::io::server::Server;
 use vedette_aggregator::io::state::{self, StatePaths};
 use vedette_aggregator::io::store_thread::StoreHandle;
 use vedette_aggregator::io::tls::server_config;
-use vedette_aggregator::store::sqlite::{SqliteConfig, SqliteStore};
+use vedette_aggregator::store::sqlite::{self, SqliteConfig, SqliteStore};
 use vedette_aggregator::store::{EventStore, Registry};
 
 #[global_allocator]
@@ -127,7 +127,14 @@ enum AgentsCmd {
 
 fn open_store(dir: &Path, sync: Synchronous) -> anyhow::Result<SqliteStore> {
     let p = StatePaths::new(dir).db();
-    SqliteStore::open(&p, SqliteConfig::from(sync)).with_context(|| format!("opening {}", p.display()))
+    let cfg = SqliteConfig {
+        synchronous: match sync {
+            Synchronous::Full => sqlite::Synchronous::Full,
+            Synchronous::Normal => sqlite::Synchronous::Normal,
+        },
+        ..SqliteConfig::default()
+    };
+    SqliteStore::open(&p, cfg).with_context(|| format!("opening {}", p.display()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,7 +165,7 @@ fn main() -> anyhow::Result<()> {
             let token = Token::generate(ca.fingerprint());
             let mut store = open_store(&dir, Synchronous::Full)?;
             let now = now_ms();
-            store.create_token(&token.id, &secret_hash(&token.secret), &tenant, now + ttl_ms, now)?;
+            store.create_token(&token.id, secret_hash(&token.secret), &tenant, now + ttl_ms, now)?;
             println!("{}", token.encode());
         }
         Cmd::Agents {
@@ -166,14 +173,29 @@ fn main() -> anyhow::Result<()> {
         } => {
             let store = open_store(&state.dir()?, Synchronous::Full)?;
             for a in store.list_agents()? {
-                println!("{a}");
+                let r = &a.record;
+                let seen = a.state.as_ref().map_or(0, |s| s.last_seen_ms);
+                println!(
+                    "{}\ttenant={}\thost={}\tcert_serial={}\tnot_after_ms={}\tlast_seen_ms={seen}\t{}",
+                    r.agent_id,
+                    r.tenant,
+                    r.hostname,
+                    r.cert_serial,
+                    r.not_after_ms,
+                    match a.revoked_ms {
+                        Some(t) => format!("revoked_ms={t}"),
+                        None => "active".to_owned(),
+                    }
+                );
             }
         }
         Cmd::Agents {
             cmd: AgentsCmd::Revoke { state, id },
         } => {
             let mut store = open_store(&state.dir()?, Synchronous::Full)?;
-            store.revoke_agent(&id, now_ms())?;
+            if !store.revoke_agent(&id, now_ms())? {
+                bail!("no agent {id}");
+            }
             println!("revoked {id}");
         }
         Cmd::Stats { state } => {
@@ -187,12 +209,18 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Gaps { state } => {
             let store = open_store(&state.dir()?, Synchronous::Full)?;
-            let gaps = store.gaps(None)?;
-            if gaps.is_empty() {
-                println!("no gaps");
+            let mut any = false;
+            for a in store.list_agents()? {
+                for g in store.gaps(&a.record.agent_id)? {
+                    any = true;
+                    println!(
+                        "{}\t{}\t{}\t{} [{}, {}) missing",
+                        a.record.agent_id, g.source, g.stream, g.unit, g.first, g.end
+                    );
+                }
             }
-            for g in gaps {
-                println!("{g}");
+            if !any {
+                println!("no gaps");
             }
         }
         Cmd::Serve {

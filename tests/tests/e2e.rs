@@ -20,4 +20,5 @@ mod loghub_openssh;
 mod ocsf_validate;
 mod redaction;
 mod run_config;
+mod ship_identity;
 mod syslog_vectors;

@@ -77,6 +77,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         Output::File(p) => {
             Sink::file(&p).with_context(|| format!("opening the output {}", p.display()))?
         }
+        Output::Aggregator(_) => anyhow::bail!("the aggregator output is not wired yet"),
     };
     let norm = Normalizer::new(normalize_config(&cfg));
     let state_dir = cfg

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
 use vedette_schemas::wire::{
-    self, ALPN_ENROLL, ALPN_EVENTS, Ack, AckOutcome, BatchHeader, Control, EnrollRequest,
+    self, ALPN_ENROLL, ALPN_EVENTS, Ack, BatchHeader, Control, EnrollRequest,
     EnrollResponse, Heartbeat, MAX_PAYLOAD, STREAM_BATCH, STREAM_CONTROL, Welcome,
 };
 
@@ -175,7 +175,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         let (aid, host) = (agent_id.clone(), hostname.clone());
         let tenant = match self
             .store
-            .call(move |s| s.consume_token(&id, &hash, &host, &aid, now))
+            .call(move |s| s.consume_token(&id, hash, &host, &aid, now))
             .await?
         {
             Ok(t) => t,
@@ -199,7 +199,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             not_after_ms: issued.not_after_ms,
             enrolled_ms: now,
         };
-        if let Err(e) = self.store.call(move |s| s.register_agent(rec)).await? {
+        if let Err(e) = self.store.call(move |s| s.register_agent(&rec)).await? {
             return Ok(Err(format!("registering the agent: {e}")));
         }
         eprintln!("vedette-aggregator: enrolled {agent_id} (tenant {tenant})");
@@ -280,8 +280,17 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         .await
         .map_err(|e| ConnError::Protocol(format!("decoding panicked: {e}")))?;
         let outcome = match decoded {
-            (_, Err(e)) => AckOutcome::Rejected {
-                reason: e.to_string(),
+            (_, Err(e)) => match e.outcome() {
+                Some(o) => o,
+                // Our fault, not the agent's: no ack, it comes again.
+                None => {
+                    eprintln!(
+                        "vedette-aggregator: decoding batch {seq} of {}: {e}",
+                        peer.agent_id
+                    );
+                    send.reset(VarInt::from_u32(1))?;
+                    return Ok(());
+                }
             },
             (header, Ok(batch)) => {
                 let p = peer.clone();
