@@ -54,6 +54,11 @@ enum Cmd {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// The disk spool of batches waiting for the aggregator.
+    Spool {
+        #[command(subcommand)]
+        cmd: SpoolCmd,
+    },
     /// Run the agent: the config's inputs (files, journald, syslog listeners) normalized to
     /// its output, until SIGTERM; SIGHUP reloads the config.
     Run {
@@ -88,6 +93,20 @@ enum Cmd {
         window: u32,
         /// Files to read (gzip is detected); none or `-` reads stdin.
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpoolCmd {
+    /// Read every segment and report what is waiting and what is damaged (read-only; exits
+    /// 1 when damage is found).
+    Verify {
+        /// Agent config file (its `[agent] state_dir` holds the spool).
+        #[arg(long, conflicts_with = "state_dir")]
+        config: Option<PathBuf>,
+        /// State dir, when there is no config.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -165,6 +184,18 @@ fn main() -> Result<()> {
             config,
             state_dir,
         } => enroll(&server, &token, config, state_dir),
+        Cmd::Spool {
+            cmd: SpoolCmd::Verify { config, state_dir },
+        } => {
+            let dir = state_dir_of(config, state_dir)?.join("spool");
+            let report = vedette_agent::io::spool::verify(&dir)
+                .with_context(|| format!("verifying {}", dir.display()))?;
+            print!("{report}");
+            if !report.is_clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Normalize {
             config,
             now,
@@ -189,19 +220,24 @@ fn main() -> Result<()> {
     }
 }
 
+/// The state dir named directly, or by a config, or the default.
+fn state_dir_of(config: Option<PathBuf>, state_dir: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match (config, state_dir) {
+        (_, Some(d)) => d,
+        (Some(c), None) => vedette_agent::io::run::load(&c)?
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR)),
+        (None, None) => PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR),
+    })
+}
+
 fn enroll(
     server: &str,
     token: &str,
     config: Option<PathBuf>,
     state_dir: Option<PathBuf>,
 ) -> Result<()> {
-    let dir = match (config, state_dir) {
-        (_, Some(d)) => d,
-        (Some(c), None) => vedette_agent::io::run::load(&c)?
-            .state_dir
-            .unwrap_or_else(|| PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR)),
-        (None, None) => PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR),
-    };
+    let dir = state_dir_of(config, state_dir)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -224,6 +260,24 @@ fn run(config: &std::path::Path) -> Result<()> {
         "vedette-agent run: {} records in {} batches, {} events",
         s.stage.records, s.stage.batches, s.stage.events
     );
+    if let Some(sh) = &s.shipped {
+        let st = &sh.stats;
+        eprintln!(
+            "  shipped: {} batches stored ({} events new, {} already stored), {} replays, {} refused, {} connections ({} failed); spool: {} batches waiting ({} bytes), {} dropped ({} events) when full, {} damaged records",
+            st.acked.load(Relaxed),
+            st.events_stored.load(Relaxed),
+            st.events_duplicate.load(Relaxed),
+            st.replays.load(Relaxed),
+            st.rejected.load(Relaxed),
+            st.connects.load(Relaxed),
+            st.failures.load(Relaxed),
+            sh.spool.batches,
+            sh.spool.bytes,
+            sh.spool.dropped_batches,
+            sh.spool.dropped_events,
+            sh.spool.damaged_records
+        );
+    }
     if let Some(m) = &s.dedup {
         eprintln!(
             "  dedup: {} in, {} out (reduction {:.2}x), {} repeats folded into {} summaries, {} past the memory bound",

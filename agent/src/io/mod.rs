@@ -14,6 +14,8 @@ mod persist;
 pub mod pipeline;
 pub mod procfs;
 pub mod run;
+pub mod ship;
 pub mod sink;
+pub mod spool;
 pub mod syslog;
 pub mod tail;

@@ -16,10 +16,14 @@ use tokio::task::JoinHandle;
 use super::files::{self, FileSource};
 use super::journald::{self, JournaldSource};
 use super::pipeline::{Edge, LiveSource, StageMsg, StageStats, run_stage};
+use super::identity::IdentityPaths;
+use super::ship::{ShipConfig, ShipStats, Shipper, UdpDrops};
 use super::sink::Sink;
+use super::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolStats};
 use super::syslog::{self, ListenerStats};
 use super::{clock, host};
-use crate::config::{self, Config, Output, SyslogInput};
+use crate::config::{self, Config, Output, ShipOutput, SpoolFsync, SyslogInput};
+use crate::core::batcher::BatchConfig;
 use crate::core::dedup::Metrics as DedupMetrics;
 use crate::core::enrich::baseline::Baseline;
 use crate::core::time::TimeContext;
@@ -61,6 +65,109 @@ pub struct RunSummary {
     pub dedup: Option<DedupMetrics>,
     /// Each listener's counters, by source id.
     pub listeners: Vec<(String, Arc<ListenerStats>)>,
+    /// What went to the aggregator, when that is the output.
+    pub shipped: Option<ShipSummary>,
+}
+
+/// The aggregator output's end state.
+#[derive(Debug)]
+pub struct ShipSummary {
+    /// The shipper's counters.
+    pub stats: Arc<ShipStats>,
+    /// The spool's, at exit.
+    pub spool: SpoolStats,
+}
+
+/// The aggregator output, running.
+struct Shipping {
+    spool: Arc<Spool>,
+    stats: Arc<ShipStats>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    drain_ms: u64,
+}
+
+/// Opens the spool and starts the shipper; returns the sink that feeds them.
+fn start_shipping(
+    ship: &ShipOutput,
+    state_dir: &Path,
+    rt: &tokio::runtime::Runtime,
+    udp_drops: UdpDrops,
+) -> Result<(Sink, Shipping)> {
+    let paths = IdentityPaths::new(state_dir);
+    let mut info = paths.info()?;
+    if let Some(s) = &ship.server {
+        info.server = s.clone();
+    }
+    let spool_cfg = SpoolConfig {
+        max_bytes: ship.spool_max_bytes,
+        segment_bytes: (ship.spool_max_bytes / 8).clamp(64 << 10, 8 << 20),
+        fsync: match ship.fsync {
+            SpoolFsync::Always => FsyncPolicy::Always,
+            SpoolFsync::IntervalMs(ms) => FsyncPolicy::IntervalMs(ms),
+            SpoolFsync::Never => FsyncPolicy::Never,
+        },
+        when_full: if ship.drop_oldest {
+            FullPolicy::DropOldest
+        } else {
+            FullPolicy::Block
+        },
+    };
+    let dir = state_dir.join("spool");
+    let (spool, report) = Spool::open(&dir, spool_cfg)
+        .with_context(|| format!("opening the spool {}", dir.display()))?;
+    eprintln!(
+        "vedette-agent: spool {}: {} batches waiting ({} bytes), next batch {}; damage skipped: {} records ({} bytes), torn tail cut: {} bytes",
+        dir.display(),
+        report.batches,
+        report.bytes,
+        report.next_seq,
+        report.damaged_records,
+        report.damaged_bytes,
+        report.truncated_bytes
+    );
+    let sink = Sink::spool(
+        spool.clone(),
+        BatchConfig {
+            max_bytes: ship.batch_max_bytes,
+            linger_ms: ship.linger_ms,
+            zstd_level: ship.zstd_level,
+            ..BatchConfig::default()
+        },
+        &info.agent_id,
+        &info.tenant,
+    );
+    let stats = Arc::new(ShipStats::default());
+    let cfg = ShipConfig {
+        window: ship.window,
+        heartbeat_ms: ship.heartbeat_ms,
+        backoff_min_ms: ship.backoff_min_ms,
+        backoff_max_ms: ship.backoff_max_ms,
+        ..ShipConfig::default()
+    };
+    let drain_ms = cfg.drain_ms;
+    let shipper = Shipper {
+        spool: spool.clone(),
+        paths,
+        host: serde_json::json!({ "hostname": host::hostname() }),
+        info,
+        cfg,
+        stats: stats.clone(),
+        rejected_dir: state_dir.join("rejected"),
+        udp_drops: Some(udp_drops),
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let task = rt.spawn(shipper.run(stop_rx));
+    Ok((
+        sink,
+        Shipping {
+            spool,
+            stats,
+            stop,
+            task,
+            drain_ms,
+        },
+    ))
 }
 
 /// Runs the agent with the config at `path` until SIGTERM or SIGINT.
@@ -72,18 +179,34 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let state_dir = cfg
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    // Filled once the listeners are up; heartbeats read it.
+    let listener_stats: Arc<std::sync::OnceLock<Vec<(String, Arc<ListenerStats>)>>> =
+        Arc::default();
+    let mut shipping = None;
     let mut sink = match cfg.output.clone().unwrap_or(Output::Stdout) {
         Output::Stdout => Sink::stdout(),
         Output::File(p) => {
             Sink::file(&p).with_context(|| format!("opening the output {}", p.display()))?
         }
-        Output::Aggregator(_) => anyhow::bail!("the aggregator output is not wired yet"),
+        Output::Aggregator(ship) => {
+            let ls = listener_stats.clone();
+            let drops: UdpDrops = Arc::new(move || {
+                ls.get().map_or(0, |v| {
+                    v.iter()
+                        .map(|(_, s)| s.kernel_drops.load(std::sync::atomic::Ordering::Relaxed))
+                        .sum()
+                })
+            });
+            let (sink, sh) = start_shipping(&ship, &state_dir, &rt, drops)?;
+            shipping = Some(sh);
+            sink
+        }
     };
     let norm = Normalizer::new(normalize_config(&cfg));
-    let state_dir = cfg
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let key = if cfg.redaction.is_some() {
         std::fs::create_dir_all(&state_dir)
             .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
@@ -151,14 +274,36 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     sources.start(&cfg, &tx).context("starting the inputs")?;
     drop(guard);
     let listeners = sources.stats();
-    let control = rt.spawn(control(path.to_owned(), signals, sources, tx));
-    let (stage, dedup) =
-        run_stage(rx, norm, edge, &mut sink, rt.handle()).context("writing events")?;
+    let _ = listener_stats.set(listeners.clone());
+    // At shutdown a stage blocked on a full spool (block policy, aggregator away) is let
+    // go after the drain time: what it held is not acknowledged to its sources, so files
+    // and the journal read it again at the next start.
+    let unblock = shipping.as_ref().map(|s| (s.spool.clone(), s.drain_ms));
+    let control = rt.spawn(control(path.to_owned(), signals, sources, tx, unblock));
+    let staged = run_stage(rx, norm, edge, &mut sink, rt.handle()).context("writing events");
     rt.block_on(control).context("the control task")?;
+    let shipped = match shipping {
+        None => None,
+        Some(sh) => {
+            // What is in the spool goes out for up to the drain time; the rest waits on
+            // disk for the next start.
+            let _ = sh.stop.send(true);
+            rt.block_on(sh.task).context("the shipper task")?;
+            if let Err(e) = sh.spool.sync() {
+                eprintln!("vedette-agent: syncing the spool: {e}");
+            }
+            Some(ShipSummary {
+                stats: sh.stats,
+                spool: sh.spool.stats(),
+            })
+        }
+    };
+    let (stage, dedup) = staged?;
     Ok(RunSummary {
         stage,
         dedup,
         listeners,
+        shipped,
     })
 }
 
@@ -169,6 +314,7 @@ async fn control(
     mut signals: Signals,
     mut sources: Sources,
     tx: mpsc::Sender<StageMsg>,
+    unblock: Option<(Arc<Spool>, u64)>,
 ) {
     loop {
         tokio::select! {
@@ -196,6 +342,12 @@ async fn control(
         }
     }
     sources.stop_all().await;
+    if let Some((spool, ms)) = unblock {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            spool.close();
+        });
+    }
 }
 
 /// The signals `run` handles.

@@ -1,14 +1,19 @@
-//! Where `vedette-agent run` writes events until the QUIC sink exists: NDJSON on stdout or
-//! appended to a file.
+//! Where `vedette-agent run` writes events: NDJSON on stdout or appended to a file, or
+//! batches into the disk spool that the shipper empties into the aggregator.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use vedette_schemas::ocsf::Event;
+use std::sync::Arc;
+
+use vedette_schemas::ocsf::{Event, Text};
 use vedette_schemas::wire::Watermark;
 
+use super::clock;
+use super::spool::Spool;
+use crate::core::batcher::{BatchConfig, Batcher};
 use crate::core::output::write_json_line;
 
 /// The output stream.
@@ -16,6 +21,39 @@ use crate::core::output::write_json_line;
 enum Target {
     Stdout(io::Stdout),
     File(File),
+    Spool(Box<SpoolSink>),
+}
+
+/// Events gathered into batches, each cut into the spool.
+#[derive(Debug)]
+struct SpoolSink {
+    batcher: Batcher,
+    spool: Arc<Spool>,
+    agent_id: String,
+    tenant: Text,
+    line: Vec<u8>,
+    /// An append that failed inside `write_event`, reported by the next `flush`.
+    failed: Option<io::Error>,
+}
+
+impl SpoolSink {
+    /// Cuts the open batch into the spool (blocking while the spool is full under the
+    /// block policy: that is the backpressure on the sources).
+    fn cut(&mut self, now_ms: i64) -> io::Result<()> {
+        let seq = self.spool.next_seq();
+        let Some(b) = self
+            .batcher
+            .cut(&self.agent_id, self.spool.epoch(), seq, now_ms)
+        else {
+            return Ok(());
+        };
+        self.spool.append(&b).map_err(|e| {
+            io::Error::other(format!(
+                "spooling batch {seq} ({} events): {e}",
+                b.header.events
+            ))
+        })
+    }
 }
 
 /// Buffers events as NDJSON and writes them in large chunks.
@@ -45,6 +83,19 @@ impl Sink {
         Ok(Self::new(Target::File(f)))
     }
 
+    /// Batches into `spool`, stamped with this agent's tenant.
+    pub fn spool(spool: Arc<Spool>, cfg: BatchConfig, agent_id: &str, tenant: &str) -> Self {
+        Self::new(Target::Spool(Box::new(SpoolSink {
+            batcher: Batcher::new(cfg),
+            spool,
+            agent_id: agent_id.to_owned(),
+            // Leaked once per sink: every event then clones a borrowed str, not a String.
+            tenant: Text::Borrowed(Box::leak(tenant.to_owned().into_boxed_str())),
+            line: Vec::with_capacity(4096),
+            failed: None,
+        })))
+    }
+
     fn new(target: Target) -> Self {
         Self {
             target,
@@ -55,16 +106,41 @@ impl Sink {
 
     /// Buffers one event.
     pub fn write_event(&mut self, ev: &mut Event) {
-        write_json_line(ev, &mut self.buf);
+        let Target::Spool(s) = &mut self.target else {
+            write_json_line(ev, &mut self.buf);
+            return;
+        };
+        // The tenant the certificate says; the aggregator overwrites it anyway, so the
+        // agent's word is a convenience, never trusted.
+        ev.metadata.tenant_uid = Some(s.tenant.clone());
+        s.line.clear();
+        write_json_line(ev, &mut s.line);
+        let now = clock::now_ms();
+        s.batcher.push_event(&s.line, ev.time, now);
+        let full = s.batcher.raw_len() >= s.batcher.config().max_bytes
+            || s.batcher.events() >= s.batcher.config().max_events;
+        if full
+            && s.failed.is_none()
+            && let Err(e) = s.cut(now)
+        {
+            s.failed = Some(e);
+        }
     }
 
     /// Records that a range of a source's records was consumed (the spool's batches carry
     /// these; a file has no place for them).
-    pub fn note_records(&mut self, _w: Watermark) {}
+    pub fn note_records(&mut self, w: Watermark) {
+        if let Target::Spool(s) = &mut self.target {
+            s.batcher.note_records(w, clock::now_ms());
+        }
+    }
 
     /// When buffered events are due out even if nobody asks (a spool batch's linger).
     pub fn poll_timeout(&self) -> Option<i64> {
-        None
+        match &self.target {
+            Target::Spool(s) => s.batcher.poll_timeout(),
+            _ => None,
+        }
     }
 
     /// Bytes buffered, not yet written.
@@ -79,7 +155,19 @@ impl Sink {
 
     /// Writes what is buffered. Once this returns, a kill of the agent no longer loses
     /// those events (they are in the kernel's hands).
-    pub fn flush(&mut self, _force: bool) -> io::Result<()> {
+    /// For the spool: cuts the open batch when `force`d or due (full, or lingered), and
+    /// returns once it is in the spool.
+    pub fn flush(&mut self, force: bool) -> io::Result<()> {
+        if let Target::Spool(s) = &mut self.target {
+            if let Some(e) = s.failed.take() {
+                return Err(e);
+            }
+            let now = clock::now_ms();
+            if force || s.batcher.is_due(now) {
+                s.cut(now)?;
+            }
+            return Ok(());
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -90,6 +178,7 @@ impl Sink {
                 s.flush()?;
             }
             Target::File(f) => f.write_all(&self.buf)?,
+            Target::Spool(_) => unreachable!("handled above"),
         }
         self.written += self.buf.len() as u64;
         self.buf.clear();
