@@ -20,5 +20,6 @@ mod loghub_openssh;
 mod ocsf_validate;
 mod redaction;
 mod run_config;
+mod ship_delivery;
 mod ship_identity;
 mod syslog_vectors;

@@ -131,6 +131,8 @@ pub struct ShipOutput {
     pub backoff_min_ms: u64,
     /// Longest reconnect delay, ms.
     pub backoff_max_ms: u64,
+    /// A connection silent this long is dead, ms (keep-alives go at a third of it).
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ShipOutput {
@@ -147,6 +149,7 @@ impl Default for ShipOutput {
             heartbeat_ms: 10_000,
             backoff_min_ms: 250,
             backoff_max_ms: 30_000,
+            idle_timeout_ms: 30_000,
         }
     }
 }
@@ -430,6 +433,9 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
     }
     if let Some(v) = range(o.backoff_max_ms, "output.backoff_max_ms", 1, 3_600_000) {
         s.backoff_max_ms = v;
+    }
+    if let Some(v) = range(o.idle_timeout_ms, "output.idle_timeout_ms", 100, 600_000) {
+        s.idle_timeout_ms = v;
     }
     let fsync_ms = range(o.spool_fsync_ms, "output.spool_fsync_ms", 1, 3_600_000);
     if let Some(l) = o.zstd_level {

@@ -255,6 +255,8 @@ pub struct RawOutput {
     pub backoff_min_ms: Option<Spanned<u64>>,
     /// `aggregator`: longest reconnect delay, ms (default 30000).
     pub backoff_max_ms: Option<Spanned<u64>>,
+    /// `aggregator`: a connection silent this long is dead, ms (default 30000).
+    pub idle_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// Reads `text` section by section. Problems of every section come back together, each

@@ -204,13 +204,13 @@ impl ServerCertVerifier for PinnedCa {
     }
 }
 
-fn quic_client(tls: rustls::ClientConfig) -> anyhow::Result<quinn::ClientConfig> {
+fn quic_client(tls: rustls::ClientConfig, idle: Duration) -> anyhow::Result<quinn::ClientConfig> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport
-        .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(Duration::from_secs(30).try_into()?))
+        .keep_alive_interval(Some(idle / 3))
+        .max_idle_timeout(Some(idle.try_into()?))
         .stream_receive_window((1u32 << 20).into());
     cfg.transport_config(Arc::new(transport));
     Ok(cfg)
@@ -225,11 +225,16 @@ fn enroll_client(pin: [u8; 32]) -> anyhow::Result<quinn::ClientConfig> {
         .with_custom_certificate_verifier(Arc::new(PinnedCa { pin, provider }))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN_ENROLL.to_vec()];
-    quic_client(tls)
+    quic_client(tls, Duration::from_secs(30))
 }
 
 /// The event client config: our certificate, and the CA as the only root.
-pub fn events_client(cert_pem: &str, key_pem: &str, ca_pem: &str) -> anyhow::Result<quinn::ClientConfig> {
+pub fn events_client(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+    idle: Duration,
+) -> anyhow::Result<quinn::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.context("reading the CA certificate")?)?;
@@ -243,7 +248,7 @@ pub fn events_client(cert_pem: &str, key_pem: &str, ca_pem: &str) -> anyhow::Res
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?;
     tls.alpn_protocols = vec![ALPN_EVENTS.to_vec()];
-    quic_client(tls)
+    quic_client(tls, idle)
 }
 
 /// `HOST:PORT` → the address to dial and the name to verify.

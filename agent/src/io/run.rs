@@ -143,6 +143,7 @@ fn start_shipping(
         heartbeat_ms: ship.heartbeat_ms,
         backoff_min_ms: ship.backoff_min_ms,
         backoff_max_ms: ship.backoff_max_ms,
+        idle_timeout_ms: ship.idle_timeout_ms,
         ..ShipConfig::default()
     };
     let drain_ms = cfg.drain_ms;

@@ -36,6 +36,8 @@ pub struct ShipConfig {
     pub backoff_max_ms: u64,
     /// How long shutdown waits for acks of what is in flight.
     pub drain_ms: u64,
+    /// A connection silent this long is dead.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ShipConfig {
@@ -46,6 +48,7 @@ impl Default for ShipConfig {
             backoff_min_ms: 250,
             backoff_max_ms: 30_000,
             drain_ms: 5_000,
+            idle_timeout_ms: 30_000,
         }
     }
 }
@@ -179,7 +182,12 @@ impl Shipper {
 
     async fn connect(&self) -> anyhow::Result<(quinn::Endpoint, Connection)> {
         let (cert, key, ca) = self.paths.pems()?;
-        let cfg = identity::events_client(&cert, &key, &ca)?;
+        let cfg = identity::events_client(
+            &cert,
+            &key,
+            &ca,
+            Duration::from_millis(self.cfg.idle_timeout_ms),
+        )?;
         let (addr, name) = identity::resolve(&self.info.server)?;
         let endpoint = identity::client_endpoint(addr)?;
         let conn = endpoint
@@ -233,7 +241,16 @@ impl Shipper {
                 }
             }
             while in_flight.len() < self.cfg.window {
-                let Some((seq, bytes)) = self.spool.next_unsent() else {
+                let next = match self.spool.next_unsent() {
+                    Ok(n) => n,
+                    // A record damaged since it was written is counted by the spool and
+                    // skipped; anything else is a disk problem worth a reconnect cycle.
+                    Err(e) => {
+                        in_flight.abort_all();
+                        return Err(anyhow!("reading the spool: {e}"));
+                    }
+                };
+                let Some((seq, bytes)) = next else {
                     break;
                 };
                 let (me, conn) = (self.clone(), conn.clone());
@@ -304,7 +321,9 @@ impl Shipper {
                 );
             }
         }
-        self.spool.ack(seq);
+        self.spool
+            .ack(seq)
+            .with_context(|| format!("freeing batch {seq} in the spool"))?;
         Ok(())
     }
 

@@ -221,3 +221,97 @@ pub(crate) fn enroll_ok(state_dir: &Path, server: &str, token: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&json).expect("agent.json");
     v["agent_id"].as_str().expect("agent_id").to_owned()
 }
+
+/// Reads what an aggregator stored, straight from its SQLite file (a second connection;
+/// WAL lets it read while the server writes).
+pub(crate) struct Stored {
+    conn: rusqlite::Connection,
+}
+
+impl Stored {
+    /// Opens `db` read-only.
+    pub(crate) fn open(db: &Path) -> Self {
+        let conn = rusqlite::Connection::open_with_flags(
+            db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .expect("open events.db");
+        conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+        Self { conn }
+    }
+
+    /// Events stored.
+    pub(crate) fn count(&self) -> u64 {
+        self.conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .expect("count") as u64
+    }
+
+    /// Every stored event, decompressed.
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        let mut st = self.conn.prepare("SELECT doc FROM events ORDER BY id").expect("prepare");
+        st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .expect("query")
+            .map(|d| vedette_aggregator::core::ingest::doc_json(&d.expect("row")).expect("doc"))
+            .collect()
+    }
+
+    /// One integer from `sql`.
+    pub(crate) fn int(&self, sql: &str) -> i64 {
+        self.conn
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .expect(sql)
+            .unwrap_or(0)
+    }
+
+    /// Waits (polling the file, with a deadline) until `n` events are stored.
+    pub(crate) fn wait_count(&self, n: u64, deadline: Duration) -> u64 {
+        const STEP: Duration = Duration::from_millis(20);
+        let mut have = 0;
+        for _ in 0..deadline.as_millis() / STEP.as_millis() {
+            have = self.count();
+            if have >= n {
+                return have;
+            }
+            std::thread::sleep(STEP);
+        }
+        have
+    }
+}
+
+/// A file of `n` distinct syslog lines (each its own event; no two alike, so dedup could
+/// not fold them even if it were on).
+pub(crate) fn distinct_lines(n: usize, tag: &str) -> String {
+    let mut s = String::with_capacity(n * 90);
+    for i in 0..n {
+        s.push_str(&format!(
+            "2026-11-27T10:00:{:02}.{:06}Z host1 {tag}[{}]: distinct line {i} of {n}\n",
+            (i / 1_000_000) % 60,
+            i % 1_000_000,
+            1000 + i % 50_000
+        ));
+    }
+    s
+}
+
+/// The agent config for shipping `files` to `server`, with quick intervals for tests.
+pub(crate) fn ship_config(state_dir: &Path, files: &str, extra_output: &str) -> String {
+    format!(
+        "[agent]\nstate_dir = \"{}\"\npoll_interval_ms = 20\n\n[dedup]\nenabled = false\n\n[[input.file]]\npaths = [\"{files}\"]\nread_from = \"start\"\n\n[output]\ntype = \"aggregator\"\nbatch_linger_ms = 20\nheartbeat_ms = 100\nbackoff_min_ms = 20\nbackoff_max_ms = 300\n{extra_output}\n",
+        state_dir.display()
+    )
+}
+
+/// The `n` in "distinct line n of …" of every stored event, checking each appears once.
+pub(crate) fn line_numbers(events: &[serde_json::Value]) -> std::collections::BTreeMap<u64, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for e in events {
+        let raw = e["raw_data"].as_str().unwrap_or_default();
+        if let Some(rest) = raw.split("distinct line ").nth(1)
+            && let Some(n) = rest.split(' ').next().and_then(|n| n.parse().ok())
+        {
+            *seen.entry(n).or_insert(0) += 1;
+        }
+    }
+    seen
+}
