@@ -2,6 +2,7 @@
 //! QUIC and real certificates.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use super::support::Scratch;
 use super::support::aggregator::{RunningAggregator, enroll, enroll_ok};
@@ -58,4 +59,111 @@ fn an_expired_token_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("expired"), "{err}");
     assert!(!dir.join("identity/agent.pem").exists());
+}
+
+/// Connects to `agg` on the event ALPN with `client_cert` (chain PEM, key PEM) or none,
+/// opens a batch stream and waits for the answer: `Ok(())` only if the server accepted the
+/// connection and kept it open; otherwise the error text.
+fn raw_connect(agg: &RunningAggregator, client_cert: Option<(String, String)>) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    let ca_pem = std::fs::read_to_string(agg.state.join("ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut tls = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    tls.alpn_protocols = vec![b"vedette/1".to_vec()];
+    let cfg = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let conn = ep
+            .connect_with(cfg, agg.addr, "localhost")
+            .unwrap()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        // A control stream with a hello: the server answers with a welcome if it accepts us.
+        let mut buf = vec![1u8];
+        let hello = serde_json::json!({"type": "hello", "version": "test", "hostname": "t", "host": {}, "epoch": 1});
+        let body = serde_json::to_vec(&hello).unwrap();
+        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&body);
+        send.write_all(&buf).await.map_err(|e| e.to_string())?;
+        let mut prefix = [0u8; 4];
+        let r = tokio::time::timeout(Duration::from_secs(10), recv.read_exact(&mut prefix)).await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            // The server's reason, when it closed the connection on purpose.
+            Ok(Err(e)) => Err(match conn.close_reason() {
+                Some(quinn::ConnectionError::ApplicationClosed(c)) => format!(
+                    "closed with code {}: {}",
+                    c.error_code,
+                    String::from_utf8_lossy(&c.reason)
+                ),
+                Some(other) => other.to_string(),
+                None => e.to_string(),
+            }),
+            Err(_) => Err("no answer".into()),
+        }
+    })
+}
+
+#[test]
+fn the_event_channel_refuses_no_certificate_another_cas_certificate_and_a_revoked_agent() {
+    let scratch = Scratch::new("ship-refuse");
+    let mut agg = RunningAggregator::start(&scratch, "agg");
+
+    // No certificate: TLS lets it through (enrollment needs that), the event ALPN does not.
+    let e = raw_connect(&agg, None).unwrap_err();
+    assert!(e.contains("no client certificate"), "{e}");
+
+    // A certificate of another CA, with a subject that names a real-looking agent: refused
+    // in the handshake.
+    let other = vedette_aggregator::identity::Authority::create(1_790_000_000_000, 10).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let forged = other
+        .sign_agent(&csr, "agt-0011223344556677", "default", 1_790_000_000_000, 10)
+        .unwrap();
+    let e = raw_connect(&agg, Some((forged.cert_pem, key.serialize_pem()))).unwrap_err();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+
+    // A real agent, enrolled, then revoked: refused at its next connection.
+    let dir = scratch.path("agent");
+    let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    let pem = |n: &str| std::fs::read_to_string(dir.join("identity").join(n)).unwrap();
+    raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key")))).expect("an enrolled agent is welcome");
+    agg.revoke(&id);
+    let e = raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key")))).unwrap_err();
+    assert!(e.contains("revoked"), "{e}");
+    let log = agg.log();
+    assert!(log.contains(&format!("{id} is revoked")), "{log}");
 }
