@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::support::Scratch;
 use super::support::agent::RunningAgent;
 use super::support::aggregator::{
-    RunningAggregator, Stored, distinct_lines, enroll_ok, line_numbers, ship_config,
+    Netns, RunningAggregator, Stored, distinct_lines, enroll_ok, enroll_ok_in, line_numbers,
+    ship_config,
 };
 
 /// Long enough for a debug build on a loaded 2-core machine to ship a few hundred
@@ -86,4 +87,56 @@ fn kill_9_and_restart_of_the_aggregator_loses_and_repeats_nothing() {
     assert_exactly_once(&stored, N);
     assert!(log.contains("shipped:"), "{log}");
     drop(agg);
+}
+
+#[test]
+fn a_network_cut_longer_than_the_idle_timeout_loses_and_repeats_nothing() {
+    // Peers: agents that treat a dead connection as "sent" (Wazuh's UDP mode, Fluent Bit
+    // with retries exhausted) lose what was in flight. Here the spool keeps every batch
+    // until its ack, across as many reconnects as the cut takes.
+    //
+    // The cut is real dropped packets (nftables in a throw-away network namespace), held
+    // 3 s against a 400 ms idle timeout: the same situation as a 30 s cut against the
+    // default 30 s... minus the wait.
+    const N: usize = 60_000;
+    let ns = Netns::new("cut");
+    let scratch = Scratch::new("ship-cut");
+    let agg = RunningAggregator::start_in(&scratch, "agg", Some(&ns.name));
+    let dir = scratch.path("agent");
+    enroll_ok_in(&dir, &agg.server(), &agg.token("default", "1h"), Some(&ns.name));
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    scratch.write("logs/app.log", distinct_lines(N, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            "idle_timeout_ms = 400\n",
+        )
+        .as_bytes(),
+    );
+    let stored = Stored::open(&agg.db());
+    let mut agent = RunningAgent::spawn_in(cfg, scratch.path("unused.ndjson"), Some(&ns.name));
+    let have = stored.wait_count(N as u64 / 10, DEADLINE);
+    assert!(have >= N as u64 / 10, "only {have} events arrived");
+    let port = agg.addr.port().to_string();
+    ns.nft(&["add", "table", "inet", "vcut"]);
+    ns.nft(&[
+        "add", "chain", "inet", "vcut", "input",
+        "{ type filter hook input priority 0; policy accept; }",
+    ]);
+    ns.nft(&["add", "rule", "inet", "vcut", "input", "udp", "dport", &port, "drop"]);
+    ns.nft(&["add", "rule", "inet", "vcut", "input", "udp", "sport", &port, "drop"]);
+    // The agent notices: its connection times out and reconnects fail while the cut holds.
+    agent.wait_log("shipping to");
+    let during = stored.count();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stored.count(), during, "events arrived through the cut");
+    ns.nft(&["delete", "table", "inet", "vcut"]);
+    let have = stored.wait_count(N as u64, DEADLINE);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}");
+    assert_exactly_once(&stored, N);
+    eprintln!("{during} events stored when the cut began; all {N} after it");
 }

@@ -51,7 +51,12 @@ impl RunningAgent {
 
     /// Starts the agent on an existing config file writing to `out`.
     pub(crate) fn spawn(config: PathBuf, out: PathBuf) -> Self {
-        let mut child = Command::new(agent_bin())
+        Self::spawn_in(config, out, None)
+    }
+
+    /// [`Self::spawn`] inside network namespace `netns` when given.
+    pub(crate) fn spawn_in(config: PathBuf, out: PathBuf, netns: Option<&str>) -> Self {
+        let mut child = super::aggregator::in_netns(agent_bin(), netns)
             .args(["run", "--config"])
             .arg(&config)
             .stdin(Stdio::null())

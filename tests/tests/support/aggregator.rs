@@ -16,6 +16,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// An aggregator process and its state dir.
 pub(crate) struct RunningAggregator {
     child: Option<Child>,
+    netns: Option<String>,
     /// State dir (CA, keys, events.db).
     pub(crate) state: PathBuf,
     /// Its config.
@@ -49,6 +50,11 @@ pub(crate) fn aggregator_cli(args: &[&str]) -> String {
 impl RunningAggregator {
     /// `init` in `scratch/<name>`, then `serve` on an ephemeral loopback port.
     pub(crate) fn start(scratch: &Scratch, name: &str) -> Self {
+        Self::start_in(scratch, name, None)
+    }
+
+    /// Like [`Self::start`], inside network namespace `netns` when given.
+    pub(crate) fn start_in(scratch: &Scratch, name: &str, netns: Option<&str>) -> Self {
         let state = scratch.path(name);
         aggregator_cli(&["init", "--state-dir", state.to_str().expect("UTF-8 path")]);
         let config = scratch.write(
@@ -59,17 +65,22 @@ impl RunningAggregator {
             )
             .as_bytes(),
         );
-        Self::serve(state, config, None)
+        Self::serve(state, config, None, netns)
     }
 
     /// `serve` on an existing config; `addr` pins the port (a restart keeps it).
-    fn serve(state: PathBuf, config: PathBuf, addr: Option<SocketAddr>) -> Self {
+    fn serve(
+        state: PathBuf,
+        config: PathBuf,
+        addr: Option<SocketAddr>,
+        netns: Option<&str>,
+    ) -> Self {
         if let Some(a) = addr {
             let text = std::fs::read_to_string(&config).expect("config");
             let text = text.replace("127.0.0.1:0", &a.to_string());
             std::fs::write(&config, text).expect("config");
         }
-        let mut child = Command::new(aggregator_bin())
+        let mut child = in_netns(aggregator_bin(), netns)
             .args(["serve", "--config"])
             .arg(&config)
             .stdin(Stdio::null())
@@ -93,6 +104,7 @@ impl RunningAggregator {
         }
         let mut me = Self {
             child: Some(child),
+            netns: netns.map(str::to_owned),
             state,
             config,
             addr: "0.0.0.0:0".parse().expect("addr"),
@@ -180,7 +192,7 @@ impl RunningAggregator {
         let _ = c.kill();
         let _ = c.wait();
         let (state, config, addr) = (self.state.clone(), self.config.clone(), self.addr);
-        Self::serve(state, config, Some(addr))
+        Self::serve(state, config, Some(addr), self.netns.as_deref())
     }
 
     /// SIGTERM and wait.
@@ -204,9 +216,27 @@ impl Drop for RunningAggregator {
     }
 }
 
+/// `bin`, run inside network namespace `netns` when given (`ip netns exec` execs it, so
+/// the child's pid is the program's own).
+pub(crate) fn in_netns(bin: &Path, netns: Option<&str>) -> Command {
+    match netns {
+        None => Command::new(bin),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin);
+            c
+        }
+    }
+}
+
 /// `vedette-agent enroll --server S --token T --state-dir DIR`.
 pub(crate) fn enroll(state_dir: &Path, server: &str, token: &str) -> Output {
-    Command::new(agent_bin())
+    enroll_in(state_dir, server, token, None)
+}
+
+/// [`enroll`] inside network namespace `netns` when given.
+pub(crate) fn enroll_in(state_dir: &Path, server: &str, token: &str, netns: Option<&str>) -> Output {
+    in_netns(agent_bin(), netns)
         .args(["enroll", "--server", server, "--token", token, "--state-dir"])
         .arg(state_dir)
         .output()
@@ -215,7 +245,12 @@ pub(crate) fn enroll(state_dir: &Path, server: &str, token: &str) -> Output {
 
 /// Enrolls and returns the agent id, failing the test if refused.
 pub(crate) fn enroll_ok(state_dir: &Path, server: &str, token: &str) -> String {
-    let out = check(enroll(state_dir, server, token), "vedette-agent enroll");
+    enroll_ok_in(state_dir, server, token, None)
+}
+
+/// [`enroll_ok`] inside network namespace `netns` when given.
+pub(crate) fn enroll_ok_in(state_dir: &Path, server: &str, token: &str, netns: Option<&str>) -> String {
+    let out = check(enroll_in(state_dir, server, token, netns), "vedette-agent enroll");
     let json = std::fs::read_to_string(state_dir.join("identity/agent.json"))
         .unwrap_or_else(|e| panic!("no identity after enrolling ({out}): {e}"));
     let v: serde_json::Value = serde_json::from_str(&json).expect("agent.json");
@@ -314,4 +349,42 @@ pub(crate) fn line_numbers(events: &[serde_json::Value]) -> std::collections::BT
         }
     }
     seen
+}
+
+/// A throw-away network namespace with loopback up, deleted on drop. Needs root and
+/// iproute2 (`.ci/run` installs it); the host's own network and firewall are never touched.
+pub(crate) struct Netns {
+    /// Its name.
+    pub(crate) name: String,
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Creates `vdt-<tag>-<pid>`.
+    pub(crate) fn new(tag: &str) -> Self {
+        let name = format!("vdt-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Self { name }
+    }
+
+    /// Runs `nft` with `args` inside the namespace.
+    pub(crate) fn nft(&self, args: &[&str]) {
+        run_ok(Command::new("ip").args(["netns", "exec", &self.name, "nft"]).args(args));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
 }
