@@ -22,6 +22,10 @@
 //!   it is mostly our own hosts' addresses (inbound firewall refusals), which the device
 //!   index already answers; the column is there for when outbound flows make it worth an
 //!   index. `device_ip`, `type_uid` and `severity_id` filter within those ranges.
+//!   Measured (`insert_rate_on_a_real_batch`, release, batches of 6,000 real events,
+//!   `synchronous=FULL`, a noisy shared 2-core machine): ~10 µs per event with only
+//!   `UNIQUE (tenant, uid)`, ~20 µs with these five indexes, ~22 µs with a sixth on
+//!   `dst_ip`.
 //! - `batches`: `(agent_id, epoch, seq)` of every committed batch (the replay key), what
 //!   it held and what was stored.
 //! - `watermarks`: the ranges `[first, end)` each committed batch accounts for, per
