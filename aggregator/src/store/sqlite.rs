@@ -341,6 +341,15 @@ impl EventStore for SqliteStore {
         Ok(AckOutcome::Stored { stored, duplicates })
     }
 
+    fn is_committed(&self, agent_id: &str, epoch: u64, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3",
+            )?
+            .exists(params![agent_id, bits(epoch), bits(seq)])?)
+    }
+
     fn event_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn

@@ -84,6 +84,9 @@ fn a_replayed_batch_is_acknowledged_as_replay_and_stores_nothing() {
     assert_eq!(s.event_count().unwrap(), 2);
     assert_eq!(s.batch_count().unwrap(), 1);
     assert_eq!(s.gaps("agent-1").unwrap(), vec![]);
+    assert!(s.is_committed("agent-1", 7, 1).unwrap());
+    assert!(!s.is_committed("agent-1", 7, 2).unwrap());
+    assert!(!s.is_committed("agent-2", 7, 1).unwrap());
     // Another epoch with the same seq is another batch.
     let who = peer();
     let (h, p) = encode_batch("agent-1", 8, 1, &more, vec![], 0);
