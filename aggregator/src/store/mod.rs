@@ -122,7 +122,8 @@ pub trait EventStore: Send {
 
     /// The holes between the ranges the agent's committed batches account for, per
     /// (source, stream, unit), in order. Before the first range nothing is reported (a
-    /// source may start being read anywhere, e.g. at the end of an existing file).
+    /// source may start being read anywhere, e.g. at the end of an existing file). Empty
+    /// ranges (`first == end`) cover nothing and split nothing.
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError>;
 }
 

@@ -399,8 +399,8 @@ impl EventStore for SqliteStore {
 
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source, stream, unit, first, \"end\" FROM watermarks WHERE agent_id = ?1 \
-             ORDER BY source, stream, unit, first, \"end\"",
+            "SELECT source, stream, unit, first, \"end\" FROM watermarks \
+             WHERE agent_id = ?1 AND \"end\" > first ORDER BY source, stream, unit, first, \"end\"",
         )?;
         let mut rows = stmt.query([agent_id])?;
         let mut gaps = Vec::new();

@@ -496,3 +496,38 @@ fn insert_rate_on_a_real_batch() {
         events.len()
     );
 }
+
+proptest::proptest! {
+    /// Gaps against a model: the positions between the lowest first and the highest end
+    /// of the non-empty ranges that no range covers, as maximal runs.
+    #[test]
+    fn gaps_are_the_uncovered_runs(ranges in proptest::collection::vec((0u64..64, 0u64..16), 1..8)) {
+        let mut s = memory();
+        for (i, &(first, len)) in ranges.iter().enumerate() {
+            send(&mut s, i as u64 + 1, &[], vec![watermark(first, first + len)]);
+        }
+        let mut covered = [false; 80];
+        let mut lo = u64::MAX;
+        let mut hi = 0;
+        for &(first, len) in ranges.iter().filter(|r| r.1 > 0) {
+            covered[first as usize..(first + len) as usize].fill(true);
+            lo = lo.min(first);
+            hi = hi.max(first + len);
+        }
+        let mut want = Vec::new();
+        let mut p = lo;
+        while p < hi {
+            if covered[p as usize] {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while !covered[p as usize] {
+                p += 1;
+            }
+            want.push((start, p));
+        }
+        let got: Vec<_> = s.gaps("agent-1").unwrap().iter().map(|g| (g.first, g.end)).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
