@@ -11,7 +11,10 @@
 //! 1. the header's `agent_id` is the certificate's;
 //! 2. the payload is `zstd_len` bytes;
 //! 3. `raw_len` is within [`wire::MAX_RAW`], and decompression never produces more than
-//!    `raw_len` bytes (a zstd bomb stops there), and exactly `raw_len`;
+//!    `raw_len` bytes (a zstd bomb stops there), and exactly `raw_len` (the output
+//!    buffer is reserved at `raw_len` up front: an enrolled agent can make the aggregator
+//!    reserve up to `MAX_RAW` per batch in flight, which the server bounds by limiting
+//!    concurrent batch streams);
 //! 4. the xxh3-64 of the decompressed bytes is `checksum`;
 //! 5. every line is an OCSF event (see below), and there are `events` of them;
 //! 6. every watermark range is well-formed (`first <= end`, positions that fit SQLite's
