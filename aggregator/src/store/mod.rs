@@ -10,6 +10,21 @@
 //! [`sqlite::Synchronous::Full`], fsynced). The caller sends the [`AckOutcome`] it returns,
 //! and only then: an error means nothing was committed and nothing must be acknowledged
 //! (the agent will send the batch again, and that is safe, see [`EventStore::commit`]).
+//!
+//! The server's call order for one batch stream, `peer` read from the client certificate
+//! (and checked against [`Registry::is_revoked`] at connection time):
+//!
+//! ```text
+//! read header frame, then exactly header.zstd_len payload bytes (<= wire::MAX_PAYLOAD)
+//! if store.is_committed(peer.agent_id, epoch, seq)?  -> ack Replay
+//! match decoder.decode(&header, &payload, &peer) {          // core::ingest::Decoder
+//!     Err(e) => match e.outcome() { Some(rejected) => ack it, None => close the stream },
+//!     Ok(batch) => match store.commit(&peer, &header, &batch, now_ms) {
+//!         Ok(outcome) => ack outcome,                       // durable by now
+//!         Err(_) => close the stream without an ack,        // the agent resends
+//!     },
+//! }
+//! ```
 
 pub mod sqlite;
 
@@ -83,6 +98,11 @@ pub trait EventStore: Send {
         now_ms: i64,
     ) -> Result<AckOutcome, StoreError>;
 
+    /// Whether `(agent_id, epoch, seq)` is committed: lets the server answer
+    /// [`AckOutcome::Replay`] to a resent batch without decompressing it. Only a hint:
+    /// [`EventStore::commit`] checks again inside its transaction.
+    fn is_committed(&self, agent_id: &str, epoch: u64, seq: u64) -> Result<bool, StoreError>;
+
     /// Events stored, all tenants.
     fn event_count(&self) -> Result<u64, StoreError>;
 
@@ -102,7 +122,8 @@ pub trait EventStore: Send {
 
     /// The holes between the ranges the agent's committed batches account for, per
     /// (source, stream, unit), in order. Before the first range nothing is reported (a
-    /// source may start being read anywhere, e.g. at the end of an existing file).
+    /// source may start being read anywhere, e.g. at the end of an existing file). Empty
+    /// ranges (`first == end`) cover nothing and split nothing.
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError>;
 }
 

@@ -22,6 +22,10 @@
 //!   it is mostly our own hosts' addresses (inbound firewall refusals), which the device
 //!   index already answers; the column is there for when outbound flows make it worth an
 //!   index. `device_ip`, `type_uid` and `severity_id` filter within those ranges.
+//!   Measured (`insert_rate_on_a_real_batch`, release, batches of 6,000 real events,
+//!   `synchronous=FULL`, a noisy shared 2-core machine): ~10 µs per event with only
+//!   `UNIQUE (tenant, uid)`, ~20 µs with these five indexes, ~22 µs with a sixth on
+//!   `dst_ip`.
 //! - `batches`: `(agent_id, epoch, seq)` of every committed batch (the replay key), what
 //!   it held and what was stored.
 //! - `watermarks`: the ranges `[first, end)` each committed batch accounts for, per
@@ -337,6 +341,15 @@ impl EventStore for SqliteStore {
         Ok(AckOutcome::Stored { stored, duplicates })
     }
 
+    fn is_committed(&self, agent_id: &str, epoch: u64, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3",
+            )?
+            .exists(params![agent_id, bits(epoch), bits(seq)])?)
+    }
+
     fn event_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
@@ -386,8 +399,8 @@ impl EventStore for SqliteStore {
 
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT source, stream, unit, first, \"end\" FROM watermarks WHERE agent_id = ?1 \
-             ORDER BY source, stream, unit, first, \"end\"",
+            "SELECT source, stream, unit, first, \"end\" FROM watermarks \
+             WHERE agent_id = ?1 AND \"end\" > first ORDER BY source, stream, unit, first, \"end\"",
         )?;
         let mut rows = stmt.query([agent_id])?;
         let mut gaps = Vec::new();

@@ -268,4 +268,42 @@ fn doc_ratio_on_a_real_batch() {
         raw.len() as f64 / doc as f64,
         raw.len() as f64 / whole as f64,
     );
+    // With a raw-content dictionary (no training: the events of another file, as stored,
+    // concatenated) in VEDETTE_DICT_NDJSON.
+    let Ok(dict_path) = std::env::var("VEDETTE_DICT_NDJSON") else {
+        return;
+    };
+    let mut dict = Vec::new();
+    for line in std::fs::read(dict_path).unwrap().split(|&b| b == b'\n') {
+        if let Ok(mut v) = serde_json::from_slice::<Value>(line) {
+            v["metadata"]["tenant_uid"] = json!("acme");
+            serde_json::to_writer(&mut dict, &v).unwrap();
+        }
+    }
+    let mut z = zstd::bulk::Compressor::with_dictionary(1, &dict).unwrap();
+    let with: usize = d
+        .rows
+        .iter()
+        .map(|r| {
+            let json = serde_json::to_vec(&doc_json(&r.doc).unwrap()).unwrap();
+            z.compress(&json).unwrap().len()
+        })
+        .sum();
+    println!(
+        "with a {} B raw dictionary: {:.0} B stored/event, ratio {:.2}",
+        dict.len(),
+        with as f64 / n as f64,
+        raw.len() as f64 / with as f64
+    );
+}
+
+#[test]
+fn an_event_row_outside_a_batch_is_checked_like_a_line() {
+    let mut d = Decoder::new().unwrap();
+    let r = d.event_row(event("u1", 1), "acme").unwrap();
+    assert_eq!(doc_json(&r.doc).unwrap()["metadata"]["tenant_uid"], "acme");
+    assert!(matches!(
+        d.event_row(json!("x"), "acme"),
+        Err(IngestError::BadLine { line: 1, .. })
+    ));
 }

@@ -84,6 +84,9 @@ fn a_replayed_batch_is_acknowledged_as_replay_and_stores_nothing() {
     assert_eq!(s.event_count().unwrap(), 2);
     assert_eq!(s.batch_count().unwrap(), 1);
     assert_eq!(s.gaps("agent-1").unwrap(), vec![]);
+    assert!(s.is_committed("agent-1", 7, 1).unwrap());
+    assert!(!s.is_committed("agent-1", 7, 2).unwrap());
+    assert!(!s.is_committed("agent-2", 7, 1).unwrap());
     // Another epoch with the same seq is another batch.
     let who = peer();
     let (h, p) = encode_batch("agent-1", 8, 1, &more, vec![], 0);
@@ -431,6 +434,9 @@ fn insert_rate_on_a_real_batch() {
         .collect();
     let db = TempDb::new("rate");
     let mut s = SqliteStore::open(&db.0, SqliteConfig::default()).unwrap();
+    if let Ok(sql) = std::env::var("VEDETTE_EXTRA_SQL") {
+        s.conn.execute_batch(&sql).unwrap();
+    }
     let who = peer();
     let mut dec = Decoder::new().unwrap();
     let (mut decode, mut commit, mut n) = (0.0, 0.0, 0);
@@ -453,10 +459,75 @@ fn insert_rate_on_a_real_batch() {
         commit += t.elapsed().as_secs_f64();
         n += evs.len();
     }
+    // Where decode's time goes.
+    let lines: Vec<&[u8]> = raw
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let t = now();
+    let vals: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let parse = t.elapsed().as_secs_f64();
+    let t = now();
+    let jsons: Vec<Vec<u8>> = vals
+        .iter()
+        .map(|v| serde_json::to_vec(v).unwrap())
+        .collect();
+    let ser = t.elapsed().as_secs_f64();
+    let mut z = zstd::bulk::Compressor::new(1).unwrap();
+    let t = now();
+    for j in &jsons {
+        z.compress(j).unwrap();
+    }
+    let zt = t.elapsed().as_secs_f64();
+    let m = lines.len() as f64;
+    println!(
+        "parse {:.1} us, serialize {:.1} us, zstd {:.1} us per event",
+        parse * 1e6 / m,
+        ser * 1e6 / m,
+        zt * 1e6 / m
+    );
     println!(
         "{n} events: decode {:.1} us/event, commit {:.1} us/event (synchronous=FULL, one batch of {} per commit)",
         decode * 1e6 / n as f64,
         commit * 1e6 / n as f64,
         events.len()
     );
+}
+
+proptest::proptest! {
+    /// Gaps against a model: the positions between the lowest first and the highest end
+    /// of the non-empty ranges that no range covers, as maximal runs.
+    #[test]
+    fn gaps_are_the_uncovered_runs(ranges in proptest::collection::vec((0u64..64, 0u64..16), 1..8)) {
+        let mut s = memory();
+        for (i, &(first, len)) in ranges.iter().enumerate() {
+            send(&mut s, i as u64 + 1, &[], vec![watermark(first, first + len)]);
+        }
+        let mut covered = [false; 80];
+        let mut lo = u64::MAX;
+        let mut hi = 0;
+        for &(first, len) in ranges.iter().filter(|r| r.1 > 0) {
+            covered[first as usize..(first + len) as usize].fill(true);
+            lo = lo.min(first);
+            hi = hi.max(first + len);
+        }
+        let mut want = Vec::new();
+        let mut p = lo;
+        while p < hi {
+            if covered[p as usize] {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while !covered[p as usize] {
+                p += 1;
+            }
+            want.push((start, p));
+        }
+        let got: Vec<_> = s.gaps("agent-1").unwrap().iter().map(|g| (g.first, g.end)).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
 }
