@@ -2,6 +2,7 @@
 //! OCSF events. Nothing here reads a clock, a file or a socket.
 
 pub mod allowlist;
+pub mod batcher;
 pub mod dedup;
 pub mod enrich;
 pub mod envelope;
