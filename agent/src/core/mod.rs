@@ -13,6 +13,7 @@ pub mod normalize;
 pub mod output;
 pub mod parse;
 pub mod prehashed;
+pub mod spool;
 pub mod tail;
 pub mod text;
 pub mod time;
