@@ -12,7 +12,12 @@
 //! - `state`: the epoch (random, chosen when the spool is created) and the high-water mark
 //!   of sequence numbers, saved before a segment holding the highest ones is deleted, so
 //!   numbering continues after a restart even when every segment was acknowledged and
-//!   deleted. Written atomically (temp file, fsync, rename, fsync the directory).
+//!   deleted. Written atomically (temp file, fsync, rename, fsync the directory);
+//! - `acks`: the seqs acknowledged while their segment still exists, 8 bytes each
+//!   (little-endian), appended at each ack, so a restart resends only what was not
+//!   acknowledged. Rewritten compactly at open and when it outgrows the segments it
+//!   describes. Not flushed on its own: a lost ack costs a resend, which the aggregator
+//!   answers as a replay.
 //!
 //! Memory holds only an index (seq → segment, offset, length, events, created_ms); payloads
 //! are read back from disk when handed out. Opening reads each segment once to rebuild the
@@ -40,6 +45,8 @@ use crate::core::spool::{self as format, HEADER_LEN, MAX_PAYLOAD, RecordMeta};
 
 /// Name of the state file in the spool directory.
 const STATE: &str = "state";
+/// Name of the ack log in the spool directory.
+const ACKS: &str = "acks";
 /// First line of the state file.
 const STATE_HEADER: &str = "vedette-spool 1";
 /// ENOSPC and EDQUOT on Linux: the filesystem or the quota is full.
@@ -245,6 +252,10 @@ struct Inner {
     /// Appenders waiting for space.
     waiters: usize,
     last_sync_ms: i64,
+    /// The ack log, open for appending.
+    acks: File,
+    /// Entries in it.
+    ack_entries: u64,
 }
 
 /// The disk queue. Shared as `Arc<Spool>` between the appending thread and the shipper.
@@ -351,25 +362,19 @@ impl Spool {
             }
             Err(e) => return Err(io_err(&state_path)(e)),
         };
-        let mut inner = Inner {
-            segments: BTreeMap::new(),
-            index: BTreeMap::new(),
-            cursor: 0,
-            active: None,
-            next_seq: 0,
-            hwm_saved: hwm,
-            disk_bytes: 0,
-            unacked_bytes: 0,
-            dropped_batches: 0,
-            dropped_events: 0,
-            damaged_records: 0,
-            damaged_bytes: 0,
-            acked: 0,
-            closed: false,
-            freed: 0,
-            waiters: 0,
-            last_sync_ms: 0,
+        let acks_path = dir.join(ACKS);
+        let acked: std::collections::HashSet<u64> = match fs::read(&acks_path) {
+            // A torn last entry (crash mid-append) is ignored: that batch is sent again.
+            Ok(b) => b
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
+            Err(e) => return Err(io_err(&acks_path)(e)),
         };
+        let mut segments = BTreeMap::new();
+        let mut index = BTreeMap::new();
+        let (mut disk_bytes, mut unacked_bytes) = (0, 0);
         let mut max_seq = hwm;
         for (first, path) in list_segments(dir)? {
             let data = fs::read(&path).map_err(io_err(&path))?;
@@ -404,11 +409,14 @@ impl Spool {
             };
             for r in &scan.records {
                 let seq = r.meta.seq;
-                if inner.index.contains_key(&seq) {
-                    // Two records claim one seq (a copied file?): the first one found wins.
+                seg.last_seq = seg.last_seq.max(seq);
+                max_seq = max_seq.max(seq);
+                // Acknowledged, or two records claim one seq (a copied file?): the first
+                // one found wins.
+                if acked.contains(&seq) || index.contains_key(&seq) {
                     continue;
                 }
-                inner.index.insert(
+                index.insert(
                     seq,
                     Entry {
                         segment: first,
@@ -418,21 +426,50 @@ impl Spool {
                         created_ms: r.meta.created_ms,
                     },
                 );
-                inner.unacked_bytes += r.len;
+                unacked_bytes += r.len;
                 seg.live += 1;
-                seg.last_seq = seg.last_seq.max(seq);
-                max_seq = max_seq.max(seq);
             }
-            inner.disk_bytes += seg.len;
-            inner.segments.insert(first, seg);
+            disk_bytes += seg.len;
+            segments.insert(first, seg);
         }
-        inner.next_seq = max_seq + 1;
-        inner.damaged_records = report.damaged_records;
-        inner.damaged_bytes = report.damaged_bytes;
-        if report.created || report.state_reset {
+        if report.created || report.state_reset || max_seq > hwm {
+            // Before any segment goes, the state must know the seqs in it.
             persist_state(&state_path, epoch, max_seq, cfg.fsync)?;
-            inner.hwm_saved = max_seq;
         }
+        // Segments acknowledged in full (their deletion was cut short by a crash).
+        let done: Vec<u64> = segments
+            .iter()
+            .filter(|(_, s)| s.live == 0)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in done {
+            let seg = segments.remove(&k).expect("listed");
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            disk_bytes -= seg.len;
+        }
+        let kept = acked_on_disk(&segments, &index);
+        let acks = write_acks(dir, &kept, cfg.fsync)?;
+        let inner = Inner {
+            segments,
+            index,
+            cursor: 0,
+            active: None,
+            next_seq: max_seq + 1,
+            hwm_saved: max_seq,
+            disk_bytes,
+            unacked_bytes,
+            dropped_batches: 0,
+            dropped_events: 0,
+            damaged_records: report.damaged_records,
+            damaged_bytes: report.damaged_bytes,
+            acked: 0,
+            closed: false,
+            freed: 0,
+            waiters: 0,
+            last_sync_ms: 0,
+            acks,
+            ack_entries: kept.len() as u64,
+        };
         report.segments = inner.segments.len() as u64;
         report.batches = inner.index.len() as u64;
         report.bytes = inner.disk_bytes;
@@ -721,6 +758,14 @@ impl Spool {
         if g.active == Some(key) {
             g.active = None;
         }
+        // The log holds acks of deleted segments too: rewrite it once they are most of it
+        // (amortised: each rewrite at least halves it).
+        let on_disk: u64 = g.segments.values().map(|s| s.len).sum::<u64>() / HEADER_LEN as u64;
+        if g.ack_entries > 1024 && g.ack_entries > 2 * on_disk {
+            let kept = acked_on_disk(&g.segments, &g.index);
+            g.acks = write_acks(&self.dir, &kept, self.cfg.fsync)?;
+            g.ack_entries = kept.len() as u64;
+        }
         self.freed(g);
         Ok(())
     }
@@ -844,6 +889,10 @@ impl Spool {
             return Ok(false);
         };
         g.acked += 1;
+        let mut log = &g.acks;
+        log.write_all(&seq.to_le_bytes())
+            .map_err(io_err(&self.dir.join(ACKS)))?;
+        g.ack_entries += 1;
         self.release(&mut g, e)?;
         Ok(true)
     }
@@ -906,6 +955,37 @@ impl Drop for Spool {
             let _ = self.sync();
         }
     }
+}
+
+/// The acknowledged seqs of the segments still on disk: every seq in a segment's range
+/// that is not waiting (one a damaged record held, too: harmless).
+fn acked_on_disk(segments: &BTreeMap<u64, Segment>, index: &BTreeMap<u64, Entry>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (&first, seg) in segments {
+        out.extend((first..=seg.last_seq).filter(|s| !index.contains_key(s)));
+    }
+    out
+}
+
+/// Replaces the ack log with `seqs` (temp file, rename) and opens it for appending.
+fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, SpoolError> {
+    let path = dir.join(ACKS);
+    let tmp = dir.join(".acks.tmp");
+    let bytes: Vec<u8> = seqs.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&bytes).map_err(io_err(&tmp))?;
+    if fsync != FsyncPolicy::Never {
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if fsync != FsyncPolicy::Never {
+        sync_dir(dir)?;
+    }
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(io_err(&path))
 }
 
 fn persist_state(path: &Path, epoch: u64, hwm: u64, fsync: FsyncPolicy) -> Result<(), SpoolError> {

@@ -255,6 +255,7 @@ fn block_waits_until_an_ack_frees_a_segment() {
     let s = Arc::clone(&spool);
     let t = std::thread::spawn(move || tx.send(s.append(&next)).unwrap());
     while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
         std::thread::yield_now();
     }
     assert!(rx.try_recv().is_err(), "blocked while full");
@@ -273,7 +274,7 @@ fn close_releases_a_blocked_append() {
     let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
     drop(spool);
     let cfg = SpoolConfig {
-        max_bytes: rec,
+        max_bytes: rec + rec / 2,
         segment_bytes: rec,
         ..cfg()
     };
@@ -283,6 +284,7 @@ fn close_releases_a_blocked_append() {
     let s = Arc::clone(&spool);
     let t = std::thread::spawn(move || s.append(&next));
     while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
         std::thread::yield_now();
     }
     spool.close();
@@ -297,9 +299,10 @@ fn drop_oldest_drops_and_counts_exactly() {
     let rec = (HEADER_LEN + batch(&spool, 4).bytes.len()) as u64;
     drop(spool);
     // Two records per segment, two segments fit.
+    // (Slack: compressed sizes differ by a byte or two from batch to batch.)
     let cfg = SpoolConfig {
-        max_bytes: rec * 4,
-        segment_bytes: rec * 2,
+        max_bytes: rec * 4 + rec / 2,
+        segment_bytes: rec * 2 + rec / 2,
         when_full: FullPolicy::DropOldest,
         ..cfg()
     };
@@ -319,7 +322,7 @@ fn drop_oldest_drops_and_counts_exactly() {
     append(&spool, 4); // drops segment 3 (seq 4 only: 3 was acked)
     let st = spool.stats();
     assert_eq!((st.dropped_batches, st.dropped_events, st.batches), (3, 12, 3));
-    assert!(st.disk_bytes <= rec * 4);
+    assert!(st.disk_bytes <= rec * 4 + rec / 2);
     assert_eq!(drain(&spool), [6, 7]);
 }
 
@@ -333,6 +336,8 @@ fn a_batch_bigger_than_the_spool_is_refused_and_handed_back() {
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
     let b = batch(&spool, 50);
     assert!(matches!(spool.append(&b), Err(SpoolError::TooLarge { limit: 100, .. })));
+    drop(spool);
+    let (spool, _) = Spool::open(&dir.0, super::tests::cfg()).unwrap();
     let mut wrong = batch(&spool, 1);
     wrong.header.seq = 7;
     let err = spool.append(&wrong).unwrap_err();
@@ -388,6 +393,7 @@ fn enospc_with_block_waits_for_an_ack_and_retries() {
     let s = Arc::clone(&spool);
     let t = std::thread::spawn(move || tx.send(s.append(&next)).unwrap());
     while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
         std::thread::yield_now();
     }
     assert!(rx.try_recv().is_err());
