@@ -207,7 +207,10 @@ pub fn spool_segment(data: &[u8]) {
         }
         assert_eq!(at, len, "bytes unaccounted for");
         for w in s.damaged.windows(2) {
-            assert!(w[0].range.end < w[1].range.start, "adjacent damage not merged");
+            assert!(
+                w[0].range.end < w[1].range.start,
+                "adjacent damage not merged"
+            );
         }
     }
 
@@ -234,7 +237,10 @@ pub fn spool_segment(data: &[u8]) {
         b[at] ^= mode | 1;
         (b, ends.len() - 1)
     } else {
-        (seg[..at].to_vec(), ends.iter().filter(|&&e| e <= at as u64).count())
+        (
+            seg[..at].to_vec(),
+            ends.iter().filter(|&&e| e <= at as u64).count(),
+        )
     };
     let s = scan(&bad);
     partition(&s, bad.len() as u64);

@@ -13,7 +13,7 @@ mod persist;
 pub mod pipeline;
 pub mod procfs;
 pub mod run;
-pub mod spool;
 pub mod sink;
+pub mod spool;
 pub mod syslog;
 pub mod tail;

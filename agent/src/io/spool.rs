@@ -651,13 +651,9 @@ impl Spool {
         };
         let seg = g.segments.get_mut(&key).expect("active segment");
         let prev = seg.len;
-        let res = self.write_record(&seg.file, header, payload).and_then(|()| {
-            if sync {
-                seg.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let res = self
+            .write_record(&seg.file, header, payload)
+            .and_then(|()| if sync { seg.file.sync_data() } else { Ok(()) });
         if let Err(e) = res {
             // Roll back to the last whole record, so the segment stays clean.
             let rolled = seg.file.set_len(prev);
@@ -665,10 +661,12 @@ impl Spool {
                 let path = seg.path.clone();
                 g.segments.remove(&key);
                 g.active = None;
-                let _ = fs::remove_file(&path);
+                fs::remove_file(&path).ok(); // an empty file left behind is harmless
             }
             if let Err(re) = rolled {
-                return Err(WriteError::Other(io_err(&self.dir.join(segment_name(key)))(re)));
+                return Err(WriteError::Other(
+                    io_err(&self.dir.join(segment_name(key)))(re),
+                ));
             }
             return Err(if is_no_space(&e) {
                 WriteError::NoSpace
@@ -952,7 +950,7 @@ impl Drop for Spool {
     fn drop(&mut self) {
         if self.cfg.fsync != FsyncPolicy::Never {
             // Best effort at shutdown; an error here has no one left to tell.
-            let _ = self.sync();
+            self.sync().ok();
         }
     }
 }
@@ -1047,9 +1045,12 @@ impl VerifyReport {
 
     /// Lowest and highest seq over all segments.
     pub fn seqs(&self) -> Option<(u64, u64)> {
-        self.segments.iter().filter_map(|s| s.seqs).fold(None, |acc, (lo, hi)| {
-            Some(acc.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))))
-        })
+        self.segments
+            .iter()
+            .filter_map(|s| s.seqs)
+            .fold(None, |acc, (lo, hi)| {
+                Some(acc.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))))
+            })
     }
 
     /// Whether nothing is wrong.
@@ -1088,7 +1089,11 @@ impl fmt::Display for VerifyReport {
             None => writeln!(f)?,
         }
         for s in &self.segments {
-            let name = s.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            let name = s
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
             write!(f, "  {name}: {} batches, {} bytes", s.batches, s.bytes)?;
             match s.seqs {
                 Some((lo, hi)) => writeln!(f, ", seqs {lo}..={hi}")?,
@@ -1152,7 +1157,12 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, SpoolError> {
                 report.epoch = Some(epoch);
                 report.hwm = Some(hwm);
             }
-            None => report.state_problem = Some(format!("{} is not a spool state file", state_path.display())),
+            None => {
+                report.state_problem = Some(format!(
+                    "{} is not a spool state file",
+                    state_path.display()
+                ))
+            }
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             report.state_problem = Some(format!("{} is missing", state_path.display()));
@@ -1173,7 +1183,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, SpoolError> {
         for r in &scan.records {
             let seq = r.meta.seq;
             seg.events += u64::from(r.meta.events);
-            seg.seqs = Some(seg.seqs.map_or((seq, seq), |(lo, hi)| (lo.min(seq), hi.max(seq))));
+            seg.seqs = Some(
+                seg.seqs
+                    .map_or((seq, seq), |(lo, hi)| (lo.min(seq), hi.max(seq))),
+            );
             let p = r.payload();
             match batcher::decode(&data[p.start as usize..p.end as usize]) {
                 Ok((h, _)) if h.seq == seq && report.epoch.is_none_or(|e| e == h.epoch) => {}

@@ -26,7 +26,10 @@ fn a_batch_round_trips_through_decode() {
     assert_eq!((h.first_time, h.last_time, h.created_ms), (10, 20, 1500));
     assert_eq!(h.checksum, xxh3_64(&raw));
     assert_eq!(h.watermarks, vec![wm("/var/log/auth.log", 0, 40)]);
-    assert!(b.cut("agent-1", 7, 4, 1600).is_none(), "empty batcher cuts nothing");
+    assert!(
+        b.cut("agent-1", 7, 4, 1600).is_none(),
+        "empty batcher cuts nothing"
+    );
 }
 
 #[test]
@@ -57,7 +60,10 @@ fn records_without_events_still_make_a_batch() {
     assert!(b.is_due(250));
     let batch = b.cut("x", 1, 9, 260).unwrap();
     let (h, raw) = decode(&batch.bytes).unwrap();
-    assert_eq!((h.events, h.raw_len, h.first_time, h.last_time), (0, 0, 0, 0));
+    assert_eq!(
+        (h.events, h.raw_len, h.first_time, h.last_time),
+        (0, 0, 0, 0)
+    );
     assert!(raw.is_empty());
     assert_eq!(h.watermarks.len(), 1);
 }
@@ -76,7 +82,11 @@ fn due_by_events_bytes_or_linger() {
     for i in 0..2 {
         b.push_event(b"{}\n", 0, 5 + i);
     }
-    assert_eq!(b.poll_timeout(), Some(15), "linger runs from the first item");
+    assert_eq!(
+        b.poll_timeout(),
+        Some(15),
+        "linger runs from the first item"
+    );
     assert!(!b.is_due(14));
     b.push_event(b"{}\n", 0, 7);
     assert!(b.is_due(7), "full by events");
@@ -113,14 +123,20 @@ fn decode_rejects_every_kind_of_damage() {
     let good = b.cut("x", 1, 1, 0).unwrap();
     let frame_len = good.bytes.len() - good.header.zstd_len as usize;
 
-    assert!(matches!(decode(&good.bytes[..2]), Err(DecodeError::ShortHeader)));
+    assert!(matches!(
+        decode(&good.bytes[..2]),
+        Err(DecodeError::ShortHeader)
+    ));
     assert!(matches!(
         decode(&good.bytes[..good.bytes.len() - 1]),
         Err(DecodeError::PayloadLen { .. })
     ));
     let mut longer = good.bytes.clone();
     longer.push(0);
-    assert!(matches!(decode(&longer), Err(DecodeError::PayloadLen { .. })));
+    assert!(matches!(
+        decode(&longer),
+        Err(DecodeError::PayloadLen { .. })
+    ));
 
     let reencode = |h: &BatchHeader| {
         let mut out = Vec::new();
@@ -130,19 +146,34 @@ fn decode_rejects_every_kind_of_damage() {
     };
     let mut h = good.header.clone();
     h.checksum ^= 1;
-    assert!(matches!(decode(&reencode(&h)), Err(DecodeError::Checksum { .. })));
+    assert!(matches!(
+        decode(&reencode(&h)),
+        Err(DecodeError::Checksum { .. })
+    ));
     let mut h = good.header.clone();
     h.raw_len -= 1;
-    assert!(matches!(decode(&reencode(&h)), Err(DecodeError::RawLen { .. })));
+    assert!(matches!(
+        decode(&reencode(&h)),
+        Err(DecodeError::RawLen { .. })
+    ));
     let mut h = good.header.clone();
     h.raw_len += 1;
-    assert!(matches!(decode(&reencode(&h)), Err(DecodeError::RawLen { .. })));
+    assert!(matches!(
+        decode(&reencode(&h)),
+        Err(DecodeError::RawLen { .. })
+    ));
     let mut h = good.header.clone();
     h.events = 2;
-    assert!(matches!(decode(&reencode(&h)), Err(DecodeError::Events { .. })));
+    assert!(matches!(
+        decode(&reencode(&h)),
+        Err(DecodeError::Events { .. })
+    ));
     let mut h = good.header.clone();
     h.raw_len = wire::MAX_RAW + 1;
-    assert!(matches!(decode(&reencode(&h)), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(
+        decode(&reencode(&h)),
+        Err(DecodeError::TooLarge { .. })
+    ));
 
     let mut flipped = good.bytes.clone();
     let last = flipped.len() - 3;

@@ -38,7 +38,9 @@
 mod record;
 mod scan;
 
-pub use record::{HEADER_LEN, MAGIC, MAX_PAYLOAD, RecordError, RecordMeta, VERSION, check, encode_header};
+pub use record::{
+    HEADER_LEN, MAGIC, MAX_PAYLOAD, RecordError, RecordMeta, VERSION, check, encode_header,
+};
 pub use scan::{Damage, Record, Scan, scan};
 
 #[cfg(test)]

@@ -10,9 +10,8 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 48;
 /// Largest payload a record may hold: a whole wire batch (header frame + zstd payload) at
 /// the wire's limits. A larger length field is damage.
-pub const MAX_PAYLOAD: u32 = (vedette_schemas::wire::MAX_PAYLOAD as usize
-    + vedette_schemas::wire::MAX_FRAME
-    + 4) as u32;
+pub const MAX_PAYLOAD: u32 =
+    (vedette_schemas::wire::MAX_PAYLOAD as usize + vedette_schemas::wire::MAX_FRAME + 4) as u32;
 
 /// Offset of the checksum: it covers the header bytes before it.
 const SUM_AT: usize = 40;

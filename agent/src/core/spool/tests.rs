@@ -121,7 +121,12 @@ fn garbage_at_the_end_is_damage_not_a_torn_tail() {
     seg.extend_from_slice(&[0; 100]);
     let s = scan(&seg);
     assert_eq!(s.records.len(), 2);
-    assert_eq!(s.damaged, vec![Damage { range: valid..valid + 100 }]);
+    assert_eq!(
+        s.damaged,
+        vec![Damage {
+            range: valid..valid + 100
+        }]
+    );
     assert_eq!(s.torn_tail, None);
 }
 

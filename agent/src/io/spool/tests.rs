@@ -9,7 +9,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(name: &str) -> Self {
         let p = std::env::temp_dir().join(format!("vedette-spool-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
+        fs::remove_dir_all(&p).ok();
         fs::create_dir_all(&p).unwrap();
         Self(p)
     }
@@ -17,7 +17,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        fs::remove_dir_all(&self.0).ok();
     }
 }
 
@@ -37,7 +37,8 @@ fn batch(spool: &Spool, events: u32) -> EncodedBatch {
     for i in 0..events {
         b.push_event(format!("{{\"seq\":{seq},\"i\":{i}}}\n").as_bytes(), 1, 0);
     }
-    b.cut("agent", spool.epoch(), seq, 1000 + seq as i64).unwrap()
+    b.cut("agent", spool.epoch(), seq, 1000 + seq as i64)
+        .unwrap()
 }
 
 fn append(spool: &Spool, events: u32) -> EncodedBatch {
@@ -59,7 +60,11 @@ fn drain(spool: &Spool) -> Vec<u64> {
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    list_segments(dir).unwrap().into_iter().map(|(_, p)| p).collect()
+    list_segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 #[test]
@@ -159,12 +164,21 @@ fn torn_tail_after_a_crash_loses_exactly_that_record() {
     let full = fs::metadata(seg).unwrap().len();
     // The crash cut the third record in the middle of its payload.
     let cut = last.offset + last.len / 2;
-    OpenOptions::new().write(true).open(seg).unwrap().set_len(cut).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(seg)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
 
     let v = verify(&dir.0).unwrap();
     assert_eq!(v.segments[0].torn_tail, Some(last.offset..cut));
     assert!(!v.is_clean());
-    assert_eq!(fs::metadata(seg).unwrap().len(), cut, "verify changes nothing");
+    assert_eq!(
+        fs::metadata(seg).unwrap().len(),
+        cut,
+        "verify changes nothing"
+    );
 
     let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
     assert_eq!(report.batches, 2);
@@ -196,11 +210,18 @@ fn a_flipped_byte_in_the_middle_record_loses_exactly_it() {
 
     let v = verify(&dir.0).unwrap();
     assert_eq!(v.damaged_records(), 1);
-    assert_eq!(v.segments[0].damaged, vec![mid.offset..mid.offset + mid.len]);
+    assert_eq!(
+        v.segments[0].damaged,
+        vec![mid.offset..mid.offset + mid.len]
+    );
     assert_eq!(v.batches(), 2);
     let text = v.to_string();
     assert!(
-        text.contains(&format!("damaged record at bytes {}..{}", mid.offset, mid.offset + mid.len)),
+        text.contains(&format!(
+            "damaged record at bytes {}..{}",
+            mid.offset,
+            mid.offset + mid.len
+        )),
         "{text}"
     );
     assert!(text.contains("00000000000000000001.seg"), "{text}");
@@ -228,7 +249,10 @@ fn damage_appearing_after_open_is_skipped_and_counted() {
     f.write_all_at(&[0xff], mid.offset + mid.len - 1).unwrap();
     assert_eq!(drain(&spool), [1, 3]);
     let st = spool.stats();
-    assert_eq!((st.damaged_records, st.damaged_bytes, st.batches), (1, mid.len, 2));
+    assert_eq!(
+        (st.damaged_records, st.damaged_bytes, st.batches),
+        (1, mid.len, 2)
+    );
 }
 
 #[test]
@@ -314,14 +338,23 @@ fn drop_oldest_drops_and_counts_exactly() {
     assert_eq!(spool.stats().dropped_batches, 0);
     append(&spool, 4); // drops segment 1 (seqs 1, 2)
     let st = spool.stats();
-    assert_eq!((st.dropped_batches, st.dropped_events, st.batches), (2, 8, 3));
-    assert!(!spool.ack(1).unwrap(), "an ack of a dropped batch is a no-op");
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events, st.batches),
+        (2, 8, 3)
+    );
+    assert!(
+        !spool.ack(1).unwrap(),
+        "an ack of a dropped batch is a no-op"
+    );
     assert_eq!(drain(&spool), [3, 4, 5]);
     spool.ack(3).unwrap();
     append(&spool, 4); // fits: seq 5's segment has room
     append(&spool, 4); // drops segment 3 (seq 4 only: 3 was acked)
     let st = spool.stats();
-    assert_eq!((st.dropped_batches, st.dropped_events, st.batches), (3, 12, 3));
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events, st.batches),
+        (3, 12, 3)
+    );
     assert!(st.disk_bytes <= rec * 4 + rec / 2);
     assert_eq!(drain(&spool), [6, 7]);
 }
@@ -335,13 +368,25 @@ fn a_batch_bigger_than_the_spool_is_refused_and_handed_back() {
     };
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
     let b = batch(&spool, 50);
-    assert!(matches!(spool.append(&b), Err(SpoolError::TooLarge { limit: 100, .. })));
+    assert!(matches!(
+        spool.append(&b),
+        Err(SpoolError::TooLarge { limit: 100, .. })
+    ));
     drop(spool);
     let (spool, _) = Spool::open(&dir.0, super::tests::cfg()).unwrap();
     let mut wrong = batch(&spool, 1);
     wrong.header.seq = 7;
     let err = spool.append(&wrong).unwrap_err();
-    assert!(matches!(err, SpoolError::OutOfOrder { expected: 1, got: 7 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SpoolError::OutOfOrder {
+                expected: 1,
+                got: 7
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -355,8 +400,13 @@ fn enospc_rolls_back_and_drops_oldest() {
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
     append(&spool, 2);
     append(&spool, 2);
-    let before: u64 = segment_files(&dir.0).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
-    spool.fail_writes.store(1, std::sync::atomic::Ordering::SeqCst);
+    let before: u64 = segment_files(&dir.0)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    spool
+        .fail_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
     append(&spool, 2);
     let st = spool.stats();
     assert_eq!((st.dropped_batches, st.dropped_events), (1, 2));
@@ -364,16 +414,23 @@ fn enospc_rolls_back_and_drops_oldest() {
     // The partial header went with the rollback: the files hold whole records only.
     let v = verify(&dir.0).unwrap();
     assert!(v.is_clean(), "{v}");
-    let after: u64 = segment_files(&dir.0).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let after: u64 = segment_files(&dir.0)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
     assert_eq!(after, before, "one record dropped, one added, same size");
     // Nothing left to drop: the error says so and the seq is not used up.
     spool.ack(2).unwrap();
     spool.ack(3).unwrap();
-    spool.fail_writes.store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    spool
+        .fail_writes
+        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
     let b = batch(&spool, 1);
     assert!(matches!(spool.append(&b), Err(SpoolError::NoSpace { .. })));
     assert_eq!(spool.next_seq(), 4);
-    spool.fail_writes.store(0, std::sync::atomic::Ordering::SeqCst);
+    spool
+        .fail_writes
+        .store(0, std::sync::atomic::Ordering::SeqCst);
     spool.append(&b).unwrap();
     assert_eq!(drain(&spool), [4]);
 }
@@ -387,7 +444,9 @@ fn enospc_with_block_waits_for_an_ack_and_retries() {
     };
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
     append(&spool, 1);
-    spool.fail_writes.store(1, std::sync::atomic::Ordering::SeqCst);
+    spool
+        .fail_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
     let next = batch(&spool, 1);
     let (tx, rx) = mpsc::channel();
     let s = Arc::clone(&spool);
