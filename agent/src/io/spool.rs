@@ -737,13 +737,36 @@ impl Spool {
         let Some(seg) = g.segments.get(&key) else {
             return Ok(());
         };
-        if seg.last_seq > g.hwm_saved {
-            let hwm = g.next_seq.saturating_sub(1).max(seg.last_seq);
-            persist_state(&self.dir.join(STATE), self.epoch, hwm, self.cfg.fsync)?;
+        // Only needed when no other segment keeps a seq as high: rare, as segments go
+        // oldest first.
+        let needed = seg.last_seq > g.hwm_saved
+            && !g
+                .segments
+                .iter()
+                .any(|(&k, s)| k != key && s.last_seq >= seg.last_seq);
+        let hwm = g.next_seq.saturating_sub(1).max(seg.last_seq);
+        let state = self.dir.join(STATE);
+        let mut removed = false;
+        if needed {
+            match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
+                Ok(()) => {}
+                // A full disk has no room for the state's temp file: free the segment
+                // first (a crash right here loses the mark, not data: all of it went).
+                Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
+                    fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+                    removed = true;
+                    persist_state(&state, self.epoch, hwm, self.cfg.fsync)?;
+                }
+                Err(e) => return Err(e),
+            }
             g.hwm_saved = hwm;
         }
         let seg = g.segments.remove(&key).expect("segment present");
-        match fs::remove_file(&seg.path) {
+        match if removed {
+            Ok(())
+        } else {
+            fs::remove_file(&seg.path)
+        } {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -761,8 +784,11 @@ impl Spool {
         let on_disk: u64 = g.segments.values().map(|s| s.len).sum::<u64>() / HEADER_LEN as u64;
         if g.ack_entries > 1024 && g.ack_entries > 2 * on_disk {
             let kept = acked_on_disk(&g.segments, &g.index);
-            g.acks = write_acks(&self.dir, &kept, self.cfg.fsync)?;
-            g.ack_entries = kept.len() as u64;
+            // On failure (a full disk) the old log stays: longer, still right.
+            if let Ok(f) = write_acks(&self.dir, &kept, self.cfg.fsync) {
+                g.acks = f;
+                g.ack_entries = kept.len() as u64;
+            }
         }
         self.freed(g);
         Ok(())

@@ -506,3 +506,67 @@ async fn the_shipper_wakes_for_new_batches_and_at_close() {
     spool.close();
     assert_eq!(shipper.await.unwrap(), [1, 2, 3, 4, 5]);
 }
+
+/// A real full filesystem: a 64 KiB tmpfs, where root may mount one (skipped otherwise).
+/// DropOldest keeps appending past the point the device fills, and every file stays
+/// made of whole records.
+#[test]
+fn a_real_full_tmpfs_counts_as_full() {
+    struct Mount(PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            std::process::Command::new("umount")
+                .arg(&self.0)
+                .status()
+                .ok();
+        }
+    }
+    let dir = TempDir::new("tmpfs");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir.0)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let _mount = Mount(dir.0.clone());
+    let cfg = SpoolConfig {
+        max_bytes: 1 << 30,
+        segment_bytes: 8 << 10,
+        when_full: FullPolicy::DropOldest,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    // Incompressible events, so the batches are big.
+    let mut b = Batcher::new(BatchConfig::default());
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..60 {
+        let seq = spool.next_seq();
+        for _ in 0..40 {
+            let line: String = (0..64)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:02x}", x as u8)
+                })
+                .collect();
+            b.push_event(format!("{{\"r\":\"{line}\"}}\n").as_bytes(), 0, 0);
+        }
+        let batch = b.cut("agent", spool.epoch(), seq, 0).unwrap();
+        spool.append(&batch).unwrap();
+    }
+    let st = spool.stats();
+    assert!(
+        st.dropped_batches > 0,
+        "64 KiB cannot hold 60 batches: {st:?}"
+    );
+    assert_eq!(st.dropped_events, st.dropped_batches * 40);
+    assert_eq!(st.batches + st.dropped_batches, 60);
+    let v = verify(&dir.0).unwrap();
+    assert!(v.is_clean(), "{v}");
+    drop(spool);
+}
