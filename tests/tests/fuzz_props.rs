@@ -312,6 +312,13 @@ const BASELINE_SEEDS: &[&str] = &[
     "vedette-baseline 2\nzz 1\n",
 ];
 
+/// Control bytes (even first byte: flip at offset 0x0102; odd: cut there), then payloads.
+const SPOOL_SEGMENT_SEEDS: &[&str] = &[
+    "\u{0}\u{1}\u{2}{\"a\":1};{\"b\":2};{\"c\":3}",
+    "\u{1}\u{0}\u{40};;\u{89}VDSPOOL;x",
+    "\u{7e}\u{0}\u{0}one",
+];
+
 /// One module per fuzz target: `name => |data| body(data), seeds: SEEDS;`.
 macro_rules! fuzz_props {
     ($($name:ident => $body:expr, seeds: $seeds:expr;)*) => {$(
@@ -423,4 +430,5 @@ fuzz_props! {
     checkpoint => fuzzing::checkpoint, seeds: CHECKPOINT_SEEDS;
     accounts => fuzzing::accounts, seeds: ACCOUNTS_SEEDS;
     baseline => fuzzing::baseline, seeds: BASELINE_SEEDS;
+    spool_segment => fuzzing::spool_segment, seeds: SPOOL_SEGMENT_SEEDS;
 }

@@ -185,3 +185,75 @@ pub fn baseline(data: &[u8]) {
         assert_eq!(b.len(), again.len());
     }
 }
+
+/// The spool's segment scanner. The data is scanned as a segment as is: every byte lands in
+/// exactly one record, damaged region or torn tail, in order. Then the data (after three
+/// control bytes) is cut at its `;` bytes into payloads, written as a segment, and hurt by
+/// one fault the control bytes pick (a flipped byte, or a cut): at most the record the
+/// fault hits is lost, every other one scans back intact at its offset.
+pub fn spool_segment(data: &[u8]) {
+    use super::spool::{HEADER_LEN, RecordMeta, Scan, encode_header, scan};
+
+    fn partition(s: &Scan, len: u64) {
+        let mut parts: Vec<(u64, u64)> = s.records.iter().map(|r| (r.offset, r.end())).collect();
+        parts.extend(s.damaged.iter().map(|d| (d.range.start, d.range.end)));
+        parts.extend(s.torn_tail.iter().map(|t| (t.start, t.end)));
+        parts.sort_unstable();
+        let mut at = 0;
+        for (start, end) in parts {
+            assert_eq!(start, at, "gap or overlap");
+            assert!(end > start, "empty part");
+            at = end;
+        }
+        assert_eq!(at, len, "bytes unaccounted for");
+        for w in s.damaged.windows(2) {
+            assert!(
+                w[0].range.end < w[1].range.start,
+                "adjacent damage not merged"
+            );
+        }
+    }
+
+    partition(&scan(data), data.len() as u64);
+
+    let [mode, hi, lo, rest @ ..] = data else {
+        return;
+    };
+    let mut seg = Vec::new();
+    let mut ends = Vec::new();
+    for (i, p) in rest.split(|&b| b == b';').enumerate() {
+        let meta = RecordMeta {
+            seq: i as u64 + 1,
+            events: p.len() as u32,
+            created_ms: i as i64,
+        };
+        seg.extend_from_slice(&encode_header(&meta, p));
+        seg.extend_from_slice(p);
+        ends.push(seg.len() as u64);
+    }
+    let at = (usize::from(*hi) << 8 | usize::from(*lo)) % seg.len();
+    let (bad, whole) = if mode & 1 == 0 {
+        let mut b = seg.clone();
+        b[at] ^= mode | 1;
+        (b, ends.len() - 1)
+    } else {
+        (
+            seg[..at].to_vec(),
+            ends.iter().filter(|&&e| e <= at as u64).count(),
+        )
+    };
+    let s = scan(&bad);
+    partition(&s, bad.len() as u64);
+    let intact = s
+        .records
+        .iter()
+        .filter(|r| {
+            let i = r.meta.seq as usize;
+            (1..=ends.len()).contains(&i)
+                && r.offset == if i == 1 { 0 } else { ends[i - 2] }
+                && r.len == ends[i - 1] - r.offset
+                && r.len >= HEADER_LEN as u64
+        })
+        .count();
+    assert!(intact >= whole, "{intact} records intact, {whole} expected");
+}

@@ -2,6 +2,7 @@
 //! OCSF events. Nothing here reads a clock, a file or a socket.
 
 pub mod allowlist;
+pub mod batcher;
 pub mod dedup;
 pub mod enrich;
 pub mod envelope;
@@ -12,6 +13,7 @@ pub mod normalize;
 pub mod output;
 pub mod parse;
 pub mod prehashed;
+pub mod spool;
 pub mod tail;
 pub mod text;
 pub mod time;

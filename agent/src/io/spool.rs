@@ -1,0 +1,1233 @@
+//! The spool: a disk queue of encoded batches between the batcher (a std thread that
+//! appends) and the shipper (a tokio task that sends and acknowledges). A batch leaves the
+//! spool only when the aggregator acknowledged it, or when the drop-oldest policy makes
+//! room — counted, never silently.
+//!
+//! The record format and the scanner are in `core::spool` (documented there). This module
+//! owns the directory:
+//!
+//! - `<first seq, 20 digits>.seg`: segment files, appended to one at a time and deleted
+//!   once every record in them is acknowledged (the one being written only once sealed or
+//!   when room is needed);
+//! - `state`: the epoch (random, chosen when the spool is created) and the high-water mark
+//!   of sequence numbers, saved before a segment holding the highest ones is deleted, so
+//!   numbering continues after a restart even when every segment was acknowledged and
+//!   deleted. Written atomically (temp file, fsync, rename, fsync the directory);
+//! - `acks`: the seqs acknowledged while their segment still exists, 8 bytes each
+//!   (little-endian), appended at each ack, so a restart resends only what was not
+//!   acknowledged. Rewritten compactly at open and when it outgrows the segments it
+//!   describes. Not flushed on its own: a lost ack costs a resend, which the aggregator
+//!   answers as a replay.
+//!
+//! Memory holds only an index (seq → segment, offset, length, events, created_ms); payloads
+//! are read back from disk when handed out. Opening reads each segment once to rebuild the
+//! index: a torn tail is truncated, damaged records are skipped and reported, the spool
+//! always opens.
+//!
+//! Known limit: with `FsyncPolicy::Never` or `IntervalMs`, a power loss (not a process
+//! crash: the kernel keeps written pages) can lose the newest records after they were sent
+//! and acknowledged; numbering then restarts below their seqs, which the aggregator would
+//! take as replays. `Always` does not have this window.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::core::batcher::{self, EncodedBatch};
+use crate::core::spool::{self as format, HEADER_LEN, MAX_PAYLOAD, RecordMeta};
+
+/// Name of the state file in the spool directory.
+const STATE: &str = "state";
+/// Name of the ack log in the spool directory.
+const ACKS: &str = "acks";
+/// First line of the state file.
+const STATE_HEADER: &str = "vedette-spool 1";
+/// ENOSPC and EDQUOT on Linux: the filesystem or the quota is full.
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;
+
+/// When appended records are flushed to the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every append: nothing acknowledged to the batcher is lost to a power cut.
+    Always,
+    /// At the first append this many ms after the last flush, and at [`Spool::sync`].
+    IntervalMs(u64),
+    /// Never explicitly (the kernel writes back on its own schedule).
+    Never,
+}
+
+/// What an append does when the spool is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Wait until acknowledgements free space (or [`Spool::close`]). The sources slow down.
+    Block,
+    /// Delete the oldest unacknowledged batches until the new one fits, and count them.
+    DropOldest,
+}
+
+/// How big the spool grows and how careful it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Bytes of segment files at most.
+    pub max_bytes: u64,
+    /// A segment is sealed and a new one started when the next record would pass this.
+    pub segment_bytes: u64,
+    /// When to flush.
+    pub fsync: FsyncPolicy,
+    /// What to do when full.
+    pub when_full: FullPolicy,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 << 20,
+            segment_bytes: 8 << 20,
+            fsync: FsyncPolicy::IntervalMs(1000),
+            when_full: FullPolicy::Block,
+        }
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Segment files kept.
+    pub segments: u64,
+    /// Valid batches waiting (not yet acknowledged).
+    pub batches: u64,
+    /// Bytes of segment files kept.
+    pub bytes: u64,
+    /// Damaged regions skipped (one per region: a damaged record's seq may be unreadable).
+    pub damaged_records: u64,
+    /// Bytes in those regions.
+    pub damaged_bytes: u64,
+    /// Bytes of torn tails cut off (writes interrupted by a crash).
+    pub truncated_bytes: u64,
+    /// The spool was created: a new epoch.
+    pub created: bool,
+    /// The state file was unreadable and was replaced by a new epoch.
+    pub state_reset: bool,
+    /// The sequence number the next batch gets.
+    pub next_seq: u64,
+}
+
+/// The spool's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Bytes of batches waiting (records, headers included).
+    pub bytes: u64,
+    /// Bytes of segment files (acknowledged records stay until their segment goes).
+    pub disk_bytes: u64,
+    /// Batches waiting.
+    pub batches: u64,
+    /// When the oldest waiting batch was cut.
+    pub oldest_created_ms: Option<i64>,
+    /// Batches deleted unacknowledged by the drop-oldest policy since open.
+    pub dropped_batches: u64,
+    /// Events in those batches.
+    pub dropped_events: u64,
+    /// Damaged records found since open (at open, or when read back).
+    pub damaged_records: u64,
+    /// Bytes in them.
+    pub damaged_bytes: u64,
+    /// Batches acknowledged since open.
+    pub acked: u64,
+    /// The sequence number the next batch gets.
+    pub next_seq: u64,
+}
+
+/// What went wrong, naming the path.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// The filesystem failed (permissions, I/O error): the host's problem.
+    #[error("spool I/O on {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// [`Spool::close`] was called; the batch was not stored (the caller still has it).
+    #[error("spool closed")]
+    Closed,
+    /// The batch cannot fit even an empty spool: our config (`max_bytes`) or batch size.
+    #[error("batch of {len} bytes cannot fit a spool of {limit} bytes")]
+    TooLarge {
+        /// Record bytes.
+        len: u64,
+        /// The spool's `max_bytes`, or the record format's limit.
+        limit: u64,
+    },
+    /// An append did not carry the sequence number the spool expects: a bug in the caller
+    /// (one appender, seqs from [`Spool::next_seq`]).
+    #[error("append of seq {got}, the spool expects {expected}")]
+    OutOfOrder {
+        /// [`Spool::next_seq`].
+        expected: u64,
+        /// The batch's seq.
+        got: u64,
+    },
+    /// The filesystem is full and the spool holds nothing to drop or wait for: the host's
+    /// problem (another writer filled the disk). The batch was not stored.
+    #[error("no space left on the device holding {path}, and the spool holds nothing to free")]
+    NoSpace {
+        /// The spool directory.
+        path: PathBuf,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn is_no_space(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+}
+
+/// A write that failed: for lack of space (apply the full policy) or otherwise.
+enum WriteError {
+    NoSpace,
+    Other(SpoolError),
+}
+
+/// Where a waiting batch lies.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    segment: u64,
+    offset: u64,
+    /// Record bytes, header included.
+    len: u64,
+    events: u32,
+    created_ms: i64,
+}
+
+struct Segment {
+    path: PathBuf,
+    /// Read (and, for the active segment, append) handle; shared with readers outside
+    /// the lock.
+    file: Arc<File>,
+    len: u64,
+    /// Records not yet acknowledged.
+    live: u64,
+    last_seq: u64,
+    /// Written since the last flush.
+    dirty: bool,
+}
+
+struct Inner {
+    segments: BTreeMap<u64, Segment>,
+    index: BTreeMap<u64, Entry>,
+    /// Every waiting batch below this seq has been handed out.
+    cursor: u64,
+    /// The segment being appended to.
+    active: Option<u64>,
+    next_seq: u64,
+    /// The high-water mark in the state file.
+    hwm_saved: u64,
+    disk_bytes: u64,
+    unacked_bytes: u64,
+    dropped_batches: u64,
+    dropped_events: u64,
+    damaged_records: u64,
+    damaged_bytes: u64,
+    acked: u64,
+    closed: bool,
+    /// Bumped whenever space may have been freed; blocked appenders wait for a change.
+    freed: u64,
+    /// Appenders waiting for space.
+    waiters: usize,
+    last_sync_ms: i64,
+    /// The ack log, open for appending.
+    acks: File,
+    /// Entries in it.
+    ack_entries: u64,
+}
+
+/// The disk queue. Shared as `Arc<Spool>` between the appending thread and the shipper.
+pub struct Spool {
+    dir: PathBuf,
+    cfg: SpoolConfig,
+    epoch: u64,
+    inner: Mutex<Inner>,
+    /// Signalled when space may have been freed, and at close.
+    space: Condvar,
+    /// Signalled when there is something new to hand out, and at close.
+    unsent: Notify,
+    /// Test hook: this many next writes fail with ENOSPC after writing a partial header.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicU32,
+}
+
+impl fmt::Debug for Spool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spool")
+            .field("dir", &self.dir)
+            .field("epoch", &self.epoch)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+/// The segment files of `dir`, by first seq.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(num) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        if num.len() != 20 || !num.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(n) = num.parse::<u64>() {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn parse_state(text: &str) -> Option<(u64, u64)> {
+    let mut lines = text.lines();
+    if lines.next()? != STATE_HEADER {
+        return None;
+    }
+    let epoch = u64::from_str_radix(lines.next()?.strip_prefix("epoch ")?, 16).ok()?;
+    let hwm = lines.next()?.strip_prefix("hwm ")?.parse().ok()?;
+    Some((epoch, hwm))
+}
+
+fn state_text(epoch: u64, hwm: u64) -> String {
+    format!("{STATE_HEADER}\nepoch {epoch:016x}\nhwm {hwm}\n")
+}
+
+fn new_epoch(dir: &Path) -> Result<u64, SpoolError> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| SpoolError::Io {
+            path: dir.to_path_buf(),
+            source: io::Error::other("no system randomness for the spool epoch"),
+        })?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`: rebuilds the index from the segments,
+    /// truncates torn tails, skips damaged records. Fails only when the directory or a
+    /// file cannot be read or written at all.
+    pub fn open(dir: &Path, cfg: SpoolConfig) -> Result<(Arc<Self>, OpenReport), SpoolError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut report = OpenReport::default();
+        let state_path = dir.join(STATE);
+        let (epoch, hwm) = match fs::read_to_string(&state_path) {
+            Ok(text) => match parse_state(&text) {
+                Some(s) => s,
+                None => {
+                    report.state_reset = true;
+                    (new_epoch(dir)?, 0)
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                report.created = true;
+                (new_epoch(dir)?, 0)
+            }
+            Err(e) => return Err(io_err(&state_path)(e)),
+        };
+        let acks_path = dir.join(ACKS);
+        let acked: std::collections::HashSet<u64> = match fs::read(&acks_path) {
+            // A torn last entry (crash mid-append) is ignored: that batch is sent again.
+            Ok(b) => b
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
+            Err(e) => return Err(io_err(&acks_path)(e)),
+        };
+        let mut segments = BTreeMap::new();
+        let mut index = BTreeMap::new();
+        let (mut disk_bytes, mut unacked_bytes) = (0, 0);
+        let mut max_seq = hwm;
+        for (first, path) in list_segments(dir)? {
+            let data = fs::read(&path).map_err(io_err(&path))?;
+            let scan = format::scan(&data);
+            report.damaged_records += scan.damaged.len() as u64;
+            report.damaged_bytes += scan.damaged_bytes();
+            let len = scan.valid_len(data.len() as u64);
+            drop(data);
+            if scan.records.is_empty() {
+                // Nothing to send: a crash right after creating it, or all damage.
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                report.truncated_bytes += scan.torn_tail.map_or(0, |t| t.end - t.start);
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            if let Some(t) = &scan.torn_tail {
+                file.set_len(t.start).map_err(io_err(&path))?;
+                file.sync_all().map_err(io_err(&path))?;
+                report.truncated_bytes += t.end - t.start;
+            }
+            let mut seg = Segment {
+                path,
+                file: Arc::new(file),
+                len,
+                live: 0,
+                last_seq: 0,
+                dirty: false,
+            };
+            for r in &scan.records {
+                let seq = r.meta.seq;
+                seg.last_seq = seg.last_seq.max(seq);
+                max_seq = max_seq.max(seq);
+                // Acknowledged, or two records claim one seq (a copied file?): the first
+                // one found wins.
+                if acked.contains(&seq) || index.contains_key(&seq) {
+                    continue;
+                }
+                index.insert(
+                    seq,
+                    Entry {
+                        segment: first,
+                        offset: r.offset,
+                        len: r.len,
+                        events: r.meta.events,
+                        created_ms: r.meta.created_ms,
+                    },
+                );
+                unacked_bytes += r.len;
+                seg.live += 1;
+            }
+            disk_bytes += seg.len;
+            segments.insert(first, seg);
+        }
+        if report.created || report.state_reset || max_seq > hwm {
+            // Before any segment goes, the state must know the seqs in it.
+            persist_state(&state_path, epoch, max_seq, cfg.fsync)?;
+        }
+        // Segments acknowledged in full (their deletion was cut short by a crash).
+        let done: Vec<u64> = segments
+            .iter()
+            .filter(|(_, s)| s.live == 0)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in done {
+            let seg = segments.remove(&k).expect("listed");
+            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            disk_bytes -= seg.len;
+        }
+        let kept = acked_on_disk(&segments, &index);
+        let acks = write_acks(dir, &kept, cfg.fsync)?;
+        let inner = Inner {
+            segments,
+            index,
+            cursor: 0,
+            active: None,
+            next_seq: max_seq + 1,
+            hwm_saved: max_seq,
+            disk_bytes,
+            unacked_bytes,
+            dropped_batches: 0,
+            dropped_events: 0,
+            damaged_records: report.damaged_records,
+            damaged_bytes: report.damaged_bytes,
+            acked: 0,
+            closed: false,
+            freed: 0,
+            waiters: 0,
+            last_sync_ms: 0,
+            acks,
+            ack_entries: kept.len() as u64,
+        };
+        report.segments = inner.segments.len() as u64;
+        report.batches = inner.index.len() as u64;
+        report.bytes = inner.disk_bytes;
+        report.next_seq = inner.next_seq;
+        let spool = Self {
+            dir: dir.to_path_buf(),
+            cfg,
+            epoch,
+            inner: Mutex::new(inner),
+            space: Condvar::new(),
+            unsent: Notify::new(),
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicU32::new(0),
+        };
+        Ok((Arc::new(spool), report))
+    }
+
+    /// The spool's epoch: batches carry it with their seq.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves counters, not invariants the disk depends
+        // on: keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The seq the next appended batch must carry. With one appending thread, cut the batch
+    /// with this seq, then [`Spool::append`] it.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// Stores `batch` (cut with seq [`Spool::next_seq`]). When full, applies the policy:
+    /// `Block` waits for acknowledgements (until [`Spool::close`]: `Err(Closed)`),
+    /// `DropOldest` deletes the oldest segment's waiting batches, counted in the stats,
+    /// until it fits. A full filesystem (ENOSPC) counts as full: the partial write is
+    /// rolled back first. On any error the batch is not stored and the caller still holds
+    /// it. Blocking I/O: call it from a thread, not an async task.
+    pub fn append(&self, batch: &EncodedBatch) -> Result<(), SpoolError> {
+        let rec_len = (HEADER_LEN + batch.bytes.len()) as u64;
+        if rec_len > self.cfg.max_bytes || batch.bytes.len() > MAX_PAYLOAD as usize {
+            return Err(SpoolError::TooLarge {
+                len: rec_len,
+                limit: self.cfg.max_bytes.min(u64::from(MAX_PAYLOAD)),
+            });
+        }
+        let meta = RecordMeta {
+            seq: batch.header.seq,
+            events: batch.header.events,
+            created_ms: batch.header.created_ms,
+        };
+        let mut g = self.lock();
+        if g.closed {
+            return Err(SpoolError::Closed);
+        }
+        if meta.seq != g.next_seq {
+            return Err(SpoolError::OutOfOrder {
+                expected: g.next_seq,
+                got: meta.seq,
+            });
+        }
+        let header = format::encode_header(&meta, &batch.bytes);
+        loop {
+            self.reclaim_active(&mut g)?;
+            if g.disk_bytes + rec_len <= self.cfg.max_bytes {
+                match self.write(&mut g, &meta, &header, &batch.bytes) {
+                    Ok(()) => break,
+                    Err(WriteError::NoSpace) => {}
+                    Err(WriteError::Other(e)) => return Err(e),
+                }
+            }
+            match self.cfg.when_full {
+                FullPolicy::DropOldest => {
+                    if !self.drop_oldest(&mut g)? {
+                        return Err(SpoolError::NoSpace {
+                            path: self.dir.clone(),
+                        });
+                    }
+                }
+                FullPolicy::Block => {
+                    if g.index.is_empty() {
+                        // Full with nothing waiting: no acknowledgement will ever free space.
+                        return Err(SpoolError::NoSpace {
+                            path: self.dir.clone(),
+                        });
+                    }
+                    let seen = g.freed;
+                    g.waiters += 1;
+                    while g.freed == seen && !g.closed {
+                        g = self.space.wait(g).unwrap_or_else(|p| p.into_inner());
+                    }
+                    g.waiters -= 1;
+                    if g.closed {
+                        return Err(SpoolError::Closed);
+                    }
+                }
+            }
+        }
+        g.next_seq += 1;
+        drop(g);
+        self.unsent.notify_one();
+        Ok(())
+    }
+
+    /// Deletes the active segment when every record in it is acknowledged, so its space is
+    /// not held for nothing when the spool is full.
+    fn reclaim_active(&self, g: &mut Inner) -> Result<(), SpoolError> {
+        if let Some(a) = g.active
+            && g.segments.get(&a).is_some_and(|s| s.live == 0)
+        {
+            self.delete_segment(g, a)?;
+        }
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        g: &mut Inner,
+        meta: &RecordMeta,
+        header: &[u8; HEADER_LEN],
+        payload: &[u8],
+    ) -> Result<(), WriteError> {
+        let rec_len = (HEADER_LEN + payload.len()) as u64;
+        if let Some(a) = g.active {
+            let seg = &g.segments[&a];
+            if seg.len > 0 && seg.len + rec_len > self.cfg.segment_bytes {
+                self.seal(g, a).map_err(WriteError::Other)?;
+            }
+        }
+        let key = match g.active {
+            Some(a) => a,
+            None => {
+                let path = self.dir.join(segment_name(meta.seq));
+                let file = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| {
+                        if is_no_space(&e) {
+                            WriteError::NoSpace
+                        } else {
+                            WriteError::Other(io_err(&path)(e))
+                        }
+                    })?;
+                if self.cfg.fsync != FsyncPolicy::Never {
+                    sync_dir(&self.dir).map_err(WriteError::Other)?;
+                }
+                g.segments.insert(
+                    meta.seq,
+                    Segment {
+                        path,
+                        file: Arc::new(file),
+                        len: 0,
+                        live: 0,
+                        last_seq: 0,
+                        dirty: false,
+                    },
+                );
+                g.active = Some(meta.seq);
+                meta.seq
+            }
+        };
+        let now = match self.cfg.fsync {
+            FsyncPolicy::IntervalMs(_) => crate::io::clock::now_ms(),
+            _ => 0,
+        };
+        let sync = match self.cfg.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::IntervalMs(ms) => now.saturating_sub(g.last_sync_ms) >= ms as i64,
+            FsyncPolicy::Never => false,
+        };
+        let seg = g.segments.get_mut(&key).expect("active segment");
+        let prev = seg.len;
+        let res = self
+            .write_record(&seg.file, header, payload)
+            .and_then(|()| if sync { seg.file.sync_data() } else { Ok(()) });
+        if let Err(e) = res {
+            // Roll back to the last whole record, so the segment stays clean.
+            let rolled = seg.file.set_len(prev);
+            if prev == 0 {
+                let path = seg.path.clone();
+                g.segments.remove(&key);
+                g.active = None;
+                fs::remove_file(&path).ok(); // an empty file left behind is harmless
+            }
+            if let Err(re) = rolled {
+                return Err(WriteError::Other(
+                    io_err(&self.dir.join(segment_name(key)))(re),
+                ));
+            }
+            return Err(if is_no_space(&e) {
+                WriteError::NoSpace
+            } else {
+                WriteError::Other(io_err(&self.dir.join(segment_name(key)))(e))
+            });
+        }
+        seg.len += rec_len;
+        seg.live += 1;
+        seg.last_seq = meta.seq;
+        seg.dirty = !sync;
+        if sync {
+            g.last_sync_ms = now;
+        }
+        g.disk_bytes += rec_len;
+        g.unacked_bytes += rec_len;
+        g.index.insert(
+            meta.seq,
+            Entry {
+                segment: key,
+                offset: prev,
+                len: rec_len,
+                events: meta.events,
+                created_ms: meta.created_ms,
+            },
+        );
+        Ok(())
+    }
+
+    fn write_record(&self, mut file: &File, header: &[u8], payload: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            if self
+                .fail_writes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                file.write_all(&header[..10])?;
+                return Err(io::Error::from_raw_os_error(ENOSPC));
+            }
+        }
+        file.write_all(header)?;
+        file.write_all(payload)
+    }
+
+    /// Stops appending to segment `key`: flushes it, and deletes it if nothing in it waits.
+    fn seal(&self, g: &mut Inner, key: u64) -> Result<(), SpoolError> {
+        if g.active == Some(key) {
+            g.active = None;
+        }
+        let Some(seg) = g.segments.get_mut(&key) else {
+            return Ok(());
+        };
+        if seg.dirty && self.cfg.fsync != FsyncPolicy::Never {
+            seg.file.sync_data().map_err(io_err(&seg.path))?;
+            seg.dirty = false;
+        }
+        if seg.live == 0 {
+            self.delete_segment(g, key)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes segment `key`, first saving the high-water mark if it holds the highest seqs
+    /// the state file does not know yet.
+    fn delete_segment(&self, g: &mut Inner, key: u64) -> Result<(), SpoolError> {
+        let Some(seg) = g.segments.get(&key) else {
+            return Ok(());
+        };
+        // Only needed when no other segment keeps a seq as high: rare, as segments go
+        // oldest first.
+        let needed = seg.last_seq > g.hwm_saved
+            && !g
+                .segments
+                .iter()
+                .any(|(&k, s)| k != key && s.last_seq >= seg.last_seq);
+        let hwm = g.next_seq.saturating_sub(1).max(seg.last_seq);
+        let state = self.dir.join(STATE);
+        let mut removed = false;
+        if needed {
+            match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
+                Ok(()) => {}
+                // A full disk has no room for the state's temp file: free the segment
+                // first (a crash right here loses the mark, not data: all of it went).
+                Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
+                    fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+                    removed = true;
+                    persist_state(&state, self.epoch, hwm, self.cfg.fsync)?;
+                }
+                Err(e) => return Err(e),
+            }
+            g.hwm_saved = hwm;
+        }
+        let seg = g.segments.remove(&key).expect("segment present");
+        match if removed {
+            Ok(())
+        } else {
+            fs::remove_file(&seg.path)
+        } {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                g.segments.insert(key, seg);
+                let path = self.dir.join(segment_name(key));
+                return Err(io_err(&path)(e));
+            }
+        }
+        g.disk_bytes -= seg.len;
+        if g.active == Some(key) {
+            g.active = None;
+        }
+        // The log holds acks of deleted segments too: rewrite it once they are most of it
+        // (amortised: each rewrite at least halves it).
+        let on_disk: u64 = g.segments.values().map(|s| s.len).sum::<u64>() / HEADER_LEN as u64;
+        if g.ack_entries > 1024 && g.ack_entries > 2 * on_disk {
+            let kept = acked_on_disk(&g.segments, &g.index);
+            // On failure (a full disk) the old log stays: longer, still right.
+            if let Ok(f) = write_acks(&self.dir, &kept, self.cfg.fsync) {
+                g.acks = f;
+                g.ack_entries = kept.len() as u64;
+            }
+        }
+        self.freed(g);
+        Ok(())
+    }
+
+    fn freed(&self, g: &mut Inner) {
+        g.freed += 1;
+        if g.waiters > 0 {
+            self.space.notify_all();
+        }
+    }
+
+    /// Drops the oldest segment with everything waiting in it; false when there is none.
+    fn drop_oldest(&self, g: &mut Inner) -> Result<bool, SpoolError> {
+        let Some(&key) = g.segments.keys().next() else {
+            return Ok(false);
+        };
+        let (mut batches, mut events, mut bytes) = (0u64, 0u64, 0u64);
+        g.index.retain(|_, e| {
+            if e.segment != key {
+                return true;
+            }
+            batches += 1;
+            events += u64::from(e.events);
+            bytes += e.len;
+            false
+        });
+        g.dropped_batches += batches;
+        g.dropped_events += events;
+        g.unacked_bytes -= bytes;
+        if let Some(seg) = g.segments.get_mut(&key) {
+            seg.live = 0;
+        }
+        self.delete_segment(g, key)?;
+        Ok(true)
+    }
+
+    /// The next waiting batch not handed out yet, in seq order: its seq and its bytes (the
+    /// encoded batch, exactly what goes on the stream). A record found damaged on the way
+    /// is counted and skipped. Reads the disk without holding the lock.
+    pub fn next_unsent(&self) -> Result<Option<(u64, Vec<u8>)>, SpoolError> {
+        loop {
+            let (seq, e, file, path) = {
+                let mut g = self.lock();
+                let Some((&seq, &e)) = g.index.range(g.cursor..).next() else {
+                    return Ok(None);
+                };
+                g.cursor = seq + 1;
+                let seg = &g.segments[&e.segment];
+                (seq, e, Arc::clone(&seg.file), seg.path.clone())
+            };
+            let mut buf = vec![0u8; e.len as usize];
+            file.read_exact_at(&mut buf, e.offset)
+                .map_err(io_err(&path))?;
+            match format::check(&buf) {
+                Ok((meta, _)) if meta.seq == seq => {
+                    buf.drain(..HEADER_LEN);
+                    return Ok(Some((seq, buf)));
+                }
+                _ => self.forget_damaged(seq)?,
+            }
+        }
+    }
+
+    /// A record that no longer checks out when read back (the disk changed it): it can
+    /// never be sent; count it and free it.
+    fn forget_damaged(&self, seq: u64) -> Result<(), SpoolError> {
+        let mut g = self.lock();
+        let Some(e) = g.index.remove(&seq) else {
+            return Ok(());
+        };
+        g.damaged_records += 1;
+        g.damaged_bytes += e.len;
+        self.release(&mut g, e)
+    }
+
+    /// Bookkeeping of an entry leaving the index (acknowledged or damaged).
+    fn release(&self, g: &mut Inner, e: Entry) -> Result<(), SpoolError> {
+        g.unacked_bytes -= e.len;
+        let Some(seg) = g.segments.get_mut(&e.segment) else {
+            return Ok(());
+        };
+        seg.live -= 1;
+        if seg.live == 0 {
+            if g.active == Some(e.segment) {
+                // Kept for appends, but reclaimable by a blocked appender.
+                self.freed(g);
+            } else {
+                self.delete_segment(g, e.segment)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a batch waits to be handed out.
+    pub fn has_unsent(&self) -> bool {
+        let g = self.lock();
+        g.index.range(g.cursor..).next().is_some()
+    }
+
+    /// Returns when there may be a batch to hand out (or the spool was closed): check with
+    /// [`Spool::next_unsent`] and come back. For the one shipper task.
+    pub async fn wait_unsent(&self) {
+        if self.has_unsent() || self.is_closed() {
+            return;
+        }
+        self.unsent.notified().await;
+    }
+
+    /// The connection was lost: everything handed out but not acknowledged is handed out
+    /// again, in seq order.
+    pub fn requeue_unacked(&self) {
+        self.lock().cursor = 0;
+        self.unsent.notify_one();
+    }
+
+    /// The aggregator acknowledged `seq`: frees it, and its segment once nothing in it
+    /// waits. False when `seq` was not waiting (acknowledged before, or dropped).
+    pub fn ack(&self, seq: u64) -> Result<bool, SpoolError> {
+        let mut g = self.lock();
+        let Some(e) = g.index.remove(&seq) else {
+            return Ok(false);
+        };
+        g.acked += 1;
+        let mut log = &g.acks;
+        log.write_all(&seq.to_le_bytes())
+            .map_err(io_err(&self.dir.join(ACKS)))?;
+        g.ack_entries += 1;
+        self.release(&mut g, e)?;
+        Ok(true)
+    }
+
+    /// Flushes the segment being written, if anything in it is not flushed yet (for
+    /// `IntervalMs` on a timer, and at shutdown).
+    pub fn sync(&self) -> Result<(), SpoolError> {
+        let mut g = self.lock();
+        let Some(a) = g.active else { return Ok(()) };
+        let seg = g.segments.get_mut(&a).expect("active segment");
+        if seg.dirty {
+            seg.file.sync_data().map_err(io_err(&seg.path))?;
+            seg.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Stops the spool: blocked and later appends return `Err(Closed)`, the shipper's
+    /// [`Spool::wait_unsent`] returns. Batches already stored stay for the next start.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.space.notify_all();
+        self.unsent.notify_waiters();
+        self.unsent.notify_one();
+    }
+
+    /// Whether [`Spool::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> SpoolStats {
+        let g = self.lock();
+        SpoolStats {
+            bytes: g.unacked_bytes,
+            disk_bytes: g.disk_bytes,
+            batches: g.index.len() as u64,
+            oldest_created_ms: g.index.values().next().map(|e| e.created_ms),
+            dropped_batches: g.dropped_batches,
+            dropped_events: g.dropped_events,
+            damaged_records: g.damaged_records,
+            damaged_bytes: g.damaged_bytes,
+            acked: g.acked,
+            next_seq: g.next_seq,
+        }
+    }
+
+    /// Test hook: appenders currently waiting for space.
+    #[cfg(test)]
+    fn waiters(&self) -> usize {
+        self.lock().waiters
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if self.cfg.fsync != FsyncPolicy::Never {
+            // Best effort at shutdown; an error here has no one left to tell.
+            self.sync().ok();
+        }
+    }
+}
+
+/// The acknowledged seqs of the segments still on disk: every seq in a segment's range
+/// that is not waiting (one a damaged record held, too: harmless).
+fn acked_on_disk(segments: &BTreeMap<u64, Segment>, index: &BTreeMap<u64, Entry>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (&first, seg) in segments {
+        out.extend((first..=seg.last_seq).filter(|s| !index.contains_key(s)));
+    }
+    out
+}
+
+/// Replaces the ack log with `seqs` (temp file, rename) and opens it for appending.
+fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, SpoolError> {
+    let path = dir.join(ACKS);
+    let tmp = dir.join(".acks.tmp");
+    let bytes: Vec<u8> = seqs.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&bytes).map_err(io_err(&tmp))?;
+    if fsync != FsyncPolicy::Never {
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if fsync != FsyncPolicy::Never {
+        sync_dir(dir)?;
+    }
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(io_err(&path))
+}
+
+fn persist_state(path: &Path, epoch: u64, hwm: u64, fsync: FsyncPolicy) -> Result<(), SpoolError> {
+    super::persist::write_atomic(path, &state_text(epoch, hwm), fsync != FsyncPolicy::Never)
+        .map_err(io_err(path))
+}
+
+/// One segment as [`verify`] found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Its length.
+    pub bytes: u64,
+    /// Valid records.
+    pub batches: u64,
+    /// Events in them.
+    pub events: u64,
+    /// Lowest and highest seq of its valid records.
+    pub seqs: Option<(u64, u64)>,
+    /// Damaged regions (byte ranges), one damaged record each.
+    pub damaged: Vec<Range<u64>>,
+    /// A write cut short at the end (the next open truncates it).
+    pub torn_tail: Option<Range<u64>>,
+    /// Records whose checksum holds but whose batch does not decode: offset, seq, why.
+    pub undecodable: Vec<(u64, u64, String)>,
+}
+
+/// What [`verify`] found, for `vedette-agent spool verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// The spool directory.
+    pub dir: PathBuf,
+    /// The epoch, when the state file is readable.
+    pub epoch: Option<u64>,
+    /// The saved high-water mark, when the state file is readable.
+    pub hwm: Option<u64>,
+    /// Why the state file is not readable, if it is not.
+    pub state_problem: Option<String>,
+    /// Every segment, by first seq.
+    pub segments: Vec<SegmentReport>,
+}
+
+impl VerifyReport {
+    /// Valid batches in all segments.
+    pub fn batches(&self) -> u64 {
+        self.segments.iter().map(|s| s.batches).sum()
+    }
+
+    /// Bytes of all segment files.
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Damaged records in all segments.
+    pub fn damaged_records(&self) -> u64 {
+        self.segments.iter().map(|s| s.damaged.len() as u64).sum()
+    }
+
+    /// Lowest and highest seq over all segments.
+    pub fn seqs(&self) -> Option<(u64, u64)> {
+        self.segments
+            .iter()
+            .filter_map(|s| s.seqs)
+            .fold(None, |acc, (lo, hi)| {
+                Some(acc.map_or((lo, hi), |(a, b): (u64, u64)| (a.min(lo), b.max(hi))))
+            })
+    }
+
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.state_problem.is_none()
+            && self
+                .segments
+                .iter()
+                .all(|s| s.damaged.is_empty() && s.torn_tail.is_none() && s.undecodable.is_empty())
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "spool {}", self.dir.display())?;
+        match (self.epoch, &self.state_problem) {
+            (Some(e), _) => writeln!(
+                f,
+                "  epoch {e:016x}, high-water mark {}",
+                self.hwm.unwrap_or(0)
+            )?,
+            (None, Some(p)) => writeln!(f, "  state: {p}")?,
+            (None, None) => writeln!(f, "  state: none")?,
+        }
+        let events: u64 = self.segments.iter().map(|s| s.events).sum();
+        write!(
+            f,
+            "  {} segments, {} batches, {} events, {} bytes",
+            self.segments.len(),
+            self.batches(),
+            events,
+            self.bytes()
+        )?;
+        match self.seqs() {
+            Some((lo, hi)) => writeln!(f, ", seqs {lo}..={hi}")?,
+            None => writeln!(f)?,
+        }
+        for s in &self.segments {
+            let name = s
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            write!(f, "  {name}: {} batches, {} bytes", s.batches, s.bytes)?;
+            match s.seqs {
+                Some((lo, hi)) => writeln!(f, ", seqs {lo}..={hi}")?,
+                None => writeln!(f)?,
+            }
+            for d in &s.damaged {
+                writeln!(
+                    f,
+                    "    damaged record at bytes {}..{} ({} bytes lost)",
+                    d.start,
+                    d.end,
+                    d.end - d.start
+                )?;
+            }
+            if let Some(t) = &s.torn_tail {
+                writeln!(
+                    f,
+                    "    torn tail at bytes {}..{} ({} bytes, cut off at the next start)",
+                    t.start,
+                    t.end,
+                    t.end - t.start
+                )?;
+            }
+            for (offset, seq, why) in &s.undecodable {
+                writeln!(f, "    batch {seq} at byte {offset} does not decode: {why}")?;
+            }
+        }
+        let torn: u64 = self
+            .segments
+            .iter()
+            .filter_map(|s| s.torn_tail.as_ref())
+            .map(|t| t.end - t.start)
+            .sum();
+        let undecodable: usize = self.segments.iter().map(|s| s.undecodable.len()).sum();
+        if self.is_clean() {
+            write!(f, "  ok: no damage")
+        } else {
+            write!(
+                f,
+                "  damage: {} damaged records, {} torn bytes, {} undecodable batches",
+                self.damaged_records(),
+                torn,
+                undecodable
+            )
+        }
+    }
+}
+
+/// Checks a spool directory without changing it: every record's checksum, every batch's
+/// decoding, the state file. For `vedette-agent spool verify`; safe while the agent runs
+/// (a record being written may show as a torn tail).
+pub fn verify(dir: &Path) -> Result<VerifyReport, SpoolError> {
+    let mut report = VerifyReport {
+        dir: dir.to_path_buf(),
+        ..VerifyReport::default()
+    };
+    let state_path = dir.join(STATE);
+    match fs::read_to_string(&state_path) {
+        Ok(text) => match parse_state(&text) {
+            Some((epoch, hwm)) => {
+                report.epoch = Some(epoch);
+                report.hwm = Some(hwm);
+            }
+            None => {
+                report.state_problem = Some(format!(
+                    "{} is not a spool state file",
+                    state_path.display()
+                ))
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            report.state_problem = Some(format!("{} is missing", state_path.display()));
+        }
+        Err(e) => return Err(io_err(&state_path)(e)),
+    }
+    for (_, path) in list_segments(dir)? {
+        let data = fs::read(&path).map_err(io_err(&path))?;
+        let scan = format::scan(&data);
+        let mut seg = SegmentReport {
+            path,
+            bytes: data.len() as u64,
+            batches: scan.records.len() as u64,
+            damaged: scan.damaged.iter().map(|d| d.range.clone()).collect(),
+            torn_tail: scan.torn_tail.clone(),
+            ..SegmentReport::default()
+        };
+        for r in &scan.records {
+            let seq = r.meta.seq;
+            seg.events += u64::from(r.meta.events);
+            seg.seqs = Some(
+                seg.seqs
+                    .map_or((seq, seq), |(lo, hi)| (lo.min(seq), hi.max(seq))),
+            );
+            let p = r.payload();
+            match batcher::decode(&data[p.start as usize..p.end as usize]) {
+                Ok((h, _)) if h.seq == seq && report.epoch.is_none_or(|e| e == h.epoch) => {}
+                Ok((h, _)) => seg.undecodable.push((
+                    r.offset,
+                    seq,
+                    format!("its header says epoch {:016x} seq {}", h.epoch, h.seq),
+                )),
+                Err(e) => seg.undecodable.push((r.offset, seq, e.to_string())),
+            }
+        }
+        report.segments.push(seg);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

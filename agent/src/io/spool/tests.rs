@@ -1,0 +1,572 @@
+use std::sync::mpsc;
+
+use super::*;
+use crate::core::batcher::{BatchConfig, Batcher};
+
+/// A fresh directory under the temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("vedette-spool-{}-{name}", std::process::id()));
+        fs::remove_dir_all(&p).ok();
+        fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn cfg() -> SpoolConfig {
+    SpoolConfig {
+        max_bytes: 1 << 20,
+        segment_bytes: 4096,
+        fsync: FsyncPolicy::Never,
+        when_full: FullPolicy::Block,
+    }
+}
+
+/// A real batch of `events` small events, cut with the spool's next seq.
+fn batch(spool: &Spool, events: u32) -> EncodedBatch {
+    let mut b = Batcher::new(BatchConfig::default());
+    let seq = spool.next_seq();
+    for i in 0..events {
+        b.push_event(format!("{{\"seq\":{seq},\"i\":{i}}}\n").as_bytes(), 1, 0);
+    }
+    b.cut("agent", spool.epoch(), seq, 1000 + seq as i64)
+        .unwrap()
+}
+
+fn append(spool: &Spool, events: u32) -> EncodedBatch {
+    let b = batch(spool, events);
+    spool.append(&b).unwrap();
+    b
+}
+
+/// Hands out everything waiting: seqs in order, each decoded and checked.
+fn drain(spool: &Spool) -> Vec<u64> {
+    let mut out = Vec::new();
+    while let Some((seq, bytes)) = spool.next_unsent().unwrap() {
+        let (h, _) = batcher::decode(&bytes).unwrap();
+        assert_eq!(h.seq, seq);
+        assert_eq!(h.epoch, spool.epoch());
+        out.push(seq);
+    }
+    out
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    list_segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
+#[test]
+fn append_ack_restart_keeps_order_and_seq_continuity() {
+    let dir = TempDir::new("continuity");
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert!(report.created);
+    assert_eq!(report.next_seq, 1);
+    let epoch = spool.epoch();
+    let sent: Vec<EncodedBatch> = (0..20).map(|i| append(&spool, 1 + i % 5)).collect();
+    assert!(segment_files(&dir.0).len() > 1, "segments rotate at 4 KiB");
+    let mut seen = Vec::new();
+    while let Some((seq, bytes)) = spool.next_unsent().unwrap() {
+        assert_eq!(bytes, sent[seq as usize - 1].bytes, "bytes as appended");
+        seen.push(seq);
+    }
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+    for seq in 1..=20 {
+        assert!(spool.ack(seq).unwrap());
+    }
+    assert!(!spool.ack(3).unwrap(), "a second ack is a no-op");
+    let st = spool.stats();
+    assert_eq!((st.batches, st.bytes, st.acked), (0, 0, 20));
+    assert_eq!(
+        segment_files(&dir.0).len(),
+        1,
+        "acknowledged segments are deleted, the active one stays"
+    );
+    drop(spool);
+
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert_eq!(spool.epoch(), epoch);
+    assert_eq!((report.batches, report.next_seq), (0, 21));
+    append(&spool, 1);
+    assert_eq!(drain(&spool), [21]);
+    spool.ack(21).unwrap();
+    // Every segment acknowledged and deleted: the high-water mark keeps the numbering.
+    spool.append(&batch(&spool, 1)).unwrap();
+    spool.ack(22).unwrap();
+    {
+        let mut g = spool.lock();
+        let a = g.active.unwrap();
+        spool.seal(&mut g, a).unwrap();
+    }
+    assert!(segment_files(&dir.0).is_empty());
+    drop(spool);
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert_eq!(report.next_seq, 23);
+    assert_eq!(spool.next_seq(), 23);
+}
+
+#[test]
+fn restart_resends_unacked_only() {
+    let dir = TempDir::new("resend");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    for _ in 0..10 {
+        append(&spool, 3);
+    }
+    assert_eq!(drain(&spool).len(), 10);
+    for seq in [1, 2, 3, 5, 8] {
+        spool.ack(seq).unwrap();
+    }
+    drop(spool);
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert_eq!(report.batches, 5);
+    assert_eq!(report.damaged_records, 0);
+    assert_eq!(drain(&spool), [4, 6, 7, 9, 10]);
+    assert_eq!(spool.stats().oldest_created_ms, Some(1004));
+}
+
+#[test]
+fn requeue_hands_out_everything_unacked_again_in_order() {
+    let dir = TempDir::new("requeue");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    for _ in 0..5 {
+        append(&spool, 1);
+    }
+    assert_eq!(spool.next_unsent().unwrap().unwrap().0, 1);
+    assert_eq!(spool.next_unsent().unwrap().unwrap().0, 2);
+    assert_eq!(spool.next_unsent().unwrap().unwrap().0, 3);
+    spool.ack(2).unwrap();
+    spool.requeue_unacked();
+    assert_eq!(drain(&spool), [1, 3, 4, 5]);
+    assert!(!spool.has_unsent());
+}
+
+#[test]
+fn torn_tail_after_a_crash_loses_exactly_that_record() {
+    let dir = TempDir::new("torn");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    for _ in 0..3 {
+        append(&spool, 2);
+    }
+    let last = spool.lock().index[&3];
+    drop(spool);
+    let seg = &segment_files(&dir.0)[0];
+    let full = fs::metadata(seg).unwrap().len();
+    // The crash cut the third record in the middle of its payload.
+    let cut = last.offset + last.len / 2;
+    OpenOptions::new()
+        .write(true)
+        .open(seg)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+
+    let v = verify(&dir.0).unwrap();
+    assert_eq!(v.segments[0].torn_tail, Some(last.offset..cut));
+    assert!(!v.is_clean());
+    assert_eq!(
+        fs::metadata(seg).unwrap().len(),
+        cut,
+        "verify changes nothing"
+    );
+
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert_eq!(report.batches, 2);
+    assert_eq!(report.truncated_bytes, cut - last.offset);
+    assert_eq!(report.damaged_records, 0);
+    assert_eq!(fs::metadata(seg).unwrap().len(), last.offset);
+    assert!(full > cut);
+    assert_eq!(drain(&spool), [1, 2]);
+    // The lost seq was never handed out (its write did not finish): it is reused.
+    assert_eq!(spool.next_seq(), 3);
+    append(&spool, 1);
+    assert_eq!(drain(&spool), [3]);
+    assert!(verify(&dir.0).unwrap().is_clean());
+}
+
+#[test]
+fn a_flipped_byte_in_the_middle_record_loses_exactly_it() {
+    let dir = TempDir::new("flip");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    for _ in 0..3 {
+        append(&spool, 2);
+    }
+    let mid = spool.lock().index[&2];
+    drop(spool);
+    let seg = &segment_files(&dir.0)[0];
+    let mut data = fs::read(seg).unwrap();
+    data[(mid.offset + mid.len / 2) as usize] ^= 0x20;
+    fs::write(seg, &data).unwrap();
+
+    let v = verify(&dir.0).unwrap();
+    assert_eq!(v.damaged_records(), 1);
+    assert_eq!(
+        v.segments[0].damaged,
+        vec![mid.offset..mid.offset + mid.len]
+    );
+    assert_eq!(v.batches(), 2);
+    let text = v.to_string();
+    assert!(
+        text.contains(&format!(
+            "damaged record at bytes {}..{}",
+            mid.offset,
+            mid.offset + mid.len
+        )),
+        "{text}"
+    );
+    assert!(text.contains("00000000000000000001.seg"), "{text}");
+
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert_eq!(report.batches, 2);
+    assert_eq!(report.damaged_records, 1);
+    assert_eq!(report.damaged_bytes, mid.len);
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(drain(&spool), [1, 3]);
+    assert_eq!(spool.stats().damaged_records, 1);
+    assert_eq!(spool.next_seq(), 4);
+}
+
+#[test]
+fn damage_appearing_after_open_is_skipped_and_counted() {
+    let dir = TempDir::new("rot");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    for _ in 0..3 {
+        append(&spool, 1);
+    }
+    let mid = spool.lock().index[&2];
+    let seg = &segment_files(&dir.0)[0];
+    let f = OpenOptions::new().write(true).open(seg).unwrap();
+    f.write_all_at(&[0xff], mid.offset + mid.len - 1).unwrap();
+    assert_eq!(drain(&spool), [1, 3]);
+    let st = spool.stats();
+    assert_eq!(
+        (st.damaged_records, st.damaged_bytes, st.batches),
+        (1, mid.len, 2)
+    );
+}
+
+#[test]
+fn block_waits_until_an_ack_frees_a_segment() {
+    let dir = TempDir::new("block");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let one = batch(&spool, 1);
+    let rec = (HEADER_LEN + one.bytes.len()) as u64;
+    drop(spool);
+    // Room for three records, one per segment.
+    let cfg = SpoolConfig {
+        max_bytes: rec * 3 + rec / 2,
+        segment_bytes: rec,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    for _ in 0..3 {
+        append(&spool, 1);
+    }
+    assert_eq!(segment_files(&dir.0).len(), 3);
+    let next = batch(&spool, 1);
+    assert_eq!(next.bytes.len(), one.bytes.len());
+    let (tx, rx) = mpsc::channel();
+    let s = Arc::clone(&spool);
+    let t = std::thread::spawn(move || tx.send(s.append(&next)).unwrap());
+    while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
+        std::thread::yield_now();
+    }
+    assert!(rx.try_recv().is_err(), "blocked while full");
+    spool.ack(1).unwrap();
+    rx.recv().unwrap().unwrap();
+    t.join().unwrap();
+    assert_eq!(drain(&spool), [2, 3, 4]);
+    let st = spool.stats();
+    assert_eq!((st.dropped_batches, st.batches), (0, 3));
+}
+
+#[test]
+fn close_releases_a_blocked_append() {
+    let dir = TempDir::new("close");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
+    drop(spool);
+    let cfg = SpoolConfig {
+        max_bytes: rec + rec / 2,
+        segment_bytes: rec,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    append(&spool, 1);
+    let next = batch(&spool, 1);
+    let s = Arc::clone(&spool);
+    let t = std::thread::spawn(move || s.append(&next));
+    while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
+        std::thread::yield_now();
+    }
+    spool.close();
+    assert!(matches!(t.join().unwrap(), Err(SpoolError::Closed)));
+    assert_eq!(spool.next_seq(), 2, "the refused batch took no seq");
+}
+
+#[test]
+fn drop_oldest_drops_and_counts_exactly() {
+    let dir = TempDir::new("dropoldest");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let rec = (HEADER_LEN + batch(&spool, 4).bytes.len()) as u64;
+    drop(spool);
+    // Two records per segment, two segments fit.
+    // (Slack: compressed sizes differ by a byte or two from batch to batch.)
+    let cfg = SpoolConfig {
+        max_bytes: rec * 4 + rec / 2,
+        segment_bytes: rec * 2 + rec / 2,
+        when_full: FullPolicy::DropOldest,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    for _ in 0..4 {
+        append(&spool, 4);
+    }
+    assert_eq!(spool.next_unsent().unwrap().unwrap().0, 1, "1 is in flight");
+    assert_eq!(spool.stats().dropped_batches, 0);
+    append(&spool, 4); // drops segment 1 (seqs 1, 2)
+    let st = spool.stats();
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events, st.batches),
+        (2, 8, 3)
+    );
+    assert!(
+        !spool.ack(1).unwrap(),
+        "an ack of a dropped batch is a no-op"
+    );
+    assert_eq!(drain(&spool), [3, 4, 5]);
+    spool.ack(3).unwrap();
+    append(&spool, 4); // fits: seq 5's segment has room
+    append(&spool, 4); // drops segment 3 (seq 4 only: 3 was acked)
+    let st = spool.stats();
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events, st.batches),
+        (3, 12, 3)
+    );
+    assert!(st.disk_bytes <= rec * 4 + rec / 2);
+    assert_eq!(drain(&spool), [6, 7]);
+}
+
+#[test]
+fn a_batch_bigger_than_the_spool_is_refused_and_handed_back() {
+    let dir = TempDir::new("toolarge");
+    let cfg = SpoolConfig {
+        max_bytes: 100,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let b = batch(&spool, 50);
+    assert!(matches!(
+        spool.append(&b),
+        Err(SpoolError::TooLarge { limit: 100, .. })
+    ));
+    drop(spool);
+    let (spool, _) = Spool::open(&dir.0, super::tests::cfg()).unwrap();
+    let mut wrong = batch(&spool, 1);
+    wrong.header.seq = 7;
+    let err = spool.append(&wrong).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpoolError::OutOfOrder {
+                expected: 1,
+                got: 7
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn enospc_rolls_back_and_drops_oldest() {
+    let dir = TempDir::new("enospc-drop");
+    let cfg = SpoolConfig {
+        when_full: FullPolicy::DropOldest,
+        segment_bytes: 1,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    append(&spool, 2);
+    append(&spool, 2);
+    let before: u64 = segment_files(&dir.0)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    spool
+        .fail_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    append(&spool, 2);
+    let st = spool.stats();
+    assert_eq!((st.dropped_batches, st.dropped_events), (1, 2));
+    assert_eq!(drain(&spool), [2, 3]);
+    // The partial header went with the rollback: the files hold whole records only.
+    let v = verify(&dir.0).unwrap();
+    assert!(v.is_clean(), "{v}");
+    let after: u64 = segment_files(&dir.0)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(after, before, "one record dropped, one added, same size");
+    // Nothing left to drop: the error says so and the seq is not used up.
+    spool.ack(2).unwrap();
+    spool.ack(3).unwrap();
+    spool
+        .fail_writes
+        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    let b = batch(&spool, 1);
+    assert!(matches!(spool.append(&b), Err(SpoolError::NoSpace { .. })));
+    assert_eq!(spool.next_seq(), 4);
+    spool
+        .fail_writes
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    spool.append(&b).unwrap();
+    assert_eq!(drain(&spool), [4]);
+}
+
+#[test]
+fn enospc_with_block_waits_for_an_ack_and_retries() {
+    let dir = TempDir::new("enospc-block");
+    let cfg = SpoolConfig {
+        segment_bytes: 1,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    append(&spool, 1);
+    spool
+        .fail_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let next = batch(&spool, 1);
+    let (tx, rx) = mpsc::channel();
+    let s = Arc::clone(&spool);
+    let t = std::thread::spawn(move || tx.send(s.append(&next)).unwrap());
+    while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
+        std::thread::yield_now();
+    }
+    assert!(rx.try_recv().is_err());
+    spool.ack(1).unwrap();
+    rx.recv().unwrap().unwrap();
+    t.join().unwrap();
+    assert_eq!(drain(&spool), [2]);
+    assert_eq!(spool.stats().dropped_batches, 0);
+    assert!(verify(&dir.0).unwrap().is_clean());
+}
+
+#[test]
+fn a_bad_state_file_gets_a_new_epoch_and_the_spool_still_opens() {
+    let dir = TempDir::new("state");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let old = spool.epoch();
+    append(&spool, 1);
+    drop(spool);
+    fs::write(dir.0.join(STATE), "garbage").unwrap();
+    let (spool, report) = Spool::open(&dir.0, cfg()).unwrap();
+    assert!(report.state_reset);
+    assert_ne!(spool.epoch(), old);
+    assert_eq!((report.batches, report.next_seq), (1, 2));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_shipper_wakes_for_new_batches_and_at_close() {
+    let dir = TempDir::new("notify");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let s = Arc::clone(&spool);
+    let shipper = tokio::spawn(async move {
+        let mut got = Vec::new();
+        loop {
+            while let Some((seq, _)) = s.next_unsent().unwrap() {
+                got.push(seq);
+            }
+            if s.is_closed() {
+                return got;
+            }
+            s.wait_unsent().await;
+        }
+    });
+    let s = Arc::clone(&spool);
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..5 {
+            append(&s, 1);
+        }
+    })
+    .await
+    .unwrap();
+    spool.close();
+    assert_eq!(shipper.await.unwrap(), [1, 2, 3, 4, 5]);
+}
+
+/// A real full filesystem: a 64 KiB tmpfs, where root may mount one (skipped otherwise).
+/// DropOldest keeps appending past the point the device fills, and every file stays
+/// made of whole records.
+#[test]
+fn a_real_full_tmpfs_counts_as_full() {
+    struct Mount(PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            std::process::Command::new("umount")
+                .arg(&self.0)
+                .status()
+                .ok();
+        }
+    }
+    let dir = TempDir::new("tmpfs");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir.0)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let _mount = Mount(dir.0.clone());
+    let cfg = SpoolConfig {
+        max_bytes: 1 << 30,
+        segment_bytes: 8 << 10,
+        when_full: FullPolicy::DropOldest,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    // Incompressible events, so the batches are big.
+    let mut b = Batcher::new(BatchConfig::default());
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..60 {
+        let seq = spool.next_seq();
+        for _ in 0..40 {
+            let line: String = (0..64)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{:02x}", x as u8)
+                })
+                .collect();
+            b.push_event(format!("{{\"r\":\"{line}\"}}\n").as_bytes(), 0, 0);
+        }
+        let batch = b.cut("agent", spool.epoch(), seq, 0).unwrap();
+        spool.append(&batch).unwrap();
+    }
+    let st = spool.stats();
+    assert!(
+        st.dropped_batches > 0,
+        "64 KiB cannot hold 60 batches: {st:?}"
+    );
+    assert_eq!(st.dropped_events, st.dropped_batches * 40);
+    assert_eq!(st.batches + st.dropped_batches, 60);
+    let v = verify(&dir.0).unwrap();
+    assert!(v.is_clean(), "{v}");
+    drop(spool);
+}
