@@ -242,7 +242,9 @@ fn enroll(
         .enable_all()
         .build()?;
     let host = vedette_agent::io::host::hostname();
-    let info = rt.block_on(vedette_agent::io::identity::enroll(&dir, server, token, &host))?;
+    let info = rt.block_on(vedette_agent::io::identity::enroll(
+        &dir, server, token, &host,
+    ))?;
     println!(
         "enrolled as {} (tenant {}) with {}; identity in {}",
         info.agent_id,

@@ -158,14 +158,22 @@ fn main() -> anyhow::Result<()> {
                 bail!("--ttl {ttl}: use a number and a unit, like 90s, 30m, 1h or 7d");
             };
             if !valid_tenant(&tenant) {
-                bail!("--tenant {tenant}: use 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)");
+                bail!(
+                    "--tenant {tenant}: use 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
+                );
             }
             let dir = state.dir()?;
             let ca = StatePaths::new(&dir).authority()?;
             let token = Token::generate(ca.fingerprint());
             let mut store = open_store(&dir, Synchronous::Full)?;
             let now = now_ms();
-            store.create_token(&token.id, secret_hash(&token.secret), &tenant, now + ttl_ms, now)?;
+            store.create_token(
+                &token.id,
+                secret_hash(&token.secret),
+                &tenant,
+                now + ttl_ms,
+                now,
+            )?;
             println!("{}", token.encode());
         }
         Cmd::Agents {
@@ -254,22 +262,34 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             cert_days: cfg.aggregator.cert_days,
         });
         let accept = tokio::spawn(server.clone().run(endpoint.clone()));
-        if let Some(secs) = report_every.filter(|&s| s > 0) {
-            tokio::spawn(report(handle.clone(), Duration::from_secs(secs)));
-        }
+        let reporter = report_every
+            .filter(|&s| s > 0)
+            .map(|secs| tokio::spawn(report(handle.clone(), Duration::from_secs(secs))));
         shutdown_signal().await?;
         endpoint.close(
             quinn::VarInt::from_u32(vedette_aggregator::io::server::close::SHUTDOWN),
             b"shutting down",
         );
         accept.abort();
-        endpoint.wait_idle().await;
+        if let Some(r) = reporter {
+            r.abort();
+        }
+        // Bounded: a peer that does not answer the close is forgotten after the idle time.
+        let _ignored = tokio::time::timeout(Duration::from_secs(5), endpoint.wait_idle()).await;
         drop(server);
         drop(handle);
-        // Commits in progress finish; the thread ends when the last handle is gone.
-        tokio::task::spawn_blocking(move || join.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("the store thread panicked"))?;
+        // Commits in progress finish; the thread ends when the last handle is gone (a
+        // connection task still holding one is cut off when the runtime drops).
+        let joined = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || join.join()),
+        )
+        .await;
+        match joined {
+            Ok(Ok(Ok(_))) => {}
+            Ok(_) => anyhow::bail!("the store thread panicked"),
+            Err(_) => eprintln!("vedette-aggregator: the store was still busy at exit"),
+        }
         eprintln!("vedette-aggregator: stopped");
         anyhow::Ok(())
     })
@@ -286,6 +306,10 @@ async fn report(store: StoreHandle<SqliteStore>, every: Duration) {
             return;
         };
         let total: u64 = by_class.iter().map(|(_, n)| n).sum();
+        // Quiet while nothing arrives.
+        if total == last {
+            continue;
+        }
         let rate = (total - last.min(total)) as f64 / every.as_secs_f64();
         last = total;
         let classes: Vec<String> = by_class.iter().map(|(c, n)| format!("{c}:{n}")).collect();

@@ -256,15 +256,16 @@ pub fn decode_frame<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameEr
     serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
+/// A frame's body and the bytes after it.
+pub type Split<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits one whole frame off the front of `buf`: `Ok(None)` when more bytes are needed.
-pub fn split_frame(buf: &[u8]) -> Result<Option<(&[u8], &[u8])>, FrameError> {
+pub fn split_frame(buf: &[u8]) -> Result<Option<Split<'_>>, FrameError> {
     let Some(prefix) = buf.first_chunk::<4>() else {
         return Ok(None);
     };
     let n = frame_len(*prefix)?;
-    Ok(buf[4..]
-        .split_at_checked(n)
-        .map(|(body, rest)| (body, rest)))
+    Ok(buf[4..].split_at_checked(n))
 }
 
 #[cfg(test)]
@@ -292,7 +293,9 @@ mod tests {
         for cut in 0..buf.len() {
             let head = &buf[..cut];
             match split_frame(head).unwrap() {
-                None => assert!(cut < 4 + u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize),
+                None => {
+                    assert!(cut < 4 + u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize)
+                }
                 Some((body, _)) => assert_eq!(decode_frame::<Ack>(body).unwrap(), ack),
             }
         }

@@ -22,4 +22,5 @@ mod redaction;
 mod run_config;
 mod ship_delivery;
 mod ship_identity;
+mod ship_spool;
 mod syslog_vectors;

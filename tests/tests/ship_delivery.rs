@@ -17,7 +17,10 @@ const DEADLINE: Duration = Duration::from_secs(120);
 fn assert_exactly_once(stored: &Stored, n: usize) {
     let events = stored.events();
     let seen = line_numbers(&events);
-    let missing: Vec<u64> = (0..n as u64).filter(|i| !seen.contains_key(i)).take(10).collect();
+    let missing: Vec<u64> = (0..n as u64)
+        .filter(|i| !seen.contains_key(i))
+        .take(10)
+        .collect();
     let twice: Vec<(&u64, &usize)> = seen.iter().filter(|(_, c)| **c > 1).take(10).collect();
     assert!(missing.is_empty(), "missing lines (first 10): {missing:?}");
     assert!(twice.is_empty(), "lines stored twice: {twice:?}");
@@ -45,7 +48,10 @@ fn kill_9_of_the_agent_mid_stream_loses_and_repeats_nothing() {
     assert!(have >= N as u64 / 5, "only {have} events arrived");
     let (_, log) = agent.kill9();
     let at_kill = stored.count();
-    assert!(at_kill < N as u64, "the kill came too late to test anything: {at_kill}");
+    assert!(
+        at_kill < N as u64,
+        "the kill came too late to test anything: {at_kill}"
+    );
     let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
     let have = stored.wait_count(N as u64, DEADLINE);
     let (status, log2) = agent.stop();
@@ -56,7 +62,12 @@ fn kill_9_of_the_agent_mid_stream_loses_and_repeats_nothing() {
     let dup = stored.int("SELECT sum(duplicates) FROM batches");
     eprintln!("killed at {at_kill} stored; {dup} re-sent events dropped as duplicates");
     // Tenant from the certificate on every event.
-    assert!(stored.events().iter().all(|e| e["metadata"]["tenant_uid"] == "default"));
+    assert!(
+        stored
+            .events()
+            .iter()
+            .all(|e| e["metadata"]["tenant_uid"] == "default")
+    );
 }
 
 #[test]
@@ -103,7 +114,12 @@ fn a_network_cut_longer_than_the_idle_timeout_loses_and_repeats_nothing() {
     let scratch = Scratch::new("ship-cut");
     let agg = RunningAggregator::start_in(&scratch, "agg", Some(&ns.name));
     let dir = scratch.path("agent");
-    enroll_ok_in(&dir, &agg.server(), &agg.token("default", "1h"), Some(&ns.name));
+    enroll_ok_in(
+        &dir,
+        &agg.server(),
+        &agg.token("default", "1h"),
+        Some(&ns.name),
+    );
     std::fs::create_dir_all(scratch.path("logs")).unwrap();
     scratch.write("logs/app.log", distinct_lines(N, "app").as_bytes());
     let cfg = scratch.write(
@@ -122,11 +138,19 @@ fn a_network_cut_longer_than_the_idle_timeout_loses_and_repeats_nothing() {
     let port = agg.addr.port().to_string();
     ns.nft(&["add", "table", "inet", "vcut"]);
     ns.nft(&[
-        "add", "chain", "inet", "vcut", "input",
+        "add",
+        "chain",
+        "inet",
+        "vcut",
+        "input",
         "{ type filter hook input priority 0; policy accept; }",
     ]);
-    ns.nft(&["add", "rule", "inet", "vcut", "input", "udp", "dport", &port, "drop"]);
-    ns.nft(&["add", "rule", "inet", "vcut", "input", "udp", "sport", &port, "drop"]);
+    ns.nft(&[
+        "add", "rule", "inet", "vcut", "input", "udp", "dport", &port, "drop",
+    ]);
+    ns.nft(&[
+        "add", "rule", "inet", "vcut", "input", "udp", "sport", &port, "drop",
+    ]);
     // The agent notices: its connection times out and reconnects fail while the cut holds.
     agent.wait_log("shipping to");
     let during = stored.count();

@@ -26,7 +26,10 @@ fn an_agent_enrolls_once_per_token_and_keeps_its_key_private() {
     let other = scratch.path("agent2");
     let out = enroll(&other, &agg.server(), &token);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("already used"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("already used"),
+        "{err}"
+    );
     assert!(!other.join("identity/agent.pem").exists());
 
     // A token whose CA pin is not this aggregator's: the agent refuses the server.
@@ -64,7 +67,10 @@ fn an_expired_token_is_refused() {
 /// Connects to `agg` on the event ALPN with `client_cert` (chain PEM, key PEM) or none,
 /// opens a batch stream and waits for the answer: `Ok(())` only if the server accepted the
 /// connection and kept it open; otherwise the error text.
-fn raw_connect(agg: &RunningAggregator, client_cert: Option<(String, String)>) -> Result<(), String> {
+fn raw_connect(
+    agg: &RunningAggregator,
+    client_cert: Option<(String, String)>,
+) -> Result<(), String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::sync::Arc;
@@ -151,7 +157,13 @@ fn the_event_channel_refuses_no_certificate_another_cas_certificate_and_a_revoke
         .pem()
         .unwrap();
     let forged = other
-        .sign_agent(&csr, "agt-0011223344556677", "default", 1_790_000_000_000, 10)
+        .sign_agent(
+            &csr,
+            "agt-0011223344556677",
+            "default",
+            1_790_000_000_000,
+            10,
+        )
         .unwrap();
     let e = raw_connect(&agg, Some((forged.cert_pem, key.serialize_pem()))).unwrap_err();
     assert!(e.to_lowercase().contains("certificate"), "{e}");
@@ -160,7 +172,8 @@ fn the_event_channel_refuses_no_certificate_another_cas_certificate_and_a_revoke
     let dir = scratch.path("agent");
     let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
     let pem = |n: &str| std::fs::read_to_string(dir.join("identity").join(n)).unwrap();
-    raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key")))).expect("an enrolled agent is welcome");
+    raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key"))))
+        .expect("an enrolled agent is welcome");
     agg.revoke(&id);
     let e = raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key")))).unwrap_err();
     assert!(e.contains("revoked"), "{e}");

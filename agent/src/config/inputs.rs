@@ -133,6 +133,8 @@ pub struct ShipOutput {
     pub backoff_max_ms: u64,
     /// A connection silent this long is dead, ms (keep-alives go at a third of it).
     pub idle_timeout_ms: u64,
+    /// At shutdown, how long to keep delivering what is spooled, ms.
+    pub drain_ms: u64,
 }
 
 impl Default for ShipOutput {
@@ -150,6 +152,7 @@ impl Default for ShipOutput {
             backoff_min_ms: 250,
             backoff_max_ms: 30_000,
             idle_timeout_ms: 30_000,
+            drain_ms: 5_000,
         }
     }
 }
@@ -356,11 +359,26 @@ pub(super) fn validate_output(
     }
     for (v, f) in [
         (o.server.as_ref().map(Spanned::span), "output.server"),
-        (o.spool_max_mb.as_ref().map(Spanned::span), "output.spool_max_mb"),
-        (o.spool_full.as_ref().map(Spanned::span), "output.spool_full"),
-        (o.spool_fsync.as_ref().map(Spanned::span), "output.spool_fsync"),
-        (o.batch_max_kb.as_ref().map(Spanned::span), "output.batch_max_kb"),
-        (o.zstd_level.as_ref().map(Spanned::span), "output.zstd_level"),
+        (
+            o.spool_max_mb.as_ref().map(Spanned::span),
+            "output.spool_max_mb",
+        ),
+        (
+            o.spool_full.as_ref().map(Spanned::span),
+            "output.spool_full",
+        ),
+        (
+            o.spool_fsync.as_ref().map(Spanned::span),
+            "output.spool_fsync",
+        ),
+        (
+            o.batch_max_kb.as_ref().map(Spanned::span),
+            "output.batch_max_kb",
+        ),
+        (
+            o.zstd_level.as_ref().map(Spanned::span),
+            "output.zstd_level",
+        ),
     ] {
         if let Some(span) = v {
             out.push(p(Some(span), f, "only for type = \"aggregator\"".into()));
@@ -437,11 +455,18 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
     if let Some(v) = range(o.idle_timeout_ms, "output.idle_timeout_ms", 100, 600_000) {
         s.idle_timeout_ms = v;
     }
+    if let Some(v) = range(o.drain_ms, "output.drain_ms", 0, 600_000) {
+        s.drain_ms = v;
+    }
     let fsync_ms = range(o.spool_fsync_ms, "output.spool_fsync_ms", 1, 3_600_000);
     if let Some(l) = o.zstd_level {
         match *l.get_ref() {
             1..=19 => s.zstd_level = *l.get_ref() as i32,
-            _ => out.push(p(Some(l.span()), "output.zstd_level", "must be between 1 and 19".into())),
+            _ => out.push(p(
+                Some(l.span()),
+                "output.zstd_level",
+                "must be between 1 and 19".into(),
+            )),
         }
     }
     if let Some(f) = o.spool_full {
@@ -455,7 +480,11 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
             )),
         }
     }
-    match o.spool_fsync.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+    match o
+        .spool_fsync
+        .as_ref()
+        .map(|f| (f.get_ref().as_str(), f.span()))
+    {
         None | Some(("interval", _)) => s.fsync = SpoolFsync::IntervalMs(fsync_ms.unwrap_or(1000)),
         Some(("always", _)) => s.fsync = SpoolFsync::Always,
         Some(("never", _)) => s.fsync = SpoolFsync::Never,
@@ -466,8 +495,16 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
         )),
     }
     if let Some(srv) = o.server {
-        if srv.get_ref().rsplit_once(':').is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err()) {
-            out.push(p(Some(srv.span()), "output.server", "expected HOST:PORT".into()));
+        if srv
+            .get_ref()
+            .rsplit_once(':')
+            .is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
+        {
+            out.push(p(
+                Some(srv.span()),
+                "output.server",
+                "expected HOST:PORT".into(),
+            ));
         } else {
             s.server = Some(srv.into_inner());
         }

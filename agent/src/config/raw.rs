@@ -257,6 +257,9 @@ pub struct RawOutput {
     pub backoff_max_ms: Option<Spanned<u64>>,
     /// `aggregator`: a connection silent this long is dead, ms (default 30000).
     pub idle_timeout_ms: Option<Spanned<u64>>,
+    /// `aggregator`: at shutdown, how long to keep delivering what is spooled, ms
+    /// (default 5000).
+    pub drain_ms: Option<Spanned<u64>>,
 }
 
 /// Reads `text` section by section. Problems of every section come back together, each

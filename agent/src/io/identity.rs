@@ -88,7 +88,7 @@ impl IdentityPaths {
 }
 
 fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    let _ = std::fs::remove_file(path);
+    let _ignored = std::fs::remove_file(path);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -116,7 +116,8 @@ pub fn split_token(token: &str) -> anyhow::Result<(String, [u8; 32])> {
     let ["vdt1", id, secret, pin] = parts[..] else {
         bail!("not a Vedette enrollment token (expected vdt1.<id>.<secret>.<ca-sha256>)");
     };
-    let pin = unhex32(pin).ok_or_else(|| anyhow!("the token's CA fingerprint is not 64 hex digits"))?;
+    let pin =
+        unhex32(pin).ok_or_else(|| anyhow!("the token's CA fingerprint is not 64 hex digits"))?;
     Ok((format!("{id}.{secret}"), pin))
 }
 
@@ -162,10 +163,12 @@ impl ServerCertVerifier for PinnedCa {
             })?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
-        let inner =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
     }
 
@@ -275,7 +278,9 @@ pub fn client_endpoint(server: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
     Ok(quinn::Endpoint::client(bind)?)
 }
 
-async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut quinn::RecvStream) -> anyhow::Result<T> {
+async fn read_frame<T: serde::de::DeserializeOwned>(
+    r: &mut quinn::RecvStream,
+) -> anyhow::Result<T> {
     let mut prefix = [0u8; 4];
     r.read_exact(&mut prefix).await?;
     let mut body = vec![0u8; wire::frame_len(prefix)?];
@@ -285,7 +290,12 @@ async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut quinn::RecvStream) -
 
 /// Enrolls: a fresh key, a CSR sent with the token on the enrollment ALPN, the signed
 /// certificate written beside the key. Refuses to replace an existing identity.
-pub async fn enroll(state_dir: &Path, server: &str, token: &str, hostname: &str) -> anyhow::Result<IdentityInfo> {
+pub async fn enroll(
+    state_dir: &Path,
+    server: &str,
+    token: &str,
+    hostname: &str,
+) -> anyhow::Result<IdentityInfo> {
     let paths = IdentityPaths::new(state_dir);
     if paths.file("agent.pem").exists() {
         bail!(
@@ -313,7 +323,9 @@ pub async fn enroll(state_dir: &Path, server: &str, token: &str, hostname: &str)
     );
     send.write_all(&buf).await?;
     send.finish()?;
-    let resp: EnrollResponse = read_frame(&mut recv).await.context("reading the enrollment answer")?;
+    let resp: EnrollResponse = read_frame(&mut recv)
+        .await
+        .context("reading the enrollment answer")?;
     conn.close(0u32.into(), b"enrolled");
     endpoint.wait_idle().await;
     let (agent_id, tenant, cert_pem, ca_pem) = match resp {
@@ -385,7 +397,8 @@ mod tests {
     #[test]
     fn tokens_split_into_credential_and_pin() {
         let pin = "ab".repeat(32);
-        let (cred, p) = split_token(&format!("vdt1.0011223344556677.{}.{pin}", "cd".repeat(16))).unwrap();
+        let (cred, p) =
+            split_token(&format!("vdt1.0011223344556677.{}.{pin}", "cd".repeat(16))).unwrap();
         assert_eq!(cred, format!("0011223344556677.{}", "cd".repeat(16)));
         assert_eq!(p, [0xab; 32]);
         assert!(split_token("vdt1.a.b").is_err());

@@ -4,10 +4,10 @@
 //! to the sink, and a batch is acknowledged to its source only once its events are written
 //! (what a file tail checkpoints).
 
-use vedette_schemas::wire::Watermark;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use vedette_schemas::wire::Watermark;
 
 use tokio::sync::mpsc;
 

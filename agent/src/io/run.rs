@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::files::{self, FileSource};
+use super::identity::IdentityPaths;
 use super::journald::{self, JournaldSource};
 use super::pipeline::{Edge, LiveSource, StageMsg, StageStats, run_stage};
-use super::identity::IdentityPaths;
 use super::ship::{ShipConfig, ShipStats, Shipper, UdpDrops};
 use super::sink::Sink;
 use super::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolStats};
@@ -68,6 +68,9 @@ pub struct RunSummary {
     /// What went to the aggregator, when that is the output.
     pub shipped: Option<ShipSummary>,
 }
+
+/// Each listener's counters, by source id.
+type Listeners = Vec<(String, Arc<ListenerStats>)>;
 
 /// The aggregator output's end state.
 #[derive(Debug)]
@@ -144,7 +147,7 @@ fn start_shipping(
         backoff_min_ms: ship.backoff_min_ms,
         backoff_max_ms: ship.backoff_max_ms,
         idle_timeout_ms: ship.idle_timeout_ms,
-        ..ShipConfig::default()
+        drain_ms: ship.drain_ms,
     };
     let drain_ms = cfg.drain_ms;
     let shipper = Shipper {
@@ -159,6 +162,23 @@ fn start_shipping(
     };
     let (stop, stop_rx) = watch::channel(false);
     let task = rt.spawn(shipper.run(stop_rx));
+    // Appends sync on their own when the interval has passed; this covers a quiet spool
+    // whose last batches would otherwise wait for the next append.
+    if let SpoolFsync::IntervalMs(ms) = ship.fsync {
+        let sp = spool.clone();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(ms));
+            loop {
+                tick.tick().await;
+                let sp = sp.clone();
+                match tokio::task::spawn_blocking(move || sp.sync()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("vedette-agent: syncing the spool: {e}"),
+                    Err(_) => return,
+                }
+            }
+        });
+    }
     Ok((
         sink,
         Shipping {
@@ -185,8 +205,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     // Filled once the listeners are up; heartbeats read it.
-    let listener_stats: Arc<std::sync::OnceLock<Vec<(String, Arc<ListenerStats>)>>> =
-        Arc::default();
+    let listener_stats: Arc<std::sync::OnceLock<Listeners>> = Arc::default();
     let mut shipping = None;
     let mut sink = match cfg.output.clone().unwrap_or(Output::Stdout) {
         Output::Stdout => Sink::stdout(),
@@ -275,7 +294,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     sources.start(&cfg, &tx).context("starting the inputs")?;
     drop(guard);
     let listeners = sources.stats();
-    let _ = listener_stats.set(listeners.clone());
+    let _ignored = listener_stats.set(listeners.clone());
     // At shutdown a stage blocked on a full spool (block policy, aggregator away) is let
     // go after the drain time: what it held is not acknowledged to its sources, so files
     // and the journal read it again at the next start.
@@ -288,7 +307,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         Some(sh) => {
             // What is in the spool goes out for up to the drain time; the rest waits on
             // disk for the next start.
-            let _ = sh.stop.send(true);
+            let _ignored = sh.stop.send(true);
             rt.block_on(sh.task).context("the shipper task")?;
             if let Err(e) = sh.spool.sync() {
                 eprintln!("vedette-agent: syncing the spool: {e}");
@@ -342,13 +361,15 @@ async fn control(
             },
         }
     }
-    sources.stop_all().await;
+    // Started before the sources stop: a tail blocked handing a batch to a stage that is
+    // itself blocked on a full spool stops only once the spool lets go.
     if let Some((spool, ms)) = unblock {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             spool.close();
         });
     }
+    sources.stop_all().await;
 }
 
 /// The signals `run` handles.

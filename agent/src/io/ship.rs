@@ -120,7 +120,7 @@ pub fn backoff_ms(n: u32, min: u64, max: u64, jitter: u64) -> u64 {
 fn random_u64() -> u64 {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 8];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    let _ignored = ring::rand::SystemRandom::new().fill(&mut b);
     u64::from_le_bytes(b)
 }
 
@@ -150,7 +150,23 @@ impl Shipper {
                 return;
             }
             let connects = me.stats.connects.load(Relaxed);
-            let r = me.clone().session(stop.clone()).await;
+            // Once asked to stop, a session gets the drain time to deliver what is
+            // spooled, however far it got (connecting to an aggregator that is down
+            // included); what it did not deliver waits in the spool for the next start.
+            let drain = me.cfg.drain_ms;
+            let mut stopped = stop.clone();
+            let deadline = async move {
+                while !*stopped.borrow_and_update() {
+                    if stopped.changed().await.is_err() {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(drain)).await;
+            };
+            let r = tokio::select! {
+                r = me.clone().session(stop.clone()) => r,
+                () = deadline => Ok(()),
+            };
             me.spool.requeue_unacked();
             // A session that got as far as a welcome starts the backoff over.
             if me.stats.connects.load(Relaxed) > connects {
@@ -274,7 +290,7 @@ impl Shipper {
         control.abort();
         conn.close(0u32.into(), b"bye");
         // Lets the close reach the server; bounded by the idle timeout.
-        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        let _ignored = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
         result
     }
 
@@ -328,7 +344,11 @@ impl Shipper {
     }
 
     /// Heartbeats out; renewal when the certificate nears its end.
-    async fn control(self: Arc<Self>, mut send: SendStream, mut recv: RecvStream) -> anyhow::Result<()> {
+    async fn control(
+        self: Arc<Self>,
+        mut send: SendStream,
+        mut recv: RecvStream,
+    ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.heartbeat_ms.max(1)));
         let mut pending_key: Option<String> = None;
         loop {
@@ -393,9 +413,9 @@ fn refusal(conn: &Connection) -> Option<anyhow::Error> {
             "the aggregator closed the connection: {}",
             String::from_utf8_lossy(&c.reason)
         )),
-        quinn::ConnectionError::ConnectionClosed(c) => Some(anyhow!(
-            "the connection was refused: {c}"
-        )),
+        quinn::ConnectionError::ConnectionClosed(c) => {
+            Some(anyhow!("the connection was refused: {c}"))
+        }
         _ => None,
     }
 }

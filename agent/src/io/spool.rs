@@ -249,6 +249,8 @@ struct Inner {
     closed: bool,
     /// Bumped whenever space may have been freed; blocked appenders wait for a change.
     freed: u64,
+    /// An ack could not be logged (said once).
+    ack_log_failed: bool,
     /// Appenders waiting for space.
     waiters: usize,
     last_sync_ms: i64,
@@ -465,6 +467,7 @@ impl Spool {
             acked: 0,
             closed: false,
             freed: 0,
+            ack_log_failed: false,
             waiters: 0,
             last_sync_ms: 0,
             acks,
@@ -913,11 +916,24 @@ impl Spool {
             return Ok(false);
         };
         g.acked += 1;
-        let mut log = &g.acks;
-        log.write_all(&seq.to_le_bytes())
-            .map_err(io_err(&self.dir.join(ACKS)))?;
-        g.ack_entries += 1;
+        // Space first: on a full disk the ack log cannot grow, and an ack that freed
+        // nothing would leave a blocked spool blocked for good.
         self.release(&mut g, e)?;
+        let mut log = &g.acks;
+        match log.write_all(&seq.to_le_bytes()) {
+            Ok(()) => g.ack_entries += 1,
+            // A missing entry costs one resend after a restart, which the aggregator
+            // answers as a replay; it is not worth failing the ack for.
+            Err(e) => {
+                if !g.ack_log_failed {
+                    g.ack_log_failed = true;
+                    eprintln!(
+                        "vedette-agent: recording acks in {}: {e}; a restart will resend acknowledged batches (answered as replays)",
+                        self.dir.join(ACKS).display()
+                    );
+                }
+            }
+        }
         Ok(true)
     }
 

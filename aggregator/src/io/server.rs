@@ -10,8 +10,8 @@ use std::sync::Arc;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
 use vedette_schemas::wire::{
-    self, ALPN_ENROLL, ALPN_EVENTS, Ack, BatchHeader, Control, EnrollRequest,
-    EnrollResponse, Heartbeat, MAX_PAYLOAD, STREAM_BATCH, STREAM_CONTROL, Welcome,
+    self, ALPN_ENROLL, ALPN_EVENTS, Ack, BatchHeader, Control, EnrollRequest, EnrollResponse,
+    Heartbeat, MAX_PAYLOAD, STREAM_BATCH, STREAM_CONTROL, Welcome,
 };
 
 use super::clock::now_ms;
@@ -153,7 +153,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         write_frame(&mut send, &resp).await?;
         send.finish()?;
         // The agent closes once it has read the answer.
-        let _ = conn.closed().await;
+        let _ignored = conn.closed().await;
         Ok(())
     }
 
@@ -184,13 +184,14 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         if !valid_tenant(&tenant) {
             return Ok(Err(format!("token names an invalid tenant `{tenant}`")));
         }
-        let issued = match self
-            .authority
-            .sign_agent(&req.csr_pem, &agent_id, &tenant, now, self.cert_days)
-        {
-            Ok(i) => i,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
+        let issued =
+            match self
+                .authority
+                .sign_agent(&req.csr_pem, &agent_id, &tenant, now, self.cert_days)
+            {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
         let rec = AgentRecord {
             agent_id: agent_id.clone(),
             tenant: tenant.clone(),
@@ -220,7 +221,11 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
     }
 
     /// An enrolled agent's connection: a control stream and batch streams.
-    async fn events(self: &Arc<Self>, conn: &Connection, id: CertIdentity) -> Result<(), ConnError> {
+    async fn events(
+        self: &Arc<Self>,
+        conn: &Connection,
+        id: CertIdentity,
+    ) -> Result<(), ConnError> {
         if self.revoked(&id.agent_id).await? {
             conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
             return Err(ConnError::Protocol(format!("{} is revoked", id.agent_id)));
@@ -240,7 +245,10 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     Err(e) => Err(e.into()),
                     Ok(()) if tag[0] == STREAM_BATCH => me.batch(&conn, &peer, send, recv).await,
                     Ok(()) if tag[0] == STREAM_CONTROL => me.control(&id, send, recv).await,
-                    Ok(()) => Err(ConnError::Protocol(format!("unknown stream kind {}", tag[0]))),
+                    Ok(()) => Err(ConnError::Protocol(format!(
+                        "unknown stream kind {}",
+                        tag[0]
+                    ))),
                 };
                 match r {
                     Ok(()) => {}
@@ -308,10 +316,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 match r {
                     None => {
                         conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
-                        return Err(ConnError::Protocol(format!(
-                            "{} is revoked",
-                            peer.agent_id
-                        )));
+                        return Err(ConnError::Protocol(format!("{} is revoked", peer.agent_id)));
                     }
                     Some(Ok(o)) => o,
                     // Not acknowledged: the agent resends on its next connection.
@@ -326,7 +331,15 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 }
             }
         };
-        write_frame(&mut send, &Ack { epoch, seq, outcome }).await?;
+        write_frame(
+            &mut send,
+            &Ack {
+                epoch,
+                seq,
+                outcome,
+            },
+        )
+        .await?;
         send.finish()?;
         Ok(())
     }
@@ -379,7 +392,12 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }
     }
 
-    async fn renew(&self, id: &CertIdentity, csr_pem: &str, now: i64) -> Result<Control, ConnError> {
+    async fn renew(
+        &self,
+        id: &CertIdentity,
+        csr_pem: &str,
+        now: i64,
+    ) -> Result<Control, ConnError> {
         let issued =
             match self
                 .authority
@@ -392,7 +410,11 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     });
                 }
             };
-        let (aid, serial, na) = (id.agent_id.clone(), issued.serial.clone(), issued.not_after_ms);
+        let (aid, serial, na) = (
+            id.agent_id.clone(),
+            issued.serial.clone(),
+            issued.not_after_ms,
+        );
         if let Err(e) = self
             .store
             .call(move |s| s.update_cert(&aid, &serial, na))
@@ -402,7 +424,10 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 reason: format!("recording the renewed certificate: {e}"),
             });
         }
-        eprintln!("vedette-aggregator: renewed the certificate of {}", id.agent_id);
+        eprintln!(
+            "vedette-aggregator: renewed the certificate of {}",
+            id.agent_id
+        );
         Ok(Control::Renewed {
             cert_pem: issued.cert_pem,
         })
@@ -424,6 +449,8 @@ fn client_identity(conn: &Connection) -> Result<CertIdentity, String> {
         .peer_identity()
         .and_then(|i| i.downcast::<Vec<CertificateDer<'static>>>().ok())
         .ok_or_else(|| "no client certificate".to_owned())?;
-    let leaf = certs.first().ok_or_else(|| "no client certificate".to_owned())?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| "no client certificate".to_owned())?;
     cert_identity(leaf).map_err(|e| e.to_string())
 }

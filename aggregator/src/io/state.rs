@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn init_writes_keys_0600_and_refuses_a_second_time() {
         let dir = std::env::temp_dir().join(format!("vedette-agg-init-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ignored = std::fs::remove_dir_all(&dir);
         let out = super::init(&dir, &["agg.example".into()], 1_790_000_000_000).unwrap();
         assert_eq!(out.fingerprint.len(), 64);
         assert!(out.names.contains(&"127.0.0.1".to_owned()));

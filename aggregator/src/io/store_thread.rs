@@ -59,7 +59,7 @@ impl<S: Send + 'static> StoreHandle<S> {
         let (otx, orx) = oneshot::channel();
         let job: Job<S> = Box::new(move |s| {
             // The caller may have gone away; its answer is then of no use to anyone.
-            let _ = otx.send(f(s));
+            let _ignored = otx.send(f(s));
         });
         let tx = self.tx.clone();
         // A full queue blocks: off the async worker threads.

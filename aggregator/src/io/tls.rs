@@ -27,7 +27,8 @@ pub fn server_config(
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<_, _>>()
         .context("reading the server certificate chain")?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the server key")?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the server key")?;
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.context("reading the CA certificate")?)?;

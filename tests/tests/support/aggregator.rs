@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{Scratch, aggregator_bin, agent_bin};
+use super::{Scratch, agent_bin, aggregator_bin};
 
 /// How long to wait for the aggregator to start or stop.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -189,16 +189,38 @@ impl RunningAggregator {
     /// SIGKILL, then `serve` again on the same port and state.
     pub(crate) fn kill9_and_restart(mut self) -> Self {
         let mut c = self.child.take().expect("running");
-        let _ = c.kill();
-        let _ = c.wait();
+        let _ignored = c.kill();
+        let _ignored = c.wait();
         let (state, config, addr) = (self.state.clone(), self.config.clone(), self.addr);
         Self::serve(state, config, Some(addr), self.netns.as_deref())
+    }
+
+    /// SIGTERM and wait; [`Self::resume`] serves again on the same port and state.
+    pub(crate) fn pause(&mut self) {
+        let c = self.child.as_mut().expect("running");
+        let _ignored = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let st = c.wait().expect("wait");
+        assert!(st.success(), "aggregator exit {st}:\n{}", self.log());
+        self.child = None;
+    }
+
+    /// Serves again after [`Self::pause`].
+    pub(crate) fn resume(&mut self) {
+        let next = Self::serve(
+            self.state.clone(),
+            self.config.clone(),
+            Some(self.addr),
+            self.netns.as_deref(),
+        );
+        *self = next;
     }
 
     /// SIGTERM and wait.
     pub(crate) fn stop(mut self) -> (ExitStatus, String) {
         let c = self.child.as_mut().expect("running");
-        let _ = Command::new("kill")
+        let _ignored = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
             .status();
         let st = c.wait().expect("wait");
@@ -210,8 +232,8 @@ impl RunningAggregator {
 impl Drop for RunningAggregator {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            let _ignored = c.kill();
+            let _ignored = c.wait();
         }
     }
 }
@@ -235,9 +257,21 @@ pub(crate) fn enroll(state_dir: &Path, server: &str, token: &str) -> Output {
 }
 
 /// [`enroll`] inside network namespace `netns` when given.
-pub(crate) fn enroll_in(state_dir: &Path, server: &str, token: &str, netns: Option<&str>) -> Output {
+pub(crate) fn enroll_in(
+    state_dir: &Path,
+    server: &str,
+    token: &str,
+    netns: Option<&str>,
+) -> Output {
     in_netns(agent_bin(), netns)
-        .args(["enroll", "--server", server, "--token", token, "--state-dir"])
+        .args([
+            "enroll",
+            "--server",
+            server,
+            "--token",
+            token,
+            "--state-dir",
+        ])
         .arg(state_dir)
         .output()
         .expect("run vedette-agent enroll")
@@ -249,8 +283,16 @@ pub(crate) fn enroll_ok(state_dir: &Path, server: &str, token: &str) -> String {
 }
 
 /// [`enroll_ok`] inside network namespace `netns` when given.
-pub(crate) fn enroll_ok_in(state_dir: &Path, server: &str, token: &str, netns: Option<&str>) -> String {
-    let out = check(enroll_in(state_dir, server, token, netns), "vedette-agent enroll");
+pub(crate) fn enroll_ok_in(
+    state_dir: &Path,
+    server: &str,
+    token: &str,
+    netns: Option<&str>,
+) -> String {
+    let out = check(
+        enroll_in(state_dir, server, token, netns),
+        "vedette-agent enroll",
+    );
     let json = std::fs::read_to_string(state_dir.join("identity/agent.json"))
         .unwrap_or_else(|e| panic!("no identity after enrolling ({out}): {e}"));
     let v: serde_json::Value = serde_json::from_str(&json).expect("agent.json");
@@ -271,7 +313,8 @@ impl Stored {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .expect("open events.db");
-        conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+        conn.busy_timeout(Duration::from_secs(5))
+            .expect("busy timeout");
         Self { conn }
     }
 
@@ -284,7 +327,10 @@ impl Stored {
 
     /// Every stored event, decompressed.
     pub(crate) fn events(&self) -> Vec<serde_json::Value> {
-        let mut st = self.conn.prepare("SELECT doc FROM events ORDER BY id").expect("prepare");
+        let mut st = self
+            .conn
+            .prepare("SELECT doc FROM events ORDER BY id")
+            .expect("prepare");
         st.query_map([], |r| r.get::<_, Vec<u8>>(0))
             .expect("query")
             .map(|d| vedette_aggregator::core::ingest::doc_json(&d.expect("row")).expect("doc"))
@@ -371,7 +417,7 @@ impl Netns {
     /// Creates `vdt-<tag>-<pid>`.
     pub(crate) fn new(tag: &str) -> Self {
         let name = format!("vdt-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ignored = Command::new("ip").args(["netns", "del", &name]).output();
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
         Self { name }
@@ -379,12 +425,18 @@ impl Netns {
 
     /// Runs `nft` with `args` inside the namespace.
     pub(crate) fn nft(&self, args: &[&str]) {
-        run_ok(Command::new("ip").args(["netns", "exec", &self.name, "nft"]).args(args));
+        run_ok(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, "nft"])
+                .args(args),
+        );
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ignored = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }

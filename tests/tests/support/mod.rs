@@ -114,9 +114,12 @@ fn find_or_build(name: &str, var: &str) -> Result<PathBuf, String> {
             cmd.env_remove(&*k);
         }
     }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {} to build {name}: {e}", cargo.to_string_lossy()))?;
+    let out = cmd.output().map_err(|e| {
+        format!(
+            "cannot run {} to build {name}: {e}",
+            cargo.to_string_lossy()
+        )
+    })?;
     if !out.status.success() {
         return Err(format!(
             "`cargo build -p {name} --bin {name}` failed ({}):\n{}",
