@@ -4,7 +4,8 @@
 //! [aggregator]
 //! state_dir = "/var/lib/vedette-aggregator"   # CA, keys, events.db
 //! listen = "0.0.0.0:4433"                     # QUIC (UDP)
-//! cert_days = 30                              # agent certificate lifetime
+//! cert_lifetime = "30d"                       # agent certificates (s, m, h, d);
+//!                                             # agents renew in the last third
 //!
 //! [store]
 //! synchronous = "full"                        # or "normal": faster, may lose the last
@@ -36,9 +37,10 @@ pub struct Section {
     /// The QUIC listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Agent certificate lifetime, days; agents renew when a third of it is left.
-    #[serde(default = "default_cert_days")]
-    pub cert_days: i64,
+    /// Agent certificate lifetime (`90s`, `12h`, `30d`); agents renew when a third of it
+    /// is left.
+    #[serde(default = "default_cert_lifetime")]
+    pub cert_lifetime: String,
 }
 
 /// `[store]`.
@@ -65,8 +67,8 @@ fn default_listen() -> SocketAddr {
     "0.0.0.0:4433".parse().expect("a valid address")
 }
 
-fn default_cert_days() -> i64 {
-    30
+fn default_cert_lifetime() -> String {
+    "30d".to_owned()
 }
 
 /// A config error naming the file, line, column and field.
@@ -115,20 +117,26 @@ impl Config {
                 msg: e.message().to_owned(),
             }
         })?;
-        if !(1..=3650).contains(&cfg.aggregator.cert_days) {
-            let at = text.find("cert_days").unwrap_or(0);
+        let life = parse_duration_ms(&cfg.aggregator.cert_lifetime);
+        if !life.is_some_and(|ms| (60_000..=3650 * 86_400_000).contains(&ms)) {
+            let at = text.find("cert_lifetime").unwrap_or(0);
             let (line, col) = line_col(text, at);
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
                 line,
                 col,
                 msg: format!(
-                    "aggregator.cert_days: {} is outside 1..=3650",
-                    cfg.aggregator.cert_days
+                    "aggregator.cert_lifetime: {:?}: want a duration like 30d, between 1m and 3650d",
+                    cfg.aggregator.cert_lifetime
                 ),
             });
         }
         Ok(cfg)
+    }
+
+    /// Agent certificate lifetime, ms (checked at load).
+    pub fn cert_lifetime_ms(&self) -> i64 {
+        parse_duration_ms(&self.aggregator.cert_lifetime).unwrap_or(30 * 86_400_000)
     }
 }
 
@@ -169,12 +177,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":3:1:") && e.contains("colour"), "{e}");
-        let e = Config::parse("[aggregator]\nstate_dir = \"/x\"\ncert_days = 0\n", p)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(":3:1:") && e.contains("cert_days"), "{e}");
+        let e = Config::parse(
+            "[aggregator]\nstate_dir = \"/x\"\ncert_lifetime = \"1s\"\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":3:1:") && e.contains("cert_lifetime"), "{e}");
         let c = Config::parse("[aggregator]\nstate_dir = \"/x\"\n", p).unwrap();
-        assert_eq!(c.aggregator.cert_days, 30);
+        assert_eq!(c.cert_lifetime_ms(), 30 * 86_400_000);
         assert_eq!(c.store.synchronous, Synchronous::Full);
     }
 

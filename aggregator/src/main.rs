@@ -259,7 +259,7 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
         let server = Arc::new(Server {
             store: handle.clone(),
             authority,
-            cert_days: cfg.aggregator.cert_days,
+            cert_lifetime_ms: cfg.cert_lifetime_ms(),
         });
         let accept = tokio::spawn(server.clone().run(endpoint.clone()));
         let reporter = report_every

@@ -180,3 +180,60 @@ fn the_event_channel_refuses_no_certificate_another_cas_certificate_and_a_revoke
     let log = agg.log();
     assert!(log.contains(&format!("{id} is revoked")), "{log}");
 }
+
+#[test]
+fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then_used() {
+    use super::support::agent::RunningAgent;
+    use super::support::aggregator::{Stored, distinct_lines, ship_config};
+
+    // A one-minute lifetime (issued five minutes back-dated for clock skew) is in its last
+    // third at once: the first heartbeat asks for a new one.
+    let scratch = Scratch::new("ship-renew");
+    let agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
+    let dir = scratch.path("agent");
+    let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    let first = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    let log_file = scratch.write("logs/app.log", distinct_lines(100, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
+    );
+    let stored = Stored::open(&agg.db());
+    let mut agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+    agent.wait_log("certificate renewed");
+    assert_eq!(stored.wait_count(100, Duration::from_secs(60)), 100);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let second = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();
+    assert_ne!(first, second, "the certificate file was not replaced");
+    let key = std::fs::metadata(dir.join("identity/agent.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    // The registry knows the new certificate, for the same agent id.
+    let der = vedette_aggregator::identity::authority::rustls_pemfile_der(&second).unwrap();
+    let ident = vedette_aggregator::identity::cert_identity(&der).unwrap();
+    assert_eq!(ident.agent_id, id);
+    let listed = super::support::aggregator::aggregator_cli(&[
+        "agents",
+        "list",
+        "--state-dir",
+        agg.state.to_str().unwrap(),
+    ]);
+    assert!(
+        listed.contains(&format!("cert_serial={}", ident.serial)),
+        "{listed}"
+    );
+    // And it works: a restarted agent connects with it and ships new lines.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_file)
+            .unwrap();
+        f.write_all(distinct_lines(50, "more").as_bytes()).unwrap();
+    }
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    assert!(stored.wait_count(150, Duration::from_secs(60)) >= 150);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+}

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use super::support::Scratch;
 use super::support::agent::RunningAgent;
+use super::support::agent_bin;
 use super::support::aggregator::{
     RunningAggregator, Stored, distinct_lines, enroll_ok, line_numbers, ship_config,
 };
-use super::support::agent_bin;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -26,7 +26,11 @@ impl Tmpfs {
             .arg(at)
             .status()
             .expect("mount(8)");
-        assert!(st.success(), "mounting a tmpfs at {} failed (root needed)", at.display());
+        assert!(
+            st.success(),
+            "mounting a tmpfs at {} failed (root needed)",
+            at.display()
+        );
         Self(at.to_owned())
     }
 
@@ -116,9 +120,7 @@ fn a_full_spool_with_drop_oldest_counts_every_lost_event_and_the_gaps_say_where(
     // The agent's heartbeats carry its drop counter to the aggregator: wait until what is
     // stored and what was dropped account for every line.
     let stored = Stored::open(&agg.db());
-    let accounted = || {
-        stored.count() as i64 + stored.int("SELECT max(dropped_events) FROM agents")
-    };
+    let accounted = || stored.count() as i64 + stored.int("SELECT max(dropped_events) FROM agents");
     const STEP: Duration = Duration::from_millis(20);
     for _ in 0..DEADLINE.as_millis() / STEP.as_millis() {
         if accounted() >= N as i64 {
@@ -141,9 +143,16 @@ fn a_full_spool_with_drop_oldest_counts_every_lost_event_and_the_gaps_say_where(
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no dropped count in {line:?}"));
     assert!(dropped_events > 0, "nothing was dropped: {line}");
-    assert_eq!(reported, dropped_events, "the heartbeat's count and the agent's differ");
+    assert_eq!(
+        reported, dropped_events,
+        "the heartbeat's count and the agent's differ"
+    );
     let have = stored.count();
-    assert_eq!(have + dropped_events, N as u64, "stored {have} + dropped {dropped_events}\n{log}");
+    assert_eq!(
+        have + dropped_events,
+        N as u64,
+        "stored {have} + dropped {dropped_events}\n{log}"
+    );
     let seen = line_numbers(&stored.events());
     assert!(seen.values().all(|&c| c == 1));
     // Every missing line lies in a gap the aggregator reports for the file.
@@ -206,11 +215,17 @@ fn a_spool_damaged_by_hand_still_starts_and_loses_exactly_the_damaged_records() 
     let bytes = std::fs::read(&seg).unwrap();
     let s = scan(&bytes);
     assert!(s.damaged.is_empty() && s.torn_tail.is_none());
-    assert!(s.records.len() >= 3, "want 3 records in {}, have {}", seg.display(), s.records.len());
+    assert!(
+        s.records.len() >= 3,
+        "want 3 records in {}, have {}",
+        seg.display(),
+        s.records.len()
+    );
     // Flip one byte in the middle of the second record; cut the last one short.
     let (mid, last) = (&s.records[1], &s.records[s.records.len() - 1]);
     let lost_lines = |r: &vedette_agent::core::spool::Record| -> Vec<u64> {
-        let (_, ndjson) = decode(&bytes[r.payload().start as usize..r.payload().end as usize]).unwrap();
+        let (_, ndjson) =
+            decode(&bytes[r.payload().start as usize..r.payload().end as usize]).unwrap();
         let events: Vec<serde_json::Value> = String::from_utf8(ndjson)
             .unwrap()
             .lines()
@@ -233,8 +248,15 @@ fn a_spool_damaged_by_hand_still_starts_and_loses_exactly_the_damaged_records() 
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
-    assert!(report.contains("damaged") || report.contains("torn"), "{report}");
-    assert_eq!(std::fs::read(&seg).unwrap(), damaged, "verify changed the file");
+    assert!(
+        report.contains("damaged") || report.contains("torn"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        damaged,
+        "verify changed the file"
+    );
 
     agg.resume();
     let mut agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
@@ -251,7 +273,10 @@ fn a_spool_damaged_by_hand_still_starts_and_loses_exactly_the_damaged_records() 
     let missing: Vec<u64> = (0..N as u64).filter(|i| !seen.contains_key(i)).collect();
     lost.sort_unstable();
     assert_eq!(missing, lost, "lost exactly the damaged records' events");
-    eprintln!("{} events lost with 2 damaged records; {have} stored", lost.len());
+    eprintln!(
+        "{} events lost with 2 damaged records; {have} stored",
+        lost.len()
+    );
 }
 
 /// Waits until the agent's checkpoint for `file` says it read to the end.
@@ -264,13 +289,14 @@ fn wait_checkpoint_at_end(state: &Path, file: &Path) {
             .flatten()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().contains("checkpoint"))
-            .any(|e| {
-                std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&len))
-            });
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&len)));
         if done {
             return;
         }
         std::thread::sleep(STEP);
     }
-    panic!("the agent never checkpointed {} at its end ({len})", file.display());
+    panic!(
+        "the agent never checkpointed {} at its end ({len})",
+        file.display()
+    );
 }

@@ -351,11 +351,13 @@ impl Shipper {
     ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.heartbeat_ms.max(1)));
         let mut pending_key: Option<String> = None;
+        // Once per connection at most: the next check is against the new certificate.
+        let mut renewed = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     write_frame(&mut send, &Control::Heartbeat(self.heartbeat())).await?;
-                    if pending_key.is_none() && self.renewal_due()? {
+                    if pending_key.is_none() && !renewed && self.renewal_due()? {
                         let (key, csr) = identity::key_and_csr()?;
                         write_frame(&mut send, &Control::Renew { csr_pem: csr }).await?;
                         pending_key = Some(key);
@@ -366,6 +368,7 @@ impl Shipper {
                         let key = pending_key.take().ok_or_else(|| anyhow!("a renewed certificate nobody asked for"))?;
                         self.paths.replace_cert(&cert_pem, &key)?;
                         self.stats.renewals.fetch_add(1, Relaxed);
+                        renewed = true;
                         eprintln!("vedette-agent: certificate renewed (valid until {} ms)", identity::not_after_ms(&cert_pem)?);
                     }
                     Control::Error { reason } => {

@@ -180,7 +180,7 @@ impl Authority {
             .push(DnType::CommonName, "Vedette aggregator");
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let issued = self.sign(p, &key, now_ms, days)?;
+        let issued = self.sign(p, &key, now_ms, days * DAY_MS)?;
         Ok((issued, key.serialize_pem()))
     }
 
@@ -189,12 +189,12 @@ impl Authority {
         mut p: CertificateParams,
         key: &impl rcgen::PublicKeyData,
         now_ms: i64,
-        days: i64,
+        lifetime_ms: i64,
     ) -> Result<Issued, IdentityError> {
         let serial = random_serial();
         p.serial_number = Some(serial.clone());
         p.not_before = datetime(now_ms - SKEW_MS);
-        let not_after_ms = now_ms + days * DAY_MS;
+        let not_after_ms = now_ms + lifetime_ms;
         p.not_after = datetime(not_after_ms);
         p.use_authority_key_identifier_extension = true;
         let cert = p.signed_by(key, &self.issuer)?;
@@ -205,15 +205,15 @@ impl Authority {
         })
     }
 
-    /// Signs an agent's CSR. Only the CSR's key is taken from it: the subject (agent id and
-    /// tenant), usage and lifetime are the aggregator's.
+    /// Signs an agent's CSR, valid for `lifetime_ms`. Only the CSR's key is taken from it:
+    /// the subject (agent id and tenant), usage and lifetime are the aggregator's.
     pub fn sign_agent(
         &self,
         csr_pem: &str,
         agent_id: &str,
         tenant: &str,
         now_ms: i64,
-        days: i64,
+        lifetime_ms: i64,
     ) -> Result<Issued, IdentityError> {
         if !valid_tenant(tenant) {
             return Err(IdentityError::Tenant(tenant.to_owned()));
@@ -231,7 +231,7 @@ impl Authority {
         )];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        self.sign(p, &csr.public_key, now_ms, days)
+        self.sign(p, &csr.public_key, now_ms, lifetime_ms)
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
             .push(DnType::OrganizationName, "other-tenant");
         let csr = req.serialize_request(&key).unwrap().pem().unwrap();
         let issued = ca
-            .sign_agent(&csr, "agt-0011223344556677", "blue", NOW, 30)
+            .sign_agent(&csr, "agt-0011223344556677", "blue", NOW, 30 * DAY_MS)
             .unwrap();
         let der = rustls_pemfile_der(&issued.cert_pem).unwrap();
         let id = cert_identity(&der).unwrap();

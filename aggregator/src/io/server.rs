@@ -42,14 +42,14 @@ pub struct Server<S> {
     pub store: StoreHandle<S>,
     /// The CA, to sign enrollments and renewals.
     pub authority: Authority,
-    /// Lifetime of agent certificates.
-    pub cert_days: i64,
+    /// Lifetime of agent certificates, ms.
+    pub cert_lifetime_ms: i64,
 }
 
 impl<S> std::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("cert_days", &self.cert_days)
+            .field("cert_lifetime_ms", &self.cert_lifetime_ms)
             .finish()
     }
 }
@@ -184,14 +184,16 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         if !valid_tenant(&tenant) {
             return Ok(Err(format!("token names an invalid tenant `{tenant}`")));
         }
-        let issued =
-            match self
-                .authority
-                .sign_agent(&req.csr_pem, &agent_id, &tenant, now, self.cert_days)
-            {
-                Ok(i) => i,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
+        let issued = match self.authority.sign_agent(
+            &req.csr_pem,
+            &agent_id,
+            &tenant,
+            now,
+            self.cert_lifetime_ms,
+        ) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         let rec = AgentRecord {
             agent_id: agent_id.clone(),
             tenant: tenant.clone(),
@@ -398,18 +400,20 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         csr_pem: &str,
         now: i64,
     ) -> Result<Control, ConnError> {
-        let issued =
-            match self
-                .authority
-                .sign_agent(csr_pem, &id.agent_id, &id.tenant, now, self.cert_days)
-            {
-                Ok(i) => i,
-                Err(e) => {
-                    return Ok(Control::Error {
-                        reason: e.to_string(),
-                    });
-                }
-            };
+        let issued = match self.authority.sign_agent(
+            csr_pem,
+            &id.agent_id,
+            &id.tenant,
+            now,
+            self.cert_lifetime_ms,
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                return Ok(Control::Error {
+                    reason: e.to_string(),
+                });
+            }
+        };
         let (aid, serial, na) = (
             id.agent_id.clone(),
             issued.serial.clone(),

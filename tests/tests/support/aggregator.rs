@@ -55,12 +55,22 @@ impl RunningAggregator {
 
     /// Like [`Self::start`], inside network namespace `netns` when given.
     pub(crate) fn start_in(scratch: &Scratch, name: &str, netns: Option<&str>) -> Self {
+        Self::start_with(scratch, name, netns, "")
+    }
+
+    /// Like [`Self::start_in`], with `extra` lines in `[aggregator]`.
+    pub(crate) fn start_with(
+        scratch: &Scratch,
+        name: &str,
+        netns: Option<&str>,
+        extra: &str,
+    ) -> Self {
         let state = scratch.path(name);
         aggregator_cli(&["init", "--state-dir", state.to_str().expect("UTF-8 path")]);
         let config = scratch.write(
             &format!("{name}.toml"),
             format!(
-                "[aggregator]\nstate_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n",
+                "[aggregator]\nstate_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n{extra}",
                 state.display()
             )
             .as_bytes(),
