@@ -279,6 +279,11 @@ fn run(config: &std::path::Path) -> Result<()> {
             sh.spool.dropped_events,
             sh.spool.damaged_records
         );
+        let (wire, raw) = (st.wire_bytes.load(Relaxed), st.raw_bytes.load(Relaxed));
+        eprintln!(
+            "  wire: {wire} bytes of batches for {raw} bytes of NDJSON (compression {:.1}x)",
+            raw as f64 / wire.max(1) as f64
+        );
     }
     if let Some(m) = &s.dedup {
         eprintln!(

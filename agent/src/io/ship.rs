@@ -72,6 +72,11 @@ pub struct ShipStats {
     pub events_duplicate: AtomicU64,
     /// Certificates renewed.
     pub renewals: AtomicU64,
+    /// Bytes of acknowledged batches as sent on their streams (header frame and zstd
+    /// payload; QUIC's own framing and encryption add a few percent).
+    pub wire_bytes: AtomicU64,
+    /// Uncompressed NDJSON bytes of those batches.
+    pub raw_bytes: AtomicU64,
 }
 
 /// Extra numbers the heartbeat reports (filled by the listeners).
@@ -309,6 +314,17 @@ impl Shipper {
                 ack.seq,
                 self.spool.epoch()
             );
+        }
+        if !matches!(ack.outcome, AckOutcome::Rejected { .. }) {
+            self.stats
+                .wire_bytes
+                .fetch_add(bytes.len() as u64 + 1, Relaxed);
+            let raw = wire::split_frame(&bytes)
+                .ok()
+                .flatten()
+                .and_then(|(h, _)| wire::decode_frame::<wire::BatchHeader>(h).ok())
+                .map_or(0, |h| h.raw_len);
+            self.stats.raw_bytes.fetch_add(raw, Relaxed);
         }
         match ack.outcome {
             AckOutcome::Stored { stored, duplicates } => {

@@ -227,16 +227,6 @@ impl RunningAggregator {
         *self = next;
     }
 
-    /// SIGTERM and wait.
-    pub(crate) fn stop(mut self) -> (ExitStatus, String) {
-        let c = self.child.as_mut().expect("running");
-        let _ignored = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let st = c.wait().expect("wait");
-        self.child = None;
-        (st, self.log())
-    }
 }
 
 impl Drop for RunningAggregator {
