@@ -204,6 +204,10 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_kib))?;
+        // Events are keyed by a hash (uid), so every batch dirties index pages all over the
+        // file; checkpointing every 40 MiB of WAL instead of 4 writes each hot page back
+        // once per many batches (measured: 18k -> 28k rows/s on 300k real events).
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
         Ok(Self { conn })

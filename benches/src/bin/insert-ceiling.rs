@@ -36,8 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut decoder = Decoder::new()?;
     let mut batches = Vec::new();
     for (i, chunk) in events.chunks(per_batch).enumerate() {
-        let (header, payload) =
-            encode_batch(&peer.agent_id, 1, i as u64 + 1, chunk, Vec::new(), 0);
+        let (header, payload) = encode_batch(&peer.agent_id, 1, i as u64 + 1, chunk, Vec::new(), 0);
         let decoded = decoder.decode(&header, &payload, &peer)?;
         batches.push((header, decoded));
     }

@@ -226,7 +226,6 @@ impl RunningAggregator {
         );
         *self = next;
     }
-
 }
 
 impl Drop for RunningAggregator {

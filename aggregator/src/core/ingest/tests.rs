@@ -307,3 +307,46 @@ fn an_event_row_outside_a_batch_is_checked_like_a_line() {
         Err(IngestError::BadLine { line: 1, .. })
     ));
 }
+
+#[test]
+fn a_line_that_already_names_the_certificates_tenant_is_stored_byte_for_byte_with_the_same_fields()
+{
+    let mut d = Decoder::new().unwrap();
+    for mut e in [event("u1", 1_000), {
+        let mut b = event("u2", 2_000);
+        b.as_object_mut().unwrap().remove("user");
+        b["actor"] = json!({"user": {"name": "ca\"rol"}});
+        b["count"] = json!(41);
+        b
+    }] {
+        e["metadata"]["tenant_uid"] = json!("acme");
+        let line = serde_json::to_vec(&e).unwrap();
+        let fast = d
+            .fast_row(&line, "acme")
+            .expect("takes the fast path")
+            .unwrap();
+        let slow = d.row(e.clone(), "acme").unwrap();
+        assert_eq!(
+            Row {
+                doc: vec![],
+                ..fast.clone()
+            },
+            Row {
+                doc: vec![],
+                ..slow
+            }
+        );
+        assert_eq!(doc_json(&fast.doc).unwrap(), e);
+        let stored = zstd::bulk::decompress(&fast.doc, 1 << 20).unwrap();
+        assert_eq!(stored, line, "the agent's bytes, untouched");
+        // Another tenant in the line: not the fast path (the general one rewrites it).
+        assert!(d.fast_row(&line, "other").is_none());
+    }
+    // What the fast path cannot vouch for goes the general way, which words the refusal.
+    for bad in [
+        &b"[1]"[..],
+        b"{\"metadata\":{\"uid\":\"\",\"tenant_uid\":\"acme\"}}",
+    ] {
+        assert!(d.fast_row(bad, "acme").is_none());
+    }
+}
