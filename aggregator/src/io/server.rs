@@ -303,26 +303,18 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 }
             },
             (header, Ok(batch)) => {
-                let p = peer.clone();
-                let now = now_ms();
-                let r = self
+                match self
                     .store
-                    .call(move |s| {
-                        // Revocation takes effect at the next batch, not the next connect.
-                        if s.is_revoked(&p.agent_id).unwrap_or(true) {
-                            return None;
-                        }
-                        Some(s.commit(&p, &header, &batch, now))
-                    })
-                    .await?;
-                match r {
-                    None => {
+                    .commit(peer.clone(), header, batch, now_ms())
+                    .await?
+                {
+                    Ok(Some(o)) => o,
+                    Ok(None) => {
                         conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
                         return Err(ConnError::Protocol(format!("{} is revoked", peer.agent_id)));
                     }
-                    Some(Ok(o)) => o,
                     // Not acknowledged: the agent resends on its next connection.
-                    Some(Err(e)) => {
+                    Err(e) => {
                         eprintln!(
                             "vedette-aggregator: committing batch {seq} of {}: {e}",
                             peer.agent_id

@@ -1,12 +1,32 @@
 //! The store lives on one thread of its own: SQLite is a single writer, and a commit must
 //! not block the async tasks that read batches off the network. Tasks send it closures and
-//! await the answer.
+//! await the answer; batch commits have their own job kind so that those queued together
+//! are committed together (group commit: one transaction and one fsync for all).
 
+use std::sync::Arc;
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
+use vedette_schemas::wire::{AckOutcome, BatchHeader};
 
-type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+use crate::core::ingest::{DecodedBatch, Peer};
+use crate::store::{EventStore, Registry, StoreError};
+
+type Call<S> = Box<dyn FnOnce(&mut S) + Send>;
+
+/// A batch to commit and where its outcome goes (`None`: the agent is revoked).
+struct Commit {
+    peer: Arc<Peer>,
+    header: BatchHeader,
+    batch: DecodedBatch,
+    now_ms: i64,
+    reply: oneshot::Sender<Result<Option<AckOutcome>, StoreError>>,
+}
+
+enum Job<S> {
+    Call(Call<S>),
+    Commit(Box<Commit>),
+}
 
 /// A handle to the store thread; clone it freely.
 pub struct StoreHandle<S> {
@@ -34,21 +54,66 @@ pub struct StoreGone;
 
 /// Jobs queued before senders wait: a bound, so a slow disk pushes back on the network.
 const QUEUE: usize = 64;
+/// Events in one group commit at most (bounds the transaction and the reply delay).
+const GROUP_EVENTS: usize = 20_000;
 
-impl<S: Send + 'static> StoreHandle<S> {
+impl<S: EventStore + Registry + Send + 'static> StoreHandle<S> {
     /// Moves `store` onto a new thread; the thread ends when every handle is dropped.
     pub fn spawn(mut store: S) -> (Self, std::thread::JoinHandle<S>) {
         let (tx, rx) = mpsc::sync_channel::<Job<S>>(QUEUE);
         let join = std::thread::Builder::new()
             .name("vedette-store".into())
             .spawn(move || {
-                for job in rx {
-                    job(&mut store);
+                let mut later: Option<Job<S>> = None;
+                loop {
+                    let job = match later.take() {
+                        Some(j) => j,
+                        None => match rx.recv() {
+                            Ok(j) => j,
+                            Err(_) => break,
+                        },
+                    };
+                    match job {
+                        Job::Call(f) => f(&mut store),
+                        Job::Commit(first) => {
+                            let mut group = vec![*first];
+                            let mut events = group[0].batch.rows.len();
+                            while events < GROUP_EVENTS {
+                                match rx.try_recv() {
+                                    Ok(Job::Commit(c)) => {
+                                        events += c.batch.rows.len();
+                                        group.push(*c);
+                                    }
+                                    Ok(other) => {
+                                        later = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            commit_group(&mut store, group);
+                        }
+                    }
                 }
                 store
             })
             .expect("spawning the store thread");
         (Self { tx }, join)
+    }
+
+    async fn send(&self, job: Job<S>) -> Result<(), StoreGone> {
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(StoreGone),
+            // A full queue blocks: off the async worker threads.
+            Err(mpsc::TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(job))
+                    .await
+                    .map_err(|_| StoreGone)?
+                    .map_err(|_| StoreGone)
+            }
+        }
     }
 
     /// Runs `f` on the store thread and returns its result.
@@ -57,16 +122,72 @@ impl<S: Send + 'static> StoreHandle<S> {
         f: impl FnOnce(&mut S) -> R + Send + 'static,
     ) -> Result<R, StoreGone> {
         let (otx, orx) = oneshot::channel();
-        let job: Job<S> = Box::new(move |s| {
+        self.send(Job::Call(Box::new(move |s| {
             // The caller may have gone away; its answer is then of no use to anyone.
             let _ignored = otx.send(f(s));
-        });
-        let tx = self.tx.clone();
-        // A full queue blocks: off the async worker threads.
-        tokio::task::spawn_blocking(move || tx.send(job))
-            .await
-            .map_err(|_| StoreGone)?
-            .map_err(|_| StoreGone)?;
+        })))
+        .await?;
         orx.await.map_err(|_| StoreGone)
+    }
+
+    /// Commits a batch, with whatever other batches are queued at the same moment; `None`
+    /// when the agent turned out to be revoked (nothing stored). Resolves once committed.
+    pub async fn commit(
+        &self,
+        peer: Arc<Peer>,
+        header: BatchHeader,
+        batch: DecodedBatch,
+        now_ms: i64,
+    ) -> Result<Result<Option<AckOutcome>, StoreError>, StoreGone> {
+        let (reply, orx) = oneshot::channel();
+        self.send(Job::Commit(Box::new(Commit {
+            peer,
+            header,
+            batch,
+            now_ms,
+            reply,
+        })))
+        .await?;
+        orx.await.map_err(|_| StoreGone)
+    }
+}
+
+/// One transaction for the group; revoked agents' batches are left out and told so. If
+/// the transaction fails, every batch in it gets the error (none is acknowledged, all
+/// come again).
+fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
+    let mut revoked = Vec::with_capacity(group.len());
+    for c in &group {
+        // Revocation takes effect at the next batch, not the next connect; unknown state
+        // counts as revoked.
+        revoked.push(store.is_revoked(&c.peer.agent_id).unwrap_or(true));
+    }
+    let items: Vec<(&Peer, &BatchHeader, &DecodedBatch)> = group
+        .iter()
+        .zip(&revoked)
+        .filter(|(_, r)| !**r)
+        .map(|(c, _)| (&*c.peer, &c.header, &c.batch))
+        .collect();
+    let now = group.iter().map(|c| c.now_ms).max().unwrap_or(0);
+    let result = if items.is_empty() {
+        Ok(Vec::new())
+    } else {
+        store.commit_group(&items, now)
+    };
+    drop(items);
+    match result {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for (c, r) in group.into_iter().zip(revoked) {
+                let o = if r { None } else { outcomes.next() };
+                let _ignored = c.reply.send(Ok(o));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for c in group {
+                let _ignored = c.reply.send(Err(StoreError::Group(msg.clone())));
+            }
+        }
     }
 }

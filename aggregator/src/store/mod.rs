@@ -60,6 +60,9 @@ pub enum StoreError {
     /// A stored document does not read back.
     #[error(transparent)]
     Doc(#[from] crate::core::ingest::DocError),
+    /// The group commit this batch was part of failed (nothing of it was stored).
+    #[error("group commit: {0}")]
+    Group(String),
 }
 
 /// A hole in what an agent delivered from one source stream: positions `[first, end)` were
@@ -102,6 +105,21 @@ pub trait EventStore: Send {
     /// [`AckOutcome::Replay`] to a resent batch without decompressing it. Only a hint:
     /// [`EventStore::commit`] checks again inside its transaction.
     fn is_committed(&self, agent_id: &str, epoch: u64, seq: u64) -> Result<bool, StoreError>;
+
+    /// Commits several batches (of one or more agents) together: each gets the outcome
+    /// [`EventStore::commit`] would give it. A store that can should do it in one
+    /// transaction, one fsync for all (SQLite does; on `Err` none was committed); this
+    /// default commits them one by one.
+    fn commit_group(
+        &mut self,
+        items: &[(&Peer, &BatchHeader, &DecodedBatch)],
+        now_ms: i64,
+    ) -> Result<Vec<AckOutcome>, StoreError> {
+        items
+            .iter()
+            .map(|&(p, h, b)| self.commit(p, h, b, now_ms))
+            .collect()
+    }
 
     /// Events stored, all tenants.
     fn event_count(&self) -> Result<u64, StoreError>;

@@ -265,84 +265,30 @@ impl EventStore for SqliteStore {
         batch: &DecodedBatch,
         now_ms: i64,
     ) -> Result<AckOutcome, StoreError> {
-        let key = params![peer.agent_id, bits(header.epoch), bits(header.seq)];
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let replay = tx
-            .prepare_cached(
-                "SELECT 1 FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3",
-            )?
-            .exists(key)?;
-        if replay {
-            // Dropping `tx` rolls back: nothing was written.
-            return Ok(AckOutcome::Replay);
+        let outcome = commit_in(&tx, peer, header, batch, now_ms)?;
+        if outcome != AckOutcome::Replay {
+            tx.commit()?;
         }
-        let mut stored = 0u64;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (tenant, agent_id, uid, time_ms, class_uid, \
-                 type_uid, severity_id, device, device_ip, user, src_ip, dst_ip, count, doc) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            for r in &batch.rows {
-                // 0 rows changed: `(tenant, uid)` is stored already.
-                stored += insert.execute(params![
-                    peer.tenant,
-                    peer.agent_id,
-                    r.uid,
-                    r.time_ms,
-                    r.class_uid,
-                    r.type_uid,
-                    r.severity_id,
-                    r.device,
-                    r.device_ip,
-                    r.user,
-                    r.src_ip,
-                    r.dst_ip,
-                    sat(r.count),
-                    r.doc,
-                ])? as u64;
-            }
-            let mut mark = tx.prepare_cached(
-                "INSERT INTO watermarks (agent_id, source, stream, unit, first, \"end\", \
-                 records, epoch, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for w in &batch.watermarks {
-                mark.execute(params![
-                    peer.agent_id,
-                    w.source,
-                    w.stream,
-                    w.unit,
-                    sat(w.first),
-                    sat(w.end),
-                    sat(w.records),
-                    bits(header.epoch),
-                    bits(header.seq),
-                ])?;
-            }
+        Ok(outcome)
+    }
+
+    fn commit_group(
+        &mut self,
+        items: &[(&Peer, &BatchHeader, &DecodedBatch)],
+        now_ms: i64,
+    ) -> Result<Vec<AckOutcome>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(items.len());
+        for &(peer, header, batch) in items {
+            out.push(commit_in(&tx, peer, header, batch, now_ms)?);
         }
-        let duplicates = batch.rows.len() as u64 - stored;
-        tx.prepare_cached(
-            "INSERT INTO batches (agent_id, epoch, seq, tenant, committed_ms, created_ms, \
-             first_time, last_time, events, stored, duplicates) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(params![
-            peer.agent_id,
-            bits(header.epoch),
-            bits(header.seq),
-            peer.tenant,
-            now_ms,
-            header.created_ms,
-            header.first_time,
-            header.last_time,
-            batch.rows.len() as i64,
-            sat(stored),
-            sat(duplicates),
-        ])?;
         tx.commit()?;
-        Ok(AckOutcome::Stored { stored, duplicates })
+        Ok(out)
     }
 
     fn is_committed(&self, agent_id: &str, epoch: u64, seq: u64) -> Result<bool, StoreError> {
@@ -642,3 +588,85 @@ impl Registry for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// One batch inside `tx`: [`AckOutcome::Replay`] (nothing written) or what was stored.
+/// The caller commits.
+fn commit_in(
+    tx: &rusqlite::Transaction<'_>,
+    peer: &Peer,
+    header: &BatchHeader,
+    batch: &DecodedBatch,
+    now_ms: i64,
+) -> Result<AckOutcome, StoreError> {
+    let key = params![peer.agent_id, bits(header.epoch), bits(header.seq)];
+    let replay = tx
+        .prepare_cached("SELECT 1 FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3")?
+        .exists(key)?;
+    if replay {
+        return Ok(AckOutcome::Replay);
+    }
+    let mut stored = 0u64;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (tenant, agent_id, uid, time_ms, class_uid, \
+                 type_uid, severity_id, device, device_ip, user, src_ip, dst_ip, count, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for r in &batch.rows {
+            // 0 rows changed: `(tenant, uid)` is stored already.
+            stored += insert.execute(params![
+                peer.tenant,
+                peer.agent_id,
+                r.uid,
+                r.time_ms,
+                r.class_uid,
+                r.type_uid,
+                r.severity_id,
+                r.device,
+                r.device_ip,
+                r.user,
+                r.src_ip,
+                r.dst_ip,
+                sat(r.count),
+                r.doc,
+            ])? as u64;
+        }
+        let mut mark = tx.prepare_cached(
+            "INSERT INTO watermarks (agent_id, source, stream, unit, first, \"end\", \
+                 records, epoch, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for w in &batch.watermarks {
+            mark.execute(params![
+                peer.agent_id,
+                w.source,
+                w.stream,
+                w.unit,
+                sat(w.first),
+                sat(w.end),
+                sat(w.records),
+                bits(header.epoch),
+                bits(header.seq),
+            ])?;
+        }
+    }
+    let duplicates = batch.rows.len() as u64 - stored;
+    tx.prepare_cached(
+        "INSERT INTO batches (agent_id, epoch, seq, tenant, committed_ms, created_ms, \
+             first_time, last_time, events, stored, duplicates) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        peer.agent_id,
+        bits(header.epoch),
+        bits(header.seq),
+        peer.tenant,
+        now_ms,
+        header.created_ms,
+        header.first_time,
+        header.last_time,
+        batch.rows.len() as i64,
+        sat(stored),
+        sat(duplicates),
+    ])?;
+    Ok(AckOutcome::Stored { stored, duplicates })
+}

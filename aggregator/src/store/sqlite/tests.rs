@@ -531,3 +531,34 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_group_commit_gives_each_batch_its_own_outcome_in_one_transaction() {
+    let mut s = memory();
+    assert_eq!(send(&mut s, 1, &[event("u1", 1)], vec![]), stored(1, 0));
+    let who = peer();
+    let mk = |seq: u64, evs: &[Value]| {
+        let (h, p) = encode_batch("agent-1", 7, seq, evs, vec![], 0);
+        let b = decode_batch(&h, &p, &who).unwrap();
+        (h, b)
+    };
+    // seq 1 again (a replay), seq 2 new with a re-read u1, seq 3 new, seq 3 again.
+    let batches = [
+        mk(1, &[event("u9", 9)]),
+        mk(2, &[event("u1", 1), event("u2", 2)]),
+        mk(3, &[event("u3", 3)]),
+        mk(3, &[event("u4", 4)]),
+    ];
+    let items: Vec<_> = batches.iter().map(|(h, b)| (&who, h, b)).collect();
+    assert_eq!(
+        s.commit_group(&items, 0).unwrap(),
+        vec![
+            AckOutcome::Replay,
+            stored(1, 1),
+            stored(1, 0),
+            AckOutcome::Replay
+        ]
+    );
+    assert_eq!(s.event_count().unwrap(), 3);
+    assert_eq!(s.batch_count().unwrap(), 3);
+}
