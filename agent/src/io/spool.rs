@@ -802,6 +802,7 @@ impl Spool {
             match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
                 Ok(()) => {
                     g.hwm_saved = hwm;
+                    g.hwm_unsaved = false;
                     saved = true;
                 }
                 // A full disk has no room for the state's temp file: free the segment

@@ -533,7 +533,7 @@ async fn the_shipper_wakes_for_new_batches_and_at_close() {
 #[test]
 fn a_closed_spool_wakes_the_shipper_once_not_for_good() {
     use std::future::Future;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
     let dir = TempDir::new("closed-wait");
     let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
     let mut cx = Context::from_waker(Waker::noop());
@@ -732,10 +732,10 @@ fn block_on_a_full_tmpfs_resumes_once_acks_free_the_only_segment() {
         }
         // Nothing waits any more: the blocked append must get through.
         let seq = spool.next_seq();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = crate::io::clock::now_ms() + 10_000;
         while spool.next_seq() == seq && !t.is_finished() {
             assert!(
-                std::time::Instant::now() < deadline,
+                crate::io::clock::now_ms() < deadline,
                 "still blocked with everything acknowledged: {:?}",
                 spool.stats()
             );
