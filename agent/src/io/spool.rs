@@ -52,6 +52,12 @@ const STATE_HEADER: &str = "vedette-spool 1";
 /// ENOSPC and EDQUOT on Linux: the filesystem or the quota is full.
 const ENOSPC: i32 = 28;
 const EDQUOT: i32 = 122;
+/// A segment never gets smaller than this when the filesystem turns out smaller than
+/// `max_bytes`.
+const MIN_SEGMENT_BYTES: u64 = 16 << 10;
+/// A blocked append retries this often even without an acknowledgement: space another
+/// process frees on the device is noticed.
+const BLOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// When appended records are flushed to the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,13 +183,6 @@ pub enum SpoolError {
         /// The batch's seq.
         got: u64,
     },
-    /// The filesystem is full and the spool holds nothing to drop or wait for: the host's
-    /// problem (another writer filled the disk). The batch was not stored.
-    #[error("no space left on the device holding {path}, and the spool holds nothing to free")]
-    NoSpace {
-        /// The spool directory.
-        path: PathBuf,
-    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -239,6 +238,13 @@ struct Inner {
     next_seq: u64,
     /// The high-water mark in the state file.
     hwm_saved: u64,
+    /// A segment went before the state file could learn its seqs (a full disk): saved at
+    /// the next append.
+    hwm_unsaved: bool,
+    /// The segment size in use: `segment_bytes`, lowered once the filesystem filled up
+    /// before `max_bytes` did, so that dropping or freeing one segment is a fraction of
+    /// what fits, not all of it.
+    segment_bytes: u64,
     disk_bytes: u64,
     unacked_bytes: u64,
     dropped_batches: u64,
@@ -458,6 +464,8 @@ impl Spool {
             active: None,
             next_seq: max_seq + 1,
             hwm_saved: max_seq,
+            hwm_unsaved: false,
+            segment_bytes: cfg.segment_bytes,
             disk_bytes,
             unacked_bytes,
             dropped_batches: 0,
@@ -515,17 +523,14 @@ impl Spool {
     /// Stores `batch` (cut with seq [`Spool::next_seq`]). When full, applies the policy:
     /// `Block` waits for acknowledgements (until [`Spool::close`]: `Err(Closed)`),
     /// `DropOldest` deletes the oldest segment's waiting batches, counted in the stats,
-    /// until it fits. A full filesystem (ENOSPC) counts as full: the partial write is
-    /// rolled back first. On any error the batch is not stored and the caller still holds
-    /// it. Blocking I/O: call it from a thread, not an async task.
+    /// until it fits; a batch that cannot fit even then (larger than `max_bytes`, or a
+    /// device filled by someone else) is itself dropped and counted: with `DropOldest` an
+    /// append never waits for space and never fails for lack of it. A full filesystem
+    /// (ENOSPC) counts as full: the partial write is rolled back first. On any error the
+    /// batch is not stored and the caller still holds it. Blocking I/O: call it from a
+    /// thread, not an async task.
     pub fn append(&self, batch: &EncodedBatch) -> Result<(), SpoolError> {
         let rec_len = (HEADER_LEN + batch.bytes.len()) as u64;
-        if rec_len > self.cfg.max_bytes || batch.bytes.len() > MAX_PAYLOAD as usize {
-            return Err(SpoolError::TooLarge {
-                len: rec_len,
-                limit: self.cfg.max_bytes.min(u64::from(MAX_PAYLOAD)),
-            });
-        }
         let meta = RecordMeta {
             seq: batch.header.seq,
             events: batch.header.events,
@@ -541,35 +546,59 @@ impl Spool {
                 got: meta.seq,
             });
         }
+        if rec_len > self.cfg.max_bytes || batch.bytes.len() > MAX_PAYLOAD as usize {
+            if self.cfg.when_full == FullPolicy::DropOldest {
+                self.drop_new(&mut g, &meta);
+                return Ok(());
+            }
+            return Err(SpoolError::TooLarge {
+                len: rec_len,
+                limit: self.cfg.max_bytes.min(u64::from(MAX_PAYLOAD)),
+            });
+        }
+        if g.hwm_unsaved {
+            self.save_hwm(&mut g);
+        }
         let header = format::encode_header(&meta, &batch.bytes);
         loop {
             self.reclaim_active(&mut g)?;
             if g.disk_bytes + rec_len <= self.cfg.max_bytes {
                 match self.write(&mut g, &meta, &header, &batch.bytes) {
                     Ok(()) => break,
-                    Err(WriteError::NoSpace) => {}
+                    Err(WriteError::NoSpace) => {
+                        // The device is smaller than `max_bytes`: segments sized for the
+                        // device, so that one of them going frees a part, not everything.
+                        g.segment_bytes = g
+                            .segment_bytes
+                            .min((g.disk_bytes / 4).max(MIN_SEGMENT_BYTES));
+                    }
                     Err(WriteError::Other(e)) => return Err(e),
                 }
             }
             match self.cfg.when_full {
                 FullPolicy::DropOldest => {
                     if !self.drop_oldest(&mut g)? {
-                        return Err(SpoolError::NoSpace {
-                            path: self.dir.clone(),
-                        });
+                        // Nothing of ours left to drop and still no room: this batch goes,
+                        // counted like the others.
+                        self.drop_new(&mut g, &meta);
+                        return Ok(());
                     }
                 }
                 FullPolicy::Block => {
-                    if g.index.is_empty() {
-                        // Full with nothing waiting: no acknowledgement will ever free space.
-                        return Err(SpoolError::NoSpace {
-                            path: self.dir.clone(),
-                        });
-                    }
+                    // Woken when an ack or a reader frees space, at close, and every
+                    // BLOCK_RETRY in case the device is full of someone else's files (then
+                    // no ack of ours may ever free it).
                     let seen = g.freed;
                     g.waiters += 1;
                     while g.freed == seen && !g.closed {
-                        g = self.space.wait(g).unwrap_or_else(|p| p.into_inner());
+                        let (guard, timeout) = self
+                            .space
+                            .wait_timeout(g, BLOCK_RETRY)
+                            .unwrap_or_else(|p| p.into_inner());
+                        g = guard;
+                        if timeout.timed_out() {
+                            break;
+                        }
                     }
                     g.waiters -= 1;
                     if g.closed {
@@ -582,6 +611,25 @@ impl Spool {
         drop(g);
         self.unsent.notify_one();
         Ok(())
+    }
+
+    /// Drop-oldest with no room for `meta`'s batch whatever is dropped: the batch itself is
+    /// dropped, counted, and its seq used up.
+    fn drop_new(&self, g: &mut Inner, meta: &RecordMeta) {
+        g.dropped_batches += 1;
+        g.dropped_events += u64::from(meta.events);
+        g.next_seq += 1;
+    }
+
+    /// Saves the high-water mark the state file missed (a full disk when a segment went).
+    /// Best effort: the newer segments still hold the seqs; only a crash before they are
+    /// written could reuse a seq.
+    fn save_hwm(&self, g: &mut Inner) {
+        let hwm = g.next_seq.saturating_sub(1);
+        if persist_state(&self.dir.join(STATE), self.epoch, hwm, self.cfg.fsync).is_ok() {
+            g.hwm_saved = hwm;
+            g.hwm_unsaved = false;
+        }
     }
 
     /// Deletes the active segment when every record in it is acknowledged, so its space is
@@ -605,7 +653,7 @@ impl Spool {
         let rec_len = (HEADER_LEN + payload.len()) as u64;
         if let Some(a) = g.active {
             let seg = &g.segments[&a];
-            if seg.len > 0 && seg.len + rec_len > self.cfg.segment_bytes {
+            if seg.len > 0 && seg.len + rec_len > g.segment_bytes {
                 self.seal(g, a).map_err(WriteError::Other)?;
             }
         }
@@ -749,27 +797,23 @@ impl Spool {
                 .any(|(&k, s)| k != key && s.last_seq >= seg.last_seq);
         let hwm = g.next_seq.saturating_sub(1).max(seg.last_seq);
         let state = self.dir.join(STATE);
-        let mut removed = false;
+        let mut saved = !needed;
         if needed {
             match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
-                Ok(()) => {}
-                // A full disk has no room for the state's temp file: free the segment
-                // first (a crash right here loses the mark, not data: all of it went).
-                Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
-                    fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
-                    removed = true;
-                    persist_state(&state, self.epoch, hwm, self.cfg.fsync)?;
+                Ok(()) => {
+                    g.hwm_saved = hwm;
+                    g.hwm_unsaved = false;
+                    saved = true;
                 }
+                // A full disk has no room for the state's temp file: free the segment
+                // first, then try again (a crash in between loses the mark, not data: all
+                // of it went).
+                Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {}
                 Err(e) => return Err(e),
             }
-            g.hwm_saved = hwm;
         }
         let seg = g.segments.remove(&key).expect("segment present");
-        match if removed {
-            Ok(())
-        } else {
-            fs::remove_file(&seg.path)
-        } {
+        match fs::remove_file(&seg.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -778,9 +822,30 @@ impl Spool {
                 return Err(io_err(&path)(e));
             }
         }
+        // Our handle goes with it: the space of a deleted file is freed only once the last
+        // handle on it closes (a reader's may still be open: it says so when it closes).
+        drop(seg.file);
         g.disk_bytes -= seg.len;
         if g.active == Some(key) {
             g.active = None;
+        }
+        if !saved {
+            match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
+                Ok(()) => {
+                    g.hwm_saved = hwm;
+                    g.hwm_unsaved = false;
+                }
+                // Still no room (a reader holds the deleted file, or someone else filled
+                // the device): the next append tries again.
+                Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
+                    g.hwm_unsaved = true;
+                }
+                Err(e) => {
+                    g.hwm_unsaved = true;
+                    self.freed(g);
+                    return Err(e);
+                }
+            }
         }
         // The log holds acks of deleted segments too: rewrite it once they are most of it
         // (amortised: each rewrite at least halves it).
@@ -844,8 +909,9 @@ impl Spool {
                 (seq, e, Arc::clone(&seg.file), seg.path.clone())
             };
             let mut buf = vec![0u8; e.len as usize];
-            file.read_exact_at(&mut buf, e.offset)
-                .map_err(io_err(&path))?;
+            let read = file.read_exact_at(&mut buf, e.offset);
+            self.done_reading(e.segment, file);
+            read.map_err(io_err(&path))?;
             match format::check(&buf) {
                 Ok((meta, _)) if meta.seq == seq => {
                     buf.drain(..HEADER_LEN);
@@ -853,6 +919,20 @@ impl Spool {
                 }
                 _ => self.forget_damaged(seq)?,
             }
+        }
+    }
+
+    /// Closes a reader's handle on segment `key`. When the segment was deleted meanwhile,
+    /// this was the last handle keeping its space: a blocked appender may now fit.
+    fn done_reading(&self, key: u64, file: Arc<File>) {
+        let mut g = self.lock();
+        let gone = !g
+            .segments
+            .get(&key)
+            .is_some_and(|s| Arc::ptr_eq(&s.file, &file));
+        drop(file);
+        if gone {
+            self.freed(&mut g);
         }
     }
 
@@ -892,10 +972,12 @@ impl Spool {
         g.index.range(g.cursor..).next().is_some()
     }
 
-    /// Returns when there may be a batch to hand out (or the spool was closed): check with
-    /// [`Spool::next_unsent`] and come back. For the one shipper task.
+    /// Returns when there may be a batch to hand out (or the spool was just closed): check
+    /// with [`Spool::next_unsent`] and come back. For the one shipper task. It returns at
+    /// once only while a batch waits to be handed out: a closed spool wakes it once, not
+    /// for good (a caller looping on it would spin).
     pub async fn wait_unsent(&self) {
-        if self.has_unsent() || self.is_closed() {
+        if self.has_unsent() {
             return;
         }
         self.unsent.notified().await;

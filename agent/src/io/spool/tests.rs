@@ -419,49 +419,68 @@ fn enospc_rolls_back_and_drops_oldest() {
         .map(|p| fs::metadata(p).unwrap().len())
         .sum();
     assert_eq!(after, before, "one record dropped, one added, same size");
-    // Nothing left to drop: the error says so and the seq is not used up.
+    // Nothing left to drop (a device full of someone else's files): drop-oldest never
+    // fails for lack of space, the new batch itself is dropped and counted.
     spool.ack(2).unwrap();
     spool.ack(3).unwrap();
     spool
         .fail_writes
         .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
-    let b = batch(&spool, 1);
-    assert!(matches!(spool.append(&b), Err(SpoolError::NoSpace { .. })));
-    assert_eq!(spool.next_seq(), 4);
+    append(&spool, 5);
+    let st = spool.stats();
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events, st.batches),
+        (2, 7, 0)
+    );
+    assert_eq!(spool.next_seq(), 5, "the dropped batch used its seq up");
     spool
         .fail_writes
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    spool.append(&b).unwrap();
-    assert_eq!(drain(&spool), [4]);
+    append(&spool, 1);
+    assert_eq!(drain(&spool), [5]);
+    assert!(verify(&dir.0).unwrap().is_clean());
 }
 
 #[test]
-fn enospc_with_block_waits_for_an_ack_and_retries() {
-    let dir = TempDir::new("enospc-block");
+fn drop_oldest_drops_a_batch_too_large_for_the_spool_counted() {
+    let dir = TempDir::new("toolarge-drop");
     let cfg = SpoolConfig {
-        segment_bytes: 1,
+        max_bytes: 100,
+        when_full: FullPolicy::DropOldest,
         ..cfg()
     };
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
-    append(&spool, 1);
+    append(&spool, 50);
+    let st = spool.stats();
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events, st.batches),
+        (1, 50, 0)
+    );
+    assert_eq!(spool.next_seq(), 2);
+    assert!(spool.next_unsent().unwrap().is_none());
+}
+
+#[test]
+fn enospc_with_block_and_nothing_waiting_blocks_until_close() {
+    // A device full of someone else's files: no ack can free it, but another process
+    // may; the append waits (retrying) instead of failing, and close lets it go.
+    let dir = TempDir::new("enospc-block-empty");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
     spool
         .fail_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
     let next = batch(&spool, 1);
-    let (tx, rx) = mpsc::channel();
     let s = Arc::clone(&spool);
-    let t = std::thread::spawn(move || tx.send(s.append(&next)).unwrap());
+    let t = std::thread::spawn(move || s.append(&next));
     while spool.waiters() == 0 {
         assert!(!t.is_finished(), "the append did not block");
         std::thread::yield_now();
     }
-    assert!(rx.try_recv().is_err());
-    spool.ack(1).unwrap();
-    rx.recv().unwrap().unwrap();
-    t.join().unwrap();
-    assert_eq!(drain(&spool), [2]);
+    spool.close();
+    assert!(matches!(t.join().unwrap(), Err(SpoolError::Closed)));
+    assert_eq!(spool.waiters(), 0);
+    assert_eq!(spool.next_seq(), 1, "the refused batch took no seq");
     assert_eq!(spool.stats().dropped_batches, 0);
-    assert!(verify(&dir.0).unwrap().is_clean());
 }
 
 #[test]
@@ -507,32 +526,102 @@ async fn the_shipper_wakes_for_new_batches_and_at_close() {
     assert_eq!(shipper.await.unwrap(), [1, 2, 3, 4, 5]);
 }
 
-/// A real full filesystem: a 64 KiB tmpfs, where root may mount one (skipped otherwise).
-/// DropOldest keeps appending past the point the device fills, and every file stays
-/// made of whole records.
+/// The agent's shipper spun at 100% CPU once the spool was closed (at SIGTERM, to let a
+/// blocked append go): `wait_unsent` returned at once for good on a closed spool, so its
+/// loop never yielded, starving the one runtime thread (the control task that ends the
+/// agent included). A closed spool wakes the waiter once, then it waits again.
 #[test]
-fn a_real_full_tmpfs_counts_as_full() {
-    struct Mount(PathBuf);
-    impl Drop for Mount {
-        fn drop(&mut self) {
-            std::process::Command::new("umount")
-                .arg(&self.0)
-                .status()
-                .ok();
+fn a_closed_spool_wakes_the_shipper_once_not_for_good() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let dir = TempDir::new("closed-wait");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let poll = |cx: &mut Context<'_>| {
+        let mut f = std::pin::pin!(spool.wait_unsent());
+        f.as_mut().poll(cx)
+    };
+    assert!(poll(&mut cx).is_pending(), "nothing to hand out");
+    spool.close();
+    // Woken by the close (the permit it leaves), once.
+    assert!(poll(&mut cx).is_ready());
+    assert!(
+        poll(&mut cx).is_pending(),
+        "a closed spool must not make it spin"
+    );
+    assert!(poll(&mut cx).is_pending());
+    // A requeue after a lost connection still wakes it.
+    spool.requeue_unacked();
+    assert!(poll(&mut cx).is_ready());
+    assert!(poll(&mut cx).is_pending());
+}
+
+/// A tmpfs mounted over a directory for a test's life. Root only, as CI runs: the test
+/// fails (it does not skip) where it cannot mount.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, kib: u64) -> Self {
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(at)
+            .status();
+        assert!(
+            st.as_ref().is_ok_and(|s| s.success()),
+            "mounting a tmpfs at {} failed ({st:?}): this test needs root",
+            at.display()
+        );
+        Self(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .ok();
+    }
+}
+
+/// Cuts batches of 40 incompressible events (about 5 KiB each).
+struct Noise {
+    b: Batcher,
+    x: u64,
+}
+
+impl Noise {
+    fn new() -> Self {
+        Self {
+            b: Batcher::new(BatchConfig::default()),
+            x: 0x9e37_79b9_7f4a_7c15,
         }
     }
-    let dir = TempDir::new("tmpfs");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&dir.0)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
-        return;
+
+    fn batch(&mut self, spool: &Spool) -> EncodedBatch {
+        let seq = spool.next_seq();
+        for _ in 0..40 {
+            let line: String = (0..64)
+                .map(|_| {
+                    self.x ^= self.x << 13;
+                    self.x ^= self.x >> 7;
+                    self.x ^= self.x << 17;
+                    format!("{:02x}", self.x as u8)
+                })
+                .collect();
+            self.b
+                .push_event(format!("{{\"r\":\"{line}\"}}\n").as_bytes(), 0, 0);
+        }
+        self.b.cut("agent", spool.epoch(), seq, 0).unwrap()
     }
-    let _mount = Mount(dir.0.clone());
+}
+
+/// A real full filesystem: a 64 KiB tmpfs. DropOldest keeps appending past the point the
+/// device fills, and every file stays made of whole records.
+#[test]
+fn a_real_full_tmpfs_counts_as_full() {
+    let dir = TempDir::new("tmpfs");
+    let _mount = Tmpfs::mount(&dir.0, 64);
     let cfg = SpoolConfig {
         max_bytes: 1 << 30,
         segment_bytes: 8 << 10,
@@ -540,23 +629,9 @@ fn a_real_full_tmpfs_counts_as_full() {
         ..cfg()
     };
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
-    // Incompressible events, so the batches are big.
-    let mut b = Batcher::new(BatchConfig::default());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = Noise::new();
     for _ in 0..60 {
-        let seq = spool.next_seq();
-        for _ in 0..40 {
-            let line: String = (0..64)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{:02x}", x as u8)
-                })
-                .collect();
-            b.push_event(format!("{{\"r\":\"{line}\"}}\n").as_bytes(), 0, 0);
-        }
-        let batch = b.cut("agent", spool.epoch(), seq, 0).unwrap();
+        let batch = noise.batch(&spool);
         spool.append(&batch).unwrap();
     }
     let st = spool.stats();
@@ -569,4 +644,111 @@ fn a_real_full_tmpfs_counts_as_full() {
     let v = verify(&dir.0).unwrap();
     assert!(v.is_clean(), "{v}");
     drop(spool);
+}
+
+/// The drop-oldest bug of the agent on a small tmpfs: segments sized for a spool far
+/// bigger than the device, so the only segment is the one being written. Dropping it
+/// must save the high-water mark, whose temp file did not fit: the segment was unlinked
+/// but its space stayed held by the spool's own open handle, the retry failed too, and
+/// the append failed (the stage died). Now every append succeeds, losses counted.
+#[test]
+fn drop_oldest_on_a_full_tmpfs_with_one_big_segment_never_fails() {
+    let dir = TempDir::new("tmpfs-one-seg");
+    let _mount = Tmpfs::mount(&dir.0, 64);
+    let cfg = SpoolConfig {
+        max_bytes: 1 << 30,
+        segment_bytes: 1 << 30,
+        when_full: FullPolicy::DropOldest,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let mut noise = Noise::new();
+    for i in 0..100 {
+        let batch = noise.batch(&spool);
+        spool
+            .append(&batch)
+            .unwrap_or_else(|e| panic!("append {i}: {e}; {:?}", spool.stats()));
+        // The shipper reads while the stage appends: its handle on a dropped segment
+        // must not keep the space either.
+        if i % 3 == 0 {
+            spool.next_unsent().unwrap();
+        }
+    }
+    let st = spool.stats();
+    assert!(st.dropped_batches > 0, "{st:?}");
+    assert_eq!(st.dropped_events, st.dropped_batches * 40);
+    assert_eq!(st.batches + st.dropped_batches, 100);
+    assert!(
+        segment_files(&dir.0).len() > 1,
+        "segments sized for the device once it filled up"
+    );
+    let v = verify(&dir.0).unwrap();
+    assert!(v.is_clean(), "{v}");
+    drop(spool);
+    // Numbering continues after a restart.
+    let (spool, report) = Spool::open(&dir.0, cfg).unwrap();
+    assert_eq!(report.next_seq, 101);
+    assert_eq!(spool.stats().batches, st.batches);
+}
+
+/// The block-policy bug of the agent on a small tmpfs: once every batch of the only
+/// segment was acknowledged, the blocked append deleted it, but its space stayed held by
+/// the spool's open handle, so the high-water mark's temp file still did not fit and the
+/// append failed (the stage died with everything acknowledged). Now the append goes on,
+/// and the tail catches up with nothing lost.
+#[test]
+fn block_on_a_full_tmpfs_resumes_once_acks_free_the_only_segment() {
+    let dir = TempDir::new("tmpfs-block");
+    let _mount = Tmpfs::mount(&dir.0, 64);
+    let cfg = SpoolConfig {
+        max_bytes: 1 << 30,
+        segment_bytes: 1 << 30,
+        when_full: FullPolicy::Block,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    const N: u64 = 60;
+    let s = Arc::clone(&spool);
+    let t = std::thread::spawn(move || {
+        let mut noise = Noise::new();
+        for _ in 0..N {
+            let batch = noise.batch(&s);
+            s.append(&batch)?;
+        }
+        Ok::<_, SpoolError>(())
+    });
+    let mut shipped = Vec::new();
+    let mut blocked = 0;
+    while !t.is_finished() {
+        if spool.waiters() == 0 {
+            std::thread::yield_now();
+            continue;
+        }
+        // Full: the shipper sends and the aggregator acknowledges everything.
+        blocked += 1;
+        while let Some((seq, _)) = spool.next_unsent().unwrap() {
+            shipped.push(seq);
+            assert!(spool.ack(seq).unwrap());
+        }
+        // Nothing waits any more: the blocked append must get through.
+        let seq = spool.next_seq();
+        let deadline = crate::io::clock::now_ms() + 10_000;
+        while spool.next_seq() == seq && !t.is_finished() {
+            assert!(
+                crate::io::clock::now_ms() < deadline,
+                "still blocked with everything acknowledged: {:?}",
+                spool.stats()
+            );
+            std::thread::yield_now();
+        }
+    }
+    t.join().unwrap().unwrap();
+    while let Some((seq, _)) = spool.next_unsent().unwrap() {
+        shipped.push(seq);
+    }
+    assert!(blocked > 0, "64 KiB cannot hold {N} batches");
+    assert_eq!(shipped, (1..=N).collect::<Vec<_>>(), "nothing lost");
+    assert_eq!(spool.stats().dropped_batches, 0);
+    let v = verify(&dir.0).unwrap();
+    assert!(v.is_clean(), "{v}");
 }
