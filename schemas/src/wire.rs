@@ -321,3 +321,25 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any bytes off a stream split into frames or ask for more, never panic; each
+        /// body decodes as a frame type or is refused.
+        #[test]
+        fn any_bytes_split_or_are_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let mut rest = &bytes[..];
+            while let Ok(Some((body, more))) = split_frame(rest) {
+                let _ignored = decode_frame::<Control>(body);
+                let _ignored = decode_frame::<BatchHeader>(body);
+                let _ignored = decode_frame::<Ack>(body);
+                let _ignored = decode_frame::<EnrollRequest>(body);
+                proptest::prop_assert!(more.len() < rest.len());
+                rest = more;
+            }
+        }
+    }
+}

@@ -90,6 +90,24 @@ struct Shipping {
     drain_ms: u64,
 }
 
+/// What the hello tells the aggregator about this host (read once at start; the events
+/// carry the live facts): its name, OS and kernel, and the agent's asset tags.
+fn hello_facts() -> serde_json::Value {
+    let (os_name, os_version) = std::fs::read_to_string("/etc/os-release")
+        .map(|t| crate::core::enrich::host::parse_os_release(&t))
+        .unwrap_or((None, None));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|k| k.trim().to_owned());
+    serde_json::json!({
+        "hostname": host::hostname(),
+        "os_name": os_name,
+        "os_version": os_version,
+        "kernel": kernel,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
 /// Opens the spool and starts the shipper; returns the sink that feeds them.
 fn start_shipping(
     ship: &ShipOutput,
@@ -153,7 +171,7 @@ fn start_shipping(
     let shipper = Shipper {
         spool: spool.clone(),
         paths,
-        host: serde_json::json!({ "hostname": host::hostname() }),
+        host: hello_facts(),
         info,
         cfg,
         stats: stats.clone(),

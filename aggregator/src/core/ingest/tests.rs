@@ -350,3 +350,29 @@ fn a_line_that_already_names_the_certificates_tenant_is_stored_byte_for_byte_wit
         assert!(d.fast_row(bad, "acme").is_none());
     }
 }
+
+proptest::proptest! {
+    /// Whatever an agent (or anyone holding a certificate) sends, decoding answers with a
+    /// batch or a reason, never a panic.
+    #[test]
+    fn any_header_and_payload_decode_or_are_refused_never_panic(
+        events in 0u32..5,
+        raw_len in 0u64..4096,
+        checksum: u64,
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        lines in proptest::collection::vec("[ -~]{0,40}", 0..4),
+    ) {
+        let who = peer();
+        let mut d = Decoder::new().unwrap();
+        let (mut h, _) = encode_batch("agent-1", 7, 1, &[], vec![], 0);
+        h.events = events;
+        h.raw_len = raw_len;
+        h.checksum = checksum;
+        h.zstd_len = payload.len() as u64;
+        let _ignored = d.decode(&h, &payload, &who);
+        // Well-framed payloads of arbitrary lines: the checks pass, the lines are judged.
+        let raw = lines.join("\n");
+        let (h, p) = raw_batch(raw.as_bytes(), lines.len() as u32);
+        let _ignored = d.decode(&h, &p, &who);
+    }
+}
