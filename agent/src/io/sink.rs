@@ -117,8 +117,11 @@ impl Sink {
         write_json_line(ev, &mut s.line);
         let now = clock::now_ms();
         s.batcher.push_event(&s.line, ev.time, now);
-        let full = s.batcher.raw_len() >= s.batcher.config().max_bytes
-            || s.batcher.events() >= s.batcher.config().max_events;
+        // Batches are cut between the stage's input batches (see `buffered`), so that a
+        // source range and its events travel in one spool batch; only a runaway input
+        // batch (four times the size) is cut in the middle, to bound memory.
+        let full = s.batcher.raw_len() >= 4 * s.batcher.config().max_bytes
+            || s.batcher.events() >= 4 * s.batcher.config().max_events;
         if full
             && s.failed.is_none()
             && let Err(e) = s.cut(now)
@@ -143,9 +146,13 @@ impl Sink {
         }
     }
 
-    /// Bytes buffered, not yet written.
+    /// Bytes buffered, not yet written (for the spool: in the open batch, which the
+    /// stage cuts once it passes the batch size, between its input batches).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        match &self.target {
+            Target::Spool(s) => s.batcher.raw_len(),
+            _ => self.buf.len(),
+        }
     }
 
     /// Bytes written so far.
