@@ -5,6 +5,11 @@
 
 pub use vedette_schemas::ocsf::OCSF_VERSION;
 
+/// The name of OCSF class `uid` (`Authentication`), for the classes the agent emits.
+pub fn ocsf_class_name(uid: u32) -> Option<&'static str> {
+    vedette_schemas::ocsf::Class::from_uid(uid).map(vedette_schemas::ocsf::Class::name)
+}
+
 pub mod config;
 pub mod core;
 pub mod identity;

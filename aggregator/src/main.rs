@@ -212,7 +212,7 @@ fn main() -> anyhow::Result<()> {
             let total: u64 = by_class.iter().map(|(_, n)| n).sum();
             println!("events: {total}");
             for (class, n) in by_class {
-                println!("  class {class}: {n}");
+                println!("  {class} {}: {n}", class_name(class));
             }
         }
         Cmd::Gaps { state } => {
@@ -312,12 +312,17 @@ async fn report(store: StoreHandle<SqliteStore>, every: Duration) {
         }
         let rate = (total - last.min(total)) as f64 / every.as_secs_f64();
         last = total;
-        let classes: Vec<String> = by_class.iter().map(|(c, n)| format!("{c}:{n}")).collect();
-        println!(
-            "events {total} (+{rate:.0}/s) by class {}",
-            classes.join(" ")
-        );
+        let classes: Vec<String> = by_class
+            .iter()
+            .map(|&(c, n)| format!("{}={n}", class_name(c)))
+            .collect();
+        println!("events {total} (+{rate:.0}/s): {}", classes.join(", "));
     }
+}
+
+/// An OCSF class's name, or its number when it is not one we emit.
+fn class_name(uid: u32) -> String {
+    vedette_aggregator::ocsf_class_name(uid).map_or_else(|| format!("class {uid}"), str::to_owned)
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
