@@ -260,6 +260,7 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             store: handle.clone(),
             authority,
             cert_lifetime_ms: cfg.cert_lifetime_ms(),
+            memory: vedette_aggregator::io::server::memory_budget(),
         });
         let accept = tokio::spawn(server.clone().run(endpoint.clone()));
         let reporter = report_every

@@ -44,6 +44,19 @@ pub struct Server<S> {
     pub authority: Authority,
     /// Lifetime of agent certificates, ms.
     pub cert_lifetime_ms: i64,
+    /// Memory that batches being read, decoded and committed may hold at once, in KiB
+    /// (see [`memory_budget`]): a batch waits for its share before its payload is read,
+    /// so many agents (or one hostile one) cannot make the server allocate without bound.
+    pub memory: Arc<tokio::sync::Semaphore>,
+}
+
+/// KiB of batch memory (compressed payload plus decompressed text plus rows) the server
+/// holds at most: 512 MiB.
+pub const MEMORY_BUDGET_KIB: u32 = 512 << 10;
+
+/// The semaphore for [`Server::memory`].
+pub fn memory_budget() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(MEMORY_BUDGET_KIB as usize))
 }
 
 impl<S> std::fmt::Debug for Server<S> {
@@ -279,6 +292,21 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 header.seq, header.zstd_len
             )));
         }
+        if header.raw_len > wire::MAX_RAW {
+            return Err(ConnError::Protocol(format!(
+                "batch {} announces {} raw bytes, over the {} limit",
+                header.seq,
+                header.raw_len,
+                wire::MAX_RAW
+            )));
+        }
+        // Payload, text, and rows about as big again as the text.
+        let kib = ((header.zstd_len + 2 * header.raw_len) >> 10).clamp(1, MEMORY_BUDGET_KIB.into());
+        let _permit = self
+            .memory
+            .acquire_many(kib as u32)
+            .await
+            .map_err(|_| ConnError::Protocol("shutting down".into()))?;
         let mut payload = vec![0u8; header.zstd_len as usize];
         recv.read_exact(&mut payload).await?;
         let (epoch, seq) = (header.epoch, header.seq);
