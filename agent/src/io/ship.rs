@@ -262,7 +262,12 @@ impl Shipper {
                 }
             }
             while in_flight.len() < self.cfg.window {
-                let next = match self.spool.next_unsent() {
+                // Disk reads off the runtime's one worker, which the listeners share.
+                let sp = self.spool.clone();
+                let next = match tokio::task::spawn_blocking(move || sp.next_unsent())
+                    .await
+                    .map_err(|e| anyhow!("reading the spool: {e}"))?
+                {
                     Ok(n) => n,
                     // A record damaged since it was written is counted by the spool and
                     // skipped; anything else is a disk problem worth a reconnect cycle.
@@ -353,8 +358,10 @@ impl Shipper {
                 );
             }
         }
-        self.spool
-            .ack(seq)
+        let sp = self.spool.clone();
+        tokio::task::spawn_blocking(move || sp.ack(seq))
+            .await
+            .map_err(|e| anyhow!("freeing batch {seq} in the spool: {e}"))?
             .with_context(|| format!("freeing batch {seq} in the spool"))?;
         Ok(())
     }
