@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use super::support::Scratch;
 use super::support::agent::RunningAgent;
-use super::support::aggregator::{
-    Netns, RunningAggregator, Stored, distinct_lines, enroll_ok, enroll_ok_in, line_numbers,
-    ship_config,
-};
+use super::support::aggregator::{Netns, RunningAggregator, Stored, enrolled_agent, line_numbers};
 
 /// Long enough for a debug build on a loaded 2-core machine to ship a few hundred
 /// thousand events; returns as soon as they are there.
@@ -34,14 +31,7 @@ fn kill_9_of_the_agent_mid_stream_loses_and_repeats_nothing() {
     const N: usize = 100_000;
     let scratch = Scratch::new("ship-kill-agent");
     let agg = RunningAggregator::start(&scratch, "agg");
-    let dir = scratch.path("agent");
-    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
-    std::fs::create_dir_all(scratch.path("logs")).unwrap();
-    scratch.write("logs/app.log", distinct_lines(N, "app").as_bytes());
-    let cfg = scratch.write(
-        "agent.toml",
-        ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
-    );
+    let (_, cfg) = enrolled_agent(&scratch, &agg, N, "");
     let stored = Stored::open(&agg.db());
     let agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
     let have = stored.wait_count(N as u64 / 5, DEADLINE);
@@ -77,14 +67,7 @@ fn kill_9_and_restart_of_the_aggregator_loses_and_repeats_nothing() {
     const N: usize = 100_000;
     let scratch = Scratch::new("ship-kill-agg");
     let agg = RunningAggregator::start(&scratch, "agg");
-    let dir = scratch.path("agent");
-    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
-    std::fs::create_dir_all(scratch.path("logs")).unwrap();
-    scratch.write("logs/app.log", distinct_lines(N, "app").as_bytes());
-    let cfg = scratch.write(
-        "agent.toml",
-        ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
-    );
+    let (_, cfg) = enrolled_agent(&scratch, &agg, N, "");
     let db = agg.db();
     let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
     let have = Stored::open(&db).wait_count(N as u64 / 5, DEADLINE);
@@ -113,24 +96,7 @@ fn a_network_cut_longer_than_the_idle_timeout_loses_and_repeats_nothing() {
     let ns = Netns::new("cut");
     let scratch = Scratch::new("ship-cut");
     let agg = RunningAggregator::start_in(&scratch, "agg", Some(&ns.name));
-    let dir = scratch.path("agent");
-    enroll_ok_in(
-        &dir,
-        &agg.server(),
-        &agg.token("default", "1h"),
-        Some(&ns.name),
-    );
-    std::fs::create_dir_all(scratch.path("logs")).unwrap();
-    scratch.write("logs/app.log", distinct_lines(N, "app").as_bytes());
-    let cfg = scratch.write(
-        "agent.toml",
-        ship_config(
-            &dir,
-            &scratch.path("logs/*.log").display().to_string(),
-            "idle_timeout_ms = 400\n",
-        )
-        .as_bytes(),
-    );
+    let (_, cfg) = enrolled_agent(&scratch, &agg, N, "idle_timeout_ms = 400\n");
     let stored = Stored::open(&agg.db());
     let mut agent = RunningAgent::spawn_in(cfg, scratch.path("unused.ndjson"), Some(&ns.name));
     let have = stored.wait_count(N as u64 / 10, DEADLINE);

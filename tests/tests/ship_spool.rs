@@ -10,7 +10,7 @@ use super::support::Scratch;
 use super::support::agent::RunningAgent;
 use super::support::agent_bin;
 use super::support::aggregator::{
-    RunningAggregator, Stored, distinct_lines, enroll_ok, line_numbers, ship_config,
+    RunningAggregator, Stored, distinct_lines, enrolled_agent, line_numbers,
 };
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -65,20 +65,13 @@ fn wait_full(fs: &Tmpfs, near: u64) {
 /// the agent's config with `extra` output settings.
 fn setup(scratch: &Scratch, n: usize, extra: &str) -> (RunningAggregator, PathBuf, PathBuf) {
     let mut agg = RunningAggregator::start(scratch, "agg");
-    let dir = scratch.path("agent");
-    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
-    agg.pause();
-    std::fs::create_dir_all(scratch.path("logs")).unwrap();
-    scratch.write("logs/app.log", distinct_lines(n, "app").as_bytes());
-    let cfg = scratch.write(
-        "agent.toml",
-        ship_config(
-            &dir,
-            &scratch.path("logs/*.log").display().to_string(),
-            &format!("batch_max_kb = 64\ndrain_ms = 0\n{extra}"),
-        )
-        .as_bytes(),
+    let (dir, cfg) = enrolled_agent(
+        scratch,
+        &agg,
+        n,
+        &format!("batch_max_kb = 64\ndrain_ms = 0\n{extra}"),
     );
+    agg.pause();
     (agg, dir, cfg)
 }
 

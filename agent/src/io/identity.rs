@@ -278,7 +278,8 @@ pub fn client_endpoint(server: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
     Ok(quinn::Endpoint::client(bind)?)
 }
 
-async fn read_frame<T: serde::de::DeserializeOwned>(
+/// Reads one wire frame (enrollment answers, acks, control frames).
+pub(crate) async fn read_frame<T: serde::de::DeserializeOwned>(
     r: &mut quinn::RecvStream,
 ) -> anyhow::Result<T> {
     let mut prefix = [0u8; 4];
@@ -286,6 +287,17 @@ async fn read_frame<T: serde::de::DeserializeOwned>(
     let mut body = vec![0u8; wire::frame_len(prefix)?];
     r.read_exact(&mut body).await?;
     Ok(wire::decode_frame(&body)?)
+}
+
+/// Writes one wire frame.
+pub(crate) async fn write_frame<T: serde::Serialize>(
+    w: &mut quinn::SendStream,
+    msg: &T,
+) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    wire::encode_frame(msg, &mut buf);
+    w.write_all(&buf).await?;
+    Ok(())
 }
 
 /// Enrolls: a fresh key, a CSR sent with the token on the enrollment ALPN, the signed
@@ -312,16 +324,15 @@ pub async fn enroll(
         .await
         .with_context(|| format!("connecting to {server}"))?;
     let (mut send, mut recv) = conn.open_bi().await?;
-    let mut buf = Vec::new();
-    wire::encode_frame(
+    write_frame(
+        &mut send,
         &EnrollRequest {
             token: credential,
             csr_pem,
             hostname: hostname.to_owned(),
         },
-        &mut buf,
-    );
-    send.write_all(&buf).await?;
+    )
+    .await?;
     send.finish()?;
     let resp: EnrollResponse = read_frame(&mut recv)
         .await
@@ -363,24 +374,18 @@ pub async fn enroll(
     Ok(info)
 }
 
-/// Expiry of a PEM certificate, ms since the epoch.
-pub fn not_after_ms(cert_pem: &str) -> anyhow::Result<i64> {
+/// Validity of a PEM certificate, `(not_before, not_after)` in ms since the epoch.
+pub fn validity_ms(cert_pem: &str) -> anyhow::Result<(i64, i64)> {
     let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .next()
         .ok_or_else(|| anyhow!("no certificate in the PEM"))??;
     let (_, cert) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| anyhow!("parsing the certificate: {e}"))?;
-    Ok(cert.validity().not_after.timestamp() * 1000)
-}
-
-/// Validity start of a PEM certificate, ms since the epoch.
-pub fn not_before_ms(cert_pem: &str) -> anyhow::Result<i64> {
-    let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .next()
-        .ok_or_else(|| anyhow!("no certificate in the PEM"))??;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der)
-        .map_err(|e| anyhow!("parsing the certificate: {e}"))?;
-    Ok(cert.validity().not_before.timestamp() * 1000)
+    let v = cert.validity();
+    Ok((
+        v.not_before.timestamp() * 1000,
+        v.not_after.timestamp() * 1000,
+    ))
 }
 
 /// Whether a certificate valid over [`not_before`, `not_after`) is due for renewal at

@@ -20,7 +20,7 @@ use vedette_schemas::wire::{
 };
 
 use super::clock;
-use super::identity::{self, IdentityInfo, IdentityPaths};
+use super::identity::{self, IdentityInfo, IdentityPaths, read_frame, write_frame};
 use super::spool::Spool;
 
 /// How the shipper behaves.
@@ -127,21 +127,6 @@ fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     let _ignored = ring::rand::SystemRandom::new().fill(&mut b);
     u64::from_le_bytes(b)
-}
-
-async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut RecvStream) -> anyhow::Result<T> {
-    let mut prefix = [0u8; 4];
-    r.read_exact(&mut prefix).await?;
-    let mut body = vec![0u8; wire::frame_len(prefix)?];
-    r.read_exact(&mut body).await?;
-    Ok(wire::decode_frame(&body)?)
-}
-
-async fn write_frame<T: serde::Serialize>(w: &mut SendStream, msg: &T) -> anyhow::Result<()> {
-    let mut buf = Vec::new();
-    wire::encode_frame(msg, &mut buf);
-    w.write_all(&buf).await?;
-    Ok(())
 }
 
 impl Shipper {
@@ -376,11 +361,16 @@ impl Shipper {
         let mut pending_key: Option<String> = None;
         // Once per connection at most: the next check is against the new certificate.
         let mut renewed = false;
+        // Read once: the certificate changes only through the renewal below.
+        let (not_before, not_after) = identity::validity_ms(&self.paths.pems()?.0)?;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     write_frame(&mut send, &Control::Heartbeat(self.heartbeat())).await?;
-                    if pending_key.is_none() && !renewed && self.renewal_due()? {
+                    if pending_key.is_none()
+                        && !renewed
+                        && identity::renewal_due(not_before, not_after, clock::now_ms())
+                    {
                         let (key, csr) = identity::key_and_csr()?;
                         write_frame(&mut send, &Control::Renew { csr_pem: csr }).await?;
                         pending_key = Some(key);
@@ -392,7 +382,7 @@ impl Shipper {
                         self.paths.replace_cert(&cert_pem, &key)?;
                         self.stats.renewals.fetch_add(1, Relaxed);
                         renewed = true;
-                        eprintln!("vedette-agent: certificate renewed (valid until {} ms)", identity::not_after_ms(&cert_pem)?);
+                        eprintln!("vedette-agent: certificate renewed (valid until {} ms)", identity::validity_ms(&cert_pem)?.1);
                     }
                     Control::Error { reason } => {
                         pending_key = None;
@@ -402,15 +392,6 @@ impl Shipper {
                 },
             }
         }
-    }
-
-    fn renewal_due(&self) -> anyhow::Result<bool> {
-        let (cert, _, _) = self.paths.pems()?;
-        Ok(identity::renewal_due(
-            identity::not_before_ms(&cert)?,
-            identity::not_after_ms(&cert)?,
-            clock::now_ms(),
-        ))
     }
 
     fn heartbeat(&self) -> Heartbeat {

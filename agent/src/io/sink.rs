@@ -32,6 +32,9 @@ struct SpoolSink {
     agent_id: String,
     tenant: Text,
     line: Vec<u8>,
+    /// The time at the last input batch or flush: when an open batch started lingering
+    /// needs no finer clock, and none is read per event.
+    now_ms: i64,
     /// An append that failed inside `write_event`, reported by the next `flush`.
     failed: Option<io::Error>,
 }
@@ -92,6 +95,7 @@ impl Sink {
             // Leaked once per sink: every event then clones a borrowed str, not a String.
             tenant: Text::Borrowed(Box::leak(tenant.to_owned().into_boxed_str())),
             line: Vec::with_capacity(4096),
+            now_ms: clock::now_ms(),
             failed: None,
         })))
     }
@@ -115,7 +119,7 @@ impl Sink {
         ev.metadata.tenant_uid = Some(s.tenant.clone());
         s.line.clear();
         write_json_line(ev, &mut s.line);
-        let now = clock::now_ms();
+        let now = s.now_ms;
         s.batcher.push_event(&s.line, ev.time, now);
         // Batches are cut between the stage's input batches (see `buffered`), so that a
         // source range and its events travel in one spool batch; only a runaway input
@@ -134,7 +138,8 @@ impl Sink {
     /// these; a file has no place for them).
     pub fn note_records(&mut self, w: Watermark) {
         if let Target::Spool(s) = &mut self.target {
-            s.batcher.note_records(w, clock::now_ms());
+            s.now_ms = clock::now_ms();
+            s.batcher.note_records(w, s.now_ms);
         }
     }
 
@@ -170,6 +175,7 @@ impl Sink {
                 return Err(e);
             }
             let now = clock::now_ms();
+            s.now_ms = now;
             if force || s.batcher.is_due(now) {
                 s.cut(now)?;
             }

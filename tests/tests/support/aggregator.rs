@@ -439,3 +439,33 @@ impl Drop for Netns {
             .output();
     }
 }
+
+/// An agent enrolled with `agg` (state in `scratch/agent`), a file `logs/app.log` of `n`
+/// distinct lines, and the agent's config shipping it (`extra` output settings); returns
+/// the state dir and the config.
+pub(crate) fn enrolled_agent(
+    scratch: &Scratch,
+    agg: &RunningAggregator,
+    n: usize,
+    extra: &str,
+) -> (PathBuf, PathBuf) {
+    let dir = scratch.path("agent");
+    enroll_ok_in(
+        &dir,
+        &agg.server(),
+        &agg.token("default", "1h"),
+        agg.netns.as_deref(),
+    );
+    std::fs::create_dir_all(scratch.path("logs")).expect("logs dir");
+    scratch.write("logs/app.log", distinct_lines(n, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            extra,
+        )
+        .as_bytes(),
+    );
+    (dir, cfg)
+}
