@@ -32,25 +32,19 @@
 //! **Tenancy:** `metadata.tenant_uid` is overwritten with the certificate's tenant in the
 //! stored document: an agent's word about its tenant is never trusted.
 //!
-//! **Stored document:** each event is re-serialized (serde_json, keys in sorted order: the
-//! workspace does not enable `preserve_order`) and compressed on its own with zstd level 1
-//! from a reused context, so one event can be fetched without its neighbours. On a batch
-//! of 6,000 events normalized by the agent from the bench workloads (sshd, kernel
-//! netfilter, HTTP access, JSON app logs; 1,777 B of JSON per event on average) this
-//! stores 866 B per event, a ratio of 2.05 (28 events of `samples/`: 2.04; see
-//! `doc_ratio_on_a_real_batch` in the tests). The whole batch compressed at once gets
-//! 11.9, which is what the repetition between events is worth: a dictionary trained on
-//! past events (zstd's `zdict_builder` feature, not enabled in this workspace yet, plus a
-//! dictionary id per row) is where the next factor is: even an untrained raw-content
-//! dictionary (the 28 events of `samples/`, 44 KB, as stored) brings the same batch to
-//! 389 B per event, a ratio of 4.57 (`VEDETTE_DICT_NDJSON` in that test).
+//! **Stored documents:** a batch's events are stored together, as one zstd frame of
+//! their NDJSON (a [`Chunk`]), and each [`Row`] says which line of its chunk it is. When
+//! every line already names the certificate's tenant (the agent writes it; anything else
+//! is rewritten), the chunk is the agent's payload itself, checked above: storing it costs
+//! no compression at all, and it keeps the repetition between events that per-event
+//! frames lose (the bench workload: 158 B per event as a batch, 866 B compressed one by
+//! one). Otherwise the rewritten lines are compressed again at [`CHUNK_LEVEL`]. One event
+//! is read back by decompressing its chunk (at most [`wire::MAX_RAW`] bytes, the cap the
+//! batch was checked against): [`ChunkText`].
 //!
-//! **Cost** (release, measured with `insert_rate_on_a_real_batch` in the store's tests on
-//! a 2-core machine shared with other builds, so ±20%): 25-40 µs per event, of which
-//! serde_json's `Value` parse is ~9.5 µs, its re-serialization ~8 µs and the per-event
-//! zstd ~9.5 µs. The parse and re-serialization exist only to set `tenant_uid`; a
-//! borrowed parse of the searched fields plus a splice of the tenant into the original
-//! text would remove most of both.
+//! **Cost:** the indexed fields are read from each line without building a JSON tree
+//! (serde's borrowed fields, everything else skipped); only a line that does not carry
+//! the certificate's tenant is parsed whole and re-serialized.
 
 use std::borrow::Cow;
 
@@ -59,11 +53,13 @@ use serde_json::Value;
 use vedette_schemas::wire::{self, AckOutcome, BatchHeader, Watermark};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::ipfilter::{IpFilterBuilder, Side};
+
 /// Longest `metadata.uid` accepted, bytes (the agent's are 32 hex digits).
 pub const MAX_UID: usize = 256;
 
-/// zstd level of stored documents: level 1 is the fastest that still compresses JSON well.
-pub const DOC_LEVEL: i32 = 1;
+/// zstd level of a chunk the aggregator compresses itself (one whose lines it rewrote).
+pub const CHUNK_LEVEL: i32 = 3;
 
 /// The identity of the connection a batch came in on, as read from its client certificate
 /// (never from the batch).
@@ -75,7 +71,8 @@ pub struct Peer {
     pub tenant: String,
 }
 
-/// One event ready to store: the fields analysts search by, and the whole document.
+/// One event ready to store: the fields analysts search by. Its document is the line of
+/// the batch's [`Chunk`] at the row's index in [`DecodedBatch::rows`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// `metadata.uid`: deterministic, so a re-read line has the same one.
@@ -101,9 +98,25 @@ pub struct Row {
     /// `count` of a dedup summary, 1 where absent: summing it over events gives the number
     /// of occurrences.
     pub count: u64,
-    /// The event as JSON (with the certificate's tenant), zstd-compressed on its own; read
-    /// it back with [`doc_json`].
-    pub doc: Vec<u8>,
+}
+
+/// The documents of a batch: one zstd frame of NDJSON, line `i` the event of row `i`
+/// (each with the certificate's tenant).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// Decompressed length, at most [`wire::MAX_RAW`].
+    pub raw_len: u64,
+    /// The zstd frame.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("raw_len", &self.raw_len)
+            .field("zstd_len", &self.data.len())
+            .finish()
+    }
 }
 
 /// A batch that passed every check: its rows, and the watermarks it accounts for.
@@ -111,6 +124,10 @@ pub struct Row {
 pub struct DecodedBatch {
     /// One per event, in payload order.
     pub rows: Vec<Row>,
+    /// Their documents.
+    pub chunk: Chunk,
+    /// The [`crate::core::ipfilter`] of their addresses (`None`: no event names one).
+    pub ip_filter: Option<Vec<u8>>,
     /// As in the header: per source stream, the range `[first, end)` the batch covers.
     pub watermarks: Vec<Watermark>,
 }
@@ -225,7 +242,8 @@ pub fn decode_batch(
 }
 
 /// Batch decoder holding the zstd contexts (decompression of payloads, compression of
-/// documents) and a scratch buffer, reused from batch to batch. One per ingest worker.
+/// rewritten chunks) and a scratch buffer, reused from batch to batch. One per ingest
+/// worker.
 pub struct Decoder {
     unzstd: zstd::bulk::Decompressor<'static>,
     zstd: zstd::bulk::Compressor<'static>,
@@ -242,16 +260,9 @@ impl Decoder {
     /// Fresh contexts.
     pub fn new() -> Result<Self, IngestError> {
         let internal = |e: std::io::Error| IngestError::Internal(e.to_string());
-        let mut zstd = zstd::bulk::Compressor::new(DOC_LEVEL).map_err(internal)?;
-        // No dictionary id or checksum in each tiny frame (SQLite pages have their own
-        // integrity story); the content size stays, it sizes the read-back exactly.
-        zstd.set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(false))
-            .map_err(internal)?;
-        zstd.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false))
-            .map_err(internal)?;
         Ok(Self {
+            zstd: zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(internal)?,
             unzstd: zstd::bulk::Decompressor::new().map_err(internal)?,
-            zstd,
             json: Vec::with_capacity(4096),
         })
     }
@@ -328,164 +339,236 @@ impl Decoder {
             }
         }
         let mut rows = Vec::with_capacity(lines as usize);
+        // Lines rewritten (tenant set), by index: none in the common case.
+        let mut rewritten: Vec<(usize, Vec<u8>)> = Vec::new();
         if !body.is_empty() {
             for (i, line) in body.split(|&b| b == b'\n').enumerate() {
                 let bad = |reason: String| IngestError::BadLine {
                     line: i + 1,
                     reason,
                 };
-                if let Some(row) = self.fast_row(line, &who.tenant) {
+                if let Some(row) = fast_row(line, &who.tenant) {
                     rows.push(row.map_err(bad)?);
                     continue;
                 }
                 let event: Value =
                     serde_json::from_slice(line).map_err(|e| bad(format!("not JSON: {e}")))?;
-                rows.push(self.row(event, &who.tenant).map_err(bad)?);
+                let (row, json) = row(event, &who.tenant).map_err(bad)?;
+                rows.push(row);
+                rewritten.push((i, json));
+            }
+        }
+        let chunk = if rewritten.is_empty() {
+            Chunk {
+                raw_len: header.raw_len,
+                data: payload.to_vec(),
+            }
+        } else {
+            self.rewrite_chunk(body, &rewritten)?
+        };
+        let mut ips = IpFilterBuilder::default();
+        for r in &rows {
+            if let Some(ip) = &r.src_ip {
+                ips.add(Side::Src, ip);
+            }
+            if let Some(ip) = &r.dst_ip {
+                ips.add(Side::Dst, ip);
             }
         }
         Ok(DecodedBatch {
             rows,
+            chunk,
+            ip_filter: ips.finish(),
             watermarks: header.watermarks.clone(),
         })
     }
 
-    /// One OCSF event to one row, outside of a wire batch (tests, benches, a future
-    /// import path): fields extracted, `metadata.tenant_uid` set to `tenant`, the
-    /// document compressed. Refused like a line of a batch, as line 1.
-    pub fn event_row(&mut self, event: Value, tenant: &str) -> Result<Row, IngestError> {
-        self.row(event, tenant)
-            .map_err(|reason| IngestError::BadLine { line: 1, reason })
-    }
-
-    /// The common case, without building a JSON tree: a line that already says the
-    /// certificate's tenant (the agent writes it) is stored byte for byte, and only the
-    /// indexed fields are read (borrowed, everything else skipped). `None` sends the line
-    /// down the general path, which rewrites the tenant and words any refusal.
-    fn fast_row(&mut self, line: &[u8], tenant: &str) -> Option<Result<Row, String>> {
-        let f: Fields<'_> = serde_json::from_slice(line).ok()?;
-        if f.metadata.tenant_uid.as_deref() != Some(tenant)
-            || f.metadata.uid.is_empty()
-            || f.metadata.uid.len() > MAX_UID
-        {
-            return None;
-        }
-        let class_uid = u32::try_from(f.class_uid).ok()?;
-        let type_uid = u32::try_from(f.type_uid).ok()?;
-        let severity_id = u8::try_from(f.severity_id).ok()?;
-        let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
-        let (device, device_ip) = f
-            .device
-            .map_or((None, None), |d| (own(d.hostname), own(d.ip)));
-        let user = own(f.user.and_then(|u| u.name))
-            .or_else(|| own(f.actor.and_then(|a| a.user).and_then(|u| u.name)));
-        let row = Row {
-            uid: f.metadata.uid.into_owned(),
-            time_ms: f.time,
-            class_uid,
-            type_uid,
-            severity_id,
-            device,
-            device_ip,
-            user,
-            src_ip: own(f.src_endpoint.and_then(|e| e.ip)),
-            dst_ip: own(f.dst_endpoint.and_then(|e| e.ip)),
-            count: f.count.unwrap_or(1),
-            doc: Vec::new(),
-        };
-        Some(
-            self.zstd
-                .compress(line)
-                .map(|doc| Row { doc, ..row })
-                .map_err(|e| format!("compressing the document: {e}")),
-        )
-    }
-
-    /// One event to one row; `Err` says what is wrong with it.
-    fn row(&mut self, mut event: Value, tenant: &str) -> Result<Row, String> {
-        let Some(obj) = event.as_object_mut() else {
-            return Err("not a JSON object".into());
-        };
-        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
-            return Err("no metadata object".into());
-        };
-        let uid = match meta.get("uid") {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_UID => s.clone(),
-            Some(Value::String(s)) if s.len() > MAX_UID => {
-                return Err(format!("metadata.uid longer than {MAX_UID} bytes"));
-            }
-            _ => return Err("no metadata.uid string".into()),
-        };
-        meta.insert("tenant_uid".into(), Value::String(tenant.to_owned()));
-        let int = |key: &str| -> Result<i64, String> {
-            obj.get(key)
-                .and_then(Value::as_i64)
-                .ok_or_else(|| format!("no integer {key}"))
-        };
-        let ranged = |key: &str, max: i64| -> Result<i64, String> {
-            let v = int(key)?;
-            if (0..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(format!("{key} {v} out of range"))
-            }
-        };
-        let time_ms = int("time")?;
-        let class_uid = ranged("class_uid", u32::MAX.into())? as u32;
-        let type_uid = ranged("type_uid", u32::MAX.into())? as u32;
-        let severity_id = ranged("severity_id", u8::MAX.into())? as u8;
-        let text = |path: &[&str]| -> Option<String> {
-            let mut v = obj.get(path[0])?;
-            for k in &path[1..] {
-                v = v.get(k)?;
-            }
-            v.as_str().map(str::to_owned)
-        };
-        let row = Row {
-            uid,
-            time_ms,
-            class_uid,
-            type_uid,
-            severity_id,
-            device: text(&["device", "hostname"]),
-            device_ip: text(&["device", "ip"]),
-            user: text(&["user", "name"]).or_else(|| text(&["actor", "user", "name"])),
-            src_ip: text(&["src_endpoint", "ip"]),
-            dst_ip: text(&["dst_endpoint", "ip"]),
-            count: obj.get("count").and_then(Value::as_u64).unwrap_or(1),
-            doc: Vec::new(),
-        };
+    /// The batch's lines with the rewritten ones in their places, compressed.
+    fn rewrite_chunk(
+        &mut self,
+        body: &[u8],
+        rewritten: &[(usize, Vec<u8>)],
+    ) -> Result<Chunk, IngestError> {
         self.json.clear();
-        serde_json::to_writer(&mut self.json, &event).expect("a Value serializes");
-        let doc = self
+        let mut next = rewritten.iter().peekable();
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            match next.next_if(|(at, _)| *at == i) {
+                Some((_, json)) => self.json.extend_from_slice(json),
+                None => self.json.extend_from_slice(line),
+            }
+            self.json.push(b'\n');
+        }
+        if self.json.len() as u64 > wire::MAX_RAW {
+            // Rewriting only adds a tenant, but that could cross the cap readers rely on.
+            return Err(IngestError::TooLarge {
+                raw_len: self.json.len() as u64,
+            });
+        }
+        let data = self
             .zstd
             .compress(&self.json)
-            .map_err(|e| format!("compressing the document: {e}"))?;
-        Ok(Row { doc, ..row })
+            .map_err(|e| IngestError::Internal(format!("compressing a chunk: {e}")))?;
+        Ok(Chunk {
+            raw_len: self.json.len() as u64,
+            data,
+        })
     }
+}
+
+/// One event to one row and its rewritten line; `Err` says what is wrong with it.
+fn row(mut event: Value, tenant: &str) -> Result<(Row, Vec<u8>), String> {
+    let Some(obj) = event.as_object_mut() else {
+        return Err("not a JSON object".into());
+    };
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Err("no metadata object".into());
+    };
+    let uid = match meta.get("uid") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_UID => s.clone(),
+        Some(Value::String(s)) if s.len() > MAX_UID => {
+            return Err(format!("metadata.uid longer than {MAX_UID} bytes"));
+        }
+        _ => return Err("no metadata.uid string".into()),
+    };
+    meta.insert("tenant_uid".into(), Value::String(tenant.to_owned()));
+    let int = |key: &str| -> Result<i64, String> {
+        obj.get(key)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("no integer {key}"))
+    };
+    let ranged = |key: &str, max: i64| -> Result<i64, String> {
+        let v = int(key)?;
+        if (0..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{key} {v} out of range"))
+        }
+    };
+    let time_ms = int("time")?;
+    let class_uid = ranged("class_uid", u32::MAX.into())? as u32;
+    let type_uid = ranged("type_uid", u32::MAX.into())? as u32;
+    let severity_id = ranged("severity_id", u8::MAX.into())? as u8;
+    let text = |path: &[&str]| -> Option<String> {
+        let mut v = obj.get(path[0])?;
+        for k in &path[1..] {
+            v = v.get(k)?;
+        }
+        v.as_str().map(str::to_owned)
+    };
+    let row = Row {
+        uid,
+        time_ms,
+        class_uid,
+        type_uid,
+        severity_id,
+        device: text(&["device", "hostname"]),
+        device_ip: text(&["device", "ip"]),
+        user: text(&["user", "name"]).or_else(|| text(&["actor", "user", "name"])),
+        src_ip: text(&["src_endpoint", "ip"]),
+        dst_ip: text(&["dst_endpoint", "ip"]),
+        count: obj.get("count").and_then(Value::as_u64).unwrap_or(1),
+    };
+    let json = serde_json::to_vec(&event).expect("a Value serializes");
+    Ok((row, json))
+}
+
+/// The common case, without building a JSON tree: a line that already says the
+/// certificate's tenant (the agent writes it) is stored byte for byte, and only the
+/// indexed fields are read (borrowed, everything else skipped). `None` sends the line
+/// down the general path, which rewrites the tenant and words any refusal.
+fn fast_row(line: &[u8], tenant: &str) -> Option<Result<Row, String>> {
+    let f: Fields<'_> = serde_json::from_slice(line).ok()?;
+    if f.metadata.tenant_uid.as_deref() != Some(tenant)
+        || f.metadata.uid.is_empty()
+        || f.metadata.uid.len() > MAX_UID
+    {
+        return None;
+    }
+    let class_uid = u32::try_from(f.class_uid).ok()?;
+    let type_uid = u32::try_from(f.type_uid).ok()?;
+    let severity_id = u8::try_from(f.severity_id).ok()?;
+    let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
+    let (device, device_ip) = f
+        .device
+        .map_or((None, None), |d| (own(d.hostname), own(d.ip)));
+    let user = own(f.user.and_then(|u| u.name))
+        .or_else(|| own(f.actor.and_then(|a| a.user).and_then(|u| u.name)));
+    let row = Row {
+        uid: f.metadata.uid.into_owned(),
+        time_ms: f.time,
+        class_uid,
+        type_uid,
+        severity_id,
+        device,
+        device_ip,
+        user,
+        src_ip: own(f.src_endpoint.and_then(|e| e.ip)),
+        dst_ip: own(f.dst_endpoint.and_then(|e| e.ip)),
+        count: f.count.unwrap_or(1),
+    };
+    Some(Ok(row))
 }
 
 /// Why a stored document cannot be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
-    /// Not a zstd frame with a content size within [`wire::MAX_RAW`].
-    #[error("stored document is not a sized zstd frame")]
-    Frame,
+    /// The chunk's recorded length is over [`wire::MAX_RAW`].
+    #[error("stored chunk claims {0} bytes")]
+    Size(u64),
     /// zstd failed.
-    #[error("stored document does not decompress: {0}")]
+    #[error("stored chunk does not decompress: {0}")]
     Zstd(#[source] std::io::Error),
+    /// The chunk has no such line.
+    #[error("stored chunk has no line {0}")]
+    NoLine(usize),
     /// Not JSON.
     #[error("stored document is not JSON: {0}")]
     Json(#[source] serde_json::Error),
 }
 
-/// The JSON of a stored [`Row::doc`].
-pub fn doc_json(doc: &[u8]) -> Result<Value, DocError> {
-    let size = match zstd::zstd_safe::get_frame_content_size(doc) {
-        Ok(Some(n)) if n <= wire::MAX_RAW => n as usize,
-        _ => return Err(DocError::Frame),
-    };
-    let json = zstd::bulk::decompress(doc, size).map_err(DocError::Zstd)?;
-    serde_json::from_slice(&json).map_err(DocError::Json)
+/// A stored chunk, decompressed, with its lines found once (a reader takes many events
+/// from one chunk).
+#[derive(Debug)]
+pub struct ChunkText {
+    text: Vec<u8>,
+    /// Where each line starts; line `i` ends one byte before line `i + 1` starts.
+    starts: Vec<usize>,
+}
+
+impl ChunkText {
+    /// Decompresses a stored chunk of `raw_len` bytes.
+    pub fn open(data: &[u8], raw_len: u64) -> Result<Self, DocError> {
+        if raw_len > wire::MAX_RAW {
+            return Err(DocError::Size(raw_len));
+        }
+        let mut text = zstd::bulk::decompress(data, raw_len as usize).map_err(DocError::Zstd)?;
+        if text.last() != Some(&b'\n') {
+            text.push(b'\n');
+        }
+        let mut starts = vec![0];
+        starts.extend(memchr::memchr_iter(b'\n', &text).map(|i| i + 1));
+        // The last "start" is the end of the text.
+        Ok(Self { text, starts })
+    }
+
+    /// Lines in the chunk.
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Whether the chunk holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Line `line` (0-based), as JSON.
+    pub fn line(&self, line: usize) -> Result<Value, DocError> {
+        if line >= self.len() {
+            return Err(DocError::NoLine(line));
+        }
+        let json = &self.text[self.starts[line]..self.starts[line + 1] - 1];
+        serde_json::from_slice(json).map_err(DocError::Json)
+    }
 }
 
 /// The agent's side of a batch, for tests and benches: the header and zstd payload of

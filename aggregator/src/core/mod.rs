@@ -2,3 +2,4 @@
 //! passed in. The `io` shell (QUIC server, store thread) owns sockets, files and clocks.
 
 pub mod ingest;
+pub mod ipfilter;

@@ -138,6 +138,17 @@ pub trait EventStore: Send {
     /// One event of a tenant by `metadata.uid`, as stored (with the certificate's tenant).
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError>;
 
+    /// The latest `limit` events of a tenant that name `ip` as their source or
+    /// destination address, with a time in `[from_ms, to_ms]`, newest first, as JSON.
+    fn events_by_ip(
+        &self,
+        tenant: &str,
+        ip: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+
     /// The holes between the ranges the agent's committed batches account for, per
     /// (source, stream, unit), in order. Before the first range nothing is reported (a
     /// source may start being read anywhere, e.g. at the end of an existing file). Empty

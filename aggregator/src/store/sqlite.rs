@@ -10,22 +10,29 @@
 //!
 //! Schema (version [`SCHEMA_VERSION`] in `PRAGMA user_version`; a file of a newer
 //! version is refused, an older one is migrated in one transaction at open):
-//! - `events`: one row per stored event, `UNIQUE (tenant, uid)` (the dedup key), the
-//!   searchable fields of [`Row`] and the compressed document. Indexes, each with the
-//!   tenant first (every query is a tenant's), for the questions analysts start from:
-//!   a time range; a class over time; a host, a user, a source address over time. The
-//!   host, user and address indexes are partial (`WHERE x IS NOT NULL`): events without
-//!   the field (a kernel message has no user) cost them nothing, and `x = ?` still uses
-//!   them. Every index is a B-tree insert per event: the time-led ones append at the
-//!   right edge and stay cheap; `UNIQUE (tenant, uid)` is the costly one (random keys),
-//!   and is the one that cannot go. `dst_ip` is not indexed: on the events we emit today
-//!   it is mostly our own hosts' addresses (inbound firewall refusals), which the device
-//!   index already answers; the column is there for when outbound flows make it worth an
-//!   index. `device_ip`, `type_uid` and `severity_id` filter within those ranges.
-//!   Measured (`insert_rate_on_a_real_batch`, release, batches of 6,000 real events,
-//!   `synchronous=FULL`, a noisy shared 2-core machine): ~10 µs per event with only
-//!   `UNIQUE (tenant, uid)`, ~20 µs with these five indexes, ~22 µs with a sixth on
-//!   `dst_ip`.
+//! - `chunks`: the documents of one committed batch, as one zstd frame of NDJSON (see
+//!   [`crate::core::ingest`]): compressed once, by the agent, with the repetition between
+//!   events kept (158 B per event on the bench workload against 866 B for events
+//!   compressed one by one, and no compression work here). Beside it, the range of
+//!   event times and of event row ids it holds (its rows are inserted in one go, so
+//!   their ids are consecutive), and the [`crate::core::ipfilter`] of the source and
+//!   destination addresses its events name (NULL: none; empty: unknown, scan).
+//! - `events`: one row per stored event: the searchable fields of [`Row`] and where its
+//!   document is (`chunk`, `line`). `UNIQUE (tenant, uid)` is the dedup key; a uid of 32
+//!   hex digits (the agent's) is stored as its 16 bytes, anything else as text. The
+//!   agent's uids start with their source's hash and end with the record's position, so
+//!   each new one lands at the right edge of its source's range of the index, not at a
+//!   random place (which cost 4 µs per row at 300k rows and grows with the index).
+//!   Indexes, each with the tenant first (every query is a tenant's), for the questions
+//!   analysts start from: a time range; a class over time; a host or a user over time.
+//!   The host and user indexes are partial (`WHERE x IS NOT NULL`): events without the
+//!   field (a kernel message has no user) cost them nothing, and `x = ?` still uses
+//!   them. Addresses are found through the chunks' filters instead
+//!   ([`EventStore::events_by_ip`]): scan and brute-force traffic names a new address
+//!   in almost every event, and an index on them took each row at a random place, which
+//!   halved the insert rate. `device_ip`, `type_uid` and `severity_id` filter within
+//!   those ranges. What each index costs, measured: `benches/src/bin/store-layouts.rs`
+//!   and benches/README.md.
 //! - `batches`: `(agent_id, epoch, seq)` of every committed batch (the replay key), what
 //!   it held and what was stored.
 //! - `watermarks`: the ranges `[first, end)` each committed batch accounts for, per
@@ -47,13 +54,15 @@ use super::{
 };
 #[cfg(doc)]
 use crate::core::ingest::Row;
-use crate::core::ingest::{DecodedBatch, Peer, doc_json};
+use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer};
+use crate::core::ipfilter::{Side, may_contain};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     id          INTEGER PRIMARY KEY,
     tenant      TEXT    NOT NULL,
@@ -136,7 +145,64 @@ CREATE TABLE tokens (
     used_hostname TEXT,
     used_agent_id TEXT
 ) WITHOUT ROWID;
-"#];
+"#,
+    // 1 -> 2: documents move into chunks (each old per-event frame becomes a chunk of one
+    // line whose length its frame records), the agent's hex uids become their bytes, and
+    // events lose `agent_id` (their chunk has it).
+    r#"
+CREATE TABLE chunks (
+    id         INTEGER PRIMARY KEY,
+    tenant     TEXT    NOT NULL,
+    agent_id   TEXT    NOT NULL,
+    first_time INTEGER NOT NULL,
+    last_time  INTEGER NOT NULL,
+    first_id   INTEGER NOT NULL,
+    last_id    INTEGER NOT NULL,
+    ip_filter  BLOB,
+    raw_len    INTEGER,
+    data       BLOB    NOT NULL
+);
+CREATE INDEX chunks_time ON chunks (tenant, last_time);
+INSERT INTO chunks (id, tenant, agent_id, first_time, last_time, first_id, last_id,
+        ip_filter, raw_len, data)
+    SELECT id, tenant, agent_id, time_ms, time_ms, id, id,
+        CASE WHEN src_ip IS NULL AND dst_ip IS NULL THEN NULL ELSE x'' END, NULL, doc
+    FROM events;
+
+CREATE TABLE events_2 (
+    id          INTEGER PRIMARY KEY,
+    tenant      TEXT    NOT NULL,
+    uid         BLOB    NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    class_uid   INTEGER NOT NULL,
+    type_uid    INTEGER NOT NULL,
+    severity_id INTEGER NOT NULL,
+    device      TEXT,
+    device_ip   TEXT,
+    user        TEXT,
+    src_ip      TEXT,
+    dst_ip      TEXT,
+    count       INTEGER NOT NULL,
+    chunk       INTEGER NOT NULL,
+    line        INTEGER NOT NULL,
+    UNIQUE (tenant, uid)
+);
+INSERT INTO events_2 (id, tenant, uid, time_ms, class_uid, type_uid, severity_id, device,
+        device_ip, user, src_ip, dst_ip, count, chunk, line)
+    SELECT id, tenant,
+        CASE WHEN length(uid) = 32 AND uid = lower(uid) AND unhex(uid) IS NOT NULL
+            THEN unhex(uid) ELSE uid END,
+        time_ms, class_uid, type_uid, severity_id, device, device_ip, user, src_ip, dst_ip,
+        count, id, 0
+    FROM events;
+DROP TABLE events;
+ALTER TABLE events_2 RENAME TO events;
+CREATE INDEX events_time        ON events (tenant, time_ms);
+CREATE INDEX events_class_time  ON events (tenant, class_uid, time_ms);
+CREATE INDEX events_device_time ON events (tenant, device, time_ms) WHERE device IS NOT NULL;
+CREATE INDEX events_user_time   ON events (tenant, user, time_ms)   WHERE user IS NOT NULL;
+"#,
+];
 
 /// When SQLite waits for the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -204,13 +270,41 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.pragma_update(None, "cache_size", -i64::from(config.cache_kib))?;
-        // Events are keyed by a hash (uid), so every batch dirties index pages all over the
-        // file; checkpointing every 40 MiB of WAL instead of 4 writes each hot page back
-        // once per many batches (measured: 18k -> 28k rows/s on 300k real events).
+        // The indexes keyed by host, user or address take rows all over their range, so
+        // every batch dirties pages across them; checkpointing every 40 MiB of WAL
+        // instead of 4 writes each such page back once per many batches (measured with
+        // per-event random uids: 18k -> 28k rows/s on 300k real events).
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
         Ok(Self { conn })
+    }
+
+    /// The documents at `(chunk, line)` places, in that order; each chunk is read and
+    /// decompressed once.
+    fn documents(&self, places: &[(i64, i64)]) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut texts: std::collections::HashMap<i64, ChunkText> = std::collections::HashMap::new();
+        let mut read = self
+            .conn
+            .prepare_cached("SELECT raw_len, data FROM chunks WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(places.len());
+        for &(chunk, line) in places {
+            if let std::collections::hash_map::Entry::Vacant(slot) = texts.entry(chunk) {
+                let (raw_len, data): (Option<i64>, Vec<u8>) =
+                    read.query_row([chunk], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let raw_len = match raw_len {
+                    Some(n) => n as u64,
+                    // Migrated from schema 1: the frame records its own length.
+                    None => zstd::zstd_safe::get_frame_content_size(&data)
+                        .ok()
+                        .flatten()
+                        .ok_or(DocError::Size(u64::MAX))?,
+                };
+                slot.insert(ChunkText::open(&data, raw_len)?);
+            }
+            out.push(texts[&chunk].line(line as usize)?);
+        }
+        Ok(out)
     }
 
     /// Batches committed, all agents.
@@ -251,6 +345,50 @@ fn sat(v: u64) -> i64 {
 /// An epoch or sequence number, bit for bit (compared for equality only).
 fn bits(v: u64) -> i64 {
     v as i64
+}
+
+/// A uid as stored: the agent's 32 lower-case hex digits as their 16 bytes (half the
+/// index), anything else as text (a BLOB and a TEXT are never equal in SQLite, so the two
+/// forms cannot collide).
+pub(crate) enum UidKey<'a> {
+    Bytes([u8; 16]),
+    Text(&'a str),
+}
+
+impl<'a> UidKey<'a> {
+    pub(crate) fn of(uid: &'a str) -> Self {
+        let b = uid.as_bytes();
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        if b.len() == 32 {
+            let mut out = [0u8; 16];
+            let mut ok = true;
+            for (i, o) in out.iter_mut().enumerate() {
+                match (nibble(b[2 * i]), nibble(b[2 * i + 1])) {
+                    (Some(h), Some(l)) => *o = h << 4 | l,
+                    _ => ok = false,
+                }
+            }
+            if ok {
+                return UidKey::Bytes(out);
+            }
+        }
+        UidKey::Text(uid)
+    }
+}
+
+impl rusqlite::ToSql for UidKey<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            UidKey::Bytes(b) => {
+                rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(b))
+            }
+            UidKey::Text(t) => t.to_sql()?,
+        })
+    }
 }
 
 fn is_constraint(e: &rusqlite::Error) -> bool {
@@ -325,26 +463,66 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT doc FROM events WHERE tenant = ?1 AND class_uid = ?2 \
+            "SELECT chunk, line FROM events WHERE tenant = ?1 AND class_uid = ?2 \
              ORDER BY time_ms DESC, id DESC LIMIT ?3",
         )?;
-        let docs = stmt.query_map(params![tenant, class_uid, sat(limit as u64)], |r| {
-            r.get::<_, Vec<u8>>(0)
-        })?;
-        let mut out = Vec::new();
-        for doc in docs {
-            out.push(doc_json(&doc?)?);
-        }
-        Ok(out)
+        let places = stmt
+            .query_map(params![tenant, class_uid, sat(limit as u64)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.documents(&places)
     }
 
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let doc: Option<Vec<u8>> = self
+        let place: Option<(i64, i64)> = self
             .conn
-            .prepare_cached("SELECT doc FROM events WHERE tenant = ?1 AND uid = ?2")?
-            .query_row(params![tenant, uid], |r| r.get(0))
+            .prepare_cached("SELECT chunk, line FROM events WHERE tenant = ?1 AND uid = ?2")?
+            .query_row(params![tenant, UidKey::of(uid)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
-        Ok(doc.map(|d| doc_json(&d)).transpose()?)
+        match place {
+            None => Ok(None),
+            Some(p) => Ok(self.documents(&[p])?.pop()),
+        }
+    }
+
+    fn events_by_ip(
+        &self,
+        tenant: &str,
+        ip: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut chunks = self.conn.prepare_cached(
+            "SELECT first_id, last_id, ip_filter FROM chunks \
+             WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 AND ip_filter IS NOT NULL",
+        )?;
+        let mut scan = self.conn.prepare_cached(
+            "SELECT time_ms, id, chunk, line FROM events WHERE id BETWEEN ?1 AND ?2 \
+             AND tenant = ?3 AND (src_ip = ?4 OR dst_ip = ?4) AND time_ms BETWEEN ?5 AND ?6",
+        )?;
+        let mut rows = chunks.query(params![tenant, from_ms, to_ms])?;
+        let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let filter = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            if !(may_contain(filter, Side::Src, ip) || may_contain(filter, Side::Dst, ip)) {
+                continue;
+            }
+            let (lo, hi): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let hits = scan.query_map(params![lo, hi, tenant, ip, from_ms, to_ms], |e| {
+                Ok((e.get(0)?, e.get(1)?, e.get(2)?, e.get(3)?))
+            })?;
+            for hit in hits {
+                found.push(hit?);
+            }
+        }
+        found.sort_unstable_by_key(|&(time, id, _, _)| std::cmp::Reverse((time, id)));
+        found.truncate(limit);
+        let places: Vec<(i64, i64)> = found.iter().map(|&(_, _, c, l)| (c, l)).collect();
+        self.documents(&places)
     }
 
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError> {
@@ -607,17 +785,42 @@ fn commit_in(
     }
     let mut stored = 0u64;
     {
+        let chunk = if batch.rows.is_empty() {
+            None
+        } else {
+            let times = batch.rows.iter().map(|r| r.time_ms);
+            // The ids its rows will get are past every id in the table now (their range is
+            // set once they are in).
+            tx.prepare_cached(
+                "INSERT INTO chunks (tenant, agent_id, first_time, last_time, first_id, \
+                 last_id, ip_filter, raw_len, data) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                peer.tenant,
+                peer.agent_id,
+                times.clone().min(),
+                times.max(),
+                batch.ip_filter,
+                sat(batch.chunk.raw_len),
+                batch.chunk.data
+            ])?;
+            Some(tx.last_insert_rowid())
+        };
+        // A new row's id is one past the largest (INTEGER PRIMARY KEY without
+        // AUTOINCREMENT), so this is the id of the first row stored below.
+        let first_id: i64 = tx
+            .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM events")?
+            .query_row([], |r| r.get(0))?;
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (tenant, agent_id, uid, time_ms, class_uid, \
-                 type_uid, severity_id, device, device_ip, user, src_ip, dst_ip, count, doc) \
+            "INSERT OR IGNORE INTO events (tenant, uid, time_ms, class_uid, type_uid, \
+                 severity_id, device, device_ip, user, src_ip, dst_ip, count, chunk, line) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
-        for r in &batch.rows {
+        for (line, r) in batch.rows.iter().enumerate() {
             // 0 rows changed: `(tenant, uid)` is stored already.
             stored += insert.execute(params![
                 peer.tenant,
-                peer.agent_id,
-                r.uid,
+                UidKey::of(&r.uid),
                 r.time_ms,
                 r.class_uid,
                 r.type_uid,
@@ -628,8 +831,20 @@ fn commit_in(
                 r.src_ip,
                 r.dst_ip,
                 sat(r.count),
-                r.doc,
+                chunk,
+                line as i64,
             ])? as u64;
+        }
+        if let Some(chunk) = chunk {
+            if stored == 0 {
+                // Every event was stored before (a re-read after a crash): nothing points
+                // here.
+                tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?
+                    .execute([chunk])?;
+            } else {
+                tx.prepare_cached("UPDATE chunks SET first_id = ?2, last_id = ?3 WHERE id = ?1")?
+                    .execute(params![chunk, first_id, tx.last_insert_rowid()])?;
+            }
         }
         let mut mark = tx.prepare_cached(
             "INSERT INTO watermarks (agent_id, source, stream, unit, first, \"end\", \

@@ -324,16 +324,38 @@ impl Stored {
             .expect("count") as u64
     }
 
-    /// Every stored event, decompressed.
+    /// Every stored event, decompressed from its chunk (each chunk read once).
     pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        use vedette_aggregator::core::ingest::ChunkText;
         let mut st = self
             .conn
-            .prepare("SELECT doc FROM events ORDER BY id")
+            .prepare("SELECT chunk, line FROM events ORDER BY id")
             .expect("prepare");
-        st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+        let places: Vec<(i64, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("query")
-            .map(|d| vedette_aggregator::core::ingest::doc_json(&d.expect("row")).expect("doc"))
-            .collect()
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let mut read = self
+            .conn
+            .prepare("SELECT raw_len, data FROM chunks WHERE id = ?1")
+            .expect("prepare");
+        let mut text: Option<(i64, ChunkText)> = None;
+        let mut out = Vec::with_capacity(places.len());
+        for (chunk, line) in places {
+            if text.as_ref().is_none_or(|(c, _)| *c != chunk) {
+                let (raw_len, data): (i64, Vec<u8>) = read
+                    .query_row([chunk], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("chunk");
+                text = Some((
+                    chunk,
+                    ChunkText::open(&data, raw_len as u64).expect("chunk"),
+                ));
+            }
+            let (_, t) = text.as_ref().expect("just read");
+            out.push(t.line(line as usize).expect("doc"));
+        }
+        out
     }
 
     /// One integer from `sql`.

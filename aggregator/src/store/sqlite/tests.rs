@@ -107,6 +107,181 @@ fn a_uid_already_stored_counts_as_a_duplicate_and_is_stored_once() {
     assert_eq!(s.event_count().unwrap(), 3);
 }
 
+/// `event(uid, time)` with `src` as its source address and `dst` as its destination.
+fn flow(uid: &str, time: i64, src: Option<&str>, dst: Option<&str>) -> Value {
+    let mut e = event(uid, time);
+    let o = e.as_object_mut().unwrap();
+    o.remove("src_endpoint");
+    if let Some(ip) = src {
+        o.insert("src_endpoint".into(), json!({"ip": ip}));
+    }
+    if let Some(ip) = dst {
+        o.insert("dst_endpoint".into(), json!({"ip": ip}));
+    }
+    e
+}
+
+fn uids(docs: &[Value]) -> Vec<&str> {
+    docs.iter()
+        .map(|d| d["metadata"]["uid"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn events_by_address_find_either_side_in_the_time_range_newest_first() {
+    let mut s = memory();
+    let (a, b) = ("203.0.113.7", "2001:db8::7");
+    let first = [
+        flow("e1", 100, Some(a), None),
+        flow("e2", 200, Some("198.51.100.1"), Some(a)),
+        flow("e3", 300, None, None),
+    ];
+    let second = [
+        flow("e4", 400, Some(b), Some(a)),
+        flow("e5", 500, Some(b), None),
+    ];
+    let third: Vec<Value> = (0..200)
+        .map(|i| {
+            flow(
+                &format!("n{i}"),
+                1_000 + i,
+                Some(&format!("10.0.{}.{}", i / 250, i % 250)),
+                None,
+            )
+        })
+        .collect();
+    assert_eq!(send(&mut s, 1, &first, vec![]), stored(3, 0));
+    assert_eq!(send(&mut s, 2, &second, vec![]), stored(2, 0));
+    assert_eq!(send(&mut s, 3, &third, vec![]), stored(200, 0));
+    let find =
+        |s: &SqliteStore, ip, from, to, limit| s.events_by_ip("acme", ip, from, to, limit).unwrap();
+    assert_eq!(uids(&find(&s, a, 0, i64::MAX, 10)), ["e4", "e2", "e1"]);
+    assert_eq!(uids(&find(&s, a, 150, 450, 10)), ["e4", "e2"]);
+    assert_eq!(uids(&find(&s, a, 0, i64::MAX, 2)), ["e4", "e2"]);
+    assert_eq!(uids(&find(&s, b, 0, i64::MAX, 10)), ["e5", "e4"]);
+    assert_eq!(uids(&find(&s, "10.0.0.199", 0, i64::MAX, 10)), ["n199"]);
+    assert!(find(&s, "192.0.2.99", 0, i64::MAX, 10).is_empty());
+    // Another tenant's events are not searched.
+    assert!(
+        s.events_by_ip("other", a, 0, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // A duplicate stores nothing new and changes no answer.
+    assert_eq!(
+        send(&mut s, 4, &[flow("e1", 100, Some(a), None)], vec![]),
+        stored(0, 1)
+    );
+    assert_eq!(uids(&find(&s, a, 0, i64::MAX, 10)), ["e4", "e2", "e1"]);
+}
+
+#[test]
+fn a_batch_of_only_duplicates_leaves_no_chunk_behind() {
+    let mut s = memory();
+    let evs = [event("u1", 1), event("u2", 2)];
+    assert_eq!(send(&mut s, 1, &evs, vec![]), stored(2, 0));
+    assert_eq!(send(&mut s, 2, &evs, vec![]), stored(0, 2));
+    let chunks: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chunks, 1);
+    // A batch of watermarks only makes none either.
+    assert_eq!(send(&mut s, 3, &[], vec![watermark(0, 5)]), stored(0, 0));
+    let chunks: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chunks, 1);
+}
+
+#[test]
+fn the_agents_hex_uids_are_kept_as_bytes_and_other_uids_as_text_without_colliding() {
+    let mut s = memory();
+    let hex = "00112233445566778899aabbccddeeff";
+    // The same 16 bytes as text would be another event, as would the upper-case spelling.
+    let bytes_as_text: String = (0..16u8).map(|i| char::from(b'A' + i)).collect();
+    let upper = hex.to_uppercase();
+    let evs = [
+        event(hex, 1),
+        event(&bytes_as_text, 2),
+        event(&upper, 3),
+        event("not-hex", 4),
+    ];
+    assert_eq!(send(&mut s, 1, &evs, vec![]), stored(4, 0));
+    let kinds: Vec<String> = s
+        .conn
+        .prepare("SELECT typeof(uid) FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kinds, ["blob", "text", "text", "text"]);
+    for (uid, time) in [
+        (hex, 1),
+        (&bytes_as_text[..], 2),
+        (&upper[..], 3),
+        ("not-hex", 4),
+    ] {
+        let doc = s.get_event("acme", uid).unwrap().expect(uid);
+        assert_eq!(
+            (doc["metadata"]["uid"].as_str(), doc["time"].as_i64()),
+            (Some(uid), Some(time))
+        );
+    }
+    assert_eq!(send(&mut s, 2, &[event(hex, 9)], vec![]), stored(0, 1));
+}
+
+#[test]
+fn a_store_of_schema_1_is_migrated_with_every_event_readable() {
+    let db = TempDb::new("v1");
+    let hex = "00000000000000010000000000000002";
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for (id, uid) in [(1, hex), (2, "legacy-uid")] {
+            let mut e = event(uid, 1_000 * id);
+            e["metadata"]["tenant_uid"] = json!("acme");
+            // Schema 1 stored each document as its own zstd frame (content size recorded).
+            let doc = zstd::bulk::compress(&serde_json::to_vec(&e).unwrap(), 1).unwrap();
+            conn.execute(
+                "INSERT INTO events (tenant, agent_id, uid, time_ms, class_uid, type_uid, \
+                 severity_id, device, user, src_ip, count, doc) \
+                 VALUES ('acme', 'agent-1', ?1, ?2, 3002, 300201, 2, 'web-01', 'bob', \
+                 '10.71.52.174', 1, ?3)",
+                params![uid, 1_000 * id, doc],
+            )
+            .unwrap();
+        }
+    }
+    let mut s = db.open();
+    let version: i64 = s
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(s.event_count().unwrap(), 2);
+    assert_eq!(s.get_event("acme", hex).unwrap().unwrap()["time"], 1_000);
+    assert_eq!(
+        s.get_event("acme", "legacy-uid").unwrap().unwrap()["time"],
+        2_000
+    );
+    let docs = s.events_by_class("acme", 3002, 10).unwrap();
+    assert_eq!(docs.len(), 2);
+    // Migrated chunks have no filter: they are scanned.
+    let by_ip = s
+        .events_by_ip("acme", "10.71.52.174", 0, i64::MAX, 10)
+        .unwrap();
+    assert_eq!(uids(&by_ip), ["legacy-uid", hex]);
+    // The migrated uid keeps deduplicating against new batches.
+    assert_eq!(
+        send(&mut s, 1, &[event(hex, 5), event("new", 6)], vec![]),
+        stored(1, 1)
+    );
+}
+
 #[test]
 fn a_batch_with_a_rejected_line_stores_nothing_and_does_not_burn_its_seq() {
     let mut s = memory();
