@@ -93,7 +93,7 @@ with open(f"{run}/in.log", "ab") as out, open(workload, "rb") as src:
 count = 0
 while count < n and time.monotonic() - t0 < 600:
     time.sleep(0.02)
-    count = db.execute("select count(*) from events").fetchone()[0]
+    count = db.execute("select coalesce(sum(stored), 0) from batches").fetchone()[0]
 secs = time.monotonic() - t0
 print(json.dumps({"events": count, "seconds": round(secs, 3), "events_per_s": round(count / secs),
     "agent_cpu_us_per_event": round((cpu(agent) - c0a) / max(count, 1) * 1e6, 2),

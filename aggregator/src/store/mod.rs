@@ -31,6 +31,7 @@ pub mod sqlite;
 use vedette_schemas::wire::{AckOutcome, BatchHeader};
 
 use crate::core::ingest::{DecodedBatch, Peer};
+use crate::core::postings::Key;
 
 /// The store failed: our side (disk, database, a bug), never the peer's. Retrying the
 /// same operation later is safe; a batch that failed is not acknowledged.
@@ -127,23 +128,16 @@ pub trait EventStore: Send {
     /// Per `class_uid`, events stored (all tenants), by class.
     fn counts_by_class(&self) -> Result<Vec<(u32, u64)>, StoreError>;
 
-    /// The latest `limit` events of a tenant and class, newest first, as JSON.
-    fn events_by_class(
-        &self,
-        tenant: &str,
-        class_uid: u32,
-        limit: usize,
-    ) -> Result<Vec<serde_json::Value>, StoreError>;
-
     /// One event of a tenant by `metadata.uid`, as stored (with the certificate's tenant).
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError>;
 
-    /// The latest `limit` events of a tenant that name `ip` as their source or
-    /// destination address, with a time in `[from_ms, to_ms]`, newest first, as JSON.
-    fn events_by_ip(
+    /// The latest `limit` events of a tenant with `key` (a class, a host, a user, or an
+    /// address on either side) and a time in `[from_ms, to_ms]`, newest first (ties: the
+    /// later stored first), as JSON.
+    fn find(
         &self,
         tenant: &str,
-        ip: &str,
+        key: &Key<'_>,
         from_ms: i64,
         to_ms: i64,
         limit: usize,

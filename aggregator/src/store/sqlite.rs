@@ -23,15 +23,14 @@
 //!   agent's uids start with their source's hash and end with the record's position, so
 //!   each new one lands at the right edge of its source's range of the index, not at a
 //!   random place (which cost 4 µs per row at 300k rows and grows with the index).
-//!   Indexes, each with the tenant first (every query is a tenant's), for the questions
-//!   analysts start from: a time range; a class over time; a host or a user over time.
-//!   The host and user indexes are partial (`WHERE x IS NOT NULL`): events without the
-//!   field (a kernel message has no user) cost them nothing, and `x = ?` still uses
-//!   them. Addresses are found through the chunks' filters instead
-//!   ([`EventStore::events_by_ip`]): scan and brute-force traffic names a new address
-//!   in almost every event, and an index on them took each row at a random place, which
-//!   halved the insert rate. `device_ip`, `type_uid` and `severity_id` filter within
-//!   those ranges. What each index costs, measured: `benches/src/bin/store-layouts.rs`
+//!   One more index, `(tenant, time_ms)`, which events arriving in time order append to.
+//! - `postings`: per chunk, one entry per class, host and user its events name, with
+//!   their time range ([`crate::core::postings`]); and each chunk's address filter.
+//!   Searches ([`EventStore::find`]) go through these to the chunks to scan, instead of
+//!   a B-tree index per event per field: each such index is an insert per event, and
+//!   the four we had (class, host, user, source address) cut the insert rate to a
+//!   quarter. A scan reads one chunk's rows by their id range (a thousand rows in tens
+//!   of microseconds). What each choice costs, measured: `benches/src/bin/store-layouts.rs`
 //!   and benches/README.md.
 //! - `batches`: `(agent_id, epoch, seq)` of every committed batch (the replay key), what
 //!   it held and what was stored.
@@ -56,6 +55,7 @@ use super::{
 use crate::core::ingest::Row;
 use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer};
 use crate::core::ipfilter::{Side, may_contain};
+use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -197,10 +197,22 @@ INSERT INTO events_2 (id, tenant, uid, time_ms, class_uid, type_uid, severity_id
     FROM events;
 DROP TABLE events;
 ALTER TABLE events_2 RENAME TO events;
-CREATE INDEX events_time        ON events (tenant, time_ms);
-CREATE INDEX events_class_time  ON events (tenant, class_uid, time_ms);
-CREATE INDEX events_device_time ON events (tenant, device, time_ms) WHERE device IS NOT NULL;
-CREATE INDEX events_user_time   ON events (tenant, user, time_ms)   WHERE user IS NOT NULL;
+CREATE INDEX events_time ON events (tenant, time_ms);
+
+CREATE TABLE postings (
+    tenant     TEXT    NOT NULL,
+    field      INTEGER NOT NULL,
+    value      ANY     NOT NULL,
+    last_time  INTEGER NOT NULL,
+    first_time INTEGER NOT NULL,
+    chunk      INTEGER NOT NULL,
+    PRIMARY KEY (tenant, field, value, last_time, chunk)
+) WITHOUT ROWID;
+INSERT INTO postings SELECT tenant, 1, class_uid, time_ms, time_ms, chunk FROM events;
+INSERT INTO postings SELECT tenant, 2, device, time_ms, time_ms, chunk FROM events
+    WHERE device IS NOT NULL;
+INSERT INTO postings SELECT tenant, 3, user, time_ms, time_ms, chunk FROM events
+    WHERE user IS NOT NULL;
 "#,
 ];
 
@@ -347,6 +359,27 @@ fn bits(v: u64) -> i64 {
     v as i64
 }
 
+/// A chunk a search reads: the latest event time it may match, and its rows' id range.
+struct Candidate {
+    last_time: i64,
+    first_id: i64,
+    last_id: i64,
+}
+
+/// A search key's value as SQL (the class as an integer, names and addresses as text).
+struct KeyValue<'k, 'a>(&'k Key<'a>);
+
+impl rusqlite::ToSql for KeyValue<'_, '_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Key::Class(c) => rusqlite::types::ToSqlOutput::from(i64::from(*c)),
+            Key::Device(v) | Key::User(v) | Key::Ip(v) => rusqlite::types::ToSqlOutput::Borrowed(
+                rusqlite::types::ValueRef::Text(v.as_bytes()),
+            ),
+        })
+    }
+}
+
 /// A uid as stored: the agent's 32 lower-case hex digits as their 16 bytes (half the
 /// index), anything else as text (a BLOB and a TEXT are never equal in SQLite, so the two
 /// forms cannot collide).
@@ -456,24 +489,6 @@ impl EventStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn events_by_class(
-        &self,
-        tenant: &str,
-        class_uid: u32,
-        limit: usize,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT chunk, line FROM events WHERE tenant = ?1 AND class_uid = ?2 \
-             ORDER BY time_ms DESC, id DESC LIMIT ?3",
-        )?;
-        let places = stmt
-            .query_map(params![tenant, class_uid, sat(limit as u64)], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        self.documents(&places)
-    }
-
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let place: Option<(i64, i64)> = self
             .conn
@@ -488,33 +503,85 @@ impl EventStore for SqliteStore {
         }
     }
 
-    fn events_by_ip(
+    fn find(
         &self,
         tenant: &str,
-        ip: &str,
+        key: &Key<'_>,
         from_ms: i64,
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let mut chunks = self.conn.prepare_cached(
-            "SELECT first_id, last_id, ip_filter FROM chunks \
-             WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 AND ip_filter IS NOT NULL",
-        )?;
-        let mut scan = self.conn.prepare_cached(
-            "SELECT time_ms, id, chunk, line FROM events WHERE id BETWEEN ?1 AND ?2 \
-             AND tenant = ?3 AND (src_ip = ?4 OR dst_ip = ?4) AND time_ms BETWEEN ?5 AND ?6",
-        )?;
-        let mut rows = chunks.query(params![tenant, from_ms, to_ms])?;
-        let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
-        while let Some(r) = rows.next()? {
-            let filter = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-            if !(may_contain(filter, Side::Src, ip) || may_contain(filter, Side::Dst, ip)) {
-                continue;
+        if limit == 0 || from_ms > to_ms {
+            return Ok(Vec::new());
+        }
+        // The chunks that may hold it, latest last event first.
+        let candidates: Vec<Candidate> = match key {
+            Key::Ip(ip) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT last_time, first_id, last_id, ip_filter FROM chunks \
+                     WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 \
+                     AND ip_filter IS NOT NULL ORDER BY last_time DESC",
+                )?;
+                let mut rows = stmt.query(params![tenant, from_ms, to_ms])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let filter = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+                    if may_contain(filter, Side::Src, ip) || may_contain(filter, Side::Dst, ip) {
+                        out.push(Candidate {
+                            last_time: r.get(0)?,
+                            first_id: r.get(1)?,
+                            last_id: r.get(2)?,
+                        });
+                    }
+                }
+                out
             }
-            let (lo, hi): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let hits = scan.query_map(params![lo, hi, tenant, ip, from_ms, to_ms], |e| {
-                Ok((e.get(0)?, e.get(1)?, e.get(2)?, e.get(3)?))
-            })?;
+            _ => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT p.last_time, c.first_id, c.last_id FROM postings p \
+                     JOIN chunks c ON c.id = p.chunk \
+                     WHERE p.tenant = ?1 AND p.field = ?2 AND p.value = ?3 \
+                     AND p.last_time >= ?4 AND p.first_time <= ?5 \
+                     ORDER BY p.last_time DESC",
+                )?;
+                stmt.query_map(
+                    params![tenant, key.field(), KeyValue(key), from_ms, to_ms],
+                    |r| {
+                        Ok(Candidate {
+                            last_time: r.get(0)?,
+                            first_id: r.get(1)?,
+                            last_id: r.get(2)?,
+                        })
+                    },
+                )?
+                .collect::<Result<_, _>>()?
+            }
+        };
+        let matches = match key {
+            Key::Class(_) => "class_uid = ?4",
+            Key::Device(_) => "device = ?4",
+            Key::User(_) => "user = ?4",
+            Key::Ip(_) => "(src_ip = ?4 OR dst_ip = ?4)",
+        };
+        let mut scan = self.conn.prepare_cached(&format!(
+            "SELECT time_ms, id, chunk, line FROM events WHERE id BETWEEN ?1 AND ?2 \
+             AND tenant = ?3 AND {matches} AND time_ms BETWEEN ?5 AND ?6"
+        ))?;
+        // (time, id, chunk, line) of the best so far; newest first once sorted.
+        let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
+        for c in candidates {
+            if found.len() >= limit {
+                found.sort_unstable_by_key(|&(time, id, _, _)| std::cmp::Reverse((time, id)));
+                found.truncate(limit);
+                // Every event of this chunk and the ones after is older than all we keep.
+                if c.last_time < found[limit - 1].0 {
+                    break;
+                }
+            }
+            let hits = scan.query_map(
+                params![c.first_id, c.last_id, tenant, KeyValue(key), from_ms, to_ms],
+                |e| Ok((e.get(0)?, e.get(1)?, e.get(2)?, e.get(3)?)),
+            )?;
             for hit in hits {
                 found.push(hit?);
             }
@@ -844,6 +911,20 @@ fn commit_in(
             } else {
                 tx.prepare_cached("UPDATE chunks SET first_id = ?2, last_id = ?3 WHERE id = ?1")?
                     .execute(params![chunk, first_id, tx.last_insert_rowid()])?;
+                let mut post = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO postings (tenant, field, value, last_time, \
+                     first_time, chunk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for p in postings(&batch.rows) {
+                    post.execute(params![
+                        peer.tenant,
+                        p.key.field(),
+                        KeyValue(&p.key),
+                        p.last_time,
+                        p.first_time,
+                        chunk
+                    ])?;
+                }
             }
         }
         let mut mark = tx.prepare_cached(

@@ -9,7 +9,8 @@
 //! - DOCS `chunk` (the batch's NDJSON as one zstd frame, the store's layout) or `doc`
 //!   (each event compressed on its own at level 1, schema 1's);
 //! - INDEXES: letters of the secondary indexes built, `t` time, `c` class, `d` device,
-//!   `u` user, `s` source address (`none` for none);
+//!   `u` user, `s` source address (`none` for none); or `p`, the store's chunk postings
+//!   for class, host and user (`vedette_aggregator::core::postings`);
 //! - UID `seq` (the agent's uids, ordered per source), `hash` (a 128-bit hash of it, as
 //!   uids were before), or `none` (no unique index).
 
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 use rusqlite::{Connection, params};
 use vedette_aggregator::core::ingest::{DecodedBatch, Decoder, Peer, encode_batch};
+use vedette_aggregator::core::postings::{Key, postings};
 
 const INDEXES: [(char, &str); 5] = [
     ('t', "CREATE INDEX events_time ON events (tenant, time_ms)"),
@@ -87,6 +89,15 @@ fn run(
             severity_id INTEGER NOT NULL, device TEXT, device_ip TEXT, user TEXT, src_ip TEXT,
             dst_ip TEXT, count INTEGER NOT NULL, chunk INTEGER, line INTEGER, doc BLOB{unique});"
     ))?;
+    let with_postings = indexes.contains('p');
+    if with_postings {
+        conn.execute_batch(
+            "CREATE TABLE postings (tenant TEXT NOT NULL, field INTEGER NOT NULL,
+                value ANY NOT NULL, last_time INTEGER NOT NULL, first_time INTEGER NOT NULL,
+                chunk INTEGER NOT NULL, PRIMARY KEY (tenant, field, value, last_time, chunk))
+                WITHOUT ROWID;",
+        )?;
+    }
     for (c, sql) in INDEXES {
         if indexes.contains(c) {
             conn.execute(sql, [])?;
@@ -144,6 +155,24 @@ fn run(
             ])? as u64;
         }
         drop(insert);
+        if let (true, Some(chunk)) = (with_postings, chunk) {
+            let mut post = tx
+                .prepare_cached("INSERT OR IGNORE INTO postings VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            for p in postings(&batch.rows) {
+                let value: rusqlite::types::Value = match p.key {
+                    Key::Class(c) => i64::from(c).into(),
+                    Key::Device(v) | Key::User(v) | Key::Ip(v) => v.to_owned().into(),
+                };
+                post.execute(params![
+                    peer.tenant,
+                    p.key.field(),
+                    value,
+                    p.last_time,
+                    p.first_time,
+                    chunk
+                ])?;
+            }
+        }
         tx.commit()?;
     }
     Ok((stored, start.elapsed().as_secs_f64()))

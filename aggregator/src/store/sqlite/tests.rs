@@ -121,6 +121,19 @@ fn flow(uid: &str, time: i64, src: Option<&str>, dst: Option<&str>) -> Value {
     e
 }
 
+impl SqliteStore {
+    fn find_ip(
+        &self,
+        tenant: &str,
+        ip: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Value>, StoreError> {
+        self.find(tenant, &Key::Ip(ip), from, to, limit)
+    }
+}
+
 fn uids(docs: &[Value]) -> Vec<&str> {
     docs.iter()
         .map(|d| d["metadata"]["uid"].as_str().unwrap())
@@ -154,7 +167,7 @@ fn events_by_address_find_either_side_in_the_time_range_newest_first() {
     assert_eq!(send(&mut s, 2, &second, vec![]), stored(2, 0));
     assert_eq!(send(&mut s, 3, &third, vec![]), stored(200, 0));
     let find =
-        |s: &SqliteStore, ip, from, to, limit| s.events_by_ip("acme", ip, from, to, limit).unwrap();
+        |s: &SqliteStore, ip, from, to, limit| s.find_ip("acme", ip, from, to, limit).unwrap();
     assert_eq!(uids(&find(&s, a, 0, i64::MAX, 10)), ["e4", "e2", "e1"]);
     assert_eq!(uids(&find(&s, a, 150, 450, 10)), ["e4", "e2"]);
     assert_eq!(uids(&find(&s, a, 0, i64::MAX, 2)), ["e4", "e2"]);
@@ -162,11 +175,7 @@ fn events_by_address_find_either_side_in_the_time_range_newest_first() {
     assert_eq!(uids(&find(&s, "10.0.0.199", 0, i64::MAX, 10)), ["n199"]);
     assert!(find(&s, "192.0.2.99", 0, i64::MAX, 10).is_empty());
     // Another tenant's events are not searched.
-    assert!(
-        s.events_by_ip("other", a, 0, i64::MAX, 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.find_ip("other", a, 0, i64::MAX, 10).unwrap().is_empty());
     // A duplicate stores nothing new and changes no answer.
     assert_eq!(
         send(&mut s, 4, &[flow("e1", 100, Some(a), None)], vec![]),
@@ -268,12 +277,12 @@ fn a_store_of_schema_1_is_migrated_with_every_event_readable() {
         s.get_event("acme", "legacy-uid").unwrap().unwrap()["time"],
         2_000
     );
-    let docs = s.events_by_class("acme", 3002, 10).unwrap();
+    let docs = s
+        .find("acme", &Key::Class(3002), i64::MIN, i64::MAX, 10)
+        .unwrap();
     assert_eq!(docs.len(), 2);
     // Migrated chunks have no filter: they are scanned.
-    let by_ip = s
-        .events_by_ip("acme", "10.71.52.174", 0, i64::MAX, 10)
-        .unwrap();
+    let by_ip = s.find_ip("acme", "10.71.52.174", 0, i64::MAX, 10).unwrap();
     assert_eq!(uids(&by_ip), ["legacy-uid", hex]);
     // The migrated uid keeps deduplicating against new batches.
     assert_eq!(
@@ -391,13 +400,19 @@ fn counts_and_events_by_class() {
         vec![],
     );
     assert_eq!(s.counts_by_class().unwrap(), vec![(3002, 3), (4001, 1)]);
-    let latest = s.events_by_class("acme", 3002, 2).unwrap();
+    let latest = s
+        .find("acme", &Key::Class(3002), i64::MIN, i64::MAX, 2)
+        .unwrap();
     let uids: Vec<_> = latest
         .iter()
         .map(|e| e["metadata"]["uid"].clone())
         .collect();
     assert_eq!(uids, [json!("u2"), json!("u3")]);
-    assert!(s.events_by_class("globex", 3002, 10).unwrap().is_empty());
+    assert!(
+        s.find("globex", &Key::Class(3002), i64::MIN, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -736,4 +751,114 @@ fn a_group_commit_gives_each_batch_its_own_outcome_in_one_transaction() {
     );
     assert_eq!(s.event_count().unwrap(), 3);
     assert_eq!(s.batch_count().unwrap(), 3);
+}
+
+#[test]
+fn every_search_answers_what_a_scan_of_all_events_answers() {
+    // Batches of events with times out of order across batches, repeated uids, and a few
+    // hosts, users, classes and addresses: each search is checked against a brute-force
+    // answer over the stored events (newest first, later stored first among equal times).
+    let mut s = memory();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let hosts = ["web-01", "web-02", "db-01"];
+    let users = ["bob", "alice", "root"];
+    let ips = ["203.0.113.7", "198.51.100.1", "2001:db8::7", "10.0.0.1"];
+    let mut all: Vec<Value> = Vec::new(); // stored, in id order
+    let mut seen = std::collections::HashSet::new();
+    for seq in 1..=40u64 {
+        let base = next(1_000) as i64 * 10;
+        let evs: Vec<Value> = (0..next(30) + 1)
+            .map(|_| {
+                let uid = format!("u{}", next(600));
+                let mut e = flow(
+                    &uid,
+                    base + next(500) as i64,
+                    (next(3) > 0).then(|| ips[next(4) as usize]),
+                    (next(4) == 0).then(|| ips[next(4) as usize]),
+                );
+                let o = e.as_object_mut().unwrap();
+                if next(5) == 0 {
+                    o.remove("device");
+                } else {
+                    o.insert(
+                        "device".into(),
+                        json!({"hostname": hosts[next(3) as usize]}),
+                    );
+                }
+                if next(4) == 0 {
+                    o.remove("user");
+                } else {
+                    o.insert("user".into(), json!({"name": users[next(3) as usize]}));
+                }
+                if next(2) == 0 {
+                    o.insert("class_uid".into(), json!(4001));
+                }
+                e
+            })
+            .collect();
+        send(&mut s, seq, &evs, vec![]);
+        for e in evs {
+            if seen.insert(e["metadata"]["uid"].as_str().unwrap().to_owned()) {
+                all.push(e);
+            }
+        }
+    }
+    assert_eq!(s.event_count().unwrap(), all.len() as u64);
+    let text = |e: &Value, path: &[&str]| -> Option<String> {
+        let mut v = e;
+        for k in path {
+            v = v.get(k)?;
+        }
+        v.as_str().map(str::to_owned)
+    };
+    let mut keys: Vec<Key<'_>> = vec![Key::Class(3002), Key::Class(4001), Key::Class(1)];
+    keys.extend(hosts.iter().map(|h| Key::Device(h)));
+    keys.extend(users.iter().map(|u| Key::User(u)));
+    keys.extend(ips.iter().map(|i| Key::Ip(i)));
+    let mut checked = 0;
+    for key in &keys {
+        for (from, to) in [(i64::MIN, i64::MAX), (2_000, 6_000), (5_000, 5_100), (9, 3)] {
+            for limit in [1, 5, 50, 10_000] {
+                let mut want: Vec<(i64, usize)> = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        let t = e["time"].as_i64().unwrap();
+                        let hit = match key {
+                            Key::Class(c) => e["class_uid"] == json!(c),
+                            Key::Device(h) => {
+                                text(e, &["device", "hostname"]).as_deref() == Some(h)
+                            }
+                            Key::User(u) => text(e, &["user", "name"]).as_deref() == Some(u),
+                            Key::Ip(ip) => {
+                                text(e, &["src_endpoint", "ip"]).as_deref() == Some(ip)
+                                    || text(e, &["dst_endpoint", "ip"]).as_deref() == Some(ip)
+                            }
+                        };
+                        hit && (from..=to).contains(&t)
+                    })
+                    .map(|(i, e)| (e["time"].as_i64().unwrap(), i))
+                    .collect();
+                want.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
+                want.truncate(limit);
+                let want: Vec<&str> = want
+                    .iter()
+                    .map(|&(_, i)| all[i]["metadata"]["uid"].as_str().unwrap())
+                    .collect();
+                let got = s.find("acme", key, from, to, limit).unwrap();
+                assert_eq!(uids(&got), want, "{key:?} in [{from}, {to}], limit {limit}");
+                checked += want.len();
+            }
+        }
+    }
+    assert!(
+        checked > 1_000,
+        "the searches found too little to test: {checked}"
+    );
 }
