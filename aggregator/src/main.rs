@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use vedette_aggregator::config::{Config, Synchronous, parse_duration_ms};
+use vedette_aggregator::core::postings::Key;
 use vedette_aggregator::identity::Token;
 use vedette_aggregator::identity::authority::valid_tenant;
 use vedette_aggregator::identity::token::secret_hash;
@@ -92,6 +93,41 @@ enum Cmd {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Stored events with a class, host, user or address, newest first, one JSON object
+    /// per line.
+    Events {
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        key: SearchKey,
+        /// The tenant searched.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Only events this recent (`90s`, `30m`, `1h`, `7d`); all when absent.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+/// What `events` looks for: exactly one of these.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SearchKey {
+    /// An OCSF class_uid (e.g. 3002, Authentication).
+    #[arg(long)]
+    class: Option<u32>,
+    /// A host (`device.hostname`).
+    #[arg(long)]
+    host: Option<String>,
+    /// A user (`user.name`, else `actor.user.name`).
+    #[arg(long)]
+    user: Option<String>,
+    /// An address, as source or destination.
+    #[arg(long)]
+    ip: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -213,6 +249,32 @@ fn main() -> anyhow::Result<()> {
             println!("events: {total}");
             for (class, n) in by_class {
                 println!("  {class} {}: {n}", class_name(class));
+            }
+        }
+        Cmd::Events {
+            state,
+            key,
+            tenant,
+            since,
+            limit,
+        } => {
+            let key = match (&key.class, &key.host, &key.user, &key.ip) {
+                (Some(c), ..) => Key::Class(*c),
+                (_, Some(h), ..) => Key::Device(h),
+                (_, _, Some(u), _) => Key::User(u),
+                (.., Some(ip)) => Key::Ip(ip),
+                _ => bail!("give one of --class, --host, --user, --ip"),
+            };
+            let from_ms = match &since {
+                None => i64::MIN,
+                Some(s) => match parse_duration_ms(s) {
+                    Some(ms) => now_ms().saturating_sub(ms),
+                    None => bail!("--since {s}: use a number and a unit, like 90s, 30m, 1h or 7d"),
+                },
+            };
+            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            for e in store.find(&tenant, &key, from_ms, i64::MAX, limit)? {
+                println!("{e}");
             }
         }
         Cmd::Gaps { state } => {

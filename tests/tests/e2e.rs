@@ -22,5 +22,6 @@ mod redaction;
 mod run_config;
 mod ship_delivery;
 mod ship_identity;
+mod ship_search;
 mod ship_spool;
 mod syslog_vectors;

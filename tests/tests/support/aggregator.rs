@@ -191,6 +191,11 @@ impl RunningAggregator {
         ]);
     }
 
+    /// The state dir.
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.state.clone()
+    }
+
     /// The SQLite file.
     pub(crate) fn db(&self) -> PathBuf {
         self.state.join("events.db")

@@ -1,0 +1,155 @@
+//! Searching what was shipped: `vedette-aggregator events` over a store filled by the real
+//! agent from the repo's sample logs, against a brute-force scan of every stored event.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::support::Scratch;
+use super::support::agent::RunningAgent;
+use super::support::aggregator::{
+    RunningAggregator, Stored, aggregator_cli, enroll_ok, ship_config,
+};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn text<'a>(e: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(e, |v, k| v.get(k))?.as_str()
+}
+
+/// The uids the CLI prints, in order.
+fn cli_uids(args: &[&str]) -> Vec<String> {
+    aggregator_cli(args)
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).expect("one JSON object per line");
+            e["metadata"]["uid"].as_str().expect("uid").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn events_by_class_host_user_and_address_are_what_a_scan_finds_newest_first() {
+    let scratch = Scratch::new("ship-search");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let dir = scratch.path("agent");
+    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/*.log");
+    let cfg = scratch.write("agent.toml", ship_config(&dir, samples, "").as_bytes());
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    let stored = Stored::open(&agg.db());
+    // The samples normalize to a few dozen events; wait until the count stops growing.
+    let mut have = stored.wait_count(10, DEADLINE);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = stored.count();
+        if now == have {
+            break;
+        }
+        have = now;
+    }
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let all = stored.events();
+    assert_eq!(all.len() as u64, stored.count());
+    // Newest first, the later stored first among equal times: (time, position) descending.
+    let expect = |hit: &dyn Fn(&Value) -> bool, limit: usize| -> Vec<String> {
+        let mut v: Vec<(i64, usize)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| hit(e))
+            .map(|(i, e)| (e["time"].as_i64().expect("time"), i))
+            .collect();
+        v.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
+        v.iter()
+            .take(limit)
+            .map(|&(_, i)| all[i]["metadata"]["uid"].as_str().expect("uid").to_owned())
+            .collect()
+    };
+    let state = agg.state_dir();
+    let state = state.to_str().expect("utf-8 path");
+    let mut searched = 0;
+    // Every value the samples name, so the test follows the samples as they change.
+    let mut classes: Vec<u64> = all.iter().filter_map(|e| e["class_uid"].as_u64()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    for class in &classes {
+        let want = expect(&|e| e["class_uid"].as_u64() == Some(*class), 5);
+        let c = class.to_string();
+        assert_eq!(
+            cli_uids(&[
+                "events",
+                "--state-dir",
+                state,
+                "--class",
+                &c,
+                "--limit",
+                "5"
+            ]),
+            want,
+            "class {class}"
+        );
+        searched += want.len();
+    }
+    let mut keyed = |flag: &str, paths: &[&[&str]]| {
+        let mut values: Vec<&str> = all
+            .iter()
+            .flat_map(|e| paths.iter().filter_map(|p| text(e, p)))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        assert!(!values.is_empty(), "the samples name no {flag}");
+        for v in values {
+            let want = expect(&|e| paths.iter().any(|p| text(e, p) == Some(v)), 3);
+            assert_eq!(
+                cli_uids(&["events", "--state-dir", state, flag, v, "--limit", "3"]),
+                want,
+                "{flag} {v}"
+            );
+            searched += want.len();
+        }
+    };
+    keyed("--host", &[&["device", "hostname"]]);
+    keyed("--ip", &[&["src_endpoint", "ip"], &["dst_endpoint", "ip"]]);
+    // `user.name`, else `actor.user.name`: the store's rule.
+    let mut users: Vec<&str> = all
+        .iter()
+        .filter_map(|e| text(e, &["user", "name"]).or_else(|| text(e, &["actor", "user", "name"])))
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    for u in users {
+        let want = expect(
+            &|e| {
+                text(e, &["user", "name"]).or_else(|| text(e, &["actor", "user", "name"]))
+                    == Some(u)
+            },
+            3,
+        );
+        assert_eq!(
+            cli_uids(&["events", "--state-dir", state, "--user", u, "--limit", "3"]),
+            want,
+            "user {u}"
+        );
+        searched += want.len();
+    }
+    assert!(
+        searched > 20,
+        "too little found to test anything: {searched}"
+    );
+    // Nothing for an address nobody named, and a time window before every event is empty.
+    assert!(cli_uids(&["events", "--state-dir", state, "--ip", "192.0.2.254"]).is_empty());
+    let c = classes[0].to_string();
+    assert_eq!(
+        cli_uids(&[
+            "events",
+            "--state-dir",
+            state,
+            "--class",
+            &c,
+            "--since",
+            "36500d"
+        ]),
+        cli_uids(&["events", "--state-dir", state, "--class", &c]),
+    );
+}
