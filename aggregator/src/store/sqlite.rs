@@ -292,16 +292,19 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    /// The documents at `(chunk, line)` places, in that order; each chunk is read and
-    /// decompressed once.
+    /// The documents at `(chunk, line)` places, in that order. Each chunk is read and
+    /// decompressed once, and only one is held at a time.
     fn documents(&self, places: &[(i64, i64)]) -> Result<Vec<serde_json::Value>, StoreError> {
-        let mut texts: std::collections::HashMap<i64, ChunkText> = std::collections::HashMap::new();
+        let mut order: Vec<usize> = (0..places.len()).collect();
+        order.sort_unstable_by_key(|&i| places[i]);
         let mut read = self
             .conn
             .prepare_cached("SELECT raw_len, data FROM chunks WHERE id = ?1")?;
-        let mut out = Vec::with_capacity(places.len());
-        for &(chunk, line) in places {
-            if let std::collections::hash_map::Entry::Vacant(slot) = texts.entry(chunk) {
+        let mut out: Vec<serde_json::Value> = vec![serde_json::Value::Null; places.len()];
+        let mut open: Option<(i64, ChunkText)> = None;
+        for i in order {
+            let (chunk, line) = places[i];
+            if open.as_ref().is_none_or(|(c, _)| *c != chunk) {
                 let (raw_len, data): (Option<i64>, Vec<u8>) =
                     read.query_row([chunk], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 let raw_len = match raw_len {
@@ -312,9 +315,10 @@ impl SqliteStore {
                         .flatten()
                         .ok_or(DocError::Size(u64::MAX))?,
                 };
-                slot.insert(ChunkText::open(&data, raw_len)?);
+                open = Some((chunk, ChunkText::open(&data, raw_len)?));
             }
-            out.push(texts[&chunk].line(line as usize)?);
+            let (_, text) = open.as_ref().expect("opened above");
+            out[i] = text.line(line as usize)?;
         }
         Ok(out)
     }
@@ -563,8 +567,11 @@ impl EventStore for SqliteStore {
             Key::User(_) => "user = ?4",
             Key::Ip(_) => "(src_ip = ?4 OR dst_ip = ?4)",
         };
+        // NOT INDEXED: by the rowid range, one chunk's rows; left to itself the planner
+        // prefers the (tenant, time_ms) index, which over a wide time range reads the whole
+        // table for every chunk (13 s instead of 0.3 s for 8,749 events of one host in 300k).
         let mut scan = self.conn.prepare_cached(&format!(
-            "SELECT time_ms, id, chunk, line FROM events WHERE id BETWEEN ?1 AND ?2 \
+            "SELECT time_ms, id, chunk, line FROM events NOT INDEXED WHERE id BETWEEN ?1 AND ?2 \
              AND tenant = ?3 AND {matches} AND time_ms BETWEEN ?5 AND ?6"
         ))?;
         // (time, id, chunk, line) of the best so far; newest first once sorted.
