@@ -37,7 +37,7 @@
 //! every line already names the certificate's tenant (the agent writes it; anything else
 //! is rewritten), the chunk is the agent's payload itself, checked above: storing it costs
 //! no compression at all, and it keeps the repetition between events that per-event
-//! frames lose (the bench workload: 158 B per event as a batch, 866 B compressed one by
+//! frames lose (the bench workload: 141 B per event as a batch, 866 B compressed one by
 //! one). Otherwise the rewritten lines are compressed again at [`CHUNK_LEVEL`]. One event
 //! is read back by decompressing its chunk (at most [`wire::MAX_RAW`] bytes, the cap the
 //! batch was checked against): [`ChunkText`].
