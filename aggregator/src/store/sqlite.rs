@@ -32,6 +32,8 @@
 //!   quarter. A scan reads one chunk's rows by their id range (a thousand rows in tens
 //!   of microseconds). What each choice costs, measured: `benches/src/bin/store-layouts.rs`
 //!   and benches/README.md.
+//! - `class_counts`: events stored per tenant and class, kept at each commit, so the
+//!   counts (`stats`, the `serve` report) do not scan the events.
 //! - `batches`: `(agent_id, epoch, seq)` of every committed batch (the replay key), what
 //!   it held and what was stored.
 //! - `watermarks`: the ranges `[first, end)` each committed batch accounts for, per
@@ -213,6 +215,15 @@ INSERT INTO postings SELECT tenant, 2, device, time_ms, time_ms, chunk FROM even
     WHERE device IS NOT NULL;
 INSERT INTO postings SELECT tenant, 3, user, time_ms, time_ms, chunk FROM events
     WHERE user IS NOT NULL;
+
+CREATE TABLE class_counts (
+    tenant    TEXT    NOT NULL,
+    class_uid INTEGER NOT NULL,
+    events    INTEGER NOT NULL,
+    PRIMARY KEY (tenant, class_uid)
+) WITHOUT ROWID;
+INSERT INTO class_counts SELECT tenant, class_uid, count(*) FROM events
+    GROUP BY tenant, class_uid;
 "#,
 ];
 
@@ -478,14 +489,15 @@ impl EventStore for SqliteStore {
     fn event_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .prepare_cached("SELECT count(*) FROM events")?
+            .prepare_cached("SELECT coalesce(sum(events), 0) FROM class_counts")?
             .query_row([], |r| r.get(0))?;
         Ok(n as u64)
     }
 
     fn counts_by_class(&self) -> Result<Vec<(u32, u64)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT class_uid, count(*) FROM events GROUP BY class_uid ORDER BY class_uid",
+            "SELECT class_uid, sum(events) FROM class_counts GROUP BY class_uid \
+             ORDER BY class_uid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64))
@@ -890,9 +902,11 @@ fn commit_in(
                  severity_id, device, device_ip, user, src_ip, dst_ip, count, chunk, line) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
+        // Stored events per class, for `class_counts` (a batch names a few classes).
+        let mut per_class: Vec<(u32, i64)> = Vec::new();
         for (line, r) in batch.rows.iter().enumerate() {
             // 0 rows changed: `(tenant, uid)` is stored already.
-            stored += insert.execute(params![
+            let n = insert.execute(params![
                 peer.tenant,
                 UidKey::of(&r.uid),
                 r.time_ms,
@@ -907,7 +921,21 @@ fn commit_in(
                 sat(r.count),
                 chunk,
                 line as i64,
-            ])? as u64;
+            ])?;
+            if n > 0 {
+                stored += 1;
+                match per_class.iter_mut().find(|(c, _)| *c == r.class_uid) {
+                    Some((_, k)) => *k += 1,
+                    None => per_class.push((r.class_uid, 1)),
+                }
+            }
+        }
+        let mut count = tx.prepare_cached(
+            "INSERT INTO class_counts (tenant, class_uid, events) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (tenant, class_uid) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for (class_uid, n) in per_class {
+            count.execute(params![peer.tenant, class_uid, n])?;
         }
         if let Some(chunk) = chunk {
             if stored == 0 {

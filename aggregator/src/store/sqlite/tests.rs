@@ -105,6 +105,13 @@ fn a_uid_already_stored_counts_as_a_duplicate_and_is_stored_once() {
     let evs = [event("u2", 2), event("u3", 3), event("u3", 3)];
     assert_eq!(send(&mut s, 2, &evs, vec![]), stored(1, 2));
     assert_eq!(s.event_count().unwrap(), 3);
+    // The kept counts are the rows, duplicates not counted.
+    let rows: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3);
+    assert_eq!(s.counts_by_class().unwrap(), [(3002, 3)]);
 }
 
 /// `event(uid, time)` with `src` as its source address and `dst` as its destination.
