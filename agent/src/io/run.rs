@@ -135,8 +135,16 @@ fn start_shipping(
         },
     };
     let dir = state_dir.join("spool");
-    let (spool, report) = Spool::open(&dir, spool_cfg)
-        .with_context(|| format!("opening the spool {}", dir.display()))?;
+    let (spool, report) =
+        Spool::open_in_boot(&dir, spool_cfg, super::spool::current_boot_id().as_deref())
+            .with_context(|| format!("opening the spool {}", dir.display()))?;
+    if report.new_boot {
+        eprintln!(
+            "vedette-agent: spool {}: last written before a reboot; new batches take a new epoch ({:016x}), so none can be mistaken for one sent before",
+            dir.display(),
+            spool.epoch()
+        );
+    }
     eprintln!(
         "vedette-agent: spool {}: {} batches waiting ({} bytes), next batch {}; damage skipped: {} records ({} bytes), torn tail cut: {} bytes",
         dir.display(),

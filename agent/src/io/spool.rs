@@ -24,10 +24,16 @@
 //! index: a torn tail is truncated, damaged records are skipped and reported, the spool
 //! always opens.
 //!
-//! Known limit: with `FsyncPolicy::Never` or `IntervalMs`, a power loss (not a process
-//! crash: the kernel keeps written pages) can lose the newest records after they were sent
-//! and acknowledged; numbering then restarts below their seqs, which the aggregator would
-//! take as replays. `Always` does not have this window.
+//! A power loss (not a process crash: the kernel keeps written pages) can lose the newest
+//! records under `FsyncPolicy::Never` or `IntervalMs` after they were sent and
+//! acknowledged; numbering would then restart below their seqs, and the aggregator would
+//! take the new batches as replays of the old and drop them. So the state also records
+//! the boot the spool last ran in ([`Spool::open_in_boot`]; Linux's
+//! `/proc/sys/kernel/random/boot_id`): opened in another boot, the spool takes a new
+//! epoch for the batches it makes from then on, and the aggregator's (agent, epoch, seq)
+//! cannot meet an old one. Batches already spooled keep the epoch they were made with;
+//! the state lists the earlier epochs (`earlier`, the last [`EARLIER_EPOCHS`]) for
+//! `spool verify`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,6 +128,8 @@ pub struct OpenReport {
     pub created: bool,
     /// The state file was unreadable and was replaced by a new epoch.
     pub state_reset: bool,
+    /// The spool was last written in another boot: a new epoch from now on.
+    pub new_boot: bool,
     /// The sequence number the next batch gets.
     pub next_seq: u64,
 }
@@ -271,6 +279,8 @@ pub struct Spool {
     dir: PathBuf,
     cfg: SpoolConfig,
     epoch: u64,
+    /// The state as last written but for its high-water mark (which lives in `Inner`).
+    state: SpoolState,
     inner: Mutex<Inner>,
     /// Signalled when space may have been freed, and at close.
     space: Condvar,
@@ -316,18 +326,60 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
     Ok(out)
 }
 
-fn parse_state(text: &str) -> Option<(u64, u64)> {
+/// Earlier epochs the state remembers (batches made in them may still be spooled).
+pub const EARLIER_EPOCHS: usize = 16;
+
+/// The `state` file: epoch, high-water mark, the boot it was written in (absent in files
+/// of older versions, and when the boot is unknown), and the earlier epochs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SpoolState {
+    epoch: u64,
+    hwm: u64,
+    boot: Option<String>,
+    earlier: Vec<u64>,
+}
+
+fn parse_state(text: &str) -> Option<SpoolState> {
     let mut lines = text.lines();
     if lines.next()? != STATE_HEADER {
         return None;
     }
     let epoch = u64::from_str_radix(lines.next()?.strip_prefix("epoch ")?, 16).ok()?;
     let hwm = lines.next()?.strip_prefix("hwm ")?.parse().ok()?;
-    Some((epoch, hwm))
+    let mut state = SpoolState {
+        epoch,
+        hwm,
+        ..SpoolState::default()
+    };
+    for line in lines {
+        if let Some(b) = line.strip_prefix("boot ") {
+            state.boot = Some(b.to_owned());
+        } else if let Some(e) = line.strip_prefix("earlier ") {
+            state.earlier.push(u64::from_str_radix(e, 16).ok()?);
+        } else {
+            return None;
+        }
+    }
+    Some(state)
 }
 
-fn state_text(epoch: u64, hwm: u64) -> String {
-    format!("{STATE_HEADER}\nepoch {epoch:016x}\nhwm {hwm}\n")
+fn state_text(s: &SpoolState) -> String {
+    let mut t = format!("{STATE_HEADER}\nepoch {:016x}\nhwm {}\n", s.epoch, s.hwm);
+    if let Some(b) = &s.boot {
+        t.push_str(&format!("boot {b}\n"));
+    }
+    for e in &s.earlier {
+        t.push_str(&format!("earlier {e:016x}\n"));
+    }
+    t
+}
+
+/// This host's boot id (Linux), `None` where there is none to read.
+pub fn current_boot_id() -> Option<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .then(|| id.to_owned())
 }
 
 fn new_epoch(dir: &Path) -> Result<u64, SpoolError> {
@@ -352,24 +404,60 @@ impl Spool {
     /// Opens (or creates) the spool in `dir`: rebuilds the index from the segments,
     /// truncates torn tails, skips damaged records. Fails only when the directory or a
     /// file cannot be read or written at all.
+    ///
+    /// The boot is not known here: numbering continues across restarts whatever happened
+    /// in between (see the module docs); the agent opens with [`Spool::open_in_boot`].
     pub fn open(dir: &Path, cfg: SpoolConfig) -> Result<(Arc<Self>, OpenReport), SpoolError> {
+        Self::open_in_boot(dir, cfg, None)
+    }
+
+    /// [`Spool::open`] in the boot `boot` ([`current_boot_id`]): a spool last written in
+    /// another boot (or by a version that did not record it) takes a new epoch.
+    pub fn open_in_boot(
+        dir: &Path,
+        cfg: SpoolConfig,
+        boot: Option<&str>,
+    ) -> Result<(Arc<Self>, OpenReport), SpoolError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut report = OpenReport::default();
         let state_path = dir.join(STATE);
-        let (epoch, hwm) = match fs::read_to_string(&state_path) {
+        let fresh = |dir: &Path| -> Result<SpoolState, SpoolError> {
+            Ok(SpoolState {
+                epoch: new_epoch(dir)?,
+                ..SpoolState::default()
+            })
+        };
+        let mut state = match fs::read_to_string(&state_path) {
             Ok(text) => match parse_state(&text) {
                 Some(s) => s,
                 None => {
                     report.state_reset = true;
-                    (new_epoch(dir)?, 0)
+                    fresh(dir)?
                 }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 report.created = true;
-                (new_epoch(dir)?, 0)
+                fresh(dir)?
             }
             Err(e) => return Err(io_err(&state_path)(e)),
         };
+        let mut changed = report.created || report.state_reset;
+        if let Some(boot) = boot
+            && state.boot.as_deref() != Some(boot)
+        {
+            if !changed {
+                // Written in another boot: what it numbered after its last sync may be
+                // gone from the disk but not from the aggregator.
+                state.earlier.insert(0, state.epoch);
+                state.earlier.truncate(EARLIER_EPOCHS);
+                state.epoch = new_epoch(dir)?;
+                report.new_boot = true;
+            }
+            state.boot = Some(boot.to_owned());
+            changed = true;
+        }
+        let epoch = state.epoch;
+        let hwm = state.hwm;
         let acks_path = dir.join(ACKS);
         let acked: std::collections::HashSet<u64> = match fs::read(&acks_path) {
             // A torn last entry (crash mid-append) is ignored: that batch is sent again.
@@ -440,9 +528,11 @@ impl Spool {
             disk_bytes += seg.len;
             segments.insert(first, seg);
         }
-        if report.created || report.state_reset || max_seq > hwm {
-            // Before any segment goes, the state must know the seqs in it.
-            persist_state(&state_path, epoch, max_seq, cfg.fsync)?;
+        if changed || max_seq > hwm {
+            // Before any segment goes, the state must know the seqs in it (and before any
+            // batch is made, its epoch).
+            state.hwm = max_seq;
+            persist_state(&state_path, &state, cfg.fsync)?;
         }
         // Segments acknowledged in full (their deletion was cut short by a crash).
         let done: Vec<u64> = segments
@@ -489,6 +579,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             cfg,
             epoch,
+            state: state.clone(),
             inner: Mutex::new(inner),
             space: Condvar::new(),
             unsent: Notify::new(),
@@ -501,6 +592,14 @@ impl Spool {
     /// The spool's epoch: batches carry it with their seq.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// The state to write with high-water mark `hwm`.
+    fn state_at(&self, hwm: u64) -> SpoolState {
+        SpoolState {
+            hwm,
+            ..self.state.clone()
+        }
     }
 
     /// The directory.
@@ -626,7 +725,7 @@ impl Spool {
     /// written could reuse a seq.
     fn save_hwm(&self, g: &mut Inner) {
         let hwm = g.next_seq.saturating_sub(1);
-        if persist_state(&self.dir.join(STATE), self.epoch, hwm, self.cfg.fsync).is_ok() {
+        if persist_state(&self.dir.join(STATE), &self.state_at(hwm), self.cfg.fsync).is_ok() {
             g.hwm_saved = hwm;
             g.hwm_unsaved = false;
         }
@@ -799,7 +898,7 @@ impl Spool {
         let state = self.dir.join(STATE);
         let mut saved = !needed;
         if needed {
-            match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
+            match persist_state(&state, &self.state_at(hwm), self.cfg.fsync) {
                 Ok(()) => {
                     g.hwm_saved = hwm;
                     g.hwm_unsaved = false;
@@ -830,7 +929,7 @@ impl Spool {
             g.active = None;
         }
         if !saved {
-            match persist_state(&state, self.epoch, hwm, self.cfg.fsync) {
+            match persist_state(&state, &self.state_at(hwm), self.cfg.fsync) {
                 Ok(()) => {
                     g.hwm_saved = hwm;
                     g.hwm_unsaved = false;
@@ -1110,8 +1209,8 @@ fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, Spoo
         .map_err(io_err(&path))
 }
 
-fn persist_state(path: &Path, epoch: u64, hwm: u64, fsync: FsyncPolicy) -> Result<(), SpoolError> {
-    super::persist::write_atomic(path, &state_text(epoch, hwm), fsync != FsyncPolicy::Never)
+fn persist_state(path: &Path, state: &SpoolState, fsync: FsyncPolicy) -> Result<(), SpoolError> {
+    super::persist::write_atomic(path, &state_text(state), fsync != FsyncPolicy::Never)
         .map_err(io_err(path))
 }
 
@@ -1143,6 +1242,8 @@ pub struct VerifyReport {
     pub dir: PathBuf,
     /// The epoch, when the state file is readable.
     pub epoch: Option<u64>,
+    /// Earlier epochs (before a reboot), whose batches may still be spooled.
+    pub earlier_epochs: Vec<u64>,
     /// The saved high-water mark, when the state file is readable.
     pub hwm: Option<u64>,
     /// Why the state file is not readable, if it is not.
@@ -1277,9 +1378,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, SpoolError> {
     let state_path = dir.join(STATE);
     match fs::read_to_string(&state_path) {
         Ok(text) => match parse_state(&text) {
-            Some((epoch, hwm)) => {
-                report.epoch = Some(epoch);
-                report.hwm = Some(hwm);
+            Some(state) => {
+                report.epoch = Some(state.epoch);
+                report.hwm = Some(state.hwm);
+                report.earlier_epochs = state.earlier;
             }
             None => {
                 report.state_problem = Some(format!(
@@ -1313,7 +1415,11 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, SpoolError> {
             );
             let p = r.payload();
             match batcher::decode(&data[p.start as usize..p.end as usize]) {
-                Ok((h, _)) if h.seq == seq && report.epoch.is_none_or(|e| e == h.epoch) => {}
+                Ok((h, _))
+                    if h.seq == seq
+                        && report.epoch.is_none_or(|e| {
+                            e == h.epoch || report.earlier_epochs.contains(&h.epoch)
+                        }) => {}
                 Ok((h, _)) => seg.undecodable.push((
                     r.offset,
                     seq,

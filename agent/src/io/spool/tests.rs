@@ -752,3 +752,86 @@ fn block_on_a_full_tmpfs_resumes_once_acks_free_the_only_segment() {
     let v = verify(&dir.0).unwrap();
     assert!(v.is_clean(), "{v}");
 }
+
+#[test]
+fn after_a_reboot_new_batches_take_a_new_epoch_so_records_lost_with_the_power_cannot_pass_for_replays()
+ {
+    let dir = TempDir::new("reboot");
+    let big = SpoolConfig {
+        segment_bytes: 1 << 20,
+        ..cfg()
+    };
+    let (spool, report) = Spool::open_in_boot(&dir.0, big, Some("boot-a")).unwrap();
+    assert!(report.created && !report.new_boot);
+    let before = spool.epoch();
+    for _ in 0..5 {
+        append(&spool, 2);
+    }
+    // All five sent; the aggregator committed and acknowledged 1 and 2, and committed 3 to
+    // 5 without the acks arriving.
+    assert_eq!(drain(&spool), [1, 2, 3, 4, 5]);
+    spool.ack(1).unwrap();
+    spool.ack(2).unwrap();
+    drop(spool);
+    // The power goes: records 4 and 5 were never synced (fsync never) and are gone, and
+    // the state file still says what it said at creation.
+    let [seg] = &segment_files(&dir.0)[..] else {
+        panic!("one segment")
+    };
+    let data = fs::read(seg).unwrap();
+    let records = format::scan(&data).records;
+    fs::write(seg, &data[..records[3].offset as usize]).unwrap();
+    let mut stale = parse_state(&fs::read_to_string(dir.0.join(STATE)).unwrap()).unwrap();
+    stale.hwm = 0;
+    fs::write(dir.0.join(STATE), state_text(&stale)).unwrap();
+
+    let (spool, report) = Spool::open_in_boot(&dir.0, big, Some("boot-b")).unwrap();
+    assert!(report.new_boot);
+    assert_eq!(report.next_seq, 4, "seqs 4 and 5 are numbered again...");
+    let after = spool.epoch();
+    assert_ne!(after, before, "...but in another epoch");
+    // Record 3, made before the reboot, still goes with its own epoch: a replay of what
+    // the aggregator has. The new batch 4 is new to it.
+    let b = append(&spool, 1);
+    let mut handed = Vec::new();
+    while let Some((seq, bytes)) = spool.next_unsent().unwrap() {
+        let (h, _) = batcher::decode(&bytes).unwrap();
+        handed.push((h.epoch, seq));
+    }
+    assert_eq!(handed, [(before, 3), (after, 4)]);
+    assert_eq!(batcher::decode(&b.bytes).unwrap().0.epoch, after);
+    drop(spool);
+    // `spool verify` knows the earlier epoch: record 3 is not reported as foreign.
+    let v = verify(&dir.0).unwrap();
+    assert_eq!(v.earlier_epochs, [before]);
+    assert!(v.segments.iter().all(|s| s.undecodable.is_empty()), "{v:?}");
+    // Another start in the same boot keeps the epoch; a start that cannot tell the boot
+    // keeps it too (and the boot recorded).
+    let (spool, report) = Spool::open_in_boot(&dir.0, big, Some("boot-b")).unwrap();
+    assert!(!report.new_boot);
+    assert_eq!(spool.epoch(), after);
+    drop(spool);
+    let (spool, report) = Spool::open(&dir.0, big).unwrap();
+    assert!(!report.new_boot);
+    assert_eq!(spool.epoch(), after);
+    drop(spool);
+    let state = parse_state(&fs::read_to_string(dir.0.join(STATE)).unwrap()).unwrap();
+    assert_eq!(state.boot.as_deref(), Some("boot-b"));
+}
+
+#[test]
+fn a_state_file_of_an_older_version_reads_and_the_boot_id_is_this_hosts() {
+    let old = format!("{STATE_HEADER}\nepoch 00000000000000ab\nhwm 7\n");
+    let s = parse_state(&old).unwrap();
+    assert_eq!((s.epoch, s.hwm, s.boot, s.earlier), (0xab, 7, None, vec![]));
+    let s2 = SpoolState {
+        boot: Some("b".into()),
+        earlier: vec![1, 2],
+        ..s
+    };
+    assert_eq!(parse_state(&state_text(&s2)), Some(s2));
+    assert_eq!(parse_state(&format!("{old}junk\n")), None);
+    // Linux has one; the test machines are Linux.
+    let id = current_boot_id().expect("a boot id");
+    assert_eq!(id.len(), 36, "{id}");
+}
