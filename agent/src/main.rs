@@ -262,6 +262,12 @@ fn run(config: &std::path::Path) -> Result<()> {
         "vedette-agent run: {} records in {} batches, {} events",
         s.stage.records, s.stage.batches, s.stage.events
     );
+    if s.stage.unspooled > 0 {
+        eprintln!(
+            "  stopped with the spool full: {} events not spooled; their sources were not acknowledged, so they are read again at the next start",
+            s.stage.unspooled
+        );
+    }
     if let Some(sh) = &s.shipped {
         let st = &sh.stats;
         eprintln!(

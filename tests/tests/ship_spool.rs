@@ -99,6 +99,33 @@ fn a_full_spool_with_the_block_policy_pauses_the_tail_and_loses_nothing() {
 }
 
 #[test]
+fn sigterm_while_blocked_on_a_full_spool_stops_cleanly_and_the_restart_loses_nothing() {
+    // An operator stops the agent (a package upgrade, a reboot) while the aggregator is
+    // away and the spool full: the lines not yet spooled stay unread in the checkpoint, so
+    // the stop is clean and the next start delivers them.
+    const N: usize = 40_000;
+    let scratch = Scratch::new("spool-block-term");
+    let (mut agg, dir, cfg) = setup(&scratch, N, "spool_full = \"block\"\n");
+    let fs = Tmpfs::mount(&dir.join("spool"), 256);
+    let agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+    wait_full(&fs, 160 << 10);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("read again at the next start"), "{log}");
+    agg.resume();
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused2.ndjson"));
+    let stored = Stored::open(&agg.db());
+    let have = stored.wait_count(N as u64, DEADLINE);
+    let (status, log2) = agent.stop();
+    assert!(status.success(), "{log2}");
+    assert_eq!(have, N as u64, "{log}\n---\n{log2}");
+    let seen = line_numbers(&stored.events());
+    assert_eq!(seen.len(), N);
+    assert!(seen.values().all(|&c| c == 1));
+    drop(fs);
+}
+
+#[test]
 fn a_full_spool_with_drop_oldest_counts_every_lost_event_and_the_gaps_say_where() {
     const N: usize = 40_000;
     let scratch = Scratch::new("spool-drop");

@@ -35,6 +35,13 @@ const ROUND_BYTES: u64 = 64 * 1024;
 const SYNC_EVERY_MS: i64 = 1000;
 /// How long a stopping tail waits for the stage to acknowledge what it sent.
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
+/// How often a tail waiting for acknowledgements looks for a stop.
+const ACK_SLICE: Duration = Duration::from_millis(100);
+
+/// Whether the input was told to stop (its sender dropped).
+fn stop_asked(stop: &std_mpsc::Receiver<()>) -> bool {
+    !matches!(stop.try_recv(), Err(std_mpsc::TryRecvError::Empty))
+}
 
 /// A running file input.
 #[derive(Debug)]
@@ -136,9 +143,16 @@ impl Tail {
                 // At most MAX_IN_FLIGHT batches are unacknowledged: what a kill -9 can
                 // make the agent read twice.
                 while self.in_flight >= MAX_IN_FLIGHT {
-                    match commit_rx.recv_timeout(DRAIN_WAIT) {
+                    match commit_rx.recv_timeout(ACK_SLICE) {
                         Ok((key, end)) => self.commit(key, end, &mut saver),
-                        Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                        // The stage may hold these a long time (a full spool while the
+                        // aggregator is away): a stop, or the stage's end, is not waited
+                        // out here.
+                        Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                            if stop_asked(stop) || self.tx.is_closed() {
+                                break 'rounds;
+                            }
+                        }
                         Err(std_mpsc::RecvTimeoutError::Disconnected) => break 'rounds,
                     }
                 }
@@ -167,10 +181,15 @@ impl Tail {
                 _ => break,
             }
         }
-        // Everything sent is written before the checkpoint is: the stage is still running.
-        while self.in_flight > 0 {
-            match commit_rx.recv_timeout(DRAIN_WAIT) {
+        // What the stage acknowledges now is in the checkpoint; what it cannot (it ended,
+        // or holds on past the drain time) is read again at the next start.
+        let mut waited = Duration::ZERO;
+        while self.in_flight > 0 && waited < DRAIN_WAIT {
+            match commit_rx.recv_timeout(ACK_SLICE) {
                 Ok((key, end)) => self.commit(key, end, &mut saver),
+                Err(std_mpsc::RecvTimeoutError::Timeout) if !self.tx.is_closed() => {
+                    waited += ACK_SLICE;
+                }
                 Err(_) => break,
             }
         }

@@ -27,6 +27,8 @@ const BATCH_LINES: usize = 512;
 const MAX_IN_FLIGHT: usize = 2;
 const SYNC_EVERY_MS: i64 = 1000;
 const DRAIN_WAIT: Duration = Duration::from_secs(30);
+/// How often a reader waiting for acknowledgements looks for a stop.
+const ACK_SLICE: Duration = Duration::from_millis(100);
 /// How long before `journalctl` is started again after it exited on its own.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
@@ -188,9 +190,15 @@ impl Reader {
                 std::thread::sleep(RESTART_AFTER);
             }
         }
-        while self.in_flight > 0 {
-            match commit_rx.recv_timeout(DRAIN_WAIT) {
+        // What the stage acknowledges now is in the checkpoint; what it cannot (it ended,
+        // or holds on past the drain time) is read again at the next start.
+        let mut waited = Duration::ZERO;
+        while self.in_flight > 0 && waited < DRAIN_WAIT {
+            match commit_rx.recv_timeout(ACK_SLICE) {
                 Ok(c) => self.commit(c, &mut last_sync),
+                Err(std_mpsc::RecvTimeoutError::Timeout) if !self.tx.is_closed() => {
+                    waited += ACK_SLICE;
+                }
                 Err(_) => break,
             }
         }
@@ -217,7 +225,7 @@ impl Reader {
     }
 
     /// Sends the batch, keeping at most [`MAX_IN_FLIGHT`] unacknowledged; false when the
-    /// stage is gone.
+    /// stage is gone or the reader is stopping while waiting for acknowledgements.
     fn send(
         &mut self,
         lines: &mut Vec<(Vec<u8>, Option<String>)>,
@@ -226,9 +234,15 @@ impl Reader {
         last_sync: &mut i64,
     ) -> bool {
         while self.in_flight >= MAX_IN_FLIGHT {
-            match commit_rx.recv_timeout(DRAIN_WAIT) {
+            match commit_rx.recv_timeout(ACK_SLICE) {
                 Ok(c) => self.commit(c, last_sync),
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                // The stage may hold these a long time (a full spool while the aggregator
+                // is away): a stop, or the stage's end, is not waited out here.
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if self.stopping.load(Ordering::SeqCst) || self.tx.is_closed() {
+                        return false;
+                    }
+                }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
             }
         }

@@ -188,6 +188,9 @@ pub struct StageStats {
     pub records: u64,
     /// Events written.
     pub events: u64,
+    /// Events the spool did not take because it closed at shutdown while full (block
+    /// policy): their sources were not acknowledged and read them again at the next start.
+    pub unspooled: u64,
 }
 
 /// How often the first-seen baseline is saved while it changes.
@@ -256,7 +259,9 @@ pub fn run_stage(
         // A source waiting for its ack gets it once its events are out of our hands (in
         // the kernel's for a file, on disk for the spool); without one waiting, a spool
         // batch lingers to fill up.
-        sink.flush(!st.acks.is_empty())?;
+        if let Err(e) = sink.flush(!st.acks.is_empty()) {
+            return stopped_unspooled(st, sink, e);
+        }
         st.run_acks();
         st.save_baseline(false);
     }
@@ -266,8 +271,26 @@ pub fn run_stage(
         d.flush();
     }
     st.drain(sink);
-    sink.flush(true)?;
+    if let Err(e) = sink.flush(true) {
+        return stopped_unspooled(st, sink, e);
+    }
     st.run_acks();
+    st.save_baseline(true);
+    Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
+}
+
+/// The stage's end when the sink failed: a spool closed at shutdown is a clean stop (the
+/// acknowledgements not given make the sources read those records again at the next
+/// start; nothing is lost), anything else the error.
+fn stopped_unspooled(
+    mut st: Stage,
+    sink: &Sink,
+    e: io::Error,
+) -> io::Result<(StageStats, Option<DedupMetrics>)> {
+    let Some(n) = sink.unspooled_at_close() else {
+        return Err(e);
+    };
+    st.stats.unspooled = n;
     st.save_baseline(true);
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }

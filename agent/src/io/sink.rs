@@ -12,7 +12,7 @@ use vedette_schemas::ocsf::{Event, Text};
 use vedette_schemas::wire::Watermark;
 
 use super::clock;
-use super::spool::Spool;
+use super::spool::{Spool, SpoolError};
 use crate::core::batcher::{BatchConfig, Batcher};
 use crate::core::output::write_json_line;
 
@@ -37,6 +37,8 @@ struct SpoolSink {
     now_ms: i64,
     /// An append that failed inside `write_event`, reported by the next `flush`.
     failed: Option<io::Error>,
+    /// Events of batches the spool refused because it was closed.
+    unspooled: u64,
 }
 
 impl SpoolSink {
@@ -51,6 +53,11 @@ impl SpoolSink {
             return Ok(());
         };
         self.spool.append(&b).map_err(|e| {
+            if matches!(e, SpoolError::Closed) {
+                // Shutting down with the spool full: these events go unspooled, their
+                // sources unacknowledged (read again at the next start).
+                self.unspooled += u64::from(b.header.events);
+            }
             io::Error::other(format!(
                 "spooling batch {seq} ({} events): {e}",
                 b.header.events
@@ -97,6 +104,7 @@ impl Sink {
             line: Vec::with_capacity(4096),
             now_ms: clock::now_ms(),
             failed: None,
+            unspooled: 0,
         })))
     }
 
@@ -163,6 +171,17 @@ impl Sink {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// For a spool closed at shutdown (under the block policy, while full): the events
+    /// it did not take, counting those still in the open batch. `None` otherwise.
+    pub fn unspooled_at_close(&self) -> Option<u64> {
+        match &self.target {
+            Target::Spool(s) if s.spool.is_closed() => {
+                Some(s.unspooled + u64::from(s.batcher.events()))
+            }
+            _ => None,
+        }
     }
 
     /// Writes what is buffered. Once this returns, a kill of the agent no longer loses
