@@ -930,6 +930,8 @@ fn commit_in(
                 }
             }
         }
+        // The id of the last row stored (read before any other insert can move it).
+        let last_id = tx.last_insert_rowid();
         let mut count = tx.prepare_cached(
             "INSERT INTO class_counts (tenant, class_uid, events) VALUES (?1, ?2, ?3) \
              ON CONFLICT (tenant, class_uid) DO UPDATE SET events = events + excluded.events",
@@ -945,7 +947,7 @@ fn commit_in(
                     .execute([chunk])?;
             } else {
                 tx.prepare_cached("UPDATE chunks SET first_id = ?2, last_id = ?3 WHERE id = ?1")?
-                    .execute(params![chunk, first_id, tx.last_insert_rowid()])?;
+                    .execute(params![chunk, first_id, last_id])?;
                 let mut post = tx.prepare_cached(
                     "INSERT OR IGNORE INTO postings (tenant, field, value, last_time, \
                      first_time, chunk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
