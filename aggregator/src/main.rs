@@ -93,8 +93,8 @@ enum Cmd {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Stored events with a class, host, user or address, newest first, one JSON object
-    /// per line.
+    /// Stored events, newest first, one JSON object per line: all of them in the time
+    /// range, or those with a class, host, user or address.
     Events {
         #[command(flatten)]
         state: StateArgs,
@@ -112,9 +112,9 @@ enum Cmd {
     },
 }
 
-/// What `events` looks for: exactly one of these.
+/// What `events` looks for: at most one of these (none: every event).
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 struct SearchKey {
     /// An OCSF class_uid (e.g. 3002, Authentication).
     #[arg(long)]
@@ -259,11 +259,11 @@ fn main() -> anyhow::Result<()> {
             limit,
         } => {
             let key = match (&key.class, &key.host, &key.user, &key.ip) {
-                (Some(c), ..) => Key::Class(*c),
-                (_, Some(h), ..) => Key::Device(h),
-                (_, _, Some(u), _) => Key::User(u),
-                (.., Some(ip)) => Key::Ip(ip),
-                _ => bail!("give one of --class, --host, --user, --ip"),
+                (Some(c), ..) => Some(Key::Class(*c)),
+                (_, Some(h), ..) => Some(Key::Device(h)),
+                (_, _, Some(u), _) => Some(Key::User(u)),
+                (.., Some(ip)) => Some(Key::Ip(ip)),
+                _ => None,
             };
             let from_ms = match &since {
                 None => i64::MIN,
@@ -273,7 +273,11 @@ fn main() -> anyhow::Result<()> {
                 },
             };
             let store = open_store(&state.dir()?, Synchronous::Full)?;
-            for e in store.find(&tenant, &key, from_ms, i64::MAX, limit)? {
+            let found = match &key {
+                Some(key) => store.find(&tenant, key, from_ms, i64::MAX, limit)?,
+                None => store.latest(&tenant, from_ms, i64::MAX, limit)?,
+            };
+            for e in found {
                 println!("{e}");
             }
         }

@@ -29,7 +29,7 @@ fn cli_uids(args: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn events_by_class_host_user_and_address_are_what_a_scan_finds_newest_first() {
+fn events_by_time_class_host_user_and_address_are_what_a_scan_finds_newest_first() {
     let scratch = Scratch::new("ship-search");
     let agg = RunningAggregator::start(&scratch, "agg");
     let dir = scratch.path("agent");
@@ -133,6 +133,11 @@ fn events_by_class_host_user_and_address_are_what_a_scan_finds_newest_first() {
         );
         searched += want.len();
     }
+    // No key: every event, newest first.
+    assert_eq!(
+        cli_uids(&["events", "--state-dir", state, "--limit", "7"]),
+        expect(&|_| true, 7)
+    );
     assert!(
         searched > 20,
         "too little found to test anything: {searched}"

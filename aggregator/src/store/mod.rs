@@ -131,6 +131,16 @@ pub trait EventStore: Send {
     /// One event of a tenant by `metadata.uid`, as stored (with the certificate's tenant).
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError>;
 
+    /// The latest `limit` events of a tenant with a time in `[from_ms, to_ms]`, whatever
+    /// they are, newest first (ties: the later stored first), as JSON.
+    fn latest(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
+
     /// The latest `limit` events of a tenant with `key` (a class, a host, a user, or an
     /// address on either side) and a time in `[from_ms, to_ms]`, newest first (ties: the
     /// later stored first), as JSON.

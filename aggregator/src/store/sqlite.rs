@@ -519,6 +519,27 @@ impl EventStore for SqliteStore {
         }
     }
 
+    fn latest(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        // The (tenant, time_ms) index, read backwards from `to_ms`.
+        let places = self
+            .conn
+            .prepare_cached(
+                "SELECT chunk, line FROM events WHERE tenant = ?1 AND time_ms BETWEEN ?2 AND ?3 \
+                 ORDER BY time_ms DESC, id DESC LIMIT ?4",
+            )?
+            .query_map(params![tenant, from_ms, to_ms, sat(limit as u64)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.documents(&places)
+    }
+
     fn find(
         &self,
         tenant: &str,

@@ -836,6 +836,31 @@ fn every_search_answers_what_a_scan_of_all_events_answers() {
             }
         }
     }
+    // Every event in a time range, whatever it is.
+    for (from, to) in [(i64::MIN, i64::MAX), (2_000, 6_000), (9, 3)] {
+        for limit in [1, 7, 10_000] {
+            let mut want: Vec<(i64, usize)> = all
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e["time"].as_i64().unwrap(), i))
+                .filter(|(t, _)| (from..=to).contains(t))
+                .collect();
+            want.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
+            want.truncate(limit);
+            let want: Vec<&str> = want
+                .iter()
+                .map(|&(_, i)| all[i]["metadata"]["uid"].as_str().unwrap())
+                .collect();
+            let got = s.latest("acme", from, to, limit).unwrap();
+            assert_eq!(uids(&got), want, "all in [{from}, {to}], limit {limit}");
+            checked += want.len();
+        }
+    }
+    assert!(
+        s.latest("other", i64::MIN, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         checked > 1_000,
         "the searches found too little to test: {checked}"
