@@ -142,7 +142,8 @@ fn events_by_time_class_host_user_and_address_are_what_a_scan_finds_newest_first
         searched > 20,
         "too little found to test anything: {searched}"
     );
-    // Nothing for an address nobody named, and a time window before every event is empty.
+    // Nothing for an address nobody named; a window reaching before every event changes
+    // nothing.
     assert!(cli_uids(&["events", "--state-dir", state, "--ip", "192.0.2.254"]).is_empty());
     let c = classes[0].to_string();
     assert_eq!(

@@ -800,36 +800,35 @@ fn every_search_answers_what_a_scan_of_all_events_answers() {
     keys.extend(hosts.iter().map(|h| Key::Device(h)));
     keys.extend(users.iter().map(|u| Key::User(u)));
     keys.extend(ips.iter().map(|i| Key::Ip(i)));
+    // The brute-force answer: the uids of the `limit` newest of `all` (time, then the
+    // later stored) that `hit` and lie in `[from, to]`.
+    let newest = |hit: &dyn Fn(&Value) -> bool, from: i64, to: i64, limit: usize| {
+        let mut v: Vec<(i64, usize)> = all
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e["time"].as_i64().unwrap(), i))
+            .filter(|&(t, i)| (from..=to).contains(&t) && hit(&all[i]))
+            .collect();
+        v.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
+        v.truncate(limit);
+        v.iter()
+            .map(|&(_, i)| all[i]["metadata"]["uid"].as_str().unwrap())
+            .collect::<Vec<&str>>()
+    };
     let mut checked = 0;
     for key in &keys {
+        let hit = |e: &Value| match key {
+            Key::Class(c) => e["class_uid"] == json!(c),
+            Key::Device(h) => text(e, &["device", "hostname"]).as_deref() == Some(h),
+            Key::User(u) => text(e, &["user", "name"]).as_deref() == Some(u),
+            Key::Ip(ip) => {
+                text(e, &["src_endpoint", "ip"]).as_deref() == Some(ip)
+                    || text(e, &["dst_endpoint", "ip"]).as_deref() == Some(ip)
+            }
+        };
         for (from, to) in [(i64::MIN, i64::MAX), (2_000, 6_000), (5_000, 5_100), (9, 3)] {
             for limit in [1, 5, 50, 10_000] {
-                let mut want: Vec<(i64, usize)> = all
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| {
-                        let t = e["time"].as_i64().unwrap();
-                        let hit = match key {
-                            Key::Class(c) => e["class_uid"] == json!(c),
-                            Key::Device(h) => {
-                                text(e, &["device", "hostname"]).as_deref() == Some(h)
-                            }
-                            Key::User(u) => text(e, &["user", "name"]).as_deref() == Some(u),
-                            Key::Ip(ip) => {
-                                text(e, &["src_endpoint", "ip"]).as_deref() == Some(ip)
-                                    || text(e, &["dst_endpoint", "ip"]).as_deref() == Some(ip)
-                            }
-                        };
-                        hit && (from..=to).contains(&t)
-                    })
-                    .map(|(i, e)| (e["time"].as_i64().unwrap(), i))
-                    .collect();
-                want.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
-                want.truncate(limit);
-                let want: Vec<&str> = want
-                    .iter()
-                    .map(|&(_, i)| all[i]["metadata"]["uid"].as_str().unwrap())
-                    .collect();
+                let want = newest(&hit, from, to, limit);
                 let got = s.find("acme", key, from, to, limit).unwrap();
                 assert_eq!(uids(&got), want, "{key:?} in [{from}, {to}], limit {limit}");
                 checked += want.len();
@@ -839,18 +838,7 @@ fn every_search_answers_what_a_scan_of_all_events_answers() {
     // Every event in a time range, whatever it is.
     for (from, to) in [(i64::MIN, i64::MAX), (2_000, 6_000), (9, 3)] {
         for limit in [1, 7, 10_000] {
-            let mut want: Vec<(i64, usize)> = all
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (e["time"].as_i64().unwrap(), i))
-                .filter(|(t, _)| (from..=to).contains(t))
-                .collect();
-            want.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
-            want.truncate(limit);
-            let want: Vec<&str> = want
-                .iter()
-                .map(|&(_, i)| all[i]["metadata"]["uid"].as_str().unwrap())
-                .collect();
+            let want = newest(&|_| true, from, to, limit);
             let got = s.latest("acme", from, to, limit).unwrap();
             assert_eq!(uids(&got), want, "all in [{from}, {to}], limit {limit}");
             checked += want.len();
