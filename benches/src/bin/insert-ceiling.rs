@@ -5,12 +5,11 @@
 //!
 //! `insert-ceiling EVENTS.ndjson DB [BATCH_EVENTS]`
 
-use std::io::BufRead;
 use std::time::Instant;
 
-use vedette_aggregator::core::ingest::{Decoder, Peer, encode_batch};
 use vedette_aggregator::store::EventStore;
 use vedette_aggregator::store::sqlite::{SqliteConfig, SqliteStore};
+use vedette_benches::{bench_peer, decoded_batches};
 
 #[expect(
     clippy::disallowed_methods,
@@ -22,24 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: insert-ceiling EVENTS.ndjson DB [BATCH_EVENTS]".into());
     };
     let per_batch: usize = rest.first().map_or(Ok(1000), |s| s.parse())?;
-    let mut events = Vec::new();
-    for line in std::io::BufReader::new(std::fs::File::open(ndjson)?).lines() {
-        let line = line?;
-        if !line.trim().is_empty() {
-            events.push(serde_json::from_str::<serde_json::Value>(&line)?);
-        }
-    }
-    let peer = Peer {
-        agent_id: "agt-0000000000000001".into(),
-        tenant: "default".into(),
-    };
-    let mut decoder = Decoder::new()?;
-    let mut batches = Vec::new();
-    for (i, chunk) in events.chunks(per_batch).enumerate() {
-        let (header, payload) = encode_batch(&peer.agent_id, 1, i as u64 + 1, chunk, Vec::new(), 0);
-        let decoded = decoder.decode(&header, &payload, &peer)?;
-        batches.push((header, decoded));
-    }
+    let peer = bench_peer();
+    let batches = decoded_batches(ndjson, per_batch)?;
     let _ignored = std::fs::remove_file(db);
     let mut store = SqliteStore::open(db, SqliteConfig::default())?;
     let start = Instant::now();

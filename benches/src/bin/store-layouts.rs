@@ -14,12 +14,12 @@
 //! - UID `seq` (the agent's uids, ordered per source), `hash` (a 128-bit hash of it, as
 //!   uids were before), or `none` (no unique index).
 
-use std::io::BufRead;
 use std::time::Instant;
 
 use rusqlite::{Connection, params};
-use vedette_aggregator::core::ingest::{DecodedBatch, Decoder, Peer, encode_batch};
+use vedette_aggregator::core::ingest::{DecodedBatch, Peer};
 use vedette_aggregator::core::postings::{Key, postings};
+use vedette_benches::{bench_peer, decoded_batches};
 
 const INDEXES: [(char, &str); 5] = [
     ('t', "CREATE INDEX events_time ON events (tenant, time_ms)"),
@@ -183,26 +183,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [_, ndjson, dir, layouts] = &args[..] else {
         return Err("usage: store-layouts EVENTS.ndjson DIR LAYOUT[,LAYOUT...]".into());
     };
-    let mut events = Vec::new();
-    for line in std::io::BufReader::new(std::fs::File::open(ndjson)?).lines() {
-        let line = line?;
-        if !line.trim().is_empty() {
-            events.push(serde_json::from_str::<serde_json::Value>(&line)?);
-        }
-    }
-    let peer = Peer {
-        agent_id: "agt-0000000000000001".into(),
-        tenant: "default".into(),
-    };
-    let mut decoder = Decoder::new()?;
+    let peer = bench_peer();
     let mut batches = Vec::new();
-    for (i, chunk) in events.chunks(1000).enumerate() {
-        let (header, payload) = encode_batch(&peer.agent_id, 1, i as u64 + 1, chunk, Vec::new(), 0);
-        let decoded = decoder.decode(&header, &payload, &peer)?;
+    for (_, decoded) in decoded_batches(ndjson, 1000)? {
         let text = zstd::bulk::decompress(&decoded.chunk.data, decoded.chunk.raw_len as usize)?;
         batches.push((text, decoded));
     }
-    drop(events);
     for layout in layouts.split(',') {
         let db = format!("{dir}/{layout}.db");
         let (rows, secs) = run(&db, layout, &batches, &peer)?;
