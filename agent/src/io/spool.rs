@@ -278,8 +278,8 @@ struct Inner {
 pub struct Spool {
     dir: PathBuf,
     cfg: SpoolConfig,
-    epoch: u64,
-    /// The state as last written but for its high-water mark (which lives in `Inner`).
+    /// The state as last written but for its high-water mark (which lives in `Inner`):
+    /// the epoch new batches take, the boot, the earlier epochs.
     state: SpoolState,
     inner: Mutex<Inner>,
     /// Signalled when space may have been freed, and at close.
@@ -295,7 +295,7 @@ impl fmt::Debug for Spool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spool")
             .field("dir", &self.dir)
-            .field("epoch", &self.epoch)
+            .field("epoch", &self.state.epoch)
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
     }
@@ -456,7 +456,6 @@ impl Spool {
             state.boot = Some(boot.to_owned());
             changed = true;
         }
-        let epoch = state.epoch;
         let hwm = state.hwm;
         let acks_path = dir.join(ACKS);
         let acked: std::collections::HashSet<u64> = match fs::read(&acks_path) {
@@ -578,8 +577,7 @@ impl Spool {
         let spool = Self {
             dir: dir.to_path_buf(),
             cfg,
-            epoch,
-            state: state.clone(),
+            state,
             inner: Mutex::new(inner),
             space: Condvar::new(),
             unsent: Notify::new(),
@@ -591,7 +589,7 @@ impl Spool {
 
     /// The spool's epoch: batches carry it with their seq.
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.state.epoch
     }
 
     /// The state to write with high-water mark `hwm`.
