@@ -169,7 +169,7 @@ pub fn accounts(data: &[u8]) {
     );
     for name in passwd.lines().filter_map(|l| l.split(':').next()).take(4) {
         ev.user = Some(vedette_schemas::ocsf::User {
-            name: Some(name.to_owned().into()),
+            name: Some(name.into()),
             ..Default::default()
         });
         db.apply(&mut ev);

@@ -366,8 +366,8 @@ impl Normalizer {
                 .clone(),
         });
         md.log_format = env.format.map(|f| f.name().into());
-        md.original_time = env.timestamp.map(|s| s.to_owned().into());
-        md.log_provider = env.app.map(|s| s.to_owned().into());
+        md.original_time = env.timestamp.map(|s| s.into());
+        md.log_provider = env.app.map(|s| s.into());
         md.log_level = env
             .severity()
             .map(|s| SEVERITY_NAMES[usize::from(s)].into());
@@ -388,8 +388,8 @@ impl Normalizer {
             (host, _) => {
                 let host = host.unwrap_or(&self.cfg.reporter_hostname);
                 Device {
-                    hostname: Some(host.to_owned().into()),
-                    ip: super::text::is_ip(host).then(|| host.to_owned().into()),
+                    hostname: Some(host.into()),
+                    ip: super::text::is_ip(host).then(|| host.into()),
                     type_id: Some(0),
                     r#type: Some("Unknown".into()),
                     ..Device::default()
@@ -403,7 +403,7 @@ impl Normalizer {
             ev.actor = Some(Actor {
                 process: Some(Box::new(Process {
                     pid: Some(pid),
-                    name: Some(app.to_owned().into()),
+                    name: Some(app.into()),
                     ..Process::default()
                 })),
                 ..Actor::default()
@@ -419,7 +419,7 @@ impl Normalizer {
                     .into(),
             );
         }
-        ev.raw_data = Some(raw.to_owned().into());
+        ev.raw_data = Some(raw.into());
         if env.format != Some(Format::Plain) {
             let sd = (!env.sd.is_empty()).then(|| {
                 env.sd
@@ -440,8 +440,8 @@ impl Normalizer {
                     facility: env.facility(),
                     severity: env.severity(),
                     version: env.version,
-                    procid: env.procid.map(|s| s.to_owned().into()),
-                    msgid: env.msgid.map(|s| s.to_owned().into()),
+                    procid: env.procid.map(|s| s.into()),
+                    msgid: env.msgid.map(|s| s.into()),
                     structured_data: sd,
                 }),
                 ..Unmapped::default()
@@ -565,7 +565,7 @@ mod tests;
 /// Records the peer that sent a record as `metadata.loggers[0]`.
 fn md_loggers(ev: &mut Event, listener: &str, peer: IpAddr, received_ms: i64) {
     ev.metadata.loggers = Some(vec![Logger {
-        name: Some(listener.to_owned().into()),
+        name: Some(listener.into()),
         device: Some(Device {
             ip: Some(peer.to_string().into()),
             type_id: Some(0),

@@ -100,7 +100,7 @@ impl Sink {
             spool,
             agent_id: agent_id.to_owned(),
             // Leaked once per sink: every event then clones a borrowed str, not a String.
-            tenant: Text::Borrowed(Box::leak(tenant.to_owned().into_boxed_str())),
+            tenant: Text::const_new(Box::leak(tenant.to_owned().into_boxed_str())),
             line: Vec::with_capacity(4096),
             now_ms: clock::now_ms(),
             failed: None,

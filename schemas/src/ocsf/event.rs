@@ -257,7 +257,7 @@ impl Event {
             time,
             timezone_offset: None,
             metadata: Metadata {
-                version: Some(Text::Borrowed(super::OCSF_VERSION)),
+                version: Some(Text::const_new(super::OCSF_VERSION)),
                 product: Some(product),
                 ..Metadata::default()
             },
@@ -342,11 +342,10 @@ impl Event {
             .get_or_insert_with(VedetteNotes::default);
         match &mut notes.parse_error {
             Some(e) => {
-                let e = e.to_mut();
                 e.push_str("; ");
                 e.push_str(why.as_ref());
             }
-            None => notes.parse_error = Some(Text::Owned(why.as_ref().to_owned())),
+            None => notes.parse_error = Some(Text::from(why.as_ref())),
         }
     }
 
@@ -354,7 +353,7 @@ impl Event {
     pub fn add_profile(&mut self, name: &'static str) {
         let p = self.metadata.profiles.get_or_insert_with(Vec::new);
         if !p.iter().any(|x| x == name) {
-            p.push(Text::Borrowed(name));
+            p.push(Text::const_new(name));
         }
     }
 }

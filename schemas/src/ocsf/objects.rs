@@ -85,9 +85,11 @@ macro_rules! ocsf_object {
     };
 }
 
-/// Text in an event: constants (captions, schema names) are borrowed, values read from a
-/// record are owned, so building an event allocates only for what the record said.
-pub type Text = Cow<'static, str>;
+/// Text in an event: constants (captions, schema names) are borrowed (`Text::const_new`),
+/// values read from a record up to 24 bytes (names, addresses, ports, pids) are held inline,
+/// so building an event allocates only for the long strings a record said (the message, the
+/// raw line).
+pub type Text = compact_str::CompactString;
 
 /// Text shared by many events (the source's name, the agent's host name): cloning it bumps
 /// a reference count instead of copying the string. Reads, compares and serializes as a
@@ -765,9 +767,9 @@ impl Observable {
     /// An observable of `kind` at attribute path `name`.
     pub fn new(name: &'static str, kind: ObservableType, value: Text) -> Self {
         Self {
-            name: Some(Cow::Borrowed(name)),
+            name: Some(Text::const_new(name)),
             type_id: Some(kind.id()),
-            r#type: Some(Cow::Borrowed(kind.caption())),
+            r#type: Some(Text::const_new(kind.caption())),
             value: Some(value),
         }
     }
@@ -777,7 +779,7 @@ impl User {
     /// A user known by name.
     pub fn named(name: &str) -> Self {
         Self {
-            name: Some(Cow::Owned(name.to_owned())),
+            name: Some(Text::from(name)),
             ..Self::default()
         }
     }
@@ -787,7 +789,7 @@ impl Endpoint {
     /// An endpoint known by IP address, with an optional port.
     pub fn ip(ip: &str, port: Option<u16>) -> Self {
         Self {
-            ip: Some(Cow::Owned(ip.to_owned())),
+            ip: Some(Text::from(ip)),
             port,
             ..Self::default()
         }

@@ -8,11 +8,11 @@ fn auth(user: &str, ip: &str, t: i64) -> Box<Event> {
     let mut ev = Box::new(Event::new(Class::Authentication, 1, t, Product::default()));
     ev.header.status = Some(Status::Failure);
     ev.user = Some(User {
-        name: Some(user.to_owned().into()),
+        name: Some(user.into()),
         ..User::default()
     });
     ev.src_endpoint = Some(Endpoint {
-        ip: Some(ip.to_owned().into()),
+        ip: Some(ip.into()),
         ..Endpoint::default()
     });
     ev.metadata.uid = Some(format!("uid-{t}").into());

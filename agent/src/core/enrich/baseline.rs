@@ -146,11 +146,11 @@ mod tests {
     fn logon(user: &str, ip: &str, t: i64) -> Event {
         let mut ev = Event::new(Class::Authentication, 1, t, Product::default());
         ev.user = Some(User {
-            name: Some(user.to_owned().into()),
+            name: Some(user.into()),
             ..User::default()
         });
         ev.src_endpoint = Some(Endpoint {
-            ip: Some(ip.to_owned().into()),
+            ip: Some(ip.into()),
             ..Endpoint::default()
         });
         ev.device = Some(Device {

@@ -69,7 +69,7 @@ pub fn fill(p: &mut Process, info: &ProcInfo) {
         });
         if f.path.is_none() {
             f.path = Some(exe.clone().into());
-            f.name = exe.rsplit('/').next().map(|n| n.to_owned().into());
+            f.name = exe.rsplit('/').next().map(|n| n.into());
         }
     }
     if p.parent_process.is_none()
@@ -79,7 +79,7 @@ pub fn fill(p: &mut Process, info: &ProcInfo) {
             pid: Some(ppid),
             file: info.parent_exe.as_ref().map(|exe| File {
                 path: Some(exe.clone().into()),
-                name: exe.rsplit('/').next().map(|n| n.to_owned().into()),
+                name: exe.rsplit('/').next().map(|n| n.into()),
                 type_id: Some(1),
                 r#type: Some("Regular File".into()),
                 ..File::default()

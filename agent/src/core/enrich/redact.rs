@@ -4,8 +4,6 @@
 //! agent's key), everywhere in the event, `raw_data` included: the same secret still
 //! correlates across events and hosts of one key, but is never shipped in clear.
 
-use std::borrow::Cow;
-
 use regex::Regex;
 use ring::hmac;
 use vedette_schemas::ocsf::{Class, Event, Status, Text};
@@ -197,7 +195,7 @@ fn replace_in(text: &mut Option<Text>, pairs: &[(String, String)]) {
             v = v.replace(s.as_str(), h);
         }
     }
-    *t = Cow::Owned(v);
+    *t = Text::from(v);
 }
 
 fn replace_json(v: &mut serde_json::Value, pairs: &[(String, String)]) {

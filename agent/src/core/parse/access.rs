@@ -142,7 +142,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         if ev.metadata.original_time.is_none() {
             ev.time = ms;
             ev.timezone_offset = Some(off);
-            ev.metadata.original_time = Some(msg[open + 1..close].to_owned().into());
+            ev.metadata.original_time = Some(msg[open + 1..close].into());
         } else {
             // Relayed through syslog: `time` stays the envelope's, as for every record with
             // one; the request's own time is kept beside it.
@@ -172,7 +172,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         Endpoint::ip(client, None)
     } else {
         Endpoint {
-            hostname: Some(client.to_owned().into()),
+            hostname: Some(client.into()),
             ..Endpoint::default()
         }
     });
@@ -182,22 +182,22 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let mut req = HttpRequest::default();
     if valid_method && target.is_some() {
         let target = target.unwrap_or("");
-        req.http_method = Some(method.to_owned().into());
+        req.http_method = Some(method.into());
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
         req.url = Some(Url {
-            url_string: Some(target.to_owned().into()),
-            path: Some(path.to_owned().into()),
-            query_string: query.map(|s| s.to_owned().into()),
+            url_string: Some(target.into()),
+            path: Some(path.into()),
+            query_string: query.map(|s| s.into()),
             ..Url::default()
         });
-        req.version = version.map(|s| s.to_owned().into());
+        req.version = version.map(|s| s.into());
     } else if let Some(r) = dash(request) {
         // Scanners send TLS handshakes and garbage to HTTP ports: keep what was sent.
         req.url = Some(Url {
-            url_string: Some(r.to_owned().into()),
+            url_string: Some(r.into()),
             ..Url::default()
         });
         ev.note_parse_error("access log: request line is not METHOD TARGET VERSION");
@@ -209,9 +209,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         .map_or("", |(_, r)| r)
         .trim_start();
     if let Some((referrer, rest)) = quoted(rest) {
-        req.referrer = dash(referrer).map(|s| s.to_owned().into());
+        req.referrer = dash(referrer).map(|s| s.into());
         if let Some((agent, extra)) = quoted(rest.trim_start()) {
-            req.user_agent = dash(agent).map(|s| s.to_owned().into());
+            req.user_agent = dash(agent).map(|s| s.into());
             let extra = extra.trim();
             if !extra.is_empty() {
                 ev.unmapped_set("http_access", "extra", extra.to_owned());

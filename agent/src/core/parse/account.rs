@@ -37,7 +37,7 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         };
         change(ev, CREATE, "account.user_created", name);
         if let Some(u) = ev.user.as_mut() {
-            u.uid = field(rest, "UID").map(|s| s.to_owned().into());
+            u.uid = field(rest, "UID").map(|s| s.into());
         }
         for key in ["GID", "home", "shell", "from"] {
             if let Some(v) = field(rest, key) {
@@ -159,7 +159,7 @@ fn membership(ev: &mut Event, added: bool, user: &str, group: &str) {
     change(ev, OTHER, event_code, user);
     if let Some(u) = ev.user.as_mut() {
         u.groups = Some(vec![Group {
-            name: Some(group.to_owned().into()),
+            name: Some(group.into()),
             uid: None,
         }]);
     }
@@ -177,8 +177,8 @@ fn group_change(ev: &mut Event, event_code: &'static str, name: &str, gid: Optio
     set_class(ev, Class::AccountChange, activity, Status::Success);
     code(ev, "account", event_code);
     ev.user = Some(User {
-        name: Some(name.to_owned().into()),
-        uid: gid.map(|s| s.to_owned().into()),
+        name: Some(name.into()),
+        uid: gid.map(|s| s.into()),
         type_id: Some(99),
         r#type: Some("Group".into()),
         ..User::default()

@@ -156,14 +156,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         let activity = super::access::http_activity_id(method);
         set_class(ev, Class::HttpActivity, activity, status);
         ev.http_request = Some(Box::new(HttpRequest {
-            http_method: Some(method)
-                .filter(|m| !m.is_empty())
-                .map(|m| m.to_owned().into()),
+            http_method: Some(method).filter(|m| !m.is_empty()).map(|m| m.into()),
             url: get("request").map(|r| Url {
-                url_string: Some(r.to_owned().into()),
+                url_string: Some(r.into()),
                 ..Url::default()
             }),
-            user_agent: get("requestClientApplication").map(|s| s.to_owned().into()),
+            user_agent: get("requestClientApplication").map(|s| s.into()),
             ..HttpRequest::default()
         }));
         ev.src_endpoint = src;
@@ -210,7 +208,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.message = Some(h[5].clone().into());
     }
     if let Some(m) = get("msg") {
-        ev.status_detail = Some(m.to_owned().into());
+        ev.status_detail = Some(m.into());
     }
     let mut cef = Map::new();
     for (k, v) in [
@@ -245,12 +243,10 @@ fn endpoint(
     mac: Option<&str>,
 ) -> Option<Endpoint> {
     let e = Endpoint {
-        ip: ip
-            .filter(|i| crate::core::text::is_ip(i))
-            .map(|i| i.to_owned().into()),
+        ip: ip.filter(|i| crate::core::text::is_ip(i)).map(|i| i.into()),
         port: port.and_then(|p| p.parse().ok()),
-        hostname: host.map(|s| s.to_owned().into()),
-        mac: mac.map(|s| s.to_owned().into()),
+        hostname: host.map(|s| s.into()),
+        mac: mac.map(|s| s.into()),
         ..Endpoint::default()
     };
     (e.ip.is_some() || e.hostname.is_some()).then_some(e)

@@ -133,7 +133,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             Some(user),
             None,
         );
-        ev.status_detail = Some(reason.to_owned().into());
+        ev.status_detail = Some(reason.into());
         return Parsed::Yes;
     }
     Parsed::No

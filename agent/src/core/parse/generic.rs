@@ -28,7 +28,7 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         code(ev, "syslog", "generic.auth_failure");
         ev.src_endpoint = Some(Endpoint::ip(ip, None));
         ev.is_remote = Some(true);
-        ev.status_detail = Some(msg.to_owned().into());
+        ev.status_detail = Some(msg.into());
         return Parsed::Yes;
     }
     if let Some(ip) = ip_after(msg, "connection from ") {

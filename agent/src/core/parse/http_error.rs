@@ -44,7 +44,7 @@ fn own_time(ev: &mut Event, ctx: &TimeContext, text: &str, civil: Civil) {
     {
         ev.time = t.ms;
         ev.timezone_offset = Some(t.offset_min);
-        ev.metadata.original_time = Some(Text::Owned(text.to_owned()));
+        ev.metadata.original_time = Some(Text::from(text));
     }
 }
 
@@ -58,7 +58,7 @@ fn set_process(ev: &mut Event, name: &'static str, pid: Option<i64>, tid: Option
         .get_or_insert_with(|| Box::new(Process::default()));
     p.pid = pid;
     p.tid = tid;
-    p.name.get_or_insert(Text::Borrowed(name));
+    p.name.get_or_insert(Text::const_new(name));
 }
 
 fn peer(client: &str) -> Endpoint {
@@ -66,7 +66,7 @@ fn peer(client: &str) -> Endpoint {
         Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
         _ if is_ip(client) => Endpoint::ip(client, None),
         _ => Endpoint {
-            hostname: Some(Text::Owned(client.to_owned())),
+            hostname: Some(Text::from(client)),
             ..Endpoint::default()
         },
     }
@@ -78,10 +78,10 @@ fn url(target: &str, host: Option<&str>) -> Url {
         None => (target, None),
     };
     Url {
-        url_string: Some(Text::Owned(target.to_owned())),
-        path: Some(Text::Owned(path.to_owned())),
-        query_string: query.map(|q| Text::Owned(q.to_owned())),
-        hostname: host.map(|h| Text::Owned(h.to_owned())),
+        url_string: Some(Text::from(target)),
+        path: Some(Text::from(path)),
+        query_string: query.map(Text::from),
+        hostname: host.map(Text::from),
         ..Url::default()
     }
 }
@@ -102,7 +102,7 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     code(ev, "http_error", "nginx.error");
     let civil = Civil::new(y, mo, d, t, 0);
     own_time(ev, ctx, &msg[..19], civil);
-    ev.metadata.log_level = Some(Text::Owned(level.to_owned()));
+    ev.metadata.log_level = Some(Text::from(level));
     let mut rest = msg[close + 1..].trim_start();
     // `PID#TID: *CID `
     if let Some((ids, after)) = rest.split_once(": ")
@@ -130,7 +130,7 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
             None => v.split(',').next().unwrap_or("").trim(),
         })
     };
-    ev.status_detail = Some(Text::Owned(text.to_owned()));
+    ev.status_detail = Some(Text::from(text));
     if let Some(server) = field(", server: ") {
         ev.unmapped_set("http_error", "server", server.to_owned());
     }
@@ -154,9 +154,9 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
             );
             ev.src_endpoint = Some(peer(client));
             ev.http_request = Some(Box::new(HttpRequest {
-                http_method: Some(Text::Owned(method.to_owned())),
+                http_method: Some(Text::from(method)),
                 url: target.map(|t| url(t, field(", host: "))),
-                version: version.map(|v| Text::Owned(v.to_owned())),
+                version: version.map(Text::from),
                 ..HttpRequest::default()
             }));
             // `user "foo" was not found in "/etc/nginx/.htpasswd"` (basic auth).
@@ -209,7 +209,7 @@ fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
                 ev.unmapped_set("http_error", "module", module.to_owned());
             }
             level = lvl;
-            ev.metadata.log_level = Some(Text::Owned(lvl.to_owned()));
+            ev.metadata.log_level = Some(Text::from(lvl));
         }
         rest = inner[end + 1..].trim_start();
     }
@@ -240,7 +240,7 @@ fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
         ev.unmapped_set("http_error", "code", c.to_owned());
         rest = after;
     }
-    ev.status_detail = Some(Text::Owned(rest.to_owned()));
+    ev.status_detail = Some(Text::from(rest));
     let status = if failed(level) {
         Status::Failure
     } else {

@@ -29,7 +29,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     code(ev, "kernel", "kernel.segfault");
     ev.process = Some(Box::new(Process {
         pid: Some(pid),
-        name: Some(name.to_owned().into()),
+        name: Some(name.into()),
         ..Process::default()
     }));
     ev.actor = Some(Actor {

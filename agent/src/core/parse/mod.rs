@@ -118,12 +118,12 @@ pub(crate) fn auth(
 ) {
     set_class(ev, Class::Authentication, activity, status);
     ev.service = Some(Service {
-        name: Some(service.to_owned().into()),
+        name: Some(service.into()),
     });
     ev.user = Some(match user.filter(|u| !u.is_empty()) {
         Some(u) => User::named(u),
         None => User {
-            name: Some(UNKNOWN_USER.to_owned().into()),
+            name: Some(UNKNOWN_USER.into()),
             type_id: Some(0),
             r#type: Some("Unknown".into()),
             ..User::default()
@@ -157,6 +157,6 @@ pub(crate) fn set_class(ev: &mut Event, class: Class, activity: u8, status: Stat
 
 /// Sets `metadata.event_code` and `metadata.log_name`.
 pub(crate) fn code(ev: &mut Event, log_name: &'static str, event_code: impl Into<Text>) {
-    ev.metadata.log_name = Some(Text::Borrowed(log_name));
+    ev.metadata.log_name = Some(Text::const_new(log_name));
     ev.metadata.event_code = Some(event_code.into());
 }

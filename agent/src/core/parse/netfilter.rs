@@ -144,18 +144,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         ev.disposition = Some("Allowed".into());
     }
     let port = |v: Option<&str>| v.and_then(|p| p.parse::<u16>().ok());
-    let nonempty = |v: Option<&str>| {
-        v.filter(|v| !v.is_empty())
-            .map(|v| Text::Owned(v.to_owned()))
-    };
+    let nonempty = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(Text::from);
     let src = Endpoint {
         ip: nonempty(m.src),
         port: port(m.spt),
         interface_name: nonempty(m.in_if),
-        mac: m
-            .mac
-            .and_then(source_mac)
-            .map(|s| Text::Owned(s.to_owned())),
+        mac: m.mac.and_then(source_mac).map(Text::from),
         ..Endpoint::default()
     };
     let dst = Endpoint {
@@ -195,9 +189,9 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     ev.connection_info = Some(Box::new(ConnectionInfo {
         protocol_num: num,
         protocol_name: Some(if name.is_empty() {
-            Text::Owned(proto.to_ascii_lowercase())
+            Text::from(proto.to_ascii_lowercase())
         } else {
-            Text::Borrowed(name)
+            Text::const_new(name)
         })
         .filter(|s| !s.is_empty()),
         direction_id: Some(dir_id),
@@ -213,7 +207,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         if let Some(((ms, off), i)) = found {
             ev.time = ms;
             ev.timezone_offset = Some(off);
-            ev.metadata.original_time = Some(prefix[i..i + 26].to_owned().into());
+            ev.metadata.original_time = Some(prefix[i..i + 26].into());
         }
     }
     // What has no OCSF place goes under unmapped.netfilter (keys sorted, as the map
@@ -298,20 +292,20 @@ pub fn parse_filterlog(msg: &str, ev: &mut Event) -> Parsed {
     };
     let inbound = direction == "in";
     ev.src_endpoint = Some(Endpoint {
-        ip: Some(src.to_owned().into()),
+        ip: Some(src.into()),
         port: port(ports),
-        interface_name: inbound.then(|| iface.to_owned().into()),
+        interface_name: inbound.then(|| iface.into()),
         ..Endpoint::default()
     });
     ev.dst_endpoint = Some(Endpoint {
-        ip: Some(dst.to_owned().into()),
+        ip: Some(dst.into()),
         port: port(ports + 1),
-        interface_name: (!inbound).then(|| iface.to_owned().into()),
+        interface_name: (!inbound).then(|| iface.into()),
         ..Endpoint::default()
     });
     ev.connection_info = Some(Box::new(ConnectionInfo {
         protocol_num: proto_id.parse().ok(),
-        protocol_name: Some(proto.to_owned().into()),
+        protocol_name: Some(proto.into()),
         direction_id: Some(if inbound { 1 } else { 2 }),
         direction: Some(if inbound { "Inbound" } else { "Outbound" }.into()),
         tcp_flags: None,

@@ -82,17 +82,15 @@ fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
             let (name, uid) = name_uid(target);
             auth(ev, activity, Status::Success, service, Some(name));
             if let (Some(u), Some(uid)) = (ev.user.as_mut(), uid) {
-                u.uid = Some(uid.to_owned().into());
+                u.uid = Some(uid.into());
             }
             code(ev, "pam", event_code);
             if let Some(by) = by {
                 let (by_name, by_uid) = name_uid(by);
                 let actor = ev.actor.get_or_insert_with(Default::default);
                 actor.user = Some(User {
-                    name: Some(by_name)
-                        .filter(|n| !n.is_empty())
-                        .map(|n| n.to_owned().into()),
-                    uid: by_uid.map(|s| s.to_owned().into()),
+                    name: Some(by_name).filter(|n| !n.is_empty()).map(|n| n.into()),
+                    uid: by_uid.map(|s| s.into()),
                     ..User::default()
                 })
                 .filter(|u| u.name.is_some() || u.uid.is_some());
@@ -111,12 +109,12 @@ fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
         let user = rest.split_whitespace().next();
         auth(ev, 1, Status::Failure, service, user);
         code(ev, "pam", "pam.tally");
-        ev.status_detail = Some(body.to_owned().into());
+        ev.status_detail = Some(body.into());
         return Parsed::Yes;
     }
     if kind == "auth" && body.contains("failure") {
         failure(ev, service, body, remote, "pam.auth_failure");
-        ev.status_detail = Some(body.to_owned().into());
+        ev.status_detail = Some(body.into());
         return Parsed::Yes;
     }
     Parsed::No
@@ -139,7 +137,7 @@ fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: 
             Endpoint::ip(rhost, None)
         } else {
             Endpoint {
-                hostname: Some(rhost.to_owned().into()),
+                hostname: Some(rhost.into()),
                 ..Endpoint::default()
             }
         });

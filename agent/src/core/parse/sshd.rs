@@ -78,10 +78,10 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             let name = msg.split_whitespace().find(|w| {
                 w.contains('.') && !w.contains(ip) && !w.starts_with('[') && !w.starts_with('(')
             });
-            src.hostname = name.filter(|n| !is_ip(n)).map(|s| s.to_owned().into());
+            src.hostname = name.filter(|n| !is_ip(n)).map(|s| s.into());
         }
         ev.src_endpoint = Some(src);
-        ev.status_detail = Some(msg.to_owned().into());
+        ev.status_detail = Some(msg.into());
         return Parsed::Yes;
     }
     code(ev, "sshd", "sshd.other");
@@ -153,7 +153,7 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
                 "sshd.preauth_disconnect"
             };
             login(ev, LOGON, Status::Failure, code_, Some(user), Some(peer));
-            ev.status_detail = Some(reason.to_owned().into());
+            ev.status_detail = Some(reason.into());
             return Parsed::Yes;
         }
     }
@@ -228,7 +228,7 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         }
         ev.status_detail = Some(reason.trim())
             .filter(|s| !s.is_empty())
-            .map(|s| s.to_owned().into());
+            .map(|s| s.into());
         return Parsed::Yes;
     }
     Parsed::No
@@ -264,7 +264,7 @@ fn method_line(
     }
     let proto = method.split('/').next().unwrap_or(method);
     ev.auth_protocol_id = Some(99);
-    ev.auth_protocol = Some(proto.to_owned().into());
+    ev.auth_protocol = Some(proto.into());
     // `{verb} {method}[ for invalid user]`, concatenated without the formatting machinery.
     let mut detail = String::with_capacity(verb.len() + method.len() + 18);
     detail.push_str(verb);
@@ -346,7 +346,7 @@ fn fail(
     detail: &str,
 ) -> Parsed {
     login(ev, LOGON, Status::Failure, event_code, user, peer);
-    ev.status_detail = Some(detail.to_owned().into());
+    ev.status_detail = Some(detail.into());
     Parsed::Yes
 }
 

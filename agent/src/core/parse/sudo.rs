@@ -83,7 +83,7 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
                 "sudo.auth_failure"
             };
             code(ev, "sudo", event_code);
-            ev.status_detail = Some(reason.to_owned().into());
+            ev.status_detail = Some(reason.into());
             if let Some(cmd) = f.command {
                 ev.unmapped_set("sudo", "command", cmd.to_owned());
             }
@@ -114,19 +114,19 @@ fn launch(
         // The command runs as a child of the logged sudo pid and its own pid is not
         // logged, so the process is identified by this event's uid (OCSF needs pid or uid).
         uid: ev.metadata.uid.clone(),
-        name: Some(basename(exe).to_owned().into()),
-        cmd_line: Some(cmd.to_owned().into()),
+        name: Some(basename(exe).into()),
+        cmd_line: Some(cmd.into()),
         file: Some(File {
-            name: Some(basename(exe).to_owned().into()),
-            path: Some(exe.to_owned().into()),
+            name: Some(basename(exe).into()),
+            path: Some(exe.into()),
             type_id: Some(1),
             r#type: Some("Regular File".into()),
             ..File::default()
         }),
         user: Some(User::named(target)),
-        working_directory: pwd.map(|s| s.to_owned().into()),
+        working_directory: pwd.map(|s| s.into()),
         session: tty.map(|t| Session {
-            terminal: Some(t.to_owned().into()),
+            terminal: Some(t.into()),
             ..Session::default()
         }),
         parent_process: sudo_process,
@@ -185,7 +185,7 @@ pub fn parse_su(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
         name: Some("su".into()),
         user: Some(User::named(target)),
         session: tty.map(|t| Session {
-            terminal: Some(t.to_owned().into()),
+            terminal: Some(t.into()),
             ..Session::default()
         }),
         ..Process::default()
@@ -240,7 +240,7 @@ pub fn parse_pkexec(msg: &str, ev: &mut Event) -> Parsed {
     );
     if !ok {
         let detail = rest.split(" [USER=").next().unwrap_or(rest);
-        ev.status_detail = Some(detail.to_owned().into());
+        ev.status_detail = Some(detail.into());
     }
     Parsed::Yes
 }

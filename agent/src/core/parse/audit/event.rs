@@ -41,8 +41,8 @@ fn user_of(uid: Option<&str>, name: Option<&str>) -> Option<User> {
         name.filter(|n| !n.is_empty() && *n != "?" && *n != "unset" && !n.starts_with("unknown("));
     let uid = uid.filter(|u| *u != "4294967295" && *u != "-1");
     (uid.is_some() || name.is_some()).then(|| User {
-        uid: uid.map(|s| s.to_owned().into()),
-        name: name.map(|s| s.to_owned().into()),
+        uid: uid.map(|s| s.into()),
+        name: name.map(|s| s.into()),
         ..User::default()
     })
 }
@@ -243,10 +243,10 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                 p.cmd_line = Some(args.join(" ").into());
             }
         } else if let Some(t) = find("PROCTITLE").and_then(|r| r.get("proctitle")) {
-            p.cmd_line = Some(t.to_owned().into());
+            p.cmd_line = Some(t.into());
         }
         if let Some(cwd) = find("CWD").and_then(|r| r.get("cwd")) {
-            p.working_directory = Some(cwd.to_owned().into());
+            p.working_directory = Some(cwd.into());
         }
         let actor = Actor {
             user: user_of(
@@ -305,9 +305,7 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                 path: Some(full.into()),
                 type_id: Some(if is_dir { 2 } else { 1 }),
                 r#type: Some(if is_dir { "Folder" } else { "Regular File" }.into()),
-                uid: target
-                    .and_then(|r| r.get("inode"))
-                    .map(|s| s.to_owned().into()),
+                uid: target.and_then(|r| r.get("inode")).map(|s| s.into()),
                 ..File::default()
             }));
             let p = process_of(sc);
@@ -375,12 +373,12 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                 ev.is_remote = Some(true);
             } else if let Some(h) = first.get("hostname").filter(|h| !h.is_empty() && *h != "?") {
                 ev.src_endpoint = Some(Endpoint {
-                    hostname: Some(h.to_owned().into()),
+                    hostname: Some(h.into()),
                     ..Endpoint::default()
                 });
             }
             if let Some(op) = first.get("op") {
-                ev.status_detail = Some(op.to_owned().into());
+                ev.status_detail = Some(op.into());
             }
             if let Some(t) = first.get("terminal") {
                 ev.unmapped_set("auditd", "terminal", t.to_owned());
@@ -405,7 +403,7 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                     });
                 }
                 if let Some(op) = first.get("op") {
-                    ev.status_detail = Some(op.to_owned().into());
+                    ev.status_detail = Some(op.into());
                 }
             }
         }
@@ -424,10 +422,10 @@ fn process_of(sc: &AuditRecord) -> Process {
     let parent = num(sc.get("ppid")).map(|ppid| {
         Box::new(Process {
             pid: Some(ppid),
-            name: sc.get("parent_comm").map(|s| s.to_owned().into()),
+            name: sc.get("parent_comm").map(|s| s.into()),
             file: sc.get("parent_exe").map(|e| File {
-                name: Some(basename(e).to_owned().into()),
-                path: Some(e.to_owned().into()),
+                name: Some(basename(e).into()),
+                path: Some(e.into()),
                 type_id: Some(1),
                 r#type: Some("Regular File".into()),
                 ..File::default()
@@ -439,10 +437,10 @@ fn process_of(sc: &AuditRecord) -> Process {
     let ses = sc.get("ses").filter(|s| *s != "4294967295");
     Process {
         pid: num(sc.get("pid")),
-        name: comm.map(|s| s.to_owned().into()),
+        name: comm.map(|s| s.into()),
         file: exe.map(|e| File {
-            name: Some(basename(e).to_owned().into()),
-            path: Some(e.to_owned().into()),
+            name: Some(basename(e).into()),
+            path: Some(e.into()),
             type_id: Some(1),
             r#type: Some("Regular File".into()),
             ..File::default()
@@ -453,8 +451,8 @@ fn process_of(sc: &AuditRecord) -> Process {
         euid: num(sc.get("euid")),
         egid: num(sc.get("egid")),
         session: (tty.is_some() || ses.is_some()).then(|| Session {
-            uid: ses.map(|s| s.to_owned().into()),
-            terminal: tty.map(|s| s.to_owned().into()),
+            uid: ses.map(|s| s.into()),
+            terminal: tty.map(|s| s.into()),
             ..Session::default()
         }),
         ..Process::default()

@@ -138,7 +138,7 @@ impl Joiner {
         let raw = base
             .raw_data
             .take()
-            .map(std::borrow::Cow::into_owned)
+            .map(vedette_schemas::ocsf::Text::into_string)
             .unwrap_or_default();
         match pos {
             Some(p) => {
