@@ -19,3 +19,4 @@ pub mod sink;
 pub mod spool;
 pub mod syslog;
 pub mod tail;
+pub mod writer;
