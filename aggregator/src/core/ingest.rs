@@ -342,7 +342,7 @@ impl Decoder {
         // Lines rewritten (tenant set), by index: none in the common case.
         let mut rewritten: Vec<(usize, Vec<u8>)> = Vec::new();
         if !body.is_empty() {
-            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            for (i, line) in split_lines(body).enumerate() {
                 let bad = |reason: String| IngestError::BadLine {
                     line: i + 1,
                     reason,
@@ -391,7 +391,7 @@ impl Decoder {
     ) -> Result<Chunk, IngestError> {
         self.json.clear();
         let mut next = rewritten.iter().peekable();
-        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        for (i, line) in split_lines(body).enumerate() {
             match next.next_if(|(at, _)| *at == i) {
                 Some((_, json)) => self.json.extend_from_slice(json),
                 None => self.json.extend_from_slice(line),
@@ -413,6 +413,19 @@ impl Decoder {
             data,
         })
     }
+}
+
+/// The lines of `body` (split at every LF, as `split` would), found with memchr: a byte
+/// loop over every line's ~2 KB was a tenth of decoding.
+fn split_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .chain(std::iter::once(body.len()))
+        .map(move |end| {
+            let line = &body[start..end];
+            start = end + 1;
+            line
+        })
 }
 
 /// One event to one row and its rewritten line; `Err` says what is wrong with it.
