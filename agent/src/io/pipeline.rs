@@ -16,13 +16,14 @@ use super::clock;
 use super::hostfacts::HostWatcher;
 use super::procfs::ProcReader;
 use super::sink::Sink;
-use super::writer::Output;
+use super::writer::{Chunk, Item, Writer};
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
 use crate::core::enrich::baseline::Baseline;
 use crate::core::enrich::host::AssetTags;
 use crate::core::enrich::maintenance::{self, MaintenanceWindow};
 use crate::core::enrich::process;
 use crate::core::enrich::redact::{RedactConfig, Redactor};
+use crate::core::output::write_json_line;
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
 use std::path::PathBuf;
@@ -197,14 +198,19 @@ pub struct StageStats {
 /// How often the first-seen baseline is saved while it changes.
 const BASELINE_SAVE_MS: i64 = 10_000;
 
-/// Events taken before the stage stops taking queued batches to write them out (about
-/// 256 KiB of JSON).
+/// Events taken before the stage stops taking queued batches and hands the acknowledgements
+/// to the writer (about 256 KiB of JSON).
 const CHUNK_EVENTS: usize = 150;
+
+/// JSON handed to the writer at a time: small enough that what is held at once (one chunk
+/// being written, one queued, one being filled) stays a few hundred KiB, large enough that
+/// handing over costs nothing per event.
+const STREAM_BYTES: usize = 128 * 1024;
 
 /// Runs the stage on the calling thread until every sender of `rx` is gone, then flushes
 /// what joined events and dedup windows still hold (end of input) and returns. `rt` drives
 /// the channel and the timeouts. `dedup` folds repeats on arrival time when given. Events
-/// go to `sink` as [`Output`] decides (the spool through a writer thread).
+/// are written to `sink` by a thread of its own ([`Writer`]).
 pub fn run_stage(
     mut rx: mpsc::Receiver<StageMsg>,
     norm: Normalizer,
@@ -212,8 +218,13 @@ pub fn run_stage(
     sink: Sink,
     rt: &tokio::runtime::Handle,
 ) -> io::Result<(StageStats, Option<DedupMetrics>)> {
+    let tenant = sink.tenant();
+    let writer = Writer::start(sink)?;
     let mut st = Stage {
-        out: Output::new(sink)?,
+        out: writer.chunk(),
+        writer,
+        tenant,
+        failed: false,
         norm,
         dedup: edge.dedup.map(Dedup::new),
         redactor: edge.redaction.map(|c| Redactor::new(c, &edge.key)),
@@ -233,7 +244,6 @@ pub fn run_stage(
         let due = [
             st.norm.poll_timeout(),
             st.dedup.as_ref().and_then(Dedup::poll_timeout),
-            st.out.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -279,7 +289,7 @@ pub fn run_stage(
         return stopped(st);
     }
     st.save_baseline(true);
-    let end = st.out.finish();
+    let end = st.writer.finish();
     if let Some(e) = end.error {
         return match end.unspooled {
             Some(n) => {
@@ -296,13 +306,15 @@ pub fn run_stage(
 /// acknowledgements not given make the sources read those records again at the next
 /// start; nothing is lost), anything else the error.
 fn stopped(mut st: Stage) -> io::Result<(StageStats, Option<DedupMetrics>)> {
-    let end = st.out.finish();
+    // What the stage holds was never handed over: its sources are not acknowledged either.
+    let held = st.out.events() as u64;
+    let end = st.writer.finish();
     let Some(n) = end.unspooled else {
         return Err(end
             .error
             .unwrap_or_else(|| io::Error::other("the writer stopped")));
     };
-    st.stats.unspooled = n;
+    st.stats.unspooled = n + held;
     st.save_baseline(true);
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
@@ -344,8 +356,14 @@ struct Stage {
     baseline_saved: i64,
     local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
-    /// Where events go.
-    out: Output,
+    /// Writes the events on its own thread.
+    writer: Writer,
+    /// Stamped on every event (`metadata.tenant_uid`), when the sink says one.
+    tenant: Option<vedette_schemas::ocsf::Text>,
+    /// The writer failed: the stage stops.
+    failed: bool,
+    /// What goes to the writer next.
+    out: Chunk,
     out_events: usize,
     stats: StageStats,
 }
@@ -370,7 +388,7 @@ impl Stage {
         self.stats.batches += 1;
         self.stats.records += batch.len() as u64;
         if let Some(w) = batch.watermark() {
-            self.out.note(w);
+            self.out.items.push(Item::Note(w));
         }
         for (bytes, rx) in batch.records() {
             match batch.kind {
@@ -461,17 +479,38 @@ impl Stage {
     }
 
     fn push(&mut self, mut ev: Box<vedette_schemas::ocsf::Event>) {
-        self.out.push(&mut ev);
+        if let Some(t) = &self.tenant {
+            ev.metadata.tenant_uid = Some(t.clone());
+        }
+        write_json_line(&ev, &mut self.out.buf);
+        self.out.items.push(Item::Event {
+            end: self.out.buf.len(),
+            time: ev.time,
+        });
         self.out_events += 1;
         self.stats.events += 1;
+        if self.out.buf.len() >= STREAM_BYTES && !self.failed {
+            let next = self.writer.chunk();
+            self.failed = !self.writer.send(std::mem::replace(&mut self.out, next));
+        }
     }
 
-    /// Writes out what was pushed and acknowledges the batches it completes once written
-    /// (`force`: cut the spool's open batch, at the end). False when the sink has failed.
+    /// Hands the chunk and the acknowledgements it completes to the writer (`force`: cut
+    /// the spool's open batch, at the end). False when the writer has failed.
     fn hand_over(&mut self, force: bool) -> bool {
-        let acks = self.acks_with_floors();
+        if self.failed {
+            return false;
+        }
+        if self.out.is_empty() && self.acks.is_empty() && !force {
+            self.failed = self.writer.failed();
+            return !self.failed;
+        }
+        self.out.acks = self.acks_with_floors();
+        self.out.force = force;
         self.out_events = 0;
-        self.out.hand_over(acks, force)
+        let next = self.writer.chunk();
+        self.failed = !self.writer.send(std::mem::replace(&mut self.out, next));
+        !self.failed
     }
 
     /// The batches taken since the last chunk, each with the earliest position of its

@@ -8,13 +8,12 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use vedette_schemas::ocsf::{Event, Text};
+use vedette_schemas::ocsf::Text;
 use vedette_schemas::wire::Watermark;
 
 use super::clock;
 use super::spool::{Spool, SpoolError};
 use crate::core::batcher::{BatchConfig, Batcher};
-use crate::core::output::write_json_line;
 
 /// The output stream.
 #[derive(Debug)]
@@ -31,8 +30,6 @@ struct SpoolSink {
     spool: Arc<Spool>,
     agent_id: String,
     tenant: Text,
-    /// Scratch for [`Sink::write_event`].
-    line: Vec<u8>,
     /// The time at the last input batch or flush: when an open batch started lingering
     /// needs no finer clock, and none is read per event.
     now_ms: i64,
@@ -102,7 +99,6 @@ impl Sink {
             agent_id: agent_id.to_owned(),
             // Leaked once per sink: every event then clones a borrowed str, not a String.
             tenant: Text::const_new(Box::leak(tenant.to_owned().into_boxed_str())),
-            line: Vec::new(),
             now_ms: clock::now_ms(),
             failed: None,
             unspooled: 0,
@@ -124,28 +120,6 @@ impl Sink {
         match &self.target {
             Target::Spool(s) => Some(s.tenant.clone()),
             _ => None,
-        }
-    }
-
-    /// Whether it is the spool.
-    pub fn is_spool(&self) -> bool {
-        matches!(self.target, Target::Spool(_))
-    }
-
-    /// Buffers one event (stamped with the spool's tenant first).
-    pub fn write_event(&mut self, ev: &mut Event) {
-        match &mut self.target {
-            Target::Spool(s) => {
-                ev.metadata.tenant_uid = Some(s.tenant.clone());
-                s.line.clear();
-                write_json_line(ev, &mut s.line);
-                let line = std::mem::take(&mut s.line);
-                self.write_line(&line, ev.time);
-                if let Target::Spool(s) = &mut self.target {
-                    s.line = line;
-                }
-            }
-            _ => write_json_line(ev, &mut self.buf),
         }
     }
 

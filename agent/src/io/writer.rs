@@ -1,14 +1,7 @@
-//! Where the stage's events go ([`Output`]): straight into the sink on the stage's thread
-//! for a file or stdout, or, for the spool, to a writer thread that gathers them into
-//! batches, compresses them with zstd (about as costly per event as normalizing) and
-//! appends them, so the stage's thread normalizes the next records meanwhile, and a full
-//! spool does not stall it before the bounded queue fills.
-//!
-//! For a file or stdout the thread does not pay: measured beside rsyslog
-//! (`benches/peer-contender.sh`, 1M events, 3 runs each, same sitting), handing the JSON to
-//! a writer thread left the file scenario at 147k events/s and cost TCP 5424 10 % of its
-//! rate (137k vs 152k events/s, 5.74 vs 4.81 us of CPU per event): writing a chunk into
-//! buffers the other core just read costs the stage more than the write syscall it saves.
+//! The writer thread of `vedette-agent run`: the events' JSON goes to the sink (written to a
+//! file or stdout, or gathered into spool batches, compressed with zstd and appended) on a
+//! thread of its own, so the stage's thread normalizes the next records meanwhile, and a
+//! write stalled by the kernel (dirty pages being flushed, a full spool) does not stall it.
 //!
 //! The stage serializes events itself and hands over bytes: an event is built and freed on
 //! one thread, in one core's cache; only its JSON, written once and read once front to back,
@@ -28,13 +21,11 @@ use std::sync::mpsc::{
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use vedette_schemas::ocsf::Event;
 use vedette_schemas::wire::Watermark;
 
 use super::clock;
 use super::pipeline::Ack;
 use super::sink::Sink;
-use crate::core::output::write_json_line;
 
 /// What a chunk holds besides bytes, in order.
 #[derive(Debug)]
@@ -188,150 +179,6 @@ impl Drop for Writer {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ignored = t.join();
-        }
-    }
-}
-
-/// JSON handed to the writer thread at a time: small enough that what is held at once (one
-/// chunk being written, one queued, one being filled) stays a few hundred KiB, large enough
-/// that handing over costs nothing per event.
-const STREAM_BYTES: usize = 128 * 1024;
-
-/// Where the stage's events go.
-pub enum Output {
-    /// Written on the stage's thread (a file, stdout).
-    Direct {
-        /// The sink.
-        sink: Sink,
-        /// Its first failure; the stage stops at it.
-        error: Option<io::Error>,
-    },
-    /// Handed to the writer thread (the spool).
-    Thread {
-        /// The thread.
-        writer: Writer,
-        /// What goes to it next.
-        chunk: Chunk,
-        /// Stamped on every event (`metadata.tenant_uid`), as the sink says.
-        tenant: Option<vedette_schemas::ocsf::Text>,
-        /// The writer failed.
-        failed: bool,
-    },
-}
-
-impl Output {
-    /// The spool gets a writer thread; a file or stdout is written directly.
-    pub fn new(sink: Sink) -> io::Result<Self> {
-        if !sink.is_spool() {
-            return Ok(Self::Direct { sink, error: None });
-        }
-        let tenant = sink.tenant();
-        let writer = Writer::start(sink)?;
-        Ok(Self::Thread {
-            chunk: writer.chunk(),
-            writer,
-            tenant,
-            failed: false,
-        })
-    }
-
-    /// A range of a source's records was consumed (before the events it produced).
-    pub fn note(&mut self, w: Watermark) {
-        match self {
-            Self::Direct { sink, .. } => sink.note_records(w),
-            Self::Thread { chunk, .. } => chunk.items.push(Item::Note(w)),
-        }
-    }
-
-    /// One event.
-    pub fn push(&mut self, ev: &mut Event) {
-        match self {
-            Self::Direct { sink, .. } => sink.write_event(ev),
-            Self::Thread {
-                writer,
-                chunk,
-                tenant,
-                failed,
-            } => {
-                if let Some(t) = tenant {
-                    ev.metadata.tenant_uid = Some(t.clone());
-                }
-                write_json_line(ev, &mut chunk.buf);
-                chunk.items.push(Item::Event {
-                    end: chunk.buf.len(),
-                    time: ev.time,
-                });
-                if chunk.buf.len() >= STREAM_BYTES && !*failed {
-                    let next = writer.chunk();
-                    *failed = !writer.send(std::mem::replace(chunk, next));
-                }
-            }
-        }
-    }
-
-    /// Writes (or hands over) what was pushed, then acknowledges `acks` once it is out of
-    /// the agent's hands. `force`: cut the spool's open batch even if not due (also when
-    /// acknowledgements wait). False once the sink has failed: the stage stops.
-    pub fn hand_over(&mut self, acks: Vec<(Ack, Option<u64>)>, force: bool) -> bool {
-        match self {
-            Self::Direct { sink, error } => {
-                if error.is_some() {
-                    return false;
-                }
-                if let Err(e) = sink.flush(force || !acks.is_empty()) {
-                    *error = Some(e);
-                    return false;
-                }
-                for (ack, floor) in acks {
-                    ack(floor);
-                }
-                true
-            }
-            Self::Thread {
-                writer,
-                chunk,
-                failed,
-                ..
-            } => {
-                if *failed {
-                    return false;
-                }
-                if chunk.is_empty() && acks.is_empty() && !force {
-                    *failed = writer.failed();
-                    return !*failed;
-                }
-                chunk.acks = acks;
-                chunk.force = force;
-                let next = writer.chunk();
-                *failed = !writer.send(std::mem::replace(chunk, next));
-                !*failed
-            }
-        }
-    }
-
-    /// When something is due out even if no record arrives (a spool batch's linger, for a
-    /// spool written directly).
-    pub fn poll_timeout(&self) -> Option<i64> {
-        match self {
-            Self::Direct { sink, .. } => sink.poll_timeout(),
-            Self::Thread { .. } => None,
-        }
-    }
-
-    /// Waits for everything to be written, and how it ended. Events pushed but never
-    /// handed over count as unspooled when the spool closed.
-    pub fn finish(&mut self) -> WriterEnd {
-        match self {
-            Self::Direct { sink, error } => WriterEnd {
-                unspooled: error.as_ref().and_then(|_| sink.unspooled_at_close()),
-                error: error.take(),
-            },
-            Self::Thread { writer, chunk, .. } => {
-                let held = chunk.events() as u64;
-                let mut end = writer.finish();
-                end.unspooled = end.unspooled.map(|n| n + held);
-                end
-            }
         }
     }
 }
