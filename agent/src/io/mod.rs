@@ -19,4 +19,3 @@ pub mod sink;
 pub mod spool;
 pub mod syslog;
 pub mod tail;
-pub mod writer;

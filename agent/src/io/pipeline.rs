@@ -16,14 +16,12 @@ use super::clock;
 use super::hostfacts::HostWatcher;
 use super::procfs::ProcReader;
 use super::sink::Sink;
-use super::writer::{Chunk, Item, Writer};
 use crate::core::dedup::{Dedup, DedupConfig, Metrics as DedupMetrics};
 use crate::core::enrich::baseline::Baseline;
 use crate::core::enrich::host::AssetTags;
 use crate::core::enrich::maintenance::{self, MaintenanceWindow};
 use crate::core::enrich::process;
 use crate::core::enrich::redact::{RedactConfig, Redactor};
-use crate::core::output::write_json_line;
 use crate::core::time::TimeContext;
 use crate::core::{NormalizeConfig, Normalizer, Received, Source};
 use std::path::PathBuf;
@@ -198,33 +196,20 @@ pub struct StageStats {
 /// How often the first-seen baseline is saved while it changes.
 const BASELINE_SAVE_MS: i64 = 10_000;
 
-/// Events taken before the stage stops taking queued batches and hands the acknowledgements
-/// to the writer (about 256 KiB of JSON).
-const CHUNK_EVENTS: usize = 150;
-
-/// JSON handed to the writer at a time: small enough that what is held at once (one chunk
-/// being written, one queued, one being filled) stays a few hundred KiB, large enough that
-/// handing over costs nothing per event.
-const STREAM_BYTES: usize = 128 * 1024;
+/// Output written before the stage stops taking queued batches to flush.
+const FLUSH_BYTES: usize = 256 * 1024;
 
 /// Runs the stage on the calling thread until every sender of `rx` is gone, then flushes
 /// what joined events and dedup windows still hold (end of input) and returns. `rt` drives
-/// the channel and the timeouts. `dedup` folds repeats on arrival time when given. Events
-/// are written to `sink` by a thread of its own ([`Writer`]).
+/// the channel and the timeouts. `dedup` folds repeats on arrival time when given.
 pub fn run_stage(
     mut rx: mpsc::Receiver<StageMsg>,
     norm: Normalizer,
     edge: Edge,
-    sink: Sink,
+    sink: &mut Sink,
     rt: &tokio::runtime::Handle,
 ) -> io::Result<(StageStats, Option<DedupMetrics>)> {
-    let tenant = sink.tenant();
-    let writer = Writer::start(sink)?;
     let mut st = Stage {
-        out: writer.chunk(),
-        writer,
-        tenant,
-        failed: false,
         norm,
         dedup: edge.dedup.map(Dedup::new),
         redactor: edge.redaction.map(|c| Redactor::new(c, &edge.key)),
@@ -237,13 +222,13 @@ pub fn run_stage(
         baseline_saved: clock::now_ms(),
         local_host: edge.local_host,
         acks: Vec::new(),
-        out_events: 0,
         stats: StageStats::default(),
     };
     loop {
         let due = [
             st.norm.poll_timeout(),
             st.dedup.as_ref().and_then(Dedup::poll_timeout),
+            sink.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -257,15 +242,15 @@ pub fn run_stage(
         });
         match next {
             // A joined event or a dedup window is due.
-            None => st.timeout(clock::now_ms()),
+            None => st.timeout(clock::now_ms(), sink),
             // Every source has stopped.
             Some(None) => break,
             Some(Some(msg)) => {
-                st.take(msg);
-                // Whatever else is queued goes out in the same chunk.
-                while st.out_events < CHUNK_EVENTS {
+                st.take(msg, sink);
+                // Whatever else is queued goes out in the same write.
+                while sink.buffered() < FLUSH_BYTES {
                     match rx.try_recv() {
-                        Ok(msg) => st.take(msg),
+                        Ok(msg) => st.take(msg, sink),
                         Err(_) => break,
                     }
                 }
@@ -274,47 +259,38 @@ pub fn run_stage(
         // A source waiting for its ack gets it once its events are out of our hands (in
         // the kernel's for a file, on disk for the spool); without one waiting, a spool
         // batch lingers to fill up.
-        if !st.hand_over(false) {
-            return stopped(st);
+        if let Err(e) = sink.flush(!st.acks.is_empty()) {
+            return stopped_unspooled(st, sink, e);
         }
+        st.run_acks();
         st.save_baseline(false);
     }
     st.norm.finish();
-    st.drain();
+    st.drain(sink);
     if let Some(d) = &mut st.dedup {
         d.flush();
     }
-    st.drain();
-    if !st.hand_over(true) {
-        return stopped(st);
+    st.drain(sink);
+    if let Err(e) = sink.flush(true) {
+        return stopped_unspooled(st, sink, e);
     }
+    st.run_acks();
     st.save_baseline(true);
-    let end = st.writer.finish();
-    if let Some(e) = end.error {
-        return match end.unspooled {
-            Some(n) => {
-                st.stats.unspooled = n;
-                Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
-            }
-            None => Err(e),
-        };
-    }
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
 
-/// The stage's end when the writer failed: a spool closed at shutdown is a clean stop (the
+/// The stage's end when the sink failed: a spool closed at shutdown is a clean stop (the
 /// acknowledgements not given make the sources read those records again at the next
 /// start; nothing is lost), anything else the error.
-fn stopped(mut st: Stage) -> io::Result<(StageStats, Option<DedupMetrics>)> {
-    // What the stage holds was never handed over: its sources are not acknowledged either.
-    let held = st.out.events() as u64;
-    let end = st.writer.finish();
-    let Some(n) = end.unspooled else {
-        return Err(end
-            .error
-            .unwrap_or_else(|| io::Error::other("the writer stopped")));
+fn stopped_unspooled(
+    mut st: Stage,
+    sink: &Sink,
+    e: io::Error,
+) -> io::Result<(StageStats, Option<DedupMetrics>)> {
+    let Some(n) = sink.unspooled_at_close() else {
+        return Err(e);
     };
-    st.stats.unspooled = n + held;
+    st.stats.unspooled = n;
     st.save_baseline(true);
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
@@ -356,20 +332,11 @@ struct Stage {
     baseline_saved: i64,
     local_host: String,
     acks: Vec<(Ack, Arc<Source>)>,
-    /// Writes the events on its own thread.
-    writer: Writer,
-    /// Stamped on every event (`metadata.tenant_uid`), when the sink says one.
-    tenant: Option<vedette_schemas::ocsf::Text>,
-    /// The writer failed: the stage stops.
-    failed: bool,
-    /// What goes to the writer next.
-    out: Chunk,
-    out_events: usize,
     stats: StageStats,
 }
 
 impl Stage {
-    fn take(&mut self, msg: StageMsg) {
+    fn take(&mut self, msg: StageMsg, sink: &mut Sink) {
         let mut batch = match msg {
             StageMsg::Batch(b) => b,
             StageMsg::Reconfigure(cfg) => {
@@ -380,7 +347,7 @@ impl Stage {
                 if let Some(d) = &mut self.dedup {
                     d.flush();
                 }
-                self.drain();
+                self.drain(sink);
                 self.dedup = dcfg.map(Dedup::new);
                 return;
             }
@@ -388,7 +355,7 @@ impl Stage {
         self.stats.batches += 1;
         self.stats.records += batch.len() as u64;
         if let Some(w) = batch.watermark() {
-            self.out.items.push(Item::Note(w));
+            sink.note_records(w);
         }
         for (bytes, rx) in batch.records() {
             match batch.kind {
@@ -399,16 +366,16 @@ impl Stage {
         if let Some(ack) = batch.ack.take() {
             self.acks.push((ack, batch.source.clone()));
         }
-        self.drain();
+        self.drain(sink);
     }
 
-    fn timeout(&mut self, now_ms: i64) {
+    fn timeout(&mut self, now_ms: i64, sink: &mut Sink) {
         self.norm.handle_timeout(now_ms);
-        self.drain();
+        self.drain(sink);
         if let Some(d) = &mut self.dedup {
             d.handle_timeout(now_ms);
         }
-        self.drain();
+        self.drain(sink);
     }
 
     /// Saves the baseline when it changed, at most every [`BASELINE_SAVE_MS`] unless
@@ -432,8 +399,8 @@ impl Stage {
         }
     }
 
-    /// Moves finished events through dedup into the next chunk.
-    fn drain(&mut self) {
+    /// Moves finished events through dedup to the sink.
+    fn drain(&mut self, sink: &mut Sink) {
         let now_ms = if self.dedup.is_some() {
             clock::now_ms()
         } else {
@@ -469,63 +436,29 @@ impl Stage {
                 Some(d) => d.handle_event(now_ms, ev),
                 None => Some(ev),
             };
-            if let Some(ev) = ev {
-                self.push(ev);
+            if let Some(mut ev) = ev {
+                sink.write_event(&mut ev);
+                self.stats.events += 1;
             }
         }
-        while let Some(ev) = self.dedup.as_mut().and_then(Dedup::poll_event) {
-            self.push(ev);
+        if let Some(d) = &mut self.dedup {
+            while let Some(mut ev) = d.poll_event() {
+                sink.write_event(&mut ev);
+                self.stats.events += 1;
+            }
         }
     }
 
-    fn push(&mut self, mut ev: Box<vedette_schemas::ocsf::Event>) {
-        if let Some(t) = &self.tenant {
-            ev.metadata.tenant_uid = Some(t.clone());
-        }
-        write_json_line(&ev, &mut self.out.buf);
-        self.out.items.push(Item::Event {
-            end: self.out.buf.len(),
-            time: ev.time,
-        });
-        self.out_events += 1;
-        self.stats.events += 1;
-        if self.out.buf.len() >= STREAM_BYTES && !self.failed {
-            let next = self.writer.chunk();
-            self.failed = !self.writer.send(std::mem::replace(&mut self.out, next));
-        }
-    }
-
-    /// Hands the chunk and the acknowledgements it completes to the writer (`force`: cut
-    /// the spool's open batch, at the end). False when the writer has failed.
-    fn hand_over(&mut self, force: bool) -> bool {
-        if self.failed {
-            return false;
-        }
-        if self.out.is_empty() && self.acks.is_empty() && !force {
-            self.failed = self.writer.failed();
-            return !self.failed;
-        }
-        self.out.acks = self.acks_with_floors();
-        self.out.force = force;
-        self.out_events = 0;
-        let next = self.writer.chunk();
-        self.failed = !self.writer.send(std::mem::replace(&mut self.out, next));
-        !self.failed
-    }
-
-    /// The batches taken since the last chunk, each with the earliest position of its
-    /// source that the stage still holds (a pending auditd event, or a repeat inside a
-    /// dedup window): the writer acknowledges them once their events are written.
-    fn acks_with_floors(&mut self) -> Vec<(Ack, Option<u64>)> {
-        let mut out = Vec::with_capacity(self.acks.len());
+    /// Acknowledges the written batches, each with the earliest position of its source that
+    /// the stage still holds (a pending auditd event, or a repeat inside a dedup window).
+    fn run_acks(&mut self) {
         for (ack, src) in self.acks.drain(..) {
             let joined = self
                 .norm
                 .pending_floor(src.uid_key.as_ref().unwrap_or(&src.id));
             let folded = self.dedup.as_ref().and_then(|d| d.pending_floor(&src.id));
-            out.push((ack, joined.into_iter().chain(folded).min()));
+            ack(joined.into_iter().chain(folded).min());
         }
-        out
     }
 }
 

@@ -233,7 +233,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     // Filled once the listeners are up; heartbeats read it.
     let listener_stats: Arc<std::sync::OnceLock<Listeners>> = Arc::default();
     let mut shipping = None;
-    let sink = match cfg.output.clone().unwrap_or(Output::Stdout) {
+    let mut sink = match cfg.output.clone().unwrap_or(Output::Stdout) {
         Output::Stdout => Sink::stdout(),
         Output::File(p) => {
             Sink::file(&p).with_context(|| format!("opening the output {}", p.display()))?
@@ -326,7 +326,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     // and the journal read it again at the next start.
     let unblock = shipping.as_ref().map(|s| (s.spool.clone(), s.drain_ms));
     let control = rt.spawn(control(path.to_owned(), signals, sources, tx, unblock));
-    let staged = run_stage(rx, norm, edge, sink, rt.handle()).context("writing events");
+    let staged = run_stage(rx, norm, edge, &mut sink, rt.handle()).context("writing events");
     rt.block_on(control).context("the control task")?;
     let shipped = match shipping {
         None => None,

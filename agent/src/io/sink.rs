@@ -8,12 +8,13 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use vedette_schemas::ocsf::Text;
+use vedette_schemas::ocsf::{Event, Text};
 use vedette_schemas::wire::Watermark;
 
 use super::clock;
 use super::spool::{Spool, SpoolError};
 use crate::core::batcher::{BatchConfig, Batcher};
+use crate::core::output::write_json_line;
 
 /// The output stream.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ struct SpoolSink {
     spool: Arc<Spool>,
     agent_id: String,
     tenant: Text,
+    line: Vec<u8>,
     /// The time at the last input batch or flush: when an open batch started lingering
     /// needs no finer clock, and none is read per event.
     now_ms: i64,
@@ -99,6 +101,7 @@ impl Sink {
             agent_id: agent_id.to_owned(),
             // Leaked once per sink: every event then clones a borrowed str, not a String.
             tenant: Text::const_new(Box::leak(tenant.to_owned().into_boxed_str())),
+            line: Vec::with_capacity(4096),
             now_ms: clock::now_ms(),
             failed: None,
             unspooled: 0,
@@ -113,26 +116,20 @@ impl Sink {
         }
     }
 
-    /// The tenant to stamp on events before they are written (`metadata.tenant_uid`), for
-    /// the spool: the tenant its certificate says. The aggregator overwrites it anyway, so
-    /// the agent's word is a convenience, never trusted.
-    pub fn tenant(&self) -> Option<Text> {
-        match &self.target {
-            Target::Spool(s) => Some(s.tenant.clone()),
-            _ => None,
-        }
-    }
-
-    /// Buffers one event already written as a JSON line (tenant stamped), whose time is
-    /// `time_ms`.
-    pub fn write_line(&mut self, line: &[u8], time_ms: i64) {
+    /// Buffers one event.
+    pub fn write_event(&mut self, ev: &mut Event) {
         let Target::Spool(s) = &mut self.target else {
-            self.buf.extend_from_slice(line);
+            write_json_line(ev, &mut self.buf);
             return;
         };
+        // The tenant the certificate says; the aggregator overwrites it anyway, so the
+        // agent's word is a convenience, never trusted.
+        ev.metadata.tenant_uid = Some(s.tenant.clone());
+        s.line.clear();
+        write_json_line(ev, &mut s.line);
         let now = s.now_ms;
-        s.batcher.push_event(line, time_ms, now);
-        // Batches are cut when a source waits for its acknowledgement (`flush`), so that a
+        s.batcher.push_event(&s.line, ev.time, now);
+        // Batches are cut between the stage's input batches (see `buffered`), so that a
         // source range and its events travel in one spool batch; only a runaway input
         // batch (four times the size) is cut in the middle, to bound memory.
         let full = s.batcher.raw_len() >= 4 * s.batcher.config().max_bytes
@@ -159,6 +156,15 @@ impl Sink {
         match &self.target {
             Target::Spool(s) => s.batcher.poll_timeout(),
             _ => None,
+        }
+    }
+
+    /// Bytes buffered, not yet written (for the spool: in the open batch, which the
+    /// stage cuts once it passes the batch size, between its input batches).
+    pub fn buffered(&self) -> usize {
+        match &self.target {
+            Target::Spool(s) => s.batcher.raw_len(),
+            _ => self.buf.len(),
         }
     }
 
