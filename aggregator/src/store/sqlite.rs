@@ -53,9 +53,7 @@ use vedette_schemas::wire::{AckOutcome, BatchHeader};
 use super::{
     AgentInfo, AgentRecord, AgentState, EventStore, Gap, Registry, StoreError, TokenError,
 };
-#[cfg(doc)]
-use crate::core::ingest::Row;
-use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer};
+use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer, Row};
 use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
@@ -874,6 +872,55 @@ impl Registry for SqliteStore {
 #[cfg(test)]
 mod tests;
 
+/// Rows per multi-row `INSERT` of events (14 parameters each, well under SQLite's limit).
+const INSERT_GROUP: usize = 32;
+
+/// Parameters of one row of `events` in [`insert_events_sql`].
+const EVENT_COLUMNS: usize = 14;
+
+/// `INSERT OR IGNORE INTO events … VALUES (…), (…)` for `rows` rows.
+fn insert_events_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
+    format!(
+        "INSERT OR IGNORE INTO events (tenant, uid, time_ms, class_uid, type_uid, \
+         severity_id, device, device_ip, user, src_ip, dst_ip, count, chunk, line) VALUES {}",
+        vec![one; rows].join(", ")
+    )
+}
+
+/// Binds row `r` of a batch to the parameters of `stmt` after the first `at`.
+fn bind_event_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    at: usize,
+    tenant: &str,
+    r: &Row,
+    chunk: Option<i64>,
+    line: usize,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at + 1, tenant)?;
+    stmt.raw_bind_parameter(at + 2, UidKey::of(&r.uid))?;
+    stmt.raw_bind_parameter(at + 3, r.time_ms)?;
+    stmt.raw_bind_parameter(at + 4, r.class_uid)?;
+    stmt.raw_bind_parameter(at + 5, r.type_uid)?;
+    stmt.raw_bind_parameter(at + 6, r.severity_id)?;
+    stmt.raw_bind_parameter(at + 7, &r.device)?;
+    stmt.raw_bind_parameter(at + 8, &r.device_ip)?;
+    stmt.raw_bind_parameter(at + 9, &r.user)?;
+    stmt.raw_bind_parameter(at + 10, &r.src_ip)?;
+    stmt.raw_bind_parameter(at + 11, &r.dst_ip)?;
+    stmt.raw_bind_parameter(at + 12, sat(r.count))?;
+    stmt.raw_bind_parameter(at + 13, chunk)?;
+    stmt.raw_bind_parameter(at + 14, line as i64)
+}
+
+/// Adds `n` stored events of `class_uid`.
+fn count(per_class: &mut Vec<(u32, i64)>, class_uid: u32, n: i64) {
+    match per_class.iter_mut().find(|(c, _)| *c == class_uid) {
+        Some((_, k)) => *k += n,
+        None => per_class.push((class_uid, n)),
+    }
+}
+
 /// One batch inside `tx`: [`AckOutcome::Replay`] (nothing written) or what was stored.
 /// The caller commits.
 fn commit_in(
@@ -918,36 +965,48 @@ fn commit_in(
         let first_id: i64 = tx
             .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM events")?
             .query_row([], |r| r.get(0))?;
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (tenant, uid, time_ms, class_uid, type_uid, \
-                 severity_id, device, device_ip, user, src_ip, dst_ip, count, chunk, line) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?;
         // Stored events per class, for `class_counts` (a batch names a few classes).
         let mut per_class: Vec<(u32, i64)> = Vec::new();
-        for (line, r) in batch.rows.iter().enumerate() {
-            // 0 rows changed: `(tenant, uid)` is stored already.
-            let n = insert.execute(params![
-                peer.tenant,
-                UidKey::of(&r.uid),
-                r.time_ms,
-                r.class_uid,
-                r.type_uid,
-                r.severity_id,
-                r.device,
-                r.device_ip,
-                r.user,
-                r.src_ip,
-                r.dst_ip,
-                sat(r.count),
-                chunk,
-                line as i64,
-            ])?;
-            if n > 0 {
-                stored += 1;
-                match per_class.iter_mut().find(|(c, _)| *c == r.class_uid) {
-                    Some((_, k)) => *k += 1,
-                    None => per_class.push((r.class_uid, 1)),
+        // Rows go in groups of INSERT_GROUP per statement (the rest one by one): the
+        // per-statement work (step, reset, the program's prologue) was a large part of
+        // each row's cost on the store thread.
+        let mut many = tx.prepare_cached(&insert_events_sql(INSERT_GROUP))?;
+        let mut one = tx.prepare_cached(&insert_events_sql(1))?;
+        let (full, rest) = batch
+            .rows
+            .split_at(batch.rows.len() - batch.rows.len() % INSERT_GROUP);
+        let parts = full
+            .chunks(INSERT_GROUP)
+            .map(|p| (p, true))
+            .chain(rest.chunks(1).map(|p| (p, false)));
+        let mut line = 0usize;
+        let mut last_event_id = first_id - 1;
+        for (part, grouped) in parts {
+            let stmt = if grouped { &mut many } else { &mut one };
+            for (i, r) in part.iter().enumerate() {
+                bind_event_row(stmt, i * EVENT_COLUMNS, &peer.tenant, r, chunk, line + i)?;
+            }
+            // Rows whose `(tenant, uid)` is stored already are ignored.
+            let n = stmt.raw_execute()?;
+            line += part.len();
+            if n == 0 {
+                continue;
+            }
+            stored += n as u64;
+            let before = std::mem::replace(&mut last_event_id, tx.last_insert_rowid());
+            if n == part.len() {
+                for r in part {
+                    count(&mut per_class, r.class_uid, 1);
+                }
+            } else {
+                // Some were repeats: the rows stored took the ids after `before`.
+                let mut q = tx.prepare_cached(
+                    "SELECT class_uid, count(*) FROM events WHERE id > ?1 AND id <= ?2 \
+                     GROUP BY class_uid",
+                )?;
+                let mut found = q.query(params![before, last_event_id])?;
+                while let Some(row) = found.next()? {
+                    count(&mut per_class, row.get(0)?, row.get(1)?);
                 }
             }
         }

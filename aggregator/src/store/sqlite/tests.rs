@@ -854,3 +854,51 @@ fn every_search_answers_what_a_scan_of_all_events_answers() {
         "the searches found too little to test: {checked}"
     );
 }
+
+#[test]
+fn rows_inserted_in_groups_keep_their_lines_and_repeats_inside_a_group_count_right() {
+    let mut s = memory();
+    let ev = |i: usize| {
+        let mut e = event(&format!("g{i:03}"), i as i64);
+        if i % 2 == 1 {
+            e["class_uid"] = json!(4001);
+            e["type_uid"] = json!(400105);
+        }
+        e
+    };
+    // Every third first, then all 100: three full groups of 32 and 4 rows alone, with
+    // repeats inside every group, so stored rows and ignored ones alternate.
+    let first: Vec<Value> = (0..100).filter(|i| i % 3 == 0).map(ev).collect();
+    assert_eq!(send(&mut s, 1, &first, vec![]), stored(34, 0));
+    let all: Vec<Value> = (0..100).map(ev).collect();
+    assert_eq!(send(&mut s, 2, &all, vec![]), stored(66, 34));
+    let mut q = s
+        .conn
+        .prepare("SELECT class_uid, count(*) FROM events GROUP BY class_uid ORDER BY 1")
+        .unwrap();
+    let in_table: Vec<(u32, u64)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(q);
+    assert_eq!(in_table, [(3002, 50), (4001, 50)]);
+    assert_eq!(s.counts_by_class().unwrap(), in_table);
+    // Each row points at its own line of its chunk: every document read back is the event
+    // the row indexes.
+    let docs = s.latest("acme", i64::MIN, i64::MAX, 1000).unwrap();
+    let mut got: Vec<(String, i64)> = docs
+        .iter()
+        .map(|d| {
+            let uid = d["metadata"]["uid"].as_str().unwrap().to_owned();
+            (uid, d["time"].as_i64().unwrap())
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, i64)> = (0..100).map(|i| (format!("g{i:03}"), i)).collect();
+    assert_eq!(got, want);
+    let times: Vec<i64> = docs.iter().map(|d| d["time"].as_i64().unwrap()).collect();
+    let mut newest_first = times.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, newest_first);
+}
