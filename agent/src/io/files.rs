@@ -13,6 +13,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use tokio::sync::mpsc;
 
+use super::acks;
 use super::clock;
 use super::pipeline::{Batch, LiveSource, StageMsg};
 use super::tail::{ReadBackend, TailConfig, TailLine, Tailer};
@@ -33,10 +34,6 @@ const ROUND_BYTES: u64 = 64 * 1024;
 /// every acknowledged batch, so a crash of the agent repeats only what was in flight; a
 /// power loss may repeat up to this much more.
 const SYNC_EVERY_MS: i64 = 1000;
-/// How long a stopping tail waits for the stage to acknowledge what it sent.
-const DRAIN_WAIT: Duration = Duration::from_secs(30);
-/// How often a tail waiting for acknowledgements looks for a stop.
-const ACK_SLICE: Duration = Duration::from_millis(100);
 
 /// Whether the input was told to stop (its sender dropped).
 fn stop_asked(stop: &std_mpsc::Receiver<()>) -> bool {
@@ -143,17 +140,10 @@ impl Tail {
                 // At most MAX_IN_FLIGHT batches are unacknowledged: what a kill -9 can
                 // make the agent read twice.
                 while self.in_flight >= MAX_IN_FLIGHT {
-                    match commit_rx.recv_timeout(ACK_SLICE) {
-                        Ok((key, end)) => self.commit(key, end, &mut saver),
-                        // The stage may hold these a long time (a full spool while the
-                        // aggregator is away): a stop, or the stage's end, is not waited
-                        // out here.
-                        Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                            if stop_asked(stop) || self.tx.is_closed() {
-                                break 'rounds;
-                            }
-                        }
-                        Err(std_mpsc::RecvTimeoutError::Disconnected) => break 'rounds,
+                    let tx = &self.tx;
+                    match acks::next(&commit_rx, || stop_asked(stop) || tx.is_closed()) {
+                        Some((key, end)) => self.commit(key, end, &mut saver),
+                        None => break 'rounds,
                     }
                 }
                 batch.end = Some(end);
@@ -183,15 +173,13 @@ impl Tail {
         }
         // What the stage acknowledges now is in the checkpoint; what it cannot (it ended,
         // or holds on past the drain time) is read again at the next start.
-        let mut waited = Duration::ZERO;
-        while self.in_flight > 0 && waited < DRAIN_WAIT {
-            match commit_rx.recv_timeout(ACK_SLICE) {
-                Ok((key, end)) => self.commit(key, end, &mut saver),
-                Err(std_mpsc::RecvTimeoutError::Timeout) if !self.tx.is_closed() => {
-                    waited += ACK_SLICE;
-                }
-                Err(_) => break,
-            }
+        let tx = self.tx.clone();
+        let mut draining = acks::draining(&commit_rx, || !tx.is_closed());
+        while self.in_flight > 0 {
+            let Some((key, end)) = draining.next() else {
+                break;
+            };
+            self.commit(key, end, &mut saver);
         }
         self.save(true);
     }

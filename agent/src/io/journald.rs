@@ -17,6 +17,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use tokio::sync::mpsc;
 
+use super::acks;
 use super::clock;
 use super::pipeline::{Batch, LiveSource, RecordKind, StageMsg};
 use crate::config::{JournaldInput, ReadFrom};
@@ -26,9 +27,6 @@ use crate::core::{Received, Source, journal};
 const BATCH_LINES: usize = 512;
 const MAX_IN_FLIGHT: usize = 2;
 const SYNC_EVERY_MS: i64 = 1000;
-const DRAIN_WAIT: Duration = Duration::from_secs(30);
-/// How often a reader waiting for acknowledgements looks for a stop.
-const ACK_SLICE: Duration = Duration::from_millis(100);
 /// How long before `journalctl` is started again after it exited on its own.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
@@ -192,15 +190,11 @@ impl Reader {
         }
         // What the stage acknowledges now is in the checkpoint; what it cannot (it ended,
         // or holds on past the drain time) is read again at the next start.
-        let mut waited = Duration::ZERO;
-        while self.in_flight > 0 && waited < DRAIN_WAIT {
-            match commit_rx.recv_timeout(ACK_SLICE) {
-                Ok(c) => self.commit(c, &mut last_sync),
-                Err(std_mpsc::RecvTimeoutError::Timeout) if !self.tx.is_closed() => {
-                    waited += ACK_SLICE;
-                }
-                Err(_) => break,
-            }
+        let tx = self.tx.clone();
+        let mut draining = acks::draining(&commit_rx, || !tx.is_closed());
+        while self.in_flight > 0 {
+            let Some(c) = draining.next() else { break };
+            self.commit(c, &mut last_sync);
         }
         self.save(true);
     }
@@ -234,16 +228,11 @@ impl Reader {
         last_sync: &mut i64,
     ) -> bool {
         while self.in_flight >= MAX_IN_FLIGHT {
-            match commit_rx.recv_timeout(ACK_SLICE) {
-                Ok(c) => self.commit(c, last_sync),
-                // The stage may hold these a long time (a full spool while the aggregator
-                // is away): a stop, or the stage's end, is not waited out here.
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    if self.stopping.load(Ordering::SeqCst) || self.tx.is_closed() {
-                        return false;
-                    }
-                }
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
+            let (stopping, tx) = (&self.stopping, &self.tx);
+            let give_up = || stopping.load(Ordering::SeqCst) || tx.is_closed();
+            match acks::next(commit_rx, give_up) {
+                Some(c) => self.commit(c, last_sync),
+                None => return false,
             }
         }
         let now_ms = clock::now_ms();

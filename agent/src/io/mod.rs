@@ -2,6 +2,7 @@
 //! normalize stage and its sink, `run`, the clock, host facts.
 
 pub mod accounts;
+mod acks;
 pub mod clock;
 pub mod files;
 pub mod host;
