@@ -45,6 +45,7 @@
 //! watermark positions as they are (ingest refuses any at or past 2^63).
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -878,6 +879,11 @@ const INSERT_GROUP: usize = 32;
 /// Parameters of one row of `events` in [`insert_events_sql`].
 const EVENT_COLUMNS: usize = 14;
 
+/// [`insert_events_sql`] for a group and for one row, built once (the statement cache is
+/// looked up by its text at every commit).
+static INSERT_MANY: LazyLock<String> = LazyLock::new(|| insert_events_sql(INSERT_GROUP));
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_events_sql(1));
+
 /// `INSERT OR IGNORE INTO events … VALUES (…), (…)` for `rows` rows.
 fn insert_events_sql(rows: usize) -> String {
     let one = format!("({})", vec!["?"; EVENT_COLUMNS].join(", "));
@@ -914,7 +920,7 @@ fn bind_event_row(
 }
 
 /// Adds `n` stored events of `class_uid`.
-fn count(per_class: &mut Vec<(u32, i64)>, class_uid: u32, n: i64) {
+fn add_class(per_class: &mut Vec<(u32, i64)>, class_uid: u32, n: i64) {
     match per_class.iter_mut().find(|(c, _)| *c == class_uid) {
         Some((_, k)) => *k += n,
         None => per_class.push((class_uid, n)),
@@ -970,8 +976,8 @@ fn commit_in(
         // Rows go in groups of INSERT_GROUP per statement (the rest one by one): the
         // per-statement work (step, reset, the program's prologue) was a large part of
         // each row's cost on the store thread.
-        let mut many = tx.prepare_cached(&insert_events_sql(INSERT_GROUP))?;
-        let mut one = tx.prepare_cached(&insert_events_sql(1))?;
+        let mut many = tx.prepare_cached(&INSERT_MANY)?;
+        let mut one = tx.prepare_cached(&INSERT_ONE)?;
         let (full, rest) = batch
             .rows
             .split_at(batch.rows.len() - batch.rows.len() % INSERT_GROUP);
@@ -996,7 +1002,7 @@ fn commit_in(
             let before = std::mem::replace(&mut last_event_id, tx.last_insert_rowid());
             if n == part.len() {
                 for r in part {
-                    count(&mut per_class, r.class_uid, 1);
+                    add_class(&mut per_class, r.class_uid, 1);
                 }
             } else {
                 // Some were repeats: the rows stored took the ids after `before`.
@@ -1006,7 +1012,7 @@ fn commit_in(
                 )?;
                 let mut found = q.query(params![before, last_event_id])?;
                 while let Some(row) = found.next()? {
-                    count(&mut per_class, row.get(0)?, row.get(1)?);
+                    add_class(&mut per_class, row.get(0)?, row.get(1)?);
                 }
             }
         }
