@@ -43,17 +43,17 @@
 //! batch was checked against): [`ChunkText`].
 //!
 //! **Cost:** the indexed fields are read from each line without building a JSON tree
-//! (serde's borrowed fields, everything else skipped); only a line that does not carry
-//! the certificate's tenant is parsed whole and re-serialized.
+//! (a simd-json tape of the line, only the indexed keys looked at: `fields`); only a line
+//! that does not carry the certificate's tenant is parsed whole and re-serialized.
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
 use serde_json::Value;
 use vedette_schemas::wire::{self, AckOutcome, BatchHeader, Watermark};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::ipfilter::{IpFilterBuilder, Side};
+use fields::FieldReader;
+
+mod fields;
 
 /// Longest `metadata.uid` accepted, bytes (the agent's are 32 hex digits).
 pub const MAX_UID: usize = 256;
@@ -248,6 +248,7 @@ pub struct Decoder {
     unzstd: zstd::bulk::Decompressor<'static>,
     zstd: zstd::bulk::Compressor<'static>,
     json: Vec<u8>,
+    fields: FieldReader,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -264,6 +265,7 @@ impl Decoder {
             zstd: zstd::bulk::Compressor::new(CHUNK_LEVEL).map_err(internal)?,
             unzstd: zstd::bulk::Decompressor::new().map_err(internal)?,
             json: Vec::with_capacity(4096),
+            fields: FieldReader::default(),
         })
     }
 
@@ -347,8 +349,8 @@ impl Decoder {
                     line: i + 1,
                     reason,
                 };
-                if let Some(row) = fast_row(line, &who.tenant) {
-                    rows.push(row.map_err(bad)?);
+                if let Some(row) = self.fields.row(line, &who.tenant) {
+                    rows.push(row);
                     continue;
                 }
                 let event: Value =
@@ -485,43 +487,6 @@ fn row(mut event: Value, tenant: &str) -> Result<(Row, Vec<u8>), String> {
     Ok((row, json))
 }
 
-/// The common case, without building a JSON tree: a line that already says the
-/// certificate's tenant (the agent writes it) is stored byte for byte, and only the
-/// indexed fields are read (borrowed, everything else skipped). `None` sends the line
-/// down the general path, which rewrites the tenant and words any refusal.
-fn fast_row(line: &[u8], tenant: &str) -> Option<Result<Row, String>> {
-    let f: Fields<'_> = serde_json::from_slice(line).ok()?;
-    if f.metadata.tenant_uid.as_deref() != Some(tenant)
-        || f.metadata.uid.is_empty()
-        || f.metadata.uid.len() > MAX_UID
-    {
-        return None;
-    }
-    let class_uid = u32::try_from(f.class_uid).ok()?;
-    let type_uid = u32::try_from(f.type_uid).ok()?;
-    let severity_id = u8::try_from(f.severity_id).ok()?;
-    let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
-    let (device, device_ip) = f
-        .device
-        .map_or((None, None), |d| (own(d.hostname), own(d.ip)));
-    let user = own(f.user.and_then(|u| u.name))
-        .or_else(|| own(f.actor.and_then(|a| a.user).and_then(|u| u.name)));
-    let row = Row {
-        uid: f.metadata.uid.into_owned(),
-        time_ms: f.time,
-        class_uid,
-        type_uid,
-        severity_id,
-        device,
-        device_ip,
-        user,
-        src_ip: own(f.src_endpoint.and_then(|e| e.ip)),
-        dst_ip: own(f.dst_endpoint.and_then(|e| e.ip)),
-        count: f.count.unwrap_or(1),
-    };
-    Some(Ok(row))
-}
-
 /// Why a stored document cannot be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
@@ -619,60 +584,3 @@ pub fn encode_batch(
 
 #[cfg(test)]
 pub(crate) mod tests;
-
-/// The indexed fields of an event, borrowed from its line where no escape forbids it.
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(borrow)]
-    metadata: MetaFields<'a>,
-    time: i64,
-    class_uid: i64,
-    type_uid: i64,
-    severity_id: i64,
-    #[serde(borrow, default)]
-    device: Option<HostFields<'a>>,
-    #[serde(borrow, default)]
-    user: Option<NameField<'a>>,
-    #[serde(borrow, default)]
-    actor: Option<ActorFields<'a>>,
-    #[serde(borrow, default)]
-    src_endpoint: Option<IpField<'a>>,
-    #[serde(borrow, default)]
-    dst_endpoint: Option<IpField<'a>>,
-    #[serde(default)]
-    count: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct MetaFields<'a> {
-    #[serde(borrow)]
-    uid: Cow<'a, str>,
-    #[serde(borrow, default)]
-    tenant_uid: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct HostFields<'a> {
-    #[serde(borrow, default)]
-    hostname: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    ip: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct NameField<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ActorFields<'a> {
-    #[serde(borrow, default)]
-    user: Option<NameField<'a>>,
-}
-
-#[derive(Deserialize)]
-struct IpField<'a> {
-    #[serde(borrow, default)]
-    ip: Option<Cow<'a, str>>,
-}

@@ -312,31 +312,67 @@ fn a_batch_whose_lines_all_name_the_certificates_tenant_is_stored_as_sent_else_r
 
 #[test]
 fn a_line_that_already_names_the_certificates_tenant_is_read_with_the_same_fields() {
-    for mut e in [event("u1", 1_000), {
-        let mut b = event("u2", 2_000);
-        b.as_object_mut().unwrap().remove("user");
-        b["actor"] = json!({"user": {"name": "ca\"rol"}});
-        b["count"] = json!(41);
-        b
-    }] {
+    let mut reader = fields::FieldReader::default();
+    for mut e in [
+        event("u1", 1_000),
+        {
+            let mut b = event("u2", 2_000);
+            b.as_object_mut().unwrap().remove("user");
+            b["actor"] = json!({"user": {"name": "ca\"rol"}});
+            b["count"] = json!(41);
+            b
+        },
+        {
+            // Nulls read as absent; escapes are undone; other keys are not looked at.
+            let mut c = event("u\\3", 3_000);
+            c["device"] = json!({"hostname": "h\u{e9}\n", "ip": null});
+            c["src_endpoint"] = json!(null);
+            c["count"] = json!(null);
+            c["unmapped"] = json!({"metadata": {"uid": "not this one"}, "time": "x"});
+            c
+        },
+    ] {
         e["metadata"]["tenant_uid"] = json!("acme");
         let line = serde_json::to_vec(&e).unwrap();
-        let fast = fast_row(&line, "acme")
-            .expect("takes the fast path")
-            .unwrap();
+        let fast = reader.row(&line, "acme").expect("takes the fast path");
         let (slow, json) = row(e.clone(), "acme").unwrap();
         assert_eq!(fast, slow);
         assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), e);
         // Another tenant in the line: not the fast path (the general one rewrites it).
-        assert!(fast_row(&line, "other").is_none());
+        assert!(reader.row(&line, "other").is_none());
     }
-    // What the fast path cannot vouch for goes the general way, which words the refusal.
+}
+
+#[test]
+fn the_fast_path_declines_what_it_cannot_vouch_for() {
+    let mut reader = fields::FieldReader::default();
+    let good = r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":1}"#;
+    assert!(reader.row(good.as_bytes(), "acme").is_some());
     for bad in [
-        &b"[1]"[..],
-        b"{\"metadata\":{\"uid\":\"\",\"tenant_uid\":\"acme\"}}",
+        "[1]",
+        "",
+        "{",
+        r#"{"metadata":{"uid":"","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":1}"#,
+        // A repeated indexed key: which one counts is the general path's call.
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"time":6,"class_uid":3002,"type_uid":300201,"severity_id":1}"#,
+        r#"{"metadata":{"uid":"u1","uid":"u2","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":1}"#,
+        // Wrong types and ranges.
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5.5,"class_uid":3002,"type_uid":300201,"severity_id":1}"#,
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":300}"#,
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"class_uid":-1,"type_uid":300201,"severity_id":1}"#,
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":1,"count":-2}"#,
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":1,"device":{"hostname":7}}"#,
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"time":5,"class_uid":3002,"type_uid":300201,"severity_id":1,"user":"bob"}"#,
+        // A missing required member.
+        r#"{"metadata":{"uid":"u1","tenant_uid":"acme"},"class_uid":3002,"type_uid":300201,"severity_id":1}"#,
     ] {
-        assert!(fast_row(bad, "acme").is_none());
+        assert!(reader.row(bad.as_bytes(), "acme").is_none(), "{bad}");
     }
+    let mut invalid = good.as_bytes().to_vec();
+    invalid[20] = 0xff;
+    assert!(reader.row(&invalid, "acme").is_none());
+    // Still reads after all that.
+    assert!(reader.row(good.as_bytes(), "acme").is_some());
 }
 
 proptest::proptest! {
