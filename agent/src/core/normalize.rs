@@ -411,13 +411,7 @@ impl Normalizer {
         }
         // A MSG that is only a BOM is an empty message, not an absent one.
         if !env.msg.is_empty() {
-            ev.message = Some(
-                env.msg
-                    .strip_prefix('\u{feff}')
-                    .unwrap_or(env.msg)
-                    .to_owned()
-                    .into(),
-            );
+            ev.message = Some(env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg).into());
         }
         ev.raw_data = Some(raw.into());
         if env.format != Some(Format::Plain) {
@@ -434,18 +428,22 @@ impl Normalizer {
                     })
                     .collect()
             });
-            ev.unmapped = Some(Unmapped {
-                syslog: Some(SyslogFields {
-                    priority: env.pri,
-                    facility: env.facility(),
-                    severity: env.severity(),
-                    version: env.version,
-                    procid: env.procid.map(|s| s.into()),
-                    msgid: env.msgid.map(|s| s.into()),
-                    structured_data: sd,
-                }),
-                ..Unmapped::default()
-            });
+            let syslog = SyslogFields {
+                priority: env.pri,
+                facility: env.facility(),
+                severity: env.severity(),
+                version: env.version,
+                procid: env.procid.map(|s| s.into()),
+                msgid: env.msgid.map(|s| s.into()),
+                structured_data: sd,
+            };
+            // A file line without PRI or PID has no envelope field to say: no empty object.
+            if syslog != SyslogFields::default() {
+                ev.unmapped = Some(Unmapped {
+                    syslog: Some(syslog),
+                    ..Unmapped::default()
+                });
+            }
         }
         let missing_pri = rec.src.syslog && env.pri.is_none();
         if env.error.is_some() || missing_pri {

@@ -342,3 +342,25 @@ fn network_records_name_their_sender_not_the_agent() {
     assert_eq!(logger.logged_time, Some(5));
     assert_eq!(logger.name.as_deref(), Some("udp://0.0.0.0:514"));
 }
+
+#[test]
+fn cef_user_of_an_event_without_a_class_for_it_stays_beside_the_cef_fields() {
+    let ev = &norm_lines(&[
+        "Jan 15 00:00:00 fw-1 CEF:0|Acme|Vault|2.1|700|Secret read|3|suser=alice cs1=prod",
+    ])[0];
+    let json = serde_json::to_value(&**ev).unwrap();
+    let cef = &json["unmapped"]["cef"];
+    assert_eq!(cef["user"], "alice", "{json}");
+    assert_eq!(cef["device_product"], "Vault");
+    assert_eq!(cef["extensions"]["cs1"], "prod");
+}
+
+#[test]
+fn a_file_line_without_pri_or_pid_has_no_empty_syslog_section() {
+    let ev = &norm_lines(&["Jan 15 00:00:00 web-1 kernel: something happened"])[0];
+    let json = serde_json::to_value(&**ev).unwrap();
+    assert!(json["unmapped"].get("syslog").is_none(), "{json}");
+    let ev = &norm_lines(&["Jan 15 00:00:00 web-1 app[42]: something happened"])[0];
+    let json = serde_json::to_value(&**ev).unwrap();
+    assert_eq!(json["unmapped"]["syslog"]["procid"], "42", "{json}");
+}

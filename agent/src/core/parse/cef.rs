@@ -230,9 +230,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
         .collect();
     cef.insert("extensions".into(), Value::Object(exts));
-    ev.unmapped_mut()
-        .other
-        .insert("cef".into(), Value::Object(cef));
+    // What was noted under unmapped.cef above (the user of a non-network event) stays.
+    let other = &mut ev.unmapped_mut().other;
+    if let Some(Value::Object(noted)) = other.remove("cef") {
+        cef.extend(noted);
+    }
+    other.insert("cef".into(), Value::Object(cef));
     Parsed::Yes
 }
 
