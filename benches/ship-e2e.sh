@@ -91,11 +91,21 @@ with open(f"{run}/in.log", "ab") as out, open(workload, "rb") as src:
     while chunk := src.read(1 << 20):
         out.write(chunk)
 count = 0
+# The last rows can wait on a timer, not on throughput: the workload's last auditd record
+# is held until the joiner's timeout (2 s), since no later record tells it the event is
+# complete. So the sustained rate is taken to 99.9 % of the rows, beside the rate to the
+# last row.
+most = n * 999 // 1000
+t_most = None
 while count < n and time.monotonic() - t0 < 600:
     time.sleep(0.02)
     count = db.execute("select coalesce(sum(stored), 0) from batches").fetchone()[0]
+    if t_most is None and count >= most:
+        t_most = time.monotonic() - t0
 secs = time.monotonic() - t0
+t_most = t_most or secs
 print(json.dumps({"events": count, "seconds": round(secs, 3), "events_per_s": round(count / secs),
+    "sustained_events_per_s": round(most / t_most), "seconds_to_99_9_pct": round(t_most, 3),
     "agent_cpu_us_per_event": round((cpu(agent) - c0a) / max(count, 1) * 1e6, 2),
     "aggregator_cpu_us_per_event": round((cpu(agg) - c0g) / max(count, 1) * 1e6, 2),
     "agent_peak_rss_mib": round(hwm(agent) / 1024, 1), "aggregator_peak_rss_mib": round(hwm(agg) / 1024, 1)}))
@@ -103,7 +113,7 @@ PY
 stop_pair
 grep -E 'wire:|shipped:' "$RUN/agent.err" | sed 's/^/   /'
 
-rate=$(python3 -c "import json; print(json.load(open('$WORK/ours.json'))['events_per_s'] // 2)")
+rate=$(python3 -c "import json; print(json.load(open('$WORK/ours.json'))['sustained_events_per_s'] // 2)")
 echo "== latency at half that rate ($rate events/s for ${LAT_SECONDS}s)"
 start_pair latency
 python3 - "$RUN" "$rate" "$LAT_SECONDS" "$WORK/workload.log" <<'PY' | tee "$WORK/latency.json"
