@@ -1,6 +1,6 @@
 //! The aggregator's per-batch work before the store: `Decoder::decode` (decompress,
 //! checksum, split, read each line's indexed fields) over batches of the mixed workload as
-//! the agent ships them (its JSON writer, the tenant it writes, zstd level 3, batches cut at
+//! the agent ships them (its JSON writer, the tenant it writes, its zstd level, batches cut at
 //! 1 MiB). Beside it, same run: the reader it replaced (serde_json into a borrowed struct,
 //! everything else skipped) over the same lines after the same decompression, and the
 //! floor of decompressing and checksumming alone.
@@ -41,7 +41,8 @@ fn batches() -> Vec<(BatchHeader, Vec<u8>)> {
     let mut batches = Vec::new();
     let mut events = 0u32;
     let mut flush = |raw: &mut Vec<u8>, events: &mut u32| {
-        let payload = zstd::bulk::compress(raw, 3).expect("zstd compresses");
+        let payload = zstd::bulk::compress(raw, vedette_agent::core::batcher::DEFAULT_ZSTD_LEVEL)
+            .expect("zstd compresses");
         let header = BatchHeader {
             agent_id: peer.agent_id.clone(),
             epoch: 1,

@@ -121,7 +121,7 @@ pub struct ShipOutput {
     pub batch_max_bytes: usize,
     /// How long a batch waits to fill, ms.
     pub linger_ms: i64,
-    /// zstd level.
+    /// zstd level (default 1: see [`crate::core::batcher::DEFAULT_ZSTD_LEVEL`]).
     pub zstd_level: i32,
     /// Batches in flight.
     pub window: usize,
@@ -146,7 +146,7 @@ impl Default for ShipOutput {
             fsync: SpoolFsync::IntervalMs(1000),
             batch_max_bytes: 1 << 20,
             linger_ms: 200,
-            zstd_level: 3,
+            zstd_level: crate::core::batcher::DEFAULT_ZSTD_LEVEL,
             window: 8,
             heartbeat_ms: 10_000,
             backoff_min_ms: 250,
