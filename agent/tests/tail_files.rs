@@ -272,3 +272,37 @@ fn a_corrupt_checkpoint_file_is_refused_with_its_line() {
     let err = Tailer::new(config(&d, "a.log", ReadFrom::Start)).expect_err("refused");
     assert!(err.to_string().contains("line 2"), "{err}");
 }
+
+/// Whether this process holds `p` open (what `/proc/PID/fd` shows a watcher, and what the
+/// perf harness checks before it starts writing).
+fn held_open(p: &Path) -> bool {
+    let want = fs::canonicalize(p).expect("canonical path");
+    fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == want))
+}
+
+/// An empty file has no identity to checkpoint yet, but it is watched from the first poll:
+/// held open like a tracked one, and let go once it no longer matches.
+#[test]
+fn an_empty_file_is_held_open_from_the_first_poll_and_read_once_written() {
+    let d = Dir::new("empty-held");
+    let log = d.path("app.log");
+    append(&log, b"");
+    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
+    assert!(poll(&mut t, 0).is_empty());
+    assert!(held_open(&log), "an empty matching file is held open");
+    assert!(poll(&mut t, 10).is_empty());
+    assert!(held_open(&log), "and stays held between polls");
+    append(&log, b"first\n");
+    assert_eq!(texts(&poll(&mut t, 20)), [("first", 0)]);
+    assert!(held_open(&log));
+    let other = d.path("other.txt");
+    append(&other, b"");
+    fs::rename(&log, &other).expect("rename over");
+    let empty = d.path("app.log");
+    append(&empty, b"");
+    poll(&mut t, 30);
+    assert!(held_open(&empty), "the new empty file is held");
+}

@@ -140,6 +140,10 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     cfg: TailConfig,
     tracker: Tracker,
     handles: HashMap<(u64, u64), Open>,
+    /// Matching files the tracker does not follow yet (an empty file has no identity to
+    /// checkpoint): held open all the same, so whoever looks sees them watched, as with
+    /// the peers (the perf harness waits for exactly that before it writes).
+    waiting: HashMap<(u64, u64), Open>,
     backend: B,
     buf: Vec<u8>,
     polls: u64,
@@ -199,6 +203,7 @@ impl<B: ReadBackend> Tailer<B> {
             cfg,
             tracker,
             handles: HashMap::new(),
+            waiting: HashMap::new(),
             backend,
             buf: Vec::new(),
             polls: 0,
@@ -235,9 +240,14 @@ impl<B: ReadBackend> Tailer<B> {
         // A file truncated to empty has no identity and is no longer tracked: let it go.
         let tracker = &self.tracker;
         self.handles.retain(|id, _| tracker.is_tracked(id.0, id.1));
+        // This round's handles replace the last round's: a file that stopped matching (or
+        // was deleted) is let go, one still waiting stays held without a gap.
+        self.waiting.clear();
         for (id, open) in fresh {
             if self.tracker.is_tracked(id.0, id.1) {
                 self.handles.entry(id).or_insert(open);
+            } else {
+                self.waiting.insert(id, open);
             }
         }
         // Reads not taken stay queued in the tracker for the next round.
