@@ -357,16 +357,19 @@ impl Stage {
         if let Some(w) = batch.watermark() {
             sink.note_records(w);
         }
+        // Each record's events go out before the next record is read: an event is written
+        // while it is still in cache, and a batch's events are never all alive at once
+        // (hundreds of boxed events, a megabyte, at the peak of the agent's memory).
         for (bytes, rx) in batch.records() {
             match batch.kind {
                 RecordKind::Lines => self.norm.handle_received(&batch.source, rx, bytes),
                 RecordKind::Journal => self.norm.handle_journal(&batch.source, rx, bytes),
             }
+            self.drain(sink);
         }
         if let Some(ack) = batch.ack.take() {
             self.acks.push((ack, batch.source.clone()));
         }
-        self.drain(sink);
     }
 
     fn timeout(&mut self, now_ms: i64, sink: &mut Sink) {
