@@ -257,9 +257,10 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_only_in_flight_lines() {
         repeated, in_flight,
         "repeats must be the in-flight lines only"
     );
-    // At most two batches of 512 lines are unacknowledged at any time (io/files.rs).
+    // At most MAX_IN_FLIGHT (2) batches of BATCH_LINES (1024) lines are unacknowledged at
+    // any time (agent/src/io/files.rs).
     assert!(
-        repeated.len() <= 2 * 512,
+        repeated.len() <= 2 * 1024,
         "{} lines repeated",
         repeated.len()
     );
