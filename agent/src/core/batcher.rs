@@ -121,9 +121,16 @@ impl Batcher {
     /// Adds one event: `json_line` is one NDJSON line (a missing trailing `\n` is added),
     /// `time_ms` its event time.
     pub fn push_event(&mut self, json_line: &[u8], time_ms: i64, now_ms: i64) {
+        self.push_event_with(time_ms, now_ms, |raw| raw.extend_from_slice(json_line));
+    }
+
+    /// [`Self::push_event`] with the line written by `write` straight into the batch, so an
+    /// event's ~2 KB of JSON is not copied once more on its way in.
+    pub fn push_event_with(&mut self, time_ms: i64, now_ms: i64, write: impl FnOnce(&mut Vec<u8>)) {
         self.open(now_ms);
-        self.raw.extend_from_slice(json_line);
-        if json_line.last() != Some(&b'\n') {
+        let start = self.raw.len();
+        write(&mut self.raw);
+        if self.raw.len() == start || self.raw.last() != Some(&b'\n') {
             self.raw.push(b'\n');
         }
         if self.events == 0 {

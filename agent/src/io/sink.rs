@@ -31,7 +31,6 @@ struct SpoolSink {
     spool: Arc<Spool>,
     agent_id: String,
     tenant: Text,
-    line: Vec<u8>,
     /// The time at the last input batch or flush: when an open batch started lingering
     /// needs no finer clock, and none is read per event.
     now_ms: i64,
@@ -110,7 +109,6 @@ impl Sink {
             agent_id: agent_id.to_owned(),
             // Leaked once per sink: every event then clones a borrowed str, not a String.
             tenant: Text::const_new(Box::leak(tenant.to_owned().into_boxed_str())),
-            line: Vec::with_capacity(4096),
             now_ms: clock::now_ms(),
             failed: None,
             unspooled: 0,
@@ -141,10 +139,9 @@ impl Sink {
         // The tenant the certificate says; the aggregator overwrites it anyway, so the
         // agent's word is a convenience, never trusted.
         ev.metadata.tenant_uid = Some(s.tenant.clone());
-        s.line.clear();
-        write_json_line(ev, &mut s.line);
         let now = s.now_ms;
-        s.batcher.push_event(&s.line, ev.time, now);
+        s.batcher
+            .push_event_with(ev.time, now, |raw| write_json_line(ev, raw));
         // Batches are cut between the stage's input batches (see `buffered`), so that a
         // source range and its events travel in one spool batch; only a runaway input
         // batch (four times the size) is cut in the middle, to bound memory.
