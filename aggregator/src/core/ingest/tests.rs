@@ -400,3 +400,108 @@ proptest::proptest! {
         let _ignored = d.decode(&h, &p, &who);
     }
 }
+
+/// Lines built from the indexed keys with values of every shape (right, wrong type, null,
+/// out of range, escaped, repeated), in any order, beside keys nobody indexes. Mostly
+/// right, so that the fast path answers for a good share of them.
+fn field_line() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let pick = |v: &'static [&'static str]| proptest::sample::select(v.to_vec());
+    let ints: &'static [&str] = &[
+        "5",
+        "0",
+        "-1",
+        "255",
+        "300",
+        "3002",
+        "4294967296",
+        "5.5",
+        "1e3",
+        "\"5\"",
+        "null",
+        "18446744073709551615",
+    ];
+    let int = move |key: &'static str, good: &'static str| {
+        prop_oneof![3 => Just(good), 1 => pick(ints)].prop_map(move |v| format!("\"{key}\":{v}"))
+    };
+    let metadata = prop_oneof![
+        3 => Just(r#""metadata":{"uid":"u1","tenant_uid":"acme"}"#),
+        1 => pick(&[
+            r#""metadata":{"tenant_uid":"acme","uid":"u\n\u00e9\"2","x":[1,{"uid":"no"}]}"#,
+            r#""metadata":{"uid":"","tenant_uid":"acme"}"#,
+            r#""metadata":{"uid":"u1"}"#,
+            r#""metadata":{"uid":"u1","tenant_uid":"other"}"#,
+            r#""metadata":{"uid":7,"tenant_uid":"acme"}"#,
+            r#""metadata":{"uid":"u1","uid":"u2","tenant_uid":"acme"}"#,
+            r#""metadata":null"#,
+        ]),
+    ]
+    .prop_map(str::to_owned);
+    let optional = prop_oneof![
+        pick(&[
+            r#""device":{"hostname":"h\t1","ip":"10.0.0.1"}"#,
+            r#""device":{"hostname":null}"#,
+            r#""device":{"hostname":7}"#,
+            r#""device":{}"#,
+            r#""device":"x""#,
+            r#""device":null"#,
+            r#""device":{"hostname":"a","hostname":"b"}"#,
+            r#""user":{"name":"bob"}"#,
+            r#""user":{"name":null}"#,
+            r#""user":{"name":1}"#,
+            r#""user":"bob""#,
+            r#""user":{}"#,
+            r#""actor":{"user":{"name":"carol"}}"#,
+            r#""actor":{"user":null}"#,
+            r#""actor":{"user":"x"}"#,
+            r#""actor":null"#,
+            r#""src_endpoint":{"ip":"192.0.2.1"}"#,
+            r#""dst_endpoint":{"ip":"2001:db8::1"}"#,
+            r#""src_endpoint":{"ip":null}"#,
+            r#""dst_endpoint":{"port":1}"#,
+            r#""src_endpoint":{"ip":[1]}"#,
+            r#""dst_endpoint":null"#,
+            r#""count":3"#,
+            r#""count":null"#,
+            r#""count":-1"#,
+            r#""count":1.5"#,
+            r#""time":6"#,
+        ])
+        .prop_map(str::to_owned),
+        "[a-z_]{1,8}".prop_map(|k| format!("\"{k}\":{{\"time\":\"x\",\"a\":[true,null,1.5]}}")),
+    ];
+    (
+        metadata,
+        int("time", "1700000000123"),
+        int("class_uid", "3002"),
+        int("type_uid", "300201"),
+        int("severity_id", "1"),
+        proptest::collection::vec(optional, 0..6),
+    )
+        .prop_flat_map(|(m, t, c, ty, s, extra)| {
+            let mut all = vec![m, t, c, ty, s];
+            all.extend(extra);
+            Just(all).prop_shuffle()
+        })
+        .prop_map(|m| format!("{{{}}}", m.join(",")))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+    /// The fast path never answers differently from the general one: whenever it reads a
+    /// row, the general path reads the same row from the same line. And no line (nor any
+    /// bytes) makes it panic.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_one_whenever_it_answers(
+        line in field_line(),
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+    ) {
+        let mut reader = fields::FieldReader::default();
+        if let Some(fast) = reader.row(line.as_bytes(), "acme") {
+            let value: Value = serde_json::from_str(&line).expect("the fast path read valid JSON");
+            let (slow, _) = row(value, "acme").expect("the general path accepts it too");
+            proptest::prop_assert_eq!(fast, slow);
+        }
+        let _ignored = reader.row(&junk, "acme");
+    }
+}
