@@ -151,6 +151,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     .iter()
     .any(|w| name_l.contains(w));
 
+    let mut unclassed_user = None;
     if get("request").is_some() || get("requestMethod").is_some() {
         let method = get("requestMethod").unwrap_or("");
         let activity = super::access::http_activity_id(method);
@@ -198,9 +199,8 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         }
     } else {
         ev.header.status = Some(status).filter(|s| *s != Status::Unknown);
-        if let Some(u) = user {
-            ev.unmapped_set("cef", "user", u.to_owned());
-        }
+        // No class has a place for it: it goes beside the CEF fields below.
+        unclassed_user = user;
     }
     ev.header.severity = severity(&h[6]);
     code(ev, "cef", h[4].clone());
@@ -230,12 +230,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
         .collect();
     cef.insert("extensions".into(), Value::Object(exts));
-    // What was noted under unmapped.cef above (the user of a non-network event) stays.
-    let other = &mut ev.unmapped_mut().other;
-    if let Some(Value::Object(noted)) = other.remove("cef") {
-        cef.extend(noted);
+    if let Some(u) = unclassed_user {
+        cef.insert("user".into(), Value::from(u));
     }
-    other.insert("cef".into(), Value::Object(cef));
+    ev.unmapped_mut()
+        .other
+        .insert("cef".into(), Value::Object(cef));
     Parsed::Yes
 }
 
