@@ -12,6 +12,10 @@ pub fn ocsf_class_name(uid: u32) -> Option<&'static str> {
 
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
+#[cfg(feature = "runtime")]
 pub mod io;
+#[cfg(feature = "runtime")]
 pub mod store;

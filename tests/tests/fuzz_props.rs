@@ -1,4 +1,4 @@
-//! The fuzz bodies (`vedette_agent::core::fuzzing`) as property tests, so `cargo test` keeps
+//! The fuzz bodies (`vedette_agent::core::fuzzing`, `vedette_aggregator::fuzzing`) as property tests, so `cargo test` keeps
 //! what the cargo-fuzz targets in `fuzz/` check: no parser panics, every non-blank record
 //! yields an event that carries it, every event serializes.
 //!
@@ -18,6 +18,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;
 use vedette_agent::core::fuzzing;
+use vedette_aggregator::fuzzing as aggregator;
 
 /// 1 MiB: the line limit the fuzz bodies configure, so the long inputs sit right at it.
 const MIB: usize = 1 << 20;
@@ -319,6 +320,31 @@ const SPOOL_SEGMENT_SEEDS: &[&str] = &[
     "\u{7e}\u{0}\u{0}one",
 ];
 
+/// NDJSON batch bodies: the agent's lines, a line of another tenant, lines the aggregator
+/// must refuse.
+const BATCH_LINES_SEEDS: &[&str] = &[
+    r#"{"time":1700000000123,"class_uid":3002,"type_uid":300201,"severity_id":2,"metadata":{"uid":"u1","tenant_uid":"acme"},"user":{"name":"bob"},"src_endpoint":{"ip":"203.0.113.7"}}"#,
+    "{\"time\":1,\"class_uid\":0,\"type_uid\":0,\"severity_id\":0,\"metadata\":{\"uid\":\"x\",\"tenant_uid\":\"other\"}}\n{\"time\":2,\"class_uid\":4001,\"type_uid\":400105,\"severity_id\":1,\"metadata\":{\"uid\":\"y\",\"tenant_uid\":\"acme\"},\"device\":{\"hostname\":\"h\\u00e9\"},\"dst_endpoint\":{\"ip\":\"2001:db8::1\"}}\n",
+    r#"{"time":1,"class_uid":0,"type_uid":0,"severity_id":0,"metadata":{}}"#,
+    "",
+];
+
+/// A batch header frame (4-byte length, JSON) and a payload after it.
+const BATCH_FRAME_SEEDS: &[&str] = &[
+    concat!(
+        "\0\0\u{1}\0",
+        r#"{"agent_id":"agt-0123456789abcdef","epoch":1,"seq":1,"events":1,"first_time":0,"last_time":0,"created_ms":0,"raw_len":9,"zstd_len":4,"checksum":0,"watermarks":[]}"#,
+        "                                                                                              ",
+        "zstd"
+    ),
+    "\0\0\0\u{2}{}",
+];
+
+/// Enrollment requests: a good one (token shape, real CSR), and one bad in every field.
+const ENROLL_SEEDS: &[&str] = &[GOOD_ENROLL, BAD_ENROLL];
+const GOOD_ENROLL: &str = r#"{"token": "0123456789abcdef.00112233445566778899aabbccddeeff", "csr_pem": "-----BEGIN CERTIFICATE REQUEST-----\nMIHKMHMCAQAwETEPMA0GA1UEAwwGd2ViLTAxMFkwEwYHKoZIzj0CAQYIKoZIzj0D\nAQcDQgAEVV82HymjoEUsT5TmdxA5YLDXpXsNHJxF5F1RcSJsyUMr54Zugjsz0JPi\nXl0N/7iujryNfZTTfwBeQvSqW1hGI6AAMAoGCCqGSM49BAMCA0cAMEQCICsJu5zo\npvW9KVvkdG4wBeOKQzhJI3sx8YcdOtZDP11TAiBr0UmnOcCrP42XLNVBibdJ0qVt\nY4de183F1YWF+derhQ==\n-----END CERTIFICATE REQUEST-----\n", "hostname": "web-01"}"#;
+const BAD_ENROLL: &str = r#"{"token": "zz.00", "csr_pem": "-----BEGIN CERTIFICATE REQUEST-----\nMIHXMHMCAQAwETEPMA0GA1UEAwwGd2ViLTAxMFkwEwYHKoZIzj0CAQYIKoZIzj0D\nAQcDQgAEVV82HymjoEUsT5TmdxA5YLDXpXsNHJxF5F1RcSJsyUMr54Zugjsz0JPi\nXl0N/7iujryNfZTTfwBeQvSqW1hGI6AAMAoGCCqGSM49BAMCA0cAMEQCICsJu5zo\npvW9KVvkdG4wBeOKQzhJI3sx8YcdOtZDP11TAiBr0UmnOcCrP42XLNVBibdJ0qVt\nY4de183F1YWF+derhQ==\n-----END CERTIFICATE REQUEST-----\n", "hostname": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+
 /// One module per fuzz target: `name => |data| body(data), seeds: SEEDS;`.
 macro_rules! fuzz_props {
     ($($name:ident => $body:expr, seeds: $seeds:expr;)*) => {$(
@@ -431,4 +457,74 @@ fuzz_props! {
     accounts => fuzzing::accounts, seeds: ACCOUNTS_SEEDS;
     baseline => fuzzing::baseline, seeds: BASELINE_SEEDS;
     spool_segment => fuzzing::spool_segment, seeds: SPOOL_SEGMENT_SEEDS;
+    batch_lines => aggregator::batch_lines, seeds: BATCH_LINES_SEEDS;
+    batch_frame => aggregator::batch_frame, seeds: BATCH_FRAME_SEEDS;
+    enroll => |d| {
+        let _issued = aggregator::enroll(d);
+    }, seeds: ENROLL_SEEDS;
+}
+
+/// The good enrollment seed gets a certificate, so the body reaches the signing and the
+/// read-back check; the bad one does not.
+#[test]
+fn the_good_enrollment_seed_is_signed_and_the_bad_one_refused() {
+    assert!(aggregator::enroll(GOOD_ENROLL.as_bytes()));
+    assert!(!aggregator::enroll(BAD_ENROLL.as_bytes()));
+}
+
+/// `csr_der` takes DER, which no text seed can hold: its seed is a real CSR (P-256, made
+/// with `openssl req -new`), given as is, with bytes flipped, and cut short.
+mod csr_der {
+    use super::*;
+
+    const SEED_HEX: &str = "3081ca30730201003011310f300d06035504030c067765622d30313059301306072a8648ce3d020106082a8648ce3d03010703420004555f361f29a3a0452c4f94e677103960b0d7a57b0d1c9c45e45d5171226cc9432be7866e823b33d093e25e5d0dffb8ae8ebc8d7d94d37f005e42f4aa5b584623a000300a06082a8648ce3d040302034700304402202b09bb9ce8a6f5bd295be4746e3005e38a433849237b31f1871d3ad6433f5d5302206bd149a739c0ab3f8d972cd54189b749d2a56d63875ed7cdc5d58585f9d7ab85";
+
+    fn seed() -> Vec<u8> {
+        (0..SEED_HEX.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&SEED_HEX[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn the_seed_signs_and_reads_back() {
+        assert!(aggregator::csr_der(&seed()));
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        for data in regressions("csr_der") {
+            let _issued = aggregator::csr_der(&data);
+        }
+    }
+
+    #[test]
+    fn one_mib_random_bytes() {
+        assert!(!aggregator::csr_der(&random_mib()));
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bytes(data in bytes()) {
+            let _issued = aggregator::csr_der(&data);
+        }
+
+        #[test]
+        fn flipped_bytes(flips in prop::collection::vec((any::<Index>(), any::<u8>()), 1..4)) {
+            let mut der = seed();
+            for (at, x) in flips {
+                let i = at.index(der.len());
+                der[i] ^= x;
+            }
+            let _issued = aggregator::csr_der(&der);
+        }
+
+        #[test]
+        fn cut_short(at in any::<Index>()) {
+            let der = seed();
+            let _issued = aggregator::csr_der(&der[..at.index(der.len())]);
+        }
+    }
 }

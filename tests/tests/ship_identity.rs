@@ -210,7 +210,7 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     let key = std::fs::metadata(dir.join("identity/agent.key")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     // The registry knows the new certificate, for the same agent id.
-    let der = vedette_aggregator::identity::authority::rustls_pemfile_der(&second).unwrap();
+    let der = vedette_aggregator::identity::authority::cert_der_from_pem(&second).unwrap();
     let ident = vedette_aggregator::identity::cert_identity(&der).unwrap();
     assert_eq!(ident.agent_id, id);
     let listed = super::support::aggregator::aggregator_cli(&[

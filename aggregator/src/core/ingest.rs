@@ -523,9 +523,14 @@ impl ChunkText {
         if text.last() != Some(&b'\n') {
             text.push(b'\n');
         }
+        // Lines as `Decoder::decode` counted them: an empty chunk, or a lone LF, holds none.
+        let body = &text[..text.len() - 1];
         let mut starts = vec![0];
-        starts.extend(memchr::memchr_iter(b'\n', &text).map(|i| i + 1));
-        // The last "start" is the end of the text.
+        if !body.is_empty() {
+            starts.extend(memchr::memchr_iter(b'\n', body).map(|i| i + 1));
+            // The last "start" is one past the final LF.
+            starts.push(text.len());
+        }
         Ok(Self { text, starts })
     }
 

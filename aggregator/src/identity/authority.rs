@@ -126,7 +126,7 @@ impl Authority {
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, IdentityError> {
         let key = KeyPair::from_pem(key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        let der = rustls_pemfile_der(cert_pem)
+        let der = cert_der_from_pem(cert_pem)
             .ok_or_else(|| IdentityError::NotAgent("CA PEM holds no certificate".into()))?;
         Ok(Self {
             cert_pem: cert_pem.to_owned(),
@@ -243,14 +243,13 @@ pub fn fingerprint(der: &[u8]) -> [u8; 32] {
         .expect("SHA-256 is 32 bytes")
 }
 
-/// The DER of the first certificate in a PEM text.
-pub fn rustls_pemfile_der(pem: &str) -> Option<Vec<u8>> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()?
-        .ok()
-        .map(|c| c.to_vec())
+/// The DER of the first certificate in a PEM text (other sections skipped).
+pub fn cert_der_from_pem(pem: &str) -> Option<Vec<u8>> {
+    pem::parse_many(pem)
+        .ok()?
+        .into_iter()
+        .find(|p| p.tag() == "CERTIFICATE")
+        .map(pem::Pem::into_contents)
 }
 
 /// Who a client certificate says the agent is.
@@ -313,7 +312,7 @@ mod tests {
         let issued = ca
             .sign_agent(&csr, "agt-0011223344556677", "blue", NOW, 30 * DAY_MS)
             .unwrap();
-        let der = rustls_pemfile_der(&issued.cert_pem).unwrap();
+        let der = cert_der_from_pem(&issued.cert_pem).unwrap();
         let id = cert_identity(&der).unwrap();
         assert_eq!(id.agent_id, "agt-0011223344556677");
         assert_eq!(id.tenant, "blue");

@@ -505,3 +505,25 @@ proptest::proptest! {
         let _ignored = reader.row(&junk, "acme");
     }
 }
+
+/// A chunk holds as many lines as the decoder counted in its batch: none for an empty
+/// payload or a lone LF (the fuzz body found an empty chunk reading as one empty line).
+#[test]
+fn a_chunk_has_the_lines_its_batch_was_counted_with() {
+    for (raw, lines) in [
+        (&b""[..], 0),
+        (b"\n", 0),
+        (b"{\"a\":1}", 1),
+        (b"{\"a\":1}\n", 1),
+        (b"{\"a\":1}\n{\"b\":2}", 2),
+    ] {
+        let data = zstd::bulk::compress(raw, 1).unwrap();
+        let text = ChunkText::open(&data, raw.len() as u64).unwrap();
+        assert_eq!(text.len(), lines, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(text.is_empty(), lines == 0);
+        for i in 0..lines {
+            assert!(text.line(i).is_ok());
+        }
+        assert!(text.line(lines).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! `vedette_aggregator::fuzzing::batch_lines` on arbitrary bytes (the same body runs as proptests
+//! in tests/tests/fuzz_props.rs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    vedette_aggregator::fuzzing::batch_lines(data);
+});

@@ -1,0 +1,9 @@
+//! `vedette_aggregator::fuzzing::csr_der` on arbitrary bytes (the same body runs as proptests
+//! in tests/tests/fuzz_props.rs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _issued = vedette_aggregator::fuzzing::csr_der(data);
+});
