@@ -364,3 +364,110 @@ fn a_file_line_without_pri_or_pid_has_no_empty_syslog_section() {
     let json = serde_json::to_value(&**ev).unwrap();
     assert_eq!(json["unmapped"]["syslog"]["procid"], "42", "{json}");
 }
+
+/// Audit serials are per kernel: in a file or stream that gathers several hosts'
+/// audisp-syslog lines (a central syslog server, a relay), two hosts' events with one
+/// serial stay two events, and one host's far-ahead serial does not complete another
+/// host's event before its records are in.
+#[test]
+fn relayed_audit_records_of_several_hosts_join_per_host() {
+    let sc = |host: &str, serial: u64, pid: u32| {
+        format!(
+            "Jan 15 00:00:00 {host} audisp-syslog[1]: type=SYSCALL msg=audit(1736899200.035:{serial}): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid={pid} auid=1000 uid=0 comm=\"id\" exe=\"/usr/bin/id\""
+        )
+    };
+    let cwd = |host: &str, serial: u64, dir: &str| {
+        format!(
+            "Jan 15 00:00:00 {host} audisp-syslog[1]: type=CWD msg=audit(1736899200.035:{serial}): cwd=\"{dir}\""
+        )
+    };
+    let eoe = |host: &str, serial: u64| {
+        format!(
+            "Jan 15 00:00:00 {host} audisp-syslog[1]: type=EOE msg=audit(1736899200.035:{serial}):"
+        )
+    };
+    let lines = [
+        sc("web-01", 500, 11),
+        sc("web-02", 500, 22),
+        // web-03's counter is far ahead: it says nothing about web-01's or web-02's events.
+        sc("web-03", 9_000_000, 33),
+        cwd("web-01", 500, "/one"),
+        cwd("web-02", 500, "/two"),
+        cwd("web-03", 9_000_000, "/three"),
+        eoe("web-01", 500),
+        eoe("web-02", 500),
+        eoe("web-03", 9_000_000),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let evs = norm_lines(&refs);
+    assert_eq!(evs.len(), 3, "one event per host: {evs:#?}");
+    let mut seen: Vec<(String, Option<i64>, String)> = evs
+        .iter()
+        .map(|ev| {
+            let p = ev.process.as_ref().unwrap();
+            (
+                ev.device
+                    .as_ref()
+                    .unwrap()
+                    .hostname
+                    .as_deref()
+                    .unwrap()
+                    .to_owned(),
+                p.pid,
+                p.working_directory.as_deref().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("web-01".to_owned(), Some(11), "/one".to_owned()),
+            ("web-02".to_owned(), Some(22), "/two".to_owned()),
+            ("web-03".to_owned(), Some(33), "/three".to_owned()),
+        ]
+    );
+}
+
+/// A `PROCTITLE` ends its event at once (the kernel writes it last), so an audisp stream
+/// without `EOE` records does not wait for the timeout; an `EOE` that follows ends nothing
+/// and is no orphan, while an `EOE` nobody announced still is.
+#[test]
+fn proctitle_ends_its_event_and_the_following_eoe_is_no_orphan() {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = Source {
+        uid_key: None,
+        id: "/var/log/audit/audit.log".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: false,
+    };
+    let lines = [
+        "type=SYSCALL msg=audit(1700000000.123:77): arch=c000003e syscall=59 success=yes exit=0 pid=10 ppid=1 auid=1000 uid=0 comm=\"id\" exe=\"/usr/bin/id\"",
+        "type=EXECVE msg=audit(1700000000.123:77): argc=1 a0=\"id\"",
+        "type=PROCTITLE msg=audit(1700000000.123:77): proctitle=6964",
+    ];
+    for (i, l) in lines.iter().enumerate() {
+        n.handle_line(&src, i as u64 + 1, l.as_bytes(), 0);
+    }
+    let ev = n
+        .poll_event()
+        .expect("complete at its PROCTITLE, before any timeout");
+    assert_eq!(ev.class(), Class::ProcessActivity);
+    assert_eq!(ev.raw_data.as_deref(), Some(lines.join("\n").as_str()));
+    assert_eq!(n.pending_floor("/var/log/audit/audit.log"), None);
+    n.handle_line(&src, 4, b"type=EOE msg=audit(1700000000.123:77):", 0);
+    assert!(
+        n.poll_event().is_none(),
+        "the EOE of an ended event makes no event"
+    );
+    n.handle_line(&src, 5, b"type=EOE msg=audit(1700000000.123:78):", 0);
+    let orphan = n
+        .poll_event()
+        .expect("an EOE without its event is reported");
+    assert_eq!(
+        orphan.metadata.event_code.as_deref(),
+        Some("auditd.eoe_without_event")
+    );
+    n.finish();
+    assert!(n.poll_event().is_none());
+}

@@ -12,6 +12,8 @@ use crate::core::parse::code;
 const REORDER_WINDOW: u64 = 16;
 /// At most this many events wait for records; past it the oldest is completed.
 const MAX_OPEN: usize = 1024;
+/// Events completed at their `PROCTITLE` remembered, so that their `EOE` is known.
+const RECENT: usize = 64;
 
 /// Types that user space writes as one self-contained record.
 fn standalone(t: &str) -> bool {
@@ -25,17 +27,46 @@ fn standalone(t: &str) -> bool {
         || t.starts_with("ACCT_")
         || t.starts_with("GRP_")
         || t.starts_with("ANOM_LOGIN")
-        || matches!(t, "USYS_CONFIG" | "CHGRP_ID" | "CHUSER_ID")
+        || t.starts_with("ANOM_")
+        || t.starts_with("INTEGRITY_")
+        || t.starts_with("RESP_")
+        || t.starts_with("CRYPTO_")
+        || t.starts_with("VIRT_")
+        || matches!(
+            t,
+            "USER" | "KERNEL" | "USYS_CONFIG" | "CHGRP_ID" | "CHUSER_ID"
+        )
+}
+
+/// The kernel writes an event's `PROCTITLE` last, just before its `EOE`: the event is
+/// complete there (as auparse and ausearch take it), which matters where no `EOE` follows
+/// (audisp plugins that forward records one by one).
+fn ends_event(t: &str) -> bool {
+    t == "PROCTITLE"
 }
 
 /// An event still taking records.
 #[derive(Debug)]
 struct Open {
     source: String,
+    /// xxh3 of the host the line's envelope names (0: none): see [`host_key`].
+    host: u64,
     /// Position of its first record in the source.
     first_seq: u64,
     last_seen: i64,
     group: Group,
+}
+
+/// Which kernel a record came from, beside its `node=`: the host its syslog envelope names.
+/// Serials are per kernel, so a source that gathers several hosts' audisp-syslog lines (a
+/// central syslog file, a relay's stream) carries the same serials independently, and one
+/// host's serials say nothing about when another host's event is complete. Hashed: it is
+/// compared on every record, and kept per open event.
+fn host_key(base: &Event) -> u64 {
+    base.device
+        .as_ref()
+        .and_then(|d| d.hostname.as_deref())
+        .map_or(0, |h| xxhash_rust::xxh3::xxh3_64(h.as_bytes()))
 }
 
 /// Joins records into events. See the module docs for when an event is complete.
@@ -43,6 +74,22 @@ struct Open {
 pub struct Joiner {
     timeout_ms: i64,
     open: Vec<Open>,
+    /// Keys ([`event_key`]) of the last [`RECENT`] events completed at their `PROCTITLE`:
+    /// their `EOE` ends nothing and is no orphan.
+    recent: [u64; RECENT],
+    recent_next: usize,
+}
+
+/// One event's identity in one source, hashed.
+fn event_key(source: &str, host: u64, node: Option<&str>, serial: u64) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(source.as_bytes());
+    h.update(&host.to_le_bytes());
+    h.update(node.unwrap_or("").as_bytes());
+    h.update(&[u8::from(node.is_some())]);
+    h.update(&serial.to_le_bytes());
+    // Never 0, the empty slot.
+    h.digest() | 1
 }
 
 impl Joiner {
@@ -51,6 +98,8 @@ impl Joiner {
         Self {
             timeout_ms,
             open: Vec::new(),
+            recent: [0; RECENT],
+            recent_next: 0,
         }
     }
 
@@ -116,15 +165,24 @@ impl Joiner {
         // Two files that rotate under one path are two sources.
         let source = rec.src.uid_key.as_ref().unwrap_or(&rec.src.id).clone();
         let node = r.node.clone();
+        let host = host_key(&base);
         let (serial, time_ms) = (r.serial, r.time_ms);
-        let pos = self
-            .open
-            .iter()
-            .position(|o| o.group.serial == serial && o.group.node == node && o.source == source);
+        let pos = self.open.iter().position(|o| {
+            o.group.serial == serial && o.host == host && o.group.node == node && o.source == source
+        });
         let mut done = Vec::new();
         if r.rtype == "EOE" {
             match pos {
                 Some(p) => done.push(build(self.open.remove(p).group)),
+                None if self.recent.contains(&event_key(
+                    &source,
+                    host,
+                    node.as_deref(),
+                    serial,
+                )) =>
+                {
+                    // Its event ended at its PROCTITLE; the marker carries nothing more.
+                }
                 None => {
                     // An end marker for an event already completed (or never seen): say so.
                     let mut ev = base;
@@ -140,15 +198,18 @@ impl Joiner {
             .take()
             .map(vedette_schemas::ocsf::Text::into_string)
             .unwrap_or_default();
+        let ends = ends_event(&r.rtype);
         match pos {
             Some(p) => {
                 let o = &mut self.open[p];
                 o.group.records.push(r);
                 o.group.raw.push(raw);
                 o.last_seen = rec.now_ms;
+                if ends {
+                    done.push(build(self.open.remove(p).group));
+                }
             }
             None => {
-                let alone = standalone(&r.rtype);
                 let group = Group {
                     node: node.clone(),
                     serial,
@@ -157,11 +218,12 @@ impl Joiner {
                     raw: vec![raw],
                     records: vec![r],
                 };
-                if alone {
+                if ends || standalone(&group.records[0].rtype) {
                     done.push(build(group));
                 } else {
                     self.open.push(Open {
                         source: source.clone(),
+                        host,
                         first_seq: rec.seq,
                         last_seen: rec.now_ms,
                         group,
@@ -169,15 +231,19 @@ impl Joiner {
                 }
             }
         }
+        if ends {
+            self.recent[self.recent_next] = event_key(&source, host, node.as_deref(), serial);
+            self.recent_next = (self.recent_next + 1) % RECENT;
+        }
         let t = self.timeout_ms;
+        // Cheapest test first: most open events are another host's.
         let due = |o: &Open| {
-            o.source == source
-                && o.group.node == node
+            o.host == host
                 && (o.group.serial + REORDER_WINDOW < serial || o.group.time_ms + t < time_ms)
+                && o.group.node == node
+                && o.source == source
         };
-        // Events open in arrival order, so the oldest is first: when it is not due, none of
-        // the same source usually is, and the scan is skipped.
-        if self.open.first().is_some_and(due) || self.open.len() > 2 * REORDER_WINDOW as usize {
+        if self.open.iter().any(due) {
             done.extend(self.take_where(due));
         }
         while self.open.len() > MAX_OPEN {

@@ -1,11 +1,13 @@
 //! Linux audit: raw auditd records (`[node=N ]type=T msg=audit(SEC.MS:SERIAL): k=v …`, also
 //! forwarded through syslog) and laurel's JSON lines, joined per event id into one event.
 //!
-//! An event is complete at its `EOE` record; at a record of a later event id once the gap
+//! An event is complete at its `EOE` record, or at its `PROCTITLE`, which the kernel writes
+//! last (its `EOE`, if one follows, then ends nothing and is not reported as an orphan);
+//! at a record of a later event id of the same kernel (same host and `node=`) once the gap
 //! exceeds a small reorder window (auditd interleaves the records of neighbouring events,
 //! see auparse's test3.log) or the later record is more than the timeout younger; after
 //! the timeout in the caller's clock ([`Joiner::expire`]); or at end of input. Records the
-//! kernel never joins (user-space `USER_*`, `CRED_*`, `ADD_*` …) complete at once.
+//! kernel never joins (user-space `USER_*`, `CRED_*`, `ADD_*` …, `ANOM_*`) complete at once.
 
 mod event;
 mod joiner;
