@@ -69,6 +69,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// `[agent] poll_interval_ms`.
     pub poll_interval_ms: Option<u64>,
+    /// `[agent] audit_timeout_ms`.
+    pub audit_timeout_ms: Option<i64>,
     /// `[agent] read_backend`: `auto`, `plain` or `io_uring`.
     pub read_backend: Option<String>,
     /// `[[input.*]]`.
@@ -204,6 +206,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         } else {
             cfg.poll_interval_ms = Some(*ms.get_ref());
+        }
+    }
+    if let Some(ms) = agent.audit_timeout_ms {
+        if *ms.get_ref() == 0 || *ms.get_ref() > 60_000 {
+            problems.push(problem(
+                Some(ms.span()),
+                "agent.audit_timeout_ms",
+                "must be between 1 and 60000".into(),
+            ));
+        } else {
+            cfg.audit_timeout_ms = Some(*ms.get_ref() as i64);
         }
     }
     if let Some(b) = agent.read_backend {
@@ -356,6 +369,7 @@ mod tests {
         let text = r#"[agent]
 timezone = "Mars/Olympus"
 max_line_bytes = 10
+audit_timeout_ms = 0
 
 [[json_mapping]]
 name = "x"
@@ -370,13 +384,14 @@ fields = { "user.nam" = "user" }
             vec![
                 (3, "agent.max_line_bytes"),
                 (2, "agent.timezone"),
-                (8, "json_mapping[0].activity_id"),
-                (9, "json_mapping[0].fields.user.nam"),
+                (4, "agent.audit_timeout_ms"),
+                (9, "json_mapping[0].activity_id"),
+                (10, "json_mapping[0].fields.user.nam"),
             ]
         );
         assert!(
             err.to_string()
-                .starts_with("4 problem(s) in the config:\nagent.toml:3:")
+                .starts_with("5 problem(s) in the config:\nagent.toml:3:")
         );
     }
 

@@ -53,6 +53,9 @@ pub struct RawAgent {
     pub state_dir: Option<Spanned<String>>,
     /// How often files are checked for new bytes, in ms (default 250).
     pub poll_interval_ms: Option<Spanned<u64>>,
+    /// How long an auditd event without its end record waits for more records, in ms
+    /// (default 2000, auditd's own `end_of_event_timeout`).
+    pub audit_timeout_ms: Option<Spanned<u64>>,
     /// How files are read: `auto` (io_uring where built in and the kernel allows it, else
     /// plain reads; the default), `plain` or `io_uring`.
     pub read_backend: Option<Spanned<String>>,

@@ -150,6 +150,7 @@ impl Normalizer {
         if *self.reporter != *cfg.reporter_hostname {
             self.reporter = Shared::from(cfg.reporter_hostname.as_str());
         }
+        self.audit.set_timeout(cfg.audit_timeout_ms);
         self.cfg = cfg;
     }
 

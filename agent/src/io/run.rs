@@ -53,6 +53,9 @@ pub fn normalize_config(cfg: &Config) -> NormalizeConfig {
     if let Some(m) = cfg.max_line_bytes {
         n.max_line_bytes = m;
     }
+    if let Some(ms) = cfg.audit_timeout_ms {
+        n.audit_timeout_ms = ms;
+    }
     n
 }
 

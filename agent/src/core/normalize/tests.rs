@@ -471,3 +471,36 @@ fn proctitle_ends_its_event_and_the_following_eoe_is_no_orphan() {
     n.finish();
     assert!(n.poll_event().is_none());
 }
+
+/// `[agent] audit_timeout_ms` (auditd's `end_of_event_timeout`) applies from a reload on,
+/// to the events already waiting too.
+#[test]
+fn a_reloaded_audit_timeout_applies_to_waiting_events() {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = Source {
+        uid_key: None,
+        id: "/var/log/audit/audit.log".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: false,
+    };
+    let rx = Received {
+        seq: 1,
+        now_ms: 10_000,
+        ..Received::default()
+    };
+    n.handle_received(
+        &src,
+        rx,
+        b"type=SYSCALL msg=audit(1700000000.123:77): arch=c000003e syscall=59 success=yes exit=0 pid=10 uid=0 comm=\"id\" exe=\"/usr/bin/id\"",
+    );
+    assert_eq!(n.poll_timeout(), Some(12_000));
+    n.reconfigure(NormalizeConfig {
+        audit_timeout_ms: 200,
+        ..NormalizeConfig::default()
+    });
+    assert_eq!(n.poll_timeout(), Some(10_200));
+    n.handle_timeout(10_199);
+    assert!(n.poll_event().is_none());
+    n.handle_timeout(10_200);
+    assert!(n.poll_event().is_some());
+}

@@ -103,6 +103,12 @@ impl Joiner {
         }
     }
 
+    /// From now on, events complete `timeout_ms` after their last record (the open ones
+    /// too).
+    pub fn set_timeout(&mut self, timeout_ms: i64) {
+        self.timeout_ms = timeout_ms;
+    }
+
     /// When the oldest open event times out.
     pub fn poll_timeout(&self) -> Option<i64> {
         self.open
