@@ -19,6 +19,10 @@
 # EDGE=off (default): collection and normalization only, like the peers.
 # EDGE=on: also the rest of the edge stage: redaction, user/device/process enrichment, the
 #   first-seen baseline, asset tags (what it costs, beside EDGE=off in the same sitting).
+# AUDIT_TIMEOUT_MS=N: `[agent] audit_timeout_ms` (default 2000, auditd's own). The
+#   workload's last audit records of each host have no end record, so the harness's
+#   last line waits this long after the input ends; a smaller value shows how much of a
+#   run's wall time that wait is. Report it as a separate row, never as the agent's rate.
 set -euo pipefail
 if [[ $# -ne 5 ]]; then
     echo "usage: $0 SCENARIO PORT TAIL_FILE OUTPUT WORKDIR" >&2
@@ -55,6 +59,11 @@ case ${EDGE:-off} in
         exit 2
         ;;
 esac
+audit_timeout=${AUDIT_TIMEOUT_MS:-2000}
+if ! [[ $audit_timeout =~ ^[0-9]+$ ]]; then
+    echo "AUDIT_TIMEOUT_MS must be a number of milliseconds" >&2
+    exit 2
+fi
 mkdir -p "$workdir/state"
 cat >"$workdir/agent.toml" <<TOML
 [agent]
@@ -62,6 +71,7 @@ hostname = "perf-agent"
 timezone = "UTC"
 state_dir = "$workdir/state"
 poll_interval_ms = 10
+audit_timeout_ms = $audit_timeout
 
 # The harness counts one output line per input event: edge folding off.
 [dedup]

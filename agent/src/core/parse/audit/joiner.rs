@@ -15,7 +15,8 @@ const MAX_OPEN: usize = 1024;
 /// Events completed at their `PROCTITLE` remembered, so that their `EOE` is known.
 const RECENT: usize = 64;
 
-/// Types that user space writes as one self-contained record.
+/// Types that make a whole event alone: what user space writes as one self-contained
+/// record, and the kernel's anomaly, integrity and `KERNEL` records (auparse's list).
 fn standalone(t: &str) -> bool {
     t.starts_with("USER_")
         || t.starts_with("CRED_")
@@ -26,7 +27,6 @@ fn standalone(t: &str) -> bool {
         || t.starts_with("SYSTEM_")
         || t.starts_with("ACCT_")
         || t.starts_with("GRP_")
-        || t.starts_with("ANOM_LOGIN")
         || t.starts_with("ANOM_")
         || t.starts_with("INTEGRITY_")
         || t.starts_with("RESP_")
