@@ -504,3 +504,45 @@ fn a_reloaded_audit_timeout_applies_to_waiting_events() {
     n.handle_timeout(10_200);
     assert!(n.poll_event().is_some());
 }
+
+/// The sender's address is formatted once per run of records from it: records from
+/// alternating senders (UDP from many hosts) still each name their own.
+#[test]
+fn each_record_names_its_own_sender_when_senders_alternate() {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = Source {
+        uid_key: None,
+        id: "udp://0.0.0.0:514".into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog: true,
+    };
+    let peers = [
+        "192.0.2.7",
+        "2001:db8::9",
+        "2001:db8::9",
+        "192.0.2.7",
+        "198.51.100.1",
+    ];
+    for (i, p) in peers.iter().enumerate() {
+        let rx = Received {
+            seq: i as u64,
+            now_ms: 5,
+            peer: Some(p.parse().unwrap()),
+            cut_from: None,
+        };
+        n.handle_received(&src, rx, b"<13>1 2026-01-01T00:00:00Z - app - - - nil host");
+    }
+    let evs: Vec<_> = std::iter::from_fn(|| n.poll_event()).collect();
+    let named: Vec<(&str, &str)> = evs
+        .iter()
+        .map(|e| {
+            let logger = &e.metadata.loggers.as_ref().unwrap()[0];
+            (
+                e.device.as_ref().unwrap().ip.as_deref().unwrap(),
+                logger.device.as_ref().unwrap().ip.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(&str, &str)> = peers.iter().map(|p| (*p, *p)).collect();
+    assert_eq!(named, want);
+}
