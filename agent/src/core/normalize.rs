@@ -322,8 +322,15 @@ impl Normalizer {
         let msg = env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg);
         let app = env.app.unwrap_or("");
 
-        if parse::audit::is_audit_record(app, msg) {
-            let events = self.audit.handle_record(rec, msg, ev);
+        // An audit record the kernel logged itself (AppArmor, SELinux), as klogd and imklog
+        // write it: after the uptime stamp.
+        let audit_msg = if app == "kernel" {
+            parse::kernel::strip_uptime(msg)
+        } else {
+            msg
+        };
+        if parse::audit::is_audit_record(app, audit_msg) {
+            let events = self.audit.handle_record(rec, audit_msg, ev);
             for e in events {
                 self.push(e);
             }

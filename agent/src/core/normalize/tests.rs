@@ -546,3 +546,59 @@ fn each_record_names_its_own_sender_when_senders_alternate() {
     let want: Vec<(&str, &str)> = peers.iter().map(|p| (*p, *p)).collect();
     assert_eq!(named, want);
 }
+
+/// A MAC denial logged by the kernel (AppArmor on Ubuntu and SUSE, SELinux on RHEL) is a
+/// file access refused: File System Activity with the file, the process and the verdict,
+/// also behind klogd's uptime stamp. A check on something other than a file (a capability)
+/// stays a Base Event with every field.
+#[test]
+fn apparmor_and_selinux_file_denials_are_file_activity() {
+    let evs = norm_lines(&[
+        r#"Jan 15 00:00:01 web-11 kernel: [   12.345678] audit: type=1400 audit(1736899201.084:100004): apparmor="DENIED" operation="open" profile="/usr/bin/man" name="/etc/shadow" pid=45782 comm="tcpdump" requested_mask="r" denied_mask="r" fsuid=0 ouid=0"#,
+        r#"Jan 15 00:00:02 web-11 kernel: audit: type=1400 audit(1736899202.084:100005): apparmor="DENIED" operation="capable" profile="/usr/sbin/cupsd" pid=5 comm="cupsd" capability=12 capname="net_admin""#,
+        r#"type=AVC msg=audit(1736899203.977:300): avc:  denied  { unlink } for  pid=77 comm="rm" name="passwd" dev="dm-0" ino=12 scontext=u:r:t:s0 tcontext=u:object_r:passwd_file_t:s0 tclass=file permissive=0"#,
+    ]);
+    assert_eq!(evs.len(), 3);
+    let by_code = |c: &str| {
+        evs.iter()
+            .find(|e| e.metadata.event_code.as_deref() == Some(c))
+            .unwrap_or_else(|| panic!("no {c}: {evs:#?}"))
+    };
+    let aa = by_code("auditd.apparmor");
+    assert_eq!(aa.class(), Class::FileActivity);
+    assert_eq!(aa.header.activity_id, 14);
+    assert_eq!(
+        aa.header.status,
+        Some(vedette_schemas::ocsf::Status::Failure)
+    );
+    assert_eq!(aa.status_detail.as_deref(), Some("DENIED open"));
+    let f = aa.file.as_ref().unwrap();
+    assert_eq!(f.path.as_deref(), Some("/etc/shadow"));
+    assert_eq!(f.name.as_deref(), Some("shadow"));
+    let p = aa.actor.as_ref().unwrap().process.as_ref().unwrap();
+    assert_eq!((p.pid, p.name.as_deref()), (Some(45782), Some("tcpdump")));
+    assert_eq!(
+        aa.device.as_ref().unwrap().hostname.as_deref(),
+        Some("web-11")
+    );
+
+    let se = by_code("auditd.selinux");
+    assert_eq!(se.class(), Class::FileActivity);
+    assert_eq!(se.header.activity_id, 4);
+    assert_eq!(
+        se.header.status,
+        Some(vedette_schemas::ocsf::Status::Failure)
+    );
+    assert_eq!(se.status_detail.as_deref(), Some("denied { unlink }"));
+    let f = se.file.as_ref().unwrap();
+    // SELinux names the last component only, unless it gives `path`.
+    assert_eq!(
+        (f.name.as_deref(), f.path.as_deref()),
+        (Some("passwd"), None)
+    );
+    assert_eq!((f.type_id, f.uid.as_deref()), (Some(1), Some("12")));
+
+    let cap = by_code("auditd.avc");
+    assert_eq!(cap.class(), Class::Base);
+    assert!(cap.unmapped.as_ref().unwrap().other["auditd"]["AVC"]["capname"] == "net_admin");
+}

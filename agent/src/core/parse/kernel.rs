@@ -7,15 +7,20 @@ use vedette_schemas::ocsf::{Actor, Class, Event, Process, Status};
 use super::{Parsed, code, set_class};
 use crate::core::text::Needle;
 
-/// Parses a kernel message (after the syslog envelope).
-pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
-    // Drop the `[12345.678901]` uptime stamp.
+/// A kernel message without its `[12345.678901] ` uptime stamp (klogd and rsyslog's imklog
+/// keep it; the journal does not).
+pub fn strip_uptime(msg: &str) -> &str {
     static STAMP_END: Needle = Needle::new("] ");
-    static SEGFAULT: Needle = Needle::new(": segfault at ");
-    let body = match msg.strip_prefix('[').and_then(|m| STAMP_END.split_once(m)) {
+    match msg.strip_prefix('[').and_then(|m| STAMP_END.split_once(m)) {
         Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest,
         _ => msg,
-    };
+    }
+}
+
+/// Parses a kernel message (after the syslog envelope).
+pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
+    static SEGFAULT: Needle = Needle::new(": segfault at ");
+    let body = strip_uptime(msg);
     let Some((proc_, detail)) = SEGFAULT.split_once(body) else {
         return Parsed::No;
     };

@@ -1,5 +1,6 @@
 //! One joined audit event → the OCSF class its records call for: Process Activity (an
-//! exec), File System Activity (a syscall on a path), Authentication (user-space logins),
+//! exec), File System Activity (a syscall on a path, or an AppArmor or SELinux decision on
+//! a file), Authentication (user-space logins),
 //! Account Change (user-space account management), else Base Event; every raw field stays
 //! under `unmapped.auditd.<TYPE>`.
 
@@ -320,6 +321,9 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
             });
             return ev;
         }
+        if let Some(denial) = find("AVC").and_then(mac_file) {
+            return mac_file_event(ev, &denial, process_of(sc));
+        }
         // A syscall without a path: the process that made it is still worth having.
         let p = process_of(sc);
         ev.actor = Some(Actor {
@@ -328,6 +332,15 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
             ..Actor::default()
         });
         return ev;
+    }
+    // A MAC denial alone: AppArmor's and SELinux's kernel-log lines carry no SYSCALL.
+    if let Some(denial) = find("AVC").and_then(mac_file) {
+        let p = Process {
+            pid: denial.pid,
+            name: denial.comm.map(Into::into),
+            ..Process::default()
+        };
+        return mac_file_event(ev, &denial, p);
     }
     let Some(first) = records.first() else {
         return ev;
@@ -413,6 +426,187 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
             }
         }
     }
+    ev
+}
+
+/// What an `AVC` record (AppArmor or SELinux) says about a file it ruled on.
+struct MacFile<'a> {
+    /// `apparmor` or `selinux`.
+    module: &'static str,
+    /// AppArmor's `name` (a path); SELinux's `path` if given, else its `name` (the last
+    /// component only).
+    name: &'a str,
+    /// Whether `name` is a whole path.
+    is_path: bool,
+    /// OCSF `file.type_id` and its caption.
+    file_type: (u8, &'static str),
+    activity: u8,
+    status: Status,
+    /// `DENIED open`, `denied { read write }` …
+    detail: String,
+    pid: Option<i64>,
+    comm: Option<&'a str>,
+    inode: Option<&'a str>,
+}
+
+/// The file an `AVC` record is about, if it is about one: AppArmor's file operations (a
+/// `name`, no network `family`, not a capability, signal or ptrace check), SELinux's
+/// file-like target classes.
+fn mac_file(avc: &AuditRecord) -> Option<MacFile<'_>> {
+    let pid = num(avc.get("pid"));
+    let comm = avc.get("comm");
+    if let Some(verdict) = avc.get("apparmor") {
+        let op = avc.get("operation").unwrap_or("");
+        let name = avc.get("name").filter(|n| n.starts_with('/'))?;
+        if avc.get("family").is_some()
+            || matches!(
+                op,
+                "capable" | "signal" | "ptrace" | "mount" | "umount" | "pivotroot"
+            )
+        {
+            return None;
+        }
+        let activity = match op {
+            "open" => 14,
+            "mknod" | "mkdir" | "link" | "symlink" => 1,
+            "unlink" | "rmdir" => 4,
+            "rename_src" | "rename_dest" => 5,
+            "chmod" | "chown" | "setattr" => 6,
+            "getattr" => 8,
+            "truncate" => 3,
+            _ => 99,
+        };
+        return Some(MacFile {
+            module: "apparmor",
+            name,
+            is_path: true,
+            // AppArmor writes a directory with its trailing slash; anything else it does
+            // not say.
+            file_type: if name.len() > 1 && name.ends_with('/') {
+                (2, "Folder")
+            } else {
+                (0, "Unknown")
+            },
+            activity,
+            status: match verdict {
+                "DENIED" => Status::Failure,
+                "ALLOWED" | "AUDIT" => Status::Success,
+                _ => Status::Unknown,
+            },
+            detail: format!("{verdict} {op}").trim_end().to_owned(),
+            pid,
+            comm,
+            inode: None,
+        });
+    }
+    // SELinux: `avc:  denied  { read write } for  pid=… name="…" … tclass=dir`; the words
+    // without `=` come as positional fields, in order.
+    let file_type = match avc.get("tclass")? {
+        "file" => (1, "Regular File"),
+        "dir" => (2, "Folder"),
+        "chr_file" => (3, "Character Device"),
+        "blk_file" => (4, "Block Device"),
+        "sock_file" => (5, "Local Socket"),
+        "fifo_file" => (6, "Named Pipe"),
+        "lnk_file" => (7, "Symbolic Link"),
+        _ => return None,
+    };
+    let words: Vec<&str> = avc
+        .fields
+        .iter()
+        .filter(|(k, _)| k.starts_with('_'))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let verdict = words
+        .iter()
+        .copied()
+        .find(|w| matches!(*w, "denied" | "granted"))?;
+    let perms: Vec<&str> = words
+        .iter()
+        .skip_while(|w| **w != "{")
+        .skip(1)
+        .take_while(|w| **w != "}")
+        .copied()
+        .collect();
+    let (name, is_path) = match avc.get("path").filter(|p| p.starts_with('/')) {
+        Some(p) => (p, true),
+        None => (avc.get("name")?, false),
+    };
+    let has = |p: &str| perms.contains(&p);
+    let activity = if has("create") || has("add_name") {
+        1
+    } else if has("unlink") || has("rmdir") || has("remove_name") {
+        4
+    } else if has("rename") || has("reparent") {
+        5
+    } else if has("setattr") || has("relabelfrom") || has("relabelto") {
+        6
+    } else if has("write") || has("append") {
+        3
+    } else if has("read") {
+        2
+    } else if has("open") {
+        14
+    } else if has("getattr") {
+        8
+    } else {
+        99
+    };
+    // A denial in permissive mode was logged, not enforced.
+    let permissive = avc.get("permissive") == Some("1");
+    Some(MacFile {
+        module: "selinux",
+        name,
+        is_path,
+        file_type,
+        activity,
+        status: match (verdict, permissive) {
+            ("denied", false) => Status::Failure,
+            _ => Status::Success,
+        },
+        detail: format!(
+            "{verdict} {{ {} }}{}",
+            perms.join(" "),
+            if permissive { " (permissive)" } else { "" }
+        ),
+        pid,
+        comm,
+        inode: avc.get("ino"),
+    })
+}
+
+/// File System Activity of a MAC decision on a file, by `actor`.
+fn mac_file_event(mut ev: Box<Event>, m: &MacFile<'_>, actor: Process) -> Box<Event> {
+    set_class(&mut ev, Class::FileActivity, m.activity, m.status);
+    code(
+        &mut ev,
+        "auditd",
+        if m.module == "apparmor" {
+            "auditd.apparmor"
+        } else {
+            "auditd.selinux"
+        },
+    );
+    ev.status_detail = Some(m.detail.as_str().into());
+    let trimmed = m.name.trim_end_matches('/');
+    let name = if m.is_path {
+        basename(trimmed)
+    } else {
+        trimmed
+    };
+    ev.file = Some(Box::new(File {
+        name: Some(if name.is_empty() { m.name } else { name }.into()),
+        path: m.is_path.then(|| m.name.into()),
+        type_id: Some(m.file_type.0),
+        r#type: Some(m.file_type.1.into()),
+        uid: m.inode.map(Into::into),
+        ..File::default()
+    }));
+    ev.actor = Some(Actor {
+        user: actor.user.clone(),
+        process: Some(Box::new(actor)),
+        ..Actor::default()
+    });
     ev
 }
 
