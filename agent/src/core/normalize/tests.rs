@@ -549,16 +549,19 @@ fn each_record_names_its_own_sender_when_senders_alternate() {
 
 /// A MAC denial logged by the kernel (AppArmor on Ubuntu and SUSE, SELinux on RHEL) is a
 /// file access refused: File System Activity with the file, the process and the verdict,
-/// also behind klogd's uptime stamp. A check on something other than a file (a capability)
-/// stays a Base Event with every field.
+/// also behind klogd's uptime stamp. A check on something other than a file (a capability,
+/// a socket) stays a Base Event with every field.
 #[test]
 fn apparmor_and_selinux_file_denials_are_file_activity() {
     let evs = norm_lines(&[
         r#"Jan 15 00:00:01 web-11 kernel: [   12.345678] audit: type=1400 audit(1736899201.084:100004): apparmor="DENIED" operation="open" profile="/usr/bin/man" name="/etc/shadow" pid=45782 comm="tcpdump" requested_mask="r" denied_mask="r" fsuid=0 ouid=0"#,
         r#"Jan 15 00:00:02 web-11 kernel: audit: type=1400 audit(1736899202.084:100005): apparmor="DENIED" operation="capable" profile="/usr/sbin/cupsd" pid=5 comm="cupsd" capability=12 capname="net_admin""#,
         r#"type=AVC msg=audit(1736899203.977:300): avc:  denied  { unlink } for  pid=77 comm="rm" name="passwd" dev="dm-0" ino=12 scontext=u:r:t:s0 tcontext=u:object_r:passwd_file_t:s0 tclass=file permissive=0"#,
+        r#"Jan 15 00:00:04 web-11 kernel: audit: type=1400 audit(1736899204.084:100006): apparmor="DENIED" operation="connect" class="net" profile="p" name="/run/x.sock" pid=4 comm="x""#,
     ]);
-    assert_eq!(evs.len(), 3);
+    assert_eq!(evs.len(), 4);
+    let base = evs.iter().filter(|e| e.class() == Class::Base).count();
+    assert_eq!(base, 2, "the capability and the socket connect stay Base Events");
     let by_code = |c: &str| {
         evs.iter()
             .find(|e| e.metadata.event_code.as_deref() == Some(c))

@@ -458,7 +458,9 @@ fn mac_file(avc: &AuditRecord) -> Option<MacFile<'_>> {
     if let Some(verdict) = avc.get("apparmor") {
         let op = avc.get("operation").unwrap_or("");
         let name = avc.get("name").filter(|n| n.starts_with('/'))?;
-        if avc.get("family").is_some()
+        // Newer kernels say the object's class; older ones only the operation.
+        if avc.get("class").is_some_and(|c| c != "file")
+            || avc.get("family").is_some()
             || matches!(
                 op,
                 "capable" | "signal" | "ptrace" | "mount" | "umount" | "pivotroot"
