@@ -561,7 +561,10 @@ fn apparmor_and_selinux_file_denials_are_file_activity() {
     ]);
     assert_eq!(evs.len(), 4);
     let base = evs.iter().filter(|e| e.class() == Class::Base).count();
-    assert_eq!(base, 2, "the capability and the socket connect stay Base Events");
+    assert_eq!(
+        base, 2,
+        "the capability and the socket connect stay Base Events"
+    );
     let by_code = |c: &str| {
         evs.iter()
             .find(|e| e.metadata.event_code.as_deref() == Some(c))
