@@ -608,3 +608,47 @@ fn apparmor_and_selinux_file_denials_are_file_activity() {
     assert_eq!(cap.class(), Class::Base);
     assert!(cap.unmapped.as_ref().unwrap().other["auditd"]["AVC"]["capname"] == "net_admin");
 }
+
+/// A SUID binary killed while dumping core (how an exploit of it often shows, e.g. the
+/// Looney Tunables `su` crashes) is Process Activity Terminate, Failure, with the process,
+/// its user, the login user and the signal; a group added through the account tools is an
+/// Account Change of a `Group` user, as groupadd's own lines are.
+#[test]
+fn core_dumps_and_group_changes_from_auditd_are_read() {
+    let evs = norm_lines(&[
+        "type=ANOM_ABEND msg=audit(1696431282.553:8283): auid=1000 uid=1000 gid=1000 ses=417 subj=unconfined pid=192019 comm=\"su\" exe=\"/usr/bin/su\" sig=11 res=1\u{1d}AUID=\"bui\" UID=\"bui\" GID=\"bui\"",
+        "type=ADD_GROUP msg=audit(1451781471.602:194894): pid=1321 uid=0 auid=1000 ses=1 msg='op=add-group id=1001 acct=\"frodo\" exe=\"/usr/sbin/useradd\" hostname=? addr=? terminal=pts/0 res=success'",
+    ]);
+    assert_eq!(evs.len(), 2);
+    let crash = &evs[0];
+    assert_eq!(crash.class(), Class::ProcessActivity);
+    assert_eq!(crash.header.activity_id, 2);
+    assert_eq!(
+        crash.header.status,
+        Some(vedette_schemas::ocsf::Status::Failure)
+    );
+    assert_eq!(
+        crash.status_detail.as_deref(),
+        Some("killed by signal 11 (SIGSEGV)")
+    );
+    let p = crash.process.as_ref().unwrap();
+    assert_eq!((p.pid, p.name.as_deref()), (Some(192_019), Some("su")));
+    assert_eq!(
+        p.file.as_ref().unwrap().path.as_deref(),
+        Some("/usr/bin/su")
+    );
+    let actor = crash.actor.as_ref().unwrap().user.as_ref().unwrap();
+    assert_eq!(
+        (actor.uid.as_deref(), actor.name.as_deref()),
+        (Some("1000"), Some("bui"))
+    );
+
+    let group = &evs[1];
+    assert_eq!(group.class(), Class::AccountChange);
+    assert_eq!(group.header.activity_id, 1);
+    let u = group.user.as_ref().unwrap();
+    assert_eq!(
+        (u.name.as_deref(), u.uid.as_deref(), u.r#type.as_deref()),
+        (Some("frodo"), Some("1001"), Some("Group"))
+    );
+}

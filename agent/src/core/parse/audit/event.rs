@@ -420,6 +420,74 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                 }
             }
         }
+        "ADD_GROUP" | "DEL_GROUP" | "GRP_MGMT" => {
+            if let Some(g) = acct {
+                let activity = match first.rtype.as_str() {
+                    "ADD_GROUP" => 1,
+                    "DEL_GROUP" => 6,
+                    _ => 99,
+                };
+                set_class(&mut ev, Class::AccountChange, activity, st);
+                // Groups have no class of their own: the account changed is the group,
+                // typed `Group` (Other), as for groupadd's own log lines.
+                ev.user = Some(User {
+                    name: Some(g.into()),
+                    uid: first.get("id").map(Into::into),
+                    type_id: Some(99),
+                    r#type: Some("Group".into()),
+                    ..User::default()
+                });
+                if let Some(u) = user_of(first.get("uid"), first.get("UID")) {
+                    ev.actor = Some(Actor {
+                        user: Some(u),
+                        ..Actor::default()
+                    });
+                }
+                if let Some(op) = first.get("op") {
+                    ev.status_detail = Some(op.into());
+                }
+            }
+        }
+        // A process the kernel killed while dumping core (a SUID binary crashing is how
+        // exploits of it often show): Process Activity Terminate, Failure, as for the
+        // kernel's own segfault line.
+        "ANOM_ABEND" => {
+            set_class(&mut ev, Class::ProcessActivity, 2, Status::Failure);
+            let exe = first.get("exe").filter(|e| *e != "(null)");
+            ev.process = Some(Box::new(Process {
+                pid: num(first.get("pid")),
+                name: first.get("comm").filter(|c| *c != "(null)").map(Into::into),
+                file: exe.map(|e| File {
+                    name: Some(basename(e).into()),
+                    path: Some(e.into()),
+                    type_id: Some(1),
+                    r#type: Some("Regular File".into()),
+                    ..File::default()
+                }),
+                user: user_of(first.get("uid"), first.get("UID")),
+                auid: unset(num(first.get("auid"))),
+                ..Process::default()
+            }));
+            ev.actor = Some(Actor {
+                app_name: Some("kernel".into()),
+                user: user_of(
+                    unset(num(first.get("auid")))
+                        .map(|a| a.to_string())
+                        .as_deref(),
+                    first.get("AUID"),
+                ),
+                ..Actor::default()
+            });
+            if let Some(sig) = first.get("sig") {
+                ev.status_detail = Some(
+                    match signal_name(sig) {
+                        Some(name) => format!("killed by signal {sig} ({name})"),
+                        None => format!("killed by signal {sig}"),
+                    }
+                    .into(),
+                );
+            }
+        }
         _ => {
             if st != Status::Unknown {
                 ev.header.status = Some(st);
@@ -427,6 +495,23 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
         }
     }
     ev
+}
+
+/// The name of a fatal signal a core dump reports (x86-64 / generic numbering).
+fn signal_name(sig: &str) -> Option<&'static str> {
+    Some(match sig {
+        "3" => "SIGQUIT",
+        "4" => "SIGILL",
+        "5" => "SIGTRAP",
+        "6" => "SIGABRT",
+        "7" => "SIGBUS",
+        "8" => "SIGFPE",
+        "11" => "SIGSEGV",
+        "24" => "SIGXCPU",
+        "25" => "SIGXFSZ",
+        "31" => "SIGSYS",
+        _ => return None,
+    })
 }
 
 /// What an `AVC` record (AppArmor or SELinux) says about a file it ruled on.
