@@ -1,6 +1,16 @@
 use super::*;
 use jiff::tz::TimeZone;
 
+/// A source named `id` whose reference time is the epoch, in UTC.
+fn epoch_source(id: &str, syslog: bool) -> Source {
+    Source {
+        uid_key: None,
+        id: id.into(),
+        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
+        syslog,
+    }
+}
+
 fn norm_lines(lines: &[&str]) -> Vec<Box<Event>> {
     let mut n = Normalizer::new(NormalizeConfig {
         reporter_hostname: "agent-1".into(),
@@ -22,12 +32,7 @@ fn norm_lines(lines: &[&str]) -> Vec<Box<Event>> {
 #[test]
 fn blank_lines_make_no_event_and_are_counted() {
     let mut n = Normalizer::new(NormalizeConfig::default());
-    let src = Source {
-        uid_key: None,
-        id: "x".into(),
-        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
-        syslog: false,
-    };
+    let src = epoch_source("x", false);
     n.handle_line(&src, 1, b"   \r\n", 0);
     assert!(n.poll_event().is_none());
     assert_eq!(n.stats().empty, 1);
@@ -62,12 +67,7 @@ fn long_lines_are_cut_and_flagged() {
         max_line_bytes: 300,
         ..NormalizeConfig::default()
     });
-    let src = Source {
-        uid_key: None,
-        id: "x".into(),
-        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
-        syslog: false,
-    };
+    let src = epoch_source("x", false);
     let line = "é".repeat(400);
     n.handle_line(&src, 1, line.as_bytes(), 0);
     let ev = n.poll_event().unwrap();
@@ -435,12 +435,7 @@ fn relayed_audit_records_of_several_hosts_join_per_host() {
 #[test]
 fn proctitle_ends_its_event_and_the_following_eoe_is_no_orphan() {
     let mut n = Normalizer::new(NormalizeConfig::default());
-    let src = Source {
-        uid_key: None,
-        id: "/var/log/audit/audit.log".into(),
-        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
-        syslog: false,
-    };
+    let src = epoch_source("/var/log/audit/audit.log", false);
     let lines = [
         "type=SYSCALL msg=audit(1700000000.123:77): arch=c000003e syscall=59 success=yes exit=0 pid=10 ppid=1 auid=1000 uid=0 comm=\"id\" exe=\"/usr/bin/id\"",
         "type=EXECVE msg=audit(1700000000.123:77): argc=1 a0=\"id\"",
@@ -477,12 +472,7 @@ fn proctitle_ends_its_event_and_the_following_eoe_is_no_orphan() {
 #[test]
 fn a_reloaded_audit_timeout_applies_to_waiting_events() {
     let mut n = Normalizer::new(NormalizeConfig::default());
-    let src = Source {
-        uid_key: None,
-        id: "/var/log/audit/audit.log".into(),
-        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
-        syslog: false,
-    };
+    let src = epoch_source("/var/log/audit/audit.log", false);
     let rx = Received {
         seq: 1,
         now_ms: 10_000,
@@ -510,12 +500,7 @@ fn a_reloaded_audit_timeout_applies_to_waiting_events() {
 #[test]
 fn each_record_names_its_own_sender_when_senders_alternate() {
     let mut n = Normalizer::new(NormalizeConfig::default());
-    let src = Source {
-        uid_key: None,
-        id: "udp://0.0.0.0:514".into(),
-        time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
-        syslog: true,
-    };
+    let src = epoch_source("udp://0.0.0.0:514", true);
     let peers = [
         "192.0.2.7",
         "2001:db8::9",

@@ -397,45 +397,31 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                 ev.unmapped_set("auditd", "terminal", t.to_owned());
             }
         }
-        "ADD_USER" | "DEL_USER" | "USER_CHAUTHTOK" | "ACCT_LOCK" | "ACCT_UNLOCK" | "USER_MGMT" => {
+        "ADD_USER" | "DEL_USER" | "USER_CHAUTHTOK" | "ACCT_LOCK" | "ACCT_UNLOCK" | "USER_MGMT"
+        | "ADD_GROUP" | "DEL_GROUP" | "GRP_MGMT" => {
             if let Some(a) = acct {
-                let activity = match first.rtype.as_str() {
-                    "ADD_USER" => 1,
-                    "DEL_USER" => 6,
+                let rtype = first.rtype.as_str();
+                let activity = match rtype {
+                    "ADD_USER" | "ADD_GROUP" => 1,
+                    "DEL_USER" | "DEL_GROUP" => 6,
                     "USER_CHAUTHTOK" => 3,
                     "ACCT_LOCK" => 9,
                     "ACCT_UNLOCK" => 12,
                     _ => 99,
                 };
                 set_class(&mut ev, Class::AccountChange, activity, st);
-                ev.user = Some(User::named(a));
-                if let Some(u) = user_of(first.get("uid"), first.get("UID")) {
-                    ev.actor = Some(Actor {
-                        user: Some(u),
-                        ..Actor::default()
-                    });
-                }
-                if let Some(op) = first.get("op") {
-                    ev.status_detail = Some(op.into());
-                }
-            }
-        }
-        "ADD_GROUP" | "DEL_GROUP" | "GRP_MGMT" => {
-            if let Some(g) = acct {
-                let activity = match first.rtype.as_str() {
-                    "ADD_GROUP" => 1,
-                    "DEL_GROUP" => 6,
-                    _ => 99,
-                };
-                set_class(&mut ev, Class::AccountChange, activity, st);
-                // Groups have no class of their own: the account changed is the group,
-                // typed `Group` (Other), as for groupadd's own log lines.
-                ev.user = Some(User {
-                    name: Some(g.into()),
-                    uid: first.get("id").map(Into::into),
-                    type_id: Some(99),
-                    r#type: Some("Group".into()),
-                    ..User::default()
+                ev.user = Some(if matches!(rtype, "ADD_GROUP" | "DEL_GROUP" | "GRP_MGMT") {
+                    // Groups have no class of their own: the account changed is the
+                    // group, typed `Group` (Other), as for groupadd's own log lines.
+                    User {
+                        name: Some(a.into()),
+                        uid: first.get("id").map(Into::into),
+                        type_id: Some(99),
+                        r#type: Some("Group".into()),
+                        ..User::default()
+                    }
+                } else {
+                    User::named(a)
                 });
                 if let Some(u) = user_of(first.get("uid"), first.get("UID")) {
                     ev.actor = Some(Actor {
@@ -457,13 +443,7 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
             ev.process = Some(Box::new(Process {
                 pid: num(first.get("pid")),
                 name: first.get("comm").filter(|c| *c != "(null)").map(Into::into),
-                file: exe.map(|e| File {
-                    name: Some(basename(e).into()),
-                    path: Some(e.into()),
-                    type_id: Some(1),
-                    r#type: Some("Regular File".into()),
-                    ..File::default()
-                }),
+                file: exe.map(executable),
                 user: user_of(first.get("uid"), first.get("UID")),
                 auid: unset(num(first.get("auid"))),
                 ..Process::default()
@@ -697,6 +677,17 @@ fn mac_file_event(mut ev: Box<Event>, m: &MacFile<'_>, actor: Process) -> Box<Ev
     ev
 }
 
+/// The file of a process's executable, as audit records name it (`exe=`).
+fn executable(path: &str) -> File {
+    File {
+        name: Some(basename(path).into()),
+        path: Some(path.into()),
+        type_id: Some(1),
+        r#type: Some("Regular File".into()),
+        ..File::default()
+    }
+}
+
 fn process_of(sc: &AuditRecord) -> Process {
     let comm = sc.get("comm").filter(|c| *c != "(null)");
     let exe = sc.get("exe").filter(|c| *c != "(null)");
@@ -704,13 +695,7 @@ fn process_of(sc: &AuditRecord) -> Process {
         Box::new(Process {
             pid: Some(ppid),
             name: sc.get("parent_comm").map(|s| s.into()),
-            file: sc.get("parent_exe").map(|e| File {
-                name: Some(basename(e).into()),
-                path: Some(e.into()),
-                type_id: Some(1),
-                r#type: Some("Regular File".into()),
-                ..File::default()
-            }),
+            file: sc.get("parent_exe").map(executable),
             ..Process::default()
         })
     });
@@ -719,13 +704,7 @@ fn process_of(sc: &AuditRecord) -> Process {
     Process {
         pid: num(sc.get("pid")),
         name: comm.map(|s| s.into()),
-        file: exe.map(|e| File {
-            name: Some(basename(e).into()),
-            path: Some(e.into()),
-            type_id: Some(1),
-            r#type: Some("Regular File".into()),
-            ..File::default()
-        }),
+        file: exe.map(executable),
         user: user_of(sc.get("uid"), sc.get("UID")),
         parent_process: parent,
         auid: num(sc.get("auid")),
