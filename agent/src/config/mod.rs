@@ -197,28 +197,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     if let Some(d) = agent.state_dir {
         cfg.state_dir = Some(PathBuf::from(d.into_inner()));
     }
-    if let Some(ms) = agent.poll_interval_ms {
-        if *ms.get_ref() == 0 || *ms.get_ref() > 60_000 {
+    // Intervals in ms: at least 1, at most a minute.
+    let mut interval = |v: Option<toml::Spanned<u64>>, field: &str| {
+        let v = v?;
+        if (1..=60_000).contains(v.get_ref()) {
+            Some(*v.get_ref())
+        } else {
             problems.push(problem(
-                Some(ms.span()),
-                "agent.poll_interval_ms",
+                Some(v.span()),
+                field,
                 "must be between 1 and 60000".into(),
             ));
-        } else {
-            cfg.poll_interval_ms = Some(*ms.get_ref());
+            None
         }
-    }
-    if let Some(ms) = agent.audit_timeout_ms {
-        if *ms.get_ref() == 0 || *ms.get_ref() > 60_000 {
-            problems.push(problem(
-                Some(ms.span()),
-                "agent.audit_timeout_ms",
-                "must be between 1 and 60000".into(),
-            ));
-        } else {
-            cfg.audit_timeout_ms = Some(*ms.get_ref() as i64);
-        }
-    }
+    };
+    cfg.poll_interval_ms = interval(agent.poll_interval_ms, "agent.poll_interval_ms");
+    cfg.audit_timeout_ms =
+        interval(agent.audit_timeout_ms, "agent.audit_timeout_ms").map(|ms| ms as i64);
     if let Some(b) = agent.read_backend {
         if matches!(b.get_ref().as_str(), "auto" | "plain" | "io_uring") {
             cfg.read_backend = Some(b.into_inner());
