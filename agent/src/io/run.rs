@@ -148,6 +148,12 @@ fn start_shipping(
             spool.epoch()
         );
     }
+    if report.state_unsaved || report.acks_not_compacted {
+        eprintln!(
+            "vedette-agent: spool {}: the disk is full; started with the spool's state in memory (written with the first batch that finds room)",
+            dir.display()
+        );
+    }
     eprintln!(
         "vedette-agent: spool {}: {} batches waiting ({} bytes), next batch {}; damage skipped: {} records ({} bytes), torn tail cut: {} bytes",
         dir.display(),

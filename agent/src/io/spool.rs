@@ -132,6 +132,12 @@ pub struct OpenReport {
     pub new_boot: bool,
     /// The sequence number the next batch gets.
     pub next_seq: u64,
+    /// The disk was full: the state (epoch, high-water mark) is kept in memory and the
+    /// next append writes it.
+    pub state_unsaved: bool,
+    /// The disk was full: the acknowledgement log could not be compacted and is appended
+    /// to as it was.
+    pub acks_not_compacted: bool,
 }
 
 /// The spool's counters.
@@ -527,33 +533,40 @@ impl Spool {
             disk_bytes += seg.len;
             segments.insert(first, seg);
         }
+        // A full disk must not keep the agent from starting (a peer's disk buffer refuses
+        // to start then): the state stays in memory and the next append writes it, as
+        // after a segment deleted on a full disk. A crash before that finds the old state,
+        // whose numbering the segments on disk still extend, or none (a new epoch).
+        let mut hwm_saved = hwm;
         if changed || max_seq > hwm {
             // Before any segment goes, the state must know the seqs in it (and before any
             // batch is made, its epoch).
             state.hwm = max_seq;
-            persist_state(&state_path, &state, cfg.fsync)?;
-        }
-        // Segments acknowledged in full (their deletion was cut short by a crash).
-        let done: Vec<u64> = segments
-            .iter()
-            .filter(|(_, s)| s.live == 0)
-            .map(|(&k, _)| k)
-            .collect();
-        for k in done {
-            let seg = segments.remove(&k).expect("listed");
-            fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
-            disk_bytes -= seg.len;
+            match persist_state(&state_path, &state, cfg.fsync) {
+                Ok(()) => hwm_saved = max_seq,
+                Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
+                    report.state_unsaved = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let kept = acked_on_disk(&segments, &index);
-        let acks = write_acks(dir, &kept, cfg.fsync)?;
+        let (acks, ack_entries) = match write_acks(dir, &kept, cfg.fsync) {
+            Ok(f) => (f, kept.len() as u64),
+            Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
+                report.acks_not_compacted = true;
+                reopen_acks(&acks_path)?
+            }
+            Err(e) => return Err(e),
+        };
         let inner = Inner {
             segments,
             index,
             cursor: 0,
             active: None,
             next_seq: max_seq + 1,
-            hwm_saved: max_seq,
-            hwm_unsaved: false,
+            hwm_saved,
+            hwm_unsaved: report.state_unsaved,
             segment_bytes: cfg.segment_bytes,
             disk_bytes,
             unacked_bytes,
@@ -568,12 +581,8 @@ impl Spool {
             waiters: 0,
             last_sync_ms: 0,
             acks,
-            ack_entries: kept.len() as u64,
+            ack_entries,
         };
-        report.segments = inner.segments.len() as u64;
-        report.batches = inner.index.len() as u64;
-        report.bytes = inner.disk_bytes;
-        report.next_seq = inner.next_seq;
         let spool = Self {
             dir: dir.to_path_buf(),
             cfg,
@@ -584,6 +593,25 @@ impl Spool {
             #[cfg(test)]
             fail_writes: std::sync::atomic::AtomicU32::new(0),
         };
+        {
+            let mut g = spool.lock();
+            // Segments acknowledged in full (their deletion was cut short by a crash); the
+            // state is saved first where it must be, as at run time.
+            let done: Vec<u64> = g
+                .segments
+                .iter()
+                .filter(|(_, s)| s.live == 0)
+                .map(|(&k, _)| k)
+                .collect();
+            for k in done {
+                spool.delete_segment(&mut g, k)?;
+            }
+            report.state_unsaved = g.hwm_unsaved;
+            report.segments = g.segments.len() as u64;
+            report.batches = g.index.len() as u64;
+            report.bytes = g.disk_bytes;
+            report.next_seq = g.next_seq;
+        }
         Ok((Arc::new(spool), report))
     }
 
@@ -1191,12 +1219,18 @@ fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, Spoo
     let path = dir.join(ACKS);
     let tmp = dir.join(".acks.tmp");
     let bytes: Vec<u8> = seqs.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(&bytes).map_err(io_err(&tmp))?;
-    if fsync != FsyncPolicy::Never {
-        f.sync_all().map_err(io_err(&tmp))?;
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(&bytes)?;
+        if fsync != FsyncPolicy::Never {
+            f.sync_all()?;
+        }
+        Ok(())
+    });
+    if let Err(e) = written {
+        // A partial copy on a full disk would hold the space the spool needs.
+        fs::remove_file(&tmp).ok();
+        return Err(io_err(&tmp)(e));
     }
-    drop(f);
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
     if fsync != FsyncPolicy::Never {
         sync_dir(dir)?;
@@ -1205,6 +1239,23 @@ fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, Spoo
         .append(true)
         .open(&path)
         .map_err(io_err(&path))
+}
+
+/// The acknowledgement log as it is, opened for appending (a full disk has no room for
+/// a compacted copy): a torn last entry is cut so the next ones stay aligned. Returns the
+/// file and its entries.
+fn reopen_acks(path: &Path) -> Result<(File, u64), SpoolError> {
+    let f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    let whole = len - len % 8;
+    if whole != len {
+        f.set_len(whole).map_err(io_err(path))?;
+    }
+    Ok((f, whole / 8))
 }
 
 fn persist_state(path: &Path, state: &SpoolState, fsync: FsyncPolicy) -> Result<(), SpoolError> {

@@ -691,6 +691,81 @@ fn drop_oldest_on_a_full_tmpfs_with_one_big_segment_never_fails() {
     assert_eq!(spool.stats().batches, st.batches);
 }
 
+/// Fills what is left of the filesystem at `dir` with a file of its own, up to ENOSPC.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = File::create(&path).unwrap();
+    let page = [0x5a_u8; 4096];
+    loop {
+        match f.write_all(&page) {
+            Ok(()) => {}
+            Err(e) if is_no_space(&e) => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    path
+}
+
+/// A peer's disk buffer refuses to start on a full disk, which is exactly when a host is
+/// in trouble. Opening after a reboot must write a new epoch into the state, and opening
+/// compacts the acknowledgement log: with no byte free, the spool still opens, keeps its
+/// state in memory, hands out what waits, and writes the state with the first append
+/// once there is room.
+#[test]
+fn a_full_disk_never_keeps_the_spool_from_opening() {
+    let dir = TempDir::new("tmpfs-open-full");
+    let _mount = Tmpfs::mount(&dir.0, 64);
+    let cfg = SpoolConfig {
+        segment_bytes: 8 << 10,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open_in_boot(&dir.0, cfg, Some("boot-a")).unwrap();
+    let before = spool.epoch();
+    let mut noise = Noise::new();
+    for _ in 0..3 {
+        let b = noise.batch(&spool);
+        spool.append(&b).unwrap();
+    }
+    assert_eq!(spool.next_unsent().unwrap().map(|(seq, _)| seq), Some(1));
+    assert!(spool.ack(1).unwrap());
+    drop(spool);
+    let filler = fill(&dir.0);
+
+    let (spool, report) = Spool::open_in_boot(&dir.0, cfg, Some("boot-b"))
+        .unwrap_or_else(|e| panic!("a full disk kept the spool from opening: {e}"));
+    assert!(report.new_boot && report.state_unsaved, "{report:?}");
+    assert!(report.acks_not_compacted, "{report:?}");
+    assert_eq!((report.batches, report.next_seq), (2, 4), "{report:?}");
+    let epoch = spool.epoch();
+    assert_ne!(epoch, before, "a new boot takes a new epoch, saved or not");
+    let waiting: Vec<u64> = std::iter::from_fn(|| spool.next_unsent().unwrap())
+        .map(|(seq, bytes)| {
+            assert_eq!(
+                batcher::decode(&bytes).unwrap().0.epoch,
+                before,
+                "cut before"
+            );
+            seq
+        })
+        .collect();
+    assert_eq!(waiting, [2, 3]);
+    assert!(spool.ack(2).unwrap(), "acks go on into the log as it was");
+    fs::remove_file(&filler).unwrap();
+    let b = noise.batch(&spool);
+    spool.append(&b).unwrap();
+    drop(spool);
+
+    let (spool, report) = Spool::open_in_boot(&dir.0, cfg, Some("boot-b")).unwrap();
+    assert!(!report.new_boot && !report.state_unsaved, "{report:?}");
+    assert!(!report.acks_not_compacted, "{report:?}");
+    assert_eq!(spool.epoch(), epoch, "the first append saved the state");
+    assert_eq!((report.batches, report.next_seq), (2, 5), "{report:?}");
+    let waiting: Vec<u64> = std::iter::from_fn(|| spool.next_unsent().unwrap())
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(waiting, [3, 4]);
+}
+
 /// The block-policy bug of the agent on a small tmpfs: once every batch of the only
 /// segment was acknowledged, the blocked append deleted it, but its space stayed held by
 /// the spool's open handle, so the high-water mark's temp file still did not fit and the
