@@ -21,7 +21,8 @@ fn secrets_are_replaced_by_a_keyed_hash_everywhere() {
              Jan 15 10:00:01 web-1 sshd[1]: Failed password for invalid user {PASSWORD} from 203.0.113.9 port 4242 ssh2\n\
              Jan 15 10:00:02 web-1 sshd[1]: Invalid user oracle from 203.0.113.9 port 4243\n\
              Jan 15 10:00:03 web-1 nginx[2]: 198.51.100.7 - - [15/Jan/2025:10:00:03 +0000] \"GET /api/v1/items?access_token={TOKEN}&page=2 HTTP/1.1\" 200 512 \"-\" \"curl/8.0\"\n\
-             Jan 15 10:00:04 web-1 shop[3]: payment accepted card={CARD} amount=12.00\n"
+             Jan 15 10:00:04 web-1 shop[3]: payment accepted card={CARD} amount=12.00\n\
+             Jan 15 10:00:05 web-1 audisp-syslog[4]: type=USER_LOGIN msg=audit(1736935205.000:77): pid=1 uid=0 auid=4294967295 ses=4294967295 msg='op=login acct=\"{PASSWORD}\" exe=\"/usr/sbin/sshd\" hostname=? addr=203.0.113.9 terminal=ssh res=failed'\n"
         )
         .as_bytes(),
     );
@@ -37,7 +38,7 @@ fn secrets_are_replaced_by_a_keyed_hash_everywhere() {
     let cfg_s = cfg.display().to_string();
     let run = || support::normalize_with(&["--fold", "--config", &cfg_s], &[&log]);
     let evs = run();
-    assert_eq!(evs.len(), 5);
+    assert_eq!(evs.len(), 6);
     let text: String = evs.iter().map(|e| format!("{e}\n")).collect();
     for secret in [PASSWORD, TOKEN, CARD] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
@@ -68,6 +69,14 @@ fn secrets_are_replaced_by_a_keyed_hash_everywhere() {
     assert!(
         url.contains("access_token=redacted:") && url.contains("page=2"),
         "{url}"
+    );
+    // auditd's fields are rendered once into `unmapped.auditd`; a secret in them is
+    // replaced there too.
+    assert_eq!(
+        get(&evs[5], "unmapped.auditd.USER_LOGIN.acct").and_then(Value::as_str),
+        Some(user(0).as_str()),
+        "{}",
+        evs[5]
     );
     // The key lives in the state dir: a second run hashes alike.
     let again = run();

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use vedette_schemas::ocsf::{
     Actor, Class, Device, Event, Logger, Process, Product, Reporter, Severity, Shared,
-    SyslogFields, Unmapped, VedetteNotes,
+    SyslogFields, VedetteNotes,
 };
 
 use super::envelope::{self, Envelope, Format, SEVERITY_NAMES};
@@ -464,10 +464,7 @@ impl Normalizer {
             };
             // A file line without PRI or PID has no envelope field to say: no empty object.
             if syslog != SyslogFields::default() {
-                ev.unmapped = Some(Unmapped {
-                    syslog: Some(syslog),
-                    ..Unmapped::default()
-                });
+                ev.unmapped_mut().syslog = Some(syslog);
             }
         }
         let missing_pri = rec.src.syslog && env.pri.is_none();

@@ -322,7 +322,9 @@ impl Event {
 
     /// Inserts `value` at `unmapped.<section>.<key>`.
     pub fn unmapped_set(&mut self, section: &str, key: &str, value: impl Into<serde_json::Value>) {
-        let other = &mut self.unmapped_mut().other;
+        let u = self.unmapped_mut();
+        u.materialize(section);
+        let other = &mut u.other;
         let entry = other
             .entry(section.to_owned())
             .or_insert_with(|| serde_json::Value::Object(Json::new()));

@@ -227,15 +227,22 @@ impl WriteJson for Map<String, Value> {
     }
 }
 
+/// Writes `"key":` for a key from the input (escaped), after a comma unless it is the
+/// first member.
+#[inline]
+pub(crate) fn key_escaped(first: &mut bool, k: &str, out: &mut Vec<u8>) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    write_str(k, out);
+    out.push(b':');
+}
+
 /// Writes the members of a free-form map (no braces), continuing after `first`.
 pub(crate) fn write_members(m: &Map<String, Value>, first: &mut bool, out: &mut Vec<u8>) {
     for (k, v) in m {
-        if !*first {
-            out.push(b',');
-        }
-        *first = false;
-        write_str(k, out);
-        out.push(b':');
+        key_escaped(first, k, out);
         v.write_json(out);
     }
 }

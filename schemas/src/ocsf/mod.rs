@@ -8,11 +8,13 @@
 mod event;
 mod json;
 mod objects;
+mod section;
 pub mod table;
 
 pub use event::{Event, Header};
 pub use json::{WriteJson, write_str};
 pub use objects::*;
+pub use section::{JsonObject, ObjectBuilder};
 pub use table::{Class, Severity, Status};
 
 /// The OCSF schema version every event claims in `metadata.version`.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::section::JsonObject;
+
 /// `,"name":` for a field (serde's name: `r#type` is `type`); the first member of an
 /// object drops the comma.
 macro_rules! json_key {
@@ -797,18 +799,131 @@ impl Endpoint {
 }
 
 /// `unmapped`: what has no OCSF place. The envelope's and Vedette's own fields are typed;
-/// parser-specific sections (`auditd`, `cef`, `netfilter` …) are free-form.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// parser-specific sections (`auditd`, `cef`, `netfilter` …) are free-form: a map in
+/// `other`, or JSON the parser rendered itself in `sections` (never both for one name).
+/// Either way they are written in name order; read back, every section is in `other`.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Unmapped {
     /// The syslog envelope's fields.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub syslog: Option<SyslogFields>,
     /// Vedette's notes on the record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub vedette: Option<VedetteNotes>,
     /// Parser-specific sections.
     #[serde(flatten)]
     pub other: Json,
+    /// Parser-specific sections rendered by the parser, by name (sorted).
+    #[serde(skip)]
+    sections: Vec<(&'static str, JsonObject)>,
+}
+
+/// One parser-specific section of [`Unmapped`], however it is held.
+#[derive(Debug, Clone, Copy)]
+pub enum Section<'a> {
+    /// A map.
+    Value(&'a Value),
+    /// JSON rendered by the parser.
+    Rendered(&'a JsonObject),
+}
+
+impl Unmapped {
+    /// Sets section `name` to JSON the parser rendered (replacing a map of that name).
+    pub fn set_section(&mut self, name: &'static str, obj: JsonObject) {
+        self.other.remove(name);
+        match self.sections.binary_search_by(|(n, _)| (*n).cmp(name)) {
+            Ok(i) => self.sections[i].1 = obj,
+            Err(i) => self.sections.insert(i, (name, obj)),
+        }
+    }
+
+    /// Turns rendered section `name` into a map in `other`, to be edited there.
+    pub fn materialize(&mut self, name: &str) {
+        if let Ok(i) = self.sections.binary_search_by(|(n, _)| (*n).cmp(name)) {
+            let (n, obj) = self.sections.remove(i);
+            self.other.insert(n.to_owned(), obj.to_value());
+        }
+    }
+
+    /// The rendered sections, by name.
+    pub fn rendered(&self) -> &[(&'static str, JsonObject)] {
+        &self.sections
+    }
+
+    /// Section `name` as a value, however it is held.
+    pub fn section(&self, name: &str) -> Option<Value> {
+        match self.sections.binary_search_by(|(n, _)| (*n).cmp(name)) {
+            Ok(i) => Some(self.sections[i].1.to_value()),
+            Err(_) => self.other.get(name).cloned(),
+        }
+    }
+
+    /// Every parser-specific section in name order.
+    pub fn sections(&self) -> impl Iterator<Item = (&str, Section<'_>)> {
+        let mut maps = self.other.iter().peekable();
+        let mut rendered = self.sections.iter().peekable();
+        std::iter::from_fn(move || {
+            let take_map = match (maps.peek(), rendered.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((a, _)), Some((b, _))) => a.as_str() < *b,
+            };
+            if take_map {
+                maps.next().map(|(k, v)| (k.as_str(), Section::Value(v)))
+            } else {
+                rendered.next().map(|(k, o)| (*k, Section::Rendered(o)))
+            }
+        })
+    }
+}
+
+impl PartialEq for Unmapped {
+    /// Equal when they would read back equal: a rendered section equals the same map.
+    fn eq(&self, other: &Self) -> bool {
+        if self.syslog != other.syslog || self.vedette != other.vedette {
+            return false;
+        }
+        if self.sections.is_empty() && other.sections.is_empty() {
+            return self.other == other.other;
+        }
+        let all = |u: &Self| -> Json {
+            u.sections()
+                .map(|(k, s)| {
+                    let v = match s {
+                        Section::Value(v) => v.clone(),
+                        Section::Rendered(o) => o.to_value(),
+                    };
+                    (k.to_owned(), v)
+                })
+                .collect()
+        };
+        all(self) == all(other)
+    }
+}
+
+impl Serialize for Unmapped {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let mut m = s.serialize_map(None)?;
+        if let Some(v) = &self.syslog {
+            m.serialize_entry("syslog", v)?;
+        }
+        if let Some(v) = &self.vedette {
+            m.serialize_entry("vedette", v)?;
+        }
+        for (k, sec) in self.sections() {
+            match sec {
+                Section::Value(v) => m.serialize_entry(k, v)?,
+                Section::Rendered(o) => {
+                    let raw = serde_json::value::RawValue::from_string(o.as_str().to_owned())
+                        .map_err(S::Error::custom)?;
+                    m.serialize_entry(k, &raw)?;
+                }
+            }
+        }
+        m.end()
+    }
 }
 
 ocsf_object! {
@@ -877,7 +992,17 @@ impl super::json::WriteJson for Unmapped {
             super::json::key(&mut first, "vedette", out);
             super::json::WriteJson::write_json(v, out);
         }
-        super::json::write_members(&self.other, &mut first, out);
+        if self.sections.is_empty() {
+            super::json::write_members(&self.other, &mut first, out);
+        } else {
+            for (k, sec) in self.sections() {
+                super::json::key_escaped(&mut first, k, out);
+                match sec {
+                    Section::Value(v) => super::json::WriteJson::write_json(v, out),
+                    Section::Rendered(o) => out.extend_from_slice(o.as_bytes()),
+                }
+            }
+        }
         out.push(b'}');
     }
 }

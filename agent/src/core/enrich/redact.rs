@@ -198,6 +198,14 @@ fn replace_in(text: &mut Option<Text>, pairs: &[(String, String)]) {
     *t = Text::from(v);
 }
 
+/// Whether JSON text may hold `secret` in one of its strings: escaping changes only
+/// control characters, `"` and `\`, so a secret without them is found as it is; one with
+/// them is assumed present.
+fn may_hold(json: &[u8], secret: &str) -> bool {
+    secret.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\')
+        || memchr::memmem::find(json, secret.as_bytes()).is_some()
+}
+
 fn replace_json(v: &mut serde_json::Value, pairs: &[(String, String)]) {
     match v {
         serde_json::Value::String(s) => {
@@ -244,6 +252,16 @@ fn replace_everywhere(ev: &mut Event, pairs: &[(String, String)]) {
         }
     }
     if let Some(u) = &mut ev.unmapped {
+        // A section the parser rendered that holds a secret is edited as a map.
+        let holding: Vec<&'static str> = u
+            .rendered()
+            .iter()
+            .filter(|(_, o)| pairs.iter().any(|(s, _)| may_hold(o.as_bytes(), s)))
+            .map(|(name, _)| *name)
+            .collect();
+        for name in holding {
+            u.materialize(name);
+        }
         if let Some(v) = &mut u.vedette {
             replace_in(&mut v.parse_error, pairs);
         }

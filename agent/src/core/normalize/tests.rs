@@ -591,7 +591,9 @@ fn apparmor_and_selinux_file_denials_are_file_activity() {
 
     let cap = by_code("auditd.avc");
     assert_eq!(cap.class(), Class::Base);
-    assert!(cap.unmapped.as_ref().unwrap().other["auditd"]["AVC"]["capname"] == "net_admin");
+    assert!(
+        cap.unmapped.as_ref().unwrap().section("auditd").unwrap()["AVC"]["capname"] == "net_admin"
+    );
 }
 
 /// A SUID binary killed while dumping core (how an exploit of it often shows, e.g. the

@@ -4,9 +4,9 @@
 //! Account Change (user-space account management), else Base Event; every raw field stays
 //! under `unmapped.auditd.<TYPE>`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use vedette_schemas::ocsf::{
-    Actor, Class, Endpoint, Event, File, Process, Service, Session, Status, User,
+    Actor, Class, Endpoint, Event, File, ObjectBuilder, Process, Service, Session, Status, User,
 };
 
 use super::record::AuditRecord;
@@ -129,59 +129,115 @@ pub(super) fn build(g: Group) -> Box<Event> {
         d.ip = crate::core::text::is_ip(n).then(|| n.clone().into());
     }
     let mut ev = classify(ev, &records);
-    // Everything, typed or not, stays under unmapped.auditd: built last, so the records'
-    // fields move into it rather than being copied. What `classify` already put in the
-    // section (`terminal`) was inserted after the rest, and still wins.
+    // Everything, typed or not, stays under unmapped.auditd, rendered once: the records
+    // in their order, each record's fields in its order. What `classify` already put in
+    // the section (`terminal`) comes last and wins.
     let find = |t: &str| records.iter().find(|r| r.rtype == t);
     let syscall = find("SYSCALL");
     let syscall_name = syscall.and_then(syscall_name);
     let key = syscall
         .and_then(|sc| sc.get("key"))
-        .filter(|k| *k != "(null)" && !k.is_empty())
-        .map(str::to_owned);
-    let mut audit = Map::new();
-    audit.insert("serial".into(), Value::from(serial));
-    if let Some(n) = node {
-        audit.insert("node".into(), Value::from(n));
+        .filter(|k| *k != "(null)" && !k.is_empty());
+    let later = ev
+        .unmapped
+        .as_mut()
+        .and_then(|u| u.other.remove("auditd"))
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let fixed = |k: &str| {
+        matches!(k, "serial" | "node" | "records")
+            || (k == "syscall" && syscall_name.is_some())
+            || (k == "key" && key.is_some())
+            || later.contains_key(k)
+    };
+    let bytes: usize = raw_len(&records);
+    let mut b = ObjectBuilder::with_capacity(bytes + 64);
+    b.u64("serial", serial);
+    if let Some(n) = &node {
+        b.str("node", n);
     }
-    audit.insert(
-        "records".into(),
-        Value::Array(
-            records
-                .iter()
-                .map(|r| Value::from(r.rtype.clone()))
-                .collect(),
-        ),
-    );
-    for r in records {
-        let m: Map<String, Value> = r
-            .fields
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        match audit.get_mut(&r.rtype) {
-            Some(Value::Array(a)) => a.push(Value::Object(m)),
-            Some(existing) => {
-                let prev = existing.take();
-                *existing = Value::Array(vec![prev, Value::Object(m)]);
+    b.begin_array("records");
+    for r in &records {
+        b.elem_str(&r.rtype);
+    }
+    b.end();
+    for (i, r) in records.iter().enumerate() {
+        if records[..i].iter().any(|p| p.rtype == r.rtype) {
+            continue; // written with the first of its type
+        }
+        let name = if fixed(&r.rtype) {
+            // A record type named like one of the section's own members (only garbage
+            // does that) keeps its fields under another name.
+            format!("type_{}", r.rtype)
+        } else {
+            r.rtype.clone()
+        };
+        let mut same = records[i..].iter().filter(|o| o.rtype == r.rtype);
+        if records[i + 1..].iter().any(|o| o.rtype == r.rtype) {
+            b.begin_array(&name);
+            for o in same {
+                b.begin_object_elem();
+                write_fields(&mut b, &o.fields);
+                b.end();
             }
-            None => {
-                audit.insert(r.rtype, Value::Object(m));
-            }
+            b.end();
+        } else if let Some(o) = same.next() {
+            b.begin_object(&name);
+            write_fields(&mut b, &o.fields);
+            b.end();
         }
     }
-    if let Some(n) = syscall_name {
-        audit.insert("syscall".into(), Value::from(n));
+    if let Some(n) = &syscall_name {
+        b.str("syscall", n);
     }
     if let Some(k) = key {
-        audit.insert("key".into(), Value::from(k));
+        b.str("key", k);
     }
-    let other = &mut ev.unmapped_mut().other;
-    if let Some(Value::Object(later)) = other.remove("auditd") {
-        audit.extend(later);
+    for (k, v) in &later {
+        b.value(k, v);
     }
-    other.insert("auditd".into(), Value::Object(audit));
+    ev.unmapped_mut().set_section("auditd", b.finish());
     ev
+}
+
+/// Bytes of the records' fields, to size the section's buffer once.
+fn raw_len(records: &[AuditRecord]) -> usize {
+    records
+        .iter()
+        .flat_map(|r| &r.fields)
+        .map(|(k, v)| k.len() + v.len() + 6)
+        .sum()
+}
+
+/// A record's fields as members; a key given twice keeps its last value, as auditd's own
+/// tools read it.
+fn write_fields(b: &mut ObjectBuilder, fields: &[(String, String)]) {
+    // Keys seen later in the record, as bits of a cheap hash: a hit is checked in full.
+    let bit = |k: &str| {
+        let kb = k.as_bytes();
+        let h = (kb.len() as u32)
+            .wrapping_mul(31)
+            .wrapping_add(u32::from(kb.first().copied().unwrap_or(0)).wrapping_mul(7))
+            .wrapping_add(u32::from(kb.last().copied().unwrap_or(0)));
+        1u64 << (h % 64)
+    };
+    let mut later = 0u64;
+    let mut repeated: Vec<usize> = Vec::new();
+    for (i, (k, _)) in fields.iter().enumerate().rev() {
+        let m = bit(k);
+        if later & m != 0 && fields[i + 1..].iter().any(|(l, _)| l == k) {
+            repeated.push(i);
+        }
+        later |= m;
+    }
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if !repeated.contains(&i) {
+            b.str(k, v);
+        }
+    }
 }
 
 /// The class, activity and typed attributes the records call for.
