@@ -2,7 +2,7 @@
 //! `[UFW BLOCK] IN=eth0 OUT= MAC=… SRC=… DST=… LEN=… PROTO=TCP SPT=… DPT=… SYN` → Network Activity.
 
 use crate::core::text::{Needle, split_spaces};
-use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, Status, Text};
+use vedette_schemas::ocsf::{Class, ConnectionInfo, Endpoint, Event, ObjectBuilder, Status, Text};
 
 use super::{Parsed, code, set_class};
 
@@ -66,10 +66,7 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     // (LEN, TTL, ID, TOS, RES, URGP, SEQ, ACK, MARK …; the first of a repeated key, i.e.
     // the IP header's LEN), and the bare flags.
     let mut m = Mapped::default();
-    let mut extra: Vec<(String, &str)> = Vec::with_capacity(16);
-    if !prefix.is_empty() {
-        extra.push(("prefix".to_owned(), prefix));
-    }
+    let mut extra: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut flags = String::new();
     for w in split_spaces(rest) {
         let Some(eq) = w.bytes().position(|c| c == b'=') else {
@@ -97,11 +94,13 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             _ => {
                 let key_like =
                     !k.is_empty() && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
-                if key_like && !v.is_empty() {
-                    let lower = k.to_ascii_lowercase();
-                    if !extra.iter().any(|(x, _)| *x == lower) {
-                        extra.push((lower, v));
-                    }
+                // `prefix` is the section's own (and `flags`, when there are any).
+                if key_like
+                    && !v.is_empty()
+                    && (k != "PREFIX" || prefix.is_empty())
+                    && !extra.iter().any(|(x, _)| *x == k)
+                {
+                    extra.push((k, v));
                 }
                 continue;
             }
@@ -210,18 +209,26 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             ev.metadata.original_time = Some(prefix[i..i + 26].into());
         }
     }
-    // What has no OCSF place goes under unmapped.netfilter (keys sorted, as the map
-    // writes them).
-    let mut section: serde_json::Map<String, serde_json::Value> = extra
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v.to_owned())))
-        .collect();
-    if !flags.is_empty() {
-        section.insert("flags".into(), flags.into());
+    // What has no OCSF place goes under unmapped.netfilter, keys in lower case, in the
+    // line's order, rendered once.
+    let mut b = ObjectBuilder::with_capacity(rest.len() + prefix.len() + 48);
+    if !prefix.is_empty() {
+        b.str("prefix", prefix);
     }
-    ev.unmapped_mut()
-        .other
-        .insert("netfilter".into(), section.into());
+    let mut lower = String::with_capacity(16);
+    for (k, v) in extra {
+        if k == "FLAGS" && !flags.is_empty() {
+            continue;
+        }
+        lower.clear();
+        lower.push_str(k);
+        lower.make_ascii_lowercase();
+        b.str(&lower, v);
+    }
+    if !flags.is_empty() {
+        b.str("flags", &flags);
+    }
+    ev.unmapped_mut().set_section("netfilter", b.finish());
     Parsed::Yes
 }
 
