@@ -125,26 +125,32 @@ fn write_escaped(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// The escape of one byte that needs one (control, `"`, `\\`), as serde_json writes it.
+/// The escape of one byte that needs one (control, `"`, `\\`), as serde_json writes it:
+/// fixed-size writes (2 or 6 bytes), no copy of a variable length.
 #[inline(always)]
 fn write_escape(c: u8, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let esc: &[u8] = match c {
-        b'"' => b"\\\"",
-        b'\\' => b"\\\\",
-        b'\n' => b"\\n",
-        b'\r' => b"\\r",
-        b'\t' => b"\\t",
-        0x08 => b"\\b",
-        0x0c => b"\\f",
+    let short = match c {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        0x08 => b'b',
+        0x0c => b'f',
         _ => {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 0xf)]);
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]);
             return;
         }
     };
-    out.extend_from_slice(esc);
+    out.extend_from_slice(&[b'\\', short]);
 }
 
 /// Writes a `,"key":` literal, without its comma when it is the first member.
