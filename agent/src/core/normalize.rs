@@ -114,7 +114,7 @@ pub struct Normalizer {
     peer: Option<(IpAddr, vedette_schemas::ocsf::Text)>,
     out: VecDeque<Box<Event>>,
     audit: audit::Joiner,
-    scratch: Vec<u8>,
+    scratch: parse::json::Scratch,
     stats: Stats,
 }
 
@@ -136,7 +136,7 @@ impl Normalizer {
             product,
             out: VecDeque::new(),
             audit,
-            scratch: Vec::new(),
+            scratch: parse::json::Scratch::default(),
             stats: Stats::default(),
         }
     }

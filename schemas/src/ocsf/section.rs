@@ -81,24 +81,82 @@ impl ObjectBuilder {
         self.empty &= !bit;
     }
 
-    fn key(&mut self, key: &str) {
+    /// `"key":` in the open object; a value writer (`val_*`, `begin_*_val`) follows.
+    pub fn key(&mut self, key: &str) {
         self.sep();
         debug_assert!(self.array & self.bit() == 0, "a key inside an array");
         write_str(key, &mut self.out);
         self.out.push(b':');
     }
 
+    /// The next element of the open array; a value writer (`val_*`, `begin_*_val`)
+    /// follows.
+    pub fn elem(&mut self) {
+        self.sep();
+        debug_assert!(self.array & self.bit() != 0, "an element outside an array");
+    }
+
+    /// A string value.
+    pub fn val_str(&mut self, value: &str) {
+        write_str(value, &mut self.out);
+    }
+
+    /// An integer value.
+    pub fn val_i64(&mut self, n: i64) {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// An unsigned integer value.
+    pub fn val_u64(&mut self, n: u64) {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// A float value as serde_json writes it (shortest round trip, `2.0` not `2`); JSON
+    /// has no infinity or NaN: those are `null`, as serde_json makes them.
+    pub fn val_f64(&mut self, f: f64) {
+        if f.is_finite() {
+            self.out
+                .extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+        } else {
+            self.val_null();
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn val_bool(&mut self, b: bool) {
+        self.out
+            .extend_from_slice(if b { b"true" } else { b"false" });
+    }
+
+    /// `null`.
+    pub fn val_null(&mut self) {
+        self.out.extend_from_slice(b"null");
+    }
+
+    /// `{` as the value after [`ObjectBuilder::key`] or [`ObjectBuilder::elem`]: members
+    /// go into it until [`ObjectBuilder::end`].
+    pub fn begin_object_val(&mut self) {
+        self.open(b'{', false);
+    }
+
+    /// `[` as the value after [`ObjectBuilder::key`] or [`ObjectBuilder::elem`]:
+    /// elements go into it until [`ObjectBuilder::end`].
+    pub fn begin_array_val(&mut self) {
+        self.open(b'[', true);
+    }
+
     /// `"key":"value"`.
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
-        write_str(value, &mut self.out);
+        self.val_str(value);
     }
 
     /// `"key":n`.
     pub fn u64(&mut self, key: &str, n: u64) {
         self.key(key);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.val_u64(n);
     }
 
     /// `"key":` any JSON value.
@@ -109,8 +167,8 @@ impl ObjectBuilder {
 
     /// A string element of the open array.
     pub fn elem_str(&mut self, value: &str) {
-        self.sep();
-        write_str(value, &mut self.out);
+        self.elem();
+        self.val_str(value);
     }
 
     fn open(&mut self, c: u8, array: bool) {
@@ -133,19 +191,19 @@ impl ObjectBuilder {
     /// `"key":{`: members go into the new object until [`ObjectBuilder::end`].
     pub fn begin_object(&mut self, key: &str) {
         self.key(key);
-        self.open(b'{', false);
+        self.begin_object_val();
     }
 
     /// `"key":[`: elements go into the new array until [`ObjectBuilder::end`].
     pub fn begin_array(&mut self, key: &str) {
         self.key(key);
-        self.open(b'[', true);
+        self.begin_array_val();
     }
 
     /// An object element of the open array.
     pub fn begin_object_elem(&mut self) {
-        self.sep();
-        self.open(b'{', false);
+        self.elem();
+        self.begin_object_val();
     }
 
     /// Closes the innermost open object or array.
@@ -196,7 +254,26 @@ mod tests {
         b.end();
         b.begin_object("empty");
         b.value("v", &json!([1.5, null, {"x": true}]));
+        b.end();
+        b.key("n");
+        b.begin_array_val();
+        for f in [2.0, 0.1, -7.25e-8, f64::INFINITY] {
+            b.elem();
+            b.val_f64(f);
+        }
+        b.elem();
+        b.val_i64(-3);
+        b.elem();
+        b.val_bool(false);
+        b.elem();
+        b.begin_array_val();
         let o = b.finish();
+        assert!(
+            o.as_str()
+                .contains(r#""n":[2.0,0.1,-7.25e-8,null,-3,false,[]]"#),
+            "floats as serde_json writes them: {}",
+            o.as_str()
+        );
         assert_eq!(
             o.to_value(),
             json!({
@@ -205,6 +282,7 @@ mod tests {
                 "SYSCALL": {"exe": "/usr/bin/x\n", "k\u{1}": ""},
                 "PATH": [{"name": "a"}, {}],
                 "empty": {"v": [1.5, null, {"x": true}]},
+                "n": [2.0, 0.1, -7.25e-8, null, -3, false, []],
             })
         );
         assert_eq!(ObjectBuilder::default().finish().as_str(), "{}");

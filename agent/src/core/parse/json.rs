@@ -3,6 +3,7 @@
 //! object kept under `unmapped.json`.
 
 use serde_json::{Map, Value};
+use simd_json::Tape;
 use vedette_schemas::ocsf::{Class, Event, Header, Severity, Status};
 
 use super::{Parsed, audit, code};
@@ -99,11 +100,74 @@ fn time_ms(v: &Value) -> Option<i64> {
     }
 }
 
+/// The JSON parser's reusable buffers (one per normalizer): the line copied and padded
+/// (simd-json reads in 64-byte blocks and unescapes in place), simd-json's own buffers and
+/// the tape's allocation.
+pub struct Scratch {
+    bytes: Vec<u8>,
+    buffers: simd_json::Buffers,
+    tape: Option<Tape<'static>>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            bytes: Vec::new(),
+            buffers: simd_json::Buffers::new(512),
+            tape: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch")
+            .field("bytes", &self.bytes.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Parses a JSON message.
-pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Vec<u8>) -> Parsed {
+///
+/// Most JSON lines match no mapping and keep their object under `unmapped.json`: for
+/// those the object is read off simd-json's tape and written once as the section's JSON,
+/// in the line's order (a key given twice keeps its last value, as a map keeps it). A
+/// laurel record, a line a mapping selects, or one the tape cannot vouch for takes the
+/// general path: a `serde_json::Value`.
+pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Scratch) -> Parsed {
+    let text = msg.trim_end();
+    scratch.bytes.clear();
+    scratch.bytes.extend_from_slice(text.as_bytes());
+    scratch
+        .bytes
+        .resize(text.len() + simd_json::INPUT_PADDING, 0);
+    let mut tape = scratch.tape.take().unwrap_or_else(Tape::null).reset();
+    let read = match simd_json::fill_tape_padded(
+        &mut scratch.bytes,
+        text.len(),
+        &mut scratch.buffers,
+        &mut tape,
+    ) {
+        Ok(()) => fast::unmapped(tape.as_value(), text.len(), ev, mappings),
+        Err(e) => Err(Some(e.to_string())),
+    };
+    scratch.tape = Some(tape.reset());
+    match read {
+        Ok(parsed) => parsed,
+        Err(Some(why)) => {
+            code(ev, "json", "json.invalid");
+            ev.note_parse_error(format!("JSON: {why}"));
+            Parsed::No
+        }
+        Err(None) => general(text, ev, mappings, &mut scratch.bytes),
+    }
+}
+
+/// The general path: the line as a `serde_json::Value`.
+fn general(text: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Vec<u8>) -> Parsed {
     // simd-json parses in place: work on a reused copy of the line.
     scratch.clear();
-    scratch.extend_from_slice(msg.trim_end().as_bytes());
+    scratch.extend_from_slice(text.as_bytes());
     let value: Value = match simd_json::serde::from_slice(scratch) {
         Ok(v) => v,
         Err(e) => {
@@ -135,7 +199,7 @@ pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut V
     code(ev, "json", "json.unmapped");
     // Without a mapping, a conventional time field still dates the event.
     if ev.metadata.original_time.is_none() {
-        let stamp = ["@timestamp", "timestamp", "time", "ts"]
+        let stamp = TIME_KEYS
             .iter()
             .find_map(|k| value.get(*k).and_then(|v| time_ms(v).map(|ms| (ms, v))));
         if let Some((ms, v)) = stamp {
@@ -149,6 +213,231 @@ pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut V
     }
     ev.unmapped_mut().other.insert("json".into(), value);
     Parsed::No
+}
+
+/// The fields that date an unmapped JSON event, in order of preference.
+const TIME_KEYS: [&str; 4] = ["@timestamp", "timestamp", "time", "ts"];
+
+mod fast {
+    //! The unmapped case read off the tape (see [`super::parse`]).
+
+    use serde_json::Value;
+    use simd_json::prelude::*;
+    use simd_json::tape::{Object, Value as T};
+    use vedette_schemas::ocsf::{Event, ObjectBuilder};
+
+    use super::{JsonMappings, TIME_KEYS, code};
+    use crate::core::parse::Parsed;
+
+    /// Deeper than this, the general path renders it (the builder nests 63 deep).
+    const MAX_DEPTH: u32 = 48;
+
+    /// The event of an unmapped line; `Err(None)` when the general path must read it.
+    pub(super) fn unmapped(
+        root: T<'_, '_>,
+        len: usize,
+        ev: &mut Event,
+        mappings: &JsonMappings,
+    ) -> Result<Parsed, Option<String>> {
+        let Some(obj) = root.as_object() else {
+            return Err(None);
+        };
+        if laurel(&obj) {
+            return Err(None);
+        }
+        for m in &mappings.0 {
+            let mut all = true;
+            for (p, want) in &m.matches {
+                match path(root, p).map(|v| same(v, want)) {
+                    Some(Some(true)) => {}
+                    Some(Some(false)) | None => {
+                        all = false;
+                        break;
+                    }
+                    // A value the tape cannot compare (an object, an array).
+                    Some(None) => return Err(None),
+                }
+            }
+            if all {
+                return Err(None);
+            }
+        }
+        let mut b = ObjectBuilder::with_capacity(len + len / 8 + 16);
+        if !members(&mut b, &obj, 1) {
+            return Err(None);
+        }
+        code(ev, "json", "json.unmapped");
+        if ev.metadata.original_time.is_none()
+            && let Some((ms, text)) = TIME_KEYS
+                .iter()
+                .find_map(|k| last(&obj, k).and_then(|v| time_ms(v).map(|ms| (ms, v))))
+                .map(|(ms, v)| (ms, scalar_text(v)))
+        {
+            ev.time = ms;
+            ev.metadata.original_time = Some(text.into());
+        }
+        ev.unmapped_mut().set_section("json", b.finish());
+        Ok(Parsed::No)
+    }
+
+    /// The last member named `key` (a map keeps the last of a repeated key).
+    fn last<'t, 'i>(obj: &Object<'t, 'i>, key: &str) -> Option<T<'t, 'i>> {
+        obj.iter().filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+    }
+
+    /// As the general path's test: `ID` names an audit stamp and another key is upper case.
+    fn laurel(obj: &Object<'_, '_>) -> bool {
+        last(obj, "ID")
+            .and_then(|v| v.into_string())
+            .is_some_and(|id| id.contains('.') && id.contains(':'))
+            && obj
+                .keys()
+                .any(|k| k != "ID" && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'))
+    }
+
+    /// The value at a dotted path, as the general path's `get` finds it.
+    fn path<'t, 'i>(root: T<'t, 'i>, p: &[String]) -> Option<T<'t, 'i>> {
+        p.iter().try_fold(root, |cur, k| {
+            if let Some(o) = cur.as_object() {
+                last(&o, k)
+            } else if let Some(a) = cur.as_array() {
+                k.parse::<usize>().ok().and_then(|i| a.get(i))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Whether `v` equals `want` as `serde_json::Value`s compare (an integer never equals a
+    /// float); `None` for an object or array `want`.
+    fn same(v: T<'_, '_>, want: &Value) -> Option<bool> {
+        Some(match want {
+            Value::Null => v.value_type() == ValueType::Null,
+            Value::Bool(b) => v.value_type() == ValueType::Bool && v.as_bool() == Some(*b),
+            Value::String(s) => v.as_str() == Some(s.as_str()),
+            Value::Number(n) => match v.value_type() {
+                ValueType::F64 => n.is_f64() && n.as_f64() == v.as_f64(),
+                ValueType::I64 | ValueType::U64 => {
+                    !n.is_f64()
+                        && ((n.as_i64().is_some() && n.as_i64() == v.as_i64())
+                            || (n.as_u64().is_some() && n.as_u64() == v.as_u64()))
+                }
+                _ => false,
+            },
+            Value::Array(_) | Value::Object(_) => return None,
+        })
+    }
+
+    /// A JSON time, as the general path's `time_ms` reads it.
+    fn time_ms(v: T<'_, '_>) -> Option<i64> {
+        match v.value_type() {
+            ValueType::I64 | ValueType::U64 | ValueType::F64 => {
+                let f = v.cast_f64()?;
+                Some(if f < 1e11 {
+                    (f * 1000.0) as i64
+                } else {
+                    f as i64
+                })
+            }
+            ValueType::String => v
+                .as_str()?
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(|t| t.as_millisecond()),
+            _ => None,
+        }
+    }
+
+    /// A string's text, or a number's JSON.
+    fn scalar_text(v: T<'_, '_>) -> String {
+        if let Some(s) = v.as_str() {
+            return s.to_owned();
+        }
+        let mut b = ObjectBuilder::with_capacity(32);
+        b.key("");
+        value(&mut b, v, 1);
+        let json = b.finish();
+        // `{"":` … `}`
+        let text = json.as_str();
+        text[4..text.len() - 1].to_owned()
+    }
+
+    /// Writes `obj`'s members; false when the general path must render it.
+    fn members(b: &mut ObjectBuilder, obj: &Object<'_, '_>, depth: u32) -> bool {
+        // A repeated key keeps its last value: keys are checked as bits of a cheap hash
+        // first, and only a line whose bits collide is checked in full.
+        let bit = |k: &str| {
+            let kb = k.as_bytes();
+            let h = (kb.len() as u32)
+                .wrapping_mul(31)
+                .wrapping_add(u32::from(kb.first().copied().unwrap_or(0)).wrapping_mul(7))
+                .wrapping_add(u32::from(kb.last().copied().unwrap_or(0)));
+            1u64 << (h % 64)
+        };
+        let mut seen = 0u64;
+        let mut collide = false;
+        for k in obj.keys() {
+            let m = bit(k);
+            collide |= seen & m != 0;
+            seen |= m;
+        }
+        if !collide {
+            return obj.iter().all(|(k, v)| {
+                b.key(k);
+                value(b, v, depth)
+            });
+        }
+        let all: Vec<(&str, T<'_, '_>)> = obj.iter().collect();
+        all.iter().enumerate().all(|(i, (k, v))| {
+            if all[i + 1..].iter().any(|(l, _)| l == k) {
+                return true;
+            }
+            b.key(k);
+            value(b, *v, depth)
+        })
+    }
+
+    /// Writes one value; false when the general path must render it.
+    fn value(b: &mut ObjectBuilder, v: T<'_, '_>, depth: u32) -> bool {
+        match v.value_type() {
+            ValueType::Null => b.val_null(),
+            ValueType::Bool => b.val_bool(v.as_bool().unwrap_or_default()),
+            ValueType::I64 => match v.as_i64() {
+                Some(n) => b.val_i64(n),
+                None => return false,
+            },
+            ValueType::U64 => match v.as_u64() {
+                Some(n) => b.val_u64(n),
+                None => return false,
+            },
+            ValueType::F64 => match v.as_f64() {
+                Some(f) => b.val_f64(f),
+                None => return false,
+            },
+            ValueType::String => b.val_str(v.as_str().unwrap_or_default()),
+            ValueType::Array if depth < MAX_DEPTH => {
+                let Some(a) = v.as_array() else { return false };
+                b.begin_array_val();
+                for e in a.iter() {
+                    b.elem();
+                    if !value(b, e, depth + 1) {
+                        return false;
+                    }
+                }
+                b.end();
+            }
+            ValueType::Object if depth < MAX_DEPTH => {
+                let Some(o) = v.as_object() else { return false };
+                b.begin_object_val();
+                if !members(b, &o, depth + 1) {
+                    return false;
+                }
+                b.end();
+            }
+            _ => return false,
+        }
+        true
+    }
 }
 
 fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
@@ -235,4 +524,164 @@ pub fn path_is_mappable(p: &[String]) -> bool {
     v = Value::Null;
     let _ = v;
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// JSON text with what a `Value` cannot hold: repeated keys, and numbers as written.
+    #[derive(Debug, Clone)]
+    enum J {
+        Leaf(String),
+        Arr(Vec<Self>),
+        Obj(Vec<(String, Self)>),
+    }
+
+    impl J {
+        fn text(&self) -> String {
+            match self {
+                Self::Leaf(t) => t.clone(),
+                Self::Arr(a) => format!(
+                    "[{}]",
+                    a.iter().map(Self::text).collect::<Vec<_>>().join(",")
+                ),
+                Self::Obj(m) => format!(
+                    "{{{}}}",
+                    m.iter()
+                        .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), v.text()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            }
+        }
+    }
+
+    fn leaf() -> impl Strategy<Value = J> {
+        prop_oneof![
+            Just("null".to_owned()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            Just("2.0".to_owned()),
+            Just("1e400".to_owned()),
+            Just("-0.0".to_owned()),
+            "[a-z\"\\\\\u{0}-\u{1f}é€😀 ]{0,12}".prop_map(|s| Value::from(s).to_string()),
+            Just(r#""\u00e9\ud83d\ude00\n""#.to_owned()),
+            Just(r#""2025-01-15T00:00:00.035Z""#.to_owned()),
+        ]
+        .prop_map(J::Leaf)
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("ts".to_owned()),
+            Just("time".to_owned()),
+            Just("ID".to_owned()),
+            Just("user".to_owned()),
+            "[a-zA-Z_@.\"\\\\é]{0,6}",
+        ]
+    }
+
+    fn doc() -> impl Strategy<Value = J> {
+        leaf().prop_recursive(6, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(J::Arr),
+                prop::collection::vec((key(), inner), 0..6).prop_map(J::Obj),
+            ]
+        })
+    }
+
+    fn event() -> Event {
+        Event::new(Class::Base, 0, 0, Default::default())
+    }
+
+    /// Both paths on `text`: the events, as the writer and serde read them.
+    fn both(text: &str, mappings: &JsonMappings) -> (Value, Value) {
+        let (mut fast, mut slow) = (event(), event());
+        let p1 = parse(text, &mut fast, mappings, &mut Scratch::default());
+        let p2 = general(text, &mut slow, mappings, &mut Vec::new());
+        assert_eq!(p1, p2, "{text}");
+        let written = |e: &Event| {
+            let mut out = Vec::new();
+            vedette_schemas::ocsf::WriteJson::write_json(e, &mut out);
+            let mut copy = out.clone();
+            let tape = simd_json::to_tape(&mut copy).expect("the writer writes JSON");
+            assert!(
+                no_repeated_key(tape.as_value()),
+                "a key written twice: {}",
+                String::from_utf8_lossy(&out)
+            );
+            serde_json::from_slice::<Value>(&out).expect("the writer writes JSON")
+        };
+        assert_eq!(
+            written(&fast),
+            serde_json::to_value(&fast).unwrap(),
+            "writer and serde agree: {text}"
+        );
+        (written(&fast), written(&slow))
+    }
+
+    fn no_repeated_key(v: simd_json::tape::Value<'_, '_>) -> bool {
+        use simd_json::prelude::*;
+        if let Some(o) = v.as_object() {
+            let keys: Vec<&str> = o.keys().collect();
+            let unique: std::collections::HashSet<&&str> = keys.iter().collect();
+            unique.len() == keys.len() && o.values().all(no_repeated_key)
+        } else if let Some(a) = v.as_array() {
+            a.iter().all(no_repeated_key)
+        } else {
+            true
+        }
+    }
+
+    fn mappings() -> JsonMappings {
+        JsonMappings(vec![JsonMapping {
+            name: "login".into(),
+            matches: vec![(path("event"), json!("login")), (path("n"), json!(2))],
+            class: Class::Authentication,
+            activity_id: 1,
+            status: None,
+            severity: None,
+            fields: vec![(path("user.name"), path("user"))],
+        }])
+    }
+
+    #[test]
+    fn unmapped_lines_read_the_same_on_both_paths() {
+        for text in [
+            r#"{"a":1,"a":{"b":[1,2.0,-0.0,1e400]},"ts":"2025-01-15T00:00:00.035Z"}"#,
+            r#"{"ts":1736899200.5,"x":"\u00e9\"\n","y":null,"z":[{},[]],"b":true}"#,
+            r#"{"time":1736899200123,"u":18446744073709551615,"i":-9223372036854775808}"#,
+            r#"{"event":"login","n":2,"user":"bob","extra":{"k":"v"}}"#,
+            r#"{"event":"login","n":2.0,"user":"bob"}"#,
+            r#"{"ID":"1736899200.035:100001","SYSCALL":{"syscall":"59"}}"#,
+            r#"{"a":"#,
+            "{\"a\":1}  \n",
+        ] {
+            let (fast, slow) = both(text, &mappings());
+            assert_eq!(fast, slow, "{text}");
+        }
+        // Nested past the fast path's depth: the general path renders it.
+        let deep = format!("{}1{}", r#"{"a":["#.repeat(40), "]}".repeat(40));
+        let (fast, slow) = both(&deep, &JsonMappings::default());
+        assert_eq!(fast, slow);
+    }
+
+    proptest! {
+        #[test]
+        fn any_object_reads_the_same_on_both_paths(
+            members in prop::collection::vec((key(), doc()), 0..8),
+        ) {
+            let text = J::Obj(members).text();
+            let (fast, slow) = both(&text, &mappings());
+            prop_assert_eq!(fast, slow, "{}", text);
+        }
+    }
 }

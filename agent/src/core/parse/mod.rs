@@ -39,7 +39,7 @@ pub(crate) fn dispatch(
     msg: &str,
     ev: &mut Event,
     json: &json::JsonMappings,
-    scratch: &mut Vec<u8>,
+    scratch: &mut json::Scratch,
     ctx: &crate::core::time::TimeContext,
 ) -> Parsed {
     // "message repeated N times: [ inner ]" (rsyslog's folding) is the inner message N times.
