@@ -153,23 +153,19 @@ fn write_escape(c: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&[b'\\', short]);
 }
 
-/// Writes a `,"key":` literal, without its comma when it is the first member.
+/// Closes an object opened at `open` whose members were written each after a comma: the
+/// first member's comma becomes the opening brace (an empty object gets one). No member
+/// needs to know whether it is the first, so every key is a literal of fixed length,
+/// copied without a call to `memcpy`.
 #[inline]
-pub(crate) fn key_lit(first: &mut bool, lit: &'static str, out: &mut Vec<u8>) {
-    let b = lit.as_bytes();
-    out.extend_from_slice(if *first { &b[1..] } else { b });
-    *first = false;
-}
-
-/// Writes `"key":` after a comma unless it is the first member.
-pub(crate) fn key(first: &mut bool, name: &str, out: &mut Vec<u8>) {
-    if !*first {
-        out.push(b',');
+pub(crate) fn close_object(open: usize, out: &mut Vec<u8>) {
+    if out.len() > open {
+        debug_assert_eq!(out[open], b',', "members are written after a comma");
+        out[open] = b'{';
+    } else {
+        out.push(b'{');
     }
-    *first = false;
-    out.push(b'"');
-    out.extend_from_slice(name.strip_prefix("r#").unwrap_or(name).as_bytes());
-    out.extend_from_slice(b"\":");
+    out.push(b'}');
 }
 
 impl WriteJson for Text {
@@ -227,28 +223,24 @@ impl<T: WriteJson + ?Sized> WriteJson for Box<T> {
 
 impl WriteJson for Map<String, Value> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        write_members(self, &mut true, out);
-        out.push(b'}');
+        let open = out.len();
+        write_members(self, out);
+        close_object(open, out);
     }
 }
 
-/// Writes `"key":` for a key from the input (escaped), after a comma unless it is the
-/// first member.
+/// Writes `,"key":` for a key from the input (escaped).
 #[inline]
-pub(crate) fn key_escaped(first: &mut bool, k: &str, out: &mut Vec<u8>) {
-    if !*first {
-        out.push(b',');
-    }
-    *first = false;
+pub(crate) fn key_escaped(k: &str, out: &mut Vec<u8>) {
+    out.push(b',');
     write_str(k, out);
     out.push(b':');
 }
 
-/// Writes the members of a free-form map (no braces), continuing after `first`.
-pub(crate) fn write_members(m: &Map<String, Value>, first: &mut bool, out: &mut Vec<u8>) {
+/// Writes the members of a free-form map, each after a comma (see [`close_object`]).
+pub(crate) fn write_members(m: &Map<String, Value>, out: &mut Vec<u8>) {
     for (k, v) in m {
-        key_escaped(first, k, out);
+        key_escaped(k, out);
         v.write_json(out);
     }
 }

@@ -42,9 +42,8 @@ macro_rules! ocsf_object {
                         return;
                     }
                     let mut json = Vec::with_capacity(64);
-                    json.push(b'{');
-                    self.write_members(&mut true, &mut json);
-                    json.push(b'}');
+                    self.write_members(&mut json);
+                    super::json::close_object(0, &mut json);
                     out.extend_from_slice(&json);
                     *last = Some((self.clone(), json));
                 });
@@ -56,9 +55,9 @@ macro_rules! ocsf_object {
 
         impl super::json::WriteJson for $name {
             fn write_json(&self, out: &mut Vec<u8>) {
-                out.push(b'{');
-                self.write_members(&mut true, out);
-                out.push(b'}');
+                let open = out.len();
+                self.write_members(out);
+                super::json::close_object(open, out);
             }
         }
     };
@@ -74,11 +73,11 @@ macro_rules! ocsf_object {
         }
 
         impl $name {
-            /// Appends the members (no braces) after `first`.
-            pub(crate) fn write_members(&self, first: &mut bool, out: &mut Vec<u8>) {
+            /// Appends the members, each after a comma (see [`super::json::close_object`]).
+            pub(crate) fn write_members(&self, out: &mut Vec<u8>) {
                 $(
                     if let Some(v) = &self.$field {
-                        super::json::key_lit(first, json_key!($field), out);
+                        out.extend_from_slice(json_key!($field).as_bytes());
                         super::json::WriteJson::write_json(v, out);
                     }
                 )*
@@ -627,11 +626,9 @@ pub struct Observable {
 
 impl super::json::WriteJson for Observable {
     fn write_json(&self, out: &mut Vec<u8>) {
-        use super::json::key_lit;
-        let mut first = true;
-        out.push(b'{');
+        let open = out.len();
         if let Some(v) = &self.name {
-            key_lit(&mut first, ",\"name\":", out);
+            out.extend_from_slice(b",\"name\":");
             v.write_json(out);
         }
         let known = match (self.type_id, &self.r#type) {
@@ -642,22 +639,22 @@ impl super::json::WriteJson for Observable {
             _ => None,
         };
         if let Some(k) = known {
-            key_lit(&mut first, k.members(), out);
+            out.extend_from_slice(k.members().as_bytes());
         } else {
             if let Some(v) = &self.type_id {
-                key_lit(&mut first, ",\"type_id\":", out);
+                out.extend_from_slice(b",\"type_id\":");
                 v.write_json(out);
             }
             if let Some(v) = &self.r#type {
-                key_lit(&mut first, ",\"type\":", out);
+                out.extend_from_slice(b",\"type\":");
                 v.write_json(out);
             }
         }
         if let Some(v) = &self.value {
-            key_lit(&mut first, ",\"value\":", out);
+            out.extend_from_slice(b",\"value\":");
             v.write_json(out);
         }
-        out.push(b'}');
+        super::json::close_object(open, out);
     }
 }
 
@@ -724,8 +721,7 @@ impl ObservableType {
         })
     }
 
-    /// `,"type_id":N,"type":"Caption"` as one literal (the writer drops the comma when
-    /// it leads the object).
+    /// `,"type_id":N,"type":"Caption"` as one literal.
     fn members(self) -> &'static str {
         macro_rules! m {
             ($id:literal, $cap:literal) => {
@@ -982,28 +978,27 @@ ocsf_object! {
 
 impl super::json::WriteJson for Unmapped {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut first = true;
-        out.push(b'{');
+        let open = out.len();
         if let Some(v) = &self.syslog {
-            super::json::key(&mut first, "syslog", out);
+            out.extend_from_slice(b",\"syslog\":");
             super::json::WriteJson::write_json(v, out);
         }
         if let Some(v) = &self.vedette {
-            super::json::key(&mut first, "vedette", out);
+            out.extend_from_slice(b",\"vedette\":");
             super::json::WriteJson::write_json(v, out);
         }
         if self.sections.is_empty() {
-            super::json::write_members(&self.other, &mut first, out);
+            super::json::write_members(&self.other, out);
         } else {
             for (k, sec) in self.sections() {
-                super::json::key_escaped(&mut first, k, out);
+                super::json::key_escaped(k, out);
                 match sec {
                     Section::Value(v) => super::json::WriteJson::write_json(v, out),
                     Section::Rendered(o) => out.extend_from_slice(o.as_bytes()),
                 }
             }
         }
-        out.push(b'}');
+        super::json::close_object(open, out);
     }
 }
 
