@@ -9,7 +9,8 @@
 #   4. latency at half the sustained rate: lines written with their write time as their
 #      timestamp at a steady pace; each row's commit is seen by polling the database
 #      every 5 ms; p50/p99 of (seen - written).
-# Usage: benches/ship-e2e.sh   (N=500000 by default; WORK=/tmp/vedette-ship-bench)
+# Usage: benches/ship-e2e.sh   (N=500000 by default; WORK=/tmp/vedette-ship-bench;
+#        VEDETTE_AGENT_BIN=path runs another agent build, to compare two in one sitting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500000}
@@ -21,6 +22,7 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 cargo build --release -q -p vedette-agent -p vedette-aggregator
 cargo build --release -q -p vedette-benches --bin insert-ceiling
 bin=$PWD/target/release
+agent=${VEDETTE_AGENT_BIN:-$bin/vedette-agent}
 
 echo "== workload: $N events (../shared/perf/gen_workload.py --format file)"
 python3 "$PERF/gen_workload.py" --lines "$N" --format file --out "$WORK/workload.log"
@@ -47,7 +49,7 @@ start_pair() {  # $1: run name; sets AGG_PID AGENT_PID RUN
     for _ in $(seq 300); do grep -q 'listening on' "$RUN/agg.out" 2>/dev/null && break; sleep 0.05; done
     local port; port=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$RUN/agg.out")
     local token; token=$("$bin/vedette-aggregator" enroll-token create --state-dir "$RUN/agg")
-    "$bin/vedette-agent" enroll --server "127.0.0.1:$port" --token "$token" --state-dir "$RUN/agent" > /dev/null
+    "$agent" enroll --server "127.0.0.1:$port" --token "$token" --state-dir "$RUN/agent" > /dev/null
     : > "$RUN/in.log"
     cat > "$RUN/agent.toml" <<TOML
 [agent]
@@ -61,7 +63,7 @@ read_from = "start"
 [output]
 type = "aggregator"
 TOML
-    "$bin/vedette-agent" run --config "$RUN/agent.toml" 2> "$RUN/agent.err" &
+    "$agent" run --config "$RUN/agent.toml" 2> "$RUN/agent.err" &
     AGENT_PID=$!
     for _ in $(seq 300); do grep -q 'reading' "$RUN/agent.err" 2>/dev/null && break; sleep 0.05; done
 }
