@@ -353,7 +353,11 @@ impl Event {
 
     /// Adds `name` to `metadata.profiles` once.
     pub fn add_profile(&mut self, name: &'static str) {
-        let p = self.metadata.profiles.get_or_insert_with(Vec::new);
+        // Events carry one or two profiles: one allocation, never a regrowth.
+        let p = self
+            .metadata
+            .profiles
+            .get_or_insert_with(|| Vec::with_capacity(2));
         if !p.iter().any(|x| x == name) {
             p.push(Text::const_new(name));
         }
