@@ -1,10 +1,9 @@
-//! A JSON application event: the normalizer on `{` followed by the data (detected by shape).
+//! A JSON application event: the normalizer on `{` followed by the data (detected by shape),
+//! and the fast (tape) and general (`serde_json::Value`) paths, which must agree.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut line = b"{".to_vec();
-    line.extend_from_slice(data);
-    vedette_agent::core::fuzzing::normalize(&line);
+    vedette_agent::core::fuzzing::json(data);
 });

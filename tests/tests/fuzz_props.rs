@@ -440,7 +440,7 @@ fuzz_props! {
     }, seeds: ACCOUNT_SEEDS;
     auditd => fuzzing::auditd, seeds: AUDITD_SEEDS;
     cef => |d| fuzzing::normalize(&prefixed(b"CEF:0|", d)), seeds: CEF_SEEDS;
-    json => |d| fuzzing::normalize(&prefixed(b"{", d)), seeds: JSON_SEEDS;
+    json => fuzzing::json, seeds: JSON_SEEDS;
     netfilter => |d| {
         // As fuzz/fuzz_targets/netfilter.rs: `IN=` in front unless the data has one.
         if d.windows(3).any(|w| w == b"IN=") {

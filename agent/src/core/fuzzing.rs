@@ -257,3 +257,17 @@ pub fn spool_segment(data: &[u8]) {
         .count();
     assert!(intact >= whole, "{intact} records intact, {whole} expected");
 }
+
+/// An unmapped JSON line, `{` followed by the data: the whole normalizer, then both JSON
+/// paths, which must give the same event.
+pub fn json(data: &[u8]) {
+    let mut line = b"{".to_vec();
+    line.extend_from_slice(data);
+    normalize(&line);
+    if let Ok(text) = std::str::from_utf8(&line) {
+        let mappings = super::parse::json::probe_mappings();
+        if let Err(e) = super::parse::json::paths_agree(text, &mappings) {
+            panic!("the JSON paths disagree on {text:?}: {e}");
+        }
+    }
+}
