@@ -113,15 +113,11 @@ impl ObjectBuilder {
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
-    /// A float value as serde_json writes it (shortest round trip, `2.0` not `2`); JSON
-    /// has no infinity or NaN: those are `null`, as serde_json makes them.
+    /// A float value exactly as serde_json writes it (`2.0` not `2`, its exponent form);
+    /// JSON has no infinity or NaN: those are `null`, as serde_json makes them.
     pub fn val_f64(&mut self, f: f64) {
-        if f.is_finite() {
-            self.out
-                .extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
-        } else {
-            self.val_null();
-        }
+        // Writing to a Vec cannot fail.
+        let _ignored = serde_json::to_writer(&mut self.out, &f);
     }
 
     /// `true` or `false`.

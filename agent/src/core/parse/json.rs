@@ -81,17 +81,18 @@ pub(crate) fn set(v: &mut Value, p: &[String], val: Value) {
     }
 }
 
+/// Epoch seconds (below 1e11) or milliseconds as ms, when that is a time at all (years
+/// -9999 to 9999): `1e127` would saturate to the end of `i64` and date an event 292
+/// million years ahead.
+fn epoch_number_ms(f: f64) -> Option<i64> {
+    let ms = (if f < 1e11 { f * 1000.0 } else { f }) as i64;
+    jiff::Timestamp::from_millisecond(ms).ok().map(|_| ms)
+}
+
 /// A JSON time: RFC 3339 text, or epoch seconds / milliseconds.
 fn time_ms(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => {
-            let f = n.as_f64()?;
-            Some(if f < 1e11 {
-                (f * 1000.0) as i64
-            } else {
-                f as i64
-            })
-        }
+        Value::Number(n) => epoch_number_ms(n.as_f64()?),
         Value::String(s) => s
             .parse::<jiff::Timestamp>()
             .ok()
@@ -333,12 +334,7 @@ mod fast {
     fn time_ms(v: T<'_, '_>) -> Option<i64> {
         match v.value_type() {
             ValueType::I64 | ValueType::U64 | ValueType::F64 => {
-                let f = v.cast_f64()?;
-                Some(if f < 1e11 {
-                    (f * 1000.0) as i64
-                } else {
-                    f as i64
-                })
+                super::epoch_number_ms(v.cast_f64()?)
             }
             ValueType::String => v
                 .as_str()?
@@ -676,11 +672,42 @@ mod tests {
             r#"{"event":"login","n":2,"user":"bob","extra":{"k":"v"}}"#,
             r#"{"event":"login","n":2.0,"user":"bob"}"#,
             r#"{"ID":"1736899200.035:100001","SYSCALL":{"syscall":"59"}}"#,
+            // A float dates the event: its text is serde_json's (`e+127`, not ryu's
+            // `e127`), found by the differential fuzz target.
+            r#"{"ts":35222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222.34117}"#,
+            r#"{"time":1e-300,"x":[1e300,-2.5e-8,123456789.0]}"#,
             r#"{"a":"#,
             "{\"a\":1}  \n",
             // Nested past the fast path's depth: the general path renders it.
             &deep,
         ] {
+            paths_agree(text, &probe_mappings()).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_number_that_is_no_time_does_not_date_the_event() {
+        for (text, want) in [
+            (r#"{"ts":1e127}"#, None),
+            (
+                r#"{"ts":-1e20,"time":"2025-01-15T00:00:00Z"}"#,
+                Some(1_736_899_200_000),
+            ),
+            (r#"{"ts":1736899200.5}"#, Some(1_736_899_200_500)),
+            (r#"{"ts":1736899200123}"#, Some(1_736_899_200_123)),
+        ] {
+            let mut ev = Event::new(Class::Base, 0, 7, Default::default());
+            parse(
+                text,
+                &mut ev,
+                &JsonMappings::default(),
+                &mut Scratch::default(),
+            );
+            assert_eq!(
+                (ev.time, ev.metadata.original_time.is_some()),
+                (want.unwrap_or(7), want.is_some()),
+                "{text}"
+            );
             paths_agree(text, &probe_mappings()).unwrap_or_else(|e| panic!("{text}: {e}"));
         }
     }
