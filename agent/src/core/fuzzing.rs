@@ -43,6 +43,16 @@ fn run(lines: &[&[u8]], syslog: bool) {
             "event without raw_data"
         );
         serde_json::to_string(&ev).expect("event serializes");
+        // What the agent ships: the writer's JSON, valid and with each key once per
+        // object (the sections parsers render themselves included).
+        let mut out = Vec::new();
+        vedette_schemas::ocsf::WriteJson::write_json(&*ev, &mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let tape = simd_json::to_tape(&mut out).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(
+            super::parse::json::no_repeated_key(tape.as_value()),
+            "a key written twice: {text}"
+        );
     }
     assert!(
         events >= 1 || nonblank == 0,

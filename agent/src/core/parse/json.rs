@@ -560,7 +560,8 @@ pub fn paths_agree(text: &str, mappings: &JsonMappings) -> Result<(), String> {
     Ok(())
 }
 
-fn no_repeated_key(v: simd_json::tape::Value<'_, '_>) -> bool {
+/// Whether every object in `v` names each key once.
+pub(crate) fn no_repeated_key(v: simd_json::tape::Value<'_, '_>) -> bool {
     use simd_json::prelude::*;
     if let Some(o) = v.as_object() {
         let keys: Vec<&str> = o.keys().collect();
