@@ -14,7 +14,7 @@ pub mod table;
 pub use event::{Event, Header};
 pub use json::{WriteJson, write_str};
 pub use objects::*;
-pub use section::{JsonObject, ObjectBuilder};
+pub use section::{JsonObject, ObjectBuilder, may_repeat, repeated};
 pub use table::{Class, Severity, Status};
 
 /// The OCSF schema version every event claims in `metadata.version`.

@@ -224,6 +224,57 @@ impl ObjectBuilder {
     }
 }
 
+fn key_bit(k: &str) -> u64 {
+    let kb = k.as_bytes();
+    let h = (kb.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(kb.first().copied().unwrap_or(0)).wrapping_mul(7))
+        .wrapping_add(u32::from(kb.last().copied().unwrap_or(0)));
+    1u64 << (h % 64)
+}
+
+/// Whether some key in `keys` may be given twice: each key sets one bit of a cheap hash,
+/// so `false` is certain and `true` is for [`repeated`] to settle.
+pub fn may_repeat<'k>(keys: impl IntoIterator<Item = &'k str>) -> bool {
+    let mut seen = 0u64;
+    for k in keys {
+        let bit = key_bit(k);
+        if seen & bit != 0 {
+            return true;
+        }
+        seen |= bit;
+    }
+    false
+}
+
+/// The keys `key(0..n)` not to write so that each is written once with its last value (as
+/// a map keeps it): `None` when none repeats, else `Some(keep)`, `keep[i]` false for a
+/// key given again later. Linear in `n` however the keys repeat (a line's keys are
+/// whoever wrote it to choose): a later key is compared in full only when its hash bit
+/// was seen, and past 64 keys a hash set decides.
+pub fn repeated<'k>(n: usize, key: impl Fn(usize) -> &'k str) -> Option<Vec<bool>> {
+    let mut keep: Option<Vec<bool>> = None;
+    if n > 64 {
+        let mut later = std::collections::HashSet::with_capacity(n);
+        for i in (0..n).rev() {
+            if !later.insert(key(i)) {
+                keep.get_or_insert_with(|| vec![true; n])[i] = false;
+            }
+        }
+        return keep;
+    }
+    let mut later = 0u64;
+    for i in (0..n).rev() {
+        let k = key(i);
+        let bit = key_bit(k);
+        if later & bit != 0 && (i + 1..n).any(|j| key(j) == k) {
+            keep.get_or_insert_with(|| vec![true; n])[i] = false;
+        }
+        later |= bit;
+    }
+    keep
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +333,25 @@ mod tests {
             })
         );
         assert_eq!(ObjectBuilder::default().finish().as_str(), "{}");
+    }
+
+    #[test]
+    fn each_key_is_kept_once_with_its_last_value() {
+        assert!(!may_repeat(["a", "b", "serial"]));
+        assert!(may_repeat(["a", "b", "a"]));
+        let keys = ["a", "b", "a", "c", "b"];
+        assert_eq!(
+            repeated(keys.len(), |i| keys[i]),
+            Some(vec![false, false, true, true, true])
+        );
+        assert_eq!(repeated(3, |i| ["x", "y", "z"][i]), None);
+        // Small and past 64 keys (the hash set), the same answer as a plain search.
+        for n in [40, 100] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{}", i % 25)).collect();
+            let keep = repeated(n, |i| keys[i].as_str()).expect("repeats");
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(keep[i], !keys[i + 1..].contains(k), "{n} {i}");
+            }
+        }
     }
 }

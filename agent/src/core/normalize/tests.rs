@@ -639,3 +639,26 @@ fn core_dumps_and_group_changes_from_auditd_are_read() {
         (Some("frodo"), Some("1001"), Some("Group"))
     );
 }
+
+/// A record's repeated key keeps its last value, written once, however many fields the
+/// record has (past the small case of the check, which is linear for any number of them).
+#[test]
+fn an_audit_record_keeps_the_last_value_of_a_repeated_key() {
+    let mut fields: Vec<String> = (0..30).map(|i| format!("f{i}={i}")).collect();
+    fields.extend(["f3=last".to_owned(), "f17=again".to_owned()]);
+    let line = format!(
+        "type=SYSCALL msg=audit(1736899200.035:7): arch=c000003e syscall=59 success=yes {}",
+        fields.join(" ")
+    );
+    let evs = norm_lines(&[line.as_str(), "type=EOE msg=audit(1736899200.035:7): "]);
+    let ev = evs.first().expect("one event");
+    let mut out = Vec::new();
+    vedette_schemas::ocsf::WriteJson::write_json(&**ev, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("\"f3\":").count(), 1, "{text}");
+    assert_eq!(text.matches("\"f17\":").count(), 1, "{text}");
+    let section = ev.unmapped.as_ref().unwrap().section("auditd").unwrap();
+    assert_eq!(section["SYSCALL"]["f3"], "last");
+    assert_eq!(section["SYSCALL"]["f17"], "again");
+    assert_eq!(section["SYSCALL"]["f29"], "29");
+}

@@ -226,7 +226,7 @@ mod fast {
     use serde_json::Value;
     use simd_json::prelude::*;
     use simd_json::tape::{Object, Value as T};
-    use vedette_schemas::ocsf::{Event, ObjectBuilder};
+    use vedette_schemas::ocsf::{Event, ObjectBuilder, may_repeat, repeated};
 
     use super::{JsonMappings, TIME_KEYS, code};
     use crate::core::parse::Parsed;
@@ -361,32 +361,17 @@ mod fast {
 
     /// Writes `obj`'s members; false when the general path must render it.
     fn members(b: &mut ObjectBuilder, obj: &Object<'_, '_>, depth: u32) -> bool {
-        // A repeated key keeps its last value: keys are checked as bits of a cheap hash
-        // first, and only a line whose bits collide is checked in full.
-        let bit = |k: &str| {
-            let kb = k.as_bytes();
-            let h = (kb.len() as u32)
-                .wrapping_mul(31)
-                .wrapping_add(u32::from(kb.first().copied().unwrap_or(0)).wrapping_mul(7))
-                .wrapping_add(u32::from(kb.last().copied().unwrap_or(0)));
-            1u64 << (h % 64)
-        };
-        let mut seen = 0u64;
-        let mut collide = false;
-        for k in obj.keys() {
-            let m = bit(k);
-            collide |= seen & m != 0;
-            seen |= m;
-        }
-        if !collide {
+        // A repeated key keeps its last value, as a map keeps it.
+        if !may_repeat(obj.keys()) {
             return obj.iter().all(|(k, v)| {
                 b.key(k);
                 value(b, v, depth)
             });
         }
         let all: Vec<(&str, T<'_, '_>)> = obj.iter().collect();
+        let keep = repeated(all.len(), |i| all[i].0);
         all.iter().enumerate().all(|(i, (k, v))| {
-            if all[i + 1..].iter().any(|(l, _)| l == k) {
+            if keep.as_ref().is_some_and(|keep| !keep[i]) {
                 return true;
             }
             b.key(k);
@@ -666,6 +651,13 @@ mod tests {
     #[test]
     fn unmapped_lines_read_the_same_on_both_paths() {
         let deep = format!("{}1{}", r#"{"a":["#.repeat(40), "]}".repeat(40));
+        let many = format!(
+            "{{{}}}",
+            (0..60)
+                .map(|i| format!(r#""k{}":{i}"#, i % 37))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         for text in [
             r#"{"a":1,"a":{"b":[1,2.0,-0.0,1e400]},"ts":"2025-01-15T00:00:00.035Z"}"#,
             r#"{"ts":1736899200.5,"x":"\u00e9\"\n","y":null,"z":[{},[]],"b":true}"#,
@@ -681,6 +673,8 @@ mod tests {
             "{\"a\":1}  \n",
             // Nested past the fast path's depth: the general path renders it.
             &deep,
+            // Past the small case of the repeated-key check, repeats included.
+            &many,
         ] {
             paths_agree(text, &probe_mappings()).unwrap_or_else(|e| panic!("{text}: {e}"));
         }

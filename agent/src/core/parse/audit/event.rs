@@ -7,6 +7,7 @@
 use serde_json::Value;
 use vedette_schemas::ocsf::{
     Actor, Class, Endpoint, Event, File, ObjectBuilder, Process, Service, Session, Status, User,
+    repeated,
 };
 
 use super::record::AuditRecord;
@@ -215,26 +216,9 @@ fn raw_len(records: &[AuditRecord]) -> usize {
 /// A record's fields as members; a key given twice keeps its last value, as auditd's own
 /// tools read it.
 fn write_fields(b: &mut ObjectBuilder, fields: &[(String, String)]) {
-    // Keys seen later in the record, as bits of a cheap hash: a hit is checked in full.
-    let bit = |k: &str| {
-        let kb = k.as_bytes();
-        let h = (kb.len() as u32)
-            .wrapping_mul(31)
-            .wrapping_add(u32::from(kb.first().copied().unwrap_or(0)).wrapping_mul(7))
-            .wrapping_add(u32::from(kb.last().copied().unwrap_or(0)));
-        1u64 << (h % 64)
-    };
-    let mut later = 0u64;
-    let mut repeated: Vec<usize> = Vec::new();
-    for (i, (k, _)) in fields.iter().enumerate().rev() {
-        let m = bit(k);
-        if later & m != 0 && fields[i + 1..].iter().any(|(l, _)| l == k) {
-            repeated.push(i);
-        }
-        later |= m;
-    }
+    let keep = repeated(fields.len(), |i| fields[i].0.as_str());
     for (i, (k, v)) in fields.iter().enumerate() {
-        if !repeated.contains(&i) {
+        if keep.as_ref().is_none_or(|keep| keep[i]) {
             b.str(k, v);
         }
     }
