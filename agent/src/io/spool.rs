@@ -538,6 +538,7 @@ impl Spool {
         // after a segment deleted on a full disk. A crash before that finds the old state,
         // whose numbering the segments on disk still extend, or none (a new epoch).
         let mut hwm_saved = hwm;
+        let mut state_unsaved = false;
         if changed || max_seq > hwm {
             // Before any segment goes, the state must know the seqs in it (and before any
             // batch is made, its epoch).
@@ -545,7 +546,7 @@ impl Spool {
             match persist_state(&state_path, &state, cfg.fsync) {
                 Ok(()) => hwm_saved = max_seq,
                 Err(SpoolError::Io { source, .. }) if is_no_space(&source) => {
-                    report.state_unsaved = true;
+                    state_unsaved = true;
                 }
                 Err(e) => return Err(e),
             }
@@ -566,7 +567,7 @@ impl Spool {
             active: None,
             next_seq: max_seq + 1,
             hwm_saved,
-            hwm_unsaved: report.state_unsaved,
+            hwm_unsaved: state_unsaved,
             segment_bytes: cfg.segment_bytes,
             disk_bytes,
             unacked_bytes,

@@ -662,3 +662,24 @@ fn an_audit_record_keeps_the_last_value_of_a_repeated_key() {
     assert_eq!(section["SYSCALL"]["f17"], "again");
     assert_eq!(section["SYSCALL"]["f29"], "29");
 }
+
+/// Record types named like the section's own members (`serial`, and the name it is moved
+/// to) keep their fields, each under a name of its own.
+#[test]
+fn audit_record_types_never_share_a_name_in_the_section() {
+    let evs = norm_lines(&[
+        "type=serial msg=audit(1736899200.035:8): a=1",
+        "type=type_serial msg=audit(1736899200.035:8): b=2",
+        "type=EOE msg=audit(1736899200.035:8): ",
+    ]);
+    let ev = evs.first().expect("one event");
+    let mut out = Vec::new();
+    vedette_schemas::ocsf::WriteJson::write_json(&**ev, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("\"serial\":").count(), 1, "{text}");
+    assert_eq!(text.matches("\"type_serial\":").count(), 1, "{text}");
+    let section = ev.unmapped.as_ref().unwrap().section("auditd").unwrap();
+    assert_eq!(section["serial"], 8);
+    assert_eq!(section["type_type_serial"]["a"], "1");
+    assert_eq!(section["type_serial"]["b"], "2");
+}

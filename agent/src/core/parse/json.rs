@@ -345,18 +345,16 @@ mod fast {
         }
     }
 
-    /// A string's text, or a number's JSON.
+    /// A time field's text as the general path gives it: a string's text, a number's
+    /// JSON.
     fn scalar_text(v: T<'_, '_>) -> String {
-        if let Some(s) = v.as_str() {
-            return s.to_owned();
+        match v.value_type() {
+            ValueType::I64 => v.as_i64().map(|n| n.to_string()),
+            ValueType::U64 => v.as_u64().map(|n| n.to_string()),
+            ValueType::F64 => v.as_f64().and_then(|f| serde_json::to_string(&f).ok()),
+            _ => v.as_str().map(str::to_owned),
         }
-        let mut b = ObjectBuilder::with_capacity(32);
-        b.key("");
-        value(&mut b, v, 1);
-        let json = b.finish();
-        // `{"":` … `}`
-        let text = json.as_str();
-        text[4..text.len() - 1].to_owned()
+        .unwrap_or_default()
     }
 
     /// Writes `obj`'s members; false when the general path must render it.

@@ -169,25 +169,24 @@ pub(super) fn build(g: Group) -> Box<Event> {
         if records[..i].iter().any(|p| p.rtype == r.rtype) {
             continue; // written with the first of its type
         }
-        let name = if fixed(&r.rtype) {
-            // A record type named like one of the section's own members (only garbage
-            // does that) keeps its fields under another name.
-            format!("type_{}", r.rtype)
-        } else {
-            r.rtype.clone()
-        };
-        let mut same = records[i..].iter().filter(|o| o.rtype == r.rtype);
-        if records[i + 1..].iter().any(|o| o.rtype == r.rtype) {
+        // A record type named like one of the section's own members (only garbage does
+        // that) keeps its fields under a name no other member has.
+        let mut name = r.rtype.clone();
+        while fixed(&name) || (name != r.rtype && records.iter().any(|o| o.rtype == name)) {
+            name.insert_str(0, "type_");
+        }
+        let same = || records[i..].iter().filter(|o| o.rtype == r.rtype);
+        if same().nth(1).is_some() {
             b.begin_array(&name);
-            for o in same {
+            for o in same() {
                 b.begin_object_elem();
                 write_fields(&mut b, &o.fields);
                 b.end();
             }
             b.end();
-        } else if let Some(o) = same.next() {
+        } else {
             b.begin_object(&name);
-            write_fields(&mut b, &o.fields);
+            write_fields(&mut b, &r.fields);
             b.end();
         }
     }
