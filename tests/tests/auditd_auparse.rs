@@ -283,9 +283,18 @@ fn expected_class(types: &[&str]) -> u64 {
         1007
     } else if has("SYSCALL") && has("PATH") {
         1001
-    } else if ["USER_AUTH", "USER_LOGIN", "USER_START", "USER_END"]
-        .iter()
-        .any(|t| has(t))
+    } else if [
+        "USER_AUTH",
+        "USER_LOGIN",
+        "USER_START",
+        "USER_END",
+        "USER_ACCT",
+        "CRED_ACQ",
+        "CRED_REFR",
+        "CRED_DISP",
+    ]
+    .iter()
+    .any(|t| has(t))
     {
         3002
     } else {

@@ -640,6 +640,47 @@ fn core_dumps_and_group_changes_from_auditd_are_read() {
     );
 }
 
+/// PAM's account check and credential steps (`USER_ACCT`, `CRED_*`) were Base Events;
+/// they are Authentication activity Other, so a failed attempt is one failed Logon (its
+/// `USER_AUTH`), not three.
+#[test]
+fn pam_account_and_credential_records_from_auditd_are_authentication_steps() {
+    use vedette_schemas::ocsf::Status;
+    let evs = norm_lines(&[
+        "type=CRED_ACQ msg=audit(1736899200.301:100020): pid=17684 uid=0 auid=1046 ses=2 subj=unconfined msg='op=PAM:setcred acct=\"ansible\" exe=\"/usr/sbin/sshd\" hostname=? addr=61.49.25.101 terminal=ssh res=failed'",
+        "type=USER_ACCT msg=audit(1736899200.302:100021): pid=17684 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:accounting grantors=pam_permit acct=\"root\" exe=\"/usr/sbin/cron\" hostname=? addr=? terminal=cron res=success'",
+        "type=CRED_DISP msg=audit(1736899200.303:100022): pid=17684 uid=0 auid=1046 ses=2 msg='op=PAM:setcred acct=\"ansible\" exe=\"/usr/sbin/sshd\" hostname=h1 addr=? terminal=ssh res=success'",
+        "type=USER_AUTH msg=audit(1736899200.304:100023): pid=17684 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication acct=\"ansible\" exe=\"/usr/sbin/sshd\" hostname=? addr=61.49.25.101 terminal=ssh res=failed'",
+    ]);
+    assert_eq!(evs.len(), 4);
+    let want = [
+        (99, Status::Failure, "auditd.cred_acq", "ansible"),
+        (99, Status::Success, "auditd.user_acct", "root"),
+        (99, Status::Success, "auditd.cred_disp", "ansible"),
+        (1, Status::Failure, "auditd.user_auth", "ansible"),
+    ];
+    for (ev, (activity, status, code, user)) in evs.iter().zip(want) {
+        assert_eq!(ev.class(), Class::Authentication, "{code}");
+        assert_eq!(ev.header.activity_id, activity, "{code}");
+        assert_eq!(ev.header.status, Some(status), "{code}");
+        assert_eq!(ev.metadata.event_code.as_deref(), Some(code));
+        assert_eq!(ev.user.as_ref().and_then(|u| u.name.as_deref()), Some(user));
+    }
+    let acq = &evs[0];
+    assert_eq!(acq.status_detail.as_deref(), Some("PAM:setcred"));
+    assert_eq!(
+        acq.src_endpoint.as_ref().and_then(|e| e.ip.as_deref()),
+        Some("61.49.25.101")
+    );
+    assert_eq!(
+        evs[2]
+            .src_endpoint
+            .as_ref()
+            .and_then(|e| e.hostname.as_deref()),
+        Some("h1")
+    );
+}
+
 /// A record's repeated key keeps its last value, written once, however many fields the
 /// record has (past the small case of the check, which is linear for any number of them).
 #[test]

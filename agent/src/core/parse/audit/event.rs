@@ -395,11 +395,15 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
         .or_else(|| first.get("id"))
         .filter(|a| !a.is_empty() && *a != "?");
     match first.rtype.as_str() {
-        "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_START" | "USER_END" => {
-            let activity = if matches!(first.rtype.as_str(), "USER_LOGOUT" | "USER_END") {
-                2
-            } else {
-                1
+        "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_START" | "USER_END"
+        | "USER_ACCT" | "CRED_ACQ" | "CRED_REFR" | "CRED_DISP" => {
+            // PAM's account check and its credential steps are parts of a logon, not
+            // logons: Other, so counting failed logons does not count one attempt twice
+            // (its USER_AUTH is the logon); `event_code` says which step it was.
+            let activity = match first.rtype.as_str() {
+                "USER_LOGOUT" | "USER_END" => 2,
+                "USER_ACCT" | "CRED_ACQ" | "CRED_REFR" | "CRED_DISP" => 99,
+                _ => 1,
             };
             let svc = first
                 .get("exe")
