@@ -170,6 +170,88 @@ fn rotation_truncation_late_tiny_and_stopped_files() {
     assert_eq!(uids.len(), evs.len(), "uids are unique");
 }
 
+/// logrotate's `compress` leaves `auth.log.2.gz` beside the log, and a pattern like
+/// `auth.log*` matches it: peers tail its compressed bytes as lines of garbage unless told
+/// to exclude it (Filebeat's `exclude_files`, Vector's `exclude`, Fluent Bit's
+/// `Exclude_Path`, each set by hand). Here a compressed file is known by its head and not
+/// tailed, with one notice, whether it is there at start or appears later; `exclude`
+/// leaves out files by name or by path.
+#[test]
+fn compressed_archives_and_excluded_files_are_not_tailed() {
+    let scratch = Scratch::new("tail-archives");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    // An archive of a few hundred lines: its compressed bytes hold newlines, as a real
+    // one's do, so tailing it would make events of them.
+    let gzip = |tag: &str| {
+        let text: String = (0..500u64)
+            .map(|i| line(&format!("{tag}-{i} {}", i * 7919 % 10007)))
+            .collect();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).expect("gzip");
+        let gz = e.finish().expect("gzip");
+        assert!(gz.contains(&b'\n'), "the archive's bytes hold a newline");
+        gz
+    };
+    append(&logs.join("auth.log"), &line("live-1"));
+    append(&logs.join("auth.log.1"), &line("rotated-1"));
+    fs::write(logs.join("auth.log.2.gz"), gzip("archived-2")).expect("write");
+    append(&logs.join("auth.log.bak"), &line("excluded-by-name"));
+    fs::create_dir_all(logs.join("old")).expect("old dir");
+    append(&logs.join("old/auth.log"), &line("excluded-by-path"));
+    let cfg = format!(
+        r#"[agent]
+hostname = "tailhost"
+timezone = "UTC"
+state_dir = "{state}"
+poll_interval_ms = 10
+[[input.file]]
+paths = ["{logs}/auth.log*", "{logs}/*/auth.log"]
+exclude = ["*.bak", "{logs}/old/*"]
+read_from = "start"
+[output]
+type = "file"
+path = "{out}"
+"#,
+        state = scratch.path("state").display(),
+        logs = logs.display(),
+        out = scratch.path("events.ndjson").display()
+    );
+    let cfg = scratch.write("agent.toml", cfg.as_bytes());
+    let mut agent = RunningAgent::spawn(cfg, scratch.path("events.ndjson"));
+    agent.wait_events(2);
+    // An archive made while the agent runs (the next rotation), then two live lines, the
+    // second once the first is out: the round that reads the second listed the files
+    // after the archive was there (the rounds run one after another).
+    fs::write(logs.join("auth.log.3.gz"), gzip("archived-3")).expect("write");
+    append(&logs.join("auth.log"), &line("live-2"));
+    agent.wait_events(3);
+    append(&logs.join("auth.log"), &line("live-3"));
+    agent.wait_events(4);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    let evs: Vec<Value> = fs::read_to_string(scratch.path("events.ndjson"))
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event per line"))
+        .collect();
+    let mut got: Vec<String> = tags(&evs).into_iter().map(|(m, _)| m).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["live-1", "live-2", "live-3", "rotated-1"],
+        "log:\n{log}"
+    );
+    for archive in ["auth.log.2.gz", "auth.log.3.gz"] {
+        let said = log
+            .lines()
+            .filter(|l| l.contains(archive) && l.contains("is gzip-compressed"))
+            .count();
+        assert_eq!(said, 1, "{archive} is reported once; log:\n{log}");
+    }
+}
+
 /// The kill -9 test: a 200,000-line file, the agent killed mid-stream (no flush, no
 /// checkpoint on the way out), then restarted. Peers lose the lines in their buffers
 /// (Fluent Bit without a DB, Filebeat's in-memory queue) or repeat everything since a

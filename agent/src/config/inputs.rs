@@ -36,6 +36,8 @@ pub enum ReadFrom {
 pub struct FileInput {
     /// Paths or glob patterns.
     pub patterns: Vec<String>,
+    /// Patterns of paths not tailed even when `patterns` match them.
+    pub exclude: Vec<String>,
     /// Where files present at the first start are read from.
     pub read_from: ReadFrom,
     /// Zone of the files' timestamps, when not the agent's.
@@ -208,9 +210,21 @@ pub(super) fn validate(
                 "must list at least one non-empty path".into(),
             ));
         }
+        for (field, list) in [("paths", Some(&f.paths)), ("exclude", f.exclude.as_ref())] {
+            for bad in list.into_iter().flat_map(|l| l.get_ref()) {
+                // An empty path is reported above.
+                if let Err(why) = crate::core::tail::pattern::validate(bad)
+                    && !(field == "paths" && bad.is_empty())
+                {
+                    let span = list.map(Spanned::span);
+                    out.push(p(span, &format!("{at}.{field}"), format!("{bad:?}: {why}")));
+                }
+            }
+        }
         let read_from = read_from(f.read_from, &format!("{at}.read_from"), p, out);
         let timezone = zone(f.timezone, &format!("{at}.timezone"), p, out);
         inputs.files.push(FileInput {
+            exclude: f.exclude.map(Spanned::into_inner).unwrap_or_default(),
             patterns: f.paths.into_inner(),
             read_from,
             timezone,

@@ -446,6 +446,27 @@ type = "kafka"
         );
     }
 
+    /// A pattern the tail could not use (an unclosed `[`) was only found when the input
+    /// started; now the config names it with its line, in `paths` and in `exclude`.
+    #[test]
+    fn unusable_tail_patterns_are_config_problems() {
+        let text = "[[input.file]]\npaths = [\"/var/log/[a*.log\"]\nexclude = [\"*.gz\", \"x[\"]\n";
+        let err = parse(Path::new("a.toml"), text).unwrap_err();
+        let got: Vec<(usize, &str)> = err.0.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![(2, "input.file[0].paths"), (3, "input.file[0].exclude")],
+            "{err}"
+        );
+        assert!(err.0[1].message.contains("\"x[\""), "{err}");
+        let ok = parse(
+            Path::new("a.toml"),
+            "[[input.file]]\npaths = [\"/var/log/auth.log*\"]\nexclude = [\"*.gz\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.inputs.files[0].exclude, ["*.gz"]);
+    }
+
     #[test]
     fn inputs_and_output_are_read() {
         let cfg = parse(

@@ -90,6 +90,9 @@ pub struct RawJsonMapping {
 pub struct RawFileInput {
     /// Paths or glob patterns (`*`, `?`, `[...]` in the file name).
     pub paths: Spanned<Vec<String>>,
+    /// Patterns of paths not to tail even when `paths` match them: a pattern without a `/`
+    /// is matched against the file name (`*.gz`), one with, against the whole path.
+    pub exclude: Option<Spanned<Vec<String>>>,
     /// Where to start in files present at the first start: `start` or `end` (default
     /// `end`). Files that appear later are always read from their start.
     pub read_from: Option<Spanned<String>>,

@@ -83,6 +83,7 @@ pub fn spawn(
     tx: mpsc::Sender<StageMsg>,
 ) -> Result<FileSource, super::tail::TailError> {
     let mut cfg = TailConfig::new(input.patterns.clone());
+    cfg.exclude = input.exclude.clone();
     cfg.read_from = match input.read_from {
         ReadFrom::Start => TailFrom::Start,
         ReadFrom::End => TailFrom::End,
@@ -294,6 +295,10 @@ fn notice(name: &str, n: &tail::Notice) {
         N::Closed { path, offset, .. } => {
             format!("done with {} at byte {offset}", path.display())
         }
+        N::Compressed { path, format } => format!(
+            "{} is {format}-compressed (a rotated archive, read while it was live): not tailed; `exclude` it to silence this, or read it with `vedette-agent normalize`",
+            path.display()
+        ),
         N::CheckpointDropped { path, reason } => {
             format!("forgetting the checkpoint of {path}: {reason:?}")
         }

@@ -22,7 +22,7 @@ pub use backend::{PlainReads, ReadBackend, choose as choose_backend};
 
 use crate::core::tail::{
     Action, CheckpointError, FileKey, FileObservation, Fingerprint, Notice, ReadFrom, Tracker,
-    TrackerConfig, checkpoint,
+    TrackerConfig, checkpoint, compressed,
 };
 
 /// What to tail and how.
@@ -30,6 +30,9 @@ use crate::core::tail::{
 pub struct TailConfig {
     /// Path patterns (`*`, `?`, `[...]` within a component).
     pub patterns: Vec<String>,
+    /// Patterns of paths not to tail even when `patterns` match them (see
+    /// [`glob::excludes`]).
+    pub exclude: Vec<String>,
     /// Where to start files found at the first start (no checkpoint file yet).
     pub read_from: ReadFrom,
     /// Longest line kept; longer ones are cut and flagged.
@@ -53,6 +56,7 @@ impl TailConfig {
         let t = TrackerConfig::default();
         Self {
             patterns,
+            exclude: Vec::new(),
             read_from: t.read_from,
             max_line_bytes: t.max_line_bytes,
             fingerprint_bytes: t.fingerprint_bytes,
@@ -128,6 +132,8 @@ pub struct PollStats {
     /// Files that matched but could not be opened or read (permissions, races); retried
     /// next round.
     pub unreadable: usize,
+    /// Files that matched but are compressed (rotated archives): not tailed.
+    pub compressed: usize,
 }
 
 struct Open {
@@ -147,6 +153,11 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     backend: B,
     buf: Vec<u8>,
     polls: u64,
+    /// Compressed files the last round matched, with their path and format: each is
+    /// reported when it first appears, not every round.
+    archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
+    /// Notices of the shell's own (compressed files), before the tracker's.
+    notices: std::collections::VecDeque<Notice>,
 }
 
 impl std::fmt::Debug for Tailer {
@@ -169,7 +180,7 @@ impl Tailer {
 impl<B: ReadBackend> Tailer<B> {
     /// A tailer reading through `backend`.
     pub fn with_backend(cfg: TailConfig, backend: B) -> Result<Self, TailError> {
-        for p in &cfg.patterns {
+        for p in cfg.patterns.iter().chain(&cfg.exclude) {
             glob::validate(p).map_err(|reason| TailError::Pattern {
                 pattern: p.clone(),
                 reason,
@@ -207,6 +218,8 @@ impl<B: ReadBackend> Tailer<B> {
             backend,
             buf: Vec::new(),
             polls: 0,
+            archives: HashMap::new(),
+            notices: std::collections::VecDeque::new(),
         })
     }
 
@@ -228,12 +241,22 @@ impl<B: ReadBackend> Tailer<B> {
             .collect();
         paths.sort();
         paths.dedup();
+        paths.retain(|p| !self.cfg.exclude.iter().any(|x| glob::excludes(x, p)));
+        let archives_before = std::mem::take(&mut self.archives);
         for p in paths {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
         }
         if self.polls == 0 {
             self.find_rotated(&mut obs, &mut fresh, &mut stats);
+        }
+        for (id, (path, format)) in &self.archives {
+            if !archives_before.contains_key(id) {
+                self.notices.push_back(Notice::Compressed {
+                    path: path.clone(),
+                    format,
+                });
+            }
         }
         self.polls += 1;
         self.tracker.handle_scan(now_ms, obs);
@@ -348,6 +371,13 @@ impl<B: ReadBackend> Tailer<B> {
         }
         // Shrunk since the stat: the bytes read are the head there is.
         head.truncate(got);
+        if !self.tracker.is_tracked(dev, ino)
+            && let Some(format) = compressed::format_of(&head)
+        {
+            stats.compressed += 1;
+            self.archives.insert((dev, ino), (path.to_owned(), format));
+            return;
+        }
         obs.push(FileObservation {
             path: path.to_owned(),
             dev,
@@ -429,9 +459,12 @@ impl<B: ReadBackend> Tailer<B> {
         Ok(true)
     }
 
-    /// The next notice (new, rotated, truncated, closed files; dropped checkpoints).
+    /// The next notice (new, rotated, truncated, closed files; dropped checkpoints;
+    /// compressed files not tailed).
     pub fn poll_notice(&mut self) -> Option<Notice> {
-        self.tracker.poll_notice()
+        self.notices
+            .pop_front()
+            .or_else(|| self.tracker.poll_notice())
     }
 
     /// Paths the files held open now were first opened at.

@@ -3,8 +3,10 @@
 //! decides what to read and what a file is.
 
 pub mod checkpoint;
+pub mod compressed;
 pub mod fingerprint;
 pub mod lines;
+pub mod pattern;
 pub mod tracker;
 
 pub use checkpoint::{Checkpoint, CheckpointError};

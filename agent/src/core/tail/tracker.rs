@@ -208,6 +208,15 @@ pub enum Notice {
         /// Its final offset.
         offset: u64,
     },
+    /// A matching file is compressed (a rotated archive, `auth.log.2.gz`): its lines were
+    /// read while it was live, so it is not tailed. Reported by the shell, which reads the
+    /// head, when the file first matches.
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// The compressor its magic number names (`gzip` …).
+        format: &'static str,
+    },
     /// A restored checkpoint was not used.
     CheckpointDropped {
         /// The path it names.
