@@ -306,3 +306,39 @@ fn an_empty_file_is_held_open_from_the_first_poll_and_read_once_written() {
     poll(&mut t, 30);
     assert!(held_open(&empty), "the new empty file is held");
 }
+
+/// A matching path that cannot be opened (here a dangling link; permissions, as for an
+/// agent not in the `adm` group, fail the same way) was skipped in silence every round:
+/// it is reported once, with the system's error, and read once it can be.
+#[test]
+fn a_matching_file_that_cannot_be_opened_is_reported_once_then_read() {
+    use vedette_agent::core::tail::Notice;
+    let d = Dir::new("unreadable");
+    std::os::unix::fs::symlink(d.path("target.txt"), d.path("app.log")).expect("symlink");
+    let mut t = Tailer::new(config(&d, "*.log", ReadFrom::Start)).expect("tailer");
+    let notices = |t: &mut Tailer| std::iter::from_fn(|| t.poll_notice()).collect::<Vec<_>>();
+    assert!(poll(&mut t, 0).is_empty());
+    let n = notices(&mut t);
+    assert!(
+        matches!(&n[..], [Notice::Unreadable { path, error }]
+            if *path == d.path("app.log") && error.contains("No such file")),
+        "{n:?}"
+    );
+    assert!(poll(&mut t, 1).is_empty());
+    assert!(notices(&mut t).is_empty(), "said once, not every round");
+    append(&d.path("target.txt"), b"now there\n");
+    assert_eq!(texts(&poll(&mut t, 2)), [("now there", 0)]);
+    assert!(
+        matches!(&notices(&mut t)[..], [Notice::New { offset: 0, .. }]),
+        "read as a new file"
+    );
+    // Failing again later is news again.
+    fs::remove_file(d.path("target.txt")).expect("remove");
+    poll(&mut t, 3);
+    assert!(
+        notices(&mut t)
+            .iter()
+            .any(|n| matches!(n, Notice::Unreadable { .. })),
+        "reported again"
+    );
+}

@@ -299,6 +299,10 @@ fn notice(name: &str, n: &tail::Notice) {
             "{} is {format}-compressed (a rotated archive, read while it was live): not tailed; `exclude` it to silence this, or read it with `vedette-agent normalize`",
             path.display()
         ),
+        N::Unreadable { path, error } => format!(
+            "cannot read {}: {error} (retrying every poll; the agent's user needs read access)",
+            path.display()
+        ),
         N::CheckpointDropped { path, reason } => {
             format!("forgetting the checkpoint of {path}: {reason:?}")
         }

@@ -156,7 +156,9 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     /// Compressed files the last round matched, with their path and format: each is
     /// reported when it first appears, not every round.
     archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
-    /// Notices of the shell's own (compressed files), before the tracker's.
+    /// Matching paths the last round could not open or read, with the error.
+    unreadable: HashMap<PathBuf, String>,
+    /// Notices of the shell's own (compressed and unreadable files), before the tracker's.
     notices: std::collections::VecDeque<Notice>,
 }
 
@@ -219,6 +221,7 @@ impl<B: ReadBackend> Tailer<B> {
             buf: Vec::new(),
             polls: 0,
             archives: HashMap::new(),
+            unreadable: HashMap::new(),
             notices: std::collections::VecDeque::new(),
         })
     }
@@ -243,20 +246,13 @@ impl<B: ReadBackend> Tailer<B> {
         paths.dedup();
         paths.retain(|p| !self.cfg.exclude.iter().any(|x| glob::excludes(x, p)));
         let archives_before = std::mem::take(&mut self.archives);
+        let unreadable_before = std::mem::take(&mut self.unreadable);
         for p in paths {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
         }
         if self.polls == 0 {
             self.find_rotated(&mut obs, &mut fresh, &mut stats);
-        }
-        for (id, (path, format)) in &self.archives {
-            if !archives_before.contains_key(id) {
-                self.notices.push_back(Notice::Compressed {
-                    path: path.clone(),
-                    format,
-                });
-            }
         }
         self.polls += 1;
         self.tracker.handle_scan(now_ms, obs);
@@ -289,6 +285,25 @@ impl<B: ReadBackend> Tailer<B> {
                 }
             }
         }
+        // A file that matches but cannot be opened or read (permissions, a dangling
+        // link) is retried every round and reported when it starts failing, or fails
+        // otherwise: silence would look like a quiet log.
+        for (path, error) in &self.unreadable {
+            if unreadable_before.get(path) != Some(error) {
+                self.notices.push_back(Notice::Unreadable {
+                    path: path.clone(),
+                    error: error.clone(),
+                });
+            }
+        }
+        for (id, (path, format)) in &self.archives {
+            if !archives_before.contains_key(id) {
+                self.notices.push_back(Notice::Compressed {
+                    path: path.clone(),
+                    format,
+                });
+            }
+        }
         Ok(stats)
     }
 
@@ -309,9 +324,10 @@ impl<B: ReadBackend> Tailer<B> {
         let n = match self.handles.get(&(key.dev, key.ino)) {
             Some(open) => match self.backend.read_at(&open.file, &mut self.buf, offset) {
                 Ok(n) => n,
-                Err(_) => {
+                Err(e) => {
                     // Retried next round, as a file at its end is.
                     stats.unreadable += 1;
+                    self.unreadable.insert(path.clone(), e.to_string());
                     0
                 }
             },
@@ -344,13 +360,17 @@ impl<B: ReadBackend> Tailer<B> {
         fresh: &mut HashMap<(u64, u64), Open>,
         stats: &mut PollStats,
     ) {
-        let Ok(file) = File::open(path) else {
+        let mut failed = |e: io::Error, stats: &mut PollStats| {
             stats.unreadable += 1;
-            return;
+            self.unreadable.insert(path.to_owned(), e.to_string());
         };
-        let Ok(meta) = file.metadata() else {
-            stats.unreadable += 1;
-            return;
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => return failed(e, stats),
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return failed(e, stats),
         };
         if !meta.is_file() {
             return;
@@ -363,10 +383,7 @@ impl<B: ReadBackend> Tailer<B> {
             match self.backend.read_at(&file, &mut head[got..], got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
-                Err(_) => {
-                    stats.unreadable += 1;
-                    return;
-                }
+                Err(e) => return failed(e, stats),
             }
         }
         // Shrunk since the stat: the bytes read are the head there is.
@@ -460,7 +477,7 @@ impl<B: ReadBackend> Tailer<B> {
     }
 
     /// The next notice (new, rotated, truncated, closed files; dropped checkpoints;
-    /// compressed files not tailed).
+    /// compressed files not tailed; files that cannot be opened).
     pub fn poll_notice(&mut self) -> Option<Notice> {
         self.notices
             .pop_front()

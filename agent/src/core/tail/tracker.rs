@@ -217,6 +217,15 @@ pub enum Notice {
         /// The compressor its magic number names (`gzip` …).
         format: &'static str,
     },
+    /// A matching file cannot be opened or its head read (permissions, a dangling link):
+    /// retried every round. Reported by the shell when it starts failing or its error
+    /// changes; once readable it is `New` or `Resumed` as any file.
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// The operating system's error.
+        error: String,
+    },
     /// A restored checkpoint was not used.
     CheckpointDropped {
         /// The path it names.

@@ -38,8 +38,9 @@ pub(super) fn expand(pattern: &str) -> Vec<PathBuf> {
         }
         bases = next;
     }
-    // Literal components were appended without looking: keep what exists.
-    bases.retain(|b| !b.as_os_str().is_empty() && b.exists());
+    // Literal components were appended without looking: keep what exists, dangling links
+    // included (the tail reports a matching path it cannot open).
+    bases.retain(|b| !b.as_os_str().is_empty() && std::fs::symlink_metadata(b).is_ok());
     bases.sort();
     bases
 }
