@@ -25,6 +25,8 @@ fn datagrams_the_kernel_dropped_are_counted() {
         timezone: None,
         // The kernel's minimum, far less than SENT datagrams.
         receive_buffer_bytes: Some(1),
+        max_connections: vedette_agent::config::DEFAULT_MAX_CONNECTIONS,
+        handshake_timeout_ms: vedette_agent::config::DEFAULT_HANDSHAKE_TIMEOUT_MS,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

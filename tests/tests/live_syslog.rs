@@ -389,3 +389,144 @@ allow = ["127.0.0.1"]
     assert_eq!(get(&evs[1], "count").and_then(Value::as_u64), Some(49));
     assert!(log.contains("dedup: 50 in, 2 out"), "{log}");
 }
+
+/// A client for the TLS listener of `addr`, trusting `ca`.
+fn tls_client(
+    addr: SocketAddr,
+    ca: rustls::pki_types::CertificateDer<'static>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("trust the test CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("client");
+    rustls::StreamOwned::new(conn, TcpStream::connect(addr).expect("connect"))
+}
+
+/// Whether the agent closed `s` (EOF or reset) rather than leaving it open.
+fn closed_by_agent(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    match s.read(&mut [0; 16]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Without a bound, a sender opening connections in a loop takes the agent's memory (each
+/// holds read buffers): rsyslog's imtcp has `MaxSessions`, syslog-ng `max-connections`.
+/// Here one over `max_connections` is closed at once and counted, what it sent is not
+/// taken, and a place freed by a sender that leaves is served again.
+#[test]
+fn a_listener_serves_at_most_max_connections() {
+    let scratch = Scratch::new("live-max-conn");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+max_connections = 2
+"#,
+        1,
+    );
+    let addr = agent.addr("tcp");
+    let mut held = Vec::new();
+    for tag in ["held-a", "held-b"] {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(format!("<13>Jan 15 10:00:00 h app: {tag}\n").as_bytes())
+            .expect("send");
+        held.push(s);
+    }
+    agent.wait_events(2);
+    let mut over = TcpStream::connect(addr).expect("connect");
+    let _ignored = over.write_all(b"<13>Jan 15 10:00:00 h app: over-limit\n");
+    assert!(closed_by_agent(&mut over), "the third connection is closed");
+    agent.wait_log("max_connections");
+
+    // A sender leaves: its place is served again once the agent has seen it go.
+    drop(held.remove(0));
+    let mut served = false;
+    for attempt in 0..500 {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let _ignored =
+            s.write_all(format!("<13>Jan 15 10:00:00 h app: later-{attempt}\n").as_bytes());
+        let _ignored = s.shutdown(Shutdown::Write);
+        let _ignored = closed_by_agent(&mut s);
+        if agent
+            .events()
+            .iter()
+            .any(|e| str_at(e, "raw_data").contains("later-"))
+        {
+            served = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(served, "a freed place is served again");
+    drop(held);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
+    assert!(text.contains("held-a") && text.contains("held-b"), "{text}");
+    assert!(
+        !text.contains("over-limit"),
+        "a closed connection's line was taken"
+    );
+    assert!(
+        !log.contains(" 0 closed (max_connections)"),
+        "the closed connections are counted: {log}"
+    );
+}
+
+/// A TLS client that connects and never finishes its handshake held its connection, and a
+/// place under `max_connections`, for ever (a slow-loris on the listener): it is closed
+/// after `handshake_timeout_ms`, counted as a TLS failure, and its place is free again.
+#[test]
+fn a_tls_handshake_that_never_finishes_is_closed() {
+    let scratch = Scratch::new("live-tls-timeout");
+    let ca = test_pki(&scratch);
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tls"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+tls_cert = "{}"
+tls_key = "{}"
+max_connections = 1
+handshake_timeout_ms = 100
+"#,
+            scratch.path("server.crt").display(),
+            scratch.path("server.key").display()
+        ),
+        1,
+    );
+    let addr = agent.addr("tls");
+    let mut silent = TcpStream::connect(addr).expect("connect");
+    assert!(
+        closed_by_agent(&mut silent),
+        "a silent client is closed after the handshake timeout"
+    );
+    agent.wait_log("not finished after 100 ms");
+    let mut tls = tls_client(addr, ca);
+    tls.write_all(octet("<13>1 2026-01-15T10:00:01Z h app - - - after the silent one").as_bytes())
+        .expect("send over TLS");
+    tls.flush().expect("flush");
+    tls.conn.send_close_notify();
+    let _ignored = tls.flush();
+    agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("1 TLS failures"), "{log}");
+}

@@ -73,7 +73,20 @@ pub struct SyslogInput {
     pub timezone: Option<TimeZone>,
     /// UDP receive buffer asked of the kernel.
     pub receive_buffer_bytes: Option<usize>,
+    /// TCP/TLS: connections served at once.
+    pub max_connections: usize,
+    /// TLS: how long a client has to finish its handshake, ms.
+    pub handshake_timeout_ms: u64,
 }
+
+/// Connections a TCP or TLS listener serves at once, unless configured: a relay's senders
+/// keep theirs open, so the bound is high, but there is one, so that a sender opening
+/// connections in a loop cannot take the agent's memory (each holds read buffers).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// How long a TLS client has to finish its handshake, unless configured: one that never
+/// does would otherwise hold its connection (and a place under the limit) forever.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 /// `[[input.journald]]`.
 #[derive(Debug, Clone)]
@@ -330,6 +343,52 @@ pub(super) fn validate(
             }
         }
         let timezone = zone(s.timezone, &format!("{at}.timezone"), p, out);
+        let mut bounded = |v: Option<Spanned<u64>>,
+                           name: &str,
+                           range: std::ops::RangeInclusive<u64>,
+                           applies: bool,
+                           only: &str| {
+            let v = v?;
+            let problem = if !applies {
+                Some(format!("only for {only}"))
+            } else if !range.contains(v.get_ref()) {
+                Some(format!(
+                    "must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ))
+            } else {
+                None
+            };
+            match problem {
+                Some(why) => {
+                    out.push(p(Some(v.span()), &format!("{at}.{name}"), why));
+                    None
+                }
+                None => Some(v.into_inner()),
+            }
+        };
+        // An unknown protocol is reported above; these are not judged against it.
+        let stream = protocol
+            .as_ref()
+            .is_none_or(|p| !matches!(p, SyslogProtocol::Udp));
+        let tls = protocol
+            .as_ref()
+            .is_none_or(|p| matches!(p, SyslogProtocol::Tls { .. }));
+        let max_connections = bounded(
+            s.max_connections,
+            "max_connections",
+            1..=65_536,
+            stream,
+            "protocol = \"tcp\" or \"tls\"",
+        );
+        let handshake_timeout_ms = bounded(
+            s.handshake_timeout_ms,
+            "handshake_timeout_ms",
+            1..=600_000,
+            tls,
+            "protocol = \"tls\"",
+        );
         if let (Ok(listen), Some(protocol)) = (listen, protocol) {
             inputs.syslog.push(SyslogInput {
                 protocol,
@@ -337,6 +396,8 @@ pub(super) fn validate(
                 allow,
                 timezone,
                 receive_buffer_bytes: s.receive_buffer_bytes.map(|b| b.into_inner() as usize),
+                max_connections: max_connections.map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize),
+                handshake_timeout_ms: handshake_timeout_ms.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS),
             });
         }
     }

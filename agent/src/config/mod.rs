@@ -16,8 +16,8 @@ mod inputs;
 pub mod raw;
 
 pub use inputs::{
-    FileInput, Inputs, JournaldInput, Output, ReadFrom, ShipOutput, SpoolFsync, SyslogInput,
-    SyslogProtocol,
+    DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, FileInput, Inputs, JournaldInput,
+    Output, ReadFrom, ShipOutput, SpoolFsync, SyslogInput, SyslogProtocol,
 };
 
 /// One problem in a config file, located.
@@ -465,6 +465,50 @@ type = "kafka"
         )
         .unwrap();
         assert_eq!(ok.inputs.files[0].exclude, ["*.gz"]);
+    }
+
+    #[test]
+    fn connection_limits_are_checked_against_the_protocol() {
+        let text = "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 0\nhandshake_timeout_ms = 5\n[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 10\n";
+        let err = parse(Path::new("a.toml"), text).unwrap_err();
+        let got: Vec<(usize, &str, &str)> = err
+            .0
+            .iter()
+            .map(|p| (p.line, p.field.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    5,
+                    "input.syslog[0].max_connections",
+                    "must be between 1 and 65536"
+                ),
+                (
+                    6,
+                    "input.syslog[0].handshake_timeout_ms",
+                    "only for protocol = \"tls\""
+                ),
+                (
+                    11,
+                    "input.syslog[1].max_connections",
+                    "only for protocol = \"tcp\" or \"tls\""
+                ),
+            ],
+            "{err}"
+        );
+        let ok = parse(
+            Path::new("a.toml"),
+            "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                ok.inputs.syslog[0].max_connections,
+                ok.inputs.syslog[0].handshake_timeout_ms
+            ),
+            (1024, 10_000)
+        );
     }
 
     #[test]

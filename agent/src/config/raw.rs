@@ -119,6 +119,11 @@ pub struct RawSyslogInput {
     pub timezone: Option<Spanned<String>>,
     /// UDP: the socket receive buffer asked of the kernel, in bytes.
     pub receive_buffer_bytes: Option<Spanned<u64>>,
+    /// TCP/TLS: connections served at once (default 1024); one more is closed at once and
+    /// counted.
+    pub max_connections: Option<Spanned<u64>>,
+    /// TLS: how long a client has to finish its handshake, ms (default 10000).
+    pub handshake_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `[[input.journald]]`: the systemd journal, read through `journalctl`.

@@ -29,8 +29,10 @@ pub struct ListenerStats {
     pub refused: AtomicU64,
     /// TCP/TLS connections accepted.
     pub connections: AtomicU64,
-    /// TLS handshakes that failed.
+    /// TLS handshakes that failed or timed out.
     pub tls_failures: AtomicU64,
+    /// TCP/TLS connections closed at once because `max_connections` were open.
+    pub over_limit: AtomicU64,
     /// Datagrams the kernel dropped because the socket buffer was full (UDP).
     pub kernel_drops: AtomicU64,
 }
@@ -131,6 +133,9 @@ const TCP_READ: usize = 16 * 1024;
 /// drained per record, so the read size does not set how many events are alive at once.
 const TCP_READ_BUSY: usize = 64 * 1024;
 
+/// How long a listener waits after a failed `accept` before the next.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most records per batch from one socket read round.
 const BATCH_RECORDS: usize = 512;
 
@@ -145,6 +150,8 @@ pub async fn serve(
 ) {
     let allow = bound.input.allow.clone();
     let seq = Arc::new(AtomicU64::new(0));
+    let slots = Arc::new(tokio::sync::Semaphore::new(bound.input.max_connections));
+    let handshake_timeout = std::time::Duration::from_millis(bound.input.handshake_timeout_ms);
     match bound.socket {
         Socket::Udp(sock) => {
             let drops = UdpDrops::of(&sock);
@@ -198,7 +205,17 @@ pub async fn serve(
                 r = listener.accept() => match r {
                     Ok(c) => c,
                     Err(e) => {
-                        eprintln!("vedette-agent: {}: accept: {e}", bound.local_addr);
+                        // Out of descriptors (EMFILE) fails every accept at once: pausing
+                        // keeps that from becoming a busy loop that floods the log.
+                        eprintln!(
+                            "vedette-agent: {}: accept: {e} (pausing {} ms)",
+                            bound.local_addr,
+                            ACCEPT_PAUSE.as_millis()
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(ACCEPT_PAUSE) => {}
+                            _ = shutdown.changed() => break,
+                        }
                         continue;
                     }
                 },
@@ -209,6 +226,17 @@ pub async fn serve(
                 drop(conn);
                 continue;
             }
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                let n = stats.over_limit.fetch_add(1, Relaxed) + 1;
+                if n == 1 || n.is_multiple_of(1000) {
+                    eprintln!(
+                        "vedette-agent: {}: closed a connection from {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
+                        bound.local_addr, bound.input.max_connections
+                    );
+                }
+                drop(conn);
+                continue;
+            };
             stats.connections.fetch_add(1, Relaxed);
             let conn_ctx = Conn {
                 source: source.clone(),
@@ -221,18 +249,29 @@ pub async fn serve(
             };
             match &tls {
                 None => {
-                    tokio::spawn(conn_ctx.read(conn));
+                    tokio::spawn(async move {
+                        conn_ctx.read(conn).await;
+                        drop(permit);
+                    });
                 }
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        match acceptor.accept(conn).await {
-                            Ok(stream) => conn_ctx.read(stream).await,
-                            Err(e) => {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(conn)).await {
+                            Ok(Ok(stream)) => conn_ctx.read(stream).await,
+                            Ok(Err(e)) => {
                                 conn_ctx.stats.tls_failures.fetch_add(1, Relaxed);
                                 eprintln!("vedette-agent: TLS handshake with {peer}: {e}");
                             }
+                            Err(_) => {
+                                conn_ctx.stats.tls_failures.fetch_add(1, Relaxed);
+                                eprintln!(
+                                    "vedette-agent: TLS handshake with {peer}: not finished after {} ms, closed",
+                                    handshake_timeout.as_millis()
+                                );
+                            }
                         }
+                        drop(permit);
                     });
                 }
             }
