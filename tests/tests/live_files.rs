@@ -252,6 +252,38 @@ path = "{out}"
     }
 }
 
+/// A pattern over many files (per-container or per-vhost logs) holds them all open: under
+/// the usual soft limit of open files (1024; 64 here, with 300 files) the opens past it
+/// failed. The agent raises its soft limit to the hard one, as Go programs do, and says so.
+#[test]
+fn many_files_are_read_past_a_low_soft_limit_of_open_files() {
+    let scratch = Scratch::new("tail-many");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    const FILES: usize = 300;
+    for i in 0..FILES {
+        append(
+            &logs.join(format!("app-{i:03}.log")),
+            &line(&format!("file-{i}")),
+        );
+    }
+    let cfg = scratch.write("agent.toml", config(&scratch, 10).as_bytes());
+    let out = scratch.path("events.ndjson");
+    let mut agent = RunningAgent::spawn_with_nofile(cfg, out, 64, 4096);
+    agent.wait_log("soft limit raised from 64 to 4096");
+    let evs = agent.wait_events(FILES);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    for i in 0..FILES {
+        assert_eq!(
+            count(&evs, &format!("file-{i}")),
+            1,
+            "file {i}; log:\n{log}"
+        );
+    }
+    assert!(!log.contains("cannot read"), "{log}");
+}
+
 /// The kill -9 test: a 200,000-line file, the agent killed mid-stream (no flush, no
 /// checkpoint on the way out), then restarted. Peers lose the lines in their buffers
 /// (Fluent Bit without a DB, Filebeat's in-memory queue) or repeat everything since a

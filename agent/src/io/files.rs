@@ -300,7 +300,7 @@ fn notice(name: &str, n: &tail::Notice) {
             path.display()
         ),
         N::Unreadable { path, error } => format!(
-            "cannot read {}: {error} (retrying every poll; the agent's user needs read access)",
+            "cannot read {}: {error}; retrying every poll",
             path.display()
         ),
         N::CheckpointDropped { path, reason } => {

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod input;
 pub mod journald;
 pub mod keys;
+pub mod limits;
 mod persist;
 pub mod pipeline;
 pub mod procfs;

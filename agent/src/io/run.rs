@@ -229,6 +229,11 @@ fn start_shipping(
 /// Runs the agent with the config at `path` until SIGTERM or SIGINT.
 pub fn run(path: &Path) -> Result<RunSummary> {
     let cfg = load(path)?;
+    if let Some((old, new)) = super::limits::raise_open_files() {
+        eprintln!(
+            "vedette-agent: open files: soft limit raised from {old} to {new} (the hard limit); tailed files stay open until drained"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("vedette-io")

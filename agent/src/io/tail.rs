@@ -120,6 +120,20 @@ pub struct TailLine<'a> {
     pub truncated: bool,
 }
 
+/// Why a file cannot be read, with what to do about the usual causes.
+fn unreadable_because(e: &io::Error) -> String {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        format!("{e} (the agent's user needs read access)")
+    } else if code == Some(Errno::MFILE.raw_os_error()) || code == Some(Errno::NFILE.raw_os_error())
+    {
+        format!("{e} (the limit of open files is reached: raise LimitNOFILE)")
+    } else {
+        e.to_string()
+    }
+}
+
 /// One poll round's counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollStats {
@@ -327,7 +341,7 @@ impl<B: ReadBackend> Tailer<B> {
                 Err(e) => {
                     // Retried next round, as a file at its end is.
                     stats.unreadable += 1;
-                    self.unreadable.insert(path.clone(), e.to_string());
+                    self.unreadable.insert(path.clone(), unreadable_because(&e));
                     0
                 }
             },
@@ -362,7 +376,8 @@ impl<B: ReadBackend> Tailer<B> {
     ) {
         let mut failed = |e: io::Error, stats: &mut PollStats| {
             stats.unreadable += 1;
-            self.unreadable.insert(path.to_owned(), e.to_string());
+            self.unreadable
+                .insert(path.to_owned(), unreadable_because(&e));
         };
         let file = match File::open(path) {
             Ok(f) => f,

@@ -56,7 +56,21 @@ impl RunningAgent {
 
     /// [`Self::spawn`] inside network namespace `netns` when given.
     pub(crate) fn spawn_in(config: PathBuf, out: PathBuf, netns: Option<&str>) -> Self {
-        let mut child = super::aggregator::in_netns(agent_bin(), netns)
+        Self::spawn_cmd(super::aggregator::in_netns(agent_bin(), netns), config, out)
+    }
+
+    /// [`Self::spawn`] with the open-file limits `soft` and `hard` (util-linux's `prlimit`,
+    /// which execs the agent: the child is the agent itself).
+    pub(crate) fn spawn_with_nofile(config: PathBuf, out: PathBuf, soft: u64, hard: u64) -> Self {
+        let mut cmd = std::process::Command::new("prlimit");
+        cmd.arg(format!("--nofile={soft}:{hard}"))
+            .arg("--")
+            .arg(agent_bin());
+        Self::spawn_cmd(cmd, config, out)
+    }
+
+    fn spawn_cmd(mut cmd: std::process::Command, config: PathBuf, out: PathBuf) -> Self {
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(&config)
             .stdin(Stdio::null())
