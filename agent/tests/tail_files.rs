@@ -342,3 +342,23 @@ fn a_matching_file_that_cannot_be_opened_is_reported_once_then_read() {
         "reported again"
     );
 }
+
+#[test]
+fn probe_copytruncate_with_the_copy_matched() {
+    let d = Dir::new("copy-matched");
+    let log = d.path("app.log");
+    append(&log, b"aaa\nbbb\n");
+    let mut t = Tailer::new(config(&d, "app.log*", ReadFrom::Start)).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("aaa", 0), ("bbb", 4)]);
+    fs::copy(&log, d.path("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, b"ccc\n");
+    let v = poll(&mut t, 1);
+    eprintln!("{:?}", texts(&v));
+    let n: Vec<_> = std::iter::from_fn(|| t.poll_notice()).collect();
+    eprintln!("{n:?}");
+}

@@ -252,6 +252,76 @@ path = "{out}"
     }
 }
 
+/// logrotate's `copytruncate` where the pattern also matches the copy (`app.log*`, the
+/// usual way to keep rotated files in scope): the OpenTelemetry collector, Vector and
+/// Filebeat read the copy as a new file and repeat every line in it, under new ids a
+/// store cannot deduplicate. Here the copy is known by its head: what had been read from
+/// the original is not read again, and the line written just before the truncation, which
+/// only the copy still has, is read from it.
+#[test]
+fn copytruncate_with_the_copy_in_the_pattern_repeats_nothing() {
+    let scratch = Scratch::new("tail-copytruncate");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    let log = logs.join("app.log");
+    // Over 1 KiB, as a log that rotates is: its head fingerprint is full length.
+    let before: Vec<String> = (0..40).map(|i| format!("before-{i:02}")).collect();
+    append(&log, &before.iter().map(|t| line(t)).collect::<String>());
+    let cfg = format!(
+        r#"[agent]
+hostname = "tailhost"
+timezone = "UTC"
+state_dir = "{state}"
+poll_interval_ms = 10
+[[input.file]]
+paths = ["{logs}/app.log*"]
+read_from = "start"
+[output]
+type = "file"
+path = "{out}"
+"#,
+        state = scratch.path("state").display(),
+        logs = logs.display(),
+        out = scratch.path("events.ndjson").display()
+    );
+    let cfg = scratch.write("agent.toml", cfg.as_bytes());
+    let mut agent = RunningAgent::spawn(cfg, scratch.path("events.ndjson"));
+    agent.wait_events(before.len());
+    // copytruncate: the writer's last line lands, the copy is made, the original is cut.
+    append(&log, &line("just-before-truncation"));
+    fs::copy(&log, logs.join("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, &line("after-1"));
+    agent.wait_events(before.len() + 2);
+    append(&log, &line("after-2"));
+    agent.wait_events(before.len() + 3);
+    let (status, log_text) = agent.stop();
+    assert!(status.success(), "{log_text}");
+    let evs: Vec<Value> = fs::read_to_string(scratch.path("events.ndjson"))
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an event per line"))
+        .collect();
+    for tag in
+        before
+            .iter()
+            .map(String::as_str)
+            .chain(["just-before-truncation", "after-1", "after-2"])
+    {
+        assert_eq!(
+            count(&evs, tag),
+            1,
+            "{tag:?} exactly once; log:\n{log_text}"
+        );
+    }
+    assert_eq!(evs.len(), before.len() + 3, "log:\n{log_text}");
+    assert!(log_text.contains("is a copy of"), "{log_text}");
+}
+
 /// A pattern over many files (per-container or per-vhost logs) holds them all open: under
 /// the usual soft limit of open files (1024; 64 here, with 300 files) the opens past it
 /// failed. The agent raises its soft limit to the hard one, as Go programs do, and says so.

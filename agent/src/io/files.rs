@@ -288,6 +288,20 @@ fn notice(name: &str, n: &tail::Notice) {
             "{} was truncated after byte {read_to} had been read: reading it again from the start",
             path.display()
         ),
+        N::Copy {
+            path, of, offset, ..
+        } => format!(
+            "{} is a copy of {} (copytruncate): reading it from byte {offset}, what {} had been read to",
+            path.display(),
+            of.display(),
+            of.display()
+        ),
+        N::CopyHeld { path, of } => format!(
+            "{} starts as {} does: a copy in the making (copytruncate), read once {} is truncated",
+            path.display(),
+            of.display(),
+            of.display()
+        ),
         N::Gone { path, .. } => format!(
             "{} was replaced or deleted: draining the open file",
             path.display()

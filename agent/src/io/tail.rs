@@ -208,6 +208,7 @@ impl<B: ReadBackend> Tailer<B> {
             fingerprint_bytes: cfg.fingerprint_bytes,
             read_chunk: cfg.read_chunk,
             rotated_grace_ms: cfg.rotated_grace_ms,
+            copy_hold_ms: TrackerConfig::default().copy_hold_ms,
         });
         if let Some(path) = &cfg.checkpoint_path {
             match std::fs::read_to_string(path) {
@@ -420,6 +421,7 @@ impl<B: ReadBackend> Tailer<B> {
                 meta.len()
             },
             head: Fingerprint::of(&head),
+            head_bytes: head,
         });
         fresh.entry((dev, ino)).or_insert(Open {
             file,

@@ -27,6 +27,18 @@
 //! happen to start with the same bytes apart, and chaining the previous identity keeps a
 //! truncated file that is rewritten with the same first line apart from its old self: equal
 //! uids downstream would be deduplicated, i.e. lost.
+//!
+//! # Copies (logrotate's `copytruncate`)
+//!
+//! When the patterns also match the copy (`app.log*`), the copy is a new inode holding the
+//! bytes the original had, most of them read already. A new file that starts as a content
+//! the tracker read does (the same fingerprint-long head, the fingerprint full length or
+//! covering every byte read) is taken for its copy: if that content was truncated (in this
+//! scan, within `copy_hold_ms`, or while the agent was stopped: a dropped checkpoint), the
+//! copy is read from the last whole line emitted of it ([`Notice::Copy`]); if the original
+//! is still live, the copy is held unread until the truncation comes
+//! ([`Notice::CopyHeld`]), and read whole if it does not come in time. The failure mode
+//! is a repeat, never a loss: a copy not recognised is read whole, as any new file.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -62,6 +74,10 @@ pub struct TrackerConfig {
     /// How long a file that left the patterns (rotated away, deleted) is still read after it
     /// reached its end, for writers that have not reopened their log yet (ms).
     pub rotated_grace_ms: i64,
+    /// How long a new file that starts as a tracked one does (a copy in the making, as
+    /// logrotate's `copytruncate` makes it) waits for the original to be truncated before
+    /// it is read as a file of its own (ms); see [`Notice::Copy`].
+    pub copy_hold_ms: i64,
 }
 
 impl Default for TrackerConfig {
@@ -72,6 +88,7 @@ impl Default for TrackerConfig {
             fingerprint_bytes: 1024,
             read_chunk: 64 * 1024,
             rotated_grace_ms: 5_000,
+            copy_hold_ms: 30_000,
         }
     }
 }
@@ -102,6 +119,9 @@ pub struct FileObservation {
     /// Fingerprint of the first `min(size, fingerprint_len(dev, ino))` bytes; `None` when
     /// the file is empty.
     pub head: Option<Fingerprint>,
+    /// Those bytes: a file the tracker does not know yet is compared with the heads of the
+    /// files it reads, to recognise a copy of one (see [`Notice::Copy`]).
+    pub head_bytes: Vec<u8>,
 }
 
 /// What the shell must do next.
@@ -192,6 +212,29 @@ pub enum Notice {
         /// How far the old content had been read.
         read_to: u64,
     },
+    /// A new file is a copy of `of`, which was truncated (logrotate's `copytruncate`; or
+    /// both happened while the agent was stopped): its first `offset` bytes were read from
+    /// `of` before the truncation, so it is read from there. Reading it whole would repeat
+    /// them under other uids, and not reading it would lose what `of` had not been read to.
+    Copy {
+        /// The copy.
+        key: FileKey,
+        /// Its path.
+        path: PathBuf,
+        /// The file it was copied from.
+        of: PathBuf,
+        /// Where reading starts.
+        offset: u64,
+    },
+    /// A new file starts as `of` does (the same first bytes, fingerprint-long): a copy in
+    /// the making. It is not read until `of` is truncated (then it is a [`Notice::Copy`]),
+    /// or, if `of` is not truncated within `copy_hold_ms`, read whole as a file of its own.
+    CopyHeld {
+        /// The copy.
+        path: PathBuf,
+        /// The file it starts as.
+        of: PathBuf,
+    },
     /// No pattern matches the file any more: it is drained, then closed.
     Gone {
         /// The file.
@@ -277,6 +320,25 @@ struct Tracked {
     gone_since: Option<i64>,
     /// Gone, drained after the grace period, partial line flushed.
     finished: bool,
+    /// A copy of another tracked file in the making: not read until that one is truncated.
+    held: Option<Held>,
+}
+
+/// Why a tracked file is not read yet: it starts as `of` does.
+#[derive(Debug, Clone)]
+struct Held {
+    of: (u64, u64),
+    since: i64,
+}
+
+/// What a truncated (or, across a restart, replaced) file had been read to: a new file
+/// that starts as it did is its copy, read from there.
+#[derive(Debug, Clone)]
+struct Truncation {
+    fp: Fingerprint,
+    read_to: u64,
+    path: PathBuf,
+    at: i64,
 }
 
 /// The tail state machine. See the module docs for the call order.
@@ -286,6 +348,10 @@ pub struct Tracker {
     /// Ordered so rounds are deterministic.
     files: BTreeMap<(u64, u64), Tracked>,
     restored: BTreeMap<(u64, u64), Checkpoint>,
+    /// Recent truncations, for recognising copies (kept `copy_hold_ms`).
+    truncations: Vec<Truncation>,
+    /// The files tracked before the new files of the current scan.
+    known: std::collections::BTreeSet<(u64, u64)>,
     actions: VecDeque<Action>,
     lines: VecDeque<Line>,
     notices: VecDeque<Notice>,
@@ -310,6 +376,15 @@ fn source_id(dev: u64, ino: u64, fp: Fingerprint, before: Option<&str>) -> Arc<s
     format!("file:{:016x}", h.digest()).into()
 }
 
+/// Whether a file whose first bytes are `head` starts with the bytes `fp` covers.
+fn starts_as(head: &[u8], fp: Fingerprint) -> bool {
+    usize::try_from(fp.len)
+        .ok()
+        .and_then(|n| head.get(..n))
+        .and_then(Fingerprint::of)
+        == Some(fp)
+}
+
 impl Tracker {
     /// A tracker with nothing tracked yet.
     pub fn new(cfg: TrackerConfig) -> Self {
@@ -321,6 +396,8 @@ impl Tracker {
             },
             files: BTreeMap::new(),
             restored: BTreeMap::new(),
+            truncations: Vec::new(),
+            known: std::collections::BTreeSet::new(),
             actions: VecDeque::new(),
             lines: VecDeque::new(),
             notices: VecDeque::new(),
@@ -372,20 +449,37 @@ impl Tracker {
         self.now_ms = now_ms;
         let first = self.scans == 0;
         self.scans += 1;
+        let hold = self.cfg.copy_hold_ms;
+        self.truncations
+            .retain(|t| now_ms.saturating_sub(t.at) <= hold);
         let mut seen = std::collections::BTreeSet::new();
-        for o in observations {
-            // The same inode under two paths (hard link, overlapping patterns): first wins.
-            if seen.insert((o.dev, o.ino)) {
-                self.observe(first, o);
-            }
+        // The same inode under two paths (hard link, overlapping patterns): first wins.
+        let observations: Vec<_> = observations
+            .into_iter()
+            .filter(|o| seen.insert((o.dev, o.ino)))
+            .collect();
+        // Files known (tracked, or checkpointed) first: a truncation found among them is
+        // what a new file of this scan may be a copy of, whatever the paths' order.
+        let (known, new): (Vec<_>, Vec<_>) = observations.into_iter().partition(|o| {
+            self.files.contains_key(&(o.dev, o.ino)) || self.restored.contains_key(&(o.dev, o.ino))
+        });
+        for o in known {
+            self.observe(first, o);
         }
         for c in std::mem::take(&mut self.restored).into_values() {
             self.dirty = true;
+            self.remember_truncation(c.fingerprint, c.offset, PathBuf::from(&c.path));
             self.notices.push_back(Notice::CheckpointDropped {
                 path: c.path,
                 reason: DropReason::FileGone,
             });
         }
+        // Only a file tracked before this scan can be what a new one is a copy of.
+        self.known = self.files.keys().copied().collect();
+        for o in new {
+            self.observe(first, o);
+        }
+        self.release_held(now_ms, &seen);
         for (id, t) in &mut self.files {
             if !seen.contains(id) && t.gone_since.is_none() {
                 t.gone_since = Some(now_ms);
@@ -429,14 +523,19 @@ impl Tracker {
             }
             // Truncated or replaced: whatever was read of the old content stays emitted;
             // its unterminated tail is gone with it.
-            let old = self
-                .files
-                .remove(&id)
-                .map(|t| (t.key, t.lines.next_offset(), t.source_id));
-            if let Some((key, read_to, sid)) = old {
+            let old = self.files.remove(&id).map(|t| {
+                let (read_to, emitted) = (t.lines.next_offset(), t.lines.line_start());
+                (t.key, read_to, emitted, t.source_id, t.fp, t.path)
+            });
+            if let Some((key, read_to, emitted, sid, fp, path)) = old {
                 self.actions
                     .retain(|a| !matches!(a, Action::Read { key: k, .. } if *k == key));
                 self.dirty = true;
+                // A copy goes on from the last whole line emitted: the unterminated line
+                // read so far is gone from the truncated file, not from its copy.
+                if !self.release_copies_of(id, emitted, &path) {
+                    self.remember_truncation(fp, emitted, path);
+                }
                 let new = self.insert_new(&o, 0, Some(&sid));
                 self.notices.push_back(Notice::Truncated {
                     old: key,
@@ -471,10 +570,12 @@ impl Tracker {
                         reading: false,
                         gone_since: None,
                         finished: false,
+                        held: None,
                     },
                 );
                 return;
             }
+            self.remember_truncation(c.fingerprint, c.offset, PathBuf::from(&c.path));
             self.notices.push_back(Notice::CheckpointDropped {
                 path: c.path,
                 reason: DropReason::ContentChanged,
@@ -487,12 +588,139 @@ impl Tracker {
         } else {
             0
         };
+        if before.is_none() && start == 0 {
+            if let Some(i) = self
+                .truncations
+                .iter()
+                .position(|t| starts_as(&o.head_bytes, t.fp))
+            {
+                // One copy per truncation: a second file with that head is a file of its own.
+                let t = self.truncations.remove(i);
+                let offset = t.read_to.min(o.size);
+                if let Some(key) = self.insert_new(&o, offset, None) {
+                    self.notices.push_back(Notice::Copy {
+                        key,
+                        path: o.path,
+                        of: t.path,
+                        offset,
+                    });
+                }
+                return;
+            }
+            let full = self.cfg.fingerprint_bytes;
+            let original = (!first)
+                .then(|| {
+                    self.files.iter().find(|(id, t)| {
+                        self.known.contains(id)
+                            && t.held.is_none()
+                            && t.gone_since.is_none()
+                            && t.fp.len == full
+                            && starts_as(&o.head_bytes, t.fp)
+                    })
+                })
+                .flatten()
+                .map(|(&id, t)| (id, t.path.clone()));
+            if let Some((of, of_path)) = original {
+                if self.insert_new(&o, 0, None).is_some() {
+                    let now = self.now_ms;
+                    if let Some(t) = self.files.get_mut(&(o.dev, o.ino)) {
+                        t.held = Some(Held { of, since: now });
+                        t.head = None;
+                    }
+                    self.notices.push_back(Notice::CopyHeld {
+                        path: o.path,
+                        of: of_path,
+                    });
+                }
+                return;
+            }
+        }
         if let Some(key) = self.insert_new(&o, start, before.as_deref()) {
             self.notices.push_back(Notice::New {
                 key,
                 path: o.path,
                 offset: start,
             });
+        }
+    }
+
+    /// Keeps what a truncated (or replaced) file had been read to, for a copy of it that
+    /// may appear: only when its fingerprint vouches for the bytes a copy would skip (it
+    /// covers all of them, or is full length), and only for `copy_hold_ms`.
+    fn remember_truncation(&mut self, fp: Fingerprint, read_to: u64, path: PathBuf) {
+        if read_to > 0 && (fp.len >= read_to || fp.len == self.cfg.fingerprint_bytes) {
+            self.truncations.push(Truncation {
+                fp,
+                read_to,
+                path,
+                at: self.now_ms,
+            });
+        }
+    }
+
+    /// The copy held for `of`, now that `of` was truncated after `read_to` bytes were read
+    /// of it: read from there, only the bytes `of` had unread. Whether there was one.
+    fn release_copies_of(
+        &mut self,
+        of: (u64, u64),
+        read_to: u64,
+        of_path: &std::path::Path,
+    ) -> bool {
+        let mut released = false;
+        for t in self.files.values_mut() {
+            if t.held.as_ref().is_none_or(|h| h.of != of) {
+                continue;
+            }
+            let offset = read_to.min(t.size);
+            t.held = None;
+            t.lines = LineAssembler::new(offset, self.cfg.max_line_bytes);
+            t.polled = offset;
+            t.committed = offset;
+            released = true;
+            self.notices.push_back(Notice::Copy {
+                key: t.key,
+                path: t.path.clone(),
+                of: of_path.to_owned(),
+                offset,
+            });
+        }
+        self.dirty |= released;
+        released
+    }
+
+    /// Held copies whose original was not truncated in time are files of their own, read
+    /// whole; held copies that are gone had nothing of their own to read.
+    fn release_held(&mut self, now_ms: i64, seen: &std::collections::BTreeSet<(u64, u64)>) {
+        let hold = self.cfg.copy_hold_ms;
+        let ids: Vec<(u64, u64)> = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.held.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            if !seen.contains(&id) {
+                if let Some(t) = self.files.remove(&id) {
+                    self.dirty = true;
+                    self.actions.push_back(Action::Close { key: t.key });
+                }
+                continue;
+            }
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
+            let expired = t
+                .held
+                .as_ref()
+                .is_some_and(|h| now_ms.saturating_sub(h.since) >= hold);
+            if expired {
+                t.held = None;
+                self.notices.push_back(Notice::New {
+                    key: t.key,
+                    path: t.path.clone(),
+                    offset: 0,
+                });
+            }
         }
     }
 
@@ -531,6 +759,7 @@ impl Tracker {
                 reading: false,
                 gone_since: None,
                 finished: false,
+                held: None,
             },
         );
         Some(key)
@@ -542,7 +771,7 @@ impl Tracker {
         let Some(t) = self.files.get_mut(&id) else {
             return;
         };
-        if t.reading || t.finished {
+        if t.reading || t.finished || t.held.is_some() {
             return;
         }
         if more || t.lines.next_offset() < t.size || t.gone_since.is_some() {
@@ -716,14 +945,19 @@ impl Tracker {
 
     /// The committed state to save; restored checkpoints not yet matched by a scan are kept.
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
-        let live = self.files.iter().map(|(&(dev, ino), t)| Checkpoint {
-            dev,
-            ino,
-            fingerprint: t.fp,
-            source_id: t.source_id.to_string(),
-            offset: t.committed,
-            path: t.path.to_string_lossy().into_owned(),
-        });
+        // A held copy has read nothing of its own yet: after a restart it is judged again.
+        let live = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.held.is_none())
+            .map(|(&(dev, ino), t)| Checkpoint {
+                dev,
+                ino,
+                fingerprint: t.fp,
+                source_id: t.source_id.to_string(),
+                offset: t.committed,
+                path: t.path.to_string_lossy().into_owned(),
+            });
         live.chain(self.restored.values().cloned()).collect()
     }
 
