@@ -608,17 +608,17 @@ impl Tracker {
                 return;
             }
             let full = self.cfg.fingerprint_bytes;
-            let original = (!first)
-                .then(|| {
-                    self.files.iter().find(|(id, t)| {
-                        self.known.contains(id)
-                            && t.held.is_none()
-                            && t.gone_since.is_none()
-                            && t.fp.len == full
-                            && starts_as(&o.head_bytes, t.fp)
-                    })
+            // Tracked before this scan (on a restart's first scan: resumed from a checkpoint).
+            let original = self
+                .files
+                .iter()
+                .find(|(id, t)| {
+                    self.known.contains(id)
+                        && t.held.is_none()
+                        && t.gone_since.is_none()
+                        && t.fp.len == full
+                        && starts_as(&o.head_bytes, t.fp)
                 })
-                .flatten()
                 .map(|(&id, t)| (id, t.path.clone()));
             if let Some((of, of_path)) = original {
                 if self.insert_new(&o, 0, None).is_some() {
