@@ -343,6 +343,63 @@ fn a_matching_file_that_cannot_be_opened_is_reported_once_then_read() {
     );
 }
 
+/// A named pipe matching the pattern (a program logging to a FIFO in /var/log) was opened
+/// like a file: the open waits for a writer, so the tail hung and the regular file beside
+/// it was never read. It is now reported once and never opened, so a writer still finds no
+/// reader rather than one that goes away.
+#[test]
+fn a_named_pipe_that_matches_is_reported_and_never_opened() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use vedette_agent::core::tail::Notice;
+    let d = Dir::new("fifo");
+    let fifo = d.path("a.log");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(made.success(), "mkfifo: {made}");
+    append(&d.path("b.log"), b"beside the pipe\n");
+    let mut t = Tailer::new(config(&d, "*.log", ReadFrom::Start)).expect("tailer");
+    // The old code hung in the first poll: fail, not hang, if it comes back.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let polled = std::thread::spawn(move || {
+        let lines = poll(&mut t, 0);
+        let notices = std::iter::from_fn(|| t.poll_notice()).collect::<Vec<_>>();
+        tx.send((lines, notices)).expect("send");
+        t
+    });
+    let (lines, notices) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the first poll hung on the named pipe");
+    let mut t = polled.join().expect("poll thread");
+    assert_eq!(texts(&lines), [("beside the pipe", 0)]);
+    let pipes: Vec<_> = notices
+        .iter()
+        .filter(|n| matches!(n, Notice::NotRegular { .. }))
+        .collect();
+    assert!(
+        matches!(&pipes[..], [Notice::NotRegular { path, kind: "named pipe" }] if *path == fifo),
+        "{notices:?}"
+    );
+    assert!(!held_open(&fifo), "the pipe is not held");
+    // No reader: a non-blocking writer is refused (ENXIO) instead of writing to us.
+    let writer = OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo);
+    assert_eq!(
+        writer.map(|_| ()).map_err(|e| e.raw_os_error()),
+        Err(Some(rustix::io::Errno::NXIO.raw_os_error())),
+        "nobody reads the pipe"
+    );
+    append(&d.path("b.log"), b"more\n");
+    assert_eq!(texts(&poll(&mut t, 1)), [("more", 16)]);
+    assert!(
+        !std::iter::from_fn(|| t.poll_notice()).any(|n| matches!(n, Notice::NotRegular { .. })),
+        "said once, not every round"
+    );
+}
+
 /// copytruncate on real files with the copy matched (`app.log*`): the copy holds only
 /// lines already read, so nothing is read from it, and the new content is read from 0.
 #[test]

@@ -120,6 +120,41 @@ pub struct TailLine<'a> {
     pub truncated: bool,
 }
 
+/// Opens for reading without waiting for a writer, should `path` be a named pipe.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+}
+
+/// Clears `O_NONBLOCK` (see [`open_nonblocking`]) once the file is known to be regular.
+fn blocking(file: &File) -> io::Result<()> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let flags = fcntl_getfl(file)?;
+    fcntl_setfl(file, flags - OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// What a matching path that is not a regular file is, in words.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "named pipe"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
 /// Why a file cannot be read, with what to do about the usual causes.
 fn unreadable_because(e: &io::Error) -> String {
     use rustix::io::Errno;
@@ -172,6 +207,8 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
     /// Matching paths the last round could not open or read, with the error.
     unreadable: HashMap<PathBuf, String>,
+    /// Matching paths the last round found not to be regular files, with what they are.
+    special: HashMap<PathBuf, &'static str>,
     /// Notices of the shell's own (compressed and unreadable files), before the tracker's.
     notices: std::collections::VecDeque<Notice>,
 }
@@ -237,6 +274,7 @@ impl<B: ReadBackend> Tailer<B> {
             polls: 0,
             archives: HashMap::new(),
             unreadable: HashMap::new(),
+            special: HashMap::new(),
             notices: std::collections::VecDeque::new(),
         })
     }
@@ -262,6 +300,7 @@ impl<B: ReadBackend> Tailer<B> {
         paths.retain(|p| !self.cfg.exclude.iter().any(|x| glob::excludes(x, p)));
         let archives_before = std::mem::take(&mut self.archives);
         let unreadable_before = std::mem::take(&mut self.unreadable);
+        let special_before = std::mem::take(&mut self.special);
         for p in paths {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
@@ -308,6 +347,14 @@ impl<B: ReadBackend> Tailer<B> {
                 self.notices.push_back(Notice::Unreadable {
                     path: path.clone(),
                     error: error.clone(),
+                });
+            }
+        }
+        for (path, kind) in &self.special {
+            if special_before.get(path) != Some(kind) {
+                self.notices.push_back(Notice::NotRegular {
+                    path: path.clone(),
+                    kind,
                 });
             }
         }
@@ -380,7 +427,19 @@ impl<B: ReadBackend> Tailer<B> {
             self.unreadable
                 .insert(path.to_owned(), unreadable_because(&e));
         };
-        let file = match File::open(path) {
+        // Looked at before opening: opening a named pipe waits for a writer (the tail
+        // would hang), and closing it again could break the writer's pipe.
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                self.special
+                    .insert(path.to_owned(), kind_of(&m.file_type()));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => return failed(e, stats),
+        }
+        // Non-blocking in case a pipe took the file's place since the look.
+        let file = match open_nonblocking(path) {
             Ok(f) => f,
             Err(e) => return failed(e, stats),
         };
@@ -389,7 +448,14 @@ impl<B: ReadBackend> Tailer<B> {
             Err(e) => return failed(e, stats),
         };
         if !meta.is_file() {
+            self.special
+                .insert(path.to_owned(), kind_of(&meta.file_type()));
             return;
+        }
+        // A read of a non-blocking file through io_uring may answer EAGAIN instead of
+        // waiting for the disk.
+        if let Err(e) = blocking(&file) {
+            return failed(e, stats);
         }
         let (dev, ino) = (meta.dev(), meta.ino());
         let want = Fingerprint::head_len(meta.len(), self.tracker.fingerprint_len(dev, ino));

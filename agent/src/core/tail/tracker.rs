@@ -260,6 +260,16 @@ pub enum Notice {
         /// The compressor its magic number names (`gzip` …).
         format: &'static str,
     },
+    /// A matching path is not a regular file (a named pipe, a socket, a device, a
+    /// directory): never opened, since opening a pipe blocks the tail, or, once the
+    /// reader closes it, breaks the writer's pipe. Reported by the shell when it first
+    /// matches.
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is (`named pipe` …).
+        kind: &'static str,
+    },
     /// A matching file cannot be opened or its head read (permissions, a dangling link):
     /// retried every round. Reported by the shell when it starts failing or its error
     /// changes; once readable it is `New` or `Resumed` as any file.
