@@ -489,6 +489,7 @@ fn normalize(
             id: id.clone(),
             time: TimeContext::new(reference, tz.clone()),
             syslog,
+            sender_name: None,
         };
         let mut reader = match input::open(path) {
             Ok(r) => r,

@@ -32,6 +32,7 @@ fn direct_writer_matches_serde_json_on_the_corpus() {
             id: f.display().to_string(),
             time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
             syslog: false,
+            sender_name: None,
         };
         let data = std::fs::read(&f).expect("read corpus file");
         for (i, line) in data.split(|&c| c == b'\n').enumerate() {

@@ -46,6 +46,7 @@ fn datagrams_the_kernel_dropped_are_counted() {
             uid_key: None,
             time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
             syslog: true,
+            sender_name: None,
         };
         let (tx, mut rx) = mpsc::channel(64);
         let (stop, stop_rx) = watch::channel(false);

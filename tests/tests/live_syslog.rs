@@ -530,3 +530,163 @@ handshake_timeout_ms = 100
     assert!(status.success(), "{log}");
     assert!(log.contains("1 TLS failures"), "{log}");
 }
+
+/// A CA that signs client certificates: `(its certificate, an issuer to sign with)`.
+fn client_ca(name: &str) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("CA cert");
+    (cert, Issuer::new(params, key))
+}
+
+/// A client certificate for `dns` (subject alternative names) or, when `dns` is empty,
+/// with `cn` as its only name; returns the chain and key for rustls.
+fn client_cert(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    dns: &[&str],
+    cn: &str,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let key = KeyPair::generate().expect("client key");
+    let mut params =
+        CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
+            .expect("client params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer).expect("client cert");
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    (vec![cert.der().clone()], der.into())
+}
+
+/// Sends one RFC 5425 frame as a client showing `identity` (or no certificate), then
+/// reads until the agent closes: a refused client learns of it only after its first write
+/// in TLS 1.3, and must not be left waiting either way.
+fn send_as(
+    addr: SocketAddr,
+    server_ca: &rustls::pki_types::CertificateDer<'static>,
+    identity: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+    msg: &str,
+) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server_ca.clone()).expect("trust the test CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots);
+    let cfg = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .expect("client identity"),
+        None => builder.with_no_client_auth(),
+    };
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("client");
+    let sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    // A refused handshake may fail the write already.
+    if tls.write_all(octet(msg).as_bytes()).is_ok() && tls.flush().is_ok() {
+        tls.conn.send_close_notify();
+        let _ignored = tls.flush();
+    }
+    let mut rest = Vec::new();
+    let _closed = tls.read_to_end(&mut rest);
+}
+
+/// Mutual TLS (RFC 5425 §5, rsyslog's `PermittedPeer`, syslog-ng's `peer-verify`): a TLS
+/// listener with `tls_client_ca` takes only senders whose certificate that CA signed, and
+/// with `tls_client_names` only those named (DNS names, or the common name of a
+/// certificate without any). Without a certificate, with one of another CA, or with an
+/// unlisted name, a sender writes nothing and is counted as a TLS failure.
+#[test]
+fn a_tls_listener_with_a_client_ca_takes_only_its_named_senders() {
+    let scratch = Scratch::new("live-mtls");
+    let server_ca = test_pki(&scratch);
+    let (ca, ours) = client_ca("Vedette test client CA");
+    scratch.write("clients.crt", ca.pem().as_bytes());
+    let (_, theirs) = client_ca("Someone else's CA");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tls"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+tls_cert = "{}"
+tls_key = "{}"
+tls_client_ca = "{}"
+tls_client_names = ["*.hosts.example.com", "collector.example.com"]
+"#,
+            scratch.path("server.crt").display(),
+            scratch.path("server.key").display(),
+            scratch.path("clients.crt").display(),
+        ),
+        1,
+    );
+    let addr = agent.addr("tls");
+    let frame = |who: &str| format!("<13>1 2026-01-15T10:00:01Z h app - - - sent by {who}");
+    send_as(addr, &server_ca, None, &frame("no certificate"));
+    send_as(
+        addr,
+        &server_ca,
+        Some(client_cert(&theirs, &["relay-2.hosts.example.com"], "x")),
+        &frame("another CA"),
+    );
+    send_as(
+        addr,
+        &server_ca,
+        Some(client_cert(
+            &ours,
+            &["laptop.example.com"],
+            "relay-9.hosts.example.com",
+        )),
+        &frame("an unlisted name"),
+    );
+    send_as(
+        addr,
+        &server_ca,
+        Some(client_cert(&ours, &["a.b.hosts.example.com"], "x")),
+        &frame("two labels under the wildcard"),
+    );
+    agent.wait_log("[\"a.b.hosts.example.com\"] are not in tls_client_names");
+    send_as(
+        addr,
+        &server_ca,
+        Some(client_cert(&ours, &["RELAY-1.hosts.example.com"], "x")),
+        &frame("relay-1"),
+    );
+    send_as(
+        addr,
+        &server_ca,
+        Some(client_cert(&ours, &[], "collector.example.com")),
+        &frame("a common name"),
+    );
+    let evs = agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
+    let evs_after = crate::support::parse_ndjson(&text);
+    assert_eq!(evs_after.len(), 2, "only the named senders wrote: {log}");
+    // The name the sender proved is recorded beside the address it connected from.
+    for (msg, name) in [
+        ("sent by relay-1", "RELAY-1.hosts.example.com"),
+        ("sent by a common name", "collector.example.com"),
+    ] {
+        let ev = by_message(&evs, msg);
+        assert_eq!(str_at(ev, "metadata.loggers.0.device.hostname"), name);
+        assert_eq!(str_at(ev, "metadata.loggers.0.device.ip"), "127.0.0.1");
+    }
+    assert!(log.contains("4 TLS failures"), "{log}");
+    assert!(log.contains("[\"laptop.example.com\"] are not in"), "{log}");
+}

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::ConfigProblem;
 use super::raw::{Problem, RawFileInput, RawJournaldInput, RawOutput, RawSyslogInput};
 use crate::core::allowlist::Allowlist;
+use crate::core::peer_names::PermittedNames;
 
 /// Every configured source.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +58,18 @@ pub enum SyslogProtocol {
         cert: PathBuf,
         /// Private key.
         key: PathBuf,
+        /// Whom it takes, when senders must show a certificate.
+        clients: Option<ClientAuth>,
     },
+}
+
+/// A TLS listener's senders must show a client certificate (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// CA certificates (PEM) a client certificate must chain to.
+    pub ca: PathBuf,
+    /// Names a client certificate must carry one of; empty: any the CA signed.
+    pub names: PermittedNames,
 }
 
 /// `[[input.syslog]]`.
@@ -205,6 +217,64 @@ fn zone(
         .ok()
 }
 
+/// A TLS listener's client certificate rule: `Some(None)` when senders need none, `None`
+/// when the fields have problems (pushed to `out`).
+fn client_auth(
+    s: &RawSyslogInput,
+    at: &str,
+    p: Problem<'_>,
+    out: &mut Vec<ConfigProblem>,
+) -> Option<Option<ClientAuth>> {
+    let names = match &s.tls_client_names {
+        None => Some(PermittedNames::default()),
+        Some(list) => match PermittedNames::parse(list.get_ref()) {
+            Ok(names) if list.get_ref().is_empty() => {
+                out.push(p(
+                    Some(list.span()),
+                    &format!("{at}.tls_client_names"),
+                    "is empty: no certificate could ever be taken (leave it out to take any the CA signed)".into(),
+                ));
+                Some(names)
+            }
+            Ok(names) => Some(names),
+            Err(e) => {
+                out.push(p(
+                    Some(list.span()),
+                    &format!("{at}.tls_client_names"),
+                    e.to_string(),
+                ));
+                None
+            }
+        },
+    };
+    let Some(ca) = &s.tls_client_ca else {
+        if let (Some(list), Some(_)) = (&s.tls_client_names, &names) {
+            out.push(p(
+                Some(list.span()),
+                &format!("{at}.tls_client_names"),
+                "needs tls_client_ca: names are only checked on certificates the CA signed".into(),
+            ));
+            return None;
+        }
+        return names.map(|_| None);
+    };
+    let ca = match std::fs::metadata(ca.get_ref()) {
+        Ok(_) => Some(PathBuf::from(ca.get_ref())),
+        Err(e) => {
+            out.push(p(
+                Some(ca.span()),
+                &format!("{at}.tls_client_ca"),
+                format!("{}: {e}", ca.get_ref()),
+            ));
+            None
+        }
+    };
+    Some(Some(ClientAuth {
+        ca: ca?,
+        names: names?,
+    }))
+}
+
 /// Validates the inputs; problems go to `out`.
 pub(super) fn validate(
     files: Vec<(usize, RawFileInput)>,
@@ -319,8 +389,10 @@ pub(super) fn validate(
             "tls" => {
                 let cert = tls_file(&s.tls_cert, "tls_cert", out);
                 let key = tls_file(&s.tls_key, "tls_key", out);
+                let clients = client_auth(&s, &at, p, out);
                 cert.zip(key)
-                    .map(|(cert, key)| SyslogProtocol::Tls { cert, key })
+                    .zip(clients)
+                    .map(|((cert, key), clients)| SyslogProtocol::Tls { cert, key, clients })
             }
             other => {
                 out.push(p(
@@ -332,10 +404,16 @@ pub(super) fn validate(
             }
         };
         if !matches!(protocol, Some(SyslogProtocol::Tls { .. }) | None) {
-            for (v, name) in [(&s.tls_cert, "tls_cert"), (&s.tls_key, "tls_key")] {
-                if let Some(v) = v {
+            let names = s.tls_client_names.as_ref().map(Spanned::span);
+            for (span, name) in [
+                (s.tls_cert.as_ref().map(Spanned::span), "tls_cert"),
+                (s.tls_key.as_ref().map(Spanned::span), "tls_key"),
+                (s.tls_client_ca.as_ref().map(Spanned::span), "tls_client_ca"),
+                (names, "tls_client_names"),
+            ] {
+                if let Some(span) = span {
                     out.push(p(
-                        Some(v.span()),
+                        Some(span),
                         &format!("{at}.{name}"),
                         "only for protocol = \"tls\"".into(),
                     ));

@@ -16,8 +16,8 @@ mod inputs;
 pub mod raw;
 
 pub use inputs::{
-    DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, FileInput, Inputs, JournaldInput,
-    Output, ReadFrom, ShipOutput, SpoolFsync, SyslogInput, SyslogProtocol,
+    ClientAuth, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, FileInput, Inputs,
+    JournaldInput, Output, ReadFrom, ShipOutput, SpoolFsync, SyslogInput, SyslogProtocol,
 };
 
 /// One problem in a config file, located.
@@ -508,6 +508,64 @@ type = "kafka"
                 ok.inputs.syslog[0].handshake_timeout_ms
             ),
             (1024, 10_000)
+        );
+    }
+
+    #[test]
+    fn client_certificate_rules_are_checked() {
+        let exists = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let tls = format!(
+            "protocol = \"tls\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\ntls_cert = \"{exists}\"\ntls_key = \"{exists}\"\n"
+        );
+        let text = format!(
+            "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\ntls_client_ca = \"{exists}\"\n\
+             [[input.syslog]]\n{tls}tls_client_names = [\"relay.example.com\"]\n\
+             [[input.syslog]]\n{tls}tls_client_ca = \"{exists}\"\ntls_client_names = [\"*.ok.example.com\", \"bad name\"]\n\
+             [[input.syslog]]\n{tls}tls_client_ca = \"/nonexistent/ca.pem\"\ntls_client_names = []\n"
+        );
+        let err = parse(Path::new("a.toml"), &text).unwrap_err();
+        let got: Vec<(usize, &str)> = err.0.iter().map(|p| (p.line, p.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (5, "input.syslog[0].tls_client_ca"),
+                (12, "input.syslog[1].tls_client_names"),
+                (20, "input.syslog[2].tls_client_names"),
+                (28, "input.syslog[3].tls_client_names"),
+                (27, "input.syslog[3].tls_client_ca"),
+            ],
+            "{err}"
+        );
+        let says = |i: usize, what: &str| {
+            assert!(
+                err.0[i].message.contains(what),
+                "{}: {err}",
+                err.0[i].message
+            );
+        };
+        says(0, "only for protocol = \"tls\"");
+        says(1, "needs tls_client_ca");
+        says(2, "\"bad name\": is not a DNS name");
+        says(3, "is empty");
+        says(4, "/nonexistent/ca.pem");
+        let ok = parse(
+            Path::new("a.toml"),
+            &format!(
+                "[[input.syslog]]\n{tls}tls_client_ca = \"{exists}\"\ntls_client_names = [\"*.hosts.example.com\"]\n"
+            ),
+        )
+        .unwrap();
+        let SyslogProtocol::Tls {
+            clients: Some(clients),
+            ..
+        } = &ok.inputs.syslog[0].protocol
+        else {
+            panic!("{:?}", ok.inputs.syslog[0].protocol)
+        };
+        assert_eq!(clients.ca, Path::new(exists));
+        assert_eq!(
+            clients.names.permit(&["a.hosts.example.com"]),
+            Some("a.hosts.example.com")
         );
     }
 

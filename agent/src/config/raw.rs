@@ -115,6 +115,12 @@ pub struct RawSyslogInput {
     pub tls_cert: Option<Spanned<String>>,
     /// TLS: the server key (PEM).
     pub tls_key: Option<Spanned<String>>,
+    /// TLS: take only senders whose client certificate chains to one of these CA
+    /// certificates (PEM); without it, a sender needs no certificate.
+    pub tls_client_ca: Option<Spanned<String>>,
+    /// TLS: names (DNS, or `*.domain` for one label) a client certificate must carry one
+    /// of; needs `tls_client_ca`.
+    pub tls_client_names: Option<Spanned<Vec<String>>>,
     /// Zone of timestamps that carry none (default: `[agent] timezone`).
     pub timezone: Option<Spanned<String>>,
     /// UDP: the socket receive buffer asked of the kernel, in bytes.

@@ -18,6 +18,7 @@ fn source(syslog: bool) -> Source {
             TimeZone::UTC,
         ),
         syslog,
+        sender_name: None,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod normalize;
 pub mod output;
 pub mod parse;
+pub mod peer_names;
 pub mod prehashed;
 pub mod spool;
 pub mod tail;

@@ -60,6 +60,10 @@ pub struct Source {
     pub time: TimeContext,
     /// Records are syslog messages off the wire: a missing PRI breaks the RFC.
     pub syslog: bool,
+    /// The name a sender's client certificate was taken by (a TLS listener with
+    /// `tls_client_names`): `metadata.loggers[0].device.hostname`, a name the sender
+    /// proved, where its address is only what the connection shows.
+    pub sender_name: Option<String>,
 }
 
 /// What a live source knows about a record beyond its bytes.
@@ -422,7 +426,13 @@ impl Normalizer {
             }
         });
         if let Some(peer) = peer {
-            md_loggers(&mut ev, &rec.src.id, peer, rec.now_ms);
+            md_loggers(
+                &mut ev,
+                &rec.src.id,
+                peer,
+                rec.src.sender_name.as_deref(),
+                rec.now_ms,
+            );
         }
         if let (Some(app), Some(pid)) = (env.app, env.procid.and_then(|p| p.parse::<i64>().ok())) {
             ev.actor = Some(Actor {
@@ -582,11 +592,19 @@ pub(crate) fn finalize(ev: &mut Event) {
 #[cfg(test)]
 mod tests;
 
-/// Records the peer that sent a record as `metadata.loggers[0]`.
-fn md_loggers(ev: &mut Event, listener: &str, peer: vedette_schemas::ocsf::Text, received_ms: i64) {
+/// Records the peer that sent a record as `metadata.loggers[0]`, with the name its client
+/// certificate proved, if any.
+fn md_loggers(
+    ev: &mut Event,
+    listener: &str,
+    peer: vedette_schemas::ocsf::Text,
+    sender_name: Option<&str>,
+    received_ms: i64,
+) {
     ev.metadata.loggers = Some(vec![Logger {
         name: Some(listener.into()),
         device: Some(Device {
+            hostname: sender_name.map(Into::into),
             ip: Some(peer),
             type_id: Some(0),
             r#type: Some("Unknown".into()),

@@ -219,6 +219,7 @@ impl Tail {
                             uid_key: Some(l.source_id.to_owned()),
                             time: TimeContext::new(clock::now(), tz.clone()),
                             syslog: false,
+                            sender_name: None,
                         })
                     })
                     .at(now_ms);

@@ -258,6 +258,7 @@ impl Reader {
                             uid_key: Some(uid_key),
                             time: TimeContext::new(clock::now(), self.tz.clone()),
                             syslog: false,
+                            sender_name: None,
                         })
                     })
                     .at(now_ms);

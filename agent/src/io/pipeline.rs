@@ -45,6 +45,14 @@ impl LiveSource {
         }
     }
 
+    /// Records from here on were sent by `name`, a name the sender proved (a client
+    /// certificate); see [`Source::sender_name`].
+    pub fn set_sender_name(&mut self, name: String) {
+        let mut s = (*self.current).clone();
+        s.sender_name = Some(name);
+        self.current = Arc::new(s);
+    }
+
     /// The source for records received at `now_ms`.
     pub fn at(&mut self, now_ms: i64) -> Arc<Source> {
         let reference = self.current.time.reference.as_millisecond();

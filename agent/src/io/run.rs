@@ -541,6 +541,7 @@ impl Sources {
                 uid_key: Some(format!("{id}#{}", self.run_nonce)),
                 time: TimeContext::new(clock::now(), tz),
                 syslog: true,
+                sender_name: None,
             };
             let (stop, stop_rx) = watch::channel(false);
             let stats = Arc::new(ListenerStats::default());

@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::clock;
 use super::pipeline::{Batch, LiveSource, StageMsg};
-use crate::config::{SyslogInput, SyslogProtocol};
+use crate::config::{ClientAuth, SyslogInput, SyslogProtocol};
 use crate::core::Received;
 use crate::core::framing::Deframer;
+use crate::core::peer_names::PermittedNames;
 
 /// Counters of one listener, readable while it runs.
 #[derive(Debug, Default)]
@@ -29,7 +30,8 @@ pub struct ListenerStats {
     pub refused: AtomicU64,
     /// TCP/TLS connections accepted.
     pub connections: AtomicU64,
-    /// TLS handshakes that failed or timed out.
+    /// TLS handshakes that failed or timed out, and client certificates whose names are not
+    /// permitted.
     pub tls_failures: AtomicU64,
     /// TCP/TLS connections closed at once because `max_connections` were open.
     pub over_limit: AtomicU64,
@@ -47,7 +49,15 @@ pub struct Bound {
 
 enum Socket {
     Udp(UdpSocket),
-    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    Tcp(TcpListener, Option<Tls>),
+}
+
+/// A TLS listener's handshake, and the names its client certificates must carry (empty:
+/// any the CA signed, or no certificate when none is asked for).
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    names: Arc<PermittedNames>,
 }
 
 impl Bound {
@@ -83,7 +93,15 @@ pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
             s.bind(&addr.into())?;
             s.listen(1024)?;
             let tls = match &input.protocol {
-                SyslogProtocol::Tls { cert, key } => Some(tls_acceptor(cert, key)?),
+                SyslogProtocol::Tls { cert, key, clients } => Some(Tls {
+                    acceptor: tls_acceptor(cert, key, clients.as_ref())?,
+                    names: Arc::new(
+                        clients
+                            .as_ref()
+                            .map(|c| c.names.clone())
+                            .unwrap_or_default(),
+                    ),
+                }),
                 _ => None,
             };
             Socket::Tcp(TcpListener::from_std(s.into())?, tls)
@@ -100,7 +118,11 @@ pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
     })
 }
 
-fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<tokio_rustls::TlsAcceptor> {
+fn tls_acceptor(
+    cert: &Path,
+    key: &Path,
+    clients: Option<&ClientAuth>,
+) -> io::Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |what: &Path, e: &dyn std::fmt::Display| {
@@ -109,16 +131,99 @@ fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<tokio_rustls::TlsAcceptor
             format!("{}: {e}", what.display()),
         )
     };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| bad(cert, &e))?;
+    let pem_certs = |path: &Path| {
+        CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| bad(path, &e))
+    };
+    let certs = pem_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = match clients {
+        None => rustls::server::WebPkiClientVerifier::no_client_auth(),
+        Some(c) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in pem_certs(&c.ca)? {
+                roots.add(ca).map_err(|e| bad(&c.ca, &e))?;
+            }
+            // Mandatory: without a certificate of this CA, no handshake.
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| bad(&c.ca, &e))?
+        }
+    };
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .and_then(|b| {
+            b.with_client_cert_verifier(verifier)
+                .with_single_cert(certs, key)
+        })
         .map_err(|e| bad(cert, &e))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The names a client certificate goes by for `tls_client_names`: its DNS subject
+/// alternative names, or, when it has none, its subject's common names (RFC 5425 §5.2).
+/// A certificate that cannot be parsed has none (rustls already verified its chain, so
+/// this does not happen in practice).
+fn certificate_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let dns: Vec<String> = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(name) => Some((*name).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !dns.is_empty() {
+        return dns;
+    }
+    cert.subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect()
+}
+
+/// Whether a finished handshake's client may send, and the name it proved: `None` when
+/// its certificate carries none of the configured names (said in the log); the permitted
+/// name, or the certificate's first when any the CA signed is taken; no name when the
+/// listener asks for no certificate.
+fn permitted(
+    tls: &Tls,
+    conn: &rustls::ServerConnection,
+    peer: SocketAddr,
+    stats: &ListenerStats,
+) -> Option<Option<String>> {
+    let Some(cert) = conn.peer_certificates().and_then(|chain| chain.first()) else {
+        // rustls refused the handshake already if a certificate was required.
+        return Some(None);
+    };
+    let names = certificate_names(cert);
+    if tls.names.is_empty() {
+        return Some(names.into_iter().next());
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Some(name) = tls.names.permit(&refs) {
+        return Some(Some(name.to_owned()));
+    }
+    stats.tls_failures.fetch_add(1, Relaxed);
+    // Logged every time, as a failed handshake is: it is a certificate of our CA used by
+    // a sender it was not made for.
+    eprintln!(
+        "vedette-agent: TLS client {peer}: certificate names {names:?} are not in tls_client_names, closed"
+    );
+    None
 }
 
 /// Bytes read from a TCP or TLS connection at a time, at first: one read is one batch
@@ -254,11 +359,24 @@ pub async fn serve(
                         drop(permit);
                     });
                 }
-                Some(acceptor) => {
-                    let acceptor = acceptor.clone();
+                Some(tls) => {
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(conn)).await {
-                            Ok(Ok(stream)) => conn_ctx.read(stream).await,
+                        match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(conn))
+                            .await
+                        {
+                            Ok(Ok(stream)) => {
+                                let mut conn_ctx = conn_ctx;
+                                match permitted(&tls, stream.get_ref().1, peer, &conn_ctx.stats) {
+                                    None => {}
+                                    Some(name) => {
+                                        if let Some(name) = name {
+                                            conn_ctx.source.set_sender_name(name);
+                                        }
+                                        conn_ctx.read(stream).await;
+                                    }
+                                }
+                            }
                             Ok(Err(e)) => {
                                 conn_ctx.stats.tls_failures.fetch_add(1, Relaxed);
                                 eprintln!("vedette-agent: TLS handshake with {peer}: {e}");

@@ -207,6 +207,7 @@ pub(crate) fn source(syslog: bool) -> Source {
         id: "bench".into(),
         time: TimeContext::new(reference, TimeZone::UTC),
         syslog,
+        sender_name: None,
     }
 }
 

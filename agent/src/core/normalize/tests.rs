@@ -8,6 +8,7 @@ fn epoch_source(id: &str, syslog: bool) -> Source {
         id: id.into(),
         time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
         syslog,
+        sender_name: None,
     }
 }
 
@@ -21,6 +22,7 @@ fn norm_lines(lines: &[&str]) -> Vec<Box<Event>> {
         id: "/var/log/auth.log".into(),
         time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
         syslog: false,
+        sender_name: None,
     };
     for (i, l) in lines.iter().enumerate() {
         n.handle_line(&src, i as u64 + 1, l.as_bytes(), 0);
@@ -214,6 +216,7 @@ fn json_in_a_syslog_message_is_mapped_by_the_config() {
         id: "x".into(),
         time: TimeContext::new("2026-11-27T00:00:00Z".parse().unwrap(), TimeZone::UTC),
         syslog: false,
+        sender_name: None,
     };
     let line = r#"Nov 26 10:00:00 app-1 auth-api[5]: {"event":"login_failed","user":"bob","svc":"auth-api","client":{"ip":"198.51.100.1"},"extra":1}"#;
     n.handle_line(&src, 1, line.as_bytes(), 0);
@@ -283,6 +286,7 @@ fn pending_audit_records_hold_the_checkpoint_back() {
         id: "/var/log/audit/audit.log".into(),
         time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
         syslog: false,
+        sender_name: None,
     };
     let syscall = "type=SYSCALL msg=audit(1700000000.123:77): arch=c000003e syscall=59 success=yes exit=0 pid=10 ppid=1 auid=1000 uid=0 comm=\"id\" exe=\"/usr/bin/id\"";
     let execve = "type=EXECVE msg=audit(1700000000.123:77): argc=1 a0=\"id\"";
@@ -316,6 +320,7 @@ fn network_records_name_their_sender_not_the_agent() {
         id: "udp://0.0.0.0:514".into(),
         time: TimeContext::new(jiff::Timestamp::UNIX_EPOCH, TimeZone::UTC),
         syslog: true,
+        sender_name: None,
     };
     let rx = Received {
         seq: 1,
