@@ -163,6 +163,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Names come from certificates senders made: any text, no panic, and a match is
+        /// always one of the certificate's own names.
+        #[test]
+        fn any_names_are_judged_without_panic(
+            pattern in "(\\*\\.)?[a-zé.*-]{0,12}",
+            names in proptest::collection::vec(".{0,20}", 0..4),
+        ) {
+            if let Ok(p) = PermittedNames::parse(&[pattern]) {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                if let Some(hit) = p.permit(&refs) {
+                    proptest::prop_assert!(refs.contains(&hit));
+                }
+            }
+        }
+    }
+
     #[test]
     fn non_ascii_certificate_names_do_not_panic() {
         let p = names(&["*.example.com"]);
