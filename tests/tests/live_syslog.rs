@@ -690,3 +690,86 @@ tls_client_names = ["*.hosts.example.com", "collector.example.com"]
     assert!(log.contains("4 TLS failures"), "{log}");
     assert!(log.contains("[\"laptop.example.com\"] are not in"), "{log}");
 }
+
+/// A certificate renewed in place (certbot, an internal CA's rotation) was only read at
+/// start: the listener served the old one until it expired. SIGHUP now reads a TLS
+/// listener's files again when they changed: new handshakes get the new certificate,
+/// connections already open go on, and files that do not load leave the one in use.
+#[test]
+fn sighup_takes_a_renewed_tls_certificate_without_closing_connections() {
+    let scratch = Scratch::new("live-tls-renew");
+    let old_ca = test_pki(&scratch);
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tls"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+tls_cert = "{}"
+tls_key = "{}"
+"#,
+            scratch.path("server.crt").display(),
+            scratch.path("server.key").display()
+        ),
+        1,
+    );
+    let addr = agent.addr("tls");
+    let frame = |what: &str| octet(&format!("<13>1 2026-01-15T10:00:01Z h app - - - {what}"));
+    let mut early = tls_client(addr, old_ca.clone());
+    early
+        .write_all(frame("early, before").as_bytes())
+        .expect("send");
+    early.flush().expect("flush");
+    agent.wait_events(1);
+
+    // Renewed in place: new files at the same paths (here under a new CA, so a client can
+    // tell which certificate it was shown).
+    let new_ca = test_pki(&scratch);
+    agent.signal("HUP");
+    agent.wait_log("TLS certificate and key reloaded");
+    early
+        .write_all(frame("early, after").as_bytes())
+        .expect("the open connection goes on");
+    early.flush().expect("flush");
+    let mut renewed = tls_client(addr, new_ca.clone());
+    renewed
+        .write_all(frame("renewed").as_bytes())
+        .expect("send with the new certificate");
+    renewed.flush().expect("flush");
+    let mut stale = tls_client(addr, old_ca);
+    let shown_old = stale
+        .write_all(frame("trusting the old CA only").as_bytes())
+        .and_then(|()| stale.flush());
+    assert!(
+        shown_old.is_err(),
+        "a new handshake is shown the renewed certificate"
+    );
+    agent.wait_events(3);
+
+    // A renewal gone wrong (half-written file): the certificate in use stays.
+    scratch.write("server.crt", b"-----BEGIN CERTIFICATE-----\ntruncated");
+    agent.signal("HUP");
+    agent.wait_log("keeping the TLS certificate in use");
+    let mut after = tls_client(addr, new_ca);
+    after
+        .write_all(frame("after a bad renewal").as_bytes())
+        .expect("send");
+    after.flush().expect("flush");
+    for mut s in [early, renewed, after] {
+        s.conn.send_close_notify();
+        let _ignored = s.flush();
+    }
+    let evs = agent.wait_events(4);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    for what in [
+        "early, before",
+        "early, after",
+        "renewed",
+        "after a bad renewal",
+    ] {
+        by_message(&evs, what);
+    }
+    assert_eq!(agent_events_after_stop(&scratch), 4, "{log}");
+}

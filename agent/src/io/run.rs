@@ -437,6 +437,8 @@ struct Running {
     task: JoinHandle<()>,
     id: String,
     stats: Arc<ListenerStats>,
+    /// A TLS listener's files, read again at each reload.
+    tls: Option<syslog::TlsReload>,
 }
 
 /// The running sources, keyed by their config so a reload restarts only what changed (a
@@ -528,8 +530,9 @@ impl Sources {
             if self.listeners.contains_key(&key) {
                 continue;
             }
-            let bound = syslog::bind(input)
+            let mut bound = syslog::bind(input)
                 .with_context(|| format!("input.syslog[{i}]: listening on {}", input.listen))?;
+            let tls = bound.take_tls_reload();
             let id = bound.source_id();
             let tz = input
                 .timezone
@@ -561,6 +564,7 @@ impl Sources {
                     task,
                     id,
                     stats,
+                    tls,
                 },
             );
         }
@@ -590,6 +594,19 @@ impl Sources {
         for k in gone(&self.listeners, &keep) {
             if let Some(r) = self.listeners.remove(&k) {
                 stop(r).await;
+            }
+        }
+        // A listener whose config stayed takes renewed certificates (same paths, new
+        // files) without closing a connection.
+        for r in self.listeners.values_mut() {
+            let Some(tls) = &mut r.tls else { continue };
+            match tls.reload() {
+                Ok(true) => eprintln!("vedette-agent: {}: TLS certificate and key reloaded", r.id),
+                Ok(false) => {}
+                Err(e) => eprintln!(
+                    "vedette-agent: {}: keeping the TLS certificate in use, the files do not load: {e}",
+                    r.id
+                ),
             }
         }
         self.start(cfg, tx)

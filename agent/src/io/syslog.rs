@@ -45,11 +45,55 @@ pub struct Bound {
     input: SyslogInput,
     /// The address actually bound (a configured port 0 is resolved).
     pub local_addr: SocketAddr,
+    tls_reload: Option<TlsReload>,
 }
 
 enum Socket {
     Udp(UdpSocket),
-    Tcp(TcpListener, Option<Tls>),
+    /// A TLS listener takes each handshake's certificate and rules from the latest value.
+    Tcp(TcpListener, Option<watch::Receiver<Tls>>),
+}
+
+/// Reloads a running TLS listener's certificate, key and client CA from their files
+/// (SIGHUP after a renewal): new handshakes use them, connections already open go on.
+pub struct TlsReload {
+    protocol: SyslogProtocol,
+    digest: u64,
+    tx: watch::Sender<Tls>,
+}
+
+impl TlsReload {
+    /// Reads the files again; `Ok(true)` when they changed and are in use from now on.
+    /// On an error the listener keeps what it has.
+    pub fn reload(&mut self) -> io::Result<bool> {
+        let digest = tls_files_digest(&self.protocol)?;
+        if digest == self.digest {
+            return Ok(false);
+        }
+        let tls = Tls::load(&self.protocol)?.ok_or_else(|| io::Error::other("not TLS"))?;
+        self.digest = digest;
+        // Fails only when the listener has stopped, which leaves nothing to update.
+        let _ignored = self.tx.send(tls);
+        Ok(true)
+    }
+}
+
+/// A hash of the bytes of a TLS listener's files, to tell whether they changed.
+fn tls_files_digest(protocol: &SyslogProtocol) -> io::Result<u64> {
+    let SyslogProtocol::Tls { cert, key, clients } = protocol else {
+        return Ok(0);
+    };
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for path in [Some(cert), Some(key), clients.as_ref().map(|c| &c.ca)]
+        .into_iter()
+        .flatten()
+    {
+        let bytes = std::fs::read(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(h.digest())
 }
 
 /// A TLS listener's handshake, and the names its client certificates must carry (empty:
@@ -60,7 +104,30 @@ struct Tls {
     names: Arc<PermittedNames>,
 }
 
+impl Tls {
+    /// The handshake of `protocol`, if it is TLS, from its files.
+    fn load(protocol: &SyslogProtocol) -> io::Result<Option<Self>> {
+        let SyslogProtocol::Tls { cert, key, clients } = protocol else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            acceptor: tls_acceptor(cert, key, clients.as_ref())?,
+            names: Arc::new(
+                clients
+                    .as_ref()
+                    .map(|c| c.names.clone())
+                    .unwrap_or_default(),
+            ),
+        }))
+    }
+}
+
 impl Bound {
+    /// The handle that reloads a TLS listener's files while it serves (taken once).
+    pub fn take_tls_reload(&mut self) -> Option<TlsReload> {
+        self.tls_reload.take()
+    }
+
     /// `udp://ADDR`, `tcp://ADDR` or `tls://ADDR`: the source's `metadata.log_source`.
     pub fn source_id(&self) -> String {
         let scheme = match self.input.protocol {
@@ -76,6 +143,7 @@ impl Bound {
 pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
     let addr = input.listen;
     let domain = socket2::Domain::for_address(addr);
+    let mut tls_reload = None;
     let socket = match input.protocol {
         SyslogProtocol::Udp => {
             let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
@@ -92,17 +160,20 @@ pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
             s.set_nonblocking(true)?;
             s.bind(&addr.into())?;
             s.listen(1024)?;
-            let tls = match &input.protocol {
-                SyslogProtocol::Tls { cert, key, clients } => Some(Tls {
-                    acceptor: tls_acceptor(cert, key, clients.as_ref())?,
-                    names: Arc::new(
-                        clients
-                            .as_ref()
-                            .map(|c| c.names.clone())
-                            .unwrap_or_default(),
-                    ),
-                }),
-                _ => None,
+            // The digest first: files replaced between the two reads are read again at
+            // the next reload rather than taken for unchanged.
+            let digest = tls_files_digest(&input.protocol)?;
+            let tls = match Tls::load(&input.protocol)? {
+                Some(tls) => {
+                    let (tx, rx) = watch::channel(tls);
+                    tls_reload = Some(TlsReload {
+                        protocol: input.protocol.clone(),
+                        digest,
+                        tx,
+                    });
+                    Some(rx)
+                }
+                None => None,
             };
             Socket::Tcp(TcpListener::from_std(s.into())?, tls)
         }
@@ -115,6 +186,7 @@ pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
         socket,
         input: input.clone(),
         local_addr,
+        tls_reload,
     })
 }
 
@@ -360,7 +432,7 @@ pub async fn serve(
                     });
                 }
                 Some(tls) => {
-                    let tls = tls.clone();
+                    let tls = tls.borrow().clone();
                     tokio::spawn(async move {
                         match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(conn))
                             .await
