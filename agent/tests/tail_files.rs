@@ -400,6 +400,83 @@ fn a_named_pipe_that_matches_is_reported_and_never_opened() {
     );
 }
 
+/// A user who can write to a tailed directory could link `app.log` to a file only root
+/// may read (`/etc/shadow`), and the agent, reading as root, shipped it to the SOC. A link
+/// is followed only when root or the target file's owner made every link of its chain
+/// (`symlinks = "owner"`, the default); `any` and `never` are the other rules.
+#[test]
+fn a_link_to_someone_elses_file_is_not_followed() {
+    use std::os::unix::fs::{chown, lchown, symlink};
+    use vedette_agent::core::tail::Notice;
+    use vedette_agent::core::tail::links::SymlinkRule;
+    const USER: u32 = 65534;
+    let d = Dir::new("links");
+    fs::create_dir(d.path("private")).expect("dir");
+    let secret = d.path("private/secret.txt");
+    append(&secret, b"root:$y$j9T$secret\n");
+    let own = d.path("private/own.txt");
+    append(&own, b"the user's own line\n");
+    chown(&own, Some(USER), Some(USER)).expect("chown (the tests run as root)");
+    let link = |name: &str, to: &Path, owner: u32| {
+        let at = d.path(name);
+        symlink(to, &at).expect("symlink");
+        lchown(&at, Some(owner), Some(owner)).expect("lchown");
+    };
+    link("stolen.log", &secret, USER);
+    link("own.log", &own, USER);
+    link("roots.log", &secret, 0);
+    // Root's link to the user's link to root's file: the user's link decides.
+    link("private/hop", &secret, USER);
+    link("chain.log", &d.path("private/hop"), 0);
+
+    let read = |rule: SymlinkRule| {
+        let mut cfg = config(&d, "*.log", ReadFrom::Start);
+        cfg.symlinks = rule;
+        cfg.checkpoint_path = None;
+        let mut t = Tailer::new(cfg).expect("tailer");
+        let got: Vec<String> = poll(&mut t, 0).into_iter().map(|g| g.text).collect();
+        let refused: Vec<PathBuf> = std::iter::from_fn(|| t.poll_notice())
+            .filter_map(|n| match n {
+                Notice::NotFollowed { path, reason } => {
+                    assert!(!reason.is_empty());
+                    Some(path)
+                }
+                _ => None,
+            })
+            .collect();
+        poll(&mut t, 1);
+        let again = std::iter::from_fn(|| t.poll_notice())
+            .filter(|n| matches!(n, Notice::NotFollowed { .. }))
+            .count();
+        assert_eq!(again, 0, "said once, not every round");
+        (got, refused)
+    };
+    let secret_line = "root:$y$j9T$secret";
+    let (got, mut refused) = read(SymlinkRule::Owner);
+    refused.sort();
+    assert_eq!(refused, [d.path("chain.log"), d.path("stolen.log")]);
+    // roots.log is root's own link: read (the secret once, through it).
+    assert_eq!(
+        got.iter().filter(|l| *l == secret_line).count(),
+        1,
+        "{got:?}"
+    );
+    assert!(got.contains(&"the user's own line".to_owned()), "{got:?}");
+
+    let (got, refused) = read(SymlinkRule::Any);
+    assert!(refused.is_empty());
+    // Three links to one file: one file, read once.
+    assert_eq!(
+        got.iter().filter(|l| *l == secret_line).count(),
+        1,
+        "{got:?}"
+    );
+
+    let (got, refused) = read(SymlinkRule::Never);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(refused.len(), 4);
+}
+
 /// copytruncate on real files with the copy matched (`app.log*`): the copy holds only
 /// lines already read, so nothing is read from it, and the new content is read from 0.
 #[test]

@@ -10,6 +10,7 @@ use super::ConfigProblem;
 use super::raw::{Problem, RawFileInput, RawJournaldInput, RawOutput, RawSyslogInput};
 use crate::core::allowlist::Allowlist;
 use crate::core::peer_names::PermittedNames;
+use crate::core::tail::links::SymlinkRule;
 
 /// Every configured source.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +44,8 @@ pub struct FileInput {
     pub read_from: ReadFrom,
     /// Zone of the files' timestamps, when not the agent's.
     pub timezone: Option<TimeZone>,
+    /// Which symbolic links among the matched paths are followed.
+    pub symlinks: SymlinkRule,
 }
 
 /// Transport of a syslog listener.
@@ -306,11 +309,26 @@ pub(super) fn validate(
         }
         let read_from = read_from(f.read_from, &format!("{at}.read_from"), p, out);
         let timezone = zone(f.timezone, &format!("{at}.timezone"), p, out);
+        let symlinks = match &f.symlinks {
+            None => SymlinkRule::default(),
+            Some(v) => SymlinkRule::parse(v.get_ref()).unwrap_or_else(|| {
+                out.push(p(
+                    Some(v.span()),
+                    &format!("{at}.symlinks"),
+                    format!(
+                        "{:?}: expected \"owner\", \"any\" or \"never\"",
+                        v.get_ref()
+                    ),
+                ));
+                SymlinkRule::default()
+            }),
+        };
         inputs.files.push(FileInput {
             exclude: f.exclude.map(Spanned::into_inner).unwrap_or_default(),
             patterns: f.paths.into_inner(),
             read_from,
             timezone,
+            symlinks,
         });
     }
     for (i, s) in syslog {

@@ -512,6 +512,29 @@ type = "kafka"
     }
 
     #[test]
+    fn the_symlink_rule_is_one_of_three() {
+        let err = parse(
+            Path::new("a.toml"),
+            "[[input.file]]\npaths = [\"/var/log/*.log\"]\nsymlinks = \"follow\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].line, 3, "{err}");
+        assert_eq!(err.0[0].field, "input.file[0].symlinks", "{err}");
+        assert!(
+            err.0[0].message.contains("\"owner\", \"any\" or \"never\""),
+            "{err}"
+        );
+        let ok = parse(
+            Path::new("a.toml"),
+            "[[input.file]]\npaths = [\"/a\"]\n[[input.file]]\npaths = [\"/b\"]\nsymlinks = \"any\"\n",
+        )
+        .unwrap();
+        use crate::core::tail::links::SymlinkRule;
+        assert_eq!(ok.inputs.files[0].symlinks, SymlinkRule::Owner);
+        assert_eq!(ok.inputs.files[1].symlinks, SymlinkRule::Any);
+    }
+
+    #[test]
     fn client_certificate_rules_are_checked() {
         let exists = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         let tls = format!(

@@ -98,6 +98,9 @@ pub struct RawFileInput {
     pub read_from: Option<Spanned<String>>,
     /// Zone of the files' timestamps (default: `[agent] timezone`).
     pub timezone: Option<Spanned<String>>,
+    /// Symbolic links among the matched paths: `owner` (default: followed when root or
+    /// the target file's owner made them), `any` or `never`.
+    pub symlinks: Option<Spanned<String>>,
 }
 
 /// `[[input.syslog]]`: a syslog listener.

@@ -84,6 +84,7 @@ pub fn spawn(
 ) -> Result<FileSource, super::tail::TailError> {
     let mut cfg = TailConfig::new(input.patterns.clone());
     cfg.exclude = input.exclude.clone();
+    cfg.symlinks = input.symlinks;
     cfg.read_from = match input.read_from {
         ReadFrom::Start => TailFrom::Start,
         ReadFrom::End => TailFrom::End,
@@ -318,6 +319,9 @@ fn notice(name: &str, n: &tail::Notice) {
             "{} is a {kind}, not a regular file: not tailed; `exclude` it to silence this",
             path.display()
         ),
+        N::NotFollowed { path, reason } => {
+            format!("{} is {reason}", path.display())
+        }
         N::Unreadable { path, error } => format!(
             "cannot read {}: {error}; retrying every poll",
             path.display()

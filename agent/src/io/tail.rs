@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub use backend::IoUringReads;
 pub use backend::{PlainReads, ReadBackend, choose as choose_backend};
 
+use crate::core::tail::links::SymlinkRule;
 use crate::core::tail::{
     Action, CheckpointError, FileKey, FileObservation, Fingerprint, Notice, ReadFrom, Tracker,
     TrackerConfig, checkpoint, compressed,
@@ -33,6 +34,8 @@ pub struct TailConfig {
     /// Patterns of paths not to tail even when `patterns` match them (see
     /// [`glob::excludes`]).
     pub exclude: Vec<String>,
+    /// Which symbolic links among the matched paths are followed.
+    pub symlinks: SymlinkRule,
     /// Where to start files found at the first start (no checkpoint file yet).
     pub read_from: ReadFrom,
     /// Longest line kept; longer ones are cut and flagged.
@@ -57,6 +60,7 @@ impl TailConfig {
         Self {
             patterns,
             exclude: Vec::new(),
+            symlinks: SymlinkRule::default(),
             read_from: t.read_from,
             max_line_bytes: t.max_line_bytes,
             fingerprint_bytes: t.fingerprint_bytes,
@@ -118,6 +122,33 @@ pub struct TailLine<'a> {
     pub bytes: &'a [u8],
     /// Cut at `max_line_bytes`.
     pub truncated: bool,
+}
+
+/// Follows `path`'s chain of symbolic links (the last component's; a directory on the way
+/// is resolved by the kernel): the owner of each link, and what the chain ends at. A path
+/// that is no link costs one `lstat`, as the `stat` it replaces.
+fn walk_links(path: &Path) -> io::Result<(Vec<u32>, std::fs::Metadata)> {
+    // The kernel's own limit on links followed in one lookup.
+    const MAX_LINKS: usize = 40;
+    let mut owners = Vec::new();
+    let mut at = path.to_path_buf();
+    loop {
+        let meta = std::fs::symlink_metadata(&at)?;
+        if !meta.file_type().is_symlink() {
+            return Ok((owners, meta));
+        }
+        if owners.len() == MAX_LINKS {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::LOOP.raw_os_error(),
+            ));
+        }
+        owners.push(meta.uid());
+        let target = std::fs::read_link(&at)?;
+        at = match at.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
 }
 
 /// Opens for reading without waiting for a writer, should `path` be a named pipe.
@@ -209,6 +240,8 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     unreadable: HashMap<PathBuf, String>,
     /// Matching paths the last round found not to be regular files, with what they are.
     special: HashMap<PathBuf, &'static str>,
+    /// Matching symbolic links the last round did not follow, with why.
+    not_followed: HashMap<PathBuf, String>,
     /// Notices of the shell's own (compressed and unreadable files), before the tracker's.
     notices: std::collections::VecDeque<Notice>,
 }
@@ -275,6 +308,7 @@ impl<B: ReadBackend> Tailer<B> {
             archives: HashMap::new(),
             unreadable: HashMap::new(),
             special: HashMap::new(),
+            not_followed: HashMap::new(),
             notices: std::collections::VecDeque::new(),
         })
     }
@@ -301,6 +335,7 @@ impl<B: ReadBackend> Tailer<B> {
         let archives_before = std::mem::take(&mut self.archives);
         let unreadable_before = std::mem::take(&mut self.unreadable);
         let special_before = std::mem::take(&mut self.special);
+        let not_followed_before = std::mem::take(&mut self.not_followed);
         for p in paths {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
@@ -347,6 +382,14 @@ impl<B: ReadBackend> Tailer<B> {
                 self.notices.push_back(Notice::Unreadable {
                     path: path.clone(),
                     error: error.clone(),
+                });
+            }
+        }
+        for (path, reason) in &self.not_followed {
+            if not_followed_before.get(path) != Some(reason) {
+                self.notices.push_back(Notice::NotFollowed {
+                    path: path.clone(),
+                    reason: reason.clone(),
                 });
             }
         }
@@ -429,14 +472,18 @@ impl<B: ReadBackend> Tailer<B> {
         };
         // Looked at before opening: opening a named pipe waits for a writer (the tail
         // would hang), and closing it again could break the writer's pipe.
-        match std::fs::metadata(path) {
-            Ok(m) if !m.is_file() => {
-                self.special
-                    .insert(path.to_owned(), kind_of(&m.file_type()));
-                return;
-            }
-            Ok(_) => {}
+        let (link_owners, looked) = match walk_links(path) {
+            Ok(found) => found,
             Err(e) => return failed(e, stats),
+        };
+        if !looked.is_file() {
+            self.special
+                .insert(path.to_owned(), kind_of(&looked.file_type()));
+            return;
+        }
+        if let Some(reason) = self.cfg.symlinks.refusal(&link_owners, looked.uid()) {
+            self.not_followed.insert(path.to_owned(), reason);
+            return;
         }
         // Non-blocking in case a pipe took the file's place since the look.
         let file = match open_nonblocking(path) {
@@ -450,6 +497,11 @@ impl<B: ReadBackend> Tailer<B> {
         if !meta.is_file() {
             self.special
                 .insert(path.to_owned(), kind_of(&meta.file_type()));
+            return;
+        }
+        // A link replaced between the look and the open (to lead elsewhere) is not read:
+        // the file judged is the file opened, or the next round looks again.
+        if !link_owners.is_empty() && (meta.dev(), meta.ino()) != (looked.dev(), looked.ino()) {
             return;
         }
         // A read of a non-blocking file through io_uring may answer EAGAIN instead of

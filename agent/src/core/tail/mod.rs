@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod compressed;
 pub mod fingerprint;
 pub mod lines;
+pub mod links;
 pub mod pattern;
 pub mod tracker;
 

@@ -270,6 +270,14 @@ pub enum Notice {
         /// What it is (`named pipe` …).
         kind: &'static str,
     },
+    /// A matching path is a symbolic link the input's `symlinks` rule does not follow
+    /// (see [`super::links`]). Reported by the shell when it first matches.
+    NotFollowed {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A matching file cannot be opened or its head read (permissions, a dangling link):
     /// retried every round. Reported by the shell when it starts failing or its error
     /// changes; once readable it is `New` or `Resumed` as any file.
