@@ -323,19 +323,21 @@ impl<B: ReadBackend> Tailer<B> {
         let mut stats = PollStats::default();
         let mut obs = Vec::new();
         let mut fresh = HashMap::new();
-        let mut paths: Vec<PathBuf> = self
-            .cfg
-            .patterns
-            .iter()
-            .flat_map(|p| glob::expand(p))
-            .collect();
-        paths.sort();
-        paths.dedup();
-        paths.retain(|p| !self.cfg.exclude.iter().any(|x| glob::excludes(x, p)));
         let archives_before = std::mem::take(&mut self.archives);
         let unreadable_before = std::mem::take(&mut self.unreadable);
         let special_before = std::mem::take(&mut self.special);
         let not_followed_before = std::mem::take(&mut self.not_followed);
+        let mut dir_links = Vec::new();
+        let mut paths: Vec<PathBuf> = self
+            .cfg
+            .patterns
+            .iter()
+            .flat_map(|p| glob::expand(p, self.cfg.symlinks, &mut dir_links))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths.retain(|p| !self.cfg.exclude.iter().any(|x| glob::excludes(x, p)));
+        self.not_followed.extend(dir_links);
         for p in paths {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
