@@ -1,6 +1,7 @@
 //! The agent's disk spool under stress, with the real binaries: full on a small tmpfs
 //! (block: nothing lost; drop-oldest: losses counted exactly and located), and damaged by
-//! hand (the agent starts and loses exactly the damaged records, reported).
+//! hand (the agent starts and loses exactly the damaged records, reported); and the
+//! aggregator's own disk full (nothing acknowledged, nothing lost once space is freed).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -332,4 +333,56 @@ fn wait_checkpoint_at_end(state: &Path, file: &Path) {
         "the agent never checkpointed {} at its end ({len})",
         file.display()
     );
+}
+
+/// The aggregator's disk fills (its events outgrew the volume): SQLite refuses the commit,
+/// the aggregator says so and acknowledges nothing, the agent keeps the batches in its
+/// spool and resends them; once space is freed every event is stored, exactly once, and
+/// neither process had to be restarted.
+#[test]
+fn the_aggregators_disk_full_loses_nothing_once_space_is_freed() {
+    const N: usize = 40_000;
+    let scratch = Scratch::new("agg-disk-full");
+    let fs = Tmpfs::mount(&scratch.path("agg"), 24 << 10);
+    let mut agg = RunningAggregator::start(&scratch, "agg");
+    // Leave ~1 MiB: the first few thousand events fit, the rest do not.
+    let filler = scratch.path("agg/filler");
+    let free = free_bytes(&scratch.path("agg"));
+    std::fs::write(&filler, vec![0u8; (free - (1 << 20)) as usize]).expect("filler");
+    let (dir, cfg) = enrolled_agent(
+        &scratch,
+        &agg,
+        N,
+        "batch_max_kb = 64\ndrain_ms = 0\nspool_full = \"block\"\n",
+    );
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    agg.wait_log("database or disk is full");
+    let stored = Stored::open(&agg.db());
+    let before = stored.count();
+    assert!(before < N as u64, "the disk never filled: {before} stored");
+    std::fs::remove_file(&filler).expect("free the space");
+    let have = stored.wait_count(N as u64, DEADLINE);
+    let (status, log) = agent.stop();
+    let agg_log = agg.log();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}\n---\n{agg_log}");
+    let seen = line_numbers(&stored.events());
+    assert_eq!(seen.len(), N);
+    assert!(seen.values().all(|&c| c == 1), "an event stored twice");
+    drop(dir);
+    drop(fs);
+}
+
+/// Bytes free on the file system holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .expect("df");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df's available bytes")
 }
