@@ -156,16 +156,22 @@ impl<S: EventStore + Registry + Send + 'static> StoreHandle<S> {
 /// the transaction fails, every batch in it gets the error (none is acknowledged, all
 /// come again).
 fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
-    let mut revoked = Vec::with_capacity(group.len());
-    for c in &group {
-        // Revocation takes effect at the next batch, not the next connect; unknown state
-        // counts as revoked.
-        revoked.push(store.is_revoked(&c.peer.agent_id).unwrap_or(true));
-    }
+    // Revocation takes effect at the next batch, not the next connect. A state that cannot
+    // be read stores nothing (fail closed) but is no revocation either: telling the agent
+    // it was revoked over a busy or failing database would be false, so its batch gets
+    // the error, is not acknowledged, and comes again.
+    let revoked: Vec<Result<bool, String>> = group
+        .iter()
+        .map(|c| {
+            store
+                .is_revoked(&c.peer.agent_id)
+                .map_err(|e| format!("reading whether {} is revoked: {e}", c.peer.agent_id))
+        })
+        .collect();
     let items: Vec<(&Peer, &BatchHeader, &DecodedBatch)> = group
         .iter()
         .zip(&revoked)
-        .filter(|(_, r)| !**r)
+        .filter(|(_, r)| matches!(r, Ok(false)))
         .map(|(c, _)| (&*c.peer, &c.header, &c.batch))
         .collect();
     let now = group.iter().map(|c| c.now_ms).max().unwrap_or(0);
@@ -179,8 +185,12 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for (c, r) in group.into_iter().zip(revoked) {
-                let o = if r { None } else { outcomes.next() };
-                let _ignored = c.reply.send(Ok(o));
+                let answer = match r {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Ok(outcomes.next()),
+                    Err(why) => Err(StoreError::Group(why)),
+                };
+                let _ignored = c.reply.send(answer);
             }
         }
         Err(e) => {
@@ -188,6 +198,76 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
             for c in group {
                 let _ignored = c.reply.send(Err(StoreError::Group(msg.clone())));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ingest::tests::{event, peer};
+    use crate::core::ingest::{decode_batch, encode_batch};
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+
+    fn commit_of(
+        seq: u64,
+    ) -> (
+        Commit,
+        oneshot::Receiver<Result<Option<AckOutcome>, StoreError>>,
+    ) {
+        let who = peer();
+        let (header, payload) = encode_batch(
+            &who.agent_id,
+            7,
+            seq,
+            &[event(&format!("u{seq}"), 1)],
+            vec![],
+            100,
+        );
+        let batch = decode_batch(&header, &payload, &who).expect("decode");
+        let (reply, rx) = oneshot::channel();
+        let commit = Commit {
+            peer: Arc::new(who),
+            header,
+            batch,
+            now_ms: 1_000,
+            reply,
+        };
+        (commit, rx)
+    }
+
+    /// The agents table unreadable (here renamed away underneath the store): the batch is
+    /// not stored and not acknowledged, and the agent is not told it was revoked (which
+    /// closed its connection as revoked over a database error).
+    #[test]
+    fn an_unreadable_revocation_state_is_an_error_not_a_revocation() {
+        let path =
+            std::env::temp_dir().join(format!("vedette-store-thread-{}.db", std::process::id()));
+        let mut store = SqliteStore::open(&path, SqliteConfig::default()).expect("open");
+        let (c, mut rx) = commit_of(1);
+        commit_group(&mut store, vec![c]);
+        assert!(
+            matches!(
+                rx.try_recv(),
+                Ok(Ok(Some(AckOutcome::Stored { stored: 1, .. })))
+            ),
+            "readable: stored"
+        );
+        let other = rusqlite::Connection::open(&path).expect("second connection");
+        other
+            .execute_batch("ALTER TABLE agents RENAME TO agents_away")
+            .expect("rename");
+        let (c, mut rx) = commit_of(2);
+        commit_group(&mut store, vec![c]);
+        match rx.try_recv() {
+            Ok(Err(StoreError::Group(why))) => assert!(why.contains("is revoked"), "{why}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            std::fs::remove_file(p).ok();
         }
     }
 }
