@@ -308,6 +308,10 @@ fn main() -> anyhow::Result<()> {
 fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let paths = StatePaths::new(&cfg.aggregator.state_dir);
+    if let Some(what) = state::finish_interrupted_renewal(&paths.dir)? {
+        eprintln!("vedette-aggregator: {what}");
+    }
+    renew_server_cert(&paths.dir);
     let authority = paths.authority()?;
     let (chain, key) = paths.server_pem()?;
     let server_cfg = server_config(&chain, &key, authority.cert_pem())?;
@@ -329,6 +333,11 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             memory: vedette_aggregator::io::server::memory_budget(),
         });
         let accept = tokio::spawn(server.clone().run(endpoint.clone()));
+        let renewer = tokio::spawn(renew_periodically(
+            paths.clone(),
+            endpoint.clone(),
+            server.authority.cert_pem().to_owned(),
+        ));
         let reporter = report_every
             .filter(|&s| s > 0)
             .map(|secs| tokio::spawn(report(handle.clone(), Duration::from_secs(secs))));
@@ -338,6 +347,7 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             b"shutting down",
         );
         accept.abort();
+        renewer.abort();
         if let Some(r) = reporter {
             r.abort();
         }
@@ -360,6 +370,56 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
         eprintln!("vedette-aggregator: stopped");
         anyhow::Ok(())
     })
+}
+
+/// How often a running aggregator looks at its server certificate's expiry.
+const CERT_CHECK: Duration = Duration::from_secs(3600);
+
+/// Renews the server certificate if it is due, saying so; `true` when it did. A failure
+/// is said and left for the next look: the certificate in use stays.
+fn renew_server_cert(dir: &Path) -> bool {
+    match state::renew_server_if_due(dir, now_ms()) {
+        Ok(None) => false,
+        Ok(Some(r)) => {
+            eprintln!(
+                "vedette-aggregator: renewed the server certificate for {} (it expired or was to expire at {} ms, the new one at {} ms)",
+                r.names.join(", "),
+                r.old_not_after_ms,
+                r.not_after_ms
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "vedette-aggregator: renewing the server certificate failed, the one in use stays: {e:#}"
+            );
+            false
+        }
+    }
+}
+
+/// Renews the server certificate when it comes due while serving (an aggregator runs for
+/// years, its certificate for 825 days): new handshakes get the new one, open
+/// connections go on.
+async fn renew_periodically(paths: StatePaths, endpoint: quinn::Endpoint, ca_pem: String) {
+    let mut tick = tokio::time::interval(CERT_CHECK);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let dir = paths.dir.clone();
+        let Ok(true) = tokio::task::spawn_blocking(move || renew_server_cert(&dir)).await else {
+            continue;
+        };
+        let loaded = paths
+            .server_pem()
+            .and_then(|(chain, key)| server_config(&chain, &key, &ca_pem));
+        match loaded {
+            Ok(cfg) => endpoint.set_server_config(Some(cfg)),
+            Err(e) => eprintln!(
+                "vedette-aggregator: serving the renewed certificate failed, the one in use stays: {e:#}"
+            ),
+        }
+    }
 }
 
 /// Prints the events per class and the rate since the last report.

@@ -237,3 +237,55 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
 }
+
+/// The aggregator's own certificate (825 days from `init`) had no renewal: on the day it
+/// expired every agent was refused. Here it expired while the aggregator was down; the
+/// next start renews it from the CA for the same names, and an agent that pinned the CA
+/// at enrollment connects and ships as before.
+#[test]
+fn an_expired_server_certificate_is_renewed_at_start_and_agents_connect() {
+    use super::support::agent::RunningAgent;
+    use super::support::aggregator::{Stored, distinct_lines, ship_config};
+    use vedette_aggregator::identity::authority::cert_der_from_pem;
+    use vedette_aggregator::identity::{Authority, ServerCertFacts};
+
+    const DAY: i64 = 86_400_000;
+    let scratch = Scratch::new("ship-server-renew");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let dir = scratch.path("agent");
+    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    // What the state dir holds 900 days on: a server certificate 75 days past its end.
+    let state = agg.state.clone();
+    let ca = Authority::load(&state).expect("the CA");
+    let names = ["localhost", "127.0.0.1", "::1"].map(String::from);
+    // The aggregator reads the real clock, so the test dates against it too.
+    let now = vedette_aggregator::io::clock::now_ms();
+    let (old, old_key) = ca
+        .issue_server(&names, now - 900 * DAY, 825)
+        .expect("issue");
+    std::fs::write(
+        state.join("server.pem"),
+        format!("{}{}", old.cert_pem, ca.cert_pem()),
+    )
+    .expect("server.pem");
+    std::fs::write(state.join("server.key"), old_key).expect("server.key");
+    let mut agg = agg.kill9_and_restart();
+    agg.wait_log("renewed the server certificate");
+    let chain = std::fs::read_to_string(state.join("server.pem")).expect("server.pem");
+    let facts =
+        ServerCertFacts::of(&cert_der_from_pem(&chain).expect("a certificate")).expect("facts");
+    assert!(facts.not_after_ms > now + 800 * DAY, "{facts:?}");
+    assert!(facts.names.iter().any(|n| n == "127.0.0.1"), "{facts:?}");
+
+    std::fs::create_dir_all(scratch.path("logs")).expect("logs");
+    scratch.write("logs/app.log", distinct_lines(100, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
+    );
+    let stored = Stored::open(&agg.db());
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    assert_eq!(stored.wait_count(100, Duration::from_secs(60)), 100);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+}

@@ -33,6 +33,9 @@ pub enum IdentityError {
     /// A certificate's subject lacks what a Vedette agent certificate carries.
     #[error("not a Vedette agent certificate: {0}")]
     NotAgent(String),
+    /// The server certificate in the state dir cannot be read as one.
+    #[error("not a usable server certificate: {0}")]
+    NotServer(String),
     /// Reading or writing the state dir.
     #[error("{path}: {source}")]
     Io {

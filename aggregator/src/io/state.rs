@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::identity::Authority;
+use crate::identity::authority::cert_der_from_pem;
 use crate::identity::token::hex;
+use crate::identity::{Authority, ServerCertFacts};
 
 /// CA lifetime.
 const CA_DAYS: i64 = 3650;
@@ -87,6 +88,96 @@ pub fn init(dir: &Path, names: &[String], now_ms: i64) -> anyhow::Result<Initial
     })
 }
 
+/// A server certificate renewed by [`renew_server_if_due`].
+#[derive(Debug)]
+pub struct RenewedServer {
+    /// The names it carries (those of the one it replaced).
+    pub names: Vec<String>,
+    /// The expiry of the one it replaced, ms since the epoch.
+    pub old_not_after_ms: i64,
+    /// Its own expiry, ms since the epoch.
+    pub not_after_ms: i64,
+}
+
+/// Renews the server certificate under `dir` when it is due at `now_ms` (see
+/// [`ServerCertFacts::renewal_due`]): a new key and a certificate for the same names from
+/// the same CA, so agents, which pin the CA, take it without a change. `None` when it is
+/// not due. Crash-safe with [`finish_interrupted_renewal`] at start.
+pub fn renew_server_if_due(dir: &Path, now_ms: i64) -> anyhow::Result<Option<RenewedServer>> {
+    let pem_path = dir.join("server.pem");
+    let chain = std::fs::read_to_string(&pem_path)
+        .with_context(|| format!("reading {}", pem_path.display()))?;
+    let der = cert_der_from_pem(&chain)
+        .with_context(|| format!("{}: no certificate in it", pem_path.display()))?;
+    let facts = ServerCertFacts::of(&der).with_context(|| pem_path.display().to_string())?;
+    if !facts.renewal_due(now_ms) {
+        return Ok(None);
+    }
+    let ca = StatePaths::new(dir).authority()?;
+    let (server, key) = ca.issue_server(&facts.names, now_ms, SERVER_DAYS)?;
+    let chain = format!("{}{}", server.cert_pem, ca.cert_pem());
+    // Both written aside and synced, then the key moved in, then the chain: a crash
+    // between the two moves leaves `server.pem.new` alone, which the next start moves in
+    // (a `server.key.new` still there means neither moved: the old pair is whole).
+    let (key_new, pem_new) = (dir.join("server.key.new"), dir.join("server.pem.new"));
+    for p in [&key_new, &pem_new] {
+        remove_if_there(p)?;
+    }
+    write_new(&key_new, key.as_bytes(), 0o600)?;
+    write_new(&pem_new, chain.as_bytes(), 0o644)?;
+    move_in(&key_new, &dir.join("server.key"))?;
+    move_in(&pem_new, &pem_path)?;
+    sync_dir(dir)?;
+    Ok(Some(RenewedServer {
+        names: facts.names,
+        old_not_after_ms: facts.not_after_ms,
+        not_after_ms: server.not_after_ms,
+    }))
+}
+
+/// Completes or undoes a renewal a crash interrupted (see [`renew_server_if_due`]); says
+/// what it did, if anything.
+pub fn finish_interrupted_renewal(dir: &Path) -> anyhow::Result<Option<&'static str>> {
+    let (key_new, pem_new) = (dir.join("server.key.new"), dir.join("server.pem.new"));
+    if key_new.exists() {
+        // Nothing was moved in: the pair in use is whole.
+        remove_if_there(&key_new)?;
+        remove_if_there(&pem_new)?;
+        return Ok(Some(
+            "an interrupted server certificate renewal was dropped",
+        ));
+    }
+    if pem_new.exists() {
+        // The new key is in: its certificate must follow.
+        move_in(&pem_new, &dir.join("server.pem"))?;
+        sync_dir(dir)?;
+        return Ok(Some(
+            "an interrupted server certificate renewal was completed",
+        ));
+    }
+    Ok(None)
+}
+
+fn remove_if_there(p: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", p.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn move_in(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::rename(from, to)
+        .with_context(|| format!("moving {} to {}", from.display(), to.display()))
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
 /// Paths of the state dir's files.
 #[derive(Debug, Clone)]
 pub struct StatePaths {
@@ -153,6 +244,91 @@ mod tests {
             out.fingerprint
         );
         assert!(super::init(&dir, &[], 1_790_000_000_000).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    fn public_key_of_cert(chain: &str) -> Vec<u8> {
+        let der = crate::identity::authority::cert_der_from_pem(chain).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        cert.public_key().raw.to_vec()
+    }
+
+    fn public_key_of_key(key: &str) -> Vec<u8> {
+        use rcgen::PublicKeyData;
+        rcgen::KeyPair::from_pem(key)
+            .unwrap()
+            .subject_public_key_info()
+    }
+
+    /// The server certificate `init` made 600 days ago (of 825) is renewed for the same
+    /// names by the same CA with a new key, once; a crash between its two file moves is
+    /// completed, or undone, at the next start.
+    #[test]
+    fn the_server_certificate_is_renewed_in_its_last_third() {
+        let dir = std::env::temp_dir().join(format!("vedette-agg-renew-{}", std::process::id()));
+        let _ignored = std::fs::remove_dir_all(&dir);
+        let now = 1_790_000_000_000;
+        super::init(&dir, &["agg.example".into()], now - 600 * DAY).unwrap();
+        let p = super::StatePaths::new(&dir);
+        let (old_chain, old_key) = p.server_pem().unwrap();
+        let ca_before = std::fs::read(dir.join("ca.pem")).unwrap();
+        assert!(
+            super::renew_server_if_due(&dir, now - 300 * DAY)
+                .unwrap()
+                .is_none(),
+            "not due with two thirds left"
+        );
+        let renewed = super::renew_server_if_due(&dir, now).unwrap().expect("due");
+        assert_eq!(
+            renewed.names,
+            ["agg.example", "localhost", "127.0.0.1", "::1"]
+        );
+        assert!(renewed.not_after_ms >= now + 824 * DAY);
+        assert!(renewed.old_not_after_ms < renewed.not_after_ms);
+        let (chain, key) = p.server_pem().unwrap();
+        assert_ne!((&chain, &key), (&old_chain, &old_key));
+        assert_eq!(
+            public_key_of_cert(&chain),
+            public_key_of_key(&key),
+            "a matching pair"
+        );
+        assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), ca_before);
+        let ca = p.authority().unwrap();
+        assert!(chain.ends_with(ca.cert_pem()), "the chain ends at the CA");
+        crate::io::tls::server_config(&chain, &key, ca.cert_pem()).expect("it serves");
+        let mode = std::fs::metadata(dir.join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            super::renew_server_if_due(&dir, now).unwrap().is_none(),
+            "once"
+        );
+        assert_eq!(super::finish_interrupted_renewal(&dir).unwrap(), None);
+
+        // A crash after the key moved in: the chain waits aside, and is moved in.
+        std::fs::write(dir.join("server.pem.new"), &old_chain).unwrap();
+        assert!(
+            super::finish_interrupted_renewal(&dir)
+                .unwrap()
+                .unwrap()
+                .contains("completed")
+        );
+        assert_eq!(p.server_pem().unwrap().0, old_chain);
+        // A crash before either moved: both aside, the pair in use stays.
+        std::fs::write(dir.join("server.key.new"), "x").unwrap();
+        std::fs::write(dir.join("server.pem.new"), "y").unwrap();
+        assert!(
+            super::finish_interrupted_renewal(&dir)
+                .unwrap()
+                .unwrap()
+                .contains("dropped")
+        );
+        assert!(!dir.join("server.key.new").exists() && !dir.join("server.pem.new").exists());
+        assert_eq!(p.server_pem().unwrap(), (old_chain, key));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
