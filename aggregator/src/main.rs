@@ -162,7 +162,9 @@ enum AgentsCmd {
 }
 
 fn open_store(dir: &Path, sync: Synchronous) -> anyhow::Result<SqliteStore> {
-    let p = StatePaths::new(dir).db();
+    let paths = StatePaths::new(dir);
+    paths.create_private_db()?;
+    let p = paths.db();
     let cfg = SqliteConfig {
         synchronous: match sync {
             Synchronous::Full => sqlite::Synchronous::Full,
@@ -308,6 +310,12 @@ fn main() -> anyhow::Result<()> {
 fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let paths = StatePaths::new(&cfg.aggregator.state_dir);
+    if let Some(mode) = paths.exposed() {
+        eprintln!(
+            "vedette-aggregator: warning: the state dir {} is open to other users (mode {mode:o}): it holds every agent's events; chmod 700 it",
+            paths.dir.display()
+        );
+    }
     if let Some(what) = state::finish_interrupted_renewal(&paths.dir)? {
         eprintln!("vedette-aggregator: {what}");
     }

@@ -289,3 +289,49 @@ fn an_expired_server_certificate_is_renewed_at_start_and_agents_connect() {
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
 }
+
+/// The agent's state dir and spool hold copies of root-only logs (auth, audit with every
+/// command's arguments), the aggregator's store every agent's events: under the usual
+/// umask they were readable by every local user. They are their own user's alone now.
+#[test]
+fn the_agents_spool_and_the_aggregators_store_are_private() {
+    use super::support::agent::RunningAgent;
+    use super::support::aggregator::{Stored, distinct_lines, ship_config};
+
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let scratch = Scratch::new("ship-private");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let dir = scratch.path("agent");
+    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    std::fs::create_dir_all(scratch.path("logs")).expect("logs");
+    scratch.write("logs/app.log", distinct_lines(100, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
+    );
+    let stored = Stored::open(&agg.db());
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    assert_eq!(stored.wait_count(100, Duration::from_secs(60)), 100);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("open to other users"), "{log}");
+    assert_eq!(mode(&dir), 0o700, "the agent's state dir");
+    assert_eq!(mode(&dir.join("spool")), 0o700, "the spool");
+    let mut files = 0;
+    for e in std::fs::read_dir(dir.join("spool")).expect("spool") {
+        let p = e.expect("entry").path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        files += 1;
+    }
+    assert!(files > 0, "the spool holds its state at least");
+    assert_eq!(mode(&agg.state), 0o700, "the aggregator's state dir");
+    for f in ["events.db", "events.db-wal"] {
+        assert_eq!(mode(&agg.state.join(f)), 0o600, "{f}");
+    }
+}

@@ -355,7 +355,7 @@ pub async fn enroll(
     if ring::digest::digest(&ring::digest::SHA256, &ca_der).as_ref() != pin {
         bail!("the aggregator sent a CA other than the one the token pins");
     }
-    std::fs::create_dir_all(&paths.dir)
+    super::private::create_dir(&paths.dir)
         .with_context(|| format!("creating {}", paths.dir.display()))?;
     let info = IdentityInfo {
         agent_id,

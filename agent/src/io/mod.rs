@@ -14,6 +14,7 @@ pub mod keys;
 pub mod limits;
 mod persist;
 pub mod pipeline;
+pub mod private;
 pub mod procfs;
 pub mod run;
 pub mod ship;

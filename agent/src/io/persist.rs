@@ -22,13 +22,18 @@ fn temp_path(path: &Path) -> PathBuf {
 /// not for a power loss; that costs microseconds instead of milliseconds.
 pub(crate) fn write_atomic(path: &Path, text: &str, sync: bool) -> io::Result<()> {
     let tmp = temp_path(path);
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        if sync {
-            f.sync_all()?;
-        }
-        Ok(())
-    });
+    let written = super::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            if sync {
+                f.sync_all()?;
+            }
+            Ok(())
+        });
     if let Err(e) = written {
         // A partial copy left on a full disk would hold space the next try needs.
         std::fs::remove_file(&tmp).ok();

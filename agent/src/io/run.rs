@@ -244,6 +244,12 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         .state_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    if let Some(mode) = super::private::exposed(&state_dir) {
+        eprintln!(
+            "vedette-agent: warning: the state dir {} is open to other users (mode {mode:o}): its spool and files hold copies of what the agent reads; chmod 700 it",
+            state_dir.display()
+        );
+    }
     // Filled once the listeners are up; heartbeats read it.
     let listener_stats: Arc<std::sync::OnceLock<Listeners>> = Arc::default();
     let mut shipping = None;
@@ -268,7 +274,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     };
     let norm = Normalizer::new(normalize_config(&cfg));
     let key = if cfg.redaction.is_some() {
-        std::fs::create_dir_all(&state_dir)
+        super::private::create_dir(&state_dir)
             .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
         super::keys::load_or_create(&state_dir.join("redaction.key"))
             .context("the redaction key")?
@@ -278,7 +284,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     let baseline = match cfg.enrich.baseline_days {
         None => None,
         Some(days) => {
-            std::fs::create_dir_all(&state_dir)
+            super::private::create_dir(&state_dir)
                 .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
             let path = state_dir.join("baseline");
             let max = cfg.enrich.baseline_max;
@@ -484,7 +490,7 @@ impl Sources {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         if !cfg.inputs.files.is_empty() || !cfg.inputs.journald.is_empty() {
-            std::fs::create_dir_all(&state_dir)
+            super::private::create_dir(&state_dir)
                 .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
         }
         for (i, input) in cfg.inputs.journald.iter().enumerate() {

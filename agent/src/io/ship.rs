@@ -331,8 +331,15 @@ impl Shipper {
                 let path = self
                     .rejected_dir
                     .join(format!("{}-{seq:020}.batch", self.spool.epoch()));
-                let kept = std::fs::create_dir_all(&self.rejected_dir)
-                    .and_then(|()| std::fs::write(&path, &bytes));
+                let kept = super::private::create_dir(&self.rejected_dir).and_then(|()| {
+                    use std::io::Write;
+                    super::private::file_options()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(&bytes))
+                });
                 eprintln!(
                     "vedette-agent: the aggregator refused batch {seq}: {reason}; kept in {} ({})",
                     path.display(),

@@ -92,7 +92,11 @@ impl Sink {
     /// event being written when the agent died: it is cut off (its record was not
     /// acknowledged, so it is read and written again), or it would glue onto the next event.
     pub fn file(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The events carry what the agent read from root-only logs: a new file is the
+        // agent's user's and its group's (a shipper that picks it up), no one else's.
         let f = OpenOptions::new()
+            .mode(0o640)
             .create(true)
             .read(true)
             .append(true)

@@ -424,7 +424,7 @@ impl Spool {
         cfg: SpoolConfig,
         boot: Option<&str>,
     ) -> Result<(Arc<Self>, OpenReport), SpoolError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        super::private::own_dir(dir).map_err(io_err(dir))?;
         let mut report = OpenReport::default();
         let state_path = dir.join(STATE);
         let fresh = |dir: &Path| -> Result<SpoolState, SpoolError> {
@@ -787,7 +787,7 @@ impl Spool {
             Some(a) => a,
             None => {
                 let path = self.dir.join(segment_name(meta.seq));
-                let file = OpenOptions::new()
+                let file = super::private::file_options()
                     .read(true)
                     .append(true)
                     .create_new(true)
@@ -1220,13 +1220,18 @@ fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, Spoo
     let path = dir.join(ACKS);
     let tmp = dir.join(".acks.tmp");
     let bytes: Vec<u8> = seqs.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(&bytes)?;
-        if fsync != FsyncPolicy::Never {
-            f.sync_all()?;
-        }
-        Ok(())
-    });
+    let written = super::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&bytes)?;
+            if fsync != FsyncPolicy::Never {
+                f.sync_all()?;
+            }
+            Ok(())
+        });
     if let Err(e) = written {
         // A partial copy on a full disk would hold the space the spool needs.
         fs::remove_file(&tmp).ok();
@@ -1246,7 +1251,7 @@ fn write_acks(dir: &Path, seqs: &[u64], fsync: FsyncPolicy) -> Result<File, Spoo
 /// a compacted copy): a torn last entry is cut so the next ones stay aligned. Returns the
 /// file and its entries.
 fn reopen_acks(path: &Path) -> Result<(File, u64), SpoolError> {
-    let f = OpenOptions::new()
+    let f = super::private::file_options()
         .append(true)
         .create(true)
         .open(path)

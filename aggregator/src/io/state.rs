@@ -48,7 +48,15 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
 /// addresses, so the local demo and tests connect) and the action key under `dir`.
 /// Refuses a dir that already holds a CA: a second init would orphan every enrolled agent.
 pub fn init(dir: &Path, names: &[String], now_ms: i64) -> anyhow::Result<Initialized> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The aggregator's user alone: the database holds every agent's events.
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     if dir.join("ca.key").exists() {
         bail!(
             "{} already holds a CA (ca.key); refusing to replace it",
@@ -216,6 +224,31 @@ impl StatePaths {
     pub fn db(&self) -> PathBuf {
         self.dir.join("events.db")
     }
+
+    /// Creates the database file for the aggregator's user alone if it is missing, before
+    /// SQLite would create it under the umask (0644): its WAL and shared-memory files take
+    /// its mode.
+    pub fn create_private_db(&self) -> anyhow::Result<()> {
+        let p = self.db();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                Err(e).with_context(|| format!("creating {}", p.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The dir's mode when other users may enter it, for a warning at start.
+    pub fn exposed(&self) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&self.dir).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
 }
 
 #[cfg(test)]
@@ -229,11 +262,22 @@ mod tests {
         let out = super::init(&dir, &["agg.example".into()], 1_790_000_000_000).unwrap();
         assert_eq!(out.fingerprint.len(), 64);
         assert!(out.names.contains(&"127.0.0.1".to_owned()));
+        let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(
+            dir_mode & 0o777,
+            0o700,
+            "the state dir is the aggregator's alone"
+        );
+        let p = super::StatePaths::new(&dir);
+        assert_eq!(p.exposed(), None);
+        p.create_private_db().unwrap();
+        p.create_private_db().unwrap();
         for (f, mode) in [
             ("ca.key", 0o600),
             ("server.key", 0o600),
             ("action.key", 0o600),
             ("ca.pem", 0o644),
+            ("events.db", 0o600),
         ] {
             let m = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
             assert_eq!(m & 0o777, mode, "{f}");
