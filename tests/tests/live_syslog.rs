@@ -323,7 +323,7 @@ protocol = "udp"
 listen = "127.0.0.1:0"
 allow = ["127.0.0.1"]
 "#;
-    std::fs::write(&agent.config, format!("{tcp}{udp}{output}")).expect("new config");
+    agent.rewrite_config(&format!("{tcp}{udp}{output}"));
     agent.signal("HUP");
     agent.wait_log("config reloaded");
     let udp_line = agent.wait_log("listening on udp://");
@@ -339,11 +339,7 @@ allow = ["127.0.0.1"]
         .expect("send");
     agent.wait_events(2);
 
-    std::fs::write(
-        &agent.config,
-        format!("{tcp}[agent]\nmax_line_bytes = 1\n{output}"),
-    )
-    .expect("broken config");
+    agent.rewrite_config(&format!("{tcp}[agent]\nmax_line_bytes = 1\n{output}"));
     agent.signal("HUP");
     agent.wait_log("reload refused");
     // The problem, located, on the lines that follow.

@@ -44,3 +44,39 @@ path = ["/var/log/auth.log"]
         );
     }
 }
+
+/// An agent run as its own user (as a package should) meets syslog's port 514 and stops
+/// with "Permission denied": the error now says what grants the port.
+#[test]
+fn a_privileged_port_without_privilege_says_what_grants_it() {
+    let scratch = Scratch::new("run-port");
+    // The state dir nobody's, as a package makes it.
+    let state = scratch.path("state");
+    std::fs::create_dir(&state).expect("state dir");
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown (root)");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:514\"\nallow = [\"127.0.0.1\"]\n",
+            state.display()
+        )
+        .as_bytes(),
+    );
+    // nobody, with no capabilities (setpriv from util-linux, which .ci/run installs).
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(agent_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv (util-linux)");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input.syslog[0]: listening on 127.0.0.1:514"),
+        "{err}"
+    );
+    assert!(err.contains("CAP_NET_BIND_SERVICE"), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+}

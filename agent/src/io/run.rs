@@ -536,8 +536,13 @@ impl Sources {
             if self.listeners.contains_key(&key) {
                 continue;
             }
-            let mut bound = syslog::bind(input)
-                .with_context(|| format!("input.syslog[{i}]: listening on {}", input.listen))?;
+            let mut bound = syslog::bind(input).with_context(|| {
+                format!(
+                    "input.syslog[{i}]: listening on {}{}",
+                    input.listen,
+                    bind_hint(input.listen)
+                )
+            })?;
             let tls = bound.take_tls_reload();
             let id = bound.source_id();
             let tz = input
@@ -655,6 +660,16 @@ async fn stop(r: Running) {
         eprintln!("vedette-agent: {}: stopped abnormally: {e}", r.id);
     }
     eprintln!("vedette-agent: stopped {}", r.id);
+}
+
+/// What to do when binding `addr` fails for want of privilege: syslog's ports (514, 601,
+/// 6514) are below 1024.
+fn bind_hint(addr: std::net::SocketAddr) -> &'static str {
+    if addr.port() != 0 && addr.port() < 1024 && !rustix::process::geteuid().is_root() {
+        " (a port below 1024 needs root or CAP_NET_BIND_SERVICE: AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit)"
+    } else {
+        ""
+    }
 }
 
 /// The running inputs (keyed by their config) a reloaded config no longer has.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -70,6 +70,8 @@ impl RunningAgent {
     }
 
     fn spawn_cmd(mut cmd: std::process::Command, config: PathBuf, out: PathBuf) -> Self {
+        let text = std::fs::read_to_string(&config).expect("the agent's config");
+        std::fs::write(&config, with_test_state_dir(&text, &config)).expect("config");
         let mut child = cmd
             .args(["run", "--config"])
             .arg(&config)
@@ -95,6 +97,11 @@ impl RunningAgent {
             log: Vec::new(),
             listening: HashMap::new(),
         }
+    }
+
+    /// Writes `text` as the agent's config, for a SIGHUP.
+    pub(crate) fn rewrite_config(&self, text: &str) {
+        std::fs::write(&self.config, with_test_state_dir(text, &self.config)).expect("config");
     }
 
     fn wait_listening(&mut self, n: usize) {
@@ -237,5 +244,26 @@ impl Drop for RunningAgent {
             let _ignored = c.kill();
             let _ignored = c.wait();
         }
+    }
+}
+
+/// `text` with `[agent] state_dir` beside `config` when it names none: the default
+/// (`/var/lib/vedette-agent`, the redaction key, the first-seen baseline) is the host's,
+/// which a test must not touch.
+pub(crate) fn with_test_state_dir(text: &str, config: &Path) -> String {
+    if text
+        .lines()
+        .any(|l| l.trim_start().starts_with("state_dir"))
+    {
+        return text.to_owned();
+    }
+    let dir = config.with_extension("state");
+    let line = format!("state_dir = \"{}\"\n", dir.display());
+    match text.find("[agent]\n") {
+        Some(at) => {
+            let after = at + "[agent]\n".len();
+            format!("{}{line}{}", &text[..after], &text[after..])
+        }
+        None => format!("[agent]\n{line}{text}"),
     }
 }
