@@ -477,6 +477,57 @@ fn a_link_to_someone_elses_file_is_not_followed() {
     assert_eq!(refused.len(), 4);
 }
 
+/// `/var/log/*` matches `wtmp` and `lastlog` too: binary login records, `lastlog` a sparse
+/// file of a gigabyte or more. Read as text they became NUL-padded garbage events (and a
+/// gigabyte of zeros read). A file whose head has a NUL byte is now reported once and not
+/// tailed; a followed text log that later holds a NUL is still read.
+#[test]
+fn binary_files_among_the_logs_are_reported_and_not_tailed() {
+    use vedette_agent::core::tail::Notice;
+    let d = Dir::new("binary");
+    let mut wtmp = vec![7u8, 0, 0, 0, 0x39, 0x30, 0, 0];
+    wtmp.extend_from_slice(b"pts/0");
+    wtmp.resize(384 * 3, 0);
+    append(&d.path("wtmp"), &wtmp);
+    let lastlog = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(d.path("lastlog"))
+        .expect("lastlog");
+    lastlog.set_len(1 << 30).expect("a sparse gigabyte");
+    append(&d.path("auth.log"), b"text line\n");
+    let mut t = Tailer::new(config(&d, "*", ReadFrom::Start)).expect("tailer");
+    let mut stats = None;
+    let mut got = Vec::new();
+    t.poll(0, &mut |l| {
+        got.push(String::from_utf8_lossy(l.bytes).into_owned())
+    })
+    .map(|s| stats = Some(s))
+    .expect("poll");
+    assert_eq!(got, ["text line"]);
+    let stats = stats.expect("stats");
+    assert_eq!(stats.binary, 2);
+    assert!(
+        stats.bytes < 1 << 20,
+        "lastlog was not read: {} bytes",
+        stats.bytes
+    );
+    let mut binaries: Vec<PathBuf> = std::iter::from_fn(|| t.poll_notice())
+        .filter_map(|n| match n {
+            Notice::Binary { path } => Some(path),
+            _ => None,
+        })
+        .collect();
+    binaries.sort();
+    assert_eq!(binaries, [d.path("lastlog"), d.path("wtmp")]);
+    append(&d.path("auth.log"), b"a NUL \0 inside\n");
+    assert_eq!(texts(&poll(&mut t, 1)), [("a NUL \u{0} inside", 10)]);
+    assert!(
+        !std::iter::from_fn(|| t.poll_notice()).any(|n| matches!(n, Notice::Binary { .. })),
+        "said once"
+    );
+}
+
 /// copytruncate on real files with the copy matched (`app.log*`): the copy holds only
 /// lines already read, so nothing is read from it, and the new content is read from 0.
 #[test]

@@ -315,6 +315,10 @@ fn notice(name: &str, n: &tail::Notice) {
             "{} is {format}-compressed (a rotated archive, read while it was live): not tailed; `exclude` it to silence this, or read it with `vedette-agent normalize`",
             path.display()
         ),
+        N::Binary { path } => format!(
+            "{} is binary (a NUL byte in its first bytes, as wtmp, lastlog or a journal file): not tailed; `exclude` it to silence this",
+            path.display()
+        ),
         N::NotRegular { path, kind } => format!(
             "{} is a {kind}, not a regular file: not tailed; `exclude` it to silence this",
             path.display()

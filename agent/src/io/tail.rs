@@ -23,7 +23,7 @@ pub use backend::{PlainReads, ReadBackend, choose as choose_backend};
 use crate::core::tail::links::SymlinkRule;
 use crate::core::tail::{
     Action, CheckpointError, FileKey, FileObservation, Fingerprint, Notice, ReadFrom, Tracker,
-    TrackerConfig, checkpoint, compressed,
+    TrackerConfig, binary, checkpoint, compressed,
 };
 
 /// What to tail and how.
@@ -214,6 +214,8 @@ pub struct PollStats {
     pub unreadable: usize,
     /// Files that matched but are compressed (rotated archives): not tailed.
     pub compressed: usize,
+    /// Files that matched but are binary (`wtmp`, `lastlog`): not tailed.
+    pub binary: usize,
 }
 
 struct Open {
@@ -236,6 +238,8 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     /// Compressed files the last round matched, with their path and format: each is
     /// reported when it first appears, not every round.
     archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
+    /// Binary files the last round matched, reported when they first appear.
+    binaries: HashMap<(u64, u64), PathBuf>,
     /// Matching paths the last round could not open or read, with the error.
     unreadable: HashMap<PathBuf, String>,
     /// Matching paths the last round found not to be regular files, with what they are.
@@ -306,6 +310,7 @@ impl<B: ReadBackend> Tailer<B> {
             buf: Vec::new(),
             polls: 0,
             archives: HashMap::new(),
+            binaries: HashMap::new(),
             unreadable: HashMap::new(),
             special: HashMap::new(),
             not_followed: HashMap::new(),
@@ -324,6 +329,7 @@ impl<B: ReadBackend> Tailer<B> {
         let mut obs = Vec::new();
         let mut fresh = HashMap::new();
         let archives_before = std::mem::take(&mut self.archives);
+        let binaries_before = std::mem::take(&mut self.binaries);
         let unreadable_before = std::mem::take(&mut self.unreadable);
         let special_before = std::mem::take(&mut self.special);
         let not_followed_before = std::mem::take(&mut self.not_followed);
@@ -401,6 +407,12 @@ impl<B: ReadBackend> Tailer<B> {
                     path: path.clone(),
                     kind,
                 });
+            }
+        }
+        for (id, path) in &self.binaries {
+            if !binaries_before.contains_key(id) {
+                self.notices
+                    .push_back(Notice::Binary { path: path.clone() });
             }
         }
         for (id, (path, format)) in &self.archives {
@@ -529,6 +541,11 @@ impl<B: ReadBackend> Tailer<B> {
         {
             stats.compressed += 1;
             self.archives.insert((dev, ino), (path.to_owned(), format));
+            return;
+        }
+        if !self.tracker.knows(dev, ino) && binary::looks_binary(&head) {
+            stats.binary += 1;
+            self.binaries.insert((dev, ino), path.to_owned());
             return;
         }
         obs.push(FileObservation {

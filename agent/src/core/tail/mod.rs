@@ -2,6 +2,7 @@
 //! lines: the sans-I/O part. The shell (`io::tail`) globs, stats, hashes and reads; this
 //! decides what to read and what a file is.
 
+pub mod binary;
 pub mod checkpoint;
 pub mod compressed;
 pub mod fingerprint;

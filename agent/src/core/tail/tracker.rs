@@ -260,6 +260,13 @@ pub enum Notice {
         /// The compressor its magic number names (`gzip` …).
         format: &'static str,
     },
+    /// A matching file that is not followed yet has a NUL byte in its head (`wtmp`,
+    /// `lastlog`, a journal file): binary, not tailed. Reported by the shell when it first
+    /// matches (see [`super::binary`]).
+    Binary {
+        /// The file.
+        path: PathBuf,
+    },
     /// A matching path is not a regular file (a named pipe, a socket, a device, a
     /// directory): never opened, since opening a pipe blocks the tail, or, once the
     /// reader closes it, breaks the writer's pipe. Reported by the shell when it first
@@ -460,6 +467,12 @@ impl Tracker {
     /// Whether the shell should keep the file with this dev and ino open.
     pub fn is_tracked(&self, dev: u64, ino: u64) -> bool {
         self.files.contains_key(&(dev, ino))
+    }
+
+    /// Whether the file is followed or has a checkpoint waiting for it (a file read before
+    /// a restart, not seen yet since).
+    pub fn knows(&self, dev: u64, ino: u64) -> bool {
+        self.is_tracked(dev, ino) || self.restored.contains_key(&(dev, ino))
     }
 
     /// Everything the patterns matched at `now_ms`.
