@@ -80,3 +80,30 @@ fn a_privileged_port_without_privilege_says_what_grants_it() {
     assert!(err.contains("CAP_NET_BIND_SERVICE"), "{err}");
     assert!(err.contains("Permission denied"), "{err}");
 }
+
+/// A config every local user may write decides what a root agent reads and where it sends
+/// it: refused, as logrotate refuses such a file, with what to do.
+#[test]
+fn a_config_every_user_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("run-config-mode");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n",
+            scratch.path("state").display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = Command::new(agent_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the agent");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writable by every user (mode 666)"), "{err}");
+    assert!(err.contains("chmod o-w"), "{err}");
+}

@@ -36,8 +36,22 @@ const STAGE_QUEUE: usize = 4;
 /// Where checkpoints live unless `[agent] state_dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/vedette-agent";
 
-/// Reads and validates the config file.
+/// Reads and validates the config file. A file every user may write is refused, as
+/// logrotate refuses one: whoever edits it chooses what the agent (root, as a rule) reads
+/// and where it sends it.
 pub fn load(path: &Path) -> Result<Config> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o002 != 0 {
+        anyhow::bail!(
+            "{} is writable by every user (mode {:o}): whoever can edit it chooses what the agent reads and where it sends it; chmod o-w it",
+            path.display(),
+            mode & 0o777
+        );
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(config::parse(path, &text)?)
