@@ -191,3 +191,79 @@ fn journal_entries_are_parsed_and_resumed_from_the_cursor() {
     uids.dedup();
     assert_eq!(uids.len(), 5);
 }
+
+/// fluent-plugin-systemd looped for ever on a cursor `sd_journal_seek_cursor` refused (an
+/// empty position file), and so did we: `journalctl` exits at once on a cursor it cannot
+/// seek to, and was started again with the same cursor. Now the agent starts from when the
+/// cursor was saved (the file's time, or the cursor's own `t=`), reads on (what it reads
+/// again keeps its uids), and a new cursor replaces the bad one.
+#[test]
+fn a_cursor_journalctl_refuses_is_replaced_by_the_time_it_was_saved() {
+    let scratch = Scratch::new("live-journald-bad-cursor");
+    let journal = scratch.path("host.journal");
+    journal_append(
+        &journal,
+        &[
+            entry(0, "cron", 1, "(root) CMD (one)"),
+            entry(1, "cron", 2, "(root) CMD (two)"),
+        ]
+        .concat(),
+    );
+    let state = scratch.path("state");
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            state.display(),
+            journal.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    let first = agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    // The cursor file, damaged, as if saved a minute before the entries.
+    let cursor_file = std::fs::read_dir(&state)
+        .expect("state")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "cursor"))
+        .unwrap_or_else(|| panic!("no cursor file in {}: {log}", state.display()));
+    std::fs::write(&cursor_file, "s=not-a-cursor").expect("damage");
+    let minute_before = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_736_935_140);
+    std::fs::File::options()
+        .write(true)
+        .open(&cursor_file)
+        .and_then(|f| f.set_modified(minute_before))
+        .expect("mtime");
+
+    let mut agent = RunningAgent::spawn(cfg, out);
+    agent.wait_log("journalctl refused the saved cursor");
+    agent.wait_events(4);
+    journal_append(&journal, &entry(2, "cron", 3, "(root) CMD (three)"));
+    let evs = agent.wait_events(5);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("from @1736935139"), "{log}");
+    assert_eq!(evs.len(), 5, "2, the 2 read again, and the new one: {log}");
+    let uid = |e: &Value| {
+        get(e, "metadata.uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let again: Vec<_> = evs[2..4].iter().map(uid).collect();
+    assert_eq!(
+        again,
+        first.iter().map(uid).collect::<Vec<_>>(),
+        "read again with the same uids"
+    );
+    assert_eq!(msg(&evs[4]), "(root) CMD (three)");
+    let cursor = std::fs::read_to_string(&cursor_file).expect("cursor");
+    assert_ne!(
+        cursor, "s=not-a-cursor",
+        "a new cursor replaced the bad one"
+    );
+}

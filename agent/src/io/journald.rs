@@ -88,6 +88,7 @@ pub fn spawn(
         in_flight: 0,
         committed: None,
         saved: None,
+        since: None,
         sources: Default::default(),
         name: name.clone(),
     };
@@ -114,6 +115,8 @@ struct Reader {
     /// The cursor of the last entry whose event is written.
     committed: Option<String>,
     saved: Option<String>,
+    /// Where to start, seconds since the epoch, when `journalctl` refused the saved cursor.
+    since: Option<i64>,
     /// Per journal sequence-number id: the source its entries are normalized as.
     sources: std::collections::HashMap<String, LiveSource>,
     name: String,
@@ -143,6 +146,7 @@ impl Reader {
             if self.stopping.load(Ordering::SeqCst) {
                 self.kill_child();
             }
+            let mut entries = 0usize;
             let mut reader = BufReader::with_capacity(1 << 20, stdout);
             let mut batch: Vec<(Vec<u8>, Option<String>)> = Vec::new();
             let mut line = Vec::new();
@@ -156,6 +160,7 @@ impl Reader {
                     }
                 };
                 if n > 0 {
+                    entries += 1;
                     let cursor = cursor_of(&line);
                     batch.push((line.clone(), cursor));
                 }
@@ -181,6 +186,11 @@ impl Reader {
                 .take()
                 .map(|mut c| c.wait());
             if !self.stopping.load(Ordering::SeqCst) {
+                let failed = matches!(&status, Some(Ok(s)) if !s.success());
+                if failed && entries == 0 && self.committed.is_some() {
+                    self.drop_cursor();
+                    continue;
+                }
                 eprintln!(
                     "vedette-agent: {} exited ({status:?}); starting it again",
                     self.name
@@ -203,6 +213,33 @@ impl Reader {
         kill(&self.child);
     }
 
+    /// `journalctl` failed at once on the saved cursor ("Failed to seek to cursor": a
+    /// cursor file edited, damaged or of another format): restarting it with the same
+    /// cursor failed for ever, and nothing more was read. Start from the time the cursor
+    /// names, or else from when it was saved (the file's time): what is read again has
+    /// the same uids, so nothing is lost and the store drops the repeats. The file stays
+    /// until a new cursor replaces it, so a restart meanwhile starts from there again.
+    fn drop_cursor(&mut self) {
+        let Some(bad) = self.committed.take() else {
+            return;
+        };
+        self.saved = None;
+        let saved_at = std::fs::metadata(&self.cursor_file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+            .map(|t| t.as_second());
+        self.since = cursor_time_s(&bad).or(saved_at).map(|s| s - 1);
+        eprintln!(
+            "vedette-agent: {}: journalctl refused the saved cursor {bad:?}; reading {} instead (entries read again keep their uids)",
+            self.name,
+            match self.since {
+                Some(s) => format!("from @{s}, when it was saved"),
+                None => format!("from the {:?} as for a first start", self.input.read_from),
+            }
+        );
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.input.journalctl);
         cmd.args(&self.input.args)
@@ -210,10 +247,11 @@ impl Reader {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        match (&self.committed, self.input.read_from) {
-            (Some(c), _) => cmd.arg(format!("--after-cursor={c}")),
-            (None, ReadFrom::Start) => cmd.arg("--no-tail"),
-            (None, ReadFrom::End) => cmd.arg("--lines=0"),
+        match (&self.committed, self.since, self.input.read_from) {
+            (Some(c), _, _) => cmd.arg(format!("--after-cursor={c}")),
+            (None, Some(s), _) => cmd.arg(format!("--since=@{s}")),
+            (None, None, ReadFrom::Start) => cmd.arg("--no-tail"),
+            (None, None, ReadFrom::End) => cmd.arg("--lines=0"),
         };
         cmd
     }
@@ -331,6 +369,13 @@ fn kill(child: &Mutex<Option<Child>>) {
     }
 }
 
+/// The wall-clock time a cursor names (its `t=` field, hex microseconds), in seconds.
+fn cursor_time_s(cursor: &str) -> Option<i64> {
+    let hex = cursor.split(';').find_map(|f| f.strip_prefix("t="))?;
+    let us = i64::from_str_radix(hex, 16).ok()?;
+    Some(us / 1_000_000)
+}
+
 /// The `__CURSOR` of an entry line, without parsing the whole entry (cursors hold no
 /// characters JSON escapes).
 fn cursor_of(line: &[u8]) -> Option<String> {
@@ -342,6 +387,14 @@ fn cursor_of(line: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cursor_names_its_time_in_hex_microseconds() {
+        let c = "s=3341e4ee124344fa9bdb6c396c4eb288;i=2193;b=be47864b06854a6cada0c657be52cd03;m=12d1b58;t=54208f568a37a;x=f8e475d455d24cca";
+        assert_eq!(super::cursor_time_s(c), Some(0x54208f568a37a / 1_000_000));
+        assert_eq!(super::cursor_time_s("garbage"), None);
+        assert_eq!(super::cursor_time_s("t=zz"), None);
+    }
+
     #[test]
     fn cursor_is_found_anywhere_in_the_line() {
         let l = br#"{"A":"1","__CURSOR":"s=ab;i=3;b=cd","MESSAGE":"x"}"#;
