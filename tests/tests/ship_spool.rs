@@ -313,6 +313,67 @@ fn a_spool_damaged_by_hand_still_starts_and_loses_exactly_the_damaged_records() 
     );
 }
 
+#[test]
+fn batches_spooled_before_a_reboot_are_delivered_after_it() {
+    // A host reboots while the aggregator is away: the spool takes a new epoch for new
+    // batches, and the ones spooled before keep theirs. An agent that checked acks
+    // against the new epoch refused every ack of an old batch, reconnected, resent it,
+    // and shipped nothing more, for good.
+    const N: usize = 6_000;
+    const M: usize = 4_000;
+    let scratch = Scratch::new("spool-reboot");
+    let (mut agg, dir, cfg) = setup(&scratch, N, "");
+    let all = distinct_lines(N + M, "app");
+    let cut = all.match_indices('\n').nth(N - 1).unwrap().0 + 1;
+    scratch.write("logs/app.log", &all.as_bytes()[..cut]);
+    let mut agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+    agent.wait_log("reading");
+    wait_checkpoint_at_end(&dir, &scratch.path("logs/app.log"));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    // The reboot: the state file says the spool last ran in another boot.
+    let state = dir.join("spool/state");
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.contains("\nboot "), "no boot recorded:\n{text}");
+    let rebooted: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("boot ") {
+                "boot 00000000-0000-0000-0000-000000000000\n".to_owned()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&state, rebooted).unwrap();
+    // And lines written after it, for batches of the new epoch.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(scratch.path("logs/app.log"))
+            .unwrap();
+        f.write_all(&all.as_bytes()[cut..]).unwrap();
+    }
+
+    agg.resume();
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    let stored = Stored::open(&agg.db());
+    let have = stored.wait_count((N + M) as u64, DEADLINE);
+    let (status, log2) = agent.stop();
+    assert!(status.success(), "{log2}");
+    assert_eq!(have, (N + M) as u64, "{log}\n---\n{log2}");
+    let seen = line_numbers(&stored.events());
+    assert_eq!(seen.len(), N + M);
+    assert!(seen.values().all(|&c| c == 1));
+    let after = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        after.contains("earlier "),
+        "the spool took no new epoch:\n{after}"
+    );
+}
+
 /// Waits until the agent's checkpoint for `file` says it read to the end.
 fn wait_checkpoint_at_end(state: &Path, file: &Path) {
     let len = std::fs::metadata(file).unwrap().len().to_string();

@@ -297,23 +297,25 @@ impl Shipper {
         let ack: Ack = read_frame(&mut recv)
             .await
             .with_context(|| format!("waiting for the ack of batch {seq}"))?;
-        if ack.seq != seq || ack.epoch != self.spool.epoch() {
+        let header = wire::split_frame(&bytes)
+            .ok()
+            .flatten()
+            .and_then(|(h, _)| wire::decode_frame::<wire::BatchHeader>(h).ok());
+        // A batch keeps the epoch it was made in: one spooled before a reboot carries the
+        // old epoch while the spool's own has moved on, and its ack echoes the old one.
+        let epoch = header.as_ref().map_or(self.spool.epoch(), |h| h.epoch);
+        if ack.seq != seq || ack.epoch != epoch {
             bail!(
-                "ack for batch {}/{} on the stream of {}/{seq}",
+                "ack for batch {}/{} on the stream of {epoch}/{seq}",
                 ack.epoch,
                 ack.seq,
-                self.spool.epoch()
             );
         }
         if !matches!(ack.outcome, AckOutcome::Rejected { .. }) {
             self.stats
                 .wire_bytes
                 .fetch_add(bytes.len() as u64 + 1, Relaxed);
-            let raw = wire::split_frame(&bytes)
-                .ok()
-                .flatten()
-                .and_then(|(h, _)| wire::decode_frame::<wire::BatchHeader>(h).ok())
-                .map_or(0, |h| h.raw_len);
+            let raw = header.as_ref().map_or(0, |h| h.raw_len);
             self.stats.raw_bytes.fetch_add(raw, Relaxed);
         }
         match ack.outcome {
@@ -330,7 +332,7 @@ impl Shipper {
                 // Kept, never silently gone: an operator can look at it and resend.
                 let path = self
                     .rejected_dir
-                    .join(format!("{}-{seq:020}.batch", self.spool.epoch()));
+                    .join(format!("{epoch:016x}-{seq:020}.batch"));
                 let kept = super::private::create_dir(&self.rejected_dir).and_then(|()| {
                     use std::io::Write;
                     super::private::file_options()
