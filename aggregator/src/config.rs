@@ -6,6 +6,8 @@
 //! listen = "0.0.0.0:4433"                     # QUIC (UDP)
 //! cert_lifetime = "30d"                       # agent certificates (s, m, h, d);
 //!                                             # agents renew in the last third
+//! stall_timeout = "30s"                       # a batch or an enrollment that sends
+//!                                             # nothing this long is dropped
 //!
 //! [store]
 //! synchronous = "full"                        # or "normal": faster, may lose the last
@@ -41,6 +43,10 @@ pub struct Section {
     /// is left.
     #[serde(default = "default_cert_lifetime")]
     pub cert_lifetime: String,
+    /// How long a batch stream or an enrollment may send nothing before it is dropped
+    /// (`30s`); the memory it held is freed for the other agents.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: String,
 }
 
 /// `[store]`.
@@ -69,6 +75,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_cert_lifetime() -> String {
     "30d".to_owned()
+}
+
+fn default_stall_timeout() -> String {
+    "30s".to_owned()
 }
 
 /// A config error naming the file, line, column and field.
@@ -131,7 +141,26 @@ impl Config {
                 ),
             });
         }
+        let stall = parse_duration_ms(&cfg.aggregator.stall_timeout);
+        if !stall.is_some_and(|ms| (1_000..=3_600_000).contains(&ms)) {
+            let at = text.find("stall_timeout").unwrap_or(0);
+            let (line, col) = line_col(text, at);
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                col,
+                msg: format!(
+                    "aggregator.stall_timeout: {:?}: want a duration like 30s, between 1s and 1h",
+                    cfg.aggregator.stall_timeout
+                ),
+            });
+        }
         Ok(cfg)
+    }
+
+    /// The stall timeout, ms (checked at load).
+    pub fn stall_ms(&self) -> u64 {
+        parse_duration_ms(&self.aggregator.stall_timeout).map_or(30_000, |ms| ms as u64)
     }
 
     /// Agent certificate lifetime, ms (checked at load).
@@ -187,6 +216,14 @@ mod tests {
         let c = Config::parse("[aggregator]\nstate_dir = \"/x\"\n", p).unwrap();
         assert_eq!(c.cert_lifetime_ms(), 30 * 86_400_000);
         assert_eq!(c.store.synchronous, Synchronous::Full);
+        assert_eq!(c.stall_ms(), 30_000);
+        let e = Config::parse(
+            "[aggregator]\nstate_dir = \"/x\"\n\nstall_timeout = \"0s\"\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":4:1:") && e.contains("stall_timeout"), "{e}");
     }
 
     #[test]

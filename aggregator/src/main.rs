@@ -339,6 +339,11 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             authority,
             cert_lifetime_ms: cfg.cert_lifetime_ms(),
             memory: vedette_aggregator::io::server::memory_budget(),
+            agent_memory: std::sync::Mutex::default(),
+            stall: std::time::Duration::from_millis(cfg.stall_ms()),
+            enrollments: Arc::new(tokio::sync::Semaphore::new(
+                vedette_aggregator::io::server::MAX_ENROLLMENTS,
+            )),
         });
         let accept = tokio::spawn(server.clone().run(endpoint.clone()));
         let renewer = tokio::spawn(renew_periodically(

@@ -22,6 +22,7 @@ mod redaction;
 mod run_config;
 mod ship_delivery;
 mod ship_identity;
+mod ship_limits;
 mod ship_search;
 mod ship_spool;
 mod syslog_vectors;

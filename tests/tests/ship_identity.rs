@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::support::Scratch;
-use super::support::aggregator::{RunningAggregator, enroll, enroll_ok};
+use super::support::aggregator::{RunningAggregator, enroll, enroll_ok, quic_client};
 
 #[test]
 fn an_agent_enrolls_once_per_token_and_keeps_its_key_private() {
@@ -71,35 +71,7 @@ fn raw_connect(
     agg: &RunningAggregator,
     client_cert: Option<(String, String)>,
 ) -> Result<(), String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use std::sync::Arc;
-
-    let ca_pem = std::fs::read_to_string(agg.state.join("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut tls = match client_cert {
-        None => builder.with_no_client_auth(),
-        Some((chain, key)) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_slice_iter(chain.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .unwrap(),
-                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-            )
-            .unwrap(),
-    };
-    tls.alpn_protocols = vec![b"vedette/1".to_vec()];
-    let cfg = quinn::ClientConfig::new(Arc::new(
-        quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
-    ));
+    let cfg = quic_client(agg, client_cert, b"vedette/1");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,7 +5,9 @@
 //! Each batch is a bidirectional stream: header and payload in, one ack out, sent only
 //! after the store's transaction has committed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use quinn::{Connection, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -34,6 +36,10 @@ pub mod close {
     pub const PROTOCOL: u32 = 3;
     /// The server is shutting down.
     pub const SHUTDOWN: u32 = 4;
+    /// Nothing arrived for the stall timeout (an enrollment left hanging).
+    pub const STALLED: u32 = 5;
+    /// Too many enrollments at once; the agent tries again later.
+    pub const BUSY: u32 = 6;
 }
 
 /// What every connection handler shares.
@@ -48,11 +54,27 @@ pub struct Server<S> {
     /// (see [`memory_budget`]): a batch waits for its share before its payload is read,
     /// so many agents (or one hostile one) cannot make the server allocate without bound.
     pub memory: Arc<tokio::sync::Semaphore>,
+    /// Each agent's share of [`Self::memory`] ([`AGENT_BUDGET_KIB`]), whatever the number
+    /// of its connections: one agent cannot hold the whole budget and stall everyone.
+    pub agent_memory: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Semaphore>>>,
+    /// How long a batch stream or an enrollment may go without a byte arriving before it
+    /// is dropped (and its memory share freed).
+    pub stall: Duration,
+    /// Enrollments served at once ([`MAX_ENROLLMENTS`]): the enrollment ALPN is the one
+    /// open to anyone, so what it may hold is bounded in number and in time.
+    pub enrollments: Arc<tokio::sync::Semaphore>,
 }
 
 /// KiB of batch memory (compressed payload plus decompressed text plus rows) the server
 /// holds at most: 512 MiB.
 pub const MEMORY_BUDGET_KIB: u32 = 512 << 10;
+
+/// KiB of [`MEMORY_BUDGET_KIB`] one agent may hold: a quarter, room for dozens of
+/// ordinary batches (a few MiB each).
+pub const AGENT_BUDGET_KIB: u32 = MEMORY_BUDGET_KIB / 4;
+
+/// Enrollments served at once; more are refused with [`close::BUSY`].
+pub const MAX_ENROLLMENTS: usize = 16;
 
 /// The semaphore for [`Server::memory`].
 pub fn memory_budget() -> Arc<tokio::sync::Semaphore> {
@@ -86,6 +108,8 @@ enum ConnError {
     Protocol(String),
     #[error("the store thread has stopped")]
     StoreGone,
+    #[error("{what}: nothing arrived for {secs} s, dropped", secs = .after.as_secs_f64())]
+    Stalled { what: String, after: Duration },
 }
 
 impl From<super::store_thread::StoreGone> for ConnError {
@@ -100,6 +124,45 @@ async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut RecvStream) -> Resul
     let n = wire::frame_len(prefix)?;
     let mut body = vec![0u8; n];
     r.read_exact(&mut body).await?;
+    Ok(wire::decode_frame(&body)?)
+}
+
+/// [`RecvStream::read_exact`], failing with [`ConnError::Stalled`] when `stall` passes
+/// without a byte.
+async fn read_exact_within(
+    r: &mut RecvStream,
+    buf: &mut [u8],
+    stall: Duration,
+    what: impl Fn() -> String,
+) -> Result<(), ConnError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match tokio::time::timeout(stall, r.read(&mut buf[filled..])).await {
+            Err(_) => {
+                return Err(ConnError::Stalled {
+                    what: format!("{} ({filled} of {} bytes in)", what(), buf.len()),
+                    after: stall,
+                });
+            }
+            Ok(Ok(Some(n))) => filled += n,
+            Ok(Ok(None)) => return Err(quinn::ReadExactError::FinishedEarly(filled).into()),
+            Ok(Err(e)) => return Err(quinn::ReadExactError::from(e).into()),
+        }
+    }
+    Ok(())
+}
+
+/// [`read_frame`] with [`read_exact_within`].
+async fn read_frame_within<T: serde::de::DeserializeOwned>(
+    r: &mut RecvStream,
+    stall: Duration,
+    what: impl Fn() -> String,
+) -> Result<T, ConnError> {
+    let mut prefix = [0u8; 4];
+    read_exact_within(r, &mut prefix, stall, &what).await?;
+    let n = wire::frame_len(prefix)?;
+    let mut body = vec![0u8; n];
+    read_exact_within(r, &mut body, stall, &what).await?;
     Ok(wire::decode_frame(&body)?)
 }
 
@@ -132,7 +195,18 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             .and_then(|d| d.protocol);
         let remote = conn.remote_address();
         let result = match alpn.as_deref() {
-            Some(p) if p == ALPN_ENROLL => self.enroll(&conn).await,
+            Some(p) if p == ALPN_ENROLL => match self.enrollments.clone().try_acquire_owned() {
+                Ok(_permit) => self.enroll(&conn).await,
+                Err(_) => {
+                    conn.close(
+                        VarInt::from_u32(close::BUSY),
+                        b"too many enrollments at once, try again",
+                    );
+                    Err(ConnError::Protocol(format!(
+                        "enrollment refused: {MAX_ENROLLMENTS} already in progress"
+                    )))
+                }
+            },
             Some(p) if p == ALPN_EVENTS => match client_identity(&conn) {
                 Ok(id) => self.events(&conn, id).await,
                 Err(why) => {
@@ -151,8 +225,25 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
 
     /// One enrollment: token + CSR in, certificate out.
     async fn enroll(&self, conn: &Connection) -> Result<(), ConnError> {
-        let (mut send, mut recv) = conn.accept_bi().await?;
-        let req: EnrollRequest = read_frame(&mut recv).await?;
+        let stalled = || {
+            conn.close(VarInt::from_u32(close::STALLED), b"enrollment stalled");
+        };
+        let Ok(accepted) = tokio::time::timeout(self.stall, conn.accept_bi()).await else {
+            stalled();
+            return Err(ConnError::Stalled {
+                what: "an enrollment without a request".into(),
+                after: self.stall,
+            });
+        };
+        let (mut send, mut recv) = accepted?;
+        let req: EnrollRequest =
+            read_frame_within(&mut recv, self.stall, || "an enrollment request".to_owned())
+                .await
+                .inspect_err(|e| {
+                    if matches!(e, ConnError::Stalled { .. }) {
+                        stalled();
+                    }
+                })?;
         let resp = match self.enroll_request(req).await? {
             Ok(r) => r,
             Err(reason) => EnrollResponse::Refused { reason },
@@ -165,8 +256,13 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }
         write_frame(&mut send, &resp).await?;
         send.finish()?;
-        // The agent closes once it has read the answer.
-        let _ignored = conn.closed().await;
+        // The agent closes once it has read the answer; one that does not is closed.
+        if tokio::time::timeout(self.stall, conn.closed())
+            .await
+            .is_err()
+        {
+            conn.close(VarInt::from_u32(close::DONE), b"enrolled");
+        }
         Ok(())
     }
 
@@ -250,15 +346,18 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             tenant: id.tenant.clone(),
         });
         let id = Arc::new(id);
+        let share = self.agent_memory(&id.agent_id);
         loop {
             let (send, mut recv) = conn.accept_bi().await?;
             let me = self.clone();
-            let (peer, id, conn) = (peer.clone(), id.clone(), conn.clone());
+            let (peer, id, conn, share) = (peer.clone(), id.clone(), conn.clone(), share.clone());
             tokio::spawn(async move {
                 let mut tag = [0u8; 1];
                 let r = match recv.read_exact(&mut tag).await {
                     Err(e) => Err(e.into()),
-                    Ok(()) if tag[0] == STREAM_BATCH => me.batch(&conn, &peer, send, recv).await,
+                    Ok(()) if tag[0] == STREAM_BATCH => {
+                        me.batch(&conn, &peer, &share, send, recv).await
+                    }
                     Ok(()) if tag[0] == STREAM_CONTROL => me.control(&id, send, recv).await,
                     Ok(()) => Err(ConnError::Protocol(format!(
                         "unknown stream kind {}",
@@ -278,14 +377,43 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }
     }
 
+    /// The memory share of `agent_id`, shared by all its connections.
+    fn agent_memory(&self, agent_id: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self
+            .agent_memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = map.get(agent_id).and_then(Weak::upgrade) {
+            return s;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let s = Arc::new(tokio::sync::Semaphore::new(AGENT_BUDGET_KIB as usize));
+        map.insert(agent_id.to_owned(), Arc::downgrade(&s));
+        s
+    }
+
     async fn batch(
         &self,
         conn: &Connection,
         peer: &Arc<Peer>,
+        share: &tokio::sync::Semaphore,
         mut send: SendStream,
         mut recv: RecvStream,
     ) -> Result<(), ConnError> {
-        let header: BatchHeader = read_frame(&mut recv).await?;
+        // A stalled stream is dropped, its memory freed, and the agent told by the reset:
+        // it sends the batch again on a new stream.
+        let stalled = |e: ConnError, send: &mut SendStream, recv: &mut RecvStream| {
+            if matches!(e, ConnError::Stalled { .. }) {
+                let _ignored = send.reset(VarInt::from_u32(close::STALLED));
+                let _ignored = recv.stop(VarInt::from_u32(close::STALLED));
+            }
+            e
+        };
+        let header: BatchHeader =
+            match read_frame_within(&mut recv, self.stall, || "a batch header".to_owned()).await {
+                Ok(h) => h,
+                Err(e) => return Err(stalled(e, &mut send, &mut recv)),
+            };
         if header.zstd_len > MAX_PAYLOAD {
             return Err(ConnError::Protocol(format!(
                 "batch {} announces {} bytes, over the {MAX_PAYLOAD} limit",
@@ -301,14 +429,20 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             )));
         }
         // Payload, text, and rows about as big again as the text.
-        let kib = ((header.zstd_len + 2 * header.raw_len) >> 10).clamp(1, MEMORY_BUDGET_KIB.into());
-        let _permit = self
-            .memory
-            .acquire_many(kib as u32)
-            .await
-            .map_err(|_| ConnError::Protocol("shutting down".into()))?;
+        let kib = ((header.zstd_len + 2 * header.raw_len) >> 10).clamp(1, AGENT_BUDGET_KIB.into());
+        // The agent's share first: an agent over it waits on itself, not on everyone.
+        let shut = |_| ConnError::Protocol("shutting down".into());
+        let _share = share.acquire_many(kib as u32).await.map_err(shut)?;
+        let _permit = self.memory.acquire_many(kib as u32).await.map_err(shut)?;
         let mut payload = vec![0u8; header.zstd_len as usize];
-        recv.read_exact(&mut payload).await?;
+        let seq = header.seq;
+        if let Err(e) = read_exact_within(&mut recv, &mut payload, self.stall, || {
+            format!("batch {seq}")
+        })
+        .await
+        {
+            return Err(stalled(e, &mut send, &mut recv));
+        }
         let (epoch, seq) = (header.epoch, header.seq);
         let p = peer.clone();
         let decoded = tokio::task::spawn_blocking(move || {

@@ -496,3 +496,46 @@ pub(crate) fn enrolled_agent(
     );
     (dir, cfg)
 }
+
+/// A QUIC client config for `agg` on `alpn`: trusts its CA, presents `client_cert` (chain
+/// PEM, key PEM) or none, and keeps its connections alive (as a hostile client would, so
+/// the server's idle timeout never ends them).
+pub(crate) fn quic_client(
+    agg: &RunningAggregator,
+    client_cert: Option<(String, String)>,
+    alpn: &[u8],
+) -> quinn::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    let ca_pem = std::fs::read_to_string(agg.state.join("ca.pem")).expect("the CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("a PEM certificate")).expect("a CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots);
+    let mut tls = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("a certificate chain"),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("a key"),
+            )
+            .expect("a client certificate"),
+    };
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    let mut cfg = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("a QUIC TLS config"),
+    ));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_millis(200)));
+    cfg.transport_config(Arc::new(transport));
+    cfg
+}

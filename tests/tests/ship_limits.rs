@@ -1,0 +1,146 @@
+//! What one peer may hold on the aggregator: a batch stream that stalls mid-payload and
+//! enrollment connections left idle are dropped after the stall timeout, and one agent
+//! holds at most its share of the batch memory, so neither stops anyone else.
+
+use std::time::Duration;
+
+use super::support::Scratch;
+use super::support::agent::RunningAgent;
+use super::support::aggregator::{
+    RunningAggregator, Stored, enroll_ok, enrolled_agent, line_numbers, quic_client,
+};
+
+/// The aggregator's `close::STALLED` and `close::BUSY`.
+const STALLED: u32 = 5;
+const BUSY: u32 = 6;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[test]
+fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
+    // The header alone reserved a batch's memory and the payload was awaited for ever: an
+    // agent (compromised, or on a link that died without a close) announcing the largest
+    // batch allowed and sending nothing held the server's whole 512 MiB budget, and every
+    // other agent's batches waited behind it.
+    const N: usize = 3_000;
+    let scratch = Scratch::new("ship-stall");
+    let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "stall_timeout = \"2s\"\n");
+    let hostile = scratch.path("hostile");
+    enroll_ok(&hostile, &agg.server(), &agg.token("default", "1h"));
+    let pem = |n: &str| std::fs::read_to_string(hostile.join("identity").join(n)).unwrap();
+    let cfg = quic_client(
+        &agg,
+        Some((pem("agent.pem"), pem("agent.key"))),
+        b"vedette/1",
+    );
+    let addr = agg.addr;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stalls = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+            let conn = ep
+                .connect_with(cfg, addr, "localhost")
+                .unwrap()
+                .await
+                .unwrap();
+            let mut streams = Vec::new();
+            for seq in 1..=3u64 {
+                let (mut send, recv) = conn.open_bi().await.unwrap();
+                let header = serde_json::json!({
+                    "agent_id": "hostile", "epoch": 1, "seq": seq, "events": 1,
+                    "first_time": 0, "last_time": 0, "created_ms": 0,
+                    "raw_len": 256u64 << 20, "zstd_len": 64u64 << 20,
+                    "checksum": 0, "watermarks": [],
+                });
+                let body = serde_json::to_vec(&header).unwrap();
+                let mut buf = vec![2u8];
+                buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                buf.extend_from_slice(&body);
+                send.write_all(&buf).await.unwrap();
+                streams.push((send, recv));
+            }
+            ready_tx.send(()).unwrap();
+            // What became of each stream: the server's reset code, or nothing.
+            let mut codes = Vec::new();
+            for (_send, mut recv) in streams {
+                let mut b = [0u8; 4];
+                codes.push(
+                    match tokio::time::timeout(Duration::from_secs(60), recv.read_exact(&mut b))
+                        .await
+                    {
+                        Ok(Err(quinn::ReadExactError::ReadError(quinn::ReadError::Reset(c)))) => {
+                            format!("reset {c}")
+                        }
+                        other => format!("{other:?}"),
+                    },
+                );
+            }
+            codes
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the stalling agent connected");
+
+    let (_dir, cfg) = enrolled_agent(&scratch, &agg, N, "");
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    let stored = Stored::open(&agg.db());
+    // Well inside the stalling agent's 60 s: the others are not waiting for it.
+    let have = stored.wait_count(N as u64, Duration::from_secs(30));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}\n---\n{}", agg.log());
+    let seen = line_numbers(&stored.events());
+    assert!(seen.len() == N && seen.values().all(|&c| c == 1));
+    // Each stalled stream was dropped and the agent told; the server said why.
+    let codes = stalls.join().unwrap();
+    assert_eq!(codes, vec![format!("reset {STALLED}"); 3], "{}", agg.log());
+    agg.wait_log("batch 1 (0 of 67108864 bytes in): nothing arrived for 2 s, dropped");
+}
+
+#[test]
+fn idle_enrollment_connections_are_bounded_and_dropped() {
+    // The enrollment ALPN is the one door open without a certificate. Each connection on
+    // it was served for as long as the client kept it alive: anyone who could reach the
+    // port could hold as many as they liked.
+    const IDLE: usize = 40;
+    let scratch = Scratch::new("ship-enroll-idle");
+    let agg = RunningAggregator::start_with(&scratch, "agg", None, "stall_timeout = \"2s\"\n");
+    let cfg = quic_client(&agg, None, b"vedette-enroll/1");
+    let codes: Vec<u32> = runtime().block_on(async {
+        let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut conns = Vec::new();
+        for _ in 0..IDLE {
+            let c = ep.connect_with(cfg.clone(), agg.addr, "localhost").unwrap();
+            conns.push(c.await.expect("the handshake"));
+        }
+        let mut codes = Vec::new();
+        for c in conns {
+            match tokio::time::timeout(Duration::from_secs(30), c.closed()).await {
+                Ok(quinn::ConnectionError::ApplicationClosed(a)) => {
+                    codes.push(a.error_code.into_inner() as u32);
+                }
+                Ok(other) => panic!("closed otherwise: {other}"),
+                Err(_) => panic!("the server still holds an idle enrollment after 30 s"),
+            }
+        }
+        codes
+    });
+    let stalled = codes.iter().filter(|&&c| c == STALLED).count();
+    let busy = codes.iter().filter(|&&c| c == BUSY).count();
+    assert_eq!(stalled + busy, IDLE, "{codes:?}");
+    // At most 16 are served at once: the rest were turned away at the door.
+    assert!(busy >= IDLE - 16, "{codes:?}");
+    assert!(stalled >= 1, "{codes:?}");
+    // And the door still opens for a real enrollment.
+    enroll_ok(
+        &scratch.path("agent"),
+        &agg.server(),
+        &agg.token("default", "1h"),
+    );
+}
