@@ -267,3 +267,92 @@ fn a_cursor_journalctl_refuses_is_replaced_by_the_time_it_was_saved() {
         "a new cursor replaced the bad one"
     );
 }
+
+/// `journalctl --output=json` replaces every field over 4096 bytes by null unless given
+/// `--all`: a long message (a stack trace, a long command line) arrived empty. And with
+/// `--all` a field is as large as what was logged (a core dump kept in the journal), so
+/// a line is read up to a cap, the rest skipped, and the event says it was cut.
+#[test]
+fn long_journal_messages_arrive_whole_or_cut_and_flagged_never_empty() {
+    let scratch = Scratch::new("live-journald-long");
+    let journal = scratch.path("host.journal");
+    let long = "a".repeat(5_000);
+    let longer = "b".repeat(100_000);
+    let mut huge = entry(2, "app", 3, "small message beside a huge field");
+    huge.insert_str(0, &format!("COREDUMP={}\n", "x".repeat(3_000_000)));
+    journal_append(
+        &journal,
+        &[
+            entry(0, "app", 1, &long),
+            entry(1, "app", 2, &longer),
+            huge,
+            entry(3, "app", 4, "after"),
+        ]
+        .concat(),
+    );
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            journal.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, out);
+    let evs = agent.wait_events(4);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(evs.len(), 4, "{log}");
+    let by_pid = |pid: i64| {
+        evs.iter()
+            .find(|e| get(e, "actor.process.pid").and_then(Value::as_i64) == Some(pid))
+            .or_else(|| {
+                // The cut entry is not parsed: found by its raw text.
+                (pid == 3).then(|| {
+                    evs.iter()
+                        .find(|e| {
+                            get(e, "metadata.untruncated_size")
+                                .and_then(Value::as_u64)
+                                .is_some_and(|n| n > 3_000_000)
+                        })
+                        .expect("the entry cut at the reader's cap")
+                })
+            })
+            .unwrap_or_else(|| panic!("no event of pid {pid}"))
+    };
+    let truncated = |e: &Value| get(e, "metadata.is_truncated").and_then(Value::as_bool);
+
+    // Over 4096 bytes, under the cap: whole.
+    let e = by_pid(1);
+    assert_eq!(msg(e), long);
+    assert_eq!(truncated(e), None);
+
+    // Over max_line_bytes (64 KiB): the message cut there, the event flagged.
+    let e = by_pid(2);
+    assert_eq!(msg(e).len(), 64 * 1024);
+    assert!(longer.starts_with(msg(e)));
+    assert_eq!(truncated(e), Some(true));
+    assert!(get(e, "metadata.untruncated_size").and_then(Value::as_u64) > Some(100_000));
+    assert!(get(e, "raw_data").and_then(Value::as_str).unwrap().len() <= 64 * 1024);
+
+    // Over the reader's cap (1 MiB): kept as raw data, cut, with the reason.
+    let e = by_pid(3);
+    assert_eq!(truncated(e), Some(true));
+    let why = get(e, "unmapped.vedette.parse_error")
+        .map(Value::to_string)
+        .unwrap_or_default();
+    assert!(why.contains("over the reader's cap"), "{e}");
+
+    // And the entry after it is read, each with its own uid.
+    assert_eq!(msg(by_pid(4)), "after");
+    let mut uids: Vec<&str> = evs
+        .iter()
+        .filter_map(|e| get(e, "metadata.uid").and_then(Value::as_str))
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), 4);
+}

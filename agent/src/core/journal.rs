@@ -118,6 +118,19 @@ pub struct EnvelopeText {
     timestamp: Option<String>,
 }
 
+impl EnvelopeText {
+    /// Cuts the message to at most `max` bytes (on a character boundary); its length
+    /// before, when it was longer.
+    pub fn cut_message(&mut self, max: usize) -> Option<usize> {
+        let len = self.msg.len();
+        (len > max).then(|| {
+            let at = self.msg.floor_char_boundary(max);
+            self.msg.truncate(at);
+            len
+        })
+    }
+}
+
 impl Entry<'_> {
     /// The text the envelope will borrow (identifier and message may be bytes).
     pub fn text(&self) -> EnvelopeText {

@@ -292,29 +292,51 @@ impl Normalizer {
             self.stats.empty += 1;
             return;
         }
+        let max = self.cfg.max_line_bytes;
+        let whole = rx
+            .cut_from
+            .map_or(line.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
         let text = String::from_utf8_lossy(line);
+        // raw_data is the JSON line, cut at the cap like any record; the entry is parsed
+        // whole (the reader bounded it), and its message cut at the cap too.
+        let raw = &text[..text.floor_char_boundary(max)];
         let rec = Record {
             src,
             seq: rx.seq,
             now_ms: rx.now_ms,
             peer: rx.peer,
         };
+        let flag = |me: &mut Self, ev: &mut Event, cut: bool| {
+            if cut || raw.len() < text.len() || rx.cut_from.is_some() {
+                me.stats.truncated += 1;
+                ev.metadata.is_truncated = Some(true);
+                ev.metadata.untruncated_size = Some(whole.max(line.len()) as u64);
+            }
+        };
         match journal::parse(&text) {
             Ok(entry) => {
-                let fields = entry.text();
+                let mut fields = entry.text();
+                let cut = fields.cut_message(max).is_some();
                 let env = entry.envelope(&fields);
-                let mut ev = self.base_event(&rec, &env, &text);
+                let mut ev = self.base_event(&rec, &env, raw);
+                flag(self, &mut ev, cut);
                 journal_extras(&mut ev, &entry);
                 self.parse_message(&rec, &env, ev);
             }
             Err(why) => {
                 let env = Envelope {
                     format: Some(Format::Journal),
-                    msg: &text,
+                    msg: raw,
                     error: Some(why),
                     ..Envelope::default()
                 };
-                let ev = self.base_event(&rec, &env, &text);
+                let mut ev = self.base_event(&rec, &env, raw);
+                flag(self, &mut ev, false);
+                if rx.cut_from.is_some() {
+                    ev.note_parse_error(format!(
+                        "journal entry of {whole} bytes, over the reader's cap: cut, not parsed"
+                    ));
+                }
                 self.parse_message(&rec, &env, ev);
             }
         }

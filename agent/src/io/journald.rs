@@ -30,6 +30,9 @@ const SYNC_EVERY_MS: i64 = 1000;
 /// How long before `journalctl` is started again after it exited on its own.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
+/// The smallest cap on one `journalctl` JSON line (see [`Reader::line_cap`]).
+const MIN_LINE_CAP: usize = 1 << 20;
+
 /// A running journald input.
 #[derive(Debug)]
 pub struct JournaldSource {
@@ -64,6 +67,7 @@ pub fn spawn(
     input: &JournaldInput,
     state_dir: &Path,
     tz: TimeZone,
+    max_line_bytes: usize,
     tx: mpsc::Sender<StageMsg>,
 ) -> std::io::Result<JournaldSource> {
     let name = std::iter::once(input.journalctl.display().to_string())
@@ -86,6 +90,7 @@ pub fn spawn(
         child: child.clone(),
         stopping: stopping.clone(),
         in_flight: 0,
+        line_cap: max_line_bytes.saturating_mul(4).max(MIN_LINE_CAP),
         committed: None,
         saved: None,
         since: None,
@@ -112,6 +117,11 @@ struct Reader {
     child: Arc<Mutex<Option<Child>>>,
     stopping: Arc<AtomicBool>,
     in_flight: usize,
+    /// Bytes of one JSON line kept: with `--all`, a field is as big as what was logged
+    /// (a core dump stored in the journal is megabytes), so a line over this is cut, and
+    /// its event says so. Four times `max_line_bytes`: JSON escaping and the other fields
+    /// around a message of the largest size kept whole.
+    line_cap: usize,
     /// The cursor of the last entry whose event is written.
     committed: Option<String>,
     saved: Option<String>,
@@ -148,21 +158,27 @@ impl Reader {
             }
             let mut entries = 0usize;
             let mut reader = BufReader::with_capacity(1 << 20, stdout);
-            let mut batch: Vec<(Vec<u8>, Option<String>)> = Vec::new();
+            let mut batch: Vec<Line> = Vec::new();
             let mut line = Vec::new();
             loop {
                 line.clear();
-                let n = match reader.read_until(b'\n', &mut line) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        eprintln!("vedette-agent: {}: {e}", self.name);
-                        0
-                    }
-                };
+                let (n, skipped_cursor) =
+                    match read_line_capped(&mut reader, &mut line, self.line_cap) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("vedette-agent: {}: {e}", self.name);
+                            (0, None)
+                        }
+                    };
                 if n > 0 {
                     entries += 1;
-                    let cursor = cursor_of(&line);
-                    batch.push((line.clone(), cursor));
+                    let cursor = cursor_of(&line).or(skipped_cursor);
+                    let cut_from = (n > line.len()).then_some(n as u64);
+                    batch.push(Line {
+                        bytes: line.clone(),
+                        cursor,
+                        cut_from,
+                    });
                 }
                 let idle = reader.buffer().is_empty();
                 if !batch.is_empty()
@@ -243,7 +259,9 @@ impl Reader {
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.input.journalctl);
         cmd.args(&self.input.args)
-            .args(["--output=json", "--follow", "--no-pager"])
+            // `--all`: without it journalctl replaces every field over 4096 bytes by null,
+            // and a long message (a stack trace, a long command line) became an empty one.
+            .args(["--output=json", "--all", "--follow", "--no-pager"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -260,7 +278,7 @@ impl Reader {
     /// stage is gone or the reader is stopping while waiting for acknowledgements.
     fn send(
         &mut self,
-        lines: &mut Vec<(Vec<u8>, Option<String>)>,
+        lines: &mut Vec<Line>,
         commit_tx: &std_mpsc::Sender<String>,
         commit_rx: &std_mpsc::Receiver<String>,
         last_sync: &mut i64,
@@ -277,7 +295,12 @@ impl Reader {
         // Entries of one journal file share a source; a batch spans one source.
         let mut batches: Vec<Batch> = Vec::new();
         let mut last_cursor = None;
-        for (line, cursor) in lines.drain(..) {
+        for Line {
+            bytes: line,
+            cursor,
+            cut_from,
+        } in lines.drain(..)
+        {
             let (key, seq) = cursor
                 .as_deref()
                 .and_then(journal::position)
@@ -308,7 +331,7 @@ impl Reader {
                 seq,
                 now_ms,
                 peer: None,
-                cut_from: None,
+                cut_from,
             };
             batches.last_mut().expect("pushed above").push(&line, rx);
             if cursor.is_some() {
@@ -378,6 +401,83 @@ fn cursor_time_s(cursor: &str) -> Option<i64> {
 
 /// The `__CURSOR` of an entry line, without parsing the whole entry (cursors hold no
 /// characters JSON escapes).
+/// One line of `journalctl` output: at most [`Reader::line_cap`] bytes of it, its cursor,
+/// and its whole length when it was cut.
+struct Line {
+    bytes: Vec<u8>,
+    cursor: Option<String>,
+    cut_from: Option<u64>,
+}
+
+/// Reads one line into `line` (with its newline), keeping at most `cap` bytes and
+/// skipping the rest; returns the line's whole length (0 at the end) and, for a line cut
+/// short, the cursor found in what was skipped: fields come in no fixed order, and an
+/// entry without its cursor could be neither checkpointed nor told apart from another.
+fn read_line_capped(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, Option<String>)> {
+    let mut total = 0;
+    let mut scan = SkippedCursor::default();
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((total, scan.found));
+        }
+        let (take, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = cap.saturating_sub(line.len()).min(take);
+        line.extend_from_slice(&buf[..room]);
+        if room < take {
+            // The scan starts with what was kept last, for a key cut at the cap.
+            if scan.carry.is_empty() && scan.found.is_none() {
+                let keep = line.len().saturating_sub(SkippedCursor::WINDOW);
+                scan.carry.extend_from_slice(&line[keep..]);
+            }
+            scan.feed(&buf[room..take]);
+        }
+        r.consume(take);
+        total += take;
+        if done {
+            return Ok((total, scan.found));
+        }
+    }
+}
+
+/// Looks for `"__CURSOR":"…"` in the skipped part of a line, chunk by chunk, carrying a
+/// short window over each chunk's end so a key or value split between two is found.
+#[derive(Default)]
+struct SkippedCursor {
+    carry: Vec<u8>,
+    found: Option<String>,
+}
+
+impl SkippedCursor {
+    /// Longer than the key and a cursor (about 150 bytes).
+    const WINDOW: usize = 512;
+
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.found.is_some() {
+            return;
+        }
+        self.carry.extend_from_slice(chunk);
+        if let Some(c) = cursor_of(&self.carry) {
+            self.found = Some(c);
+            self.carry = Vec::new();
+            return;
+        }
+        let keep = self.carry.len().saturating_sub(Self::WINDOW);
+        self.carry.drain(..keep);
+    }
+}
+
 fn cursor_of(line: &[u8]) -> Option<String> {
     const KEY: &[u8] = b"\"__CURSOR\":\"";
     let at = memchr::memmem::find(line, KEY)? + KEY.len();
@@ -387,6 +487,55 @@ fn cursor_of(line: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_line_over_the_cap_is_cut_and_the_rest_skipped() {
+        let input = b"short\nABCDEFGHIJ\nlast";
+        let mut r = std::io::BufReader::with_capacity(4, &input[..]);
+        let mut line = Vec::new();
+        let mut read = || {
+            line.clear();
+            let (n, c) = super::read_line_capped(&mut r, &mut line, 6).unwrap();
+            assert_eq!(c, None);
+            (n, String::from_utf8(line.clone()).unwrap())
+        };
+        assert_eq!(read(), (6, "short\n".to_owned()));
+        assert_eq!(read(), (11, "ABCDEF".to_owned()));
+        assert_eq!(read(), (4, "last".to_owned()));
+        assert_eq!(read(), (0, String::new()));
+    }
+
+    #[test]
+    fn the_cursor_of_a_cut_line_is_found_wherever_it_lies() {
+        let cursor =
+            "s=3341e4ee124344fa9bdb6c396c4eb288;i=2193;b=be47;m=12d1b58;t=54208f568a37a;x=f8";
+        let field = format!("\"__CURSOR\":\"{cursor}\"");
+        let big = "x".repeat(5000);
+        // Before the cap, straddling it, and far past it, read in chunks of every size.
+        for line in [
+            format!("{{{field},\"BIG\":\"{big}\"}}\n"),
+            format!(
+                "{{\"A\":\"{}\",{field},\"BIG\":\"{big}\"}}\n",
+                "y".repeat(80)
+            ),
+            format!("{{\"BIG\":\"{big}\",{field}}}\n"),
+        ] {
+            for chunk in [1, 7, 64, 4096, 1 << 16] {
+                let mut r = std::io::BufReader::with_capacity(chunk, line.as_bytes());
+                let mut kept = Vec::new();
+                let (n, skipped) = super::read_line_capped(&mut r, &mut kept, 100).unwrap();
+                assert_eq!(n, line.len());
+                assert_eq!(kept.len(), 100);
+                let found = super::cursor_of(&kept).or(skipped);
+                assert_eq!(
+                    found.as_deref(),
+                    Some(cursor),
+                    "chunk {chunk}: {}",
+                    &line[..120]
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_cursor_names_its_time_in_hex_microseconds() {
         let c = "s=3341e4ee124344fa9bdb6c396c4eb288;i=2193;b=be47864b06854a6cada0c657be52cd03;m=12d1b58;t=54208f568a37a;x=f8e475d455d24cca";

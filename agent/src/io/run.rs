@@ -513,7 +513,8 @@ impl Sources {
                 continue;
             }
             let tz = cfg.timezone.clone().unwrap_or_else(TimeZone::system);
-            let j = journald::spawn(input, &state_dir, tz, tx.clone())
+            let max_line = cfg.max_line_bytes.unwrap_or(64 * 1024);
+            let j = journald::spawn(input, &state_dir, tz, max_line, tx.clone())
                 .with_context(|| format!("input.journald[{i}]"))?;
             eprintln!("vedette-agent: reading the journal: {}", j.name);
             self.journals.insert(key, j);
