@@ -484,6 +484,83 @@ max_connections = 2
     );
 }
 
+/// A sender that vanished without a close (powered off, a cut link, a NAT that forgot the
+/// flow), or a client that connects only to hold a place, kept its connection for ever:
+/// once `max_connections` were held so, every new sender was turned away. Now the kernel
+/// probes a silent sender (TCP keepalive after `keepalive_s`), and a full listener closes
+/// the connection silent longest (at least `evict_idle_ms`) to serve a new one.
+#[test]
+fn a_full_listener_closes_its_longest_silent_connection_for_a_new_one() {
+    let scratch = Scratch::new("live-evict");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+max_connections = 2
+evict_idle_ms = 300
+keepalive_s = 7
+"#,
+        1,
+    );
+    let addr = agent.addr("tcp");
+    let mut a = TcpStream::connect(addr).expect("connect");
+    a.write_all(b"<13>Jan 15 10:00:00 h app: from-a\n")
+        .expect("send");
+    let mut b = TcpStream::connect(addr).expect("connect");
+    b.write_all(b"<13>Jan 15 10:00:00 h app: from-b-1\n")
+        .expect("send");
+    agent.wait_events(2);
+
+    // The agent's side of each connection has the keepalive timer the config asks for.
+    let ss = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established"])
+        .arg(format!("( sport = :{} )", addr.port()))
+        .output()
+        .expect("ss(8) (iproute2)");
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    let timers: Vec<f64> = ss
+        .lines()
+        .filter_map(|l| l.split("timer:(keepalive,").nth(1))
+        .filter_map(|t| {
+            // "6.980sec", or "6.980ms" as some kernels print it; the system default
+            // (7200 s) would read "120min".
+            let n = t.split(|c: char| !c.is_ascii_digit() && c != '.').next()?;
+            n.parse().ok()
+        })
+        .collect();
+    assert_eq!(timers.len(), 2, "{ss}");
+    assert!(timers.iter().all(|&t| t <= 7.0), "{ss}");
+
+    // Both stay silent past evict_idle_ms; then b speaks again, a does not.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    b.write_all(b"<13>Jan 15 10:00:00 h app: from-b-2\n")
+        .expect("send");
+    agent.wait_events(3);
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(b"<13>Jan 15 10:00:00 h app: from-c\n")
+        .expect("send");
+    assert!(closed_by_agent(&mut a), "the silent connection was closed");
+    agent.wait_events(4);
+    agent.wait_log("silent for");
+    // b was not: it is still read.
+    b.write_all(b"<13>Jan 15 10:00:00 h app: from-b-3\n")
+        .expect("send");
+    let evs = agent.wait_events(5);
+    for tag in ["from-a", "from-b-1", "from-b-2", "from-c", "from-b-3"] {
+        by_message(&evs, tag);
+    }
+    drop((b, c));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("1 silent ones closed for new ones")
+            && log.contains(" 0 closed (max_connections)"),
+        "{log}"
+    );
+}
+
 /// A TLS client that connects and never finishes its handshake held its connection, and a
 /// place under `max_connections`, for ever (a slow-loris on the listener): it is closed
 /// after `handshake_timeout_ms`, counted as a TLS failure, and its place is free again.

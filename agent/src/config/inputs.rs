@@ -92,6 +92,10 @@ pub struct SyslogInput {
     pub max_connections: usize,
     /// TLS: how long a client has to finish its handshake, ms.
     pub handshake_timeout_ms: u64,
+    /// TCP/TLS: TCP keepalive idle time, s.
+    pub keepalive_s: u64,
+    /// TCP/TLS: when full, a connection silent this long (ms) makes room for a new one.
+    pub evict_idle_ms: u64,
 }
 
 /// Connections a TCP or TLS listener serves at once, unless configured: a relay's senders
@@ -102,6 +106,16 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// How long a TLS client has to finish its handshake, unless configured: one that never
 /// does would otherwise hold its connection (and a place under the limit) forever.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// TCP keepalive idle time, unless configured: a sender that vanished without a close (a
+/// host powered off, a cut link, a NAT that forgot the flow) otherwise holds its
+/// connection, and a place under `max_connections`, for ever.
+pub const DEFAULT_KEEPALIVE_S: u64 = 60;
+
+/// How long a connection must have been silent to be closed for a new one when the
+/// listener is full, unless configured: quiet senders keep their connections until the
+/// places are needed, and connections opened only to hold places cannot shut others out.
+pub const DEFAULT_EVICT_IDLE_MS: u64 = 60_000;
 
 /// `[[input.journald]]`.
 #[derive(Debug, Clone)]
@@ -485,6 +499,20 @@ pub(super) fn validate(
             tls,
             "protocol = \"tls\"",
         );
+        let keepalive_s = bounded(
+            s.keepalive_s,
+            "keepalive_s",
+            1..=7_200,
+            stream,
+            "protocol = \"tcp\" or \"tls\"",
+        );
+        let evict_idle_ms = bounded(
+            s.evict_idle_ms,
+            "evict_idle_ms",
+            1..=86_400_000,
+            stream,
+            "protocol = \"tcp\" or \"tls\"",
+        );
         if let (Ok(listen), Some(protocol)) = (listen, protocol) {
             inputs.syslog.push(SyslogInput {
                 protocol,
@@ -494,6 +522,8 @@ pub(super) fn validate(
                 receive_buffer_bytes: s.receive_buffer_bytes.map(|b| b.into_inner() as usize),
                 max_connections: max_connections.map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize),
                 handshake_timeout_ms: handshake_timeout_ms.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS),
+                keepalive_s: keepalive_s.unwrap_or(DEFAULT_KEEPALIVE_S),
+                evict_idle_ms: evict_idle_ms.unwrap_or(DEFAULT_EVICT_IDLE_MS),
             });
         }
     }

@@ -16,8 +16,9 @@ mod inputs;
 pub mod raw;
 
 pub use inputs::{
-    ClientAuth, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, FileInput, Inputs,
-    JournaldInput, Output, ReadFrom, ShipOutput, SpoolFsync, SyslogInput, SyslogProtocol,
+    ClientAuth, DEFAULT_EVICT_IDLE_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_KEEPALIVE_S,
+    DEFAULT_MAX_CONNECTIONS, FileInput, Inputs, JournaldInput, Output, ReadFrom, ShipOutput,
+    SpoolFsync, SyslogInput, SyslogProtocol,
 };
 
 /// One problem in a config file, located.
@@ -469,7 +470,7 @@ type = "kafka"
 
     #[test]
     fn connection_limits_are_checked_against_the_protocol() {
-        let text = "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 0\nhandshake_timeout_ms = 5\n[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 10\n";
+        let text = "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 0\nhandshake_timeout_ms = 5\n[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 10\nkeepalive_s = 0\nevict_idle_ms = 5\n";
         let err = parse(Path::new("a.toml"), text).unwrap_err();
         let got: Vec<(usize, &str, &str)> = err
             .0
@@ -494,6 +495,16 @@ type = "kafka"
                     "input.syslog[1].max_connections",
                     "only for protocol = \"tcp\" or \"tls\""
                 ),
+                (
+                    12,
+                    "input.syslog[1].keepalive_s",
+                    "only for protocol = \"tcp\" or \"tls\""
+                ),
+                (
+                    13,
+                    "input.syslog[1].evict_idle_ms",
+                    "only for protocol = \"tcp\" or \"tls\""
+                ),
             ],
             "{err}"
         );
@@ -502,12 +513,15 @@ type = "kafka"
             "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\n",
         )
         .unwrap();
+        let s = &ok.inputs.syslog[0];
         assert_eq!(
             (
-                ok.inputs.syslog[0].max_connections,
-                ok.inputs.syslog[0].handshake_timeout_ms
+                s.max_connections,
+                s.handshake_timeout_ms,
+                s.keepalive_s,
+                s.evict_idle_ms
             ),
-            (1024, 10_000)
+            (1024, 10_000, 60, 60_000)
         );
     }
 

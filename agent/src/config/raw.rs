@@ -133,6 +133,13 @@ pub struct RawSyslogInput {
     pub max_connections: Option<Spanned<u64>>,
     /// TLS: how long a client has to finish its handshake, ms (default 10000).
     pub handshake_timeout_ms: Option<Spanned<u64>>,
+    /// TCP/TLS: seconds a connection may be silent before the kernel probes the sender
+    /// (TCP keepalive; default 60); a sender gone without a close is found dead after
+    /// about twice this.
+    pub keepalive_s: Option<Spanned<u64>>,
+    /// TCP/TLS: when `max_connections` are open, a connection silent this long (ms,
+    /// default 60000) is closed to make room for a new one.
+    pub evict_idle_ms: Option<Spanned<u64>>,
 }
 
 /// `[[input.journald]]`: the systemd journal, read through `journalctl`.

@@ -4,15 +4,17 @@
 //! full (the sender's window closes); UDP leaves datagrams to the kernel, which drops what
 //! overflows the socket buffer and counts it, and that count is reported.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::clock;
 use super::pipeline::{Batch, LiveSource, StageMsg};
@@ -33,8 +35,12 @@ pub struct ListenerStats {
     /// TLS handshakes that failed or timed out, and client certificates whose names are not
     /// permitted.
     pub tls_failures: AtomicU64,
-    /// TCP/TLS connections closed at once because `max_connections` were open.
+    /// TCP/TLS connections closed at once because `max_connections` were open (and none
+    /// had been silent for `evict_idle_ms`).
     pub over_limit: AtomicU64,
+    /// TCP/TLS connections closed after `evict_idle_ms` of silence to make room for a new
+    /// one when `max_connections` were open.
+    pub evicted: AtomicU64,
     /// Datagrams the kernel dropped because the socket buffer was full (UDP).
     pub kernel_drops: AtomicU64,
 }
@@ -328,7 +334,15 @@ pub async fn serve(
     let allow = bound.input.allow.clone();
     let seq = Arc::new(AtomicU64::new(0));
     let slots = Arc::new(tokio::sync::Semaphore::new(bound.input.max_connections));
-    let handshake_timeout = std::time::Duration::from_millis(bound.input.handshake_timeout_ms);
+    let handshake_timeout = Duration::from_millis(bound.input.handshake_timeout_ms);
+    let open: Registry = Arc::default();
+    let keepalive = {
+        let idle = bound.input.keepalive_s;
+        socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(idle))
+            .with_interval(Duration::from_secs((idle / KEEPALIVE_PROBES as u64).max(1)))
+            .with_retries(KEEPALIVE_PROBES)
+    };
     match bound.socket {
         Socket::Udp(sock) => {
             let drops = UdpDrops::of(&sock);
@@ -403,17 +417,39 @@ pub async fn serve(
                 drop(conn);
                 continue;
             }
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                let n = stats.over_limit.fetch_add(1, Relaxed) + 1;
-                if n == 1 || n.is_multiple_of(1000) {
-                    eprintln!(
-                        "vedette-agent: {}: closed a connection from {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
-                        bound.local_addr, bound.input.max_connections
-                    );
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let now = clock::now_ms();
+                    let evicted = lock(&open).evict(now, bound.input.evict_idle_ms as i64);
+                    if let Some((victim, silent_ms)) = evicted {
+                        let n = stats.evicted.fetch_add(1, Relaxed) + 1;
+                        if n == 1 || n.is_multiple_of(1000) {
+                            eprintln!(
+                                "vedette-agent: {}: closed the connection from {victim}, silent for {silent_ms} ms, to make room for {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
+                                bound.local_addr, bound.input.max_connections
+                            );
+                        }
+                        // Its place comes free once its task has ended.
+                        None
+                    } else {
+                        let n = stats.over_limit.fetch_add(1, Relaxed) + 1;
+                        if n == 1 || n.is_multiple_of(1000) {
+                            eprintln!(
+                                "vedette-agent: {}: closed a connection from {peer}: {} connections are open, the listener's max_connections, none silent for {} ms ({n} closed so far)",
+                                bound.local_addr,
+                                bound.input.max_connections,
+                                bound.input.evict_idle_ms
+                            );
+                        }
+                        drop(conn);
+                        continue;
+                    }
                 }
-                drop(conn);
-                continue;
             };
+            if let Err(e) = socket2::SockRef::from(&conn).set_tcp_keepalive(&keepalive) {
+                eprintln!("vedette-agent: connection from {peer}: TCP keepalive: {e}");
+            }
             stats.connections.fetch_add(1, Relaxed);
             let conn_ctx = Conn {
                 source: source.clone(),
@@ -423,10 +459,15 @@ pub async fn serve(
                 tx: tx.clone(),
                 shutdown: shutdown.clone(),
                 stats: stats.clone(),
+                open: open.clone(),
             };
+            let slots = slots.clone();
             match &tls {
                 None => {
                     tokio::spawn(async move {
+                        let Some(permit) = place(permit, &slots, &conn_ctx).await else {
+                            return;
+                        };
                         conn_ctx.read(conn).await;
                         drop(permit);
                     });
@@ -434,6 +475,9 @@ pub async fn serve(
                 Some(tls) => {
                     let tls = tls.borrow().clone();
                     tokio::spawn(async move {
+                        let Some(permit) = place(permit, &slots, &conn_ctx).await else {
+                            return;
+                        };
                         match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(conn))
                             .await
                         {
@@ -469,6 +513,92 @@ pub async fn serve(
     }
 }
 
+/// Keepalive probes before the kernel gives a silent sender up.
+const KEEPALIVE_PROBES: u32 = 4;
+
+/// How long a connection waits for the place of the one closed for it.
+const EVICT_WAIT: Duration = Duration::from_secs(5);
+
+/// The place under `max_connections` a new connection takes: its own, or the one a
+/// connection closed for it frees.
+async fn place(
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    slots: &Arc<tokio::sync::Semaphore>,
+    conn: &Conn,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if permit.is_some() {
+        return permit;
+    }
+    match tokio::time::timeout(EVICT_WAIT, slots.clone().acquire_owned()).await {
+        Ok(Ok(p)) => Some(p),
+        _ => {
+            conn.stats.over_limit.fetch_add(1, Relaxed);
+            eprintln!(
+                "vedette-agent: closed a connection from {}: no place came free",
+                conn.peer
+            );
+            None
+        }
+    }
+}
+
+/// The connections a TCP or TLS listener is reading, for making room when it is full.
+type Registry = Arc<Mutex<Open>>;
+
+fn lock(r: &Registry) -> std::sync::MutexGuard<'_, Open> {
+    r.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct Open {
+    next: u64,
+    conns: HashMap<u64, OpenConn>,
+}
+
+struct OpenConn {
+    peer: SocketAddr,
+    /// When it last delivered bytes, ms.
+    last_ms: Arc<AtomicI64>,
+    close: Arc<Notify>,
+}
+
+impl Open {
+    fn add(&mut self, peer: SocketAddr, now_ms: i64) -> (u64, Arc<AtomicI64>, Arc<Notify>) {
+        self.next += 1;
+        let (last_ms, close) = (Arc::new(AtomicI64::new(now_ms)), Arc::new(Notify::new()));
+        self.conns.insert(
+            self.next,
+            OpenConn {
+                peer,
+                last_ms: last_ms.clone(),
+                close: close.clone(),
+            },
+        );
+        (self.next, last_ms, close)
+    }
+
+    /// Closes the connection silent longest, when silent for `min_ms` at least: its peer
+    /// and silence.
+    fn evict(&mut self, now_ms: i64, min_ms: i64) -> Option<(SocketAddr, i64)> {
+        let silences = self
+            .conns
+            .iter()
+            .map(|(&id, c)| (id, now_ms - c.last_ms.load(Relaxed)));
+        let id = longest_silence(silences, min_ms)?;
+        let c = self.conns.remove(&id)?;
+        c.close.notify_one();
+        Some((c.peer, now_ms - c.last_ms.load(Relaxed)))
+    }
+}
+
+/// Of `(id, silence)`, the id silent longest, if for `min_ms` at least.
+fn longest_silence(silences: impl Iterator<Item = (u64, i64)>, min_ms: i64) -> Option<u64> {
+    silences
+        .filter(|&(_, s)| s >= min_ms)
+        .max_by_key(|&(id, s)| (s, std::cmp::Reverse(id)))
+        .map(|(id, _)| id)
+}
+
 fn received(seq: &AtomicU64, now_ms: i64, peer: IpAddr, len: usize, max: usize) -> Received {
     Received {
         seq: seq.fetch_add(1, Relaxed) + 1,
@@ -498,16 +628,29 @@ struct Conn {
     tx: mpsc::Sender<StageMsg>,
     shutdown: watch::Receiver<bool>,
     stats: Arc<ListenerStats>,
+    open: Registry,
+}
+
+/// Takes a connection off the [`Registry`] when its reading ends, however it ends.
+struct Registered(Registry, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.0).conns.remove(&self.1);
+    }
 }
 
 impl Conn {
     async fn read(mut self, mut stream: impl AsyncRead + Unpin) {
+        let (id, last_ms, close) = lock(&self.open).add(self.peer, clock::now_ms());
+        let _registered = Registered(self.open.clone(), id);
         let mut framer = Deframer::new(self.max_record);
         let mut buf = vec![0u8; TCP_READ];
         loop {
             let n = tokio::select! {
                 r = stream.read(&mut buf) => r,
                 _ = self.shutdown.changed() => Ok(0),
+                () = close.notified() => Ok(0),
             };
             let n = match n {
                 Ok(n) => n,
@@ -518,6 +661,7 @@ impl Conn {
             };
             let filled = n == buf.len();
             let now_ms = clock::now_ms();
+            last_ms.store(now_ms, Relaxed);
             let mut batch = Batch::new(self.source.at(now_ms));
             if n == 0 {
                 if let Some(f) = framer.finish() {
@@ -599,6 +743,16 @@ fn parse_udp_drops(table: &str, inode: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_connection_silent_longest_is_chosen_if_silent_long_enough() {
+        use super::longest_silence;
+        let s = [(1, 500), (2, 9_000), (3, 70_000), (4, 70_000)];
+        // The longest; of two alike, the older connection.
+        assert_eq!(longest_silence(s.into_iter(), 60_000), Some(3));
+        assert_eq!(longest_silence(s.into_iter(), 70_001), None);
+        assert_eq!(longest_silence(std::iter::empty(), 0), None);
+    }
+
     #[test]
     fn drops_are_read_from_the_sockets_row() {
         let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
