@@ -132,3 +132,71 @@ fn a_network_cut_longer_than_the_idle_timeout_loses_and_repeats_nothing() {
     assert_exactly_once(&stored, N);
     eprintln!("{during} events stored when the cut began; all {N} after it");
 }
+
+#[test]
+fn an_aggregator_name_whose_first_address_does_not_answer_is_reached_at_the_next() {
+    // The agent dialled only the first address its server's name resolved to: with a name
+    // that resolves to IPv6 and IPv4 (or to several aggregators) and the first one not
+    // answering, it never connected, and its spool filled. It also resolved on the thread
+    // the syslog listeners share. Here `localhost` resolves to ::1 first (a hosts file
+    // bind-mounted in a private mount namespace: the host's own is untouched), and the
+    // aggregator listens on 127.0.0.1 only.
+    use super::support::agent_bin;
+    use super::support::aggregator::{check, ship_config};
+    const N: usize = 2_000;
+    let scratch = Scratch::new("ship-addrs");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let hosts = scratch.write("hosts", b"127.0.0.1 localhost\n::1 localhost\n");
+    let with_hosts = || {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
+            .arg("sh")
+            .arg(&hosts)
+            .arg(agent_bin());
+        c
+    };
+    let resolved = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && getent ahosts localhost"#)
+        .arg("sh")
+        .arg(&hosts)
+        .output()
+        .expect("unshare(1) (util-linux)");
+    let resolved = String::from_utf8_lossy(&resolved.stdout);
+    assert!(resolved.starts_with("::1"), "::1 is not first:\n{resolved}");
+
+    let server = format!("localhost:{}", agg.addr.port());
+    let dir = scratch.path("agent");
+    check(
+        with_hosts()
+            .args(["enroll", "--server", &server, "--token"])
+            .arg(agg.token("default", "1h"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .output()
+            .expect("enroll"),
+        "vedette-agent enroll",
+    );
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    scratch.write(
+        "logs/app.log",
+        super::support::aggregator::distinct_lines(N, "app").as_bytes(),
+    );
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            "idle_timeout_ms = 1000\n",
+        )
+        .as_bytes(),
+    );
+    let agent = RunningAgent::spawn_cmd(with_hosts(), cfg, scratch.path("unused.ndjson"));
+    let stored = Stored::open(&agg.db());
+    let have = stored.wait_count(N as u64, Duration::from_secs(60));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}");
+    assert_exactly_once(&stored, N);
+}

@@ -9,7 +9,7 @@
 //! ```
 
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -254,18 +254,50 @@ pub fn events_client(
     quic_client(tls, idle)
 }
 
-/// `HOST:PORT` → the address to dial and the name to verify.
-pub fn resolve(server: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let addr = server
-        .to_socket_addrs()
+/// How long an enrollment waits for each of the server's addresses to answer.
+const ENROLL_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `HOST:PORT` → the addresses to dial, in the resolver's order, and the name to verify.
+/// Resolved off the runtime's thread: a resolver that hangs (DNS down) would otherwise
+/// stall the syslog listeners that share it.
+pub async fn resolve(server: &str) -> anyhow::Result<(Vec<SocketAddr>, String)> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(server)
+        .await
         .with_context(|| format!("resolving {server}"))?
-        .next()
-        .ok_or_else(|| anyhow!("{server} resolves to no address"))?;
+        .collect();
+    if addrs.is_empty() {
+        bail!("{server} resolves to no address");
+    }
     let host = server
         .rsplit_once(':')
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
         .unwrap_or(server);
-    Ok((addr, host.to_owned()))
+    Ok((addrs, host.to_owned()))
+}
+
+/// Connects to the first of `addrs` that answers, each given `timeout`: a name with
+/// several addresses (IPv6 and IPv4, or several aggregators) is not stuck on one that
+/// cannot be reached.
+pub async fn connect_any(
+    addrs: &[SocketAddr],
+    name: &str,
+    cfg: quinn::ClientConfig,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(quinn::Endpoint, quinn::Connection)> {
+    let mut failures = Vec::new();
+    for &addr in addrs {
+        let attempt = async {
+            let endpoint = client_endpoint(addr)?;
+            let conn = endpoint.connect_with(cfg.clone(), addr, name)?.await?;
+            anyhow::Ok((endpoint, conn))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) => failures.push(format!("{addr}: {e:#}")),
+            Err(_) => failures.push(format!("{addr}: no answer in {} ms", timeout.as_millis())),
+        }
+    }
+    bail!("connecting to {name}: {}", failures.join("; "))
 }
 
 /// A client endpoint on an ephemeral port of the right address family.
@@ -316,11 +348,9 @@ pub async fn enroll(
         );
     }
     let (credential, pin) = split_token(token)?;
-    let (addr, name) = resolve(server)?;
+    let (addrs, name) = resolve(server).await?;
     let (key_pem, csr_pem) = key_and_csr()?;
-    let endpoint = client_endpoint(addr)?;
-    let conn = endpoint
-        .connect_with(enroll_client(pin)?, addr, &name)?
+    let (endpoint, conn) = connect_any(&addrs, &name, enroll_client(pin)?, ENROLL_CONNECT)
         .await
         .with_context(|| format!("connecting to {server}"))?;
     let (mut send, mut recv) = conn.open_bi().await?;
@@ -417,11 +447,11 @@ mod tests {
         assert!(renewal_due(0, 300, 400));
     }
 
-    #[test]
-    fn servers_resolve_with_their_names() {
-        let (a, n) = resolve("127.0.0.1:4433").unwrap();
-        assert_eq!((a.port(), n.as_str()), (4433, "127.0.0.1"));
-        let (_, n) = resolve("[::1]:4433").unwrap();
+    #[tokio::test]
+    async fn servers_resolve_with_their_names() {
+        let (a, n) = resolve("127.0.0.1:4433").await.unwrap();
+        assert_eq!((a[0].port(), n.as_str()), (4433, "127.0.0.1"));
+        let (_, n) = resolve("[::1]:4433").await.unwrap();
         assert_eq!(n, "::1");
     }
 }

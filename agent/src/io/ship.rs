@@ -194,13 +194,14 @@ impl Shipper {
             &ca,
             Duration::from_millis(self.cfg.idle_timeout_ms),
         )?;
-        let (addr, name) = identity::resolve(&self.info.server)?;
-        let endpoint = identity::client_endpoint(addr)?;
-        let conn = endpoint
-            .connect_with(cfg, addr, &name)?
-            .await
-            .context("connecting")?;
-        Ok((endpoint, conn))
+        let (addrs, name) = identity::resolve(&self.info.server).await?;
+        identity::connect_any(
+            &addrs,
+            &name,
+            cfg,
+            Duration::from_millis(self.cfg.idle_timeout_ms),
+        )
+        .await
     }
 
     /// One connection's life. `Ok` only when asked to stop and the spool is drained.

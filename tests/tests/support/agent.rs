@@ -69,7 +69,7 @@ impl RunningAgent {
         Self::spawn_cmd(cmd, config, out)
     }
 
-    fn spawn_cmd(mut cmd: std::process::Command, config: PathBuf, out: PathBuf) -> Self {
+    pub(crate) fn spawn_cmd(mut cmd: std::process::Command, config: PathBuf, out: PathBuf) -> Self {
         let text = std::fs::read_to_string(&config).expect("the agent's config");
         std::fs::write(&config, with_test_state_dir(&text, &config)).expect("config");
         let mut child = cmd

@@ -27,7 +27,7 @@ pub(crate) struct RunningAggregator {
     log: Vec<String>,
 }
 
-fn check(out: Output, what: &str) -> String {
+pub(crate) fn check(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}{}",
