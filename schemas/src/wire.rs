@@ -97,6 +97,11 @@ pub enum AckOutcome {
         stored: u64,
         /// Events already stored (re-read after a crash).
         duplicates: u64,
+        /// This (agent, epoch, seq) was committed before with other content: the agent's
+        /// numbering went back (a virtual machine restored from a snapshot) and the batch
+        /// was stored as new.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reused: bool,
     },
     /// This (agent, epoch, seq) was committed before; nothing stored again.
     Replay,
@@ -280,6 +285,7 @@ mod tests {
             outcome: AckOutcome::Stored {
                 stored: 10,
                 duplicates: 2,
+                reused: false,
             },
         };
         let hb = Control::Heartbeat(Heartbeat {

@@ -320,7 +320,16 @@ impl Shipper {
             self.stats.raw_bytes.fetch_add(raw, Relaxed);
         }
         match ack.outcome {
-            AckOutcome::Stored { stored, duplicates } => {
+            AckOutcome::Stored {
+                stored,
+                duplicates,
+                reused,
+            } => {
+                if reused {
+                    eprintln!(
+                        "vedette-agent: the aggregator had batch {epoch:016x}/{seq} with other content: this agent's numbering went back (its disk restored from a snapshot?); stored as new"
+                    );
+                }
                 self.stats.acked.fetch_add(1, Relaxed);
                 self.stats.events_stored.fetch_add(stored, Relaxed);
                 self.stats.events_duplicate.fetch_add(duplicates, Relaxed);

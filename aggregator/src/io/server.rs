@@ -470,7 +470,15 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     .commit(peer.clone(), header, batch, now_ms())
                     .await?
                 {
-                    Ok(Some(o)) => o,
+                    Ok(Some(o)) => {
+                        if matches!(o, wire::AckOutcome::Stored { reused: true, .. }) {
+                            eprintln!(
+                                "vedette-aggregator: {} sent batch {epoch:016x}/{seq} again with other content: its numbering went back (its disk restored from a snapshot?); stored as new",
+                                peer.agent_id
+                            );
+                        }
+                        o
+                    }
                     Ok(None) => {
                         conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
                         return Err(ConnError::Protocol(format!("{} is revoked", peer.agent_id)));

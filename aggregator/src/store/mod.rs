@@ -87,7 +87,8 @@ pub struct Gap {
 pub trait EventStore: Send {
     /// Commits one decoded batch of `peer` atomically and durably, and says what happened:
     /// - [`AckOutcome::Replay`] when `(peer.agent_id, header.epoch, header.seq)` was
-    ///   committed before: nothing is stored again;
+    ///   committed before with the same checksum: nothing is stored again (with another
+    ///   checksum the batch is stored, `reused`);
     /// - else [`AckOutcome::Stored`]: each row whose `(tenant, uid)` is new is stored,
     ///   the others count as `duplicates` (re-read after an agent crash), and the
     ///   watermarks and the batch itself are recorded.

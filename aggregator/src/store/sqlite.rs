@@ -59,7 +59,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -223,6 +223,13 @@ CREATE TABLE class_counts (
 ) WITHOUT ROWID;
 INSERT INTO class_counts SELECT tenant, class_uid, count(*) FROM events
     GROUP BY tenant, class_uid;
+"#,
+    // 2 -> 3: a batch's checksum, to tell a resent batch from another one under the same
+    // number (NULL: committed before checksums were kept), and how often its number came
+    // again with other content.
+    r#"
+ALTER TABLE batches ADD COLUMN checksum INTEGER;
+ALTER TABLE batches ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -937,12 +944,21 @@ fn commit_in(
     now_ms: i64,
 ) -> Result<AckOutcome, StoreError> {
     let key = params![peer.agent_id, bits(header.epoch), bits(header.seq)];
-    let replay = tx
-        .prepare_cached("SELECT 1 FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3")?
-        .exists(key)?;
-    if replay {
-        return Ok(AckOutcome::Replay);
-    }
+    let before: Option<Option<i64>> = tx
+        .prepare_cached(
+            "SELECT checksum FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3",
+        )?
+        .query_row(key, |r| r.get(0))
+        .optional()?;
+    // The same number with the same content is the agent resending a batch whose ack it
+    // lost. With other content the agent's numbering went back (its disk restored from a
+    // snapshot, so the same boot and epoch): taking it as a replay would acknowledge
+    // events never stored. It is stored; its rows are deduplicated by uid as any.
+    let reused = match before {
+        None => false,
+        Some(Some(c)) if c != bits(header.checksum) => true,
+        Some(_) => return Ok(AckOutcome::Replay),
+    };
     let mut stored = 0u64;
     {
         let chunk = if batch.rows.is_empty() {
@@ -1071,8 +1087,14 @@ fn commit_in(
     let duplicates = batch.rows.len() as u64 - stored;
     tx.prepare_cached(
         "INSERT INTO batches (agent_id, epoch, seq, tenant, committed_ms, created_ms, \
-             first_time, last_time, events, stored, duplicates) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             first_time, last_time, events, stored, duplicates, checksum) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         ON CONFLICT (agent_id, epoch, seq) DO UPDATE SET committed_ms = excluded.committed_ms, \
+             created_ms = excluded.created_ms, first_time = min(first_time, excluded.first_time), \
+             last_time = max(last_time, excluded.last_time), \
+             events = events + excluded.events, stored = stored + excluded.stored, \
+             duplicates = duplicates + excluded.duplicates, checksum = excluded.checksum, \
+             reused = reused + 1",
     )?
     .execute(params![
         peer.agent_id,
@@ -1086,6 +1108,11 @@ fn commit_in(
         batch.rows.len() as i64,
         sat(stored),
         sat(duplicates),
+        bits(header.checksum),
     ])?;
-    Ok(AckOutcome::Stored { stored, duplicates })
+    Ok(AckOutcome::Stored {
+        stored,
+        duplicates,
+        reused,
+    })
 }

@@ -67,7 +67,11 @@ fn send(
 }
 
 fn stored(stored: u64, duplicates: u64) -> AckOutcome {
-    AckOutcome::Stored { stored, duplicates }
+    AckOutcome::Stored {
+        stored,
+        duplicates,
+        reused: false,
+    }
 }
 
 #[test]
@@ -75,10 +79,9 @@ fn a_replayed_batch_is_acknowledged_as_replay_and_stores_nothing() {
     let mut s = memory();
     let evs = [event("u1", 1), event("u2", 2)];
     assert_eq!(send(&mut s, 1, &evs, vec![watermark(0, 10)]), stored(2, 0));
-    // Even with other content: the (agent, epoch, seq) is what identifies it.
-    let more = [event("u3", 3)];
+    // The same content again (its ack was lost): a replay.
     assert_eq!(
-        send(&mut s, 1, &more, vec![watermark(10, 20)]),
+        send(&mut s, 1, &evs, vec![watermark(0, 10)]),
         AckOutcome::Replay
     );
     assert_eq!(s.event_count().unwrap(), 2);
@@ -88,10 +91,35 @@ fn a_replayed_batch_is_acknowledged_as_replay_and_stores_nothing() {
     assert!(!s.is_committed("agent-1", 7, 2).unwrap());
     assert!(!s.is_committed("agent-2", 7, 1).unwrap());
     // Another epoch with the same seq is another batch.
+    let more = [event("u3", 3)];
     let who = peer();
     let (h, p) = encode_batch("agent-1", 8, 1, &more, vec![], 0);
     let b = decode_batch(&h, &p, &who).unwrap();
     assert_eq!(s.commit(&who, &h, &b, 0).unwrap(), stored(1, 0));
+}
+
+#[test]
+fn a_batch_number_reused_with_other_content_is_stored_not_taken_as_a_replay() {
+    // A VM restored from a snapshot: same boot, same epoch, and the agent numbers its
+    // next batches from where the snapshot left it, with lines written since.
+    let mut s = memory();
+    let first = [event("u1", 1), event("u2", 2)];
+    assert_eq!(send(&mut s, 1, &first, vec![]), stored(2, 0));
+    // After the restore: u2 read again, u3 new, under the same number.
+    let again = [event("u2", 2), event("u3", 3)];
+    assert_eq!(
+        send(&mut s, 1, &again, vec![]),
+        AckOutcome::Stored {
+            stored: 1,
+            duplicates: 1,
+            reused: true
+        }
+    );
+    assert_eq!(s.event_count().unwrap(), 3);
+    assert_eq!(s.batch_count().unwrap(), 1);
+    // Its ack lost, the restored agent resends it: now a replay.
+    assert_eq!(send(&mut s, 1, &again, vec![]), AckOutcome::Replay);
+    assert_eq!(s.event_count().unwrap(), 3);
 }
 
 #[test]
@@ -713,10 +741,10 @@ fn a_group_commit_gives_each_batch_its_own_outcome_in_one_transaction() {
     };
     // seq 1 again (a replay), seq 2 new with a re-read u1, seq 3 new, seq 3 again.
     let batches = [
-        mk(1, &[event("u9", 9)]),
+        mk(1, &[event("u1", 1)]),
         mk(2, &[event("u1", 1), event("u2", 2)]),
         mk(3, &[event("u3", 3)]),
-        mk(3, &[event("u4", 4)]),
+        mk(3, &[event("u3", 3)]),
     ];
     let items: Vec<_> = batches.iter().map(|(h, b)| (&who, h, b)).collect();
     assert_eq!(
