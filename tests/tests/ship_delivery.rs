@@ -200,3 +200,88 @@ fn an_aggregator_name_whose_first_address_does_not_answer_is_reached_at_the_next
     assert_eq!(have, N as u64, "{log}");
     assert_exactly_once(&stored, N);
 }
+
+#[test]
+fn a_host_restored_from_a_snapshot_loses_nothing_written_after_the_restore() {
+    // A virtual machine restored from a snapshot: its disk (the logs, the agent's spool and
+    // checkpoints) goes back, the aggregator keeps what it stored since. The agent then
+    // numbered its batches as before (same boot, same epoch) and read new lines at the
+    // offsets the lost ones had: the batches were acknowledged as replays and the events
+    // dropped as duplicates of the old lines (same source, same position), all of it
+    // silently.
+    const N: usize = 3_000;
+    /// Lines `from..to` of the file, tagged (tags of one length give the same offsets).
+    fn lines(from: usize, to: usize, tag: &str) -> String {
+        (from..to)
+            .map(|i| {
+                format!("2026-11-27T10:01:00.{i:06}Z host1 {tag}[7]: distinct line {i} of x\n")
+            })
+            .collect()
+    }
+    let append = |path: &std::path::Path, text: &str| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("append");
+    };
+    let cp = |from: &std::path::Path, to: &std::path::Path| {
+        let _ignored = std::fs::remove_dir_all(to);
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .expect("cp(1)");
+        assert!(st.success());
+    };
+    let scratch = Scratch::new("ship-snapshot");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let (dir, cfg) = enrolled_agent(&scratch, &agg, N, "");
+    let log = scratch.path("logs/app.log");
+    let stored = Stored::open(&agg.db());
+    let run_until = |n: usize| {
+        let agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+        let have = stored.wait_count(n as u64, DEADLINE);
+        let (status, out) = agent.stop();
+        assert!(status.success(), "{out}");
+        assert_eq!(have, n as u64, "{out}");
+        out
+    };
+    run_until(N);
+
+    // The snapshot.
+    cp(&dir, &scratch.path("snap-agent"));
+    std::fs::copy(&log, scratch.path("snap-app.log")).unwrap();
+    // Life after it: lines tagged "pre", shipped and stored.
+    append(&log, &lines(N, 2 * N, "pre"));
+    run_until(2 * N);
+
+    // The restore, then other lines where the "pre" ones were.
+    cp(&scratch.path("snap-agent"), &dir);
+    std::fs::copy(scratch.path("snap-app.log"), &log).unwrap();
+    append(&log, &lines(N, 2 * N, "new"));
+    let out = run_until(3 * N);
+
+    let events = stored.events();
+    let tagged = |tag: &str| {
+        let mine: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| {
+                e["raw_data"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(&format!(" {tag}[7]: ")))
+            })
+            .cloned()
+            .collect();
+        line_numbers(&mine)
+    };
+    for tag in ["pre", "new"] {
+        let seen = tagged(tag);
+        assert_eq!(seen.len(), N, "{tag} lines stored\n{out}");
+        assert!(seen.values().all(|&c| c == 1), "{tag} lines stored twice");
+    }
+    assert_eq!(line_numbers(&events).len(), 2 * N);
+    assert_eq!(events.len(), 3 * N);
+}

@@ -263,7 +263,7 @@ impl Normalizer {
                 ..Envelope::default()
             }
         };
-        let mut ev = self.base_event(&rec, &env, &text);
+        let mut ev = self.base_event(&rec, &env, &text, text.as_bytes());
         if truncated {
             ev.metadata.is_truncated = Some(true);
             ev.metadata.untruncated_size = Some(untruncated as u64);
@@ -318,7 +318,10 @@ impl Normalizer {
                 let mut fields = entry.text();
                 let cut = fields.cut_message(max).is_some();
                 let env = entry.envelope(&fields);
-                let mut ev = self.base_event(&rec, &env, raw);
+                // The JSON's field order changes from one journalctl run to the next; the
+                // cursor is the entry's own (its `x=` hashes the entry's fields).
+                let same = entry.__CURSOR.as_deref().unwrap_or(raw);
+                let mut ev = self.base_event(&rec, &env, raw, same.as_bytes());
                 flag(self, &mut ev, cut);
                 journal_extras(&mut ev, &entry);
                 self.parse_message(&rec, &env, ev);
@@ -330,7 +333,7 @@ impl Normalizer {
                     error: Some(why),
                     ..Envelope::default()
                 };
-                let mut ev = self.base_event(&rec, &env, raw);
+                let mut ev = self.base_event(&rec, &env, raw, raw.as_bytes());
                 flag(self, &mut ev, false);
                 if rx.cut_from.is_some() {
                     ev.note_parse_error(format!(
@@ -398,7 +401,15 @@ impl Normalizer {
         }
     }
 
-    fn base_event(&mut self, rec: &Record<'_>, env: &Envelope<'_>, raw: &str) -> Box<Event> {
+    /// The event every record starts as; `same` is what makes it the same record when read
+    /// again (its bytes, for most), for its uid.
+    fn base_event(
+        &mut self,
+        rec: &Record<'_>,
+        env: &Envelope<'_>,
+        raw: &str,
+        same: &[u8],
+    ) -> Box<Event> {
         let peer = rec.peer.map(|p| self.peer_text(p));
         let (time, offset) = match env.time {
             Some(t) => (t.ms, Some(t.offset_min)),
@@ -407,7 +418,14 @@ impl Normalizer {
         let mut ev = Box::new(Event::new(Class::Base, 0, time, self.product.clone()));
         ev.timezone_offset = offset;
         let md = &mut ev.metadata;
-        md.uid = Some(event_uid(rec.src.uid_key.as_ref().unwrap_or(&rec.src.id), rec.seq).into());
+        md.uid = Some(
+            event_uid(
+                rec.src.uid_key.as_ref().unwrap_or(&rec.src.id),
+                rec.seq,
+                same,
+            )
+            .into(),
+        );
         md.sequence = Some(rec.seq as i64);
         md.log_source = Some(match &self.log_source {
             Some(id) if **id == *rec.src.id => id.clone(),
