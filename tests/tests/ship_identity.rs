@@ -151,6 +151,23 @@ fn the_event_channel_refuses_no_certificate_another_cas_certificate_and_a_revoke
     assert!(e.contains("revoked"), "{e}");
     // The server says why in its log (waited for: the line may trail the close).
     agg.wait_log(&format!("{id} is revoked"));
+
+    // The database replaced (deleted, or restored from a backup older than the
+    // revocation): the revoked agent is not let back in, nor is any agent the registry
+    // does not know, though their certificates are the CA's.
+    agg.pause();
+    for f in ["events.db", "events.db-wal", "events.db-shm"] {
+        let _ignored = std::fs::remove_file(agg.state.join(f));
+    }
+    agg.resume();
+    let e = raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key")))).unwrap_err();
+    assert!(e.contains("not enrolled here"), "{e}");
+    agg.wait_log(&format!("{id} is not enrolled here"));
+    // Enrolling again lets it in.
+    let again = scratch.path("agent-again");
+    enroll_ok(&again, &agg.server(), &agg.token("default", "1h"));
+    let pem = |n: &str| std::fs::read_to_string(again.join("identity").join(n)).unwrap();
+    raw_connect(&agg, Some((pem("agent.pem"), pem("agent.key")))).expect("enrolled again");
 }
 
 #[test]

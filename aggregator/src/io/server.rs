@@ -22,7 +22,7 @@ use crate::core::ingest::{Peer, decode_batch};
 use crate::identity::authority::{new_agent_id, valid_tenant};
 use crate::identity::token::{parse_credential, secret_hash};
 use crate::identity::{Authority, CertIdentity, cert_identity};
-use crate::store::{AgentRecord, AgentState, EventStore, Registry};
+use crate::store::{Admission, AgentRecord, AgentState, EventStore, Registry};
 
 /// Why the server closed a connection (QUIC application close codes).
 pub mod close {
@@ -40,6 +40,10 @@ pub mod close {
     pub const STALLED: u32 = 5;
     /// Too many enrollments at once; the agent tries again later.
     pub const BUSY: u32 = 6;
+    /// The agent is not in the registry (enrolled with another database).
+    pub const UNKNOWN: u32 = 7;
+    /// The registry could not be read; the agent tries again later.
+    pub const UNAVAILABLE: u32 = 8;
 }
 
 /// What every connection handler shares.
@@ -323,12 +327,22 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }))
     }
 
-    async fn revoked(&self, agent_id: &str) -> Result<bool, ConnError> {
+    /// Whether the agent may connect ([`Registry::admission`]); a registry that cannot be
+    /// read admits no one (the agent is told to come back, not that it was revoked).
+    async fn admitted(&self, conn: &Connection, agent_id: &str) -> Result<(), ConnError> {
         let id = agent_id.to_owned();
-        Ok(self
-            .store
-            .call(move |s| s.is_revoked(&id).unwrap_or(true))
-            .await?)
+        match self.store.call(move |s| s.admission(&id)).await? {
+            Ok(a) => refuse_unless_active(conn, a, agent_id),
+            Err(e) => {
+                conn.close(
+                    VarInt::from_u32(close::UNAVAILABLE),
+                    b"the registry is unavailable, try again",
+                );
+                Err(ConnError::Protocol(format!(
+                    "reading whether {agent_id} may connect: {e}"
+                )))
+            }
+        }
     }
 
     /// An enrolled agent's connection: a control stream and batch streams.
@@ -337,10 +351,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         conn: &Connection,
         id: CertIdentity,
     ) -> Result<(), ConnError> {
-        if self.revoked(&id.agent_id).await? {
-            conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
-            return Err(ConnError::Protocol(format!("{} is revoked", id.agent_id)));
-        }
+        self.admitted(conn, &id.agent_id).await?;
         let peer = Arc::new(Peer {
             agent_id: id.agent_id.clone(),
             tenant: id.tenant.clone(),
@@ -470,7 +481,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     .commit(peer.clone(), header, batch, now_ms())
                     .await?
                 {
-                    Ok(Some(o)) => {
+                    Ok(Ok(o)) => {
                         if matches!(o, wire::AckOutcome::Stored { reused: true, .. }) {
                             eprintln!(
                                 "vedette-aggregator: {} sent batch {epoch:016x}/{seq} again with other content: its numbering went back (its disk restored from a snapshot?); stored as new",
@@ -479,10 +490,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                         }
                         o
                     }
-                    Ok(None) => {
-                        conn.close(VarInt::from_u32(close::REVOKED), b"agent revoked");
-                        return Err(ConnError::Protocol(format!("{} is revoked", peer.agent_id)));
-                    }
+                    Ok(Err(a)) => return refuse_unless_active(conn, a, &peer.agent_id),
                     // Not acknowledged: the agent resends on its next connection.
                     Err(e) => {
                         eprintln!(
@@ -598,6 +606,19 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             cert_pem: issued.cert_pem,
         })
     }
+}
+
+/// Closes `conn` with the code and reason of `a` unless the agent is active.
+fn refuse_unless_active(conn: &Connection, a: Admission, agent_id: &str) -> Result<(), ConnError> {
+    let Some(why) = a.refusal(agent_id) else {
+        return Ok(());
+    };
+    let (code, reason): (u32, &[u8]) = match a {
+        Admission::Unknown => (close::UNKNOWN, b"agent not enrolled here, enroll it again"),
+        _ => (close::REVOKED, b"agent revoked"),
+    };
+    conn.close(VarInt::from_u32(code), reason);
+    Err(ConnError::Protocol(why))
 }
 
 fn apply_heartbeat(state: &mut AgentState, hb: &Heartbeat, _now: i64) {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use vedette_schemas::wire::{AckOutcome, BatchHeader};
 
 use crate::core::ingest::{DecodedBatch, Peer};
-use crate::store::{EventStore, Registry, StoreError};
+use crate::store::{Admission, EventStore, Registry, StoreError};
 
 type Call<S> = Box<dyn FnOnce(&mut S) + Send>;
 
@@ -20,7 +20,7 @@ struct Commit {
     header: BatchHeader,
     batch: DecodedBatch,
     now_ms: i64,
-    reply: oneshot::Sender<Result<Option<AckOutcome>, StoreError>>,
+    reply: oneshot::Sender<Result<Result<AckOutcome, Admission>, StoreError>>,
 }
 
 enum Job<S> {
@@ -130,15 +130,16 @@ impl<S: EventStore + Registry + Send + 'static> StoreHandle<S> {
         orx.await.map_err(|_| StoreGone)
     }
 
-    /// Commits a batch, with whatever other batches are queued at the same moment; `None`
-    /// when the agent turned out to be revoked (nothing stored). Resolves once committed.
+    /// Commits a batch, with whatever other batches are queued at the same moment; `Err`
+    /// with the reason when the agent turned out to be revoked or unknown (nothing stored).
+    /// Resolves once committed.
     pub async fn commit(
         &self,
         peer: Arc<Peer>,
         header: BatchHeader,
         batch: DecodedBatch,
         now_ms: i64,
-    ) -> Result<Result<Option<AckOutcome>, StoreError>, StoreGone> {
+    ) -> Result<Result<Result<AckOutcome, Admission>, StoreError>, StoreGone> {
         let (reply, orx) = oneshot::channel();
         self.send(Job::Commit(Box::new(Commit {
             peer,
@@ -160,18 +161,18 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
     // be read stores nothing (fail closed) but is no revocation either: telling the agent
     // it was revoked over a busy or failing database would be false, so its batch gets
     // the error, is not acknowledged, and comes again.
-    let revoked: Vec<Result<bool, String>> = group
+    let revoked: Vec<Result<Admission, String>> = group
         .iter()
         .map(|c| {
             store
-                .is_revoked(&c.peer.agent_id)
+                .admission(&c.peer.agent_id)
                 .map_err(|e| format!("reading whether {} is revoked: {e}", c.peer.agent_id))
         })
         .collect();
     let items: Vec<(&Peer, &BatchHeader, &DecodedBatch)> = group
         .iter()
         .zip(&revoked)
-        .filter(|(_, r)| matches!(r, Ok(false)))
+        .filter(|(_, r)| matches!(r, Ok(Admission::Active)))
         .map(|(c, _)| (&*c.peer, &c.header, &c.batch))
         .collect();
     let now = group.iter().map(|c| c.now_ms).max().unwrap_or(0);
@@ -186,8 +187,11 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
             let mut outcomes = outcomes.into_iter();
             for (c, r) in group.into_iter().zip(revoked) {
                 let answer = match r {
-                    Ok(true) => Ok(None),
-                    Ok(false) => Ok(outcomes.next()),
+                    Ok(Admission::Active) => match outcomes.next() {
+                        Some(o) => Ok(Ok(o)),
+                        None => Err(StoreError::Group("no outcome for a batch".into())),
+                    },
+                    Ok(a) => Ok(Err(a)),
                     Err(why) => Err(StoreError::Group(why)),
                 };
                 let _ignored = c.reply.send(answer);
@@ -213,7 +217,7 @@ mod tests {
         seq: u64,
     ) -> (
         Commit,
-        oneshot::Receiver<Result<Option<AckOutcome>, StoreError>>,
+        oneshot::Receiver<Result<Result<AckOutcome, Admission>, StoreError>>,
     ) {
         let who = peer();
         let (header, payload) = encode_batch(
@@ -236,6 +240,40 @@ mod tests {
         (commit, rx)
     }
 
+    fn register(store: &mut SqliteStore, id: &str) {
+        store
+            .register_agent(&crate::store::AgentRecord {
+                agent_id: id.into(),
+                tenant: "acme".into(),
+                hostname: "web-01".into(),
+                cert_serial: "01".into(),
+                not_after_ms: i64::MAX,
+                enrolled_ms: 0,
+            })
+            .expect("register");
+    }
+
+    /// A batch of an agent the registry does not know (its database replaced since it
+    /// enrolled) or has revoked is not stored, and the answer says which.
+    #[test]
+    fn batches_of_unknown_and_revoked_agents_are_refused() {
+        let mut store = SqliteStore::open_in_memory(SqliteConfig::default()).expect("open");
+        let (c, mut rx) = commit_of(1);
+        commit_group(&mut store, vec![c]);
+        assert!(matches!(rx.try_recv(), Ok(Ok(Err(Admission::Unknown)))));
+        register(&mut store, "agent-1");
+        let (c, mut rx) = commit_of(2);
+        commit_group(&mut store, vec![c]);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Ok(Ok(AckOutcome::Stored { .. })))
+        ));
+        store.revoke_agent("agent-1", 5).expect("revoke");
+        let (c, mut rx) = commit_of(3);
+        commit_group(&mut store, vec![c]);
+        assert!(matches!(rx.try_recv(), Ok(Ok(Err(Admission::Revoked)))));
+    }
+
     /// The agents table unreadable (here renamed away underneath the store): the batch is
     /// not stored and not acknowledged, and the agent is not told it was revoked (which
     /// closed its connection as revoked over a database error).
@@ -244,12 +282,13 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("vedette-store-thread-{}.db", std::process::id()));
         let mut store = SqliteStore::open(&path, SqliteConfig::default()).expect("open");
+        register(&mut store, "agent-1");
         let (c, mut rx) = commit_of(1);
         commit_group(&mut store, vec![c]);
         assert!(
             matches!(
                 rx.try_recv(),
-                Ok(Ok(Some(AckOutcome::Stored { stored: 1, .. })))
+                Ok(Ok(Ok(AckOutcome::Stored { stored: 1, .. })))
             ),
             "readable: stored"
         );

@@ -12,7 +12,7 @@
 //! (the agent will send the batch again, and that is safe, see [`EventStore::commit`]).
 //!
 //! The server's call order for one batch stream, `peer` read from the client certificate
-//! (and checked against [`Registry::is_revoked`] at connection time):
+//! (and checked against [`Registry::admission`] at connection time):
 //!
 //! ```text
 //! read header frame, then exactly header.zstd_len payload bytes (<= wire::MAX_PAYLOAD)
@@ -188,6 +188,30 @@ impl From<rusqlite::Error> for TokenError {
     }
 }
 
+/// Whether an agent's certificate is taken ([`Registry::admission`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Enrolled here and not revoked.
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Not in this registry.
+    Unknown,
+}
+
+impl Admission {
+    /// Why a connection or batch of the agent is refused, if it is.
+    pub fn refusal(self, agent_id: &str) -> Option<String> {
+        match self {
+            Self::Active => None,
+            Self::Revoked => Some(format!("{agent_id} is revoked")),
+            Self::Unknown => Some(format!(
+                "{agent_id} is not enrolled here (its registry entry is gone: the database was replaced?); enroll it again"
+            )),
+        }
+    }
+}
+
 /// An enrolled agent, as recorded at enrollment (and renewal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRecord {
@@ -275,9 +299,12 @@ pub trait Registry: Send {
     /// second revocation keeps the first time.
     fn revoke_agent(&mut self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError>;
 
-    /// Whether the agent is revoked. An unknown agent is not revoked (the certificate
-    /// check decides whether it exists).
-    fn is_revoked(&self, agent_id: &str) -> Result<bool, StoreError>;
+    /// Whether the agent's certificate is taken: only an agent the registry knows and has
+    /// not revoked is. An unknown one is refused: its certificate is the CA's, but the
+    /// registry that would say it was revoked is not the one it enrolled in (a database
+    /// deleted or restored from an older backup, which would otherwise let every agent
+    /// revoked since back in).
+    fn admission(&self, agent_id: &str) -> Result<Admission, StoreError>;
 
     /// One agent.
     fn agent(&self, agent_id: &str) -> Result<Option<AgentInfo>, StoreError>;

@@ -52,7 +52,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use vedette_schemas::wire::{AckOutcome, BatchHeader};
 
 use super::{
-    AgentInfo, AgentRecord, AgentState, EventStore, Gap, Registry, StoreError, TokenError,
+    Admission, AgentInfo, AgentRecord, AgentState, EventStore, Gap, Registry, StoreError,
+    TokenError,
 };
 use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer, Row};
 use crate::core::ipfilter::{Side, may_contain};
@@ -811,13 +812,17 @@ impl Registry for SqliteStore {
         Ok(n > 0)
     }
 
-    fn is_revoked(&self, agent_id: &str) -> Result<bool, StoreError> {
+    fn admission(&self, agent_id: &str) -> Result<Admission, StoreError> {
         let revoked: Option<bool> = self
             .conn
             .prepare_cached("SELECT revoked_ms IS NOT NULL FROM agents WHERE agent_id = ?1")?
             .query_row([agent_id], |r| r.get(0))
             .optional()?;
-        Ok(revoked.unwrap_or(false))
+        Ok(match revoked {
+            None => Admission::Unknown,
+            Some(true) => Admission::Revoked,
+            Some(false) => Admission::Active,
+        })
     }
 
     fn agent(&self, agent_id: &str) -> Result<Option<AgentInfo>, StoreError> {

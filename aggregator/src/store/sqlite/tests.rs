@@ -570,13 +570,14 @@ fn agents_register_renew_report_and_get_revoked() {
         ..seen
     };
     assert_eq!(a.state, Some(want));
-    assert!(!s.is_revoked("agent-1").unwrap());
+    assert_eq!(s.admission("agent-1").unwrap(), Admission::Active);
     assert!(s.revoke_agent("agent-1", 7_000).unwrap());
     assert!(s.revoke_agent("agent-1", 9_000).unwrap());
     assert!(!s.revoke_agent("agent-x", 7_000).unwrap());
-    assert!(s.is_revoked("agent-1").unwrap());
-    assert!(!s.is_revoked("agent-0").unwrap());
-    assert!(!s.is_revoked("agent-x").unwrap());
+    assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
+    assert_eq!(s.admission("agent-0").unwrap(), Admission::Active);
+    // A certificate of this CA for an agent the registry does not know is not taken.
+    assert_eq!(s.admission("agent-x").unwrap(), Admission::Unknown);
     assert_eq!(s.agent("agent-1").unwrap().unwrap().revoked_ms, Some(7_000));
     let ids: Vec<_> = s
         .list_agents()
@@ -617,7 +618,7 @@ fn everything_persists_across_a_reopen() {
         s.consume_token("t2", [2; 32], "h", "agent-2", 2).unwrap(),
         "acme"
     );
-    assert!(s.is_revoked("agent-1").unwrap());
+    assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
     let version: i64 = s
         .conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
