@@ -12,6 +12,10 @@ use vedette_schemas::wire::{AckOutcome, BatchHeader};
 use crate::core::ingest::{DecodedBatch, Peer};
 use crate::store::{Admission, EventStore, Registry, StoreError};
 
+/// What a committed batch gets: its outcome, or the agent's refusal (revoked, unknown);
+/// `Err` when nothing could be committed.
+pub type Reply = Result<Result<AckOutcome, Admission>, StoreError>;
+
 type Call<S> = Box<dyn FnOnce(&mut S) + Send>;
 
 /// A batch to commit and where its outcome goes (`None`: the agent is revoked).
@@ -20,7 +24,7 @@ struct Commit {
     header: BatchHeader,
     batch: DecodedBatch,
     now_ms: i64,
-    reply: oneshot::Sender<Result<Result<AckOutcome, Admission>, StoreError>>,
+    reply: oneshot::Sender<Reply>,
 }
 
 enum Job<S> {
@@ -139,7 +143,7 @@ impl<S: EventStore + Registry + Send + 'static> StoreHandle<S> {
         header: BatchHeader,
         batch: DecodedBatch,
         now_ms: i64,
-    ) -> Result<Result<Result<AckOutcome, Admission>, StoreError>, StoreGone> {
+    ) -> Result<Reply, StoreGone> {
         let (reply, orx) = oneshot::channel();
         self.send(Job::Commit(Box::new(Commit {
             peer,
@@ -213,12 +217,7 @@ mod tests {
     use crate::core::ingest::{decode_batch, encode_batch};
     use crate::store::sqlite::{SqliteConfig, SqliteStore};
 
-    fn commit_of(
-        seq: u64,
-    ) -> (
-        Commit,
-        oneshot::Receiver<Result<Result<AckOutcome, Admission>, StoreError>>,
-    ) {
+    fn commit_of(seq: u64) -> (Commit, oneshot::Receiver<Reply>) {
         let who = peer();
         let (header, payload) = encode_batch(
             &who.agent_id,
