@@ -12,6 +12,9 @@
 //! [store]
 //! synchronous = "full"                        # or "normal": faster, may lose the last
 //!                                             # commits on power loss (never on a crash)
+//! retention = "90d"                           # events older than this (event time) are
+//!                                             # deleted, at start and hourly; default:
+//!                                             # kept for ever
 //! ```
 
 use std::net::SocketAddr;
@@ -56,6 +59,9 @@ pub struct StoreSection {
     /// SQLite's `synchronous`: `full` (default) or `normal`.
     #[serde(default)]
     pub synchronous: Synchronous,
+    /// How long events are kept (`90d`), by event time; none: for ever.
+    #[serde(default)]
+    pub retention: Option<String>,
 }
 
 /// SQLite durability.
@@ -141,6 +147,20 @@ impl Config {
                 ),
             });
         }
+        if let Some(r) = &cfg.store.retention
+            && parse_duration_ms(r).is_none_or(|ms| ms < 3_600_000)
+        {
+            let at = text.find("retention").unwrap_or(0);
+            let (line, col) = line_col(text, at);
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                line,
+                col,
+                msg: format!(
+                    "store.retention: {r:?}: want a duration like 90d, of an hour at least"
+                ),
+            });
+        }
         let stall = parse_duration_ms(&cfg.aggregator.stall_timeout);
         if !stall.is_some_and(|ms| (1_000..=3_600_000).contains(&ms)) {
             let at = text.find("stall_timeout").unwrap_or(0);
@@ -156,6 +176,11 @@ impl Config {
             });
         }
         Ok(cfg)
+    }
+
+    /// How long events are kept, ms (checked at load); `None`: for ever.
+    pub fn retention_ms(&self) -> Option<i64> {
+        self.store.retention.as_deref().and_then(parse_duration_ms)
     }
 
     /// The stall timeout, ms (checked at load).
@@ -217,6 +242,20 @@ mod tests {
         assert_eq!(c.cert_lifetime_ms(), 30 * 86_400_000);
         assert_eq!(c.store.synchronous, Synchronous::Full);
         assert_eq!(c.stall_ms(), 30_000);
+        assert_eq!(c.retention_ms(), None);
+        let c = Config::parse(
+            "[aggregator]\nstate_dir = \"/x\"\n[store]\nretention = \"90d\"\n",
+            p,
+        )
+        .unwrap();
+        assert_eq!(c.retention_ms(), Some(90 * 86_400_000));
+        let e = Config::parse(
+            "[aggregator]\nstate_dir = \"/x\"\n[store]\nretention = \"5m\"\n",
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":4:1:") && e.contains("store.retention"), "{e}");
         let e = Config::parse(
             "[aggregator]\nstate_dir = \"/x\"\n\nstall_timeout = \"0s\"\n",
             p,

@@ -18,7 +18,7 @@ use vedette_aggregator::io::state::{self, StatePaths};
 use vedette_aggregator::io::store_thread::StoreHandle;
 use vedette_aggregator::io::tls::server_config;
 use vedette_aggregator::store::sqlite::{self, SqliteConfig, SqliteStore};
-use vedette_aggregator::store::{EventStore, Registry};
+use vedette_aggregator::store::{EventStore, Pruned, Registry};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -92,6 +92,15 @@ enum Cmd {
     Gaps {
         #[command(flatten)]
         state: StateArgs,
+    },
+    /// Delete events older than a duration (by event time), now; `serve` does it at start
+    /// and hourly for `[store] retention`.
+    Prune {
+        #[command(flatten)]
+        state: StateArgs,
+        /// How old (`90d`, `12h`).
+        #[arg(long)]
+        older_than: String,
     },
     /// Stored events, newest first, one JSON object per line: all of them in the time
     /// range, or those with a class, host, user or address.
@@ -283,6 +292,25 @@ fn main() -> anyhow::Result<()> {
                 println!("{e}");
             }
         }
+        Cmd::Prune { state, older_than } => {
+            let age = parse_duration_ms(&older_than).with_context(|| {
+                format!("--older-than {older_than:?}: want a duration like 90d")
+            })?;
+            let mut store = open_store(&state.dir()?, Synchronous::Full)?;
+            let before = now_ms() - age;
+            let mut total = Pruned::default();
+            loop {
+                let p = store.prune(before, PRUNE_SLICE)?;
+                add_pruned(&mut total, p);
+                if p.chunks < PRUNE_SLICE as u64 {
+                    break;
+                }
+            }
+            println!(
+                "pruned {} events ({} chunks) and {} batch records older than {older_than}",
+                total.events, total.chunks, total.batches
+            );
+        }
         Cmd::Gaps { state } => {
             let store = open_store(&state.dir()?, Synchronous::Full)?;
             let mut any = false;
@@ -351,6 +379,9 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             endpoint.clone(),
             server.authority.cert_pem().to_owned(),
         ));
+        let pruner = cfg
+            .retention_ms()
+            .map(|age| tokio::spawn(prune_periodically(handle.clone(), age)));
         let reporter = report_every
             .filter(|&s| s > 0)
             .map(|secs| tokio::spawn(report(handle.clone(), Duration::from_secs(secs))));
@@ -361,6 +392,9 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
         );
         accept.abort();
         renewer.abort();
+        if let Some(p) = pruner {
+            p.abort();
+        }
         if let Some(r) = reporter {
             r.abort();
         }
@@ -436,6 +470,53 @@ async fn renew_periodically(paths: StatePaths, endpoint: quinn::Endpoint, ca_pem
 }
 
 /// Prints the events per class and the rate since the last report.
+/// Chunks a prune deletes per transaction: ingest waits for one slice at most.
+const PRUNE_SLICE: usize = 1000;
+
+/// How often `serve` prunes.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn add_pruned(total: &mut Pruned, p: Pruned) {
+    total.chunks += p.chunks;
+    total.events += p.events;
+    total.batches += p.batches;
+}
+
+/// Deletes events older than `age_ms` at start and every [`PRUNE_EVERY`], a slice at a
+/// time, so batches commit in between.
+async fn prune_periodically(store: StoreHandle<SqliteStore>, age_ms: i64) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let before = now_ms() - age_ms;
+        let mut total = Pruned::default();
+        loop {
+            match store.call(move |s| s.prune(before, PRUNE_SLICE)).await {
+                Ok(Ok(p)) => {
+                    add_pruned(&mut total, p);
+                    if p.chunks < PRUNE_SLICE as u64 {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    eprintln!("vedette-aggregator: pruning: {e}");
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+        if total != Pruned::default() {
+            eprintln!(
+                "vedette-aggregator: retention: deleted {} events ({} chunks) and {} batch records older than {} days",
+                total.events,
+                total.chunks,
+                total.batches,
+                age_ms / 86_400_000
+            );
+        }
+    }
+}
+
 async fn report(store: StoreHandle<SqliteStore>, every: Duration) {
     let mut last: u64 = 0;
     let mut tick = tokio::time::interval(every);

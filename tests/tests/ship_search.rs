@@ -159,3 +159,76 @@ fn events_by_time_class_host_user_and_address_are_what_a_scan_finds_newest_first
         cli_uids(&["events", "--state-dir", state, "--class", &c]),
     );
 }
+
+#[test]
+fn events_past_the_retention_are_pruned_at_start_and_on_demand() {
+    // Without retention the store only grew: a SOC keeps a set number of days, and the
+    // disk under the aggregator is not infinite.
+    use super::support::aggregator::{enrolled_agent, line_numbers};
+    const OLD: usize = 500;
+    const NEW: usize = 300;
+    let scratch = Scratch::new("ship-retention");
+    let mut agg =
+        RunningAggregator::start_with(&scratch, "agg", None, "\n[store]\nretention = \"30d\"\n");
+    let (_, cfg) = enrolled_agent(&scratch, &agg, 0, "");
+    // Events of 2020 first, then recent ones, so no batch holds both.
+    let old: String = (0..OLD)
+        .map(|i| {
+            format!(
+                "2020-01-01T00:00:{:02}Z host1 app[1]: distinct line {i} of old\n",
+                i % 60
+            )
+        })
+        .collect();
+    scratch.write("logs/old.log", old.as_bytes());
+    let agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+    let stored = Stored::open(&agg.db());
+    assert_eq!(
+        stored.wait_count(OLD as u64, Duration::from_secs(60)),
+        OLD as u64
+    );
+    // Two hours ago: inside 30 days, outside an hour, whenever the test runs.
+    let recent =
+        jiff::Timestamp::from_millisecond(vedette_aggregator::io::clock::now_ms() - 2 * 3_600_000)
+            .expect("a time");
+    let new: String = (0..NEW)
+        .map(|i| format!("{recent} host1 app[1]: distinct line {i} of new\n"))
+        .collect();
+    scratch.write("logs/new.log", new.as_bytes());
+    assert_eq!(
+        stored.wait_count((OLD + NEW) as u64, Duration::from_secs(60)),
+        (OLD + NEW) as u64
+    );
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    // A restart prunes at start: the 2020 events go, the recent ones stay.
+    agg.pause();
+    agg.resume();
+    let line = agg.wait_log("retention: deleted");
+    assert!(line.contains(&format!("deleted {OLD} events")), "{line}");
+    let stored = Stored::open(&agg.db());
+    assert_eq!(stored.count(), NEW as u64);
+    assert_eq!(line_numbers(&stored.events()).len(), NEW);
+    let state = agg.state.to_str().unwrap().to_owned();
+    let stats = aggregator_cli(&["stats", "--state-dir", &state]);
+    assert!(stats.contains(&format!("events: {NEW}")), "{stats}");
+    let hosts = aggregator_cli(&[
+        "events",
+        "--state-dir",
+        &state,
+        "--host",
+        "host1",
+        "--limit",
+        "1000",
+    ]);
+    assert_eq!(hosts.lines().count(), NEW, "{hosts}");
+
+    // On demand, while it serves: none of what is left is 30 days old; all of it is an
+    // hour old.
+    let none = aggregator_cli(&["prune", "--state-dir", &state, "--older-than", "30d"]);
+    assert!(none.starts_with("pruned 0 events"), "{none}");
+    let all = aggregator_cli(&["prune", "--state-dir", &state, "--older-than", "1h"]);
+    assert!(all.starts_with(&format!("pruned {NEW} events")), "{all}");
+    assert_eq!(stored.count(), 0);
+}

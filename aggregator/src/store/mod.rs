@@ -123,6 +123,13 @@ pub trait EventStore: Send {
             .collect()
     }
 
+    /// Deletes what is older than `before_ms`, at most `max_chunks` chunks of events at a
+    /// time (call again while it deleted some, so ingest waits for one slice at most):
+    /// the events of every chunk whose newest event time is before it (an event newer
+    /// than that keeps its chunk's older ones), their search entries and class counts;
+    /// then the batch records (replay keys) and watermarks committed before it.
+    fn prune(&mut self, before_ms: i64, max_chunks: usize) -> Result<Pruned, StoreError>;
+
     /// Events stored, all tenants.
     fn event_count(&self) -> Result<u64, StoreError>;
 
@@ -159,6 +166,17 @@ pub trait EventStore: Send {
     /// source may start being read anywhere, e.g. at the end of an existing file). Empty
     /// ranges (`first == end`) cover nothing and split nothing.
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError>;
+}
+
+/// What one [`EventStore::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Chunks of events.
+    pub chunks: u64,
+    /// Events.
+    pub events: u64,
+    /// Batch records.
+    pub batches: u64,
 }
 
 /// Why an enrollment token was not accepted. Only [`TokenError::Store`] is our fault.

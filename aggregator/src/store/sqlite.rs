@@ -52,7 +52,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use vedette_schemas::wire::{AckOutcome, BatchHeader};
 
 use super::{
-    Admission, AgentInfo, AgentRecord, AgentState, EventStore, Gap, Registry, StoreError,
+    Admission, AgentInfo, AgentRecord, AgentState, EventStore, Gap, Pruned, Registry, StoreError,
     TokenError,
 };
 use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer, Row};
@@ -305,6 +305,9 @@ impl SqliteStore {
         // instead of 4 writes each such page back once per many batches (measured with
         // per-event random uids: 18k -> 28k rows/s on 300k real events).
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+        // The WAL file is cut back to this after a checkpoint instead of staying at its
+        // largest size for ever.
+        conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
         Ok(Self { conn })
@@ -499,6 +502,86 @@ impl EventStore for SqliteStore {
             .prepare_cached("SELECT coalesce(sum(events), 0) FROM class_counts")?
             .query_row([], |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn prune(&mut self, before_ms: i64, max_chunks: usize) -> Result<Pruned, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut pruned = Pruned::default();
+        let old: Vec<(i64, String, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, tenant, first_id, last_id FROM chunks WHERE last_time < ?1 \
+                 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![before_ms, max_chunks as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        if !old.is_empty() {
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS pruned_chunks (id INTEGER PRIMARY KEY); \
+                 DELETE FROM temp.pruned_chunks;",
+            )?;
+            let mut per_class: Vec<((String, u32), i64)> = Vec::new();
+            {
+                let mut classes = tx.prepare_cached(
+                    "SELECT class_uid, count(*) FROM events \
+                     WHERE id BETWEEN ?1 AND ?2 AND chunk = ?3 GROUP BY class_uid",
+                )?;
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM events WHERE id BETWEEN ?1 AND ?2 AND chunk = ?3",
+                )?;
+                let mut mark = tx.prepare_cached("INSERT INTO temp.pruned_chunks VALUES (?1)")?;
+                for (id, tenant, first, last) in &old {
+                    let mut rows = classes.query(params![first, last, id])?;
+                    while let Some(r) = rows.next()? {
+                        let key = (tenant.clone(), r.get::<_, u32>(0)?);
+                        let n: i64 = r.get(1)?;
+                        match per_class.iter_mut().find(|(k, _)| *k == key) {
+                            Some((_, m)) => *m += n,
+                            None => per_class.push((key, n)),
+                        }
+                    }
+                    pruned.events += delete.execute(params![first, last, id])? as u64;
+                    mark.execute([id])?;
+                }
+                let mut count = tx.prepare_cached(
+                    "UPDATE class_counts SET events = max(events - ?3, 0) \
+                     WHERE tenant = ?1 AND class_uid = ?2",
+                )?;
+                for ((tenant, class_uid), n) in per_class {
+                    count.execute(params![tenant, class_uid, n])?;
+                }
+            }
+            // A chunk's search entries end no later than its newest event.
+            tx.prepare_cached(
+                "DELETE FROM postings WHERE last_time < ?1 \
+                 AND chunk IN (SELECT id FROM temp.pruned_chunks)",
+            )?
+            .execute([before_ms])?;
+            pruned.chunks = tx
+                .prepare_cached(
+                    "DELETE FROM chunks WHERE id IN (SELECT id FROM temp.pruned_chunks)",
+                )?
+                .execute([])? as u64;
+        }
+        if old.len() < max_chunks {
+            // The chunks are done: the batch records and watermarks of the same age.
+            pruned.batches = tx
+                .prepare_cached("DELETE FROM batches WHERE committed_ms < ?1")?
+                .execute([before_ms])? as u64;
+            if pruned.batches > 0 {
+                tx.prepare_cached(
+                    "DELETE FROM watermarks WHERE NOT EXISTS (SELECT 1 FROM batches b \
+                     WHERE b.agent_id = watermarks.agent_id AND b.epoch = watermarks.epoch \
+                     AND b.seq = watermarks.seq)",
+                )?
+                .execute([])?;
+            }
+        }
+        tx.commit()?;
+        Ok(pruned)
     }
 
     fn counts_by_class(&self) -> Result<Vec<(u32, u64)>, StoreError> {

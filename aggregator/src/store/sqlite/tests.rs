@@ -931,3 +931,81 @@ fn rows_inserted_in_groups_keep_their_lines_and_repeats_inside_a_group_count_rig
     newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, newest_first);
 }
+
+#[test]
+fn pruning_deletes_old_chunks_whole_and_keeps_counts_and_searches_right() {
+    let mut s = memory();
+    // Two old chunks (one with another user), one recent, one mixed (its newest event is
+    // recent: it stays whole).
+    let mut eve = event("o3", 30);
+    eve["user"]["name"] = json!("eve");
+    assert_eq!(
+        send(
+            &mut s,
+            1,
+            &[event("o1", 10), event("o2", 20)],
+            vec![watermark(0, 10)]
+        ),
+        stored(2, 0)
+    );
+    assert_eq!(
+        send(&mut s, 2, &[eve], vec![watermark(10, 20)]),
+        stored(1, 0)
+    );
+    assert_eq!(
+        send(&mut s, 3, &[event("n1", 5_000)], vec![watermark(20, 30)]),
+        stored(1, 0)
+    );
+    assert_eq!(
+        send(
+            &mut s,
+            4,
+            &[event("m1", 40), event("m2", 6_000)],
+            vec![watermark(30, 40)]
+        ),
+        stored(2, 0)
+    );
+    // One chunk at a time: the batch records wait until the chunks are done.
+    let first = s.prune(1_000, 1).unwrap();
+    assert_eq!((first.chunks, first.events, first.batches), (1, 2, 0));
+    let second = s.prune(1_000, 1).unwrap();
+    assert_eq!((second.chunks, second.events), (1, 1));
+    // Batches committed before 1_003 (send commits at 1_000 + seq): seqs 1 and 2.
+    let third = s.prune(1_003, 1).unwrap();
+    assert_eq!((third.chunks, third.events, third.batches), (0, 0, 2));
+    assert_eq!(s.event_count().unwrap(), 3);
+    assert_eq!(s.counts_by_class().unwrap(), vec![(3002, 3)]);
+    for gone in ["o1", "o2", "o3"] {
+        assert_eq!(s.get_event("acme", gone).unwrap(), None, "{gone}");
+    }
+    for kept in ["n1", "m1", "m2"] {
+        assert!(s.get_event("acme", kept).unwrap().is_some(), "{kept}");
+    }
+    let latest: Vec<i64> = s
+        .latest("acme", 0, i64::MAX, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e["time"].as_i64().unwrap())
+        .collect();
+    assert_eq!(latest, [6_000, 5_000, 40]);
+    assert!(
+        s.find("acme", &Key::User("eve"), 0, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.find("acme", &Key::User("bob"), 0, i64::MAX, 10)
+            .unwrap()
+            .len(),
+        3
+    );
+    // The pruned batches' watermarks went with them; the rest make no false gap.
+    assert_eq!(s.gaps("agent-1").unwrap(), vec![]);
+    let marks: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM watermarks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks, 2);
+    // Nothing more to do.
+    assert_eq!(s.prune(1_003, 10).unwrap(), Pruned::default());
+}
