@@ -1,7 +1,8 @@
 //! The agent's disk spool under stress, with the real binaries: full on a small tmpfs
 //! (block: nothing lost; drop-oldest: losses counted exactly and located), and damaged by
-//! hand (the agent starts and loses exactly the damaged records, reported); and the
-//! aggregator's own disk full (nothing acknowledged, nothing lost once space is freed).
+//! hand (the agent starts and loses exactly the damaged records, reported); the
+//! aggregator's own disk full (nothing acknowledged, nothing lost once space is freed);
+//! and the agent's identity on a full disk at renewal time.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -446,4 +447,70 @@ fn free_bytes(path: &Path) -> u64 {
         .nth(1)
         .and_then(|l| l.trim().parse().ok())
         .expect("df's available bytes")
+}
+
+#[test]
+fn a_renewal_the_full_disk_could_not_save_is_asked_for_again() {
+    // The certificate renewed by the aggregator could not be written (a full disk): the
+    // error ended the control stream's task without a word, the connection shipped on
+    // without heartbeats or renewal, and once the certificate expired under it the next
+    // connection was refused for good. Now the current certificate stays in use and the
+    // renewal is asked for again; the session also ends (and reconnects) if its control
+    // stream does.
+    use super::support::aggregator::enroll_ok;
+    let scratch = Scratch::new("spool-renew-full");
+    // A one-minute lifetime is in its last third at once: the first heartbeat asks.
+    let agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
+    let dir = scratch.path("agent");
+    enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    let identity = dir.join("identity");
+    let kept = scratch.path("identity-kept");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&identity)
+        .arg(&kept)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fs = Tmpfs::mount(&identity, 64);
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(r#"cp -a "$1"/. "$2"/"#)
+        .arg("sh")
+        .arg(&kept)
+        .arg(&identity)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let first = std::fs::read_to_string(identity.join("agent.pem")).unwrap();
+    // Fill what is left of it.
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(identity.join("filler")).unwrap();
+        while filler.write_all(&[0u8; 4096]).is_ok() {}
+        let _ignored = filler.sync_all();
+    }
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    scratch.write("logs/app.log", distinct_lines(100, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        super::support::aggregator::ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            "",
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    agent.wait_log("saving the renewed certificate failed");
+    let stored = Stored::open(&agg.db());
+    assert_eq!(stored.wait_count(100, DEADLINE), 100);
+    // Space again: the next request is saved.
+    std::fs::remove_file(identity.join("filler")).unwrap();
+    agent.wait_log("certificate renewed");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let second = std::fs::read_to_string(identity.join("agent.pem")).unwrap();
+    assert_ne!(first, second, "{log}");
+    drop(fs);
 }

@@ -79,12 +79,23 @@ impl IdentityPaths {
     /// the next start by the TLS config failing, never a silent mismatch in use.
     pub fn replace_cert(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
         write_secret(&self.file(".agent.key.new"), key_pem)?;
-        std::fs::write(self.file(".agent.pem.new"), cert_pem)?;
+        write_durable(&self.file(".agent.pem.new"), cert_pem)?;
         std::fs::rename(self.file(".agent.key.new"), self.file("agent.key"))?;
         std::fs::rename(self.file(".agent.pem.new"), self.file("agent.pem"))?;
         std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
+}
+
+/// Writes `text` to a new `path` and syncs it, so a rename over the old file after it never
+/// leaves an empty file behind a power loss.
+fn write_durable(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {

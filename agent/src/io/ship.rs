@@ -232,7 +232,7 @@ impl Shipper {
             );
         }
         self.stats.connects.fetch_add(1, Relaxed);
-        let control = tokio::spawn(self.clone().control(ctl_send, ctl_recv));
+        let mut control = tokio::spawn(self.clone().control(ctl_send, ctl_recv));
         let mut in_flight: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let mut stopping_since: Option<i64> = None;
         let result = loop {
@@ -280,6 +280,13 @@ impl Shipper {
                 _ = stop.changed(), if stopping_since.is_none() => {}
                 () = tokio::time::sleep(Duration::from_millis(100)), if stopping_since.is_some() => {}
                 e = conn.closed() => break Err(refusal(&conn).unwrap_or_else(|| anyhow!("connection lost: {e}"))),
+                // Heartbeats and renewal live there: a connection without them would go
+                // on shipping until the certificate expired under it.
+                r = &mut control => break Err(match r {
+                    Ok(Ok(())) => anyhow!("the control stream ended"),
+                    Ok(Err(e)) => refusal(&conn).unwrap_or_else(|| e.context("control stream")),
+                    Err(e) => anyhow!("the control task failed: {e}"),
+                }),
             }
         };
         in_flight.abort_all();
@@ -380,6 +387,9 @@ impl Shipper {
         let mut pending_key: Option<String> = None;
         // Once per connection at most: the next check is against the new certificate.
         let mut renewed = false;
+        // After a renewal that could not be saved (a full disk), when to ask again: the
+        // certificate must be renewed before it expires, or the agent is locked out.
+        let mut retry_at = i64::MIN;
         // Read once: the certificate changes only through the renewal below.
         let (not_before, not_after) = identity::validity_ms(&self.paths.pems()?.0)?;
         loop {
@@ -388,6 +398,7 @@ impl Shipper {
                     write_frame(&mut send, &Control::Heartbeat(self.heartbeat())).await?;
                     if pending_key.is_none()
                         && !renewed
+                        && clock::now_ms() >= retry_at
                         && identity::renewal_due(not_before, not_after, clock::now_ms())
                     {
                         let (key, csr) = identity::key_and_csr()?;
@@ -398,7 +409,17 @@ impl Shipper {
                 msg = read_frame::<Control>(&mut recv) => match msg? {
                     Control::Renewed { cert_pem } => {
                         let key = pending_key.take().ok_or_else(|| anyhow!("a renewed certificate nobody asked for"))?;
-                        self.paths.replace_cert(&cert_pem, &key)?;
+                        let paths = self.paths.clone();
+                        let pem = cert_pem.clone();
+                        let saved = tokio::task::spawn_blocking(move || paths.replace_cert(&pem, &key))
+                            .await
+                            .map_err(|e| anyhow!("saving the renewed certificate: {e}"))?;
+                        if let Err(e) = saved {
+                            let wait = renew_retry_ms(self.cfg.heartbeat_ms);
+                            retry_at = clock::now_ms() + wait as i64;
+                            eprintln!("vedette-agent: saving the renewed certificate failed, the current one stays in use; asking again in {wait} ms: {e:#}");
+                            continue;
+                        }
                         self.stats.renewals.fetch_add(1, Relaxed);
                         renewed = true;
                         eprintln!("vedette-agent: certificate renewed (valid until {} ms)", identity::validity_ms(&cert_pem)?.1);
@@ -427,6 +448,12 @@ impl Shipper {
             udp_drops: self.udp_drops.as_ref().map_or(0, |f| f()),
         }
     }
+}
+
+/// How long after a renewal that could not be saved the agent asks again: ten heartbeats,
+/// at least a second.
+fn renew_retry_ms(heartbeat_ms: u64) -> u64 {
+    heartbeat_ms.saturating_mul(10).max(1_000)
 }
 
 /// The server's reason when it closed the connection on purpose.
