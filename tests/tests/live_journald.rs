@@ -356,3 +356,57 @@ fn long_journal_messages_arrive_whole_or_cut_and_flagged_never_empty() {
     uids.dedup();
     assert_eq!(uids.len(), 4);
 }
+
+/// The journal's cursor was checkpointed at the end of every batch the stage wrote, past
+/// entries whose events it still held (repeats folded inside a dedup window, an auditd
+/// event waiting for its end): a crash then lost them, and the restart read on after
+/// them. File tails stopped at the earliest held position; now the journal does too.
+#[test]
+fn a_crash_loses_no_repeat_held_in_a_dedup_window() {
+    let scratch = Scratch::new("live-journald-held");
+    let journal = scratch.path("host.journal");
+    let failed = "Failed password for root from 203.0.113.9 port 50000 ssh2";
+    let mut export = String::new();
+    for n in 0..5 {
+        export.push_str(&entry(n, "sshd", 123, failed));
+    }
+    for n in 5..8 {
+        export.push_str(&entry(n, "cron", 77, &format!("(root) CMD (job {n})")));
+    }
+    journal_append(&journal, &export);
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 600\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            journal.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    // The first failure and the three cron lines; four repeats held in the window.
+    agent.wait_events(4);
+    // One more entry: reading it, the reader has taken the first batch's acknowledgement.
+    journal_append(&journal, &entry(8, "cron", 77, "(root) CMD (job 8)"));
+    agent.wait_events(5);
+    let (_status, _log) = agent.kill9();
+
+    let mut agent = RunningAgent::spawn(cfg, out.clone());
+    agent.wait_events(6);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let evs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every failure is accounted for: as an event, or in a summary's count.
+    let failures: u64 = evs
+        .iter()
+        .filter(|e| msg(e) == failed)
+        .map(|e| get(e, "count").and_then(Value::as_u64).unwrap_or(1))
+        .sum();
+    assert!(failures >= 5, "{failures} of 5 failures in:\n{text}\n{log}");
+}

@@ -96,6 +96,7 @@ pub fn spawn(
         since: None,
         sources: Default::default(),
         name: name.clone(),
+        pending: Default::default(),
     };
     let thread = std::thread::Builder::new()
         .name("vedette-journal".into())
@@ -130,6 +131,48 @@ struct Reader {
     /// Per journal sequence-number id: the source its entries are normalized as.
     sources: std::collections::HashMap<String, LiveSource>,
     name: String,
+    /// Batches sent whose end the checkpoint has not passed, in order: the stage may still
+    /// hold events of their entries (a repeat inside a dedup window, an auditd event
+    /// waiting for its end), and a cursor past those would lose them to a crash.
+    pending: std::collections::VecDeque<Sent>,
+}
+
+/// A batch sent to the stage: its source (sequence-number id), its last entry's sequence
+/// number and cursor.
+struct Sent {
+    key: String,
+    last: u64,
+    cursor: String,
+}
+
+/// The stage's acknowledgement of a batch ([`Sent`]'s key and last), with the earliest
+/// sequence number of that source it still holds.
+struct JournalAck {
+    key: String,
+    last: u64,
+    floor: Option<u64>,
+}
+
+/// How many of the `pending` batches (source, last sequence number; in order) the
+/// checkpoint may pass once batch (`key`, `last`) is acknowledged with `floor`: those up to
+/// it whose entries all lie below the floor (another source's: not held by it).
+fn passable<'a>(
+    pending: impl DoubleEndedIterator<Item = (&'a str, u64)> + ExactSizeIterator,
+    key: &str,
+    last: u64,
+    floor: Option<u64>,
+) -> usize {
+    let sent: Vec<(&str, u64)> = pending.collect();
+    let Some(upto) = sent.iter().position(|&(k, l)| k == key && l == last) else {
+        return 0;
+    };
+    match floor {
+        None => upto + 1,
+        Some(f) => sent[..=upto]
+            .iter()
+            .rposition(|&(k, l)| k != key || l < f)
+            .map_or(0, |i| i + 1),
+    }
 }
 
 impl Reader {
@@ -139,7 +182,7 @@ impl Reader {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
         self.saved = self.committed.clone();
-        let (commit_tx, commit_rx) = std_mpsc::channel::<String>();
+        let (commit_tx, commit_rx) = std_mpsc::channel::<JournalAck>();
         let mut last_sync = clock::now_ms();
         while !self.stopping.load(Ordering::SeqCst) {
             let mut child = match self.command().spawn() {
@@ -188,8 +231,8 @@ impl Reader {
                     self.kill_child();
                     break;
                 }
-                while let Ok(c) = commit_rx.try_recv() {
-                    self.commit(c, &mut last_sync);
+                while let Ok(a) = commit_rx.try_recv() {
+                    self.acked(a, &mut last_sync);
                 }
                 if n == 0 {
                     break;
@@ -219,8 +262,8 @@ impl Reader {
         let tx = self.tx.clone();
         let mut draining = acks::draining(&commit_rx, || !tx.is_closed());
         while self.in_flight > 0 {
-            let Some(c) = draining.next() else { break };
-            self.commit(c, &mut last_sync);
+            let Some(a) = draining.next() else { break };
+            self.acked(a, &mut last_sync);
         }
         self.save(true);
     }
@@ -279,15 +322,15 @@ impl Reader {
     fn send(
         &mut self,
         lines: &mut Vec<Line>,
-        commit_tx: &std_mpsc::Sender<String>,
-        commit_rx: &std_mpsc::Receiver<String>,
+        commit_tx: &std_mpsc::Sender<JournalAck>,
+        commit_rx: &std_mpsc::Receiver<JournalAck>,
         last_sync: &mut i64,
     ) -> bool {
         while self.in_flight >= MAX_IN_FLIGHT {
             let (stopping, tx) = (&self.stopping, &self.tx);
             let give_up = || stopping.load(Ordering::SeqCst) || tx.is_closed();
             match acks::next(commit_rx, give_up) {
-                Some(c) => self.commit(c, last_sync),
+                Some(a) => self.acked(a, last_sync),
                 None => return false,
             }
         }
@@ -344,10 +387,22 @@ impl Reader {
             if i + 1 == n
                 && let Some(c) = last_cursor.take()
             {
+                let (key, last) = journal::position(&c)
+                    .map_or(("unknown".to_owned(), 0), |(s, i)| (s.to_owned(), i));
                 let tx = commit_tx.clone();
-                b.ack = Some(Box::new(move |_floor| {
-                    let _ignored = tx.send(c);
+                let (k, l) = (key.clone(), last);
+                b.ack = Some(Box::new(move |floor| {
+                    let _ignored = tx.send(JournalAck {
+                        key: k,
+                        last: l,
+                        floor,
+                    });
                 }));
+                self.pending.push_back(Sent {
+                    key,
+                    last,
+                    cursor: c,
+                });
                 self.in_flight += 1;
             }
             if self.tx.blocking_send(StageMsg::Batch(b)).is_err() {
@@ -357,8 +412,22 @@ impl Reader {
         true
     }
 
-    fn commit(&mut self, cursor: String, last_sync: &mut i64) {
+    /// A batch acknowledged: the checkpoint moves to the end of the last batch whose
+    /// entries the stage no longer holds.
+    fn acked(&mut self, a: JournalAck, last_sync: &mut i64) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        let n = passable(
+            self.pending.iter().map(|s| (s.key.as_str(), s.last)),
+            &a.key,
+            a.last,
+            a.floor,
+        );
+        if let Some(s) = self.pending.drain(..n).last() {
+            self.commit(s.cursor, last_sync);
+        }
+    }
+
+    fn commit(&mut self, cursor: String, last_sync: &mut i64) {
         self.committed = Some(cursor);
         let now = clock::now_ms();
         let sync = now - *last_sync >= SYNC_EVERY_MS;
@@ -487,6 +556,26 @@ fn cursor_of(line: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_checkpoint_passes_only_batches_below_what_the_stage_holds() {
+        use super::passable;
+        let sent = [("s", 10), ("s", 20), ("s", 30)];
+        let p = |key, last, floor| passable(sent.iter().copied(), key, last, floor);
+        // Nothing held: up to the acknowledged batch.
+        assert_eq!(p("s", 20, None), 2);
+        // Entry 15 held: only the batch ending before it.
+        assert_eq!(p("s", 30, Some(15)), 1);
+        assert_eq!(p("s", 30, Some(11)), 1);
+        assert_eq!(p("s", 30, Some(10)), 0);
+        // A floor past the batch holds nothing of it.
+        assert_eq!(p("s", 20, Some(25)), 2);
+        // Another source's batches are not held by this source's floor.
+        let mixed = [("a", 5), ("s", 10), ("s", 20)];
+        assert_eq!(passable(mixed.iter().copied(), "s", 20, Some(3)), 1);
+        // An acknowledgement of a batch not pending (never): nothing.
+        assert_eq!(p("s", 99, None), 0);
+    }
+
     #[test]
     fn a_line_over_the_cap_is_cut_and_the_rest_skipped() {
         let input = b"short\nABCDEFGHIJ\nlast";
