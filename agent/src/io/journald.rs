@@ -157,7 +157,7 @@ struct JournalAck {
 /// checkpoint may pass once batch (`key`, `last`) is acknowledged with `floor`: those up to
 /// it whose entries all lie below the floor (another source's: not held by it).
 fn passable<'a>(
-    pending: impl DoubleEndedIterator<Item = (&'a str, u64)> + ExactSizeIterator,
+    pending: impl Iterator<Item = (&'a str, u64)>,
     key: &str,
     last: u64,
     floor: Option<u64>,
@@ -422,7 +422,8 @@ impl Reader {
             a.last,
             a.floor,
         );
-        if let Some(s) = self.pending.drain(..n).last() {
+        let passed = self.pending.drain(..n).next_back();
+        if let Some(s) = passed {
             self.commit(s.cursor, last_sync);
         }
     }
