@@ -265,6 +265,10 @@ struct Inner {
     dropped_events: u64,
     damaged_records: u64,
     damaged_bytes: u64,
+    /// Per waiting seq, reads that failed (an I/O error of the disk): after
+    /// [`READ_ATTEMPTS`] the record is given up as damaged, so one bad sector cannot stop
+    /// everything behind it.
+    read_failures: BTreeMap<u64, u32>,
     acked: u64,
     closed: bool,
     /// Bumped whenever space may have been freed; blocked appenders wait for a change.
@@ -331,6 +335,9 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
     out.sort();
     Ok(out)
 }
+
+/// Reads of one record that may fail before it is given up as damaged.
+const READ_ATTEMPTS: u32 = 3;
 
 /// Earlier epochs the state remembers (batches made in them may still be spooled).
 pub const EARLIER_EPOCHS: usize = 16;
@@ -575,6 +582,7 @@ impl Spool {
             dropped_events: 0,
             damaged_records: report.damaged_records,
             damaged_bytes: report.damaged_bytes,
+            read_failures: BTreeMap::new(),
             acked: 0,
             closed: false,
             freed: 0,
@@ -1037,7 +1045,26 @@ impl Spool {
             let mut buf = vec![0u8; e.len as usize];
             let read = file.read_exact_at(&mut buf, e.offset);
             self.done_reading(e.segment, file);
-            read.map_err(io_err(&path))?;
+            if let Err(err) = read {
+                // Gone for good (the file was cut under it), or failing again and again
+                // (a bad sector): counted as damaged and skipped, as a record that reads
+                // back wrong is. Otherwise an error for this attempt; it comes again.
+                let failures = {
+                    let mut g = self.lock();
+                    let n = g.read_failures.entry(seq).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if err.kind() == io::ErrorKind::UnexpectedEof || failures >= READ_ATTEMPTS {
+                    eprintln!(
+                        "vedette-agent: spool: batch {seq} in {} cannot be read ({err}); given up as damaged",
+                        path.display()
+                    );
+                    self.forget_damaged(seq)?;
+                    continue;
+                }
+                return Err(io_err(&path)(err));
+            }
             match format::check(&buf) {
                 Ok((meta, _)) if meta.seq == seq => {
                     buf.drain(..HEADER_LEN);
@@ -1066,6 +1093,7 @@ impl Spool {
     /// never be sent; count it and free it.
     fn forget_damaged(&self, seq: u64) -> Result<(), SpoolError> {
         let mut g = self.lock();
+        g.read_failures.remove(&seq);
         let Some(e) = g.index.remove(&seq) else {
             return Ok(());
         };
@@ -1120,6 +1148,7 @@ impl Spool {
     /// waits. False when `seq` was not waiting (acknowledged before, or dropped).
     pub fn ack(&self, seq: u64) -> Result<bool, SpoolError> {
         let mut g = self.lock();
+        g.read_failures.remove(&seq);
         let Some(e) = g.index.remove(&seq) else {
             return Ok(false);
         };

@@ -910,3 +910,36 @@ fn a_state_file_of_an_older_version_reads_and_the_boot_id_is_this_hosts() {
     let id = current_boot_id().expect("a boot id");
     assert_eq!(id.len(), 36, "{id}");
 }
+
+#[test]
+fn a_record_that_cannot_be_read_is_given_up_and_the_rest_still_ship() {
+    // The segment cut under the running agent (by hand, by a filesystem error): reading
+    // the record failed, the session reconnected, the record was handed out again and
+    // failed again, for good, and nothing behind it shipped.
+    let dir = TempDir::new("unreadable");
+    let big = SpoolConfig {
+        segment_bytes: 1 << 20,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, big).unwrap();
+    for _ in 0..3 {
+        append(&spool, 5);
+    }
+    let seg = segment_files(&dir.0).pop().unwrap();
+    let len = fs::metadata(&seg).unwrap().len();
+    // Cut the last record in half.
+    let f = OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len - 40).unwrap();
+    assert_eq!(drain(&spool), [1, 2]);
+    assert_eq!(spool.stats().damaged_records, 1);
+    // What is handed out again after a reconnect does not include it.
+    spool.requeue_unacked();
+    assert_eq!(drain(&spool), [1, 2]);
+    for seq in [1, 2] {
+        assert!(spool.ack(seq).unwrap());
+    }
+    assert_eq!(spool.stats().batches, 0);
+    // And new batches go on.
+    append(&spool, 5);
+    assert_eq!(drain(&spool), [4]);
+}
