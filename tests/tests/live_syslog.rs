@@ -846,3 +846,45 @@ tls_key = "{}"
     }
     assert_eq!(agent_events_after_stop(&scratch), 4, "{log}");
 }
+
+/// logrotate renaming the agent's output file (its default `create` mode) left the agent
+/// writing into the renamed file for ever, and whatever read the new one saw nothing. The
+/// output now follows the path: a file renamed away is replaced by a new one at once.
+#[test]
+fn the_file_output_follows_a_rotation() {
+    let scratch = Scratch::new("live-output-rotate");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+"#,
+        1,
+    );
+    let addr = agent.addr("tcp");
+    tcp_send(
+        addr,
+        b"<13>Jan 15 10:00:00 h app: before-1\n<13>Jan 15 10:00:00 h app: before-2\n",
+    );
+    agent.wait_events(2);
+    let out = scratch.path("events.ndjson");
+    let rotated = scratch.path("events.ndjson.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    tcp_send(addr, b"<13>Jan 15 10:00:00 h app: after-1\n");
+    let evs = agent.wait_events(1);
+    by_message(&evs, "after-1");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(old.lines().count(), 2, "{old}");
+    assert!(
+        old.contains("before-2") && !old.contains("after-1"),
+        "{old}"
+    );
+    assert_eq!(new.lines().count(), 1, "{new}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o640);
+}

@@ -20,7 +20,7 @@ use crate::core::output::write_json_line;
 #[derive(Debug)]
 enum Target {
     Stdout(io::Stdout),
-    File(File),
+    File(OutputFile),
     Spool(Box<SpoolSink>),
 }
 
@@ -92,17 +92,12 @@ impl Sink {
     /// event being written when the agent died: it is cut off (its record was not
     /// acknowledged, so it is read and written again), or it would glue onto the next event.
     pub fn file(path: &Path) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        // The events carry what the agent read from root-only logs: a new file is the
-        // agent's user's and its group's (a shipper that picks it up), no one else's.
-        let f = OpenOptions::new()
-            .mode(0o640)
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)?;
+        let f = open_output(path)?;
         cut_torn_tail(&f)?;
-        Ok(Self::new(Target::File(f)))
+        Ok(Self::new(Target::File(OutputFile {
+            file: f,
+            path: path.to_owned(),
+        })))
     }
 
     /// Batches into `spool`, stamped with this agent's tenant.
@@ -234,12 +229,53 @@ impl Sink {
                 s.write_all(&self.buf)?;
                 s.flush()?;
             }
-            Target::File(f) => f.write_all(&self.buf)?,
+            Target::File(f) => f.writable()?.write_all(&self.buf)?,
             Target::Spool(_) => unreachable!("a spool sink has no NDJSON buffer"),
         }
         self.written += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
+    }
+}
+
+/// The events carry what the agent read from root-only logs: a new file is the agent's
+/// user's and its group's (a shipper that picks it up), no one else's.
+fn open_output(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .mode(0o640)
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+}
+
+/// The NDJSON output file and its path.
+#[derive(Debug)]
+struct OutputFile {
+    file: File,
+    path: std::path::PathBuf,
+}
+
+impl OutputFile {
+    /// The file to write to: the one at the path. logrotate (or an operator) renaming it
+    /// away left the agent writing into the renamed file for ever; now a new one is opened
+    /// at the path (made if rotation did not), as rsyslog does at its HUP. A copytruncate
+    /// needs nothing: appends follow the cut.
+    fn writable(&mut self) -> io::Result<&mut File> {
+        use std::os::unix::fs::MetadataExt;
+        let moved = match std::fs::metadata(&self.path) {
+            Ok(at_path) => {
+                let mine = self.file.metadata()?;
+                (at_path.dev(), at_path.ino()) != (mine.dev(), mine.ino())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(e),
+        };
+        if moved {
+            self.file = open_output(&self.path)?;
+        }
+        Ok(&mut self.file)
     }
 }
 
