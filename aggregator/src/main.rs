@@ -372,7 +372,9 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             enrollments: Arc::new(tokio::sync::Semaphore::new(
                 vedette_aggregator::io::server::MAX_ENROLLMENTS,
             )),
+            seen: std::sync::Mutex::default(),
         });
+        let seen_flusher = tokio::spawn(server.clone().flush_seen_every(SEEN_FLUSH));
         let accept = tokio::spawn(server.clone().run(endpoint.clone()));
         let renewer = tokio::spawn(renew_periodically(
             paths.clone(),
@@ -392,6 +394,9 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
         );
         accept.abort();
         renewer.abort();
+        seen_flusher.abort();
+        // What agents said last is kept.
+        server.flush_seen().await;
         if let Some(p) = pruner {
             p.abort();
         }
@@ -470,6 +475,10 @@ async fn renew_periodically(paths: StatePaths, endpoint: quinn::Endpoint, ca_pem
 }
 
 /// Prints the events per class and the rate since the last report.
+/// How often what agents said (hellos, heartbeats) is written, all agents in one
+/// transaction.
+const SEEN_FLUSH: Duration = Duration::from_secs(1);
+
 /// Chunks a prune deletes per transaction: ingest waits for one slice at most.
 const PRUNE_SLICE: usize = 1000;
 

@@ -67,6 +67,9 @@ pub struct Server<S> {
     /// Enrollments served at once ([`MAX_ENROLLMENTS`]): the enrollment ALPN is the one
     /// open to anyone, so what it may hold is bounded in number and in time.
     pub enrollments: Arc<tokio::sync::Semaphore>,
+    /// What agents said about themselves (hellos, heartbeats) since the last
+    /// [`Server::flush_seen`], the latest per agent.
+    pub seen: std::sync::Mutex<HashMap<String, AgentState>>,
 }
 
 /// KiB of batch memory (compressed payload plus decompressed text plus rows) the server
@@ -388,6 +391,36 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }
     }
 
+    /// Writes what agents said since the last flush, in one transaction.
+    pub async fn flush_seen(&self) {
+        let seen: Vec<(String, AgentState)> = std::mem::take(
+            &mut *self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
+        if seen.is_empty() {
+            return;
+        }
+        let n = seen.len();
+        match self.store.call(move |s| s.agents_seen(&seen)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("vedette-aggregator: recording what {n} agent(s) said: {e}"),
+            Err(_) => {}
+        }
+    }
+
+    /// Flushes what agents said every `every` ([`Server::flush_seen`]).
+    pub async fn flush_seen_every(self: Arc<Self>, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            self.flush_seen().await;
+        }
+    }
+
     /// The memory share of `agent_id`, shared by all its connections.
     fn agent_memory(&self, agent_id: &str) -> Arc<tokio::sync::Semaphore> {
         let mut map = self
@@ -554,10 +587,12 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 }
             };
             state.last_seen_ms = now;
-            let (aid, st) = (id.agent_id.clone(), state.clone());
-            if let Err(e) = self.store.call(move |s| s.agent_seen(&aid, &st)).await? {
-                eprintln!("vedette-aggregator: recording {}: {e}", id.agent_id);
-            }
+            // Written with every other agent's at the next flush: a transaction (an
+            // fsync) per heartbeat took the disk from the batches at a few hundred agents.
+            self.seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.agent_id.clone(), state.clone());
             if let Some(r) = reply {
                 write_frame(&mut send, &r).await?;
             }

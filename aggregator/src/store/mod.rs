@@ -340,4 +340,14 @@ pub trait Registry: Send {
 
     /// Records what the agent said about itself (hello, heartbeat); `false` if unknown.
     fn agent_seen(&mut self, agent_id: &str, state: &AgentState) -> Result<bool, StoreError>;
+
+    /// [`Registry::agent_seen`] for many agents at once: a store that can writes them in
+    /// one transaction (one fsync for all, where one per heartbeat would take the disk
+    /// from the batches); this default writes them one by one.
+    fn agents_seen(&mut self, seen: &[(String, AgentState)]) -> Result<(), StoreError> {
+        for (id, s) in seen {
+            self.agent_seen(id, s)?;
+        }
+        Ok(())
+    }
 }

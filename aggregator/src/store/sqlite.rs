@@ -963,6 +963,36 @@ impl Registry for SqliteStore {
             ])?;
         Ok(n > 0)
     }
+
+    fn agents_seen(&mut self, seen: &[(String, AgentState)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The statement runs inside the transaction through the same connection.
+        for (id, s) in seen {
+            tx.prepare_cached(
+                "UPDATE agents SET last_seen_ms = ?2, version = ?3, seen_hostname = ?4, \
+                 host_facts = ?5, lag_ms = ?6, spool_bytes = ?7, dropped_batches = ?8, \
+                 dropped_events = ?9, damaged_records = ?10, udp_drops = ?11 \
+                 WHERE agent_id = ?1",
+            )?
+            .execute(params![
+                id,
+                s.last_seen_ms,
+                s.version,
+                s.hostname,
+                s.host_facts,
+                s.lag_ms,
+                sat(s.spool_bytes),
+                sat(s.dropped_batches),
+                sat(s.dropped_events),
+                sat(s.damaged_records),
+                sat(s.udp_drops),
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

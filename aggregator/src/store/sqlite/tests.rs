@@ -1009,3 +1009,31 @@ fn pruning_deletes_old_chunks_whole_and_keeps_counts_and_searches_right() {
     // Nothing more to do.
     assert_eq!(s.prune(1_003, 10).unwrap(), Pruned::default());
 }
+
+#[test]
+fn what_many_agents_said_is_written_together() {
+    let mut s = memory();
+    s.register_agent(&record("agent-1")).unwrap();
+    s.register_agent(&record("agent-2")).unwrap();
+    let said = |t: i64, lag: i64| AgentState {
+        last_seen_ms: t,
+        lag_ms: lag,
+        version: "1.2.3".into(),
+        ..AgentState::default()
+    };
+    s.agents_seen(&[
+        ("agent-1".into(), said(10, 5)),
+        ("agent-2".into(), said(20, 7)),
+        // Unknown: nothing to update, and no error for the others.
+        ("agent-x".into(), said(30, 9)),
+    ])
+    .unwrap();
+    let a1 = s.agent("agent-1").unwrap().unwrap().state.unwrap();
+    let a2 = s.agent("agent-2").unwrap().unwrap().state.unwrap();
+    assert_eq!((a1.last_seen_ms, a1.lag_ms), (10, 5));
+    assert_eq!(
+        (a2.last_seen_ms, a2.lag_ms, a2.version.as_str()),
+        (20, 7, "1.2.3")
+    );
+    assert!(s.agent("agent-x").unwrap().is_none());
+}
