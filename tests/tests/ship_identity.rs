@@ -324,3 +324,39 @@ fn the_agents_spool_and_the_aggregators_store_are_private() {
         assert_eq!(mode(&agg.state.join(f)), 0o600, "{f}");
     }
 }
+
+#[test]
+fn an_agent_cannot_make_another_agents_events_vanish() {
+    // Stored uids were one namespace per tenant, and a uid is the agent's claim: an agent
+    // that sent another's uids first (compromised, or here simply reading the same file,
+    // whose lines get the same uids on both) had that agent's events dropped as
+    // duplicates. Each agent's uids are now its own.
+    use super::support::agent::RunningAgent;
+    use super::support::aggregator::{Stored, distinct_lines, line_numbers, ship_config};
+    const N: usize = 1_000;
+    let scratch = Scratch::new("ship-uid-scope");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    scratch.write("logs/app.log", distinct_lines(N, "app").as_bytes());
+    let stored = Stored::open(&agg.db());
+    let mut seen = Vec::new();
+    for name in ["first", "second"] {
+        let dir = scratch.path(name);
+        enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+        let cfg = scratch.write(
+            &format!("{name}.toml"),
+            ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
+        );
+        let agent = RunningAgent::spawn(cfg, scratch.path(&format!("{name}.ndjson")));
+        let want = N as u64 * (seen.len() as u64 + 1);
+        let have = stored.wait_count(want, Duration::from_secs(60));
+        let (status, log) = agent.stop();
+        assert!(status.success(), "{log}");
+        assert_eq!(have, want, "{name}: {log}");
+        seen.push(name);
+    }
+    // Every line twice: once per agent.
+    let lines = line_numbers(&stored.events());
+    assert_eq!(lines.len(), N);
+    assert!(lines.values().all(|&c| c == 2));
+}

@@ -60,7 +60,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -232,7 +232,41 @@ INSERT INTO class_counts SELECT tenant, class_uid, count(*) FROM events
 ALTER TABLE batches ADD COLUMN checksum INTEGER;
 ALTER TABLE batches ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 3 -> 4: uids are stored per agent (`UidKey::scoped`; the stored ones are rewritten
+    // by `rescope_uids` after this); a lookup by uid goes through the tenant's agents,
+    // found here.
+    r#"
+CREATE INDEX chunks_agent ON chunks (tenant, agent_id);
+"#,
 ];
+
+/// The migration after which stored uids are rewritten per agent.
+const RESCOPE_AFTER: usize = 3;
+
+/// Rewrites every stored uid into its agent's scope ([`UidKey::scoped`]), the agent being
+/// its chunk's. A key that would meet another row's (only a text uid crafted to look
+/// scoped can) is left as it was: still found by [`EventStore::get_event`]'s fallback.
+fn rescope_uids(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, rusqlite::types::Value, String)> = tx
+        .prepare("SELECT e.id, e.uid, c.agent_id FROM events e JOIN chunks c ON c.id = e.chunk")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare("UPDATE OR IGNORE events SET uid = ?2 WHERE id = ?1")?;
+    for (id, uid, agent) in rows {
+        let scoped: rusqlite::types::Value = match uid {
+            rusqlite::types::Value::Blob(mut b) if b.len() == 16 => {
+                for (x, s) in b.iter_mut().zip(uid_scope(&agent)) {
+                    *x ^= s;
+                }
+                rusqlite::types::Value::Blob(b)
+            }
+            rusqlite::types::Value::Text(t) => rusqlite::types::Value::Text(format!("{agent}/{t}")),
+            other => other,
+        };
+        update.execute(params![id, scoped])?;
+    }
+    Ok(())
+}
 
 /// When SQLite waits for the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -364,8 +398,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for sql in &MIGRATIONS[found as usize..] {
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
+        if n == RESCOPE_AFTER {
+            rescope_uids(&tx)?;
+        }
     }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -408,9 +445,20 @@ impl rusqlite::ToSql for KeyValue<'_, '_> {
 /// A uid as stored: the agent's 32 lower-case hex digits as their 16 bytes (half the
 /// index), anything else as text (a BLOB and a TEXT are never equal in SQLite, so the two
 /// forms cannot collide).
+///
+/// Stored uids are the sending agent's ([`UidKey::scoped`]): uids are the agent's claim,
+/// and with one namespace per tenant an agent (compromised, or reading the same file) that
+/// sent another agent's future uids first made that agent's events vanish as duplicates.
 pub(crate) enum UidKey<'a> {
     Bytes([u8; 16]),
-    Text(&'a str),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+/// The scope of an agent's uids: the first 8 bytes of a uid are XORed with it (the rest,
+/// the position in the source, untouched), so one agent's uids of one source still share
+/// a prefix and land together in the index.
+pub(crate) fn uid_scope(agent_id: &str) -> [u8; 8] {
+    xxhash_rust::xxh3::xxh3_64(agent_id.as_bytes()).to_be_bytes()
 }
 
 impl<'a> UidKey<'a> {
@@ -434,7 +482,20 @@ impl<'a> UidKey<'a> {
                 return UidKey::Bytes(out);
             }
         }
-        UidKey::Text(uid)
+        UidKey::Text(std::borrow::Cow::Borrowed(uid))
+    }
+
+    /// `uid` of the agent whose [`uid_scope`] is `scope`, as stored.
+    pub(crate) fn scoped(scope: [u8; 8], agent_id: &str, uid: &'a str) -> Self {
+        match Self::of(uid) {
+            UidKey::Bytes(mut b) => {
+                for (x, s) in b.iter_mut().zip(scope) {
+                    *x ^= s;
+                }
+                UidKey::Bytes(b)
+            }
+            UidKey::Text(t) => UidKey::Text(format!("{agent_id}/{t}").into()),
+        }
     }
 }
 
@@ -444,7 +505,7 @@ impl rusqlite::ToSql for UidKey<'_> {
             UidKey::Bytes(b) => {
                 rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(b))
             }
-            UidKey::Text(t) => t.to_sql()?,
+            UidKey::Text(t) => t.as_ref().to_sql()?,
         })
     }
 }
@@ -596,17 +657,30 @@ impl EventStore for SqliteStore {
     }
 
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let place: Option<(i64, i64)> = self
+        // Each agent of the tenant has its own uids: the first that has it (agents do not
+        // share sources, so one at most but for a file two of them read), then the
+        // unscoped form events stored before schema 4 have.
+        let agents: Vec<String> = self
             .conn
-            .prepare_cached("SELECT chunk, line FROM events WHERE tenant = ?1 AND uid = ?2")?
-            .query_row(params![tenant, UidKey::of(uid)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        match place {
-            None => Ok(None),
-            Some(p) => Ok(self.documents(&[p])?.pop()),
+            .prepare_cached("SELECT DISTINCT agent_id FROM chunks WHERE tenant = ?1")?
+            .query_map([tenant], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let keys = agents
+            .iter()
+            .map(|a| UidKey::scoped(uid_scope(a), a, uid))
+            .chain(std::iter::once(UidKey::of(uid)));
+        let mut find = self
+            .conn
+            .prepare_cached("SELECT chunk, line FROM events WHERE tenant = ?1 AND uid = ?2")?;
+        for key in keys {
+            let place: Option<(i64, i64)> = find
+                .query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some(p) = place {
+                return Ok(self.documents(&[p])?.pop());
+            }
         }
+        Ok(None)
     }
 
     fn latest(
@@ -1023,13 +1097,14 @@ fn insert_events_sql(rows: usize) -> String {
 fn bind_event_row(
     stmt: &mut rusqlite::Statement<'_>,
     at: usize,
-    tenant: &str,
+    peer: &Peer,
+    scope: [u8; 8],
     r: &Row,
     chunk: Option<i64>,
     line: usize,
 ) -> rusqlite::Result<()> {
-    stmt.raw_bind_parameter(at + 1, tenant)?;
-    stmt.raw_bind_parameter(at + 2, UidKey::of(&r.uid))?;
+    stmt.raw_bind_parameter(at + 1, &peer.tenant)?;
+    stmt.raw_bind_parameter(at + 2, UidKey::scoped(scope, &peer.agent_id, &r.uid))?;
     stmt.raw_bind_parameter(at + 3, r.time_ms)?;
     stmt.raw_bind_parameter(at + 4, r.class_uid)?;
     stmt.raw_bind_parameter(at + 5, r.type_uid)?;
@@ -1120,11 +1195,12 @@ fn commit_in(
             .map(|p| (p, true))
             .chain(rest.chunks(1).map(|p| (p, false)));
         let mut line = 0usize;
+        let scope = uid_scope(&peer.agent_id);
         let mut last_event_id = first_id - 1;
         for (part, grouped) in parts {
             let stmt = if grouped { &mut many } else { &mut one };
             for (i, r) in part.iter().enumerate() {
-                bind_event_row(stmt, i * EVENT_COLUMNS, &peer.tenant, r, chunk, line + i)?;
+                bind_event_row(stmt, i * EVENT_COLUMNS, peer, scope, r, chunk, line + i)?;
             }
             // Rows whose `(tenant, uid)` is stored already are ignored.
             let n = stmt.raw_execute()?;

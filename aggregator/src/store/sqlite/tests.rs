@@ -142,6 +142,34 @@ fn a_uid_already_stored_counts_as_a_duplicate_and_is_stored_once() {
     assert_eq!(s.counts_by_class().unwrap(), [(3002, 3)]);
 }
 
+#[test]
+fn one_agent_cannot_make_anothers_events_duplicates() {
+    // An agent sending another agent's uids first (compromised; or reading the same file,
+    // whose uids are the same on both) made that agent's events vanish as duplicates.
+    let mut s = memory();
+    let hex = |i: u64| format!("{:016x}{:016x}", 0xfeed_u64, i);
+    let other = Peer {
+        agent_id: "agent-2".into(),
+        tenant: "acme".into(),
+    };
+    let commit_as = |s: &mut SqliteStore, who: &Peer, seq: u64, evs: &[Value]| {
+        let (h, p) = encode_batch(&who.agent_id, 7, seq, evs, vec![], 0);
+        let b = decode_batch(&h, &p, who).unwrap();
+        s.commit(who, &h, &b, 0).unwrap()
+    };
+    let theirs = [event(&hex(1), 1), event(&hex(2), 2), event("text-uid", 3)];
+    assert_eq!(commit_as(&mut s, &other, 1, &theirs), stored(3, 0));
+    // The same uids from agent-1: its own events, stored.
+    assert_eq!(send(&mut s, 1, &theirs, vec![]), stored(3, 0));
+    // Each agent's own re-read is still a duplicate.
+    assert_eq!(send(&mut s, 2, &theirs, vec![]), stored(0, 3));
+    assert_eq!(commit_as(&mut s, &other, 2, &theirs), stored(0, 3));
+    assert_eq!(s.event_count().unwrap(), 6);
+    // Found by uid.
+    assert!(s.get_event("acme", &hex(2)).unwrap().is_some());
+    assert!(s.get_event("acme", "text-uid").unwrap().is_some());
+}
+
 /// `event(uid, time)` with `src` as its source address and `dst` as its destination.
 fn flow(uid: &str, time: i64, src: Option<&str>, dst: Option<&str>) -> Value {
     let mut e = event(uid, time);
