@@ -65,8 +65,12 @@ impl IdentityPaths {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
 
-    /// The certificate, key and CA, PEM.
+    /// The certificate, key and CA, PEM; a renewal a crash cut short is finished or undone
+    /// first ([`IdentityPaths::finish_interrupted_renewal`]).
     pub fn pems(&self) -> anyhow::Result<(String, String, String)> {
+        if let Some(what) = self.finish_interrupted_renewal()? {
+            eprintln!("vedette-agent: {what}");
+        }
         let read = |n: &str| {
             let p = self.file(n);
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
@@ -74,9 +78,50 @@ impl IdentityPaths {
         Ok((read("agent.pem")?, read("agent.key")?, read("ca.pem")?))
     }
 
-    /// Replaces the certificate and key (renewal): each file atomically, key first, so a
-    /// crash between the two leaves a key without its certificate at worst — detected at
-    /// the next start by the TLS config failing, never a silent mismatch in use.
+    /// A renewal cut by a crash ([`IdentityPaths::replace_cert`]) left `.new` files: with
+    /// both, the new pair goes in if it is whole and matches, else they go; with the
+    /// certificate alone (the key was moved in), it goes in if it matches the key in
+    /// place. Without this, a crash between the two renames left a key and a certificate
+    /// that do not match, and the agent could not connect until enrolled again. Says what
+    /// it did, if anything.
+    pub fn finish_interrupted_renewal(&self) -> anyhow::Result<Option<String>> {
+        let (key_new, pem_new) = (self.file(".agent.key.new"), self.file(".agent.pem.new"));
+        if !pem_new.exists() {
+            // A key alone: its certificate was never written.
+            if key_new.exists() {
+                std::fs::remove_file(&key_new)?;
+                return Ok(Some(
+                    "a renewal cut short was undone (its certificate was never written)".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let cert = read(&pem_new);
+        let done = if key_new.exists() {
+            if pair_matches(&cert, &read(&key_new)) {
+                std::fs::rename(&key_new, self.file("agent.key"))?;
+                std::fs::rename(&pem_new, self.file("agent.pem"))?;
+                "a renewal cut short was completed (both files)"
+            } else {
+                std::fs::remove_file(&key_new)?;
+                std::fs::remove_file(&pem_new)?;
+                "a renewal cut short was undone (its files were incomplete)"
+            }
+        } else if pair_matches(&cert, &read(&self.file("agent.key"))) {
+            std::fs::rename(&pem_new, self.file("agent.pem"))?;
+            "a renewal cut short was completed (its certificate moved in after its key)"
+        } else {
+            std::fs::remove_file(&pem_new)?;
+            "a renewal left a certificate that matches no key; removed"
+        };
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(Some(done.to_owned()))
+    }
+
+    /// Replaces the certificate and key (renewal): each file written aside and synced,
+    /// then moved in, key first; a crash anywhere is repaired by
+    /// [`IdentityPaths::finish_interrupted_renewal`] at the next read.
     pub fn replace_cert(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
         write_secret(&self.file(".agent.key.new"), key_pem)?;
         write_durable(&self.file(".agent.pem.new"), cert_pem)?;
@@ -85,6 +130,28 @@ impl IdentityPaths {
         std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
+}
+
+/// Whether `key_pem` is the private key of the (first) certificate in `cert_pem`.
+fn pair_matches(cert_pem: &str, key_pem: &str) -> bool {
+    let Ok(certs) =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    let Ok(key) = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()) else {
+        return false;
+    };
+    if certs.is_empty() {
+        return false;
+    }
+    let provider = rustls::crypto::ring::default_provider();
+    let Ok(signing) = provider.key_provider.load_private_key(key) else {
+        return false;
+    };
+    rustls::sign::CertifiedKey::new(certs, signing)
+        .keys_match()
+        .is_ok()
 }
 
 /// Writes `text` to a new `path` and syncs it, so a rename over the old file after it never
@@ -449,6 +516,70 @@ mod tests {
         assert_eq!(p, [0xab; 32]);
         assert!(split_token("vdt1.a.b").is_err());
         assert!(split_token(&format!("vdt1.a.b.{}", "zz".repeat(32))).is_err());
+    }
+
+    /// A self-signed certificate and its key, PEM.
+    fn pair() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["agent".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn a_renewal_cut_by_a_crash_is_completed_or_undone() {
+        let dir = std::env::temp_dir().join(format!("vedette-identity-{}", std::process::id()));
+        let paths = IdentityPaths::new(&dir);
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        let write = |n: &str, t: &str| std::fs::write(paths.file(n), t).unwrap();
+        let read = |n: &str| std::fs::read_to_string(paths.file(n)).unwrap();
+        let (old_cert, old_key) = pair();
+        let (new_cert, new_key) = pair();
+        assert!(pair_matches(&old_cert, &old_key) && !pair_matches(&new_cert, &old_key));
+        let install = |c: &str, k: &str| {
+            write("agent.pem", c);
+            write("agent.key", k);
+        };
+
+        // Nothing to do.
+        install(&old_cert, &old_key);
+        assert_eq!(paths.finish_interrupted_renewal().unwrap(), None);
+        // Between the two renames: the new key in place, its certificate aside.
+        install(&old_cert, &new_key);
+        write(".agent.pem.new", &new_cert);
+        assert!(paths.finish_interrupted_renewal().unwrap().is_some());
+        assert_eq!(
+            (read("agent.pem"), read("agent.key")),
+            (new_cert.clone(), new_key.clone())
+        );
+        // Before them, both written: both go in.
+        install(&old_cert, &old_key);
+        write(".agent.key.new", &new_key);
+        write(".agent.pem.new", &new_cert);
+        paths.finish_interrupted_renewal().unwrap();
+        assert_eq!(
+            (read("agent.pem"), read("agent.key")),
+            (new_cert.clone(), new_key.clone())
+        );
+        // The certificate cut short while written: the old pair stays.
+        install(&old_cert, &old_key);
+        write(".agent.key.new", &new_key);
+        write(".agent.pem.new", &new_cert[..new_cert.len() / 2]);
+        paths.finish_interrupted_renewal().unwrap();
+        assert_eq!(
+            (read("agent.pem"), read("agent.key")),
+            (old_cert.clone(), old_key.clone())
+        );
+        // The key alone: its certificate never came.
+        write(".agent.key.new", &new_key);
+        paths.finish_interrupted_renewal().unwrap();
+        assert_eq!(read("agent.key"), old_key);
+        for n in [".agent.key.new", ".agent.pem.new"] {
+            assert!(!paths.file(n).exists(), "{n} left behind");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
