@@ -247,11 +247,33 @@ const RESCOPE_AFTER: usize = 3;
 /// its chunk's. A key that would meet another row's (only a text uid crafted to look
 /// scoped can) is left as it was: still found by [`EventStore::get_event`]'s fallback.
 fn rescope_uids(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, rusqlite::types::Value, String)> = tx
-        .prepare("SELECT e.id, e.uid, c.agent_id FROM events e JOIN chunks c ON c.id = e.chunk")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
+    // A slice of rows at a time: a store of a hundred million events does not fit in
+    // memory at once.
+    const SLICE: i64 = 50_000;
+    let mut select = tx.prepare(
+        "SELECT e.id, e.uid, c.agent_id FROM events e JOIN chunks c ON c.id = e.chunk \
+         WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+    )?;
     let mut update = tx.prepare("UPDATE OR IGNORE events SET uid = ?2 WHERE id = ?1")?;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, rusqlite::types::Value, String)> = select
+            .query_map(params![after, SLICE], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some(&(last, _, _)) = rows.last() else {
+            return Ok(());
+        };
+        after = last;
+        rescope_rows(&mut update, rows)?;
+    }
+}
+
+fn rescope_rows(
+    update: &mut rusqlite::Statement<'_>,
+    rows: Vec<(i64, rusqlite::types::Value, String)>,
+) -> rusqlite::Result<()> {
     for (id, uid, agent) in rows {
         let scoped: rusqlite::types::Value = match uid {
             rusqlite::types::Value::Blob(mut b) if b.len() == 16 => {
