@@ -133,47 +133,42 @@ impl Config {
                 msg: e.message().to_owned(),
             }
         })?;
-        let life = parse_duration_ms(&cfg.aggregator.cert_lifetime);
-        if !life.is_some_and(|ms| (60_000..=3650 * 86_400_000).contains(&ms)) {
-            let at = text.find("cert_lifetime").unwrap_or(0);
-            let (line, col) = line_col(text, at);
-            return Err(ConfigError::Invalid {
+        let invalid = |key: &str, msg: String| {
+            let (line, col) = line_col(text, text.find(key).unwrap_or(0));
+            Err(ConfigError::Invalid {
                 path: path.display().to_string(),
                 line,
                 col,
-                msg: format!(
+                msg,
+            })
+        };
+        let life = parse_duration_ms(&cfg.aggregator.cert_lifetime);
+        if !life.is_some_and(|ms| (60_000..=3650 * 86_400_000).contains(&ms)) {
+            return invalid(
+                "cert_lifetime",
+                format!(
                     "aggregator.cert_lifetime: {:?}: want a duration like 30d, between 1m and 3650d",
                     cfg.aggregator.cert_lifetime
                 ),
-            });
+            );
         }
         if let Some(r) = &cfg.store.retention
             && parse_duration_ms(r).is_none_or(|ms| ms < 3_600_000)
         {
-            let at = text.find("retention").unwrap_or(0);
-            let (line, col) = line_col(text, at);
-            return Err(ConfigError::Invalid {
-                path: path.display().to_string(),
-                line,
-                col,
-                msg: format!(
-                    "store.retention: {r:?}: want a duration like 90d, of an hour at least"
-                ),
-            });
+            return invalid(
+                "retention",
+                format!("store.retention: {r:?}: want a duration like 90d, of an hour at least"),
+            );
         }
         let stall = parse_duration_ms(&cfg.aggregator.stall_timeout);
         if !stall.is_some_and(|ms| (1_000..=3_600_000).contains(&ms)) {
-            let at = text.find("stall_timeout").unwrap_or(0);
-            let (line, col) = line_col(text, at);
-            return Err(ConfigError::Invalid {
-                path: path.display().to_string(),
-                line,
-                col,
-                msg: format!(
+            return invalid(
+                "stall_timeout",
+                format!(
                     "aggregator.stall_timeout: {:?}: want a duration like 30s, between 1s and 1h",
                     cfg.aggregator.stall_timeout
                 ),
-            });
+            );
         }
         Ok(cfg)
     }

@@ -240,6 +240,31 @@ CREATE INDEX chunks_agent ON chunks (tenant, agent_id);
 "#,
 ];
 
+/// [`Registry::agent_seen`] on `conn` (the store's connection, or a transaction on it).
+fn record_seen(conn: &Connection, agent_id: &str, s: &AgentState) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE agents SET last_seen_ms = ?2, version = ?3, seen_hostname = ?4, \
+             host_facts = ?5, lag_ms = ?6, spool_bytes = ?7, dropped_batches = ?8, \
+             dropped_events = ?9, damaged_records = ?10, udp_drops = ?11 \
+             WHERE agent_id = ?1",
+        )?
+        .execute(params![
+            agent_id,
+            s.last_seen_ms,
+            s.version,
+            s.hostname,
+            s.host_facts,
+            s.lag_ms,
+            sat(s.spool_bytes),
+            sat(s.dropped_batches),
+            sat(s.dropped_events),
+            sat(s.damaged_records),
+            sat(s.udp_drops),
+        ])?;
+    Ok(n > 0)
+}
+
 /// The migration after which stored uids are rewritten per agent.
 const RESCOPE_AFTER: usize = 3;
 
@@ -277,12 +302,10 @@ fn rescope_rows(
     for (id, uid, agent) in rows {
         let scoped: rusqlite::types::Value = match uid {
             rusqlite::types::Value::Blob(mut b) if b.len() == 16 => {
-                for (x, s) in b.iter_mut().zip(uid_scope(&agent)) {
-                    *x ^= s;
-                }
+                scope_bytes(&mut b, uid_scope(&agent));
                 rusqlite::types::Value::Blob(b)
             }
-            rusqlite::types::Value::Text(t) => rusqlite::types::Value::Text(format!("{agent}/{t}")),
+            rusqlite::types::Value::Text(t) => rusqlite::types::Value::Text(scope_text(&agent, &t)),
             other => other,
         };
         update.execute(params![id, scoped])?;
@@ -511,14 +534,24 @@ impl<'a> UidKey<'a> {
     pub(crate) fn scoped(scope: [u8; 8], agent_id: &str, uid: &'a str) -> Self {
         match Self::of(uid) {
             UidKey::Bytes(mut b) => {
-                for (x, s) in b.iter_mut().zip(scope) {
-                    *x ^= s;
-                }
+                scope_bytes(&mut b, scope);
                 UidKey::Bytes(b)
             }
-            UidKey::Text(t) => UidKey::Text(format!("{agent_id}/{t}").into()),
+            UidKey::Text(t) => UidKey::Text(scope_text(agent_id, &t).into()),
         }
     }
+}
+
+/// A uid's bytes into an agent's scope: its first 8 (the source hash) XORed with it.
+fn scope_bytes(uid: &mut [u8], scope: [u8; 8]) {
+    for (x, s) in uid.iter_mut().zip(scope) {
+        *x ^= s;
+    }
+}
+
+/// A text uid into an agent's scope.
+fn scope_text(agent_id: &str, uid: &str) -> String {
+    format!("{agent_id}/{uid}")
 }
 
 impl rusqlite::ToSql for UidKey<'_> {
@@ -1036,55 +1069,15 @@ impl Registry for SqliteStore {
     }
 
     fn agent_seen(&mut self, agent_id: &str, s: &AgentState) -> Result<bool, StoreError> {
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE agents SET last_seen_ms = ?2, version = ?3, seen_hostname = ?4, \
-                 host_facts = ?5, lag_ms = ?6, spool_bytes = ?7, dropped_batches = ?8, \
-                 dropped_events = ?9, damaged_records = ?10, udp_drops = ?11 \
-                 WHERE agent_id = ?1",
-            )?
-            .execute(params![
-                agent_id,
-                s.last_seen_ms,
-                s.version,
-                s.hostname,
-                s.host_facts,
-                s.lag_ms,
-                sat(s.spool_bytes),
-                sat(s.dropped_batches),
-                sat(s.dropped_events),
-                sat(s.damaged_records),
-                sat(s.udp_drops),
-            ])?;
-        Ok(n > 0)
+        record_seen(&self.conn, agent_id, s)
     }
 
     fn agents_seen(&mut self, seen: &[(String, AgentState)]) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // The statement runs inside the transaction through the same connection.
         for (id, s) in seen {
-            tx.prepare_cached(
-                "UPDATE agents SET last_seen_ms = ?2, version = ?3, seen_hostname = ?4, \
-                 host_facts = ?5, lag_ms = ?6, spool_bytes = ?7, dropped_batches = ?8, \
-                 dropped_events = ?9, damaged_records = ?10, udp_drops = ?11 \
-                 WHERE agent_id = ?1",
-            )?
-            .execute(params![
-                id,
-                s.last_seen_ms,
-                s.version,
-                s.hostname,
-                s.host_facts,
-                s.lag_ms,
-                sat(s.spool_bytes),
-                sat(s.dropped_batches),
-                sat(s.dropped_events),
-                sat(s.damaged_records),
-                sat(s.udp_drops),
-            ])?;
+            record_seen(&tx, id, s)?;
         }
         tx.commit()?;
         Ok(())
