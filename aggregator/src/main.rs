@@ -364,7 +364,7 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
         let (handle, join) = StoreHandle::spawn(store);
         let server = Arc::new(Server {
             store: handle.clone(),
-            authority,
+            authority: Arc::new(authority),
             cert_lifetime_ms: cfg.cert_lifetime_ms(),
             memory: vedette_aggregator::io::server::memory_budget(),
             agent_memory: std::sync::Mutex::default(),

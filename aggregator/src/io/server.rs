@@ -51,7 +51,7 @@ pub struct Server<S> {
     /// The store thread.
     pub store: StoreHandle<S>,
     /// The CA, to sign enrollments and renewals.
-    pub authority: Authority,
+    pub authority: Arc<Authority>,
     /// Lifetime of agent certificates, ms.
     pub cert_lifetime_ms: i64,
     /// Memory that batches being read, decoded and committed may hold at once, in KiB
@@ -288,44 +288,46 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         let hash = secret_hash(&secret);
         let now = now_ms();
         let hostname: String = req.hostname.chars().take(255).collect();
-        let (aid, host) = (agent_id.clone(), hostname.clone());
-        let tenant = match self
+        let (authority, lifetime) = (self.authority.clone(), self.cert_lifetime_ms);
+        let (csr_pem, host) = (req.csr_pem, hostname.clone());
+        // Signed inside the token's transaction: if signing or recording the agent fails,
+        // the token is still good for the next try.
+        let enrolled = self
             .store
-            .call(move |s| s.consume_token(&id, hash, &host, &aid, now))
-            .await?
-        {
-            Ok(t) => t,
+            .call(move |s| {
+                s.enroll_with_token(&id, hash, &host, now, |tenant| {
+                    if !valid_tenant(tenant) {
+                        return Err(format!("token names an invalid tenant `{tenant}`"));
+                    }
+                    let issued = authority
+                        .sign_agent(&csr_pem, &agent_id, tenant, now, lifetime)
+                        .map_err(|e| e.to_string())?;
+                    let rec = AgentRecord {
+                        agent_id,
+                        tenant: tenant.to_owned(),
+                        hostname,
+                        cert_serial: issued.serial,
+                        not_after_ms: issued.not_after_ms,
+                        enrolled_ms: now,
+                    };
+                    Ok((rec, issued.cert_pem))
+                })
+            })
+            .await?;
+        let (
+            AgentRecord {
+                agent_id, tenant, ..
+            },
+            cert_pem,
+        ) = match enrolled {
+            Ok(e) => e,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        if !valid_tenant(&tenant) {
-            return Ok(Err(format!("token names an invalid tenant `{tenant}`")));
-        }
-        let issued = match self.authority.sign_agent(
-            &req.csr_pem,
-            &agent_id,
-            &tenant,
-            now,
-            self.cert_lifetime_ms,
-        ) {
-            Ok(i) => i,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        let rec = AgentRecord {
-            agent_id: agent_id.clone(),
-            tenant: tenant.clone(),
-            hostname,
-            cert_serial: issued.serial.clone(),
-            not_after_ms: issued.not_after_ms,
-            enrolled_ms: now,
-        };
-        if let Err(e) = self.store.call(move |s| s.register_agent(&rec)).await? {
-            return Ok(Err(format!("registering the agent: {e}")));
-        }
         eprintln!("vedette-aggregator: enrolled {agent_id} (tenant {tenant})");
         Ok(Ok(EnrollResponse::Enrolled {
             agent_id,
             tenant,
-            cert_pem: issued.cert_pem,
+            cert_pem,
             ca_pem: self.authority.cert_pem().to_owned(),
         }))
     }

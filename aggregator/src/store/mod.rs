@@ -195,6 +195,9 @@ pub enum TokenError {
     /// The token expired.
     #[error("enrollment token expired")]
     Expired,
+    /// The token was good but the agent could not be issued its certificate.
+    #[error("{0}")]
+    Refused(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -296,19 +299,26 @@ pub trait Registry: Send {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Spends a token, atomically (of two concurrent callers, even from two processes on
-    /// one database, exactly one succeeds) and for good: returns its tenant. Checked in
-    /// this order, so that who does not know the secret learns nothing about the token's
-    /// state: [`TokenError::Unknown`], [`TokenError::Mismatch`], [`TokenError::Used`],
-    /// [`TokenError::Expired`] (at `now_ms >= expires_ms`). Records who used it.
-    fn consume_token(
+    /// Spends a token and records the agent it enrolls, in one transaction, atomically (of
+    /// two concurrent callers, even from two processes on one database, exactly one
+    /// succeeds) and for good. The token is checked in this order, so that who does not
+    /// know the secret learns nothing about its state: [`TokenError::Unknown`],
+    /// [`TokenError::Mismatch`], [`TokenError::Used`], [`TokenError::Expired`] (at
+    /// `now_ms >= expires_ms`). Then `issue` is called with the token's tenant and makes
+    /// the agent's record (signing its certificate; `T` is whatever else the caller needs
+    /// back). If it refuses ([`TokenError::Refused`]) or the record cannot be stored, the
+    /// token is not spent: an enrollment that fails on the aggregator's side does not cost
+    /// the operator a new token. Records who used it.
+    fn enroll_with_token<T>(
         &mut self,
         id: &str,
         secret_hash: [u8; 32],
         hostname: &str,
-        agent_id: &str,
         now_ms: i64,
-    ) -> Result<String, TokenError>;
+        issue: impl FnOnce(&str) -> Result<(AgentRecord, T), String>,
+    ) -> Result<(AgentRecord, T), TokenError>
+    where
+        Self: Sized;
 
     /// Records a newly enrolled agent; [`StoreError::AgentExists`] if the id is taken.
     fn register_agent(&mut self, agent: &AgentRecord) -> Result<(), StoreError>;

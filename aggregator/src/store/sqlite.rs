@@ -565,6 +565,30 @@ impl rusqlite::ToSql for UidKey<'_> {
     }
 }
 
+/// Records an agent, on the connection or inside a caller's transaction.
+fn insert_agent(conn: &rusqlite::Connection, a: &AgentRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO agents (agent_id, tenant, hostname, cert_serial, not_after_ms, \
+         enrolled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        a.agent_id,
+        a.tenant,
+        a.hostname,
+        a.cert_serial,
+        a.not_after_ms,
+        a.enrolled_ms
+    ])
+    .map_err(|e| {
+        if is_constraint(&e) {
+            StoreError::AgentExists(a.agent_id.clone())
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation)
 }
@@ -951,14 +975,14 @@ impl Registry for SqliteStore {
         Ok(())
     }
 
-    fn consume_token(
+    fn enroll_with_token<T>(
         &mut self,
         id: &str,
         secret_hash: [u8; 32],
         hostname: &str,
-        agent_id: &str,
         now_ms: i64,
-    ) -> Result<String, TokenError> {
+        issue: impl FnOnce(&str) -> Result<(AgentRecord, T), String>,
+    ) -> Result<(AgentRecord, T), TokenError> {
         // IMMEDIATE: the write lock is held from the read to the update, so of two
         // concurrent spenders (even in two processes) the second reads `used_ms` set.
         let tx = self
@@ -982,36 +1006,19 @@ impl Registry for SqliteStore {
         if now_ms >= expires_ms {
             return Err(TokenError::Expired);
         }
+        // Dropping `tx` on any error below rolls the spending back.
+        let (record, extra) = issue(&tenant).map_err(TokenError::Refused)?;
+        insert_agent(&tx, &record)?;
         tx.prepare_cached(
             "UPDATE tokens SET used_ms = ?2, used_hostname = ?3, used_agent_id = ?4 WHERE id = ?1",
         )?
-        .execute(params![id, now_ms, hostname, agent_id])?;
+        .execute(params![id, now_ms, hostname, record.agent_id])?;
         tx.commit()?;
-        Ok(tenant)
+        Ok((record, extra))
     }
 
     fn register_agent(&mut self, a: &AgentRecord) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO agents (agent_id, tenant, hostname, cert_serial, not_after_ms, \
-                 enrolled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                a.agent_id,
-                a.tenant,
-                a.hostname,
-                a.cert_serial,
-                a.not_after_ms,
-                a.enrolled_ms
-            ])
-            .map_err(|e| {
-                if is_constraint(&e) {
-                    StoreError::AgentExists(a.agent_id.clone())
-                } else {
-                    e.into()
-                }
-            })?;
-        Ok(())
+        insert_agent(&self.conn, a)
     }
 
     fn revoke_agent(&mut self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError> {

@@ -488,7 +488,10 @@ fn tokens_are_one_time_expire_and_need_the_secret() {
         Err(StoreError::TokenExists(_))
     ));
     let spend = |s: &mut SqliteStore, id: &str, hash: [u8; 32], now: i64| {
-        s.consume_token(id, hash, "web-01", "agent-1", now)
+        s.enroll_with_token(id, hash, "web-01", now, |t| {
+            Ok((record_in("agent-1", t), ()))
+        })
+        .map(|(r, ())| r.tenant)
     };
     assert!(matches!(
         spend(&mut s, "t0", secret, 10),
@@ -537,7 +540,9 @@ fn of_two_connections_spending_one_token_at_once_exactly_one_wins() {
                 let id = id.clone();
                 std::thread::spawn(move || {
                     barrier.wait();
-                    s.consume_token(&id, [1; 32], "h", &format!("agent-{i}"), 1)
+                    s.enroll_with_token(&id, [1; 32], "h", 1, |_| {
+                        Ok((record(&format!("{id}-agent-{i}")), ()))
+                    })
                 })
             })
             .collect();
@@ -548,10 +553,57 @@ fn of_two_connections_spending_one_token_at_once_exactly_one_wins() {
     }
 }
 
+/// Enrolls `agent` with token `t1` (secret `[1; 32]`).
+fn enroll(s: &mut SqliteStore, token: &str, agent: &str, now: i64) -> Result<String, TokenError> {
+    s.enroll_with_token(token, [1; 32], "h", now, |t| Ok((record_in(agent, t), ())))
+        .map(|(r, ())| r.tenant)
+}
+
+#[test]
+fn a_failed_enrollment_does_not_spend_its_token() {
+    let mut s = memory();
+    s.create_token("t1", [1; 32], "acme", i64::MAX, 0).unwrap();
+    s.register_agent(&record("agent-1")).unwrap();
+    // Signing refused: nothing recorded, token still good.
+    let refused = s.enroll_with_token("t1", [1; 32], "h", 1, |_| {
+        Err::<(AgentRecord, ()), _>("the CA key is unreadable".into())
+    });
+    assert!(
+        matches!(&refused, Err(TokenError::Refused(r)) if r == "the CA key is unreadable"),
+        "{refused:?}"
+    );
+    // The agent record cannot be stored (its id taken): the token is not spent either.
+    assert!(matches!(
+        enroll(&mut s, "t1", "agent-1", 2),
+        Err(TokenError::Store(StoreError::AgentExists(_)))
+    ));
+    assert_eq!(s.list_agents().unwrap().len(), 1);
+    assert_eq!(enroll(&mut s, "t1", "agent-2", 3).unwrap(), "acme");
+    let a = s.agent("agent-2").unwrap().unwrap();
+    assert_eq!(a.record.tenant, "acme");
+    let used: (i64, String, String) = s
+        .conn
+        .query_row(
+            "SELECT used_ms, used_hostname, used_agent_id FROM tokens WHERE id = 't1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(used, (3, "h".into(), "agent-2".into()));
+    assert!(matches!(
+        enroll(&mut s, "t1", "agent-3", 4),
+        Err(TokenError::Used)
+    ));
+}
+
 fn record(id: &str) -> AgentRecord {
+    record_in(id, "acme")
+}
+
+fn record_in(id: &str, tenant: &str) -> AgentRecord {
     AgentRecord {
         agent_id: id.into(),
-        tenant: "acme".into(),
+        tenant: tenant.into(),
         hostname: "web-01".into(),
         cert_serial: "01ab".into(),
         not_after_ms: 10_000,
@@ -625,8 +677,7 @@ fn everything_persists_across_a_reopen() {
         send(&mut s, 3, &[event("u3", 3)], vec![watermark(20, 30)]);
         s.create_token("t1", [1; 32], "acme", 100, 0).unwrap();
         s.create_token("t2", [2; 32], "acme", 100, 0).unwrap();
-        s.consume_token("t1", [1; 32], "h", "agent-1", 1).unwrap();
-        s.register_agent(&record("agent-1")).unwrap();
+        enroll(&mut s, "t1", "agent-1", 1).unwrap();
         s.revoke_agent("agent-1", 50).unwrap();
     }
     let mut s = db.open();
@@ -639,11 +690,14 @@ fn everything_persists_across_a_reopen() {
     assert_eq!(send(&mut s, 4, &[event("u1", 1)], vec![]), stored(0, 1));
     assert_eq!(s.gaps("agent-1").unwrap().len(), 1);
     assert!(matches!(
-        s.consume_token("t1", [1; 32], "h", "agent-1", 2),
+        enroll(&mut s, "t1", "agent-1", 2),
         Err(TokenError::Used)
     ));
     assert_eq!(
-        s.consume_token("t2", [2; 32], "h", "agent-2", 2).unwrap(),
+        s.enroll_with_token("t2", [2; 32], "h", 2, |t| Ok((record_in("agent-2", t), ())))
+            .unwrap()
+            .0
+            .tenant,
         "acme"
     );
     assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
