@@ -179,6 +179,8 @@ pub struct ShipOutput {
     pub idle_timeout_ms: u64,
     /// At shutdown, how long to keep delivering what is spooled, ms.
     pub drain_ms: u64,
+    /// What `rejected/` may keep, bytes.
+    pub rejected_max_bytes: u64,
 }
 
 impl Default for ShipOutput {
@@ -197,6 +199,7 @@ impl Default for ShipOutput {
             backoff_max_ms: 30_000,
             idle_timeout_ms: 30_000,
             drain_ms: 5_000,
+            rejected_max_bytes: 64 << 20,
         }
     }
 }
@@ -580,6 +583,10 @@ pub(super) fn validate_output(
             o.zstd_level.as_ref().map(Spanned::span),
             "output.zstd_level",
         ),
+        (
+            o.rejected_max_mb.as_ref().map(Spanned::span),
+            "output.rejected_max_mb",
+        ),
     ] {
         if let Some(span) = v {
             out.push(p(Some(span), f, "only for type = \"aggregator\"".into()));
@@ -658,6 +665,9 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
     }
     if let Some(v) = range(o.drain_ms, "output.drain_ms", 0, 600_000) {
         s.drain_ms = v;
+    }
+    if let Some(v) = range(o.rejected_max_mb, "output.rejected_max_mb", 1, 1 << 20) {
+        s.rejected_max_bytes = v << 20;
     }
     let fsync_ms = range(o.spool_fsync_ms, "output.spool_fsync_ms", 1, 3_600_000);
     if let Some(l) = o.zstd_level {

@@ -630,6 +630,39 @@ type = "kafka"
     }
 
     #[test]
+    fn the_rejected_bound_is_read_checked_and_only_for_the_aggregator() {
+        let ship = |extra: &str| {
+            parse(
+                Path::new("a.toml"),
+                &format!("[output]\ntype = \"aggregator\"\n{extra}"),
+            )
+        };
+        let Some(Output::Aggregator(o)) = ship("").unwrap().output else {
+            panic!("not an aggregator output")
+        };
+        assert_eq!(o.rejected_max_bytes, 64 << 20);
+        let Some(Output::Aggregator(o)) = ship("rejected_max_mb = 2\n").unwrap().output else {
+            panic!("not an aggregator output")
+        };
+        assert_eq!(o.rejected_max_bytes, 2 << 20);
+        let e = ship("rejected_max_mb = 0\n").unwrap_err().to_string();
+        assert!(
+            e.contains("a.toml:3") && e.contains("output.rejected_max_mb: must be between"),
+            "{e}"
+        );
+        let e = parse(
+            Path::new("a.toml"),
+            "[output]\ntype = \"stdout\"\nrejected_max_mb = 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("output.rejected_max_mb: only for type = \"aggregator\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn dedup_is_on_by_default_and_configurable() {
         let on = parse(Path::new("a.toml"), "").unwrap();
         assert_eq!(on.dedup.map(|d| d.window_ms), Some(10_000));

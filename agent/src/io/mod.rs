@@ -16,6 +16,7 @@ mod persist;
 pub mod pipeline;
 pub mod private;
 pub mod procfs;
+pub mod rejected;
 pub mod run;
 pub mod ship;
 pub mod sink;

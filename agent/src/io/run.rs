@@ -197,6 +197,7 @@ fn start_shipping(
         backoff_max_ms: ship.backoff_max_ms,
         idle_timeout_ms: ship.idle_timeout_ms,
         drain_ms: ship.drain_ms,
+        rejected_max_bytes: ship.rejected_max_bytes,
     };
     let drain_ms = cfg.drain_ms;
     let shipper = Shipper {

@@ -38,6 +38,8 @@ pub struct ShipConfig {
     pub drain_ms: u64,
     /// A connection silent this long is dead.
     pub idle_timeout_ms: u64,
+    /// What `rejected/` may keep, bytes (see [`super::rejected`]).
+    pub rejected_max_bytes: u64,
 }
 
 impl Default for ShipConfig {
@@ -49,6 +51,7 @@ impl Default for ShipConfig {
             backoff_max_ms: 30_000,
             drain_ms: 5_000,
             idle_timeout_ms: 30_000,
+            rejected_max_bytes: 64 << 20,
         }
     }
 }
@@ -66,6 +69,9 @@ pub struct ShipStats {
     pub replays: AtomicU64,
     /// Batches the aggregator refused for good (kept in `rejected/`).
     pub rejected: AtomicU64,
+    /// Refused batches deleted from `rejected/` (or never written) to keep it within
+    /// its bound.
+    pub rejected_discarded: AtomicU64,
     /// Events the aggregator stored.
     pub events_stored: AtomicU64,
     /// Events the aggregator already had.
@@ -347,26 +353,45 @@ impl Shipper {
             AckOutcome::Rejected { reason } => {
                 self.stats.rejected.fetch_add(1, Relaxed);
                 // Kept, never silently gone: an operator can look at it and resend.
-                let path = self
-                    .rejected_dir
-                    .join(format!("{epoch:016x}-{seq:020}.batch"));
-                let kept = super::private::create_dir(&self.rejected_dir).and_then(|()| {
-                    use std::io::Write;
-                    super::private::file_options()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)
-                        .and_then(|mut f| f.write_all(&bytes))
-                });
-                eprintln!(
-                    "vedette-agent: the aggregator refused batch {seq}: {reason}; kept in {} ({})",
-                    path.display(),
-                    match kept {
-                        Ok(()) => "saved".to_owned(),
-                        Err(e) => format!("saving failed: {e}"),
+                let name = format!("{epoch:016x}-{seq:020}.batch");
+                let (dir, max) = (self.rejected_dir.clone(), self.cfg.rejected_max_bytes);
+                let kept = tokio::task::spawn_blocking(move || {
+                    super::rejected::keep(&dir, &name, &bytes, max)
+                })
+                .await
+                .map_err(|e| anyhow!("keeping refused batch {seq}: {e}"))?;
+                match kept {
+                    Ok(k) => {
+                        eprintln!(
+                            "vedette-agent: the aggregator refused batch {seq}: {reason}; {}",
+                            match &k.saved {
+                                Some(p) => format!("kept in {}", p.display()),
+                                None => format!(
+                                    "not kept: larger alone than rejected_max_mb ({} bytes)",
+                                    self.cfg.rejected_max_bytes
+                                ),
+                            }
+                        );
+                        for (p, len) in &k.discarded {
+                            if k.saved.is_some() {
+                                eprintln!(
+                                    "vedette-agent: deleted refused batch {} ({len} bytes) to keep rejected/ within rejected_max_mb",
+                                    p.display()
+                                );
+                            }
+                        }
+                        self.stats
+                            .rejected_discarded
+                            .fetch_add(k.discarded.len() as u64, Relaxed);
                     }
-                );
+                    Err(e) => {
+                        eprintln!(
+                            "vedette-agent: the aggregator refused batch {seq}: {reason}; keeping it in {} failed: {e}",
+                            self.rejected_dir.display()
+                        );
+                        self.stats.rejected_discarded.fetch_add(1, Relaxed);
+                    }
+                }
             }
         }
         let sp = self.spool.clone();
