@@ -25,8 +25,9 @@ fn runtime() -> tokio::runtime::Runtime {
 fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
     // The header alone reserved a batch's memory and the payload was awaited for ever: an
     // agent (compromised, or on a link that died without a close) announcing the largest
-    // batch allowed and sending nothing held the server's whole 512 MiB budget, and every
-    // other agent's batches waited behind it.
+    // batches allowed and sending nothing held the server's whole 512 MiB budget, and every
+    // other agent's batches waited behind it. (Each announces 8 MiB of payload for 32 MiB
+    // of text: ~116 MiB to decode, within the agent's 128 MiB share.)
     const N: usize = 3_000;
     let scratch = Scratch::new("ship-stall");
     let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "stall_timeout = \"2s\"\n");
@@ -54,7 +55,7 @@ fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
                 let header = serde_json::json!({
                     "agent_id": "hostile", "epoch": 1, "seq": seq, "events": 1,
                     "first_time": 0, "last_time": 0, "created_ms": 0,
-                    "raw_len": 256u64 << 20, "zstd_len": 64u64 << 20,
+                    "raw_len": 32u64 << 20, "zstd_len": 8u64 << 20,
                     "checksum": 0, "watermarks": [],
                 });
                 let body = serde_json::to_vec(&header).unwrap();
@@ -100,7 +101,67 @@ fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
     // Each stalled stream was dropped and the agent told; the server said why.
     let codes = stalls.join().unwrap();
     assert_eq!(codes, vec![format!("reset {STALLED}"); 3], "{}", agg.log());
-    agg.wait_log("batch 1 (0 of 67108864 bytes in): nothing arrived for 2 s, dropped");
+    agg.wait_log("batch 1 (0 of 8388608 bytes in): nothing arrived for 2 s, dropped");
+}
+
+#[test]
+fn a_batch_too_big_to_decode_within_the_agents_share_is_refused_for_good() {
+    // Its charge was clamped to the agent's share (128 MiB) whatever the header announced,
+    // so one batch of 256 MiB of text (up to ~1 GiB to decode) was let in on a quarter of
+    // that. Now it is read to its end without being kept and refused with the reason: the
+    // agent sets it aside instead of sending it again.
+    let scratch = Scratch::new("ship-too-big");
+    let mut agg = RunningAggregator::start(&scratch, "agg");
+    let hostile = scratch.path("hostile");
+    enroll_ok(&hostile, &agg.server(), &agg.token("default", "1h"));
+    let pem = |n: &str| std::fs::read_to_string(hostile.join("identity").join(n)).unwrap();
+    let cfg = quic_client(
+        &agg,
+        Some((pem("agent.pem"), pem("agent.key"))),
+        b"vedette/1",
+    );
+    let addr = agg.addr;
+    let ack: serde_json::Value = runtime().block_on(async {
+        let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let conn = ep
+            .connect_with(cfg, addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let payload = vec![7u8; 300_000];
+        let header = serde_json::json!({
+            "agent_id": "hostile", "epoch": 9, "seq": 4, "events": 1,
+            "first_time": 0, "last_time": 0, "created_ms": 0,
+            "raw_len": 48u64 << 20, "zstd_len": payload.len(),
+            "checksum": 0, "watermarks": [],
+        });
+        let body = serde_json::to_vec(&header).unwrap();
+        let mut buf = vec![2u8];
+        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&body);
+        buf.extend_from_slice(&payload);
+        send.write_all(&buf).await.unwrap();
+        send.finish().unwrap();
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix)
+            .await
+            .expect("an answer, not a reset");
+        let mut frame = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        recv.read_exact(&mut frame).await.unwrap();
+        serde_json::from_slice(&frame).unwrap()
+    });
+    assert_eq!(
+        (ack["epoch"].as_u64(), ack["seq"].as_u64()),
+        (Some(9), Some(4))
+    );
+    assert_eq!(ack["outcome"]["result"], "rejected", "{ack}");
+    let reason = ack["outcome"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("MiB, over the 128 MiB one agent may hold"),
+        "{reason}"
+    );
+    agg.wait_log("decoding it would take 148 MiB, over the 128 MiB one agent may hold");
 }
 
 #[test]

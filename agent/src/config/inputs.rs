@@ -642,7 +642,9 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
     if let Some(v) = range(o.spool_max_mb, "output.spool_max_mb", 1, 1 << 20) {
         s.spool_max_bytes = v << 20;
     }
-    if let Some(v) = range(o.batch_max_kb, "output.batch_max_kb", 1, 64 * 1024) {
+    // The aggregator refuses a batch whose decoding would take more than its per-agent
+    // share of memory (128 MiB); 16 MiB of events stays well within it.
+    if let Some(v) = range(o.batch_max_kb, "output.batch_max_kb", 1, 16 * 1024) {
         s.batch_max_bytes = (v as usize) << 10;
     }
     if let Some(v) = range(o.batch_linger_ms, "output.batch_linger_ms", 0, 60_000) {

@@ -141,6 +141,9 @@ pub fn class_named(name: &str) -> Option<Class> {
     })
 }
 
+/// Largest `[agent] max_line_bytes`.
+pub const MAX_LINE_BYTES: u64 = 1 << 20;
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -179,11 +182,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         ..Config::default()
     };
     if let Some(m) = agent.max_line_bytes {
-        if *m.get_ref() < 256 {
+        // At most 1 MiB: an event carries its line a few times over (raw data, message,
+        // escaped), and the aggregator takes events of up to 32 MiB.
+        if !(256..=MAX_LINE_BYTES).contains(m.get_ref()) {
             problems.push(problem(
                 Some(m.span()),
                 "agent.max_line_bytes",
-                "must be at least 256".into(),
+                format!("must be between 256 and {MAX_LINE_BYTES}"),
             ));
         } else {
             cfg.max_line_bytes = Some(*m.get_ref() as usize);
@@ -627,6 +632,32 @@ type = "kafka"
         );
         assert_eq!(cfg.output, Some(Output::File("/tmp/out.ndjson".into())));
         assert_eq!(cfg.state_dir, Some(PathBuf::from("/tmp/s")));
+    }
+
+    #[test]
+    fn lines_and_batches_are_bounded_by_what_the_aggregator_takes() {
+        let ok = parse(
+            Path::new("a.toml"),
+            "[agent]\nmax_line_bytes = 1048576\n[output]\ntype = \"aggregator\"\nbatch_max_kb = 16384\n",
+        )
+        .unwrap();
+        assert_eq!(ok.max_line_bytes, Some(1 << 20));
+        let e = parse(
+            Path::new("a.toml"),
+            "[agent]\nmax_line_bytes = 1048577\n[output]\ntype = \"aggregator\"\nbatch_max_kb = 16385\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a.toml:2")
+                && e.contains("agent.max_line_bytes: must be between 256 and 1048576"),
+            "{e}"
+        );
+        assert!(
+            e.contains("a.toml:5")
+                && e.contains("output.batch_max_kb: must be between 1 and 16384"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,11 +12,13 @@
 //! 2. the payload is `zstd_len` bytes;
 //! 3. `raw_len` is within [`wire::MAX_RAW`], and decompression never produces more than
 //!    `raw_len` bytes (a zstd bomb stops there), and exactly `raw_len` (the output
-//!    buffer is reserved at `raw_len` up front: an enrolled agent can make the aggregator
-//!    reserve up to `MAX_RAW` per batch in flight, which the server bounds by limiting
-//!    concurrent batch streams);
+//!    buffer is reserved at `raw_len` up front: the server charges every batch its
+//!    [`memory_charge`] against a memory budget before reading it, and refuses one whose
+//!    charge is over an agent's share);
 //! 4. the xxh3-64 of the decompressed bytes is `checksum`;
-//! 5. every line is an OCSF event (see below), and there are `events` of them;
+//! 5. every line is an OCSF event (see below), and there are `events` of them; a line over
+//!    [`SMALL_LINE`] is first checked against [`MAX_LINE`] and [`MAX_LINE_VALUES`] and then
+//!    parsed alone, server-wide (parsing the densest JSON takes ~50 bytes per value);
 //! 6. every watermark range is well-formed (`first <= end`, positions that fit SQLite's
 //!    signed 64-bit integers).
 //!
@@ -47,6 +49,7 @@
 //! that does not carry the certificate's tenant is parsed whole and re-serialized.
 
 use serde_json::Value;
+use vedette_schemas::ocsf::Text;
 use vedette_schemas::wire::{self, AckOutcome, BatchHeader, Watermark};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -72,11 +75,13 @@ pub struct Peer {
 }
 
 /// One event ready to store: the fields analysts search by. Its document is the line of
-/// the batch's [`Chunk`] at the row's index in [`DecodedBatch::rows`].
+/// the batch's [`Chunk`] at the row's index in [`DecodedBatch::rows`]. Its strings are
+/// held inline up to 24 bytes (host names, IPv4 addresses, user names): a batch's rows
+/// are not thousands of tiny allocations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// `metadata.uid`: deterministic, so a re-read line has the same one.
-    pub uid: String,
+    pub uid: Text,
     /// `time`, ms since the epoch.
     pub time_ms: i64,
     /// `class_uid`.
@@ -86,15 +91,15 @@ pub struct Row {
     /// `severity_id`.
     pub severity_id: u8,
     /// `device.hostname`: the host the event is about.
-    pub device: Option<String>,
+    pub device: Option<Text>,
     /// `device.ip`.
-    pub device_ip: Option<String>,
+    pub device_ip: Option<Text>,
     /// `user.name`, else `actor.user.name`.
-    pub user: Option<String>,
+    pub user: Option<Text>,
     /// `src_endpoint.ip`.
-    pub src_ip: Option<String>,
+    pub src_ip: Option<Text>,
     /// `dst_endpoint.ip`.
-    pub dst_ip: Option<String>,
+    pub dst_ip: Option<Text>,
     /// `count` of a dedup summary, 1 where absent: summing it over events gives the number
     /// of occurrences.
     pub count: u64,
@@ -340,33 +345,70 @@ impl Decoder {
                 return Err(bad("position beyond 2^63"));
             }
         }
+        // As many as the header said, which the server charged for before reading.
         let mut rows = Vec::with_capacity(lines as usize);
-        // Lines rewritten (tenant set), by index: none in the common case.
-        let mut rewritten: Vec<(usize, Vec<u8>)> = Vec::new();
+        // Once a line needs rewriting (its tenant set), the stored text is built here as
+        // the lines go by: those before it copied once, then each line or its rewrite.
+        // None does in the common case.
+        let mut rewriting = false;
+        self.json.clear();
         if !body.is_empty() {
+            let mut start = 0;
             for (i, line) in split_lines(body).enumerate() {
+                let at = start;
+                start += line.len() + 1;
+                let big = line.len() > SMALL_LINE;
+                // A big line is parsed alone, server-wide: what parsing it takes is bounded
+                // once (see `memory_charge`), not per batch in flight.
+                let _alone = if big {
+                    check_big_line(line).map_err(|reason| IngestError::BadLine {
+                        line: i + 1,
+                        reason,
+                    })?;
+                    Some(
+                        BIG_LINE
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    )
+                } else {
+                    None
+                };
+                let fast = self.fields.row(line, &who.tenant);
+                if big {
+                    // Its buffers were sized to it; the next lines need ordinary ones.
+                    self.fields = FieldReader::default();
+                }
+                if let Some(row) = fast {
+                    rows.push(row);
+                    if rewriting {
+                        self.json.extend_from_slice(line);
+                        self.json.push(b'\n');
+                    }
+                    continue;
+                }
                 let bad = |reason: String| IngestError::BadLine {
                     line: i + 1,
                     reason,
                 };
-                if let Some(row) = self.fields.row(line, &who.tenant) {
-                    rows.push(row);
-                    continue;
+                if !rewriting {
+                    rewriting = true;
+                    self.json
+                        .reserve(rewrite_bound(body.len(), lines, &who.tenant));
+                    self.json.extend_from_slice(&body[..at]);
                 }
                 let event: Value =
                     serde_json::from_slice(line).map_err(|e| bad(format!("not JSON: {e}")))?;
-                let (row, json) = row(event, &who.tenant).map_err(bad)?;
-                rows.push(row);
-                rewritten.push((i, json));
+                rows.push(row(event, &who.tenant, &mut self.json).map_err(bad)?);
+                self.json.push(b'\n');
             }
         }
-        let chunk = if rewritten.is_empty() {
+        let chunk = if rewriting {
+            self.rewritten_chunk()?
+        } else {
             Chunk {
                 raw_len: header.raw_len,
                 data: payload.to_vec(),
             }
-        } else {
-            self.rewrite_chunk(body, &rewritten)?
         };
         let mut ips = IpFilterBuilder::default();
         for r in &rows {
@@ -385,31 +427,29 @@ impl Decoder {
         })
     }
 
-    /// The batch's lines with the rewritten ones in their places, compressed.
-    fn rewrite_chunk(
-        &mut self,
-        body: &[u8],
-        rewritten: &[(usize, Vec<u8>)],
-    ) -> Result<Chunk, IngestError> {
-        self.json.clear();
-        let mut next = rewritten.iter().peekable();
-        for (i, line) in split_lines(body).enumerate() {
-            match next.next_if(|(at, _)| *at == i) {
-                Some((_, json)) => self.json.extend_from_slice(json),
-                None => self.json.extend_from_slice(line),
-            }
-            self.json.push(b'\n');
+    /// The batch's text as rewritten, compressed; the buffer is let go if the batch was
+    /// large (it is kept for the next batch only up to an ordinary batch's size).
+    fn rewritten_chunk(&mut self) -> Result<Chunk, IngestError> {
+        let chunk = self.compress_rewritten();
+        if self.json.capacity() > KEEP_JSON {
+            self.json = Vec::new();
         }
+        chunk
+    }
+
+    fn compress_rewritten(&mut self) -> Result<Chunk, IngestError> {
         if self.json.len() as u64 > wire::MAX_RAW {
             // Rewriting only adds a tenant, but that could cross the cap readers rely on.
             return Err(IngestError::TooLarge {
                 raw_len: self.json.len() as u64,
             });
         }
-        let data = self
+        let mut data = self
             .zstd
             .compress(&self.json)
             .map_err(|e| IngestError::Internal(format!("compressing a chunk: {e}")))?;
+        // Allocated at zstd's bound (the text's size); held until the commit.
+        data.shrink_to_fit();
         Ok(Chunk {
             raw_len: self.json.len() as u64,
             data,
@@ -430,8 +470,18 @@ fn split_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
         })
 }
 
-/// One event to one row and its rewritten line; `Err` says what is wrong with it.
-fn row(mut event: Value, tenant: &str) -> Result<(Row, Vec<u8>), String> {
+/// What the rewritten text of a batch of `body` bytes and `lines` lines may take: each line
+/// may gain a `tenant_uid` member.
+fn rewrite_bound(body: usize, lines: u64, tenant: &str) -> usize {
+    body + 1 + lines as usize * (tenant.len() + r#","tenant_uid":"""#.len() + 1)
+}
+
+/// Capacity of the rewrite buffer kept between batches.
+const KEEP_JSON: usize = 4 << 20;
+
+/// One event to one row, its rewritten line appended to `out`; `Err` says what is wrong
+/// with it.
+fn row(mut event: Value, tenant: &str, out: &mut Vec<u8>) -> Result<Row, String> {
     let Some(obj) = event.as_object_mut() else {
         return Err("not a JSON object".into());
     };
@@ -439,7 +489,7 @@ fn row(mut event: Value, tenant: &str) -> Result<(Row, Vec<u8>), String> {
         return Err("no metadata object".into());
     };
     let uid = match meta.get("uid") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_UID => s.clone(),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_UID => Text::from(s.as_str()),
         Some(Value::String(s)) if s.len() > MAX_UID => {
             return Err(format!("metadata.uid longer than {MAX_UID} bytes"));
         }
@@ -463,12 +513,12 @@ fn row(mut event: Value, tenant: &str) -> Result<(Row, Vec<u8>), String> {
     let class_uid = ranged("class_uid", u32::MAX.into())? as u32;
     let type_uid = ranged("type_uid", u32::MAX.into())? as u32;
     let severity_id = ranged("severity_id", u8::MAX.into())? as u8;
-    let text = |path: &[&str]| -> Option<String> {
+    let text = |path: &[&str]| -> Option<Text> {
         let mut v = obj.get(path[0])?;
         for k in &path[1..] {
             v = v.get(k)?;
         }
-        v.as_str().map(str::to_owned)
+        v.as_str().map(Text::from)
     };
     let row = Row {
         uid,
@@ -483,8 +533,8 @@ fn row(mut event: Value, tenant: &str) -> Result<(Row, Vec<u8>), String> {
         dst_ip: text(&["dst_endpoint", "ip"]),
         count: obj.get("count").and_then(Value::as_u64).unwrap_or(1),
     };
-    let json = serde_json::to_vec(&event).expect("a Value serializes");
-    Ok((row, json))
+    serde_json::to_writer(out, &event).expect("a Value serializes");
+    Ok(row)
 }
 
 /// Why a stored document cannot be read back.
@@ -552,6 +602,82 @@ impl ChunkText {
         let json = &self.text[self.starts[line]..self.starts[line + 1] - 1];
         serde_json::from_slice(json).map_err(DocError::Json)
     }
+}
+
+/// Lines up to this length are parsed without further checks: what parsing one takes (a
+/// few times its length, ~50 times for the densest JSON) is within [`DECODE_FIXED`].
+pub const SMALL_LINE: usize = 64 << 10;
+
+/// Longest line accepted, bytes. The agent's events are far shorter (its `max_line_bytes`
+/// is at most 1 MiB, and an event carries the line at most a few times, escaped).
+pub const MAX_LINE: usize = 32 << 20;
+
+/// Most JSON values one line may hold (each is a tape node and, on the general path, a
+/// `serde_json::Value`: ~50 bytes of parser memory apiece).
+pub const MAX_LINE_VALUES: usize = 1 << 20;
+
+/// What parsing the one big line parsed at a time may take, at most
+/// ([`line_parse_bytes`] of the longest, densest line accepted). Not charged per batch: at
+/// most one such line is parsed at a time in the whole server.
+pub const BIG_LINE_BYTES: u64 = parse_bytes(MAX_LINE, MAX_LINE_VALUES);
+
+/// What parsing a line of `len` bytes and up to `values` values may take: two copies of it
+/// (padded scratch, unescaped strings) and ~56 bytes per value (tape node, structural
+/// index, and on the general path a `serde_json::Value`).
+const fn parse_bytes(len: usize, values: usize) -> u64 {
+    2 * len as u64 + 56 * values as u64
+}
+
+/// The bound on what parsing `line` may take, from its length and [`line_values`].
+pub fn line_parse_bytes(line: &[u8]) -> u64 {
+    parse_bytes(line.len(), line_values(line))
+}
+
+/// An upper bound on the JSON values in `line`, from the bytes that can start or separate
+/// one (`,` `:` `[` `{`; some are inside strings), counted at memchr speed.
+pub fn line_values(line: &[u8]) -> usize {
+    memchr::memchr3_iter(b',', b':', b'[', line).count()
+        + memchr::memchr_iter(b'{', line).count()
+        + 1
+}
+
+/// Held while a line over [`SMALL_LINE`] is parsed.
+static BIG_LINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Refuses a big line that is too long, or may hold more values than [`MAX_LINE_VALUES`]
+/// ([`line_values`]), before any parsing.
+fn check_big_line(line: &[u8]) -> Result<(), String> {
+    if line.len() > MAX_LINE {
+        return Err(format!(
+            "{} bytes, over the {} MiB an event may take",
+            line.len(),
+            MAX_LINE >> 20
+        ));
+    }
+    let values = line_values(line);
+    if values > MAX_LINE_VALUES {
+        return Err(format!(
+            "up to {values} JSON values, over the {MAX_LINE_VALUES} an event may hold"
+        ));
+    }
+    Ok(())
+}
+
+/// Memory decoding takes besides what is in proportion to the batch: zstd contexts,
+/// reused buffers, parsing a line of up to [`SMALL_LINE`] bytes.
+pub const DECODE_FIXED: u64 = 4 << 20;
+
+/// Memory one row holds, its strings on the heap included (most are inline).
+pub const ROW_BYTES: u64 = std::mem::size_of::<Row>() as u64 + 64;
+
+/// Bytes of memory that checking and decoding a batch may hold at its peak, known from its
+/// header before its payload is read (the server charges it against its memory budget):
+/// the payload and the stored copy of it, the decompressed text, the rewritten text (when
+/// lines need their tenant set) and zstd's output buffer for it, the rows. Parsing a line
+/// over [`SMALL_LINE`] is bounded apart ([`BIG_LINE_BYTES`]). `tests/decode_memory.rs`
+/// measures decoding against it.
+pub fn memory_charge(header: &BatchHeader) -> u64 {
+    DECODE_FIXED + 2 * header.zstd_len + 3 * header.raw_len + u64::from(header.events) * ROW_BYTES
 }
 
 /// The agent's side of a batch, for tests and benches: the header and zstd payload of

@@ -87,14 +87,14 @@ mod tests {
 
     fn row(time_ms: i64, class_uid: u32, device: Option<&str>, user: Option<&str>) -> Row {
         Row {
-            uid: String::new(),
+            uid: Default::default(),
             time_ms,
             class_uid,
             type_uid: class_uid * 100,
             severity_id: 1,
-            device: device.map(str::to_owned),
+            device: device.map(Into::into),
             device_ip: None,
-            user: user.map(str::to_owned),
+            user: user.map(Into::into),
             src_ip: None,
             dst_ip: None,
             count: 1,

@@ -18,7 +18,7 @@ use vedette_schemas::wire::{
 
 use super::clock::now_ms;
 use super::store_thread::StoreHandle;
-use crate::core::ingest::{Peer, decode_batch};
+use crate::core::ingest::{Peer, decode_batch, memory_charge};
 use crate::identity::authority::{new_agent_id, valid_tenant};
 use crate::identity::token::{parse_credential, secret_hash};
 use crate::identity::{Authority, CertIdentity, cert_identity};
@@ -72,8 +72,9 @@ pub struct Server<S> {
     pub seen: std::sync::Mutex<HashMap<String, AgentState>>,
 }
 
-/// KiB of batch memory (compressed payload plus decompressed text plus rows) the server
-/// holds at most: 512 MiB.
+/// KiB of batch memory (what [`memory_charge`] counts: payloads, decompressed text, rows)
+/// the server holds at most: 512 MiB. Besides it, one big line parsed at a time
+/// ([`crate::core::ingest::BIG_LINE_BYTES`]) and the allocator's own overhead.
 pub const MEMORY_BUDGET_KIB: u32 = 512 << 10;
 
 /// KiB of [`MEMORY_BUDGET_KIB`] one agent may hold: a quarter, room for dozens of
@@ -153,6 +154,31 @@ async fn read_exact_within(
             }
             Ok(Ok(Some(n))) => filled += n,
             Ok(Ok(None)) => return Err(quinn::ReadExactError::FinishedEarly(filled).into()),
+            Ok(Err(e)) => return Err(quinn::ReadExactError::from(e).into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads and drops `n` bytes, a chunk at a time (a refused batch is read to its end, so
+/// that the agent gets the answer rather than a stopped stream it would retry).
+async fn discard_within(
+    r: &mut RecvStream,
+    mut n: u64,
+    stall: Duration,
+    what: impl Fn() -> String,
+) -> Result<(), ConnError> {
+    while n > 0 {
+        let max = usize::try_from(n).unwrap_or(usize::MAX).min(64 << 10);
+        match tokio::time::timeout(stall, r.read_chunk(max, true)).await {
+            Err(_) => {
+                return Err(ConnError::Stalled {
+                    what: format!("{} ({n} bytes still to come)", what()),
+                    after: stall,
+                });
+            }
+            Ok(Ok(Some(c))) => n = n.saturating_sub(c.bytes.len() as u64),
+            Ok(Ok(None)) => return Err(quinn::ReadExactError::FinishedEarly(0).into()),
             Ok(Err(e)) => return Err(quinn::ReadExactError::from(e).into()),
         }
     }
@@ -474,8 +500,35 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 wire::MAX_RAW
             )));
         }
-        // Payload, text, and rows about as big again as the text.
-        let kib = ((header.zstd_len + 2 * header.raw_len) >> 10).clamp(1, AGENT_BUDGET_KIB.into());
+        let kib = memory_charge(&header).div_ceil(1024);
+        if kib > AGENT_BUDGET_KIB.into() {
+            // Never granted, so refused for good: the agent sets it aside and says so.
+            let seq = header.seq;
+            if let Err(e) = discard_within(&mut recv, header.zstd_len, self.stall, || {
+                format!("refused batch {seq}")
+            })
+            .await
+            {
+                return Err(stalled(e, &mut send, &mut recv));
+            }
+            let reason = format!(
+                "decoding it would take {} MiB, over the {} MiB one agent may hold (smaller batches: batch_max_kb)",
+                kib >> 10,
+                AGENT_BUDGET_KIB >> 10
+            );
+            eprintln!(
+                "vedette-aggregator: refused batch {seq} of {}: {reason}",
+                peer.agent_id
+            );
+            let ack = Ack {
+                epoch: header.epoch,
+                seq,
+                outcome: wire::AckOutcome::Rejected { reason },
+            };
+            write_frame(&mut send, &ack).await?;
+            send.finish()?;
+            return Ok(());
+        }
         // The agent's share first: an agent over it waits on itself, not on everyone.
         let shut = |_| ConnError::Protocol("shutting down".into());
         let _share = share.acquire_many(kib as u32).await.map_err(shut)?;

@@ -1131,11 +1131,11 @@ fn bind_event_row(
     stmt.raw_bind_parameter(at + 4, r.class_uid)?;
     stmt.raw_bind_parameter(at + 5, r.type_uid)?;
     stmt.raw_bind_parameter(at + 6, r.severity_id)?;
-    stmt.raw_bind_parameter(at + 7, &r.device)?;
-    stmt.raw_bind_parameter(at + 8, &r.device_ip)?;
-    stmt.raw_bind_parameter(at + 9, &r.user)?;
-    stmt.raw_bind_parameter(at + 10, &r.src_ip)?;
-    stmt.raw_bind_parameter(at + 11, &r.dst_ip)?;
+    stmt.raw_bind_parameter(at + 7, r.device.as_deref())?;
+    stmt.raw_bind_parameter(at + 8, r.device_ip.as_deref())?;
+    stmt.raw_bind_parameter(at + 9, r.user.as_deref())?;
+    stmt.raw_bind_parameter(at + 10, r.src_ip.as_deref())?;
+    stmt.raw_bind_parameter(at + 11, r.dst_ip.as_deref())?;
     stmt.raw_bind_parameter(at + 12, sat(r.count))?;
     stmt.raw_bind_parameter(at + 13, chunk)?;
     stmt.raw_bind_parameter(at + 14, line as i64)

@@ -12,7 +12,7 @@
 use simd_json::prelude::*;
 use simd_json::{Buffers, INPUT_PADDING, Tape};
 
-use super::{MAX_UID, Row};
+use super::{MAX_UID, Row, Text};
 
 /// Reusable buffers of the reader: one per [`super::Decoder`].
 pub(super) struct FieldReader {
@@ -150,9 +150,9 @@ fn read(tape: &Tape<'_>, tenant: &str) -> Option<Row> {
         Some(c) if c.is_null() => 1,
         Some(c) => c.as_u64()?,
     };
-    let own = |s: Option<&str>| s.map(str::to_owned);
+    let own = |s: Option<&str>| s.map(Text::from);
     Some(Row {
-        uid: uid.to_owned(),
+        uid: Text::from(uid),
         time_ms: time?.as_i64()?,
         class_uid: u32::try_from(class_uid?.as_i64()?).ok()?,
         type_uid: u32::try_from(type_uid?.as_i64()?).ok()?,

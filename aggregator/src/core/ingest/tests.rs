@@ -295,7 +295,14 @@ fn a_batch_whose_lines_all_name_the_certificates_tenant_is_stored_as_sent_else_r
     // One line of another tenant: that line rewritten, the other kept byte for byte.
     let mut other = event("u2", 2);
     other["metadata"]["tenant_uid"] = json!("evil");
-    let (h, p) = encode_batch("agent-1", 7, 2, &[own.clone(), other], vec![], 0);
+    let (h, p) = encode_batch(
+        "agent-1",
+        7,
+        2,
+        &[own.clone(), other, own.clone()],
+        vec![],
+        0,
+    );
     let d = decode_batch(&h, &p, &peer()).unwrap();
     assert_ne!(d.chunk.data, p);
     let text = zstd::bulk::decompress(&d.chunk.data, d.chunk.raw_len as usize).unwrap();
@@ -308,6 +315,10 @@ fn a_batch_whose_lines_all_name_the_certificates_tenant_is_stored_as_sent_else_r
     assert_eq!(text.line(1).unwrap()["metadata"]["tenant_uid"], "acme");
     assert_eq!(text.line(1).unwrap()["metadata"]["uid"], "u2");
     assert_eq!(text.line(0).unwrap(), own);
+    // A line after the rewritten one is kept as sent, in its place.
+    assert_eq!(text.line(2).unwrap(), own);
+    assert_eq!(text.len(), 3);
+    assert_eq!(d.rows.len(), 3);
 }
 
 #[test]
@@ -335,7 +346,8 @@ fn a_line_that_already_names_the_certificates_tenant_is_read_with_the_same_field
         e["metadata"]["tenant_uid"] = json!("acme");
         let line = serde_json::to_vec(&e).unwrap();
         let fast = reader.row(&line, "acme").expect("takes the fast path");
-        let (slow, json) = row(e.clone(), "acme").unwrap();
+        let mut json = Vec::new();
+        let slow = row(e.clone(), "acme", &mut json).unwrap();
         assert_eq!(fast, slow);
         assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), e);
         // Another tenant in the line: not the fast path (the general one rewrites it).
@@ -499,7 +511,7 @@ proptest::proptest! {
         let mut reader = fields::FieldReader::default();
         if let Some(fast) = reader.row(line.as_bytes(), "acme") {
             let value: Value = serde_json::from_str(&line).expect("the fast path read valid JSON");
-            let (slow, _) = row(value, "acme").expect("the general path accepts it too");
+            let slow = row(value, "acme", &mut Vec::new()).expect("the general path accepts it too");
             proptest::prop_assert_eq!(fast, slow);
         }
         let _ignored = reader.row(&junk, "acme");
@@ -526,4 +538,43 @@ fn a_chunk_has_the_lines_its_batch_was_counted_with() {
         }
         assert!(text.line(lines).is_err());
     }
+}
+
+#[test]
+fn a_line_too_long_or_too_dense_to_parse_safely_rejects_the_batch_before_parsing() {
+    let mut ok = event("u1", 1);
+    ok["metadata"]["tenant_uid"] = json!("acme");
+    let mut line = serde_json::to_vec(&ok).unwrap();
+    line.push(b'\n');
+    // As long as allowed, and dense (a value every 2 bytes) up to the limit: taken.
+    let mut dense = event("u2", 2);
+    dense["unmapped"] = Value::Array(vec![json!(0); MAX_LINE_VALUES - 100]);
+    let mut raw = line.clone();
+    serde_json::to_writer(&mut raw, &dense).unwrap();
+    raw.push(b'\n');
+    let (h, p) = raw_batch(&raw, 2);
+    let b = decode_batch(&h, &p, &peer()).expect("within the limits");
+    assert_eq!(b.rows.len(), 2);
+    // Over the value count: refused with its line number, the count named.
+    dense["unmapped"] = Value::Array(vec![json!(0); MAX_LINE_VALUES]);
+    let mut raw = line.clone();
+    serde_json::to_writer(&mut raw, &dense).unwrap();
+    let (h, p) = raw_batch(&raw, 2);
+    let e = decode_batch(&h, &p, &peer()).unwrap_err();
+    assert!(
+        matches!(&e, IngestError::BadLine { line: 2, reason } if reason.contains("JSON values, over the 1048576")),
+        "{e}"
+    );
+    // Over the length: refused before its values are even counted.
+    let mut long = event("u3", 3);
+    long["message"] = json!("x".repeat(MAX_LINE));
+    let mut raw = line;
+    serde_json::to_writer(&mut raw, &long).unwrap();
+    let (h, p) = raw_batch(&raw, 2);
+    let e = decode_batch(&h, &p, &peer()).unwrap_err();
+    assert!(
+        matches!(&e, IngestError::BadLine { line: 2, reason } if reason.contains("over the 32 MiB")),
+        "{e}"
+    );
+    assert!(e.outcome().is_some(), "the peer's fault: refused for good");
 }
