@@ -191,8 +191,11 @@ fn main() -> anyhow::Result<()> {
             let out = state::init(&state_dir, &names, now_ms())?;
             // Creates the database and its schema now, so a bad dir fails here.
             open_store(&state_dir, Synchronous::Full)?;
+            let ca_end = StatePaths::new(&state_dir).authority()?.not_after_ms()?;
+            let ca_end = time::OffsetDateTime::from_unix_timestamp(ca_end / 1000)
+                .map_or_else(|_| format!("{ca_end} ms"), |t| t.date().to_string());
             println!(
-                "initialized {}\nCA fingerprint (SHA-256): {}\nserver names: {}",
+                "initialized {}\nCA fingerprint (SHA-256): {}\nCA valid until: {ca_end} (nothing renews a CA: plan its successor before then)\nserver names: {}",
                 state_dir.display(),
                 out.fingerprint,
                 out.names.join(", ")
@@ -349,6 +352,8 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
     }
     renew_server_cert(&paths.dir);
     let authority = paths.authority()?;
+    let ca_end = authority.not_after_ms()?;
+    warn_ca_expiry(ca_end);
     let (chain, key) = paths.server_pem()?;
     let server_cfg = server_config(&chain, &key, authority.cert_pem())?;
     let store = open_store(&cfg.aggregator.state_dir, cfg.store.synchronous)?;
@@ -380,6 +385,7 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             paths.clone(),
             endpoint.clone(),
             server.authority.cert_pem().to_owned(),
+            ca_end,
         ));
         let pruner = cfg
             .retention_ms()
@@ -453,11 +459,30 @@ fn renew_server_cert(dir: &Path) -> bool {
 /// Renews the server certificate when it comes due while serving (an aggregator runs for
 /// years, its certificate for 825 days): new handshakes get the new one, open
 /// connections go on.
-async fn renew_periodically(paths: StatePaths, endpoint: quinn::Endpoint, ca_pem: String) {
+/// Says what [`ca_expiry_warning`] says, if anything.
+fn warn_ca_expiry(ca_end_ms: i64) {
+    if let Some(w) = vedette_aggregator::identity::authority::ca_expiry_warning(ca_end_ms, now_ms())
+    {
+        eprintln!("vedette-aggregator: warning: {w}");
+    }
+}
+
+async fn renew_periodically(
+    paths: StatePaths,
+    endpoint: quinn::Endpoint,
+    ca_pem: String,
+    ca_end_ms: i64,
+) {
     let mut tick = tokio::time::interval(CERT_CHECK);
     tick.tick().await;
+    let mut checks: u64 = 0;
     loop {
         tick.tick().await;
+        checks += 1;
+        // Daily: an aggregator that runs for months keeps saying it.
+        if checks.is_multiple_of(24) {
+            warn_ca_expiry(ca_end_ms);
+        }
         let dir = paths.dir.clone();
         let Ok(true) = tokio::task::spawn_blocking(move || renew_server_cert(&dir)).await else {
             continue;

@@ -170,6 +170,13 @@ impl Authority {
         fingerprint(&self.cert_der)
     }
 
+    /// When the CA certificate expires, ms since the epoch.
+    pub fn not_after_ms(&self) -> Result<i64, IdentityError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.cert_der)
+            .map_err(|e| IdentityError::NotAgent(format!("the CA certificate: {e}")))?;
+        Ok(cert.validity().not_after.timestamp() * 1000)
+    }
+
     /// The server's certificate for `names` (DNS names or IP addresses) and its key, PEM.
     pub fn issue_server(
         &self,
@@ -238,6 +245,29 @@ impl Authority {
     }
 }
 
+/// How long before the CA's end the aggregator starts saying so.
+pub const CA_WARN_MS: i64 = 365 * DAY_MS;
+
+/// What to say about the CA's expiry at `now_ms`, if anything: within [`CA_WARN_MS`] of
+/// its end, or past it. Nothing renews a CA (every agent's trust is pinned to it): when it
+/// ends, no agent can connect, renew or enroll, so an operator must be told a year ahead.
+pub fn ca_expiry_warning(not_after_ms: i64, now_ms: i64) -> Option<String> {
+    let left = not_after_ms - now_ms;
+    if left <= 0 {
+        Some(format!(
+            "the CA expired {} days ago: no agent can connect, renew or enroll; make a new state dir (init) and enroll the agents again",
+            (-left) / DAY_MS
+        ))
+    } else if left <= CA_WARN_MS {
+        Some(format!(
+            "the CA expires in {} days: then no agent can connect, renew or enroll; plan a new CA (init in a new state dir) and the agents' enrollment into it",
+            left / DAY_MS
+        ))
+    } else {
+        None
+    }
+}
+
 /// SHA-256 of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     ring::digest::digest(&ring::digest::SHA256, der)
@@ -298,6 +328,19 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cas_end_is_said_a_year_ahead_and_after() {
+        let ca = Authority::create(NOW, 3650).unwrap();
+        let end = ca.not_after_ms().unwrap();
+        assert_eq!(end, (NOW + 3650 * DAY_MS) / 1000 * 1000);
+        assert_eq!(ca_expiry_warning(end, NOW), None);
+        assert_eq!(ca_expiry_warning(end, end - CA_WARN_MS - 1), None);
+        let soon = ca_expiry_warning(end, end - 30 * DAY_MS).unwrap();
+        assert!(soon.starts_with("the CA expires in 30 days"), "{soon}");
+        let past = ca_expiry_warning(end, end + 2 * DAY_MS).unwrap();
+        assert!(past.starts_with("the CA expired 2 days ago"), "{past}");
+    }
 
     const NOW: i64 = 1_790_000_000_000;
 
