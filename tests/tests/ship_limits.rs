@@ -21,6 +21,35 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// A client of an agent enrolled here, for a test to speak the batch protocol by hand.
+fn enrolled_client(scratch: &Scratch, agg: &RunningAggregator) -> quinn::ClientConfig {
+    let hostile = scratch.path("hostile");
+    enroll_ok(&hostile, &agg.server(), &agg.token("default", "1h"));
+    let pem = |n: &str| std::fs::read_to_string(hostile.join("identity").join(n)).unwrap();
+    quic_client(
+        agg,
+        Some((pem("agent.pem"), pem("agent.key"))),
+        b"vedette/1",
+    )
+}
+
+async fn connect(cfg: quinn::ClientConfig, addr: std::net::SocketAddr) -> quinn::Connection {
+    let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.connect_with(cfg, addr, "localhost")
+        .unwrap()
+        .await
+        .unwrap()
+}
+
+/// The start of a batch stream: its type byte and the header frame.
+fn batch_stream_start(header: &serde_json::Value) -> Vec<u8> {
+    let body = serde_json::to_vec(header).unwrap();
+    let mut buf = vec![2u8];
+    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&body);
+    buf
+}
+
 #[test]
 fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
     // The header alone reserved a batch's memory and the payload was awaited for ever: an
@@ -31,24 +60,12 @@ fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
     const N: usize = 3_000;
     let scratch = Scratch::new("ship-stall");
     let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "stall_timeout = \"2s\"\n");
-    let hostile = scratch.path("hostile");
-    enroll_ok(&hostile, &agg.server(), &agg.token("default", "1h"));
-    let pem = |n: &str| std::fs::read_to_string(hostile.join("identity").join(n)).unwrap();
-    let cfg = quic_client(
-        &agg,
-        Some((pem("agent.pem"), pem("agent.key"))),
-        b"vedette/1",
-    );
+    let cfg = enrolled_client(&scratch, &agg);
     let addr = agg.addr;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stalls = std::thread::spawn(move || {
         runtime().block_on(async {
-            let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-            let conn = ep
-                .connect_with(cfg, addr, "localhost")
-                .unwrap()
-                .await
-                .unwrap();
+            let conn = connect(cfg, addr).await;
             let mut streams = Vec::new();
             for seq in 1..=3u64 {
                 let (mut send, recv) = conn.open_bi().await.unwrap();
@@ -58,11 +75,7 @@ fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
                     "raw_len": 32u64 << 20, "zstd_len": 8u64 << 20,
                     "checksum": 0, "watermarks": [],
                 });
-                let body = serde_json::to_vec(&header).unwrap();
-                let mut buf = vec![2u8];
-                buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-                buf.extend_from_slice(&body);
-                send.write_all(&buf).await.unwrap();
+                send.write_all(&batch_stream_start(&header)).await.unwrap();
                 streams.push((send, recv));
             }
             ready_tx.send(()).unwrap();
@@ -112,22 +125,10 @@ fn a_batch_too_big_to_decode_within_the_agents_share_is_refused_for_good() {
     // agent sets it aside instead of sending it again.
     let scratch = Scratch::new("ship-too-big");
     let mut agg = RunningAggregator::start(&scratch, "agg");
-    let hostile = scratch.path("hostile");
-    enroll_ok(&hostile, &agg.server(), &agg.token("default", "1h"));
-    let pem = |n: &str| std::fs::read_to_string(hostile.join("identity").join(n)).unwrap();
-    let cfg = quic_client(
-        &agg,
-        Some((pem("agent.pem"), pem("agent.key"))),
-        b"vedette/1",
-    );
+    let cfg = enrolled_client(&scratch, &agg);
     let addr = agg.addr;
     let ack: serde_json::Value = runtime().block_on(async {
-        let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        let conn = ep
-            .connect_with(cfg, addr, "localhost")
-            .unwrap()
-            .await
-            .unwrap();
+        let conn = connect(cfg, addr).await;
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let payload = vec![7u8; 300_000];
         let header = serde_json::json!({
@@ -136,10 +137,7 @@ fn a_batch_too_big_to_decode_within_the_agents_share_is_refused_for_good() {
             "raw_len": 48u64 << 20, "zstd_len": payload.len(),
             "checksum": 0, "watermarks": [],
         });
-        let body = serde_json::to_vec(&header).unwrap();
-        let mut buf = vec![2u8];
-        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        buf.extend_from_slice(&body);
+        let mut buf = batch_stream_start(&header);
         buf.extend_from_slice(&payload);
         send.write_all(&buf).await.unwrap();
         send.finish().unwrap();
