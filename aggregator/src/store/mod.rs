@@ -64,6 +64,9 @@ pub enum StoreError {
     /// The group commit this batch was part of failed (nothing of it was stored).
     #[error("group commit: {0}")]
     Group(String),
+    /// The file is not a store this build can open or migrate.
+    #[error("store: {0}")]
+    Unusable(String),
 }
 
 /// A hole in what an agent delivered from one source stream: positions `[first, end)` were
@@ -88,7 +91,7 @@ pub trait EventStore: Send {
     /// Commits one decoded batch of `peer` atomically and durably, and says what happened:
     /// - [`AckOutcome::Replay`] when `(peer.agent_id, header.epoch, header.seq)` was
     ///   committed before with the same checksum: nothing is stored again (with another
-    ///   checksum the batch is stored, `reused`);
+    ///   checksum, or none kept, the batch is stored, `reused`);
     /// - else [`AckOutcome::Stored`]: each row whose `(tenant, uid)` is new is stored,
     ///   the others count as `duplicates` (re-read after an agent crash), and the
     ///   watermarks and the batch itself are recorded.

@@ -19,7 +19,8 @@
 //!   destination addresses its events name (NULL: none; empty: unknown, scan).
 //! - `events`: one row per stored event: the searchable fields of [`Row`] and where its
 //!   document is (`chunk`, `line`). `UNIQUE (tenant, uid)` is the dedup key; a uid of 32
-//!   hex digits (the agent's) is stored as its 16 bytes, anything else as text. The
+//!   hex digits (the agent's) is stored as its 16 bytes, anything else as text, each in
+//!   its agent's scope ([`UidKey`]; the scope's key is in `store_secrets`). The
 //!   agent's uids start with their source's hash and end with the record's position, so
 //!   each new one lands at the right edge of its source's range of the index, not at a
 //!   random place (which cost 4 µs per row at 300k rows and grows with the index).
@@ -60,7 +61,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -238,6 +239,14 @@ ALTER TABLE batches ADD COLUMN reused INTEGER NOT NULL DEFAULT 0;
     r#"
 CREATE INDEX chunks_agent ON chunks (tenant, agent_id);
 "#,
+    // 4 -> 5: the scope of an agent's uids is keyed with a secret of this store (made by
+    // `rekey_uids` after this, which also moves the stored uids into the keyed scopes).
+    r#"
+CREATE TABLE store_secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"#,
 ];
 
 /// [`Registry::agent_seen`] on `conn` (the store's connection, or a transaction on it).
@@ -268,10 +277,91 @@ fn record_seen(conn: &Connection, agent_id: &str, s: &AgentState) -> Result<bool
 /// The migration after which stored uids are rewritten per agent.
 const RESCOPE_AFTER: usize = 3;
 
+/// The migration after which the scopes are keyed.
+const REKEY_AFTER: usize = 4;
+
+/// The `store_secrets` row of the uid scope key.
+const SCOPE_KEY: &str = "uid_scope";
+
+/// Makes the store's uid scope key and moves every stored agent uid from its schema-4
+/// scope ([`legacy_uid_scope`]) into its keyed one: XOR is its own inverse, so one XOR
+/// with both scopes does it, and keys that were apart stay apart.
+fn rekey_uids(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| StoreError::Unusable("no system randomness for the uid scope key".into()))?;
+    tx.execute(
+        "INSERT INTO store_secrets (name, value) VALUES (?1, ?2)",
+        params![SCOPE_KEY, key.as_slice()],
+    )?;
+    let key = ScopeKey::new(&key);
+    for_uids(tx, |uid, agent| match uid {
+        rusqlite::types::Value::Blob(mut b) if b.len() == 16 => {
+            let (old, new) = (legacy_uid_scope(agent), key.scope(agent));
+            scope_bytes(&mut b, old);
+            scope_bytes(&mut b, new);
+            rusqlite::types::Value::Blob(b)
+        }
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// The key the scope of an agent's uids is made with (see [`UidKey`]).
+#[derive(Clone)]
+pub(crate) struct ScopeKey(ring::hmac::Key);
+
+impl std::fmt::Debug for ScopeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScopeKey(..)")
+    }
+}
+
+impl ScopeKey {
+    fn new(secret: &[u8]) -> Self {
+        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    /// The store's key.
+    fn load(conn: &Connection) -> Result<Self, StoreError> {
+        let secret: Vec<u8> = conn.query_row(
+            "SELECT value FROM store_secrets WHERE name = ?1",
+            [SCOPE_KEY],
+            |r| r.get(0),
+        )?;
+        Ok(Self::new(&secret))
+    }
+
+    /// The scope of `agent_id`'s uids: the first 8 bytes of its HMAC, which no agent can
+    /// compute (nor so choose its uids to land on another agent's).
+    pub(crate) fn scope(&self, agent_id: &str) -> [u8; 8] {
+        let tag = ring::hmac::sign(&self.0, agent_id.as_bytes());
+        tag.as_ref()[..8]
+            .try_into()
+            .expect("a SHA-256 tag is 32 bytes")
+    }
+}
+
 /// Rewrites every stored uid into its agent's scope ([`UidKey::scoped`]), the agent being
 /// its chunk's. A key that would meet another row's (only a text uid crafted to look
 /// scoped can) is left as it was: still found by [`EventStore::get_event`]'s fallback.
 fn rescope_uids(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    for_uids(tx, |uid, agent| match uid {
+        rusqlite::types::Value::Blob(mut b) if b.len() == 16 => {
+            scope_bytes(&mut b, legacy_uid_scope(agent));
+            rusqlite::types::Value::Blob(b)
+        }
+        rusqlite::types::Value::Text(t) => rusqlite::types::Value::Text(scope_text(agent, &t)),
+        other => other,
+    })
+}
+
+/// Rewrites every stored uid with `f(uid, its chunk's agent)`. A key that would meet
+/// another row's is left as it was.
+fn for_uids(
+    tx: &rusqlite::Transaction<'_>,
+    mut f: impl FnMut(rusqlite::types::Value, &str) -> rusqlite::types::Value,
+) -> rusqlite::Result<()> {
     // A slice of rows at a time: a store of a hundred million events does not fit in
     // memory at once.
     const SLICE: i64 = 50_000;
@@ -291,26 +381,10 @@ fn rescope_uids(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
             return Ok(());
         };
         after = last;
-        rescope_rows(&mut update, rows)?;
+        for (id, uid, agent) in rows {
+            update.execute(params![id, f(uid, &agent)])?;
+        }
     }
-}
-
-fn rescope_rows(
-    update: &mut rusqlite::Statement<'_>,
-    rows: Vec<(i64, rusqlite::types::Value, String)>,
-) -> rusqlite::Result<()> {
-    for (id, uid, agent) in rows {
-        let scoped: rusqlite::types::Value = match uid {
-            rusqlite::types::Value::Blob(mut b) if b.len() == 16 => {
-                scope_bytes(&mut b, uid_scope(&agent));
-                rusqlite::types::Value::Blob(b)
-            }
-            rusqlite::types::Value::Text(t) => rusqlite::types::Value::Text(scope_text(&agent, &t)),
-            other => other,
-        };
-        update.execute(params![id, scoped])?;
-    }
-    Ok(())
 }
 
 /// When SQLite waits for the disk.
@@ -351,6 +425,7 @@ impl Default for SqliteConfig {
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    scope_key: ScopeKey,
 }
 
 impl SqliteStore {
@@ -389,7 +464,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
-        Ok(Self { conn })
+        let scope_key = ScopeKey::load(&conn)?;
+        Ok(Self { conn, scope_key })
     }
 
     /// The documents at `(chunk, line)` places, in that order. Each chunk is read and
@@ -443,10 +519,19 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    // Not a version this or any build wrote: marking it current would skip the schema.
+    let Ok(found_n) = usize::try_from(found) else {
+        return Err(StoreError::Unusable(format!(
+            "the database's user_version is {found}: not a Vedette store"
+        )));
+    };
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(found_n) {
         tx.execute_batch(sql)?;
         if n == RESCOPE_AFTER {
             rescope_uids(&tx)?;
+        }
+        if n == REKEY_AFTER {
+            rekey_uids(&tx)?;
         }
     }
     if found < SCHEMA_VERSION {
@@ -494,15 +579,18 @@ impl rusqlite::ToSql for KeyValue<'_, '_> {
 /// Stored uids are the sending agent's ([`UidKey::scoped`]): uids are the agent's claim,
 /// and with one namespace per tenant an agent (compromised, or reading the same file) that
 /// sent another agent's future uids first made that agent's events vanish as duplicates.
+/// An agent's hex uid has its first 8 bytes XORed with [`ScopeKey::scope`] of its id, a
+/// value keyed with a secret of the store, so no agent can aim at another's keys; a text
+/// uid is prefixed with the agent id.
 pub(crate) enum UidKey<'a> {
     Bytes([u8; 16]),
     Text(std::borrow::Cow<'a, str>),
 }
 
-/// The scope of an agent's uids: the first 8 bytes of a uid are XORed with it (the rest,
-/// the position in the source, untouched), so one agent's uids of one source still share
-/// a prefix and land together in the index.
-pub(crate) fn uid_scope(agent_id: &str) -> [u8; 8] {
+/// The scope of schema 4, an unkeyed hash of the agent id: any agent could compute
+/// another's and send uids that, XORed with its own scope, landed on that agent's future
+/// keys. Kept only to move stored uids out of it ([`rekey_uids`]).
+fn legacy_uid_scope(agent_id: &str) -> [u8; 8] {
     xxhash_rust::xxh3::xxh3_64(agent_id.as_bytes()).to_be_bytes()
 }
 
@@ -530,7 +618,7 @@ impl<'a> UidKey<'a> {
         UidKey::Text(std::borrow::Cow::Borrowed(uid))
     }
 
-    /// `uid` of the agent whose [`uid_scope`] is `scope`, as stored.
+    /// `uid` of the agent whose [`ScopeKey::scope`] is `scope`, as stored.
     pub(crate) fn scoped(scope: [u8; 8], agent_id: &str, uid: &'a str) -> Self {
         match Self::of(uid) {
             UidKey::Bytes(mut b) => {
@@ -604,7 +692,7 @@ impl EventStore for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = commit_in(&tx, peer, header, batch, now_ms)?;
+        let outcome = commit_in(&tx, &self.scope_key, peer, header, batch, now_ms)?;
         if outcome != AckOutcome::Replay {
             tx.commit()?;
         }
@@ -621,7 +709,14 @@ impl EventStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(items.len());
         for &(peer, header, batch) in items {
-            out.push(commit_in(&tx, peer, header, batch, now_ms)?);
+            out.push(commit_in(
+                &tx,
+                &self.scope_key,
+                peer,
+                header,
+                batch,
+                now_ms,
+            )?);
         }
         tx.commit()?;
         Ok(out)
@@ -746,7 +841,7 @@ impl EventStore for SqliteStore {
             .collect::<Result<_, _>>()?;
         let keys = agents
             .iter()
-            .map(|a| UidKey::scoped(uid_scope(a), a, uid))
+            .map(|a| UidKey::scoped(self.scope_key.scope(a), a, uid))
             .chain(std::iter::once(UidKey::of(uid)));
         let mut find = self
             .conn
@@ -1153,6 +1248,7 @@ fn add_class(per_class: &mut Vec<(u32, i64)>, class_uid: u32, n: i64) {
 /// The caller commits.
 fn commit_in(
     tx: &rusqlite::Transaction<'_>,
+    scope_key: &ScopeKey,
     peer: &Peer,
     header: &BatchHeader,
     batch: &DecodedBatch,
@@ -1171,8 +1267,11 @@ fn commit_in(
     // events never stored. It is stored; its rows are deduplicated by uid as any.
     let reused = match before {
         None => false,
-        Some(Some(c)) if c != bits(header.checksum) => true,
-        Some(_) => return Ok(AckOutcome::Replay),
+        Some(Some(c)) if c == bits(header.checksum) => return Ok(AckOutcome::Replay),
+        // Other content; or a batch committed before checksums were kept (schema < 3),
+        // which cannot be told apart: stored, its rows deduplicated by uid, so a resend
+        // adds nothing and a reused number loses nothing.
+        Some(_) => true,
     };
     let mut stored = 0u64;
     {
@@ -1217,7 +1316,7 @@ fn commit_in(
             .map(|p| (p, true))
             .chain(rest.chunks(1).map(|p| (p, false)));
         let mut line = 0usize;
-        let scope = uid_scope(&peer.agent_id);
+        let scope = scope_key.scope(&peer.agent_id);
         let mut last_event_id = first_id - 1;
         for (part, grouped) in parts {
             let stmt = if grouped { &mut many } else { &mut one };

@@ -170,6 +170,125 @@ fn one_agent_cannot_make_anothers_events_duplicates() {
     assert!(s.get_event("acme", "text-uid").unwrap().is_some());
 }
 
+#[test]
+fn an_agent_cannot_compute_the_keys_of_anothers_uids() {
+    // Schema 4 scoped uids with an unkeyed hash of the agent id: an agent that knew another
+    // one's id (in `agents list`, logs, certificate subjects) sent a uid that, XORed with
+    // its own scope, landed on the other's future key, and that event was later taken as
+    // a duplicate: acknowledged, never stored. The scope is now keyed by a secret of the
+    // store; this is the same forgery, computed the only way an agent can.
+    let mut s = memory();
+    let victim_uid = format!("{:016x}{:016x}", 0xfeed_u64, 7);
+    let forger = Peer {
+        agent_id: "agent-2".into(),
+        tenant: "acme".into(),
+    };
+    let mut forged = UidKey::of(&victim_uid);
+    let UidKey::Bytes(b) = &mut forged else {
+        panic!("hex uid")
+    };
+    scope_bytes(b, legacy_uid_scope(&peer().agent_id));
+    scope_bytes(b, legacy_uid_scope(&forger.agent_id));
+    let forged: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let (h, p) = encode_batch(&forger.agent_id, 7, 1, &[event(&forged, 1)], vec![], 0);
+    let b = decode_batch(&h, &p, &forger).unwrap();
+    assert_eq!(s.commit(&forger, &h, &b, 0).unwrap(), stored(1, 0));
+    // The victim's own event is stored, and found by its uid.
+    assert_eq!(
+        send(&mut s, 1, &[event(&victim_uid, 2)], vec![]),
+        stored(1, 0)
+    );
+    assert_eq!(
+        s.get_event("acme", &victim_uid).unwrap().unwrap()["time"],
+        2
+    );
+    // Keys are the store's own: another store scopes the same agent elsewhere.
+    assert_ne!(
+        s.scope_key.scope("agent-1"),
+        memory().scope_key.scope("agent-1")
+    );
+}
+
+#[test]
+fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
+    let db = TempDb::new("v4");
+    let hex = format!("{:016x}{:016x}", 0xbeef_u64, 1);
+    {
+        // A schema-4 store: this one's tables without the secrets, uids in the unkeyed
+        // scope.
+        let mut s = db.open();
+        assert_eq!(
+            send(&mut s, 1, &[event(&hex, 1), event("text", 2)], vec![]),
+            stored(2, 0)
+        );
+        let mut key = UidKey::of(&hex);
+        let UidKey::Bytes(k) = &mut key else {
+            panic!("hex uid")
+        };
+        let legacy = {
+            let mut l = *k;
+            scope_bytes(&mut l, legacy_uid_scope("agent-1"));
+            l
+        };
+        scope_bytes(k, s.scope_key.scope("agent-1"));
+        let moved = s
+            .conn
+            .execute(
+                "UPDATE events SET uid = ?2 WHERE uid = ?1",
+                params![key, legacy.as_slice()],
+            )
+            .unwrap();
+        assert_eq!(moved, 1);
+        s.conn
+            .execute_batch("DROP TABLE store_secrets; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    let mut s = db.open();
+    let version: i64 = s
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(s.get_event("acme", &hex).unwrap().unwrap()["time"], 1);
+    assert_eq!(s.get_event("acme", "text").unwrap().unwrap()["time"], 2);
+    assert_eq!(
+        send(&mut s, 2, &[event(&hex, 1), event("text", 2)], vec![]),
+        stored(0, 2)
+    );
+}
+
+#[test]
+fn a_batch_number_committed_before_checksums_were_kept_is_stored_again_not_replayed() {
+    // Such a batch (schema 1-2) cannot be told from another under the same number: taken
+    // as a replay, a restored agent's new batch was acknowledged and never stored.
+    let mut s = memory();
+    assert_eq!(send(&mut s, 1, &[event("u1", 1)], vec![]), stored(1, 0));
+    s.conn
+        .execute("UPDATE batches SET checksum = NULL", [])
+        .unwrap();
+    let reused = |stored, duplicates| AckOutcome::Stored {
+        stored,
+        duplicates,
+        reused: true,
+    };
+    assert_eq!(send(&mut s, 1, &[event("u2", 2)], vec![]), reused(1, 0));
+    assert_eq!(s.get_event("acme", "u2").unwrap().unwrap()["time"], 2);
+}
+
+#[test]
+fn a_database_with_a_negative_schema_version_is_refused() {
+    let db = TempDb::new("negative");
+    db.open()
+        .conn
+        .pragma_update(None, "user_version", -3)
+        .unwrap();
+    let e = SqliteStore::open(&db.0, SqliteConfig::default()).unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Unusable(m) if m.contains("user_version is -3")),
+        "{e}"
+    );
+}
+
 /// `event(uid, time)` with `src` as its source address and `dst` as its destination.
 fn flow(uid: &str, time: i64, src: Option<&str>, dst: Option<&str>) -> Value {
     let mut e = event(uid, time);
