@@ -10,7 +10,8 @@ use super::support::aggregator::{
     RunningAggregator, Stored, enroll_ok, enrolled_agent, line_numbers, quic_client,
 };
 
-/// The aggregator's `close::STALLED` and `close::BUSY`.
+/// The aggregator's `close::PROTOCOL`, `close::STALLED` and `close::BUSY`.
+const PROTOCOL: u32 = 3;
 const STALLED: u32 = 5;
 const BUSY: u32 = 6;
 
@@ -160,6 +161,55 @@ fn a_batch_too_big_to_decode_within_the_agents_share_is_refused_for_good() {
         "{reason}"
     );
     agg.wait_log("decoding it would take 148 MiB, over the 128 MiB one agent may hold");
+}
+
+#[test]
+fn control_frames_are_bounded_in_number_and_time() {
+    // A connection could open any number of control streams, each reading frames of up
+    // to 1 MiB with no time limit once their length was sent: an enrolled agent held
+    // memory outside every budget. Now one control stream per connection, and a frame's
+    // body comes within the stall timeout or the stream is dropped.
+    let scratch = Scratch::new("ship-control");
+    let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "stall_timeout = \"1s\"\n");
+    let cfg = enrolled_client(&scratch, &agg);
+    let addr = agg.addr;
+    let closed = runtime().block_on(async {
+        let conn = connect(cfg.clone(), addr).await;
+        // A frame announced at 1 MiB, then nothing.
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        let mut start = vec![1u8];
+        start.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        send.write_all(&start).await.unwrap();
+        // A second control stream on the same connection.
+        let (mut second, _recv2) = conn.open_bi().await.unwrap();
+        second.write_all(&[1u8]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), conn.closed())
+            .await
+            .expect("the connection closed")
+    });
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code, quinn::VarInt::from_u32(PROTOCOL), "{c:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    agg.wait_log("a second control stream on one connection");
+    // The stalled frame alone, on a connection of its own (kept open by its own thread
+    // while the log is read): dropped after the timeout.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let client = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let conn = connect(cfg, addr).await;
+            let (mut send, _recv) = conn.open_bi().await.unwrap();
+            let mut start = vec![1u8];
+            start.extend_from_slice(&(1u32 << 20).to_be_bytes());
+            send.write_all(&start).await.unwrap();
+            let _ignored = done_rx.await;
+        });
+    });
+    agg.wait_log("a control frame (0 of 1048576 bytes in): nothing arrived for 1 s");
+    done_tx.send(()).unwrap();
+    client.join().unwrap();
 }
 
 #[test]

@@ -126,15 +126,6 @@ impl From<super::store_thread::StoreGone> for ConnError {
     }
 }
 
-async fn read_frame<T: serde::de::DeserializeOwned>(r: &mut RecvStream) -> Result<T, ConnError> {
-    let mut prefix = [0u8; 4];
-    r.read_exact(&mut prefix).await?;
-    let n = wire::frame_len(prefix)?;
-    let mut body = vec![0u8; n];
-    r.read_exact(&mut body).await?;
-    Ok(wire::decode_frame(&body)?)
-}
-
 /// [`RecvStream::read_exact`], failing with [`ConnError::Stalled`] when `stall` passes
 /// without a byte.
 async fn read_exact_within(
@@ -389,10 +380,13 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         });
         let id = Arc::new(id);
         let share = self.agent_memory(&id.agent_id);
+        // One control stream per connection: each holds its state and reads frames.
+        let control_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             let (send, mut recv) = conn.accept_bi().await?;
             let me = self.clone();
             let (peer, id, conn, share) = (peer.clone(), id.clone(), conn.clone(), share.clone());
+            let control_open = control_open.clone();
             tokio::spawn(async move {
                 let mut tag = [0u8; 1];
                 let r = match recv.read_exact(&mut tag).await {
@@ -400,7 +394,15 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     Ok(()) if tag[0] == STREAM_BATCH => {
                         me.batch(&conn, &peer, &share, send, recv).await
                     }
-                    Ok(()) if tag[0] == STREAM_CONTROL => me.control(&id, send, recv).await,
+                    Ok(()) if tag[0] == STREAM_CONTROL => {
+                        if control_open.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                            Err(ConnError::Protocol(
+                                "a second control stream on one connection".into(),
+                            ))
+                        } else {
+                            me.control(&id, &share, send, recv).await
+                        }
+                    }
                     Ok(()) => Err(ConnError::Protocol(format!(
                         "unknown stream kind {}",
                         tag[0]
@@ -481,11 +483,13 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             }
             e
         };
-        let header: BatchHeader =
-            match read_frame_within(&mut recv, self.stall, || "a batch header".to_owned()).await {
-                Ok(h) => h,
-                Err(e) => return Err(stalled(e, &mut send, &mut recv)),
-            };
+        let header: BatchHeader = match self
+            .read_frame_charged(&mut recv, share, true, || "a batch header".to_owned())
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return Err(stalled(e, &mut send, &mut recv)),
+        };
         if header.zstd_len > MAX_PAYLOAD {
             return Err(ConnError::Protocol(format!(
                 "batch {} announces {} bytes, over the {MAX_PAYLOAD} limit",
@@ -604,15 +608,47 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         Ok(())
     }
 
+    /// Reads one frame of an agent's, its body charged to the agent's share and the
+    /// server's budget while it is read and decoded (a frame may be 1 MiB, and an agent
+    /// may open many streams on many connections). The body must come within the stall
+    /// timeout once its length has; so must the length if `prefix_stalls` (a batch
+    /// stream), not on the control stream, which waits between heartbeats.
+    async fn read_frame_charged<T: serde::de::DeserializeOwned>(
+        &self,
+        r: &mut RecvStream,
+        share: &tokio::sync::Semaphore,
+        prefix_stalls: bool,
+        what: impl Fn() -> String,
+    ) -> Result<T, ConnError> {
+        let mut prefix = [0u8; 4];
+        if prefix_stalls {
+            read_exact_within(r, &mut prefix, self.stall, &what).await?;
+        } else {
+            r.read_exact(&mut prefix).await?;
+        }
+        let n = wire::frame_len(prefix)?;
+        let kib = u32::try_from(n >> 10).unwrap_or(u32::MAX).saturating_add(1);
+        let shut = |_| ConnError::Protocol("shutting down".into());
+        let _share = share.acquire_many(kib).await.map_err(shut)?;
+        let _permit = self.memory.acquire_many(kib).await.map_err(shut)?;
+        let mut body = vec![0u8; n];
+        read_exact_within(r, &mut body, self.stall, &what).await?;
+        Ok(wire::decode_frame(&body)?)
+    }
+
     async fn control(
         &self,
         id: &CertIdentity,
+        share: &tokio::sync::Semaphore,
         mut send: SendStream,
         mut recv: RecvStream,
     ) -> Result<(), ConnError> {
         let mut state = AgentState::default();
         loop {
-            let msg: Control = match read_frame(&mut recv).await {
+            let msg: Control = match self
+                .read_frame_charged(&mut recv, share, false, || "a control frame".to_owned())
+                .await
+            {
                 Ok(m) => m,
                 // The agent finished its side: it is going away.
                 Err(ConnError::Read(quinn::ReadExactError::FinishedEarly(0))) => return Ok(()),
