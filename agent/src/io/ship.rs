@@ -241,7 +241,9 @@ impl Shipper {
         let mut control = tokio::spawn(self.clone().control(ctl_send, ctl_recv));
         let mut in_flight: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let mut stopping_since: Option<i64> = None;
-        let result = loop {
+        // Every way out goes through the cleanup after the loop: the control task holds
+        // the connection open (and would renew the certificate beside the next session's).
+        let result = 'session: loop {
             if *stop.borrow() && stopping_since.is_none() {
                 stopping_since = Some(clock::now_ms());
             }
@@ -256,17 +258,12 @@ impl Shipper {
             while in_flight.len() < self.cfg.window {
                 // Disk reads off the runtime's one worker, which the listeners share.
                 let sp = self.spool.clone();
-                let next = match tokio::task::spawn_blocking(move || sp.next_unsent())
-                    .await
-                    .map_err(|e| anyhow!("reading the spool: {e}"))?
-                {
-                    Ok(n) => n,
+                let next = match tokio::task::spawn_blocking(move || sp.next_unsent()).await {
+                    Ok(Ok(n)) => n,
                     // A record damaged since it was written is counted by the spool and
                     // skipped; anything else is a disk problem worth a reconnect cycle.
-                    Err(e) => {
-                        in_flight.abort_all();
-                        return Err(anyhow!("reading the spool: {e}"));
-                    }
+                    Ok(Err(e)) => break 'session Err(anyhow!("reading the spool: {e}")),
+                    Err(e) => break 'session Err(anyhow!("reading the spool: {e}")),
                 };
                 let Some((seq, bytes)) = next else {
                     break;

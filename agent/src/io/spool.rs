@@ -180,6 +180,9 @@ pub enum SpoolError {
     /// [`Spool::close`] was called; the batch was not stored (the caller still has it).
     #[error("spool closed")]
     Closed,
+    /// Another process has the spool open.
+    #[error("the spool {0} is in use by another process (another agent with this state dir?)")]
+    InUse(PathBuf),
     /// The batch cannot fit even an empty spool: our config (`max_bytes`) or batch size.
     #[error("batch of {len} bytes cannot fit a spool of {limit} bytes")]
     TooLarge {
@@ -296,6 +299,11 @@ pub struct Spool {
     space: Condvar,
     /// Signalled when there is something new to hand out, and at close.
     unsent: Notify,
+    /// The spool directory, held open with an exclusive lock for the spool's life: a second
+    /// agent on the same directory (one started by hand beside the service) would take
+    /// the first's half-written record for a torn tail and cut it, and both would delete
+    /// segments the other still holds.
+    _lock: fs::File,
     /// Test hook: this many next writes fail with ENOSPC after writing a partial header.
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicU32,
@@ -432,6 +440,7 @@ impl Spool {
         boot: Option<&str>,
     ) -> Result<(Arc<Self>, OpenReport), SpoolError> {
         super::private::own_dir(dir).map_err(io_err(dir))?;
+        let lock = lock_dir(dir)?;
         let mut report = OpenReport::default();
         let state_path = dir.join(STATE);
         let fresh = |dir: &Path| -> Result<SpoolState, SpoolError> {
@@ -593,6 +602,7 @@ impl Spool {
             ack_entries,
         };
         let spool = Self {
+            _lock: lock,
             dir: dir.to_path_buf(),
             cfg,
             state,
@@ -1448,6 +1458,20 @@ impl fmt::Display for VerifyReport {
                 undecodable
             )
         }
+    }
+}
+
+/// Opens `dir` and takes its exclusive lock, or says who has it (released when the file
+/// is closed, so also when the holder dies).
+fn lock_dir(dir: &Path) -> Result<fs::File, SpoolError> {
+    let f = fs::File::open(dir).map_err(io_err(dir))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(SpoolError::InUse(dir.to_owned())),
+        Err(e) => Err(SpoolError::Io {
+            path: dir.to_owned(),
+            source: e.into(),
+        }),
     }
 }
 

@@ -943,3 +943,18 @@ fn a_record_that_cannot_be_read_is_given_up_and_the_rest_still_ship() {
     append(&spool, 5);
     assert_eq!(drain(&spool), [4]);
 }
+
+#[test]
+fn a_spool_held_by_another_process_is_refused_not_shared() {
+    // Two agents on one spool (one started by hand beside the service) each took the
+    // other's half-written record for a torn tail and cut it, and deleted segments the
+    // other still held. The lock is the directory's flock: another process's open file
+    // description, or another open here, is refused alike.
+    let dir = TempDir::new("locked");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let e = Spool::open(&dir.0, cfg()).unwrap_err();
+    assert!(matches!(&e, SpoolError::InUse(p) if p == &dir.0), "{e}");
+    assert!(e.to_string().contains("in use by another process"), "{e}");
+    drop(spool);
+    let (_again, _) = Spool::open(&dir.0, cfg()).expect("free once the holder is gone");
+}
