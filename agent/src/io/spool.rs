@@ -493,12 +493,29 @@ impl Spool {
         let mut index = BTreeMap::new();
         let (mut disk_bytes, mut unacked_bytes) = (0, 0);
         let mut max_seq = hwm;
-        for (first, path) in list_segments(dir)? {
+        let listed = list_segments(dir)?;
+        let newest = listed.len().saturating_sub(1);
+        for (i, (first, path)) in listed.into_iter().enumerate() {
             let data = fs::read(&path).map_err(io_err(&path))?;
-            let scan = format::scan(&data);
+            let mut scan = format::scan(&data);
             report.damaged_records += scan.damaged.len() as u64;
             report.damaged_bytes += scan.damaged_bytes();
             let len = scan.valid_len(data.len() as u64);
+            // Only the newest segment is written to, so only its end can be a write the
+            // crash cut: a cut-short record at the end of an older one was whole (and
+            // acknowledged to its source) once, and is damage, counted as such.
+            if i != newest
+                && let Some(t) = scan.torn_tail.take()
+            {
+                report.damaged_records += 1;
+                report.damaged_bytes += t.end - t.start;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                file.set_len(t.start).map_err(io_err(&path))?;
+                file.sync_all().map_err(io_err(&path))?;
+            }
             drop(data);
             if scan.records.is_empty() {
                 // Nothing to send: a crash right after creating it, or all damage.

@@ -958,3 +958,38 @@ fn a_spool_held_by_another_process_is_refused_not_shared() {
     drop(spool);
     let (_again, _) = Spool::open(&dir.0, cfg()).expect("free once the holder is gone");
 }
+
+#[test]
+fn a_record_cut_short_at_the_end_of_an_older_segment_is_counted_as_damage() {
+    // Only the newest segment is written to, so only its end can be a write a crash cut.
+    // A record cut short at the end of an older one (a length field flipped to point past
+    // the end, a file truncated by hand) was whole once: it was reported only as torn
+    // bytes, and the damage counter, the one the heartbeat carries, missed it.
+    let dir = TempDir::new("old-torn");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let one = batch(&spool, 1);
+    let rec = (HEADER_LEN + one.bytes.len()) as u64;
+    drop(spool);
+    let cfg = SpoolConfig {
+        segment_bytes: rec,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    for _ in 0..3 {
+        append(&spool, 1);
+    }
+    drop(spool);
+    let segs = segment_files(&dir.0);
+    assert_eq!(segs.len(), 3);
+    OpenOptions::new()
+        .write(true)
+        .open(&segs[0])
+        .unwrap()
+        .set_len(rec / 2)
+        .unwrap();
+    let (spool, report) = Spool::open(&dir.0, cfg).unwrap();
+    assert_eq!(report.damaged_records, 1);
+    assert_eq!(report.damaged_bytes, rec / 2);
+    assert_eq!(report.truncated_bytes, 0);
+    assert_eq!(drain(&spool), [2, 3]);
+}
