@@ -20,7 +20,7 @@
 //! - `events`: one row per stored event: the searchable fields of [`Row`] and where its
 //!   document is (`chunk`, `line`). `UNIQUE (tenant, uid)` is the dedup key; a uid of 32
 //!   hex digits (the agent's) is stored as its 16 bytes, anything else as text, each in
-//!   its agent's scope ([`UidKey`]; the scope's key is in `store_secrets`). The
+//!   its agent's scope (`UidKey`; the scope's key is in `store_secrets`). The
 //!   agent's uids start with their source's hash and end with the record's position, so
 //!   each new one lands at the right edge of its source's range of the index, not at a
 //!   random place (which cost 4 µs per row at 300k rows and grows with the index).
