@@ -1479,16 +1479,29 @@ impl fmt::Display for VerifyReport {
 }
 
 /// Opens `dir` and takes its exclusive lock, or says who has it (released when the file
-/// is closed, so also when the holder dies).
+/// is closed, so also when the holder dies). A lock held for a moment is waited for: a
+/// process forked by this one holds a copy of the descriptor until its exec closes it.
 fn lock_dir(dir: &Path) -> Result<fs::File, SpoolError> {
+    const TRIES: u32 = 50;
     let f = fs::File::open(dir).map_err(io_err(dir))?;
-    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(f),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(SpoolError::InUse(dir.to_owned())),
-        Err(e) => Err(SpoolError::Io {
-            path: dir.to_owned(),
-            source: e.into(),
-        }),
+    let mut tries = 1;
+    loop {
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK && tries < TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(SpoolError::InUse(dir.to_owned()));
+            }
+            Err(e) => {
+                return Err(SpoolError::Io {
+                    path: dir.to_owned(),
+                    source: e.into(),
+                });
+            }
+        }
     }
 }
 
