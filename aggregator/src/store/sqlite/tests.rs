@@ -49,6 +49,13 @@ impl Drop for TempDb {
     }
 }
 
+/// The schema version the store's file says.
+fn user_version(s: &SqliteStore) -> i64 {
+    s.conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 fn memory() -> SqliteStore {
     SqliteStore::open_in_memory(SqliteConfig::default()).unwrap()
 }
@@ -244,11 +251,7 @@ fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
             .unwrap();
     }
     let mut s = db.open();
-    let version: i64 = s
-        .conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(user_version(&s), SCHEMA_VERSION);
     assert_eq!(s.get_event("acme", &hex).unwrap().unwrap()["time"], 1);
     assert_eq!(s.get_event("acme", "text").unwrap().unwrap()["time"], 2);
     assert_eq!(
@@ -448,11 +451,7 @@ fn a_store_of_schema_1_is_migrated_with_every_event_readable() {
         }
     }
     let mut s = db.open();
-    let version: i64 = s
-        .conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(user_version(&s), SCHEMA_VERSION);
     assert_eq!(s.event_count().unwrap(), 2);
     assert_eq!(s.get_event("acme", hex).unwrap().unwrap()["time"], 1_000);
     assert_eq!(
@@ -820,11 +819,7 @@ fn everything_persists_across_a_reopen() {
         "acme"
     );
     assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
-    let version: i64 = s
-        .conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(user_version(&s), SCHEMA_VERSION);
     let mode: String = s
         .conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
