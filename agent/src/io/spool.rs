@@ -151,7 +151,10 @@ pub struct SpoolStats {
     pub batches: u64,
     /// When the oldest waiting batch was cut.
     pub oldest_created_ms: Option<i64>,
-    /// Batches deleted unacknowledged by the drop-oldest policy since open.
+    /// Batches deleted unacknowledged by the drop-oldest policy since open. A batch deleted
+    /// while it was on its way to the aggregator counts only once the connection it went
+    /// out on ends without its acknowledgement: if the aggregator acknowledges it, it was
+    /// stored and nothing was lost.
     pub dropped_batches: u64,
     /// Events in those batches.
     pub dropped_events: u64,
@@ -266,6 +269,9 @@ struct Inner {
     unacked_bytes: u64,
     dropped_batches: u64,
     dropped_events: u64,
+    /// Batches drop-oldest deleted while they were handed out (seq → events): lost only if
+    /// the connection ends without their acknowledgement ([`Spool::requeue_unacked`]).
+    dropped_in_flight: BTreeMap<u64, u32>,
     damaged_records: u64,
     damaged_bytes: u64,
     /// Per waiting seq, reads that failed (an I/O error of the disk): after
@@ -606,6 +612,7 @@ impl Spool {
             unacked_bytes,
             dropped_batches: 0,
             dropped_events: 0,
+            dropped_in_flight: BTreeMap::new(),
             damaged_records: report.damaged_records,
             damaged_bytes: report.damaged_bytes,
             read_failures: BTreeMap::new(),
@@ -1036,15 +1043,23 @@ impl Spool {
             return Ok(false);
         };
         let (mut batches, mut events, mut bytes) = (0u64, 0u64, 0u64);
-        g.index.retain(|_, e| {
+        let cursor = g.cursor;
+        let mut in_flight = Vec::new();
+        g.index.retain(|&seq, e| {
             if e.segment != key {
                 return true;
             }
-            batches += 1;
-            events += u64::from(e.events);
             bytes += e.len;
+            if seq < cursor {
+                // Its bytes are on the wire already: the ack says whether it was lost.
+                in_flight.push((seq, e.events));
+            } else {
+                batches += 1;
+                events += u64::from(e.events);
+            }
             false
         });
+        g.dropped_in_flight.extend(in_flight);
         g.dropped_batches += batches;
         g.dropped_events += events;
         g.unacked_bytes -= bytes;
@@ -1167,7 +1182,14 @@ impl Spool {
     /// The connection was lost: everything handed out but not acknowledged is handed out
     /// again, in seq order.
     pub fn requeue_unacked(&self) {
-        self.lock().cursor = 0;
+        let mut g = self.lock();
+        g.cursor = 0;
+        // Deleted while out, and no ack came: lost (at worst stored by an aggregator whose
+        // ack the cut connection lost, which its watermarks then show).
+        let lost = std::mem::take(&mut g.dropped_in_flight);
+        g.dropped_batches += lost.len() as u64;
+        g.dropped_events += lost.values().map(|&n| u64::from(n)).sum::<u64>();
+        drop(g);
         self.unsent.notify_one();
     }
 
@@ -1177,6 +1199,8 @@ impl Spool {
         let mut g = self.lock();
         g.read_failures.remove(&seq);
         let Some(e) = g.index.remove(&seq) else {
+            // Dropped while out, then stored after all: not a loss.
+            g.dropped_in_flight.remove(&seq);
             return Ok(false);
         };
         g.acked += 1;

@@ -340,11 +340,17 @@ fn drop_oldest_drops_and_counts_exactly() {
     let st = spool.stats();
     assert_eq!(
         (st.dropped_batches, st.dropped_events, st.batches),
-        (2, 8, 3)
+        (1, 4, 3),
+        "seq 2 is lost; seq 1 is on the wire and its ack decides"
     );
     assert!(
         !spool.ack(1).unwrap(),
-        "an ack of a dropped batch is a no-op"
+        "an ack of a dropped batch frees nothing"
+    );
+    assert_eq!(
+        spool.stats().dropped_batches,
+        1,
+        "seq 1 was stored after all: not a loss"
     );
     assert_eq!(drain(&spool), [3, 4, 5]);
     spool.ack(3).unwrap();
@@ -353,10 +359,20 @@ fn drop_oldest_drops_and_counts_exactly() {
     let st = spool.stats();
     assert_eq!(
         (st.dropped_batches, st.dropped_events, st.batches),
-        (3, 12, 3)
+        (1, 4, 3),
+        "seq 4 is on the wire: not counted yet"
     );
     assert!(st.disk_bytes <= rec * 4 + rec / 2);
-    assert_eq!(drain(&spool), [6, 7]);
+    spool.requeue_unacked(); // the connection ended without seq 4's ack: lost
+    let st = spool.stats();
+    assert_eq!((st.dropped_batches, st.dropped_events), (2, 8));
+    assert!(
+        !spool.ack(4).unwrap(),
+        "a late ack of a counted loss changes nothing"
+    );
+    spool.requeue_unacked();
+    assert_eq!(spool.stats().dropped_batches, 2, "counted once");
+    assert_eq!(drain(&spool), [5, 6, 7]);
 }
 
 #[test]
@@ -674,6 +690,9 @@ fn drop_oldest_on_a_full_tmpfs_with_one_big_segment_never_fails() {
             spool.next_unsent().unwrap();
         }
     }
+    // No ack came for what was handed out: once the connection ends, the dropped ones
+    // among them are losses.
+    spool.requeue_unacked();
     let st = spool.stats();
     assert!(st.dropped_batches > 0, "{st:?}");
     assert_eq!(st.dropped_events, st.dropped_batches * 40);
