@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::acks;
 use super::clock;
+use super::durable::{Barrier, CheckpointSync};
 use super::pipeline::{Batch, LiveSource, StageMsg};
 use super::tail::{ReadBackend, TailConfig, TailLine, Tailer};
 use crate::config::{FileInput, ReadFrom};
@@ -33,9 +34,9 @@ const MAX_IN_FLIGHT: usize = 2;
 /// batches, acknowledgements and checkpoint writes), for ~2 MiB more peak RSS
 /// (benches/sustained-file.sh, alternating runs).
 const ROUND_BYTES: u64 = 128 * 1024;
-/// How often the checkpoint file is synced to disk. It is rewritten (without fsync) after
-/// every acknowledged batch, so a crash of the agent repeats only what was in flight; a
-/// power loss may repeat up to this much more.
+/// How often the checkpoint file is synced to disk (after the sink: see `durable`). It is
+/// rewritten (without fsync) after every acknowledged batch, so a crash of the agent
+/// repeats only what was in flight; a power loss may repeat up to this much more.
 const SYNC_EVERY_MS: i64 = 1000;
 
 /// Whether the input was told to stop (its sender dropped).
@@ -72,7 +73,8 @@ pub fn checkpoint_path(state_dir: &Path, input: &FileInput) -> PathBuf {
     state_dir.join(format!("files-{h:016x}.checkpoint"))
 }
 
-/// Starts tailing `input`.
+/// Starts tailing `input`; `barrier` syncs the sink before a checkpoint is synced.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     input: &FileInput,
     read_backend: &str,
@@ -81,6 +83,7 @@ pub fn spawn(
     tz: TimeZone,
     poll_interval: Duration,
     tx: mpsc::Sender<StageMsg>,
+    barrier: Barrier,
 ) -> Result<FileSource, super::tail::TailError> {
     let mut cfg = TailConfig::new(input.patterns.clone());
     cfg.exclude = input.exclude.clone();
@@ -112,7 +115,7 @@ pub fn spawn(
                 in_flight: 0,
                 name: thread_name,
             }
-            .run(&stop_rx, poll_interval)
+            .run(&stop_rx, poll_interval, barrier)
         })
         .map_err(|e| super::tail::TailError::Io {
             path: PathBuf::from("(thread)"),
@@ -132,9 +135,9 @@ struct Tail {
 }
 
 impl Tail {
-    fn run(mut self, stop: &std_mpsc::Receiver<()>, poll_interval: Duration) {
+    fn run(mut self, stop: &std_mpsc::Receiver<()>, poll_interval: Duration, barrier: Barrier) {
         let (commit_tx, commit_rx) = std_mpsc::channel::<(FileKey, u64)>();
-        let mut saver = Saver::new();
+        let mut saver = CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::now_ms());
         'rounds: loop {
             while let Ok((key, end)) = commit_rx.try_recv() {
                 self.commit(key, end, &mut saver);
@@ -186,15 +189,16 @@ impl Tail {
             };
             self.commit(key, end, &mut saver);
         }
-        self.save(true);
+        let sync = saver.sync_final(&self.name);
+        self.save(sync);
     }
 
     /// The stage wrote a batch: commit it and rewrite the checkpoint at once (synced
     /// every [`SYNC_EVERY_MS`]).
-    fn commit(&mut self, key: FileKey, end: u64, saver: &mut Saver) {
+    fn commit(&mut self, key: FileKey, end: u64, saver: &mut CheckpointSync) {
         self.tailer.commit(key, end);
         self.in_flight -= 1;
-        let sync = saver.due(clock::now_ms());
+        let sync = saver.sync_now(clock::now_ms(), &self.name);
         self.save(sync);
     }
 
@@ -250,27 +254,6 @@ impl Tail {
         if let Err(e) = self.tailer.save_checkpoint_with(sync) {
             eprintln!("vedette-agent: file input {}: {e}", self.name);
         }
-    }
-}
-
-/// When the checkpoint file was last synced to disk.
-struct Saver {
-    last_sync: i64,
-}
-
-impl Saver {
-    fn new() -> Self {
-        Self {
-            last_sync: clock::now_ms(),
-        }
-    }
-
-    fn due(&mut self, now_ms: i64) -> bool {
-        let due = now_ms - self.last_sync >= SYNC_EVERY_MS;
-        if due {
-            self.last_sync = now_ms;
-        }
-        due
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::acks;
 use super::clock;
+use super::durable::{Barrier, CheckpointSync};
 use super::pipeline::{Batch, LiveSource, RecordKind, StageMsg};
 use crate::config::{JournaldInput, ReadFrom};
 use crate::core::time::TimeContext;
@@ -69,6 +70,7 @@ pub fn spawn(
     tz: TimeZone,
     max_line_bytes: usize,
     tx: mpsc::Sender<StageMsg>,
+    barrier: Barrier,
 ) -> std::io::Result<JournaldSource> {
     let name = std::iter::once(input.journalctl.display().to_string())
         .chain(input.args.iter().cloned())
@@ -97,6 +99,7 @@ pub fn spawn(
         sources: Default::default(),
         name: name.clone(),
         pending: Default::default(),
+        saver: CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::now_ms()),
     };
     let thread = std::thread::Builder::new()
         .name("vedette-journal".into())
@@ -135,6 +138,8 @@ struct Reader {
     /// hold events of their entries (a repeat inside a dedup window, an auditd event
     /// waiting for its end), and a cursor past those would lose them to a crash.
     pending: std::collections::VecDeque<Sent>,
+    /// Which cursor saves are synced (after the sink: see `durable`).
+    saver: CheckpointSync,
 }
 
 /// A batch sent to the stage: its source (sequence-number id), its last entry's sequence
@@ -183,7 +188,6 @@ impl Reader {
             .filter(|s| !s.is_empty());
         self.saved = self.committed.clone();
         let (commit_tx, commit_rx) = std_mpsc::channel::<JournalAck>();
-        let mut last_sync = clock::now_ms();
         while !self.stopping.load(Ordering::SeqCst) {
             let mut child = match self.command().spawn() {
                 Ok(c) => c,
@@ -226,13 +230,13 @@ impl Reader {
                 let idle = reader.buffer().is_empty();
                 if !batch.is_empty()
                     && (n == 0 || idle || batch.len() >= BATCH_LINES)
-                    && !self.send(&mut batch, &commit_tx, &commit_rx, &mut last_sync)
+                    && !self.send(&mut batch, &commit_tx, &commit_rx)
                 {
                     self.kill_child();
                     break;
                 }
                 while let Ok(a) = commit_rx.try_recv() {
-                    self.acked(a, &mut last_sync);
+                    self.acked(a);
                 }
                 if n == 0 {
                     break;
@@ -263,9 +267,10 @@ impl Reader {
         let mut draining = acks::draining(&commit_rx, || !tx.is_closed());
         while self.in_flight > 0 {
             let Some(a) = draining.next() else { break };
-            self.acked(a, &mut last_sync);
+            self.acked(a);
         }
-        self.save(true);
+        let sync = self.saver.sync_final(&self.name);
+        self.save(sync);
     }
 
     fn kill_child(&self) {
@@ -324,13 +329,12 @@ impl Reader {
         lines: &mut Vec<Line>,
         commit_tx: &std_mpsc::Sender<JournalAck>,
         commit_rx: &std_mpsc::Receiver<JournalAck>,
-        last_sync: &mut i64,
     ) -> bool {
         while self.in_flight >= MAX_IN_FLIGHT {
             let (stopping, tx) = (&self.stopping, &self.tx);
             let give_up = || stopping.load(Ordering::SeqCst) || tx.is_closed();
             match acks::next(commit_rx, give_up) {
-                Some(a) => self.acked(a, last_sync),
+                Some(a) => self.acked(a),
                 None => return false,
             }
         }
@@ -414,7 +418,7 @@ impl Reader {
 
     /// A batch acknowledged: the checkpoint moves to the end of the last batch whose
     /// entries the stage no longer holds.
-    fn acked(&mut self, a: JournalAck, last_sync: &mut i64) {
+    fn acked(&mut self, a: JournalAck) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let n = passable(
             self.pending.iter().map(|s| (s.key.as_str(), s.last)),
@@ -424,17 +428,13 @@ impl Reader {
         );
         let passed = self.pending.drain(..n).next_back();
         if let Some(s) = passed {
-            self.commit(s.cursor, last_sync);
+            self.commit(s.cursor);
         }
     }
 
-    fn commit(&mut self, cursor: String, last_sync: &mut i64) {
+    fn commit(&mut self, cursor: String) {
         self.committed = Some(cursor);
-        let now = clock::now_ms();
-        let sync = now - *last_sync >= SYNC_EVERY_MS;
-        if sync {
-            *last_sync = now;
-        }
+        let sync = self.saver.sync_now(clock::now_ms(), &self.name);
         self.save(sync);
     }
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 mod acks;
 pub mod clock;
+pub mod durable;
 pub mod files;
 pub mod host;
 pub mod hostfacts;

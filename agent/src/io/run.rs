@@ -13,6 +13,7 @@ use jiff::tz::TimeZone;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::durable::Barrier;
 use super::files::{self, FileSource};
 use super::identity::IdentityPaths;
 use super::journald::{self, JournaldSource};
@@ -347,7 +348,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
-    let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024));
+    let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024), sink.barrier());
     let guard = rt.enter();
     // Before any input starts (and says so): a SIGHUP or SIGTERM from then on is ours, not
     // the default action that kills the process.
@@ -471,10 +472,12 @@ struct Sources {
     max_record: usize,
     /// Keys the uids of records from listeners, whose counters restart with the agent.
     run_nonce: String,
+    /// The sink's: what checkpoints wait for before they are synced.
+    barrier: Barrier,
 }
 
 impl Sources {
-    fn new(max_record: usize) -> Self {
+    fn new(max_record: usize, barrier: Barrier) -> Self {
         let now = clock::now();
         let nonce = xxhash_rust::xxh3::xxh3_64(
             format!("{}:{}", now.as_nanosecond(), std::process::id()).as_bytes(),
@@ -485,6 +488,7 @@ impl Sources {
             journals: HashMap::new(),
             max_record,
             run_nonce: format!("{nonce:016x}"),
+            barrier,
         }
     }
 
@@ -515,8 +519,15 @@ impl Sources {
             }
             let tz = cfg.timezone.clone().unwrap_or_else(TimeZone::system);
             let max_line = cfg.max_line_bytes.unwrap_or(64 * 1024);
-            let j = journald::spawn(input, &state_dir, tz, max_line, tx.clone())
-                .with_context(|| format!("input.journald[{i}]"))?;
+            let j = journald::spawn(
+                input,
+                &state_dir,
+                tz,
+                max_line,
+                tx.clone(),
+                self.barrier.clone(),
+            )
+            .with_context(|| format!("input.journald[{i}]"))?;
             eprintln!("vedette-agent: reading the journal: {}", j.name);
             self.journals.insert(key, j);
         }
@@ -541,6 +552,7 @@ impl Sources {
                     tz,
                     poll,
                     tx.clone(),
+                    self.barrier.clone(),
                 )
                 .with_context(|| format!("input.file[{i}]"))?;
                 eprintln!("vedette-agent: tailing {}", f.name);

@@ -12,7 +12,8 @@ use vedette_schemas::ocsf::{Event, Text};
 use vedette_schemas::wire::Watermark;
 
 use super::clock;
-use super::spool::{Spool, SpoolError};
+use super::durable::Barrier;
+use super::spool::{FsyncPolicy, Spool, SpoolError};
 use crate::core::batcher::{BatchConfig, Batcher};
 use crate::core::output::write_json_line;
 
@@ -94,7 +95,9 @@ impl Sink {
     pub fn file(path: &Path) -> io::Result<Self> {
         let f = open_output(path)?;
         cut_torn_tail(&f)?;
+        let f = Arc::new(f);
         Ok(Self::new(Target::File(OutputFile {
+            current: Arc::new(std::sync::Mutex::new(f.clone())),
             file: f,
             path: path.to_owned(),
         })))
@@ -180,6 +183,27 @@ impl Sink {
         }
     }
 
+    /// What a source's synced checkpoint waits for: everything this sink took so far on
+    /// the disk (see `durable`). Stdout has nothing to sync; a spool told never to sync is
+    /// not synced for a checkpoint either.
+    pub fn barrier(&self) -> Barrier {
+        match &self.target {
+            Target::Stdout(_) => Barrier::none(),
+            Target::File(f) => {
+                let current = f.current.clone();
+                Barrier::new(move || {
+                    let file = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    file.sync_data()
+                })
+            }
+            Target::Spool(s) if s.spool.fsync_policy() == FsyncPolicy::Never => Barrier::none(),
+            Target::Spool(s) => {
+                let spool = s.spool.clone();
+                Barrier::new(move || spool.sync().map_err(io::Error::other))
+            }
+        }
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -253,7 +277,9 @@ fn open_output(path: &Path) -> io::Result<File> {
 /// The NDJSON output file and its path.
 #[derive(Debug)]
 struct OutputFile {
-    file: File,
+    file: Arc<File>,
+    /// The file being written, for the barrier (another thread's).
+    current: Arc<std::sync::Mutex<Arc<File>>>,
     path: std::path::PathBuf,
 }
 
@@ -262,7 +288,7 @@ impl OutputFile {
     /// away left the agent writing into the renamed file for ever; now a new one is opened
     /// at the path (made if rotation did not), as rsyslog does at its HUP. A copytruncate
     /// needs nothing: appends follow the cut.
-    fn writable(&mut self) -> io::Result<&mut File> {
+    fn writable(&mut self) -> io::Result<&File> {
         use std::os::unix::fs::MetadataExt;
         let moved = match std::fs::metadata(&self.path) {
             Ok(at_path) => {
@@ -273,9 +299,13 @@ impl OutputFile {
             Err(e) => return Err(e),
         };
         if moved {
-            self.file = open_output(&self.path)?;
+            // What went into the old file is synced before the barrier turns to the new
+            // one, so a checkpoint synced later does not outrun it.
+            self.file.sync_data()?;
+            self.file = Arc::new(open_output(&self.path)?);
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = self.file.clone();
         }
-        Ok(&mut self.file)
+        Ok(&self.file)
     }
 }
 

@@ -301,6 +301,10 @@ pub struct Spool {
     /// the epoch new batches take, the boot, the earlier epochs.
     state: SpoolState,
     inner: Mutex<Inner>,
+    /// Held through a [`Spool::sync`]: a second caller waits for the first one's flush,
+    /// which may cover records the second one needs (appended before a seal that found
+    /// the segment clean because that flush had started).
+    syncing: Mutex<()>,
     /// Signalled when space may have been freed, and at close.
     space: Condvar,
     /// Signalled when there is something new to hand out, and at close.
@@ -631,6 +635,7 @@ impl Spool {
             cfg,
             state,
             inner: Mutex::new(inner),
+            syncing: Mutex::new(()),
             space: Condvar::new(),
             unsent: Notify::new(),
             #[cfg(test)]
@@ -1226,16 +1231,38 @@ impl Spool {
     }
 
     /// Flushes the segment being written, if anything in it is not flushed yet (for
-    /// `IntervalMs` on a timer, and at shutdown).
+    /// `IntervalMs` on a timer, before a source's checkpoint is synced, and at shutdown).
+    /// Once it returns, every batch appended before the call is on the device (sealed
+    /// segments were flushed when sealed). The lock is not held while the device works:
+    /// appends and acks go on meanwhile.
     pub fn sync(&self) -> Result<(), SpoolError> {
-        let mut g = self.lock();
-        let Some(a) = g.active else { return Ok(()) };
-        let seg = g.segments.get_mut(&a).expect("active segment");
-        if seg.dirty {
-            seg.file.sync_data().map_err(io_err(&seg.path))?;
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
+        let (key, file, path) = {
+            let mut g = self.lock();
+            let Some(a) = g.active else { return Ok(()) };
+            let seg = g.segments.get_mut(&a).expect("active segment");
+            if !seg.dirty {
+                return Ok(());
+            }
+            // An append from now on marks it dirty again, for the next sync.
             seg.dirty = false;
+            (a, Arc::clone(&seg.file), seg.path.clone())
+        };
+        if let Err(e) = file.sync_data() {
+            let mut g = self.lock();
+            if let Some(seg) = g.segments.get_mut(&key)
+                && Arc::ptr_eq(&seg.file, &file)
+            {
+                seg.dirty = true;
+            }
+            return Err(io_err(&path)(e));
         }
         Ok(())
+    }
+
+    /// When appends are flushed.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.cfg.fsync
     }
 
     /// Stops the spool: blocked and later appends return `Err(Closed)`, the shipper's
@@ -1273,6 +1300,12 @@ impl Spool {
     #[cfg(test)]
     fn waiters(&self) -> usize {
         self.lock().waiters
+    }
+
+    /// Test hook: segments holding records not flushed yet.
+    #[cfg(test)]
+    fn unflushed_segments(&self) -> usize {
+        self.lock().segments.values().filter(|s| s.dirty).count()
     }
 }
 

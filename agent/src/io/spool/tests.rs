@@ -1012,3 +1012,68 @@ fn a_record_cut_short_at_the_end_of_an_older_segment_is_counted_as_damage() {
     assert_eq!(report.truncated_bytes, 0);
     assert_eq!(drain(&spool), [2, 3]);
 }
+
+/// A source's checkpoint is synced only after the sink's barrier: for the spool, every
+/// batch appended before it is on the device, across a seal too, while appends and syncs
+/// run on several threads (the stage, the interval timer, each source's checkpoint).
+#[test]
+fn the_sinks_barrier_flushes_every_batch_appended_before_it() {
+    use crate::io::sink::Sink;
+    let dir = TempDir::new("barrier");
+    let cfg = SpoolConfig {
+        fsync: FsyncPolicy::IntervalMs(3_600_000),
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let barrier = Sink::spool(spool.clone(), BatchConfig::default(), "agent", "t").barrier();
+    append(&spool, 1); // the first append flushes (no flush yet in the interval)
+    for _ in 0..3 {
+        append(&spool, 5);
+    }
+    assert_eq!(
+        spool.unflushed_segments(),
+        1,
+        "appends in the interval wait"
+    );
+    barrier.wait().unwrap();
+    assert_eq!(spool.unflushed_segments(), 0);
+    let s = spool.clone();
+    let appender = std::thread::spawn(move || {
+        for _ in 0..200 {
+            append(&s, 3); // 4 KiB segments: sealed every few appends
+        }
+    });
+    let syncers: Vec<_> = (0..2)
+        .map(|_| {
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    b.wait().unwrap();
+                }
+            })
+        })
+        .collect();
+    appender.join().unwrap();
+    for t in syncers {
+        t.join().unwrap();
+    }
+    barrier.wait().unwrap();
+    assert_eq!(spool.unflushed_segments(), 0);
+    assert!(segment_files(&dir.0).len() > 2, "seals happened");
+    assert_eq!(drain(&spool).len(), 204);
+
+    // Told never to flush, the spool is not flushed for a checkpoint either.
+    drop(barrier); // it holds the spool open
+    drop(spool);
+    let never = SpoolConfig {
+        fsync: FsyncPolicy::Never,
+        ..cfg
+    };
+    let (spool, _) = Spool::open(&dir.0, never).unwrap();
+    append(&spool, 1);
+    Sink::spool(spool.clone(), BatchConfig::default(), "agent", "t")
+        .barrier()
+        .wait()
+        .unwrap();
+    assert_eq!(spool.unflushed_segments(), 1);
+}
