@@ -305,13 +305,16 @@ fn main() -> anyhow::Result<()> {
             loop {
                 let p = store.prune(before, PRUNE_SLICE)?;
                 add_pruned(&mut total, p);
-                if p.chunks < PRUNE_SLICE as u64 {
+                if !p.is_full_slice(PRUNE_SLICE) {
                     break;
                 }
             }
             println!(
-                "pruned {} events ({} chunks) and {} batch records older than {older_than}",
-                total.events, total.chunks, total.batches
+                "pruned {} events ({} chunks) and {} batch records older than {older_than}{}",
+                total.events,
+                total.chunks,
+                total.batches,
+                waiting_note(total.batches_waiting)
             );
         }
         Cmd::Gaps { state } => {
@@ -514,6 +517,18 @@ fn add_pruned(total: &mut Pruned, p: Pruned) {
     total.chunks += p.chunks;
     total.events += p.events;
     total.batches += p.batches;
+    total.batches_waiting += p.batches_waiting;
+}
+
+/// What a retention run says of the batch records it kept past their age.
+fn waiting_note(waiting: u64) -> String {
+    if waiting == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {waiting} batch records of that age kept for now (a range below theirs in the same stream arrived later; they go once it does)"
+        )
+    }
 }
 
 /// Deletes events older than `age_ms` at start and every [`PRUNE_EVERY`], a slice at a
@@ -528,7 +543,7 @@ async fn prune_periodically(store: StoreHandle<SqliteStore>, age_ms: i64) {
             match store.call(move |s| s.prune(before, PRUNE_SLICE)).await {
                 Ok(Ok(p)) => {
                     add_pruned(&mut total, p);
-                    if p.chunks < PRUNE_SLICE as u64 {
+                    if !p.is_full_slice(PRUNE_SLICE) {
                         break;
                     }
                 }
@@ -541,11 +556,12 @@ async fn prune_periodically(store: StoreHandle<SqliteStore>, age_ms: i64) {
         }
         if total != Pruned::default() {
             eprintln!(
-                "vedette-aggregator: retention: deleted {} events ({} chunks) and {} batch records older than {} days",
+                "vedette-aggregator: retention: deleted {} events ({} chunks) and {} batch records older than {} days{}",
                 total.events,
                 total.chunks,
                 total.batches,
-                age_ms / 86_400_000
+                age_ms / 86_400_000,
+                waiting_note(total.batches_waiting)
             );
         }
     }

@@ -15,16 +15,23 @@
 //! (and checked against [`Registry::admission`] at connection time):
 //!
 //! ```text
-//! read header frame, then exactly header.zstd_len payload bytes (<= wire::MAX_PAYLOAD)
-//! if store.is_committed(peer.agent_id, epoch, seq)?  -> ack Replay
-//! match decoder.decode(&header, &payload, &peer) {          // core::ingest::Decoder
+//! read header frame; refuse it if memory_charge(&header) is over the agent's share
+//! read exactly header.zstd_len payload bytes (<= wire::MAX_PAYLOAD)
+//! match decode_batch(&header, &payload, &peer) {            // core::ingest
 //!     Err(e) => match e.outcome() { Some(rejected) => ack it, None => close the stream },
 //!     Ok(batch) => match store.commit(&peer, &header, &batch, now_ms) {
-//!         Ok(outcome) => ack outcome,                       // durable by now
+//!         Ok(outcome) => ack outcome,       // Replay when (agent, epoch, seq) is stored
+//!                                           // with this checksum; durable by now
 //!         Err(_) => close the stream without an ack,        // the agent resends
 //!     },
 //! }
 //! ```
+//!
+//! A resend is recognized inside `commit`'s transaction, after decoding: the same number
+//! with other content (an agent's disk restored from a snapshot) must be stored, not
+//! answered as a replay, and the checksum that tells them apart is vouched for only by
+//! decoding. A resent batch costs a decode (~3 µs per event); resends come only after a
+//! lost connection, at most the agent's window of batches.
 
 pub mod sqlite;
 
@@ -106,9 +113,8 @@ pub trait EventStore: Send {
         now_ms: i64,
     ) -> Result<AckOutcome, StoreError>;
 
-    /// Whether `(agent_id, epoch, seq)` is committed: lets the server answer
-    /// [`AckOutcome::Replay`] to a resent batch without decompressing it. Only a hint:
-    /// [`EventStore::commit`] checks again inside its transaction.
+    /// Whether `(agent_id, epoch, seq)` is committed, whatever its content. For tools and
+    /// tests; the server leaves replays to [`EventStore::commit`] (see the module doc).
     fn is_committed(&self, agent_id: &str, epoch: u64, seq: u64) -> Result<bool, StoreError>;
 
     /// Commits several batches (of one or more agents) together: each gets the outcome
@@ -126,11 +132,14 @@ pub trait EventStore: Send {
             .collect()
     }
 
-    /// Deletes what is older than `before_ms`, at most `max_chunks` chunks of events at a
-    /// time (call again while it deleted some, so ingest waits for one slice at most):
-    /// the events of every chunk whose newest event time is before it (an event newer
-    /// than that keeps its chunk's older ones), their search entries and class counts;
-    /// then the batch records (replay keys) and watermarks committed before it.
+    /// Deletes what is older than `before_ms`, a slice at a time (call again while
+    /// [`Pruned::is_full_slice`], so ingest waits for one slice at most): at most
+    /// `max_chunks` chunks, the events of every chunk whose newest event time is before
+    /// it (an event newer than that keeps its chunk's older ones), their search entries
+    /// and class counts; once no such chunk is left, at most as many batch records
+    /// (replay keys) committed before it, with their watermarks. A batch record whose
+    /// watermark lies above a range of its stream still kept waits for that range to go,
+    /// so the watermarks kept never show a hole where batches arrived.
     fn prune(&mut self, before_ms: i64, max_chunks: usize) -> Result<Pruned, StoreError>;
 
     /// Events stored, all tenants.
@@ -180,6 +189,18 @@ pub struct Pruned {
     pub events: u64,
     /// Batch records.
     pub batches: u64,
+    /// Batch records due but kept for now: their watermark lies above a range of the
+    /// same stream still kept (they go in a later run).
+    pub batches_waiting: u64,
+}
+
+impl Pruned {
+    /// Whether a call with `slice` did a whole slice, chunks or batch records: more may be
+    /// due, and the caller calls again.
+    pub fn is_full_slice(&self, slice: usize) -> bool {
+        let slice = slice as u64;
+        self.chunks >= slice || self.batches + self.batches_waiting >= slice
+    }
 }
 
 /// Why an enrollment token was not accepted. Only [`TokenError::Store`] is our fault.

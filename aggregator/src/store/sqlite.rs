@@ -61,7 +61,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -247,6 +247,12 @@ CREATE TABLE store_secrets (
     value BLOB NOT NULL
 );
 "#,
+    // 5 -> 6: retention finds the batch records it deletes by commit time, a slice at a
+    // time, and their watermarks by batch, without reading either table whole.
+    r#"
+CREATE INDEX IF NOT EXISTS batches_committed ON batches (committed_ms);
+CREATE INDEX IF NOT EXISTS watermarks_batch ON watermarks (agent_id, epoch, seq);
+"#,
 ];
 
 /// [`Registry::agent_seen`] on `conn` (the store's connection, or a transaction on it).
@@ -426,6 +432,17 @@ impl Default for SqliteConfig {
 pub struct SqliteStore {
     conn: Connection,
     scope_key: ScopeKey,
+    /// Where the batch records of one retention run were examined to, so the records
+    /// that wait (see `prune_batches`) are passed over by the run's next slices instead
+    /// of filling them.
+    prune_cursor: Option<PruneCursor>,
+}
+
+/// The last batch record examined by retention, and the cut-off of its run.
+#[derive(Debug, Clone, PartialEq)]
+struct PruneCursor {
+    before_ms: i64,
+    after: (i64, String, i64, i64),
 }
 
 impl SqliteStore {
@@ -465,7 +482,11 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
         let scope_key = ScopeKey::load(&conn)?;
-        Ok(Self { conn, scope_key })
+        Ok(Self {
+            conn,
+            scope_key,
+            prune_cursor: None,
+        })
     }
 
     /// The documents at `(chunk, line)` places, in that order. Each chunk is read and
@@ -539,6 +560,57 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Once the chunks of that age are gone: the next `max` batch records committed before
+/// `before_ms` after `from` (the same run's last slice), oldest first, each deleted with
+/// its watermarks unless it waits; the numbers deleted and waiting, and the last record
+/// examined.
+///
+/// A batch whose watermark has a range of the same stream below it still kept waits (a
+/// batch resent late, committed after those above it, is newer than they are): deleting
+/// it first would leave a hole in the middle of what arrived, and [`EventStore::gaps`]
+/// would report as missing a range that came. It goes in a later run, once the ranges
+/// below it have.
+#[allow(clippy::type_complexity)]
+fn prune_batches(
+    tx: &rusqlite::Transaction<'_>,
+    before_ms: i64,
+    from: Option<PruneCursor>,
+    max: usize,
+) -> Result<(u64, u64, Option<(i64, String, i64, i64)>), StoreError> {
+    let (t, a, e, q) = from.map_or((i64::MIN, String::new(), i64::MIN, i64::MIN), |c| c.after);
+    let due: Vec<(i64, String, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT committed_ms, agent_id, epoch, seq FROM batches WHERE committed_ms < ?1 \
+             AND (committed_ms, agent_id, epoch, seq) > (?2, ?3, ?4, ?5) \
+             ORDER BY committed_ms, agent_id, epoch, seq LIMIT ?6",
+        )?
+        .query_map(params![before_ms, t, a, e, q, max as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut above_a_kept_range = tx.prepare_cached(
+        "SELECT 1 FROM watermarks w WHERE w.agent_id = ?1 AND w.epoch = ?2 AND w.seq = ?3 \
+         AND EXISTS (SELECT 1 FROM watermarks b WHERE b.agent_id = w.agent_id \
+         AND b.source = w.source AND b.stream = w.stream AND b.unit = w.unit \
+         AND b.first < w.first)",
+    )?;
+    let mut marks = tx
+        .prepare_cached("DELETE FROM watermarks WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3")?;
+    let mut batch =
+        tx.prepare_cached("DELETE FROM batches WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3")?;
+    let (mut deleted, mut waiting) = (0, 0);
+    for (_, agent, epoch, seq) in &due {
+        let key = params![agent, epoch, seq];
+        if above_a_kept_range.exists(key)? {
+            waiting += 1;
+            continue;
+        }
+        marks.execute(key)?;
+        deleted += batch.execute(key)? as u64;
+    }
+    Ok((deleted, waiting, due.into_iter().next_back()))
 }
 
 /// A counter as SQLite's signed integer, saturated.
@@ -801,21 +873,19 @@ impl EventStore for SqliteStore {
                 )?
                 .execute([])? as u64;
         }
+        let mut cursor = None;
         if old.len() < max_chunks {
-            // The chunks are done: the batch records and watermarks of the same age.
-            pruned.batches = tx
-                .prepare_cached("DELETE FROM batches WHERE committed_ms < ?1")?
-                .execute([before_ms])? as u64;
-            if pruned.batches > 0 {
-                tx.prepare_cached(
-                    "DELETE FROM watermarks WHERE NOT EXISTS (SELECT 1 FROM batches b \
-                     WHERE b.agent_id = watermarks.agent_id AND b.epoch = watermarks.epoch \
-                     AND b.seq = watermarks.seq)",
-                )?
-                .execute([])?;
-            }
+            let from = self
+                .prune_cursor
+                .take()
+                .filter(|c| c.before_ms == before_ms);
+            let (deleted, waiting, last) = prune_batches(&tx, before_ms, from, max_chunks)?;
+            pruned.batches = deleted;
+            pruned.batches_waiting = waiting;
+            cursor = last.map(|after| PruneCursor { before_ms, after });
         }
         tx.commit()?;
+        self.prune_cursor = cursor;
         Ok(pruned)
     }
 

@@ -1167,7 +1167,7 @@ fn pruning_deletes_old_chunks_whole_and_keeps_counts_and_searches_right() {
     let second = s.prune(1_000, 1).unwrap();
     assert_eq!((second.chunks, second.events), (1, 1));
     // Batches committed before 1_003 (send commits at 1_000 + seq): seqs 1 and 2.
-    let third = s.prune(1_003, 1).unwrap();
+    let third = s.prune(1_003, 2).unwrap();
     assert_eq!((third.chunks, third.events, third.batches), (0, 0, 2));
     assert_eq!(s.event_count().unwrap(), 3);
     assert_eq!(s.counts_by_class().unwrap(), vec![(3002, 3)]);
@@ -1232,4 +1232,68 @@ fn what_many_agents_said_is_written_together() {
         (20, 7, "1.2.3")
     );
     assert!(s.agent("agent-x").unwrap().is_none());
+}
+
+/// Commits a batch of no events with one watermark at `committed_ms`.
+fn send_range_at(s: &mut SqliteStore, seq: u64, first: u64, end: u64, committed_ms: i64) {
+    let who = peer();
+    let (h, p) = encode_batch(&who.agent_id, 7, seq, &[], vec![watermark(first, end)], 100);
+    let batch = decode_batch(&h, &p, &who).unwrap();
+    assert_eq!(
+        s.commit(&who, &h, &batch, committed_ms).unwrap(),
+        stored(0, 0)
+    );
+}
+
+/// Batch records go a slice at a time, and never so that the watermarks kept show a hole
+/// where a batch arrived: a batch resent late (its ack lost with a connection) is
+/// committed after the ones above it, so by commit time it is newer than they are.
+#[test]
+fn pruning_batch_records_is_sliced_and_leaves_no_false_gap() {
+    let mut s = memory();
+    // Five old ones, in order.
+    for i in 0..5u64 {
+        send_range_at(&mut s, 100 + i, i * 10, i * 10 + 10, 100 + i as i64);
+    }
+    // [50,60) resent late: committed at 5_000, after [60,70) at 1_000 and before [70,80)
+    // at 6_000.
+    send_range_at(&mut s, 2, 60, 70, 1_000);
+    send_range_at(&mut s, 1, 50, 60, 5_000);
+    send_range_at(&mut s, 3, 70, 80, 6_000);
+    assert_eq!(s.gaps("agent-1").unwrap(), vec![]);
+    let marks = |s: &SqliteStore| -> i64 {
+        s.conn
+            .query_row("SELECT count(*) FROM watermarks", [], |r| r.get(0))
+            .unwrap()
+    };
+    // One retention run: prune with the same cut-off until a slice is not full.
+    let run = |s: &mut SqliteStore, before: i64| -> (u64, u64) {
+        let (mut deleted, mut waiting) = (0, 0);
+        loop {
+            let p = s.prune(before, 2).unwrap();
+            assert!(p.batches + p.batches_waiting <= 2, "{p:?}");
+            deleted += p.batches;
+            waiting += p.batches_waiting;
+            if !p.is_full_slice(2) {
+                return (deleted, waiting);
+            }
+        }
+    };
+    // Before 4_500: the five old ones go, two at a time; [60,70) is due as well but
+    // waits: below it lies [50,60), kept. Deleting it would leave a hole between
+    // [50,60) and [70,80).
+    assert_eq!(run(&mut s, 4_500), (5, 1));
+    assert_eq!(marks(&s), 3);
+    assert_eq!(
+        s.gaps("agent-1").unwrap(),
+        vec![],
+        "no false hole at [60,70)"
+    );
+    // Before 5_500, [50,60) is due too: it goes, and in the next run what waited for it.
+    assert_eq!(run(&mut s, 5_500), (1, 1));
+    assert_eq!(run(&mut s, 5_501), (1, 0));
+    assert_eq!(marks(&s), 1, "[70,80) (committed at 6_000) stays");
+    assert_eq!(s.gaps("agent-1").unwrap(), vec![]);
+    assert_eq!(s.batch_count().unwrap(), 1);
+    assert_eq!(run(&mut s, 5_501), (0, 0), "nothing more to do");
 }
