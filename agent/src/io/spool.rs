@@ -241,6 +241,8 @@ struct Segment {
     /// the lock.
     file: Arc<File>,
     len: u64,
+    /// Records in it, acknowledged or not (bounds the ack log: see `delete_segment`).
+    records: u64,
     /// Records not yet acknowledged.
     live: u64,
     last_seq: u64,
@@ -547,6 +549,7 @@ impl Spool {
                 path,
                 file: Arc::new(file),
                 len,
+                records: scan.records.len() as u64,
                 live: 0,
                 last_seq: 0,
                 dirty: false,
@@ -855,6 +858,7 @@ impl Spool {
                         path,
                         file: Arc::new(file),
                         len: 0,
+                        records: 0,
                         live: 0,
                         last_seq: 0,
                         dirty: false,
@@ -899,6 +903,7 @@ impl Spool {
             });
         }
         seg.len += rec_len;
+        seg.records += 1;
         seg.live += 1;
         seg.last_seq = meta.seq;
         seg.dirty = !sync;
@@ -1021,8 +1026,10 @@ impl Spool {
             }
         }
         // The log holds acks of deleted segments too: rewrite it once they are most of it
-        // (amortised: each rewrite at least halves it).
-        let on_disk: u64 = g.segments.values().map(|s| s.len).sum::<u64>() / HEADER_LEN as u64;
+        // (amortised: each rewrite at least halves it). Counted in records, not in bytes
+        // over the smallest record: that bound let a log beside a full spool grow to a
+        // third of `max_bytes` before a rewrite, and opening reads the log whole.
+        let on_disk: u64 = g.segments.values().map(|s| s.records).sum();
         if g.ack_entries > 1024 && g.ack_entries > 2 * on_disk {
             let kept = acked_on_disk(&g.segments, &g.index);
             // On failure (a full disk) the old log stays: longer, still right.

@@ -1077,3 +1077,38 @@ fn the_sinks_barrier_flushes_every_batch_appended_before_it() {
         .unwrap();
     assert_eq!(spool.unflushed_segments(), 1);
 }
+
+/// The ack log is rewritten once most of its entries name deleted segments, counted in
+/// records: a bound in bytes over the smallest record let it grow to a third of the
+/// spool beside a backlog before a rewrite, and opening reads it whole.
+#[test]
+fn the_ack_log_stays_within_twice_the_records_on_disk() {
+    let dir = TempDir::new("acklog");
+    let cfg = SpoolConfig {
+        segment_bytes: 256 << 10,
+        max_bytes: 64 << 20,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let mut noise = Noise::new();
+    // The first batch is never acknowledged: its segment stays, a backlog.
+    spool.append(&noise.batch(&spool)).unwrap();
+    let pinned = spool.next_unsent().unwrap().unwrap().0;
+    for _ in 0..1500 {
+        spool.append(&noise.batch(&spool)).unwrap();
+        let (seq, _) = spool.next_unsent().unwrap().unwrap();
+        assert!(spool.ack(seq).unwrap());
+    }
+    let st = spool.stats();
+    assert_eq!((st.batches, st.acked), (1, 1500), "{st:?}");
+    let log = fs::metadata(dir.0.join(ACKS)).unwrap().len();
+    assert!(
+        log <= 8 * 1024,
+        "{log} bytes of acks for {} segments",
+        segment_files(&dir.0).len()
+    );
+    drop(spool);
+    let (spool, report) = Spool::open(&dir.0, cfg).unwrap();
+    assert_eq!(report.batches, 1);
+    assert_eq!(spool.next_unsent().unwrap().unwrap().0, pinned);
+}
