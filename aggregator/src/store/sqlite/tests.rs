@@ -1061,8 +1061,8 @@ fn every_search_answers_what_a_scan_of_all_events_answers() {
         }
     }
     // Every event in a time range, whatever it is.
-    for (from, to) in [(i64::MIN, i64::MAX), (2_000, 6_000), (9, 3)] {
-        for limit in [1, 7, 10_000] {
+    for (from, to) in [(i64::MIN, i64::MAX), (2_000, 6_000), (5_000, 5_100), (9, 3)] {
+        for limit in [1, 7, 50, 10_000] {
             let want = newest(&|_| true, from, to, limit);
             let got = s.latest("acme", from, to, limit).unwrap();
             assert_eq!(uids(&got), want, "all in [{from}, {to}], limit {limit}");
