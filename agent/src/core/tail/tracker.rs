@@ -491,8 +491,16 @@ impl Tracker {
             .collect();
         // Files known (tracked, or checkpointed) first: a truncation found among them is
         // what a new file of this scan may be a copy of, whatever the paths' order.
-        let (known, new): (Vec<_>, Vec<_>) = observations.into_iter().partition(|o| {
+        let (mut known, new): (Vec<_>, Vec<_>) = observations.into_iter().partition(|o| {
             self.files.contains_key(&(o.dev, o.ino)) || self.restored.contains_key(&(o.dev, o.ino))
+        });
+        // Held copies before their originals: a truncation releases the copy from what
+        // the original was read to, capped at the copy's size, which must be this scan's
+        // (a copy first seen unfinished has grown since), whatever the paths' order.
+        known.sort_by_key(|o| {
+            self.files
+                .get(&(o.dev, o.ino))
+                .is_none_or(|t| t.held.is_none())
         });
         for o in known {
             self.observe(first, o);

@@ -354,6 +354,31 @@ fn a_copy_seen_before_the_truncation_is_held_until_it() {
     assert_eq!(text(&v), [t("new-1", 0, 6), t("line-4", 21, 28)]);
 }
 
+/// logrotate's copy is usually seen unfinished (a large file takes a while to copy), and
+/// the original sorts before its copy (`a.log` < `a.log.1`): the truncation is handled in
+/// the scan that also sees the copy finished, and the copy is read from what the original
+/// was read to, not from the size it had when first seen. From that size, the lines in
+/// between came again under the copy's own uids, the first one cut in the middle.
+#[test]
+fn a_copy_first_seen_unfinished_is_read_from_the_originals_offset_not_its_old_size() {
+    let mut fs = Fs::default();
+    fs.create("/l/a.log", b"line-1\nline-2\nline-3\n");
+    let mut tr = Tracker::new(TrackerConfig {
+        copy_hold_ms: 1_000,
+        ..cfg(ReadFrom::Start)
+    });
+    assert_eq!(round(&mut tr, &fs, 0, &all).len(), 3);
+    // 18 of the 21 bytes copied so far: past the 16-byte head, so it is recognised.
+    fs.create("/l/a.log.1", b"line-1\nline-2\nline");
+    assert!(round(&mut tr, &fs, 10, &all).is_empty(), "the copy is held");
+    fs.append("/l/a.log", b"line-4\n");
+    fs.append("/l/a.log.1", b"-3\nline-4\n");
+    fs.truncate("/l/a.log");
+    fs.append("/l/a.log", b"new-1\n");
+    let v = round(&mut tr, &fs, 20, &all);
+    assert_eq!(text(&v), [t("new-1", 0, 6), t("line-4", 21, 28)]);
+}
+
 /// A new file that starts as a tracked one but whose original is never truncated (a
 /// backup made with `cp`, or two files that really share their first bytes): after
 /// `copy_hold_ms` it is read whole, as any new file. Held, never lost.
