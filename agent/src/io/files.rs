@@ -136,11 +136,13 @@ struct Tail {
 
 impl Tail {
     fn run(mut self, stop: &std_mpsc::Receiver<()>, poll_interval: Duration, barrier: Barrier) {
-        let (commit_tx, commit_rx) = std_mpsc::channel::<(FileKey, u64)>();
+        // (file, end, whether it acknowledges a batch in flight or moves a checkpoint on
+        // that an earlier acknowledgement held back).
+        let (commit_tx, commit_rx) = std_mpsc::channel::<(FileKey, u64, bool)>();
         let mut saver = CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::now_ms());
         'rounds: loop {
-            while let Ok((key, end)) = commit_rx.try_recv() {
-                self.commit(key, end, &mut saver);
+            while let Ok((key, end, acked)) = commit_rx.try_recv() {
+                self.commit(key, end, acked, &mut saver);
             }
             let now = clock::now_ms();
             let (batches, lines) = self.read_round(now);
@@ -150,14 +152,18 @@ impl Tail {
                 while self.in_flight >= MAX_IN_FLIGHT {
                     let tx = &self.tx;
                     match acks::next(&commit_rx, || stop_asked(stop) || tx.is_closed()) {
-                        Some((key, end)) => self.commit(key, end, &mut saver),
+                        Some((key, end, acked)) => self.commit(key, end, acked, &mut saver),
                         None => break 'rounds,
                     }
                 }
                 batch.end = Some(end);
+                let late_tx = commit_tx.clone();
+                batch.late = Some(std::sync::Arc::new(move |end: u64| {
+                    let _ignored = late_tx.send((key, end, false));
+                }));
                 let commit_tx = commit_tx.clone();
                 batch.ack = Some(Box::new(move |floor: Option<u64>| {
-                    let _ignored = commit_tx.send((key, floor.map_or(end, |f| f.min(end))));
+                    let _ignored = commit_tx.send((key, floor.map_or(end, |f| f.min(end)), true));
                 }));
                 self.in_flight += 1;
                 if self.tx.blocking_send(StageMsg::Batch(batch)).is_err() {
@@ -184,10 +190,10 @@ impl Tail {
         let tx = self.tx.clone();
         let mut draining = acks::draining(&commit_rx, || !tx.is_closed());
         while self.in_flight > 0 {
-            let Some((key, end)) = draining.next() else {
+            let Some((key, end, acked)) = draining.next() else {
                 break;
             };
-            self.commit(key, end, &mut saver);
+            self.commit(key, end, acked, &mut saver);
         }
         let sync = saver.sync_final(&self.name);
         self.save(sync);
@@ -195,9 +201,11 @@ impl Tail {
 
     /// The stage wrote a batch: commit it and rewrite the checkpoint at once (synced
     /// every [`SYNC_EVERY_MS`]).
-    fn commit(&mut self, key: FileKey, end: u64, saver: &mut CheckpointSync) {
+    fn commit(&mut self, key: FileKey, end: u64, acked: bool, saver: &mut CheckpointSync) {
         self.tailer.commit(key, end);
-        self.in_flight -= 1;
+        if acked {
+            self.in_flight -= 1;
+        }
         let sync = saver.sync_now(clock::now_ms(), &self.name);
         self.save(sync);
     }

@@ -72,6 +72,12 @@ impl LiveSource {
 /// record), if any: the source must not checkpoint past it.
 pub type Ack = Box<dyn FnOnce(Option<u64>) + Send>;
 
+/// Moves a source's checkpoint on to `end`, past what an [`Ack`] held back: the stage
+/// calls it once the records it held of that source are out. Without it a file whose last
+/// batch was acknowledged held back (a repeat of it inside a dedup window when it was
+/// rotated away) would never be committed to its end, and never closed.
+pub type LateCommit = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// Records of one source, back to back in one buffer (one allocation per batch, not per
 /// record).
 pub struct Batch {
@@ -81,6 +87,8 @@ pub struct Batch {
     records: Vec<(usize, Received)>,
     /// Run after the batch's events are written.
     pub ack: Option<Ack>,
+    /// For a source whose checkpoint can be moved on later (file lines, with `end`).
+    pub late: Option<LateCommit>,
     /// What the records are.
     pub kind: RecordKind,
     /// For file lines: the offset just past the last line (the records' `seq`s are the
@@ -116,6 +124,7 @@ impl Batch {
             data: Vec::new(),
             records: Vec::new(),
             ack: None,
+            late: None,
             kind: RecordKind::Lines,
             end: None,
         }
@@ -230,6 +239,7 @@ pub fn run_stage(
         baseline_saved: clock::now_ms(),
         local_host: edge.local_host,
         acks: Vec::new(),
+        held_back: Vec::new(),
         stats: StageStats::default(),
     };
     loop {
@@ -267,7 +277,8 @@ pub fn run_stage(
         // A source waiting for its ack gets it once its events are out of our hands (in
         // the kernel's for a file, on disk for the spool); without one waiting, a spool
         // batch lingers to fill up.
-        if let Err(e) = sink.flush(!st.acks.is_empty()) {
+        let waiting = !st.acks.is_empty() || st.late_due();
+        if let Err(e) = sink.flush(waiting) {
             return stopped_unspooled(st, sink, e);
         }
         st.run_acks();
@@ -339,8 +350,25 @@ struct Stage {
     baseline: Option<(Baseline, PathBuf)>,
     baseline_saved: i64,
     local_host: String,
-    acks: Vec<(Ack, Arc<Source>)>,
+    acks: Vec<Written>,
+    /// Per source, the end of its last batch acknowledged held back, until the stage no
+    /// longer holds records of it.
+    held_back: Vec<HeldBack>,
     stats: StageStats,
+}
+
+/// A batch written, its ack to run.
+struct Written {
+    ack: Ack,
+    source: Arc<Source>,
+    late: Option<(u64, LateCommit)>,
+}
+
+/// A source's last batch acknowledged short of its end.
+struct HeldBack {
+    source: Arc<Source>,
+    end: u64,
+    late: LateCommit,
 }
 
 impl Stage {
@@ -376,7 +404,11 @@ impl Stage {
             self.drain(sink);
         }
         if let Some(ack) = batch.ack.take() {
-            self.acks.push((ack, batch.source.clone()));
+            self.acks.push(Written {
+                ack,
+                source: batch.source.clone(),
+                late: batch.end.zip(batch.late.take()),
+            });
         }
     }
 
@@ -461,15 +493,55 @@ impl Stage {
     }
 
     /// Acknowledges the written batches, each with the earliest position of its source that
-    /// the stage still holds (a pending auditd event, or a repeat inside a dedup window).
+    /// the stage still holds (a pending auditd event, or a repeat inside a dedup window);
+    /// then moves on the checkpoints held back earlier whose records are out by now.
     fn run_acks(&mut self) {
-        for (ack, src) in self.acks.drain(..) {
-            let joined = self
-                .norm
-                .pending_floor(src.uid_key.as_ref().unwrap_or(&src.id));
-            let folded = self.dedup.as_ref().and_then(|d| d.pending_floor(&src.id));
-            ack(joined.into_iter().chain(folded).min());
+        for w in std::mem::take(&mut self.acks) {
+            let floor = self.floor(&w.source);
+            (w.ack)(floor);
+            if let (Some(f), Some((end, late))) = (floor, w.late)
+                && f < end
+            {
+                let same = |h: &HeldBack| Arc::ptr_eq(&h.source, &w.source);
+                match self.held_back.iter_mut().find(|h| same(h)) {
+                    Some(h) => h.end = h.end.max(end),
+                    None => self.held_back.push(HeldBack {
+                        source: w.source,
+                        end,
+                        late,
+                    }),
+                }
+            }
         }
+        if self.held_back.is_empty() {
+            return;
+        }
+        let mut held = std::mem::take(&mut self.held_back);
+        held.retain(|h| match self.floor(&h.source) {
+            Some(f) if f < h.end => true,
+            _ => {
+                (h.late)(h.end);
+                false
+            }
+        });
+        self.held_back = held;
+    }
+
+    /// Whether a checkpoint held back can move on (its records are out of the stage, into
+    /// the sink, which must hand them on first).
+    fn late_due(&self) -> bool {
+        self.held_back
+            .iter()
+            .any(|h| self.floor(&h.source).is_none_or(|f| f >= h.end))
+    }
+
+    /// The earliest position of `src` whose record the stage still holds.
+    fn floor(&self, src: &Source) -> Option<u64> {
+        let joined = self
+            .norm
+            .pending_floor(src.uid_key.as_ref().unwrap_or(&src.id));
+        let folded = self.dedup.as_ref().and_then(|d| d.pending_floor(&src.id));
+        joined.into_iter().chain(folded).min()
     }
 }
 
@@ -482,4 +554,94 @@ pub fn is_about(ev: &vedette_schemas::ocsf::Event, local: &str) -> bool {
             .as_ref()
             .and_then(|d| d.hostname.as_deref())
             .is_none_or(|h| h == local)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use super::*;
+
+    /// A source's batch acknowledged short of its end (a repeat of its last line held in a
+    /// dedup window) has its checkpoint moved on to the end once the window lets the
+    /// repeat out: a rotated-away file sends no later batch whose ack would do it, and was
+    /// never committed to its end, so never closed (its descriptor and disk space held for
+    /// the agent's life).
+    #[test]
+    fn a_checkpoint_held_back_by_a_dedup_window_moves_on_once_the_window_ends() {
+        let dir = std::env::temp_dir().join(format!("vedette-stage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sink = Sink::file(&dir.join("out.ndjson")).unwrap();
+        let edge = Edge {
+            dedup: Some(DedupConfig {
+                window_ms: 50,
+                ..DedupConfig::default()
+            }),
+            redaction: None,
+            key: Vec::new(),
+            accounts: None,
+            host: None,
+            maintenance: Vec::new(),
+            processes: None,
+            baseline: None,
+            local_host: "vm".into(),
+        };
+        // Multi-thread: a current-thread runtime's timers run only under its own block_on,
+        // not the stage's `Handle::block_on` (as in `run`).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let (acked_tx, acked) = std_mpsc::channel();
+        let (late_tx, late) = std_mpsc::channel();
+        let source = Arc::new(Source {
+            id: "/var/log/auth.log.1".into(),
+            uid_key: Some("dev=1,ino=2,head=ab".into()),
+            time: TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
+            syslog: false,
+            sender_name: None,
+        });
+        let mut batch = Batch::new(source);
+        let line = b"Jan 15 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2";
+        for seq in [0, 100, 200] {
+            let rx = Received {
+                seq,
+                now_ms: clock::now_ms(),
+                peer: None,
+                cut_from: None,
+            };
+            batch.push(line, rx);
+        }
+        batch.end = Some(300);
+        batch.ack = Some(Box::new(move |floor| {
+            acked_tx.send(floor).unwrap();
+        }));
+        batch.late = Some(Arc::new(move |end| {
+            let _ignored = late_tx.send(end);
+        }));
+        let stage = std::thread::spawn(move || {
+            let norm = Normalizer::new(NormalizeConfig::default());
+            run_stage(rx, norm, edge, &mut sink, rt.handle()).unwrap()
+        });
+        tx.blocking_send(StageMsg::Batch(batch)).unwrap();
+        let wait = Duration::from_secs(10);
+        assert_eq!(
+            acked.recv_timeout(wait).unwrap(),
+            Some(100),
+            "the second line is held in the window"
+        );
+        assert_eq!(
+            late.recv_timeout(wait).unwrap(),
+            300,
+            "moved on to the end once the window let it out"
+        );
+        drop(tx);
+        let (stats, dedup) = stage.join().unwrap();
+        assert_eq!(stats.events, 2, "the first sighting and the summary");
+        assert_eq!(dedup.unwrap().folded, 2);
+        assert!(late.try_recv().is_err(), "moved on once");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
