@@ -574,10 +574,16 @@ struct Open {
 
 struct OpenConn {
     peer: SocketAddr,
-    /// When it last delivered bytes, ms.
+    /// When it last delivered bytes, ms; [`BUSY`] while it waits for the stage to take
+    /// what it read.
     last_ms: Arc<AtomicI64>,
     close: Arc<Notify>,
 }
+
+/// `OpenConn::last_ms` of a connection waiting on the stage: never silent. One held by
+/// backpressure (the stage blocked on a full spool) looked silent for as long as it
+/// waited, and was the first a full listener closed, its unread bytes reset away.
+const BUSY: i64 = i64::MAX;
 
 impl Open {
     fn add(&mut self, peer: SocketAddr, now_ms: i64) -> (u64, Arc<AtomicI64>, Arc<Notify>) {
@@ -701,8 +707,13 @@ impl Conn {
                 }
             }
             self.stats.messages.fetch_add(batch.len() as u64, Relaxed);
-            if !batch.is_empty() && self.tx.send(StageMsg::Batch(batch)).await.is_err() {
-                return;
+            if !batch.is_empty() {
+                last_ms.store(BUSY, Relaxed);
+                let sent = self.tx.send(StageMsg::Batch(batch)).await;
+                last_ms.store(clock::now_ms(), Relaxed);
+                if sent.is_err() {
+                    return;
+                }
             }
             if n == 0 {
                 return;
@@ -760,6 +771,74 @@ fn parse_udp_drops(table: &str, inode: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    /// A connection whose batch waits for the stage (backpressure: a full spool under the
+    /// block policy) is not silent, however long it waits: a full listener does not close
+    /// it for a new sender. Once the stage takes the batch, its silence counts again.
+    #[test]
+    fn a_connection_waiting_on_the_stage_is_not_closed_as_silent() {
+        use super::*;
+        use tokio::io::AsyncWriteExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel(1);
+            let source = crate::core::Source {
+                id: "tcp:127.0.0.1:514".into(),
+                uid_key: None,
+                time: crate::core::time::TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
+                syslog: true,
+                sender_name: None,
+            };
+            // The stage is busy: its queue is full.
+            tx.send(StageMsg::Batch(Batch::new(Arc::new(source.clone()))))
+                .await
+                .unwrap();
+            let open = Registry::default();
+            let stats: Arc<ListenerStats> = Arc::default();
+            let (_stop, shutdown) = watch::channel(false);
+            let conn = Conn {
+                source: LiveSource::new(source),
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                seq: Arc::default(),
+                max_record: 1024,
+                tx,
+                shutdown,
+                stats: stats.clone(),
+                open: open.clone(),
+            };
+            let (mut client, server) = tokio::io::duplex(4096);
+            let reading = tokio::spawn(conn.read(server));
+            client
+                .write_all(b"<13>Jan 15 10:00:00 h app: held\n")
+                .await
+                .unwrap();
+            // Read (counted just before the send), and waiting for room in the queue.
+            while stats.messages.load(Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+            let later = clock::now_ms() + 3_600_000;
+            assert_eq!(lock(&open).evict(later, 300), None, "waiting, not silent");
+            // The stage takes both batches; from then on it is silent again.
+            rx.recv().await.unwrap();
+            let StageMsg::Batch(b) = rx.recv().await.unwrap() else {
+                panic!("a batch")
+            };
+            assert_eq!(b.len(), 1);
+            while lock(&open)
+                .conns
+                .values()
+                .any(|c| c.last_ms.load(Relaxed) == BUSY)
+            {
+                tokio::task::yield_now().await;
+            }
+            assert!(lock(&open).evict(later, 300).is_some());
+            drop(client);
+            reading.await.unwrap();
+        });
+    }
+
     #[test]
     fn the_connection_silent_longest_is_chosen_if_silent_long_enough() {
         use super::longest_silence;
