@@ -471,3 +471,33 @@ fn checkpoint_offset(state: &Path) -> u64 {
     assert_eq!(offsets.len(), 1, "one file tracked: {offsets:?}");
     offsets[0]
 }
+
+/// A file read from its end on the agent's first start had no checkpoint until a line of
+/// it was acknowledged: killed before that (a crash, the OOM killer, kill -9 moments after
+/// install), the agent started again from the new end, and what was written meanwhile was
+/// never read. Wazuh's logcollector loses lines written while it is down the same way.
+#[test]
+fn a_file_read_from_its_end_keeps_its_place_from_the_first_scan() {
+    let scratch = Scratch::new("live-end-first");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    append(&logs.join("app.log"), &line("before-start"));
+    let text = config(&scratch, 10).replace("read_from = \"start\"", "read_from = \"end\"");
+    let cfg = scratch.write("agent.toml", text.as_bytes());
+    let out = scratch.path("events.ndjson");
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_log("app.log from byte");
+    let (_status, _log) = agent.kill9();
+    append(&logs.join("app.log"), &line("while-down"));
+    let mut agent = RunningAgent::spawn(cfg, out);
+    // "resuming … at byte 45 (checkpoint)"; without one, "reading … from byte 90".
+    agent.wait_log("app.log");
+    append(&logs.join("app.log"), &line("after-restart"));
+    let evs = agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(count(&evs, "before-start"), 0, "read from the end");
+    assert_eq!(count(&evs, "while-down"), 1, "{log}");
+    assert_eq!(count(&evs, "after-restart"), 1, "{log}");
+    assert_eq!(evs.len(), 2);
+}

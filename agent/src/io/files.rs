@@ -170,6 +170,12 @@ impl Tail {
                     break 'rounds;
                 }
             }
+            // Files first seen, rotated or truncated this round have offsets to keep even
+            // before any line of theirs is acknowledged: a file read from its end, or one
+            // with nothing written yet, had no checkpoint until its first line was, and a
+            // crash before that started it again from its end after the restart, losing
+            // what was written meanwhile. (Written only when something changed.)
+            self.save(false);
             while let Some(n) = self.tailer.poll_notice() {
                 notice(&self.name, &n);
             }
