@@ -176,8 +176,16 @@ impl Tail {
             // crash before that started it again from its end after the restart, losing
             // what was written meanwhile. (Written only when something changed.)
             self.save(false);
+            let mut let_go = false;
             while let Some(n) = self.tailer.poll_notice() {
+                let_go |= matches!(
+                    n,
+                    tail::Notice::Closed { .. } | tail::Notice::Truncated { .. }
+                );
                 notice(&self.name, &n);
+            }
+            if let_go {
+                self.forget_sources();
             }
             // Busy files are read again at once; idle ones wait for the interval, or for
             // the stop.
@@ -203,6 +211,14 @@ impl Tail {
         }
         let sync = saver.sync_final(&self.name);
         self.save(sync);
+    }
+
+    /// Drops the sources of files no longer followed: with files rotated, truncated and
+    /// made all day (per-job logs, containers' logs), one for every file ever seen was
+    /// kept for the agent's life.
+    fn forget_sources(&mut self) {
+        let live = self.tailer.source_ids();
+        self.sources.retain(|id, _| live.contains(id.as_str()));
     }
 
     /// The stage wrote a batch: commit it and rewrite the checkpoint at once (synced

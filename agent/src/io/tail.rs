@@ -630,6 +630,11 @@ impl<B: ReadBackend> Tailer<B> {
         Ok(true)
     }
 
+    /// The source ids of the files followed now.
+    pub fn source_ids(&self) -> std::collections::HashSet<&str> {
+        self.tracker.source_ids().collect()
+    }
+
     /// The next notice (new, rotated, truncated, closed files; dropped checkpoints;
     /// compressed files not tailed; files that cannot be opened).
     pub fn poll_notice(&mut self) -> Option<Notice> {

@@ -982,6 +982,11 @@ impl Tracker {
         }
     }
 
+    /// The source ids of the files followed now (their lines' uids are keyed by them).
+    pub fn source_ids(&self) -> impl Iterator<Item = &str> {
+        self.files.values().map(|t| &*t.source_id)
+    }
+
     /// The committed state to save; restored checkpoints not yet matched by a scan are kept.
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
         // A held copy has read nothing of its own yet: after a restart it is judged again.

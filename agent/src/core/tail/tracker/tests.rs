@@ -213,6 +213,11 @@ fn rename_rotation_drains_unread_bytes_of_the_old_file_first() {
     assert!(tr.is_tracked(DEV, 1));
     assert!(round(&mut tr, &fs, 200, &only("/l/app.log")).is_empty());
     assert!(!tr.is_tracked(DEV, 1), "drained, committed, let go");
+    // Only the new file's identity is followed now (the shell forgets the old one's
+    // source with it).
+    let followed: Vec<&str> = tr.source_ids().collect();
+    assert_eq!(followed.len(), 1);
+    assert_ne!(followed[0], &*old_sid);
     let n = notices(&mut tr);
     assert!(
         n.contains(&Notice::Closed {
