@@ -139,7 +139,7 @@ impl Tail {
         // (file, end, whether it acknowledges a batch in flight or moves a checkpoint on
         // that an earlier acknowledgement held back).
         let (commit_tx, commit_rx) = std_mpsc::channel::<(FileKey, u64, bool)>();
-        let mut saver = CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::now_ms());
+        let mut saver = CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::monotonic_ms());
         'rounds: loop {
             while let Ok((key, end, acked)) = commit_rx.try_recv() {
                 self.commit(key, end, acked, &mut saver);
@@ -228,7 +228,7 @@ impl Tail {
         if acked {
             self.in_flight -= 1;
         }
-        let sync = saver.sync_now(clock::now_ms(), &self.name);
+        let sync = saver.sync_now(clock::monotonic_ms(), &self.name);
         self.save(sync);
     }
 
@@ -241,7 +241,7 @@ impl Tail {
             sources,
             ..
         } = self;
-        let stats = tailer.poll(now_ms, &mut |l: TailLine<'_>| {
+        let stats = tailer.poll(clock::monotonic_ms(), &mut |l: TailLine<'_>| {
             let same = batches
                 .last()
                 .is_some_and(|(k, b, _)| *k == l.key && b.len() < BATCH_LINES);

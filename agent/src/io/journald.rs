@@ -99,7 +99,7 @@ pub fn spawn(
         sources: Default::default(),
         name: name.clone(),
         pending: Default::default(),
-        saver: CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::now_ms()),
+        saver: CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::monotonic_ms()),
     };
     let thread = std::thread::Builder::new()
         .name("vedette-journal".into())
@@ -434,7 +434,7 @@ impl Reader {
 
     fn commit(&mut self, cursor: String) {
         self.committed = Some(cursor);
-        let sync = self.saver.sync_now(clock::now_ms(), &self.name);
+        let sync = self.saver.sync_now(clock::monotonic_ms(), &self.name);
         self.save(sync);
     }
 

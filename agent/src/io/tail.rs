@@ -319,7 +319,10 @@ impl<B: ReadBackend> Tailer<B> {
     }
 
     /// One round: scan the patterns, read everything new, call `on_line` for each complete
-    /// line. Call again for more; there is no waiting inside.
+    /// line. Call again for more; there is no waiting inside. `now_ms` times the rotated
+    /// files' grace and the copies' hold: a clock that only moves forward
+    /// ([`super::clock::monotonic_ms`]), so a step of the wall clock neither lets a rotated
+    /// file go before its writer reopened nor keeps it open for the size of the step.
     pub fn poll(
         &mut self,
         now_ms: i64,
