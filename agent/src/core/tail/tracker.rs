@@ -375,6 +375,10 @@ pub struct Tracker {
     restored: BTreeMap<(u64, u64), Checkpoint>,
     /// Recent truncations, for recognising copies (kept `copy_hold_ms`).
     truncations: Vec<Truncation>,
+    /// Files truncated to nothing (no head, so not followed until bytes come back): the
+    /// identity their next content chains to, so that lines written again at the same
+    /// offsets do not take the uids of the old ones.
+    emptied: BTreeMap<(u64, u64), Arc<str>>,
     /// The files tracked before the new files of the current scan.
     known: std::collections::BTreeSet<(u64, u64)>,
     actions: VecDeque<Action>,
@@ -422,6 +426,7 @@ impl Tracker {
             files: BTreeMap::new(),
             restored: BTreeMap::new(),
             truncations: Vec::new(),
+            emptied: BTreeMap::new(),
             known: std::collections::BTreeSet::new(),
             actions: VecDeque::new(),
             lines: VecDeque::new(),
@@ -519,6 +524,7 @@ impl Tracker {
             self.observe(first, o);
         }
         self.release_held(now_ms, &seen);
+        self.emptied.retain(|id, _| seen.contains(id));
         for (id, t) in &mut self.files {
             if !seen.contains(id) && t.gone_since.is_none() {
                 t.gone_since = Some(now_ms);
@@ -576,6 +582,9 @@ impl Tracker {
                     self.remember_truncation(fp, emitted, path);
                 }
                 let new = self.insert_new(&o, 0, Some(&sid));
+                if new.is_none() {
+                    self.emptied.insert(id, sid);
+                }
                 self.notices.push_back(Notice::Truncated {
                     old: key,
                     new,
@@ -621,6 +630,11 @@ impl Tracker {
             });
             // Everything in it was written after the checkpoint: read it whole.
             before = Some(c.source_id);
+        }
+        if before.is_none()
+            && let Some(sid) = self.emptied.remove(&id)
+        {
+            before = Some(sid.to_string());
         }
         let start = if first && !self.resumed && self.cfg.read_from == ReadFrom::End {
             o.size

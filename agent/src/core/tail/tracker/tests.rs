@@ -443,6 +443,23 @@ fn truncation_to_empty_waits_for_new_bytes() {
     assert_eq!(text(&round(&mut tr, &fs, 2, &all)), [t("bbb", 0, 4)]);
 }
 
+/// Emptied, then written again with the same first line: the new content is a new
+/// identity chained to the old one, so its lines do not take the old lines' uids (which a
+/// store drops as already stored).
+#[test]
+fn content_written_again_after_an_emptying_truncation_is_a_new_identity() {
+    let mut fs = Fs::default();
+    fs.create("/l/a.log", b"banner\n");
+    let mut tr = Tracker::new(cfg(ReadFrom::Start));
+    let before = round(&mut tr, &fs, 0, &all);
+    fs.truncate("/l/a.log");
+    assert!(round(&mut tr, &fs, 1, &all).is_empty());
+    fs.append("/l/a.log", b"banner\n");
+    let after = round(&mut tr, &fs, 2, &all);
+    assert_eq!(text(&after), [t("banner", 0, 7)]);
+    assert_ne!(after[0].source_id, before[0].source_id);
+}
+
 #[test]
 fn same_size_rewrite_is_caught_by_the_fingerprint() {
     let mut fs = Fs::default();
