@@ -128,6 +128,17 @@ pub fn backoff_ms(n: u32, min: u64, max: u64, jitter: u64) -> u64 {
     half + jitter % (base - half + 1)
 }
 
+/// A session that stayed up this long counts as working even if it had nothing to send.
+const STABLE_SESSION_MS: i64 = 30_000;
+
+/// Whether a session that ended starts the reconnect backoff over: it delivered a batch,
+/// or it was welcomed and stayed up [`STABLE_SESSION_MS`]. A welcome alone is not enough:
+/// an aggregator that welcomes and then fails (an overloaded one, a batch it resets every
+/// time) would have the fleet reconnect every quarter second for ever.
+fn session_worked(acked: u64, acked_before: u64, welcomed: bool, lived_ms: i64) -> bool {
+    acked > acked_before || (welcomed && lived_ms >= STABLE_SESSION_MS)
+}
+
 fn random_u64() -> u64 {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 8];
@@ -146,6 +157,8 @@ impl Shipper {
                 return;
             }
             let connects = me.stats.connects.load(Relaxed);
+            let acked = me.stats.acked.load(Relaxed);
+            let started = clock::monotonic_ms();
             // Once asked to stop, a session gets the drain time to deliver what is
             // spooled, however far it got (connecting to an aggregator that is down
             // included); what it did not deliver waits in the spool for the next start.
@@ -164,8 +177,12 @@ impl Shipper {
                 () = deadline => Ok(()),
             };
             me.spool.requeue_unacked();
-            // A session that got as far as a welcome starts the backoff over.
-            if me.stats.connects.load(Relaxed) > connects {
+            if session_worked(
+                me.stats.acked.load(Relaxed),
+                acked,
+                me.stats.connects.load(Relaxed) > connects,
+                clock::monotonic_ms() - started,
+            ) {
                 failures = 0;
             }
             match r {
@@ -497,7 +514,24 @@ fn refusal(conn: &Connection) -> Option<anyhow::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff_ms;
+    use super::{STABLE_SESSION_MS, backoff_ms, session_worked};
+
+    #[test]
+    fn only_a_session_that_delivered_or_lasted_starts_the_backoff_over() {
+        assert!(session_worked(5, 4, true, 10), "a batch acknowledged");
+        assert!(
+            session_worked(4, 4, true, STABLE_SESSION_MS),
+            "up a while, idle"
+        );
+        assert!(
+            !session_worked(4, 4, true, 200),
+            "welcomed, then failed at once: the backoff grows"
+        );
+        assert!(
+            !session_worked(4, 4, false, STABLE_SESSION_MS),
+            "never welcomed"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_inside_half_to_full() {
