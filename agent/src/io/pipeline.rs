@@ -450,10 +450,6 @@ impl Stage {
             0
         };
         while let Some(mut ev) = self.norm.poll_event() {
-            // Before dedup: a redacted value groups as its hash.
-            if let Some(r) = &mut self.redactor {
-                r.apply(&mut ev);
-            }
             // Facts of this host only for events about this host: a relayed record (from
             // the network, or another host's line in a collected file) keeps its own.
             if is_about(&ev, &self.local_host) {
@@ -470,6 +466,12 @@ impl Stage {
                 {
                     process::apply(&mut ev, &l);
                 }
+            }
+            // After enrichment, which may copy a secret in again (a live process's command
+            // line from /proc); before the baseline and dedup, which see a redacted value
+            // as its hash.
+            if let Some(r) = &mut self.redactor {
+                r.apply(&mut ev);
             }
             if let Some((b, _)) = &mut self.baseline {
                 b.check(&mut ev);
@@ -561,6 +563,86 @@ mod tests {
     use std::sync::mpsc as std_mpsc;
 
     use super::*;
+
+    /// A stage with the enrichment a test sets in `edge`, run over `lines` of one source;
+    /// the NDJSON it wrote.
+    fn run_lines(edge: Edge, lines: &[&str], name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("vedette-stage-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out.ndjson");
+        let mut sink = Sink::file(&out).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let source = Arc::new(Source {
+            id: "/var/log/auth.log".into(),
+            uid_key: None,
+            time: TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
+            syslog: false,
+            sender_name: None,
+        });
+        let mut batch = Batch::new(source);
+        for (i, line) in lines.iter().enumerate() {
+            let rx = Received {
+                seq: i as u64,
+                now_ms: clock::now_ms(),
+                peer: None,
+                cut_from: None,
+            };
+            batch.push(line.as_bytes(), rx);
+        }
+        tx.blocking_send(StageMsg::Batch(batch)).unwrap();
+        drop(tx);
+        let norm = Normalizer::new(NormalizeConfig::default());
+        run_stage(rx, norm, edge, &mut sink, rt.handle()).unwrap();
+        drop(sink);
+        let text = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        text
+    }
+
+    /// Process enrichment copies a live process's command line from /proc into the event
+    /// (sudo's pid names the sudo still running the command): redaction runs after it, and
+    /// reaches the actor's process, so a secret typed on that command line is not shipped.
+    #[test]
+    fn a_secret_enrichment_copies_in_from_proc_is_redacted_too() {
+        let root = std::env::temp_dir().join(format!("vedette-stage-proc-{}", std::process::id()));
+        let p = root.join("proc/4242");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(root.join("proc/stat"), "cpu 0\nbtime 1700000000\n").unwrap();
+        std::fs::write(
+            p.join("stat"),
+            "4242 (sudo) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1000 0 0",
+        )
+        .unwrap();
+        std::fs::write(p.join("cmdline"), b"sudo\0/usr/bin/mysql\0-pS3cretPass\0").unwrap();
+        let stamp = clock::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let line = format!(
+            "{stamp} web-1 sudo[4242]:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/mysql -pS3cretPass"
+        );
+        let redact = crate::core::enrich::redact::RedactConfig {
+            patterns: vec![regex::Regex::new(r"-p(\S+)").unwrap()],
+            ..Default::default()
+        };
+        let edge = Edge {
+            dedup: None,
+            redaction: Some(redact),
+            key: b"k".to_vec(),
+            accounts: None,
+            host: None,
+            maintenance: Vec::new(),
+            processes: Some(ProcReader::new(root.clone())),
+            baseline: None,
+            local_host: "web-1".into(),
+        };
+        let out = run_lines(edge, &[&line], "proc");
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(out.contains("\"cmd_line\""), "enriched: {out}");
+        assert!(!out.contains("S3cretPass"), "leaked: {out}");
+    }
 
     /// A source's batch acknowledged short of its end (a repeat of its last line held in a
     /// dedup window) has its checkpoint moved on to the end once the window lets the

@@ -6,7 +6,7 @@
 
 use regex::Regex;
 use ring::hmac;
-use vedette_schemas::ocsf::{Class, Event, Status, Text};
+use vedette_schemas::ocsf::{Class, Event, Process, Status, Text};
 
 /// Query parameter names that carry credentials (compared without case).
 const TOKEN_PARAMS: &[&str] = &[
@@ -98,20 +98,41 @@ impl Redactor {
             secrets.push(name.to_owned());
         }
         if self.cfg.token_params
-            && let Some(url) = ev.http_request.as_ref().and_then(|r| r.url.as_ref())
+            && let Some(r) = ev.http_request.as_ref()
         {
-            for s in [url.query_string.as_deref(), url.url_string.as_deref()]
-                .into_iter()
-                .flatten()
+            let url = r.url.as_ref();
+            // A reset link or an OAuth redirect carries its token into the next request's
+            // referrer.
+            for s in [
+                url.and_then(|u| u.query_string.as_deref()),
+                url.and_then(|u| u.url_string.as_deref()),
+                r.referrer.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 token_values(s, &mut secrets);
             }
         }
-        for re in &self.cfg.patterns {
-            for text in [ev.raw_data.as_deref(), ev.message.as_deref()]
-                .into_iter()
-                .flatten()
+        // Patterns read the decoded command lines too: auditd writes an argument with a
+        // space, and a whole multi-argument proctitle, in hex, where no pattern matches.
+        let mut texts: Vec<&str> = [ev.raw_data.as_deref(), ev.message.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !self.cfg.patterns.is_empty() {
+            for p in [
+                ev.process.as_deref(),
+                ev.actor.as_ref().and_then(|a| a.process.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
             {
+                cmd_lines(p, &mut texts);
+            }
+        }
+        for re in &self.cfg.patterns {
+            for &text in &texts {
                 for c in re.captures_iter(text) {
                     if let Some(m) = c.get(1).or_else(|| c.get(0))
                         && !m.as_str().is_empty()
@@ -137,6 +158,36 @@ impl Redactor {
         self.redacted += pairs.len() as u64;
         replace_everywhere(ev, &pairs);
     }
+}
+
+/// The command lines of `p` and its ancestors.
+fn cmd_lines<'e>(p: &'e Process, out: &mut Vec<&'e str>) {
+    out.extend(p.cmd_line.as_deref());
+    if let Some(pp) = p.parent_process.as_deref() {
+        cmd_lines(pp, out);
+    }
+}
+
+/// Each secret as auditd writes a value it hex-encodes (upper case; lower case too, as
+/// other tools write it), with its replacement in the same form, so the record still
+/// decodes. Only for secrets of 4 bytes or more: shorter hex runs too often by chance.
+fn hex_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    let hex = |s: &str, upper: bool| -> String {
+        s.bytes()
+            .map(|b| {
+                if upper {
+                    format!("{b:02X}")
+                } else {
+                    format!("{b:02x}")
+                }
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .filter(|(s, _)| s.len() >= 4)
+        .flat_map(|(s, h)| [(hex(s, true), hex(h, true)), (hex(s, false), hex(h, false))])
+        .collect()
 }
 
 /// Whether a user name is more likely a password typed at the user prompt than an account
@@ -221,22 +272,41 @@ fn replace_json(v: &mut serde_json::Value, pairs: &[(String, String)]) {
     }
 }
 
+/// A process's text fields, and its parent's.
+fn replace_process(p: &mut Process, pairs: &[(String, String)]) {
+    replace_in(&mut p.cmd_line, pairs);
+    replace_in(&mut p.name, pairs);
+    replace_in(&mut p.working_directory, pairs);
+    if let Some(u) = &mut p.user {
+        replace_in(&mut u.name, pairs);
+    }
+    if let Some(pp) = &mut p.parent_process {
+        replace_process(pp, pairs);
+    }
+}
+
 /// Replaces the secrets in every string field the parsers fill from a record's text. A
 /// field missed here would leak: the tests scan the whole serialized event.
 fn replace_everywhere(ev: &mut Event, pairs: &[(String, String)]) {
+    let hex = hex_pairs(pairs);
     replace_in(&mut ev.raw_data, pairs);
+    replace_in(&mut ev.raw_data, &hex);
     replace_in(&mut ev.message, pairs);
+    replace_in(&mut ev.message, &hex);
     replace_in(&mut ev.status_detail, pairs);
     if let Some(u) = &mut ev.user {
         replace_in(&mut u.name, pairs);
     }
-    if let Some(a) = &mut ev.actor
-        && let Some(u) = &mut a.user
-    {
-        replace_in(&mut u.name, pairs);
+    if let Some(a) = &mut ev.actor {
+        if let Some(u) = &mut a.user {
+            replace_in(&mut u.name, pairs);
+        }
+        if let Some(p) = &mut a.process {
+            replace_process(p, pairs);
+        }
     }
     if let Some(p) = &mut ev.process {
-        replace_in(&mut p.cmd_line, pairs);
+        replace_process(p, pairs);
     }
     if let Some(r) = &mut ev.http_request {
         if let Some(u) = &mut r.url {
