@@ -501,3 +501,37 @@ fn a_file_read_from_its_end_keeps_its_place_from_the_first_scan() {
     assert_eq!(count(&evs, "after-restart"), 1, "{log}");
     assert_eq!(evs.len(), 2);
 }
+
+/// Repeats folded by the edge stage, then a graceful stop (SIGTERM, a restart by systemd):
+/// the summary is written at the stop, and the checkpoint then passes the repeats it
+/// counts. It used to stay at the first repeat, so the next start read the repeats again
+/// into a second summary: a brute force counted twice at every restart.
+#[test]
+fn a_stop_while_repeats_are_folded_counts_each_repeat_once() {
+    let scratch = Scratch::new("live-fold-stop");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    let text = config(&scratch, 10) + "[dedup]\nwindow_seconds = 3600\n";
+    let cfg = scratch.write("agent.toml", text.as_bytes());
+    let out = scratch.path("events.ndjson");
+    let failure = "Jan 15 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2\n";
+    append(&logs.join("auth.log"), &failure.repeat(5));
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    // Started again, and stopped once it read what it had to.
+    append(&logs.join("auth.log"), &line("after-restart"));
+    let mut agent = RunningAgent::spawn(cfg, out.clone());
+    agent.wait_events(3);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let evs: Vec<Value> = crate::support::parse_ndjson(&fs::read_to_string(&out).expect("output"));
+    let failures: u64 = evs
+        .iter()
+        .filter(|e| get(e, "class_uid") == Some(&Value::from(3002)))
+        .map(|e| get(e, "count").and_then(Value::as_u64).unwrap_or(1))
+        .sum();
+    assert_eq!(failures, 5, "each failure counted once:\n{evs:#?}\n{log}");
+    assert_eq!(count(&evs, "after-restart"), 1);
+}

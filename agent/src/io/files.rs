@@ -209,6 +209,15 @@ impl Tail {
             };
             self.commit(key, end, acked, &mut saver);
         }
+        // The stage closes its dedup windows while this input still takes the commits
+        // that follow (see `StageMsg::Flush`).
+        let (reply_tx, reply_rx) = std_mpsc::channel();
+        if self.tx.blocking_send(StageMsg::Flush(reply_tx)).is_ok() {
+            let _ignored = reply_rx.recv_timeout(acks::DRAIN_WAIT);
+        }
+        while let Ok((key, end, acked)) = commit_rx.try_recv() {
+            self.commit(key, end, acked, &mut saver);
+        }
         let sync = saver.sync_final(&self.name);
         self.save(sync);
     }

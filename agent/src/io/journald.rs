@@ -156,6 +156,9 @@ struct JournalAck {
     key: String,
     last: u64,
     floor: Option<u64>,
+    /// The acknowledgement of a batch in flight; false when the stage moves on a cursor an
+    /// earlier acknowledgement held back (`pipeline::LateCommit`).
+    acked: bool,
 }
 
 /// How many of the `pending` batches (source, last sequence number; in order) the
@@ -267,6 +270,15 @@ impl Reader {
         let mut draining = acks::draining(&commit_rx, || !tx.is_closed());
         while self.in_flight > 0 {
             let Some(a) = draining.next() else { break };
+            self.acked(a);
+        }
+        // The stage closes its dedup windows while this reader still takes the cursor
+        // moves that follow (see `StageMsg::Flush`).
+        let (reply_tx, reply_rx) = std_mpsc::channel();
+        if self.tx.blocking_send(StageMsg::Flush(reply_tx)).is_ok() {
+            let _ignored = reply_rx.recv_timeout(acks::DRAIN_WAIT);
+        }
+        while let Ok(a) = commit_rx.try_recv() {
             self.acked(a);
         }
         let sync = self.saver.sync_final(&self.name);
@@ -400,6 +412,19 @@ impl Reader {
                         key: k,
                         last: l,
                         floor,
+                        acked: true,
+                    });
+                }));
+                // Held back by a floor, the cursor moves on once the stage lets go.
+                b.end = Some(last + 1);
+                let tx = commit_tx.clone();
+                let k = key.clone();
+                b.late = Some(Arc::new(move |_end| {
+                    let _ignored = tx.send(JournalAck {
+                        key: k.clone(),
+                        last,
+                        floor: None,
+                        acked: false,
                     });
                 }));
                 self.pending.push_back(Sent {
@@ -419,7 +444,9 @@ impl Reader {
     /// A batch acknowledged: the checkpoint moves to the end of the last batch whose
     /// entries the stage no longer holds.
     fn acked(&mut self, a: JournalAck) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if a.acked {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         let n = passable(
             self.pending.iter().map(|s| (s.key.as_str(), s.last)),
             &a.key,

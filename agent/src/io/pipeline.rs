@@ -194,6 +194,12 @@ pub enum StageMsg {
     /// A reloaded config: from the next record on, the normalizer works with this (records
     /// it already holds for joining are kept), and dedup with that (`None`: off).
     Reconfigure(Box<(NormalizeConfig, Option<DedupConfig>, Option<RedactConfig>)>),
+    /// A source is stopping: every dedup window closes now, its summary is written, the
+    /// checkpoints it held back move on, and then the reply comes. Without it a stopping
+    /// source saved its checkpoint at the first repeat a window held, the summary was
+    /// written afterwards, and the next start read those repeats again into a second
+    /// summary: counted twice.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// What the stage did.
@@ -240,6 +246,7 @@ pub fn run_stage(
         local_host: edge.local_host,
         acks: Vec::new(),
         held_back: Vec::new(),
+        flush_replies: Vec::new(),
         stats: StageStats::default(),
     };
     loop {
@@ -277,11 +284,14 @@ pub fn run_stage(
         // A source waiting for its ack gets it once its events are out of our hands (in
         // the kernel's for a file, on disk for the spool); without one waiting, a spool
         // batch lingers to fill up.
-        let waiting = !st.acks.is_empty() || st.late_due();
+        let waiting = !st.acks.is_empty() || st.late_due() || !st.flush_replies.is_empty();
         if let Err(e) = sink.flush(waiting) {
             return stopped_unspooled(st, sink, e);
         }
         st.run_acks();
+        for reply in st.flush_replies.drain(..) {
+            let _ignored = reply.send(());
+        }
         st.save_baseline(false);
     }
     st.norm.finish();
@@ -354,6 +364,8 @@ struct Stage {
     /// Per source, the end of its last batch acknowledged held back, until the stage no
     /// longer holds records of it.
     held_back: Vec<HeldBack>,
+    /// Sources waiting for a [`StageMsg::Flush`] to be done.
+    flush_replies: Vec<std::sync::mpsc::Sender<()>>,
     stats: StageStats,
 }
 
@@ -375,6 +387,14 @@ impl Stage {
     fn take(&mut self, msg: StageMsg, sink: &mut Sink) {
         let mut batch = match msg {
             StageMsg::Batch(b) => b,
+            StageMsg::Flush(reply) => {
+                if let Some(d) = &mut self.dedup {
+                    d.flush();
+                }
+                self.drain(sink);
+                self.flush_replies.push(reply);
+                return;
+            }
             StageMsg::Reconfigure(cfg) => {
                 let (ncfg, dcfg, rcfg) = *cfg;
                 self.norm.reconfigure(ncfg);
