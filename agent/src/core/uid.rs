@@ -29,13 +29,26 @@ const POSITION_BITS: u32 = 48;
 pub fn event_uid(source_id: &str, position: u64, content: &[u8]) -> String {
     let low = ((position & ((1 << POSITION_BITS) - 1)) << (64 - POSITION_BITS))
         | (xxh3_64(content) & 0xffff);
-    let v = (u128::from(xxh3_64(source_id.as_bytes())) << 64) | u128::from(low);
+    let v = (u128::from(source_hash(source_id)) << 64) | u128::from(low);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = [0u8; 32];
     for (i, d) in hex.iter_mut().enumerate() {
         *d = HEX[((v >> ((31 - i) * 4)) & 0xf) as usize];
     }
     String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
+}
+
+/// The source part of the uids of `source_id`'s records (their first 16 hex digits).
+pub fn source_hash(source_id: &str) -> u64 {
+    xxh3_64(source_id.as_bytes())
+}
+
+/// The source part of a uid [`event_uid`] made; `None` for any other uid.
+pub fn source_of(uid: &str) -> Option<u64> {
+    if uid.len() != 32 {
+        return None;
+    }
+    u64::from_str_radix(uid.get(..16)?, 16).ok()
 }
 
 #[cfg(test)]
@@ -84,5 +97,10 @@ mod tests {
         assert!(uids.windows(2).all(|w| w[0] < w[1]), "{uids:?}");
         // One prefix per source.
         assert!(uids.iter().all(|u| u[..16] == uids[0][..16]));
+        assert!(
+            uids.iter()
+                .all(|u| source_of(u) == Some(source_hash("/var/log/auth.log")))
+        );
+        assert_eq!(source_of("not-one-of-ours"), None);
     }
 }

@@ -562,7 +562,11 @@ impl Stage {
         let joined = self
             .norm
             .pending_floor(src.uid_key.as_ref().unwrap_or(&src.id));
-        let folded = self.dedup.as_ref().and_then(|d| d.pending_floor(&src.id));
+        let folded = self.dedup.as_ref().and_then(|d| {
+            d.pending_floor(crate::core::uid::source_hash(
+                src.uid_key.as_ref().unwrap_or(&src.id),
+            ))
+        });
         joined.into_iter().chain(folded).min()
     }
 }

@@ -86,13 +86,32 @@ impl Metrics {
 /// One open window (it ends at the time it is keyed by in `due`).
 #[derive(Debug)]
 struct Window {
-    /// Per `metadata.log_source`, the earliest `metadata.sequence` of the repeats held.
-    held: Vec<(String, u64)>,
+    /// Per source (the source part of the repeats' uids, [`crate::core::uid::source_of`]),
+    /// the earliest `metadata.sequence` of the repeats held.
+    held: Vec<(u64, u64)>,
     /// The first repeat, which becomes the summary.
     summary: Option<Box<Event>>,
     count: u32,
     first: i64,
     last: i64,
+}
+
+fn mark(floors: &mut HashMap<u64, BTreeMap<u64, u32>>, src: u64, seq: u64) {
+    *floors.entry(src).or_default().entry(seq).or_insert(0) += 1;
+}
+
+fn unmark(floors: &mut HashMap<u64, BTreeMap<u64, u32>>, src: u64, seq: u64) {
+    if let Some(m) = floors.get_mut(&src) {
+        if let Some(n) = m.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&seq);
+            }
+        }
+        if m.is_empty() {
+            floors.remove(&src);
+        }
+    }
 }
 
 /// The dedup state machine. See the module docs.
@@ -106,6 +125,10 @@ pub struct Dedup {
     metrics: Metrics,
     /// Reused for the fingerprint's bytes.
     scratch: Vec<u8>,
+    /// Per source, the windows' earliest held positions (position → windows holding it
+    /// as theirs): a source's floor is the first key, found without visiting every open
+    /// window at every acknowledgement.
+    floors: HashMap<u64, BTreeMap<u64, u32>>,
 }
 
 impl Dedup {
@@ -143,13 +166,28 @@ impl Dedup {
             w.count = w.count.saturating_add(ev.count.unwrap_or(1));
             w.first = w.first.min(t);
             w.last = w.last.max(t);
-            if let (Some(src), Some(seq)) =
-                (ev.metadata.log_source.as_deref(), ev.metadata.sequence)
-            {
+            // Keyed by the source's identity, not its path: a rotated file and the new one
+            // under its name are two sources, and a repeat held from one must not hold
+            // back the other's checkpoint.
+            if let (Some(src), Some(seq)) = (
+                ev.metadata
+                    .uid
+                    .as_deref()
+                    .and_then(crate::core::uid::source_of),
+                ev.metadata.sequence,
+            ) {
                 let seq = seq.max(0) as u64;
-                match w.held.iter_mut().find(|(s, _)| s == src) {
-                    Some((_, min)) => *min = (*min).min(seq),
-                    None => w.held.push((src.to_owned(), seq)),
+                match w.held.iter_mut().find(|(s, _)| *s == src) {
+                    Some((_, min)) if seq < *min => {
+                        unmark(&mut self.floors, src, *min);
+                        mark(&mut self.floors, src, seq);
+                        *min = seq;
+                    }
+                    Some(_) => {}
+                    None => {
+                        w.held.push((src, seq));
+                        mark(&mut self.floors, src, seq);
+                    }
                 }
             }
             if w.summary.is_none() {
@@ -181,16 +219,15 @@ impl Dedup {
         Some(ev)
     }
 
-    /// The earliest position (`metadata.sequence`) of a repeat from `log_source` that an
-    /// open window holds: that source must not checkpoint past it, or a crash would lose
-    /// the repeats' count.
-    pub fn pending_floor(&self, log_source: &str) -> Option<u64> {
-        self.open
-            .values()
-            .flat_map(|w| w.held.iter())
-            .filter(|(s, _)| s == log_source)
-            .map(|&(_, seq)| seq)
-            .min()
+    /// The earliest position (`metadata.sequence`) of a repeat from the source whose uids
+    /// start with `source` ([`crate::core::uid::source_hash`] of its uid key) that an open
+    /// window holds: that source must not checkpoint past it, or a crash would lose the
+    /// repeats' count.
+    pub fn pending_floor(&self, source: u64) -> Option<u64> {
+        self.floors
+            .get(&source)
+            .and_then(|m| m.first_key_value())
+            .map(|(&seq, _)| seq)
     }
 
     /// When the next window ends.
@@ -207,6 +244,9 @@ impl Dedup {
             }
             self.due.pop_first();
             if let Some(w) = self.open.remove(&fp) {
+                for &(src, seq) in &w.held {
+                    unmark(&mut self.floors, src, seq);
+                }
                 self.close(w);
             }
         }

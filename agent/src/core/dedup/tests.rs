@@ -161,19 +161,29 @@ fn a_repeat_that_stands_for_several_counts_as_several() {
 
 #[test]
 fn held_repeats_hold_their_source_back() {
+    use crate::core::uid::{event_uid, source_hash};
     let mut d = Dedup::new(DedupConfig::default());
-    let with_pos = |t: i64, seq: i64| {
+    // Two sources under one path: a rotated file and the new one (their uid keys differ).
+    let with_pos = |t: i64, key: &str, seq: u64| {
         let mut e = auth("u", "1.1.1.1", t);
         e.metadata.log_source = Some("/var/log/auth.log".into());
-        e.metadata.sequence = Some(seq);
+        e.metadata.sequence = Some(seq as i64);
+        e.metadata.uid = Some(event_uid(key, seq, b"line").into());
         e
     };
-    assert!(d.handle_event(0, with_pos(0, 100)).is_some());
-    assert_eq!(d.pending_floor("/var/log/auth.log"), None);
-    assert!(d.handle_event(1, with_pos(1, 200)).is_none());
-    assert!(d.handle_event(2, with_pos(2, 300)).is_none());
-    assert_eq!(d.pending_floor("/var/log/auth.log"), Some(200));
-    assert_eq!(d.pending_floor("/var/log/syslog"), None);
+    let (old, new) = (source_hash("dev=1,ino=7"), source_hash("dev=1,ino=8"));
+    assert!(d.handle_event(0, with_pos(0, "dev=1,ino=7", 100)).is_some());
+    assert_eq!(d.pending_floor(old), None);
+    assert!(d.handle_event(1, with_pos(1, "dev=1,ino=7", 200)).is_none());
+    assert!(d.handle_event(2, with_pos(2, "dev=1,ino=7", 300)).is_none());
+    assert!(d.handle_event(3, with_pos(3, "dev=1,ino=8", 50)).is_none());
+    assert_eq!(d.pending_floor(old), Some(200));
+    assert_eq!(d.pending_floor(new), Some(50), "the new file's own floor");
+    assert_eq!(d.pending_floor(source_hash("/var/log/syslog")), None);
+    // A lower position of the same source in the same window lowers its floor.
+    assert!(d.handle_event(4, with_pos(4, "dev=1,ino=7", 150)).is_none());
+    assert_eq!(d.pending_floor(old), Some(150));
     d.flush();
-    assert_eq!(d.pending_floor("/var/log/auth.log"), None);
+    assert_eq!(d.pending_floor(old), None);
+    assert_eq!(d.pending_floor(new), None);
 }
