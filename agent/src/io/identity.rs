@@ -96,10 +96,14 @@ impl IdentityPaths {
             }
             return Ok(None);
         }
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        let cert = read(&pem_new);
+        // A file that cannot be read now (EIO, no descriptors left) is an error, not an
+        // empty file: taken for a mismatch, the only copy of a renewed certificate went.
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let cert = read(&pem_new)?;
         let done = if key_new.exists() {
-            if pair_matches(&cert, &read(&key_new)) {
+            if pair_matches(&cert, &read(&key_new)?) {
                 std::fs::rename(&key_new, self.file("agent.key"))?;
                 std::fs::rename(&pem_new, self.file("agent.pem"))?;
                 "a renewal cut short was completed (both files)"
@@ -108,7 +112,7 @@ impl IdentityPaths {
                 std::fs::remove_file(&pem_new)?;
                 "a renewal cut short was undone (its files were incomplete)"
             }
-        } else if pair_matches(&cert, &read(&self.file("agent.key"))) {
+        } else if pair_matches(&cert, &read(&self.file("agent.key"))?) {
             std::fs::rename(&pem_new, self.file("agent.pem"))?;
             "a renewal cut short was completed (its certificate moved in after its key)"
         } else {
@@ -122,7 +126,11 @@ impl IdentityPaths {
     /// Replaces the certificate and key (renewal): each file written aside and synced,
     /// then moved in, key first; a crash anywhere is repaired by
     /// [`IdentityPaths::finish_interrupted_renewal`] at the next read.
-    pub fn replace_cert(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+    pub fn replace_cert(&self, cert_pem: &str, key_pem: &str, now_ms: i64) -> anyhow::Result<()> {
+        // Nothing is written unless the new pair would connect: installed as it came, a
+        // certificate of another CA, for another key, or unparsable (an aggregator's bug,
+        // a CA mixed up) locked the agent out until it was enrolled again by hand.
+        check_renewed(cert_pem, key_pem, &self.pems()?.2, now_ms)?;
         write_secret(&self.file(".agent.key.new"), key_pem)?;
         write_durable(&self.file(".agent.pem.new"), cert_pem)?;
         std::fs::rename(self.file(".agent.key.new"), self.file("agent.key"))?;
@@ -130,6 +138,42 @@ impl IdentityPaths {
         std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
+}
+
+/// That a renewed certificate is for `key_pem`, valid at `now_ms`, and issued by the CA of
+/// `ca_pem` for client authentication: what the aggregator will check of it.
+fn check_renewed(cert_pem: &str, key_pem: &str, ca_pem: &str, now_ms: i64) -> anyhow::Result<()> {
+    if !pair_matches(cert_pem, key_pem) {
+        bail!("the renewed certificate is not for the key this agent sent");
+    }
+    let (not_before, not_after) = validity_ms(cert_pem)?;
+    if now_ms >= not_after {
+        bail!("the renewed certificate expired at {not_after} ms");
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.context("reading the CA certificate")?)?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .context("the CA as a root")?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("reading the renewed certificate")?;
+    let (end, intermediates) = chain
+        .split_first()
+        .ok_or_else(|| anyhow!("no certificate in the renewal"))?;
+    // At a time it is valid (a clock a little behind its start is no reason to refuse it).
+    let at = (now_ms.max(not_before) / 1000).max(0) as u64;
+    verifier
+        .verify_client_cert(
+            end,
+            intermediates,
+            UnixTime::since_unix_epoch(Duration::from_secs(at)),
+        )
+        .map_err(|e| anyhow!("the renewed certificate does not chain to this agent's CA: {e}"))?;
+    Ok(())
 }
 
 /// Whether `key_pem` is the private key of the (first) certificate in `cert_pem`.
@@ -526,6 +570,53 @@ mod tests {
             .self_signed(&key)
             .unwrap();
         (cert.pem(), key.serialize_pem())
+    }
+
+    /// A CA, and a client certificate it issued for a new key: (ca, cert, key) PEM.
+    fn issued(ca_key: &rcgen::KeyPair) -> (String, String, String) {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (ca.pem(), cert.pem(), key.serialize_pem())
+    }
+
+    /// A renewal is installed only if the aggregator's CA issued it for the key this agent
+    /// sent: anything else (another CA's, another key's, garbage) locked the agent out.
+    #[test]
+    fn only_a_renewal_that_would_connect_is_installed() {
+        let dir = std::env::temp_dir().join(format!("vedette-renewed-{}", std::process::id()));
+        let paths = IdentityPaths::new(&dir);
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let (ca, cert, key) = issued(&ca_key);
+        let (old_cert, old_key) = pair();
+        std::fs::write(paths.file("ca.pem"), &ca).unwrap();
+        std::fs::write(paths.file("agent.pem"), &old_cert).unwrap();
+        std::fs::write(paths.file("agent.key"), &old_key).unwrap();
+        let now = crate::io::clock::now_ms();
+        let other_ca = rcgen::KeyPair::generate().unwrap();
+        let (_, foreign, foreign_key) = issued(&other_ca);
+        let (_, _, unrelated_key) = issued(&ca_key);
+        for (what, c, k) in [
+            ("another CA's", foreign.as_str(), foreign_key.as_str()),
+            ("for another key", cert.as_str(), unrelated_key.as_str()),
+            ("not a certificate", "garbage", key.as_str()),
+        ] {
+            assert!(paths.replace_cert(c, k, now).is_err(), "{what}");
+            assert_eq!(
+                paths.pems().unwrap().0,
+                old_cert,
+                "{what}: nothing installed"
+            );
+        }
+        paths.replace_cert(&cert, &key, now).unwrap();
+        assert_eq!(paths.pems().unwrap().0, cert);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

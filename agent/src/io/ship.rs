@@ -450,7 +450,7 @@ impl Shipper {
                         let key = pending_key.take().ok_or_else(|| anyhow!("a renewed certificate nobody asked for"))?;
                         let paths = self.paths.clone();
                         let pem = cert_pem.clone();
-                        let saved = tokio::task::spawn_blocking(move || paths.replace_cert(&pem, &key))
+                        let saved = tokio::task::spawn_blocking(move || paths.replace_cert(&pem, &key, clock::now_ms()))
                             .await
                             .map_err(|e| anyhow!("saving the renewed certificate: {e}"))?;
                         if let Err(e) = saved {
