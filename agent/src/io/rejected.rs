@@ -36,12 +36,16 @@ pub fn keep(dir: &Path, name: &str, bytes: &[u8], max_bytes: u64) -> io::Result<
     }
     super::private::create_dir(dir)?;
     let path = dir.join(name);
-    super::private::file_options()
+    let mut f = super::private::file_options()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)?
-        .write_all(bytes)?;
+        .open(&path)?;
+    f.write_all(bytes)?;
+    // On the device before the spool lets the batch go (its segment may be deleted at
+    // once): a power cut must not leave neither copy.
+    f.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()?;
     kept.saved = Some(path);
     let mut entries = Vec::new();
     for e in std::fs::read_dir(dir)? {
