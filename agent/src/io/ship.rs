@@ -128,6 +128,15 @@ pub fn backoff_ms(n: u32, min: u64, max: u64, jitter: u64) -> u64 {
     half + jitter % (base - half + 1)
 }
 
+/// Aborts its task when dropped (a session's control-stream reader ends with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A session that stayed up this long counts as working even if it had nothing to send.
 const STABLE_SESSION_MS: i64 = 30_000;
 
@@ -422,6 +431,20 @@ impl Shipper {
         mut send: SendStream,
         mut recv: RecvStream,
     ) -> anyhow::Result<()> {
+        // Frames are read by a task of their own and handed over a channel: a read raced
+        // against the heartbeat tick was cancelled half-way whenever the tick won (quinn's
+        // `read_exact` is not cancel-safe), the bytes it had read were lost, and the next
+        // read misparsed the stream (a renewal's answer lost with the session).
+        let (frames_tx, mut frames) = tokio::sync::mpsc::channel::<anyhow::Result<Control>>(4);
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                let frame = read_frame::<Control>(&mut recv).await;
+                let end = frame.is_err();
+                if frames_tx.send(frame).await.is_err() || end {
+                    return;
+                }
+            }
+        }));
         let mut tick = tokio::time::interval(Duration::from_millis(self.cfg.heartbeat_ms.max(1)));
         let mut pending_key: Option<String> = None;
         // Once per connection at most: the next check is against the new certificate.
@@ -445,7 +468,7 @@ impl Shipper {
                         pending_key = Some(key);
                     }
                 }
-                msg = read_frame::<Control>(&mut recv) => match msg? {
+                msg = frames.recv() => match msg.ok_or_else(|| anyhow!("the control stream's reader ended"))?? {
                     Control::Renewed { cert_pem } => {
                         let key = pending_key.take().ok_or_else(|| anyhow!("a renewed certificate nobody asked for"))?;
                         let paths = self.paths.clone();
