@@ -588,6 +588,17 @@ mod tests {
 
     use super::*;
 
+    /// The runtime the stage's timers run on. Multi-thread: a current-thread runtime's
+    /// timers run only under its own `block_on`, not the stage's `Handle::block_on` (as in
+    /// `run`).
+    fn stage_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
     /// A stage with the enrichment a test sets in `edge`, run over `lines` of one source;
     /// the NDJSON it wrote.
     fn run_lines(edge: Edge, lines: &[&str], name: &str) -> String {
@@ -595,11 +606,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out.ndjson");
         let mut sink = Sink::file(&out).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = stage_runtime();
         let (tx, rx) = mpsc::channel(4);
         let source = Arc::new(Source {
             id: "/var/log/auth.log".into(),
@@ -692,13 +699,7 @@ mod tests {
             baseline: None,
             local_host: "vm".into(),
         };
-        // Multi-thread: a current-thread runtime's timers run only under its own block_on,
-        // not the stage's `Handle::block_on` (as in `run`).
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = stage_runtime();
         let (tx, rx) = mpsc::channel(4);
         let (acked_tx, acked) = std_mpsc::channel();
         let (late_tx, late) = std_mpsc::channel();

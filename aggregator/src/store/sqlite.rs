@@ -639,6 +639,18 @@ struct Candidate {
     last_id: i64,
 }
 
+/// Adds the (time, id, chunk, line) rows `scan` answers for `params` to `found`.
+fn hits(
+    scan: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    found: &mut Vec<(i64, i64, i64, i64)>,
+) -> Result<(), StoreError> {
+    for hit in scan.query_map(params, |e| Ok((e.get(0)?, e.get(1)?, e.get(2)?, e.get(3)?)))? {
+        found.push(hit?);
+    }
+    Ok(())
+}
+
 /// The `(chunk, line)` places of the `limit` newest hits (by time, then id), newest first:
 /// `scan` adds a chunk's hits as (time, id, chunk, line). `candidates` come latest last
 /// event first, so the chunks are read only until the next one is older than every hit
@@ -995,14 +1007,11 @@ impl EventStore for SqliteStore {
              AND tenant = ?3 AND time_ms BETWEEN ?4 AND ?5",
         )?;
         let places = newest(candidates, limit, |c, found| {
-            let hits = scan.query_map(
+            hits(
+                &mut scan,
                 params![c.first_id, c.last_id, tenant, from_ms, to_ms],
-                |e| Ok((e.get(0)?, e.get(1)?, e.get(2)?, e.get(3)?)),
-            )?;
-            for hit in hits {
-                found.push(hit?);
-            }
-            Ok(())
+                found,
+            )
         })?;
         self.documents(&places)
     }
@@ -1076,14 +1085,11 @@ impl EventStore for SqliteStore {
              AND tenant = ?3 AND {matches} AND time_ms BETWEEN ?5 AND ?6"
         ))?;
         let places = newest(candidates, limit, |c, found| {
-            let hits = scan.query_map(
+            hits(
+                &mut scan,
                 params![c.first_id, c.last_id, tenant, KeyValue(key), from_ms, to_ms],
-                |e| Ok((e.get(0)?, e.get(1)?, e.get(2)?, e.get(3)?)),
-            )?;
-            for hit in hits {
-                found.push(hit?);
-            }
-            Ok(())
+                found,
+            )
         })?;
         self.documents(&places)
     }
