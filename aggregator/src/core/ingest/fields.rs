@@ -14,6 +14,9 @@ use simd_json::{Buffers, INPUT_PADDING, Tape};
 
 use super::{MAX_UID, Row, Text};
 
+/// simd-json's nesting limit for a line (see `FieldReader::default`).
+const MAX_DEPTH: usize = 127;
+
 /// Reusable buffers of the reader: one per [`super::Decoder`].
 pub(super) struct FieldReader {
     /// The line copied and padded (simd-json unescapes strings in place and reads past
@@ -28,7 +31,10 @@ impl Default for FieldReader {
     fn default() -> Self {
         Self {
             scratch: Vec::with_capacity(4096),
-            buffers: Buffers::new(4096),
+            // As deep as serde_json reads (its limit of 128 open arrays and objects, which
+            // `ChunkText` meets reading the line back), not simd-json's 1024: a line nested
+            // deeper than that reader allows is stored only if a search can read it back.
+            buffers: Buffers::with_max_depth(4096, MAX_DEPTH),
             tape: None,
         }
     }

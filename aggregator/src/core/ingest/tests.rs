@@ -578,3 +578,30 @@ fn a_line_too_long_or_too_dense_to_parse_safely_rejects_the_batch_before_parsing
     );
     assert!(e.outcome().is_some(), "the peer's fault: refused for good");
 }
+
+/// A line is stored only if it reads back: the fast path's parser (simd-json) allowed 1024
+/// levels of nesting where the documents' reader (serde_json) stops at 128, so a line
+/// nested deeper than that was acknowledged, stored, and then failed every search that
+/// came upon it. Around the limit, each depth is either refused or read back.
+#[test]
+fn every_line_stored_reads_back_whatever_its_nesting() {
+    for depth in 120..=140 {
+        let mut e = event("u1", 1_000);
+        e["metadata"]["tenant_uid"] = json!("acme");
+        let text = serde_json::to_string(&e).unwrap();
+        let deep = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let line = format!(
+            "{},\"unmapped\":{{\"deep\":{deep}}}}}",
+            &text[..text.len() - 1]
+        );
+        let (h, p) = raw_batch(line.as_bytes(), 1);
+        match decode_batch(&h, &p, &peer()) {
+            Err(_) => assert!(depth >= 124, "refused at depth {depth}"),
+            Ok(d) => {
+                let text = ChunkText::open(&d.chunk.data, d.chunk.raw_len).unwrap();
+                text.line(0)
+                    .unwrap_or_else(|e| panic!("depth {depth} stored but unreadable: {e}"));
+            }
+        }
+    }
+}
