@@ -63,7 +63,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -261,6 +261,13 @@ CREATE INDEX IF NOT EXISTS watermarks_batch ON watermarks (agent_id, epoch, seq)
     // it (`insert-ceiling`, 300k events of the mixed workload, alternating runs).
     r#"
 DROP INDEX IF EXISTS events_time;
+"#,
+    // 7 -> 8: retention finds the old chunks by their newest event time, and their search
+    // entries by chunk: each slice read both tables whole (the chunks' documents included)
+    // under the write lock.
+    r#"
+CREATE INDEX IF NOT EXISTS chunks_last ON chunks (last_time);
+CREATE INDEX IF NOT EXISTS postings_chunk ON postings (chunk);
 "#,
 ];
 
@@ -622,6 +629,14 @@ fn prune_batches(
     Ok((deleted, waiting, due.into_iter().next_back()))
 }
 
+/// Retention's oldest chunks, a slice at a time (through `chunks_last`).
+const PRUNE_CHUNKS: &str = "SELECT id, tenant, first_id, last_id FROM chunks WHERE last_time < ?1 \
+     ORDER BY last_time, id LIMIT ?2";
+
+/// The search entries of the chunks retention deletes (through `postings_chunk`).
+const PRUNE_POSTINGS: &str =
+    "DELETE FROM postings WHERE chunk IN (SELECT id FROM temp.pruned_chunks)";
+
 /// A counter as SQLite's signed integer, saturated.
 fn sat(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -637,6 +652,15 @@ struct Candidate {
     last_time: i64,
     first_id: i64,
     last_id: i64,
+}
+
+/// A [`Candidate`] from a row of (last_time, first_id, last_id, …).
+fn candidate(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        last_time: r.get(0)?,
+        first_id: r.get(1)?,
+        last_id: r.get(2)?,
+    })
 }
 
 /// Adds the (time, id, chunk, line) rows `scan` answers for `params` to `found`.
@@ -656,12 +680,13 @@ fn hits(
 /// event first, so the chunks are read only until the next one is older than every hit
 /// kept.
 fn newest(
-    candidates: Vec<Candidate>,
+    candidates: impl Iterator<Item = Result<Candidate, StoreError>>,
     limit: usize,
     mut scan: impl FnMut(&Candidate, &mut Vec<(i64, i64, i64, i64)>) -> Result<(), StoreError>,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     let mut found: Vec<(i64, i64, i64, i64)> = Vec::new();
     for c in candidates {
+        let c = c?;
         if found.len() >= limit {
             found.sort_unstable_by_key(|&(time, id, _, _)| std::cmp::Reverse((time, id)));
             found.truncate(limit);
@@ -864,10 +889,7 @@ impl EventStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut pruned = Pruned::default();
         let old: Vec<(i64, String, i64, i64)> = tx
-            .prepare_cached(
-                "SELECT id, tenant, first_id, last_id FROM chunks WHERE last_time < ?1 \
-                 ORDER BY id LIMIT ?2",
-            )?
+            .prepare_cached(PRUNE_CHUNKS)?
             .query_map(params![before_ms, max_chunks as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
@@ -908,12 +930,7 @@ impl EventStore for SqliteStore {
                     count.execute(params![tenant, class_uid, n])?;
                 }
             }
-            // A chunk's search entries end no later than its newest event.
-            tx.prepare_cached(
-                "DELETE FROM postings WHERE last_time < ?1 \
-                 AND chunk IN (SELECT id FROM temp.pruned_chunks)",
-            )?
-            .execute([before_ms])?;
+            tx.prepare_cached(PRUNE_POSTINGS)?.execute([])?;
             pruned.chunks = tx
                 .prepare_cached(
                     "DELETE FROM chunks WHERE id IN (SELECT id FROM temp.pruned_chunks)",
@@ -986,21 +1003,17 @@ impl EventStore for SqliteStore {
         }
         // The chunks whose time span meets the range, latest last event first (the
         // chunks' time index: events have none of their own, see the module doc).
-        let candidates: Vec<Candidate> = self
-            .conn
-            .prepare_cached(
-                "SELECT last_time, first_id, last_id FROM chunks \
-                 WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 \
-                 ORDER BY last_time DESC",
-            )?
-            .query_map(params![tenant, from_ms, to_ms], |r| {
-                Ok(Candidate {
-                    last_time: r.get(0)?,
-                    first_id: r.get(1)?,
-                    last_id: r.get(2)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        // The chunks whose time span meets the range, latest last event first (the
+        // chunks' time index: events have none of their own, see the module doc), read
+        // only until the next is older than every hit kept.
+        let mut chunks = self.conn.prepare_cached(
+            "SELECT last_time, first_id, last_id FROM chunks \
+             WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 \
+             ORDER BY last_time DESC",
+        )?;
+        let candidates = chunks
+            .query_map(params![tenant, from_ms, to_ms], candidate)?
+            .map(|c| c.map_err(StoreError::from));
         // NOT INDEXED: one chunk's rows by their rowid range.
         let mut scan = self.conn.prepare_cached(
             "SELECT time_ms, id, chunk, line FROM events NOT INDEXED WHERE id BETWEEN ?1 AND ?2 \
@@ -1027,49 +1040,6 @@ impl EventStore for SqliteStore {
         if limit == 0 || from_ms > to_ms {
             return Ok(Vec::new());
         }
-        // The chunks that may hold it, latest last event first.
-        let candidates: Vec<Candidate> = match key {
-            Key::Ip(ip) => {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT last_time, first_id, last_id, ip_filter FROM chunks \
-                     WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 \
-                     AND ip_filter IS NOT NULL ORDER BY last_time DESC",
-                )?;
-                let mut rows = stmt.query(params![tenant, from_ms, to_ms])?;
-                let mut out = Vec::new();
-                while let Some(r) = rows.next()? {
-                    let filter = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-                    if may_contain(filter, Side::Src, ip) || may_contain(filter, Side::Dst, ip) {
-                        out.push(Candidate {
-                            last_time: r.get(0)?,
-                            first_id: r.get(1)?,
-                            last_id: r.get(2)?,
-                        });
-                    }
-                }
-                out
-            }
-            _ => {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT p.last_time, c.first_id, c.last_id FROM postings p \
-                     JOIN chunks c ON c.id = p.chunk \
-                     WHERE p.tenant = ?1 AND p.field = ?2 AND p.value = ?3 \
-                     AND p.last_time >= ?4 AND p.first_time <= ?5 \
-                     ORDER BY p.last_time DESC",
-                )?;
-                stmt.query_map(
-                    params![tenant, key.field(), KeyValue(key), from_ms, to_ms],
-                    |r| {
-                        Ok(Candidate {
-                            last_time: r.get(0)?,
-                            first_id: r.get(1)?,
-                            last_id: r.get(2)?,
-                        })
-                    },
-                )?
-                .collect::<Result<_, _>>()?
-            }
-        };
         let matches = match key {
             Key::Class(_) => "class_uid = ?4",
             Key::Device(_) => "device = ?4",
@@ -1084,13 +1054,49 @@ impl EventStore for SqliteStore {
             "SELECT time_ms, id, chunk, line FROM events NOT INDEXED WHERE id BETWEEN ?1 AND ?2 \
              AND tenant = ?3 AND {matches} AND time_ms BETWEEN ?5 AND ?6"
         ))?;
-        let places = newest(candidates, limit, |c, found| {
+        let mut scan_chunk = |c: &Candidate, found: &mut Vec<(i64, i64, i64, i64)>| {
             hits(
                 &mut scan,
                 params![c.first_id, c.last_id, tenant, KeyValue(key), from_ms, to_ms],
                 found,
             )
-        })?;
+        };
+        // The chunks that may hold it, latest last event first, read only until the next
+        // is older than every hit kept.
+        let places = match key {
+            Key::Ip(ip) => {
+                let mut chunks = self.conn.prepare_cached(
+                    "SELECT last_time, first_id, last_id, ip_filter FROM chunks \
+                     WHERE tenant = ?1 AND last_time >= ?2 AND first_time <= ?3 \
+                     AND ip_filter IS NOT NULL ORDER BY last_time DESC",
+                )?;
+                let candidates = chunks
+                    .query_map(params![tenant, from_ms, to_ms], |r| {
+                        let filter = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+                        let hit = may_contain(filter, Side::Src, ip)
+                            || may_contain(filter, Side::Dst, ip);
+                        Ok(if hit { Some(candidate(r)?) } else { None })
+                    })?
+                    .filter_map(|c| c.map_err(StoreError::from).transpose());
+                newest(candidates, limit, &mut scan_chunk)?
+            }
+            _ => {
+                let mut postings = self.conn.prepare_cached(
+                    "SELECT p.last_time, c.first_id, c.last_id FROM postings p \
+                     JOIN chunks c ON c.id = p.chunk \
+                     WHERE p.tenant = ?1 AND p.field = ?2 AND p.value = ?3 \
+                     AND p.last_time >= ?4 AND p.first_time <= ?5 \
+                     ORDER BY p.last_time DESC",
+                )?;
+                let candidates = postings
+                    .query_map(
+                        params![tenant, key.field(), KeyValue(key), from_ms, to_ms],
+                        candidate,
+                    )?
+                    .map(|c| c.map_err(StoreError::from));
+                newest(candidates, limit, &mut scan_chunk)?
+            }
+        };
         self.documents(&places)
     }
 
