@@ -507,19 +507,23 @@ impl SqliteStore {
 
     /// The documents at `(chunk, line)` places, in that order. Each chunk is read and
     /// decompressed once, and only one is held at a time.
-    fn documents(&self, places: &[(i64, i64)]) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn documents(
+        &self,
+        tenant: &str,
+        places: &[(i64, i64)],
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
         let mut order: Vec<usize> = (0..places.len()).collect();
         order.sort_unstable_by_key(|&i| places[i]);
         let mut read = self
             .conn
-            .prepare_cached("SELECT raw_len, data FROM chunks WHERE id = ?1")?;
+            .prepare_cached("SELECT raw_len, data FROM chunks WHERE id = ?1 AND tenant = ?2")?;
         let mut out: Vec<serde_json::Value> = vec![serde_json::Value::Null; places.len()];
         let mut open: Option<(i64, ChunkText)> = None;
         for i in order {
             let (chunk, line) = places[i];
             if open.as_ref().is_none_or(|(c, _)| *c != chunk) {
                 let (raw_len, data): (Option<i64>, Vec<u8>) =
-                    read.query_row([chunk], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    read.query_row(params![chunk, tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 let raw_len = match raw_len {
                     Some(n) => n as u64,
                     // Migrated from schema 1: the frame records its own length.
@@ -534,6 +538,14 @@ impl SqliteStore {
             out[i] = text.line(line as usize)?;
         }
         Ok(out)
+    }
+
+    /// A read transaction for one search: its rows and the documents they point at are of
+    /// one moment. Without it, retention could delete a chunk between the two, and a new
+    /// batch take its id (ids of deleted rows are reused), so a search returned another
+    /// batch's line, maybe another tenant's (which `documents` now also refuses).
+    fn snapshot(&self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(self.conn.unchecked_transaction()?)
     }
 
     /// Batches committed, all agents.
@@ -965,6 +977,7 @@ impl EventStore for SqliteStore {
     }
 
     fn get_event(&self, tenant: &str, uid: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let _snapshot = self.snapshot()?;
         // Each agent of the tenant has its own uids: the first that has it (agents do not
         // share sources, so one at most but for a file two of them read), then the
         // unscoped form events stored before schema 4 have.
@@ -985,7 +998,7 @@ impl EventStore for SqliteStore {
                 .query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             if let Some(p) = place {
-                return Ok(self.documents(&[p])?.pop());
+                return Ok(self.documents(tenant, &[p])?.pop());
             }
         }
         Ok(None)
@@ -1001,6 +1014,7 @@ impl EventStore for SqliteStore {
         if limit == 0 || from_ms > to_ms {
             return Ok(Vec::new());
         }
+        let _snapshot = self.snapshot()?;
         // The chunks whose time span meets the range, latest last event first (the
         // chunks' time index: events have none of their own, see the module doc).
         // The chunks whose time span meets the range, latest last event first (the
@@ -1026,7 +1040,7 @@ impl EventStore for SqliteStore {
                 found,
             )
         })?;
-        self.documents(&places)
+        self.documents(tenant, &places)
     }
 
     fn find(
@@ -1040,6 +1054,7 @@ impl EventStore for SqliteStore {
         if limit == 0 || from_ms > to_ms {
             return Ok(Vec::new());
         }
+        let _snapshot = self.snapshot()?;
         let matches = match key {
             Key::Class(_) => "class_uid = ?4",
             Key::Device(_) => "device = ?4",
@@ -1097,7 +1112,7 @@ impl EventStore for SqliteStore {
                 newest(candidates, limit, &mut scan_chunk)?
             }
         };
-        self.documents(&places)
+        self.documents(tenant, &places)
     }
 
     fn gaps(&self, agent_id: &str) -> Result<Vec<Gap>, StoreError> {
