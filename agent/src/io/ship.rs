@@ -487,7 +487,11 @@ impl Shipper {
                         eprintln!("vedette-agent: certificate renewed (valid until {} ms)", identity::validity_ms(&cert_pem)?.1);
                     }
                     Control::Error { reason } => {
-                        pending_key = None;
+                        // A renewal refused (revoked, asked too often, the CA failing) is
+                        // asked again later, not at every heartbeat.
+                        if pending_key.take().is_some() {
+                            retry_at = clock::now_ms() + renew_retry_ms(self.cfg.heartbeat_ms) as i64;
+                        }
                         eprintln!("vedette-agent: the aggregator said: {reason}");
                     }
                     other => bail!("unexpected control frame {other:?}"),

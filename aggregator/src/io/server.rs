@@ -83,6 +83,9 @@ pub const AGENT_BUDGET_KIB: u32 = MEMORY_BUDGET_KIB / 4;
 
 /// Enrollments served at once; more are refused with [`close::BUSY`].
 pub const MAX_ENROLLMENTS: usize = 16;
+/// A connection gets a certificate signed at most this often (an agent asks once, when a
+/// third of its certificate's life is left, and again only after a failure to save it).
+const RENEW_EVERY_MS: i64 = 60_000;
 
 /// The semaphore for [`Server::memory`].
 pub fn memory_budget() -> Arc<tokio::sync::Semaphore> {
@@ -644,6 +647,9 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         mut recv: RecvStream,
     ) -> Result<(), ConnError> {
         let mut state = AgentState::default();
+        // When this connection last had a certificate signed: each is a write and an
+        // fsync on the store's thread, which a looping agent must not monopolise.
+        let mut renewed_at: Option<i64> = None;
         loop {
             let msg: Control = match self
                 .read_frame_charged(&mut recv, share, false, || "a control frame".to_owned())
@@ -670,7 +676,19 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     apply_heartbeat(&mut state, &hb, now);
                     None
                 }
-                Control::Renew { csr_pem } => Some(self.renew(id, &csr_pem, now).await?),
+                Control::Renew { csr_pem } => {
+                    if renewed_at.is_some_and(|t| now - t < RENEW_EVERY_MS) {
+                        Some(Control::Error {
+                            reason: format!(
+                                "a renewal was signed less than {} s ago on this connection",
+                                RENEW_EVERY_MS / 1000
+                            ),
+                        })
+                    } else {
+                        renewed_at = Some(now);
+                        Some(self.renew(id, &csr_pem, now).await?)
+                    }
+                }
                 other => {
                     return Err(ConnError::Protocol(format!(
                         "unexpected control frame {other:?}"
@@ -696,6 +714,23 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         csr_pem: &str,
         now: i64,
     ) -> Result<Control, ConnError> {
+        // Revoked (or removed) since this connection was admitted: no new certificate. The
+        // connection itself is refused at its next batch.
+        let aid = id.agent_id.clone();
+        let admission = self.store.call(move |s| s.admission(&aid)).await?;
+        match admission {
+            Ok(Admission::Active) => {}
+            Ok(a) => {
+                return Ok(Control::Error {
+                    reason: a.refusal(&id.agent_id).unwrap_or_default(),
+                });
+            }
+            Err(e) => {
+                return Ok(Control::Error {
+                    reason: format!("checking the agent before renewing: {e}"),
+                });
+            }
+        }
         let issued = match self.authority.sign_agent(
             csr_pem,
             &id.agent_id,
@@ -715,14 +750,24 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             issued.serial.clone(),
             issued.not_after_ms,
         );
-        if let Err(e) = self
+        match self
             .store
             .call(move |s| s.update_cert(&aid, &serial, na))
             .await?
         {
-            return Ok(Control::Error {
-                reason: format!("recording the renewed certificate: {e}"),
-            });
+            Ok(true) => {}
+            // Gone from the registry between the check and now: the certificate stays
+            // unsent (and unrecorded).
+            Ok(false) => {
+                return Ok(Control::Error {
+                    reason: format!("{} is no longer enrolled here", id.agent_id),
+                });
+            }
+            Err(e) => {
+                return Ok(Control::Error {
+                    reason: format!("recording the renewed certificate: {e}"),
+                });
+            }
         }
         eprintln!(
             "vedette-aggregator: renewed the certificate of {}",
