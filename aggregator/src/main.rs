@@ -376,6 +376,7 @@ fn serve(config: &Path, report_every: Option<u64>) -> anyhow::Result<()> {
             cert_lifetime_ms: cfg.cert_lifetime_ms(),
             memory: vedette_aggregator::io::server::memory_budget(),
             agent_memory: std::sync::Mutex::default(),
+            agent_connections: Arc::default(),
             stall: std::time::Duration::from_millis(cfg.stall_ms()),
             enrollments: Arc::new(tokio::sync::Semaphore::new(
                 vedette_aggregator::io::server::MAX_ENROLLMENTS,

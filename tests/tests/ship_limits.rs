@@ -253,3 +253,66 @@ fn idle_enrollment_connections_are_bounded_and_dropped() {
         &agg.token("default", "1h"),
     );
 }
+
+#[test]
+fn one_agent_holds_a_bounded_number_of_connections() {
+    // Each connection of an agent holds what its memory share does not count (QUIC's
+    // receive windows, up to 32 MiB; batch headers waiting for the share), and nothing
+    // bounded their number: one enrolled agent could open connections until the server
+    // ran out of memory. Now four at once; the fifth is turned away as busy, and a place
+    // given back is taken again.
+    let scratch = Scratch::new("ship-conns");
+    let mut agg = RunningAggregator::start(&scratch, "agg");
+    let cfg = enrolled_client(&scratch, &agg);
+    let addr = agg.addr;
+    runtime().block_on(async {
+        // A connection is counted once its handler runs: each is seen to run by the
+        // welcome its hello gets.
+        let hello = serde_json::to_vec(&serde_json::json!({
+            "type": "hello", "version": "test", "hostname": "h", "host": {}, "epoch": 1
+        }))
+        .unwrap();
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            let conn = connect(cfg.clone(), addr).await;
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            let mut frame = vec![1u8];
+            frame.extend_from_slice(&(hello.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&hello);
+            send.write_all(&frame).await.unwrap();
+            let mut len = [0u8; 4];
+            recv.read_exact(&mut len).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            recv.read_exact(&mut body).await.unwrap();
+            assert!(String::from_utf8_lossy(&body).contains("welcome"));
+            open.push((conn, send));
+        }
+        let fifth = connect(cfg.clone(), addr).await;
+        let closed = tokio::time::timeout(Duration::from_secs(30), fifth.closed())
+            .await
+            .expect("the fifth connection is closed");
+        match closed {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(c.error_code, quinn::VarInt::from_u32(BUSY), "{c:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (conn, _send) = open.pop().unwrap();
+        conn.close(0u32.into(), b"done");
+        drop(conn);
+        // The place comes back once the server sees the close.
+        let mut again = None;
+        for _ in 0..100 {
+            let c = connect(cfg.clone(), addr).await;
+            match tokio::time::timeout(Duration::from_millis(300), c.closed()).await {
+                Err(_) => {
+                    again = Some(c);
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        assert!(again.is_some(), "a place given back is taken again");
+    });
+    agg.wait_log("more than 4 connections at once");
+}

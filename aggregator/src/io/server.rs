@@ -61,6 +61,10 @@ pub struct Server<S> {
     /// Each agent's share of [`Self::memory`] ([`AGENT_BUDGET_KIB`]), whatever the number
     /// of its connections: one agent cannot hold the whole budget and stall everyone.
     pub agent_memory: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Semaphore>>>,
+    /// Live connections per agent (at most [`MAX_AGENT_CONNECTIONS`]): what one agent's
+    /// connections hold besides its memory share (QUIC's receive windows, headers waiting
+    /// for the share) grows with their number.
+    pub agent_connections: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     /// How long a batch stream or an enrollment may go without a byte arriving before it
     /// is dropped (and its memory share freed).
     pub stall: Duration,
@@ -83,6 +87,10 @@ pub const AGENT_BUDGET_KIB: u32 = MEMORY_BUDGET_KIB / 4;
 
 /// Enrollments served at once; more are refused with [`close::BUSY`].
 pub const MAX_ENROLLMENTS: usize = 16;
+/// Live connections one agent may hold: it uses one, two for a moment while it reconnects.
+pub const MAX_AGENT_CONNECTIONS: usize = 4;
+/// Source ranges one batch header may carry (one per source the batch has records of).
+pub const MAX_WATERMARKS: usize = 4096;
 /// A connection gets a certificate signed at most this often (an agent asks once, when a
 /// third of its certificate's life is left, and again only after a failure to save it).
 const RENEW_EVERY_MS: i64 = 60_000;
@@ -377,6 +385,15 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         id: CertIdentity,
     ) -> Result<(), ConnError> {
         self.admitted(conn, &id.agent_id).await?;
+        let Some(_slot) = ConnectionSlot::take(&self.agent_connections, &id.agent_id) else {
+            conn.close(
+                VarInt::from_u32(close::BUSY),
+                b"too many connections of this agent, try again later",
+            );
+            return Err(ConnError::Protocol(format!(
+                "more than {MAX_AGENT_CONNECTIONS} connections at once"
+            )));
+        };
         let peer = Arc::new(Peer {
             agent_id: id.agent_id.clone(),
             tenant: id.tenant.clone(),
@@ -499,6 +516,13 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 header.seq, header.zstd_len
             )));
         }
+        if header.watermarks.len() > MAX_WATERMARKS {
+            return Err(ConnError::Protocol(format!(
+                "batch {} carries {} source ranges, over the {MAX_WATERMARKS} limit",
+                header.seq,
+                header.watermarks.len()
+            )));
+        }
         if header.raw_len > wire::MAX_RAW {
             return Err(ConnError::Protocol(format!(
                 "batch {} announces {} raw bytes, over the {} limit",
@@ -536,10 +560,23 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             send.finish()?;
             return Ok(());
         }
-        // The agent's share first: an agent over it waits on itself, not on everyone.
+        // The agent's share first: an agent over it waits on itself, not on everyone. A
+        // wait is bounded like a stall: a stream parked on a share its own other streams
+        // hold (trickling their payloads) is reset, and the agent sends the batch again.
         let shut = |_| ConnError::Protocol("shutting down".into());
-        let _share = share.acquire_many(kib as u32).await.map_err(shut)?;
-        let _permit = self.memory.acquire_many(kib as u32).await.map_err(shut)?;
+        let parked = ConnError::Stalled {
+            what: format!("batch {} waiting for memory", header.seq),
+            after: self.stall,
+        };
+        let _share = match tokio::time::timeout(self.stall, share.acquire_many(kib as u32)).await {
+            Ok(p) => p.map_err(shut)?,
+            Err(_) => return Err(stalled(parked, &mut send, &mut recv)),
+        };
+        let _permit =
+            match tokio::time::timeout(self.stall, self.memory.acquire_many(kib as u32)).await {
+                Ok(p) => p.map_err(shut)?,
+                Err(_) => return Err(stalled(parked, &mut send, &mut recv)),
+            };
         let mut payload = vec![0u8; header.zstd_len as usize];
         let seq = header.seq;
         if let Err(e) = read_exact_within(&mut recv, &mut payload, self.stall, || {
@@ -776,6 +813,44 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         Ok(Control::Renewed {
             cert_pem: issued.cert_pem,
         })
+    }
+}
+
+/// A place among an agent's [`MAX_AGENT_CONNECTIONS`], given back when dropped.
+struct ConnectionSlot {
+    map: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    agent_id: String,
+}
+
+impl ConnectionSlot {
+    fn take(map: &Arc<std::sync::Mutex<HashMap<String, usize>>>, agent_id: &str) -> Option<Self> {
+        let mut m = map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(agent_id.to_owned()).or_insert(0);
+        if *n >= MAX_AGENT_CONNECTIONS {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            map: map.clone(),
+            agent_id: agent_id.to_owned(),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.agent_id) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.agent_id);
+            }
+        }
     }
 }
 
