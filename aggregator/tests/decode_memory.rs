@@ -77,6 +77,19 @@ fn long_message(n: usize, tenant: Option<&str>) -> Value {
     e
 }
 
+/// An event whose indexed strings (host, address, user, uid) are `n` bytes each: rows
+/// whose strings live on the heap, as much as the text they come from.
+fn long_indexed(i: usize, n: usize, tenant: Option<&str>) -> Value {
+    let mut e = tiny(i, tenant);
+    let long = |c: char| format!("{i:08x}{}", c.to_string().repeat(n));
+    e["metadata"]["uid"] = long('u').into();
+    e["device"] = json!({"hostname": long('h'), "ip": long('i')});
+    e["user"] = json!({"name": long('n')});
+    e["src_endpoint"] = json!({"ip": long('s')});
+    e["dst_endpoint"] = json!({"ip": long('d')});
+    e
+}
+
 /// An event carrying `n` bytes of the densest JSON there is (`[0,0,…]`: a value every two
 /// bytes), the most parser memory per byte of text.
 fn dense(n: usize, tenant: Option<&str>) -> Value {
@@ -143,6 +156,10 @@ fn the_charge_of_a_batch_covers_what_decoding_it_holds() {
             (0..20_000).map(|i| tiny(i, None)).collect(),
         ),
         ("one event", vec![ocsf(0, Some(TENANT))]),
+        (
+            "long indexed strings, no tenant",
+            (0..2_000).map(|i| long_indexed(i, 200, None)).collect(),
+        ),
         ("a 1 MiB message", vec![long_message(1 << 20, Some(TENANT))]),
         (
             "a 1 MiB message, no tenant",
