@@ -63,7 +63,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -268,6 +268,34 @@ DROP INDEX IF EXISTS events_time;
     r#"
 CREATE INDEX IF NOT EXISTS chunks_last ON chunks (last_time);
 CREATE INDEX IF NOT EXISTS postings_chunk ON postings (chunk);
+"#,
+    // 8 -> 9: search entries keep a name as its text. `value ANY` had numeric affinity, so
+    // user "0123" and user "123" of one chunk were both 123 and one entry took the other's
+    // place. Rebuilt from the events (whose columns kept the text), one entry per key and
+    // chunk with its time range, as `commit` writes them. (One pass over the events at the
+    // first start of this version.)
+    r#"
+CREATE TABLE postings_9 (
+    tenant     TEXT    NOT NULL,
+    field      INTEGER NOT NULL,
+    value              NOT NULL,
+    last_time  INTEGER NOT NULL,
+    first_time INTEGER NOT NULL,
+    chunk      INTEGER NOT NULL,
+    PRIMARY KEY (tenant, field, value, last_time, chunk)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO postings_9
+    SELECT tenant, 1, class_uid, max(time_ms), min(time_ms), chunk FROM events
+    GROUP BY tenant, class_uid, chunk;
+INSERT OR IGNORE INTO postings_9
+    SELECT tenant, 2, device, max(time_ms), min(time_ms), chunk FROM events
+    WHERE device IS NOT NULL GROUP BY tenant, device, chunk;
+INSERT OR IGNORE INTO postings_9
+    SELECT tenant, 3, user, max(time_ms), min(time_ms), chunk FROM events
+    WHERE user IS NOT NULL GROUP BY tenant, user, chunk;
+DROP TABLE postings;
+ALTER TABLE postings_9 RENAME TO postings;
+CREATE INDEX postings_chunk ON postings (chunk);
 "#,
 ];
 

@@ -1351,3 +1351,42 @@ fn a_search_never_returns_a_line_of_another_tenants_chunk() {
     );
     assert!(!matches!(s.get_event("acme", "u1"), Ok(Some(_))));
 }
+
+/// Search entries keep a name as its text: with numeric affinity, user "0123" and user
+/// "123" of one chunk were both the integer 123, one entry took the other's place, and a
+/// search for "123" before the later one's time found nothing.
+#[test]
+fn names_that_look_like_numbers_keep_their_own_search_entries() {
+    let mut s = memory();
+    let named = |uid: &str, time: i64, user: &str| {
+        let mut e = event(uid, time);
+        e["user"] = json!({"name": user});
+        e
+    };
+    assert_eq!(
+        send(
+            &mut s,
+            1,
+            &[
+                named("a", 50, "0123"),
+                named("b", 10, "123"),
+                named("c", 50, "123")
+            ],
+            vec![]
+        ),
+        stored(3, 0)
+    );
+    let uids = |v: Vec<Value>| -> Vec<String> {
+        v.iter()
+            .map(|e| e["metadata"]["uid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        uids(s.find("acme", &Key::User("123"), 0, 20, 10).unwrap()),
+        ["b"]
+    );
+    assert_eq!(
+        uids(s.find("acme", &Key::User("0123"), 0, 100, 10).unwrap()),
+        ["a"]
+    );
+}
