@@ -419,10 +419,11 @@ impl Reader {
                 b.end = Some(last + 1);
                 let tx = commit_tx.clone();
                 let k = key.clone();
-                b.late = Some(Arc::new(move |_end| {
+                // The stage may hand over a later batch's end (it keeps one per source).
+                b.late = Some(Arc::new(move |end: u64| {
                     let _ignored = tx.send(JournalAck {
                         key: k.clone(),
-                        last,
+                        last: end.saturating_sub(1).max(last),
                         floor: None,
                         acked: false,
                     });
