@@ -209,12 +209,7 @@ impl Tail {
             };
             self.commit(key, end, acked, &mut saver);
         }
-        // The stage closes its dedup windows while this input still takes the commits
-        // that follow (see `StageMsg::Flush`).
-        let (reply_tx, reply_rx) = std_mpsc::channel();
-        if self.tx.blocking_send(StageMsg::Flush(reply_tx)).is_ok() {
-            let _ignored = reply_rx.recv_timeout(acks::DRAIN_WAIT);
-        }
+        acks::flush_stage(&self.tx);
         while let Ok((key, end, acked)) = commit_rx.try_recv() {
             self.commit(key, end, acked, &mut saver);
         }

@@ -272,12 +272,7 @@ impl Reader {
             let Some(a) = draining.next() else { break };
             self.acked(a);
         }
-        // The stage closes its dedup windows while this reader still takes the cursor
-        // moves that follow (see `StageMsg::Flush`).
-        let (reply_tx, reply_rx) = std_mpsc::channel();
-        if self.tx.blocking_send(StageMsg::Flush(reply_tx)).is_ok() {
-            let _ignored = reply_rx.recv_timeout(acks::DRAIN_WAIT);
-        }
+        acks::flush_stage(&self.tx);
         while let Ok(a) = commit_rx.try_recv() {
             self.acked(a);
         }

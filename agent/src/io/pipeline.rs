@@ -559,14 +559,12 @@ impl Stage {
 
     /// The earliest position of `src` whose record the stage still holds.
     fn floor(&self, src: &Source) -> Option<u64> {
-        let joined = self
-            .norm
-            .pending_floor(src.uid_key.as_ref().unwrap_or(&src.id));
-        let folded = self.dedup.as_ref().and_then(|d| {
-            d.pending_floor(crate::core::uid::source_hash(
-                src.uid_key.as_ref().unwrap_or(&src.id),
-            ))
-        });
+        let key = src.uid_key.as_ref().unwrap_or(&src.id);
+        let joined = self.norm.pending_floor(key);
+        let folded = self
+            .dedup
+            .as_ref()
+            .and_then(|d| d.pending_floor(crate::core::uid::source_hash(key)));
         joined.into_iter().chain(folded).min()
     }
 }

@@ -637,21 +637,12 @@ fn prune_batches(
 ) -> Result<(u64, u64, Option<(i64, String, i64, i64)>), StoreError> {
     let (t, a, e, q) = from.map_or((i64::MIN, String::new(), i64::MIN, i64::MIN), |c| c.after);
     let due: Vec<(i64, String, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT committed_ms, agent_id, epoch, seq FROM batches WHERE committed_ms < ?1 \
-             AND (committed_ms, agent_id, epoch, seq) > (?2, ?3, ?4, ?5) \
-             ORDER BY committed_ms, agent_id, epoch, seq LIMIT ?6",
-        )?
+        .prepare_cached(PRUNE_DUE_BATCHES)?
         .query_map(params![before_ms, t, a, e, q, max as i64], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
-    let mut above_a_kept_range = tx.prepare_cached(
-        "SELECT 1 FROM watermarks w WHERE w.agent_id = ?1 AND w.epoch = ?2 AND w.seq = ?3 \
-         AND EXISTS (SELECT 1 FROM watermarks b WHERE b.agent_id = w.agent_id \
-         AND b.source = w.source AND b.stream = w.stream AND b.unit = w.unit \
-         AND b.first < w.first)",
-    )?;
+    let mut above_a_kept_range = tx.prepare_cached(PRUNE_WAITING)?;
     let mut marks = tx
         .prepare_cached("DELETE FROM watermarks WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3")?;
     let mut batch =
@@ -672,6 +663,20 @@ fn prune_batches(
 /// Retention's oldest chunks, a slice at a time (through `chunks_last`).
 const PRUNE_CHUNKS: &str = "SELECT id, tenant, first_id, last_id FROM chunks WHERE last_time < ?1 \
      ORDER BY last_time, id LIMIT ?2";
+
+/// Retention's batch records due after its cursor, a slice at a time (through
+/// `batches_committed`).
+const PRUNE_DUE_BATCHES: &str = "SELECT committed_ms, agent_id, epoch, seq FROM batches \
+     WHERE committed_ms < ?1 AND (committed_ms, agent_id, epoch, seq) > (?2, ?3, ?4, ?5) \
+     ORDER BY committed_ms, agent_id, epoch, seq LIMIT ?6";
+
+/// Whether a due batch record waits: a watermark of it lies above a range of its stream
+/// still kept (through `watermarks_batch`, then `watermarks_stream`).
+const PRUNE_WAITING: &str = "SELECT 1 FROM watermarks w \
+     WHERE w.agent_id = ?1 AND w.epoch = ?2 AND w.seq = ?3 \
+     AND EXISTS (SELECT 1 FROM watermarks b WHERE b.agent_id = w.agent_id \
+     AND b.source = w.source AND b.stream = w.stream AND b.unit = w.unit \
+     AND b.first < w.first)";
 
 /// The search entries of the chunks retention deletes (through `postings_chunk`).
 const PRUNE_POSTINGS: &str =

@@ -1323,7 +1323,8 @@ fn retention_reads_through_indexes_not_whole_tables() {
     for sql in [
         PRUNE_CHUNKS,
         PRUNE_POSTINGS,
-        "SELECT agent_id, epoch, seq FROM batches WHERE committed_ms < ?1 ORDER BY committed_ms LIMIT ?2",
+        PRUNE_DUE_BATCHES,
+        PRUNE_WAITING,
         "DELETE FROM watermarks WHERE agent_id = ?1 AND epoch = ?2 AND seq = ?3",
     ] {
         let p = plan(sql);
