@@ -25,6 +25,11 @@ pub const MAX_PAYLOAD: u64 = 64 << 20;
 /// Largest decompressed batch accepted (a zstd bomb stops here).
 pub const MAX_RAW: u64 = 256 << 20;
 
+/// Source ranges one batch header may carry. The aggregator refuses a header with more
+/// (its ranges are held in memory while the batch is stored); the agent's batcher cuts a
+/// batch before it would need another.
+pub const MAX_WATERMARKS: usize = 4096;
+
 /// The header of one batch: what the payload holds and how to check it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchHeader {

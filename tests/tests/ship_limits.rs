@@ -51,6 +51,28 @@ fn batch_stream_start(header: &serde_json::Value) -> Vec<u8> {
     buf
 }
 
+/// Sends one batch on a stream of its own and returns the aggregator's answer.
+async fn send_one_batch(
+    cfg: quinn::ClientConfig,
+    addr: std::net::SocketAddr,
+    header: &serde_json::Value,
+    payload: &[u8],
+) -> serde_json::Value {
+    let conn = connect(cfg, addr).await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let mut buf = batch_stream_start(header);
+    buf.extend_from_slice(payload);
+    send.write_all(&buf).await.unwrap();
+    send.finish().unwrap();
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix)
+        .await
+        .expect("an answer, not a reset");
+    let mut frame = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    recv.read_exact(&mut frame).await.unwrap();
+    serde_json::from_slice(&frame).unwrap()
+}
+
 #[test]
 fn an_agent_that_stalls_mid_batch_holds_no_other_agent_up() {
     // The header alone reserved a batch's memory and the payload was awaited for ever: an
@@ -147,28 +169,13 @@ fn a_batch_too_big_to_decode_within_the_agents_share_is_refused_for_good() {
     let mut agg = RunningAggregator::start(&scratch, "agg");
     let cfg = enrolled_client(&scratch, &agg);
     let addr = agg.addr;
-    let ack: serde_json::Value = runtime().block_on(async {
-        let conn = connect(cfg, addr).await;
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        let payload = vec![7u8; 300_000];
-        let header = serde_json::json!({
-            "agent_id": "hostile", "epoch": 9, "seq": 4, "events": 1,
-            "first_time": 0, "last_time": 0, "created_ms": 0,
-            "raw_len": 48u64 << 20, "zstd_len": payload.len(),
-            "checksum": 0, "watermarks": [],
-        });
-        let mut buf = batch_stream_start(&header);
-        buf.extend_from_slice(&payload);
-        send.write_all(&buf).await.unwrap();
-        send.finish().unwrap();
-        let mut prefix = [0u8; 4];
-        recv.read_exact(&mut prefix)
-            .await
-            .expect("an answer, not a reset");
-        let mut frame = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        recv.read_exact(&mut frame).await.unwrap();
-        serde_json::from_slice(&frame).unwrap()
+    let header = serde_json::json!({
+        "agent_id": "hostile", "epoch": 9, "seq": 4, "events": 1,
+        "first_time": 0, "last_time": 0, "created_ms": 0,
+        "raw_len": 48u64 << 20, "zstd_len": 300_000,
+        "checksum": 0, "watermarks": [],
     });
+    let ack = runtime().block_on(send_one_batch(cfg, addr, &header, &[7u8; 300_000]));
     assert_eq!(
         (ack["epoch"].as_u64(), ack["seq"].as_u64()),
         (Some(9), Some(4))
@@ -180,6 +187,42 @@ fn a_batch_too_big_to_decode_within_the_agents_share_is_refused_for_good() {
         "{reason}"
     );
     agg.wait_log("decoding it would take 148 MiB, over the 128 MiB one agent may hold");
+}
+
+#[test]
+fn a_batch_with_more_source_ranges_than_a_header_may_carry_is_refused_for_good() {
+    // The connection was closed as a protocol fault, so the agent that sent it (the
+    // batcher had no cap) reconnected and sent the same batch again, forever. Its
+    // batcher now cuts at the cap (`batcher::tests::a_batch_is_cut_before_it_carries_more_ranges_than_the_wire_allows`); a batch over it
+    // is answered, and set aside.
+    let scratch = Scratch::new("ship-ranges");
+    let mut agg = RunningAggregator::start(&scratch, "agg");
+    let cfg = enrolled_client(&scratch, &agg);
+    let ranges: Vec<_> = (0..=vedette_schemas::wire::MAX_WATERMARKS)
+        .map(|i| {
+            serde_json::json!({
+                "source": format!("/var/log/app/{i}.log"), "stream": "dev=1,ino=2",
+                "unit": "byte", "first": 0, "end": 10, "records": 1,
+            })
+        })
+        .collect();
+    // Refused before its payload is read, so the payload need not be zstd.
+    let payload = vec![7u8; 64];
+    let header = serde_json::json!({
+        "agent_id": "hostile", "epoch": 9, "seq": 5, "events": 1,
+        "first_time": 0, "last_time": 0, "created_ms": 0,
+        "raw_len": 1024, "zstd_len": payload.len(),
+        "checksum": 0, "watermarks": ranges,
+    });
+    let ack = runtime().block_on(send_one_batch(cfg, agg.addr, &header, &payload));
+    assert_eq!(ack["seq"].as_u64(), Some(5), "{ack}");
+    assert_eq!(ack["outcome"]["result"], "rejected", "{ack}");
+    let reason = ack["outcome"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("it carries 4097 source ranges, over the 4096 one batch may"),
+        "{reason}"
+    );
+    agg.wait_log("refused batch 5 of");
 }
 
 #[test]

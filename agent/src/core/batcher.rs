@@ -148,18 +148,30 @@ impl Batcher {
     /// per stream in the common case.
     pub fn note_records(&mut self, w: Watermark, now_ms: i64) {
         self.open(now_ms);
-        if let Some(prev) = self
-            .watermarks
-            .iter_mut()
-            .rev()
-            .find(|p| p.source == w.source && p.stream == w.stream && p.unit == w.unit)
-            && prev.end == w.first
-        {
+        if let Some(i) = self.continued_by(&w) {
+            let prev = &mut self.watermarks[i];
             prev.end = w.end;
             prev.records += w.records;
             return;
         }
         self.watermarks.push(w);
+    }
+
+    /// Whether `w` needs a range of its own and the open batch already carries the
+    /// [`wire::MAX_WATERMARKS`] the aggregator takes: the caller cuts the batch first,
+    /// so no header is ever refused for its ranges (a refused batch would be resent
+    /// forever).
+    pub fn is_full_of_ranges(&self, w: &Watermark) -> bool {
+        self.watermarks.len() >= wire::MAX_WATERMARKS && self.continued_by(w).is_none()
+    }
+
+    /// The batch's last range of `w`'s source, stream and unit, when `w` starts where it
+    /// ends.
+    fn continued_by(&self, w: &Watermark) -> Option<usize> {
+        self.watermarks
+            .iter()
+            .rposition(|p| p.source == w.source && p.stream == w.stream && p.unit == w.unit)
+            .filter(|&i| self.watermarks[i].end == w.first)
     }
 
     fn open(&mut self, now_ms: i64) {

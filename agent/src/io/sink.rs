@@ -162,6 +162,12 @@ impl Sink {
     pub fn note_records(&mut self, w: Watermark) {
         if let Target::Spool(s) = &mut self.target {
             s.now_ms = clock::now_ms();
+            if s.batcher.is_full_of_ranges(&w)
+                && s.failed.is_none()
+                && let Err(e) = s.cut(s.now_ms)
+            {
+                s.failed = Some(e);
+            }
             s.batcher.note_records(w, s.now_ms);
         }
     }
@@ -367,6 +373,39 @@ mod tests {
             text.lines()
                 .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_spool_batch_is_cut_before_its_header_carries_more_ranges_than_the_aggregator_takes() {
+        // The aggregator refuses a header over the cap; the sink never cut one (a stage
+        // over thousands of files noted a range each), and the agent would have sent it
+        // again for ever.
+        use crate::core::batcher::{BatchConfig, decode};
+        use crate::io::spool::{Spool, SpoolConfig};
+        use vedette_schemas::wire::{MAX_WATERMARKS, Watermark};
+        let dir = std::env::temp_dir().join(format!("vedette-sink-r-{}", std::process::id()));
+        let _ignored = std::fs::remove_dir_all(&dir);
+        let (spool, _) = Spool::open(&dir, SpoolConfig::default()).unwrap();
+        let mut s = super::Sink::spool(spool.clone(), BatchConfig::default(), "a", "default");
+        for i in 0..=MAX_WATERMARKS {
+            s.note_records(Watermark {
+                source: format!("/var/log/app/{i}.log"),
+                stream: "dev=1,ino=2".into(),
+                unit: "byte".into(),
+                first: 0,
+                end: 10,
+                records: 1,
+            });
+        }
+        s.flush(true).unwrap();
+        let mut ranges = Vec::new();
+        while let Some((_, bytes)) = spool.next_unsent().unwrap() {
+            ranges.push(decode(&bytes).unwrap().0.watermarks.len());
+        }
+        assert_eq!(ranges, [MAX_WATERMARKS, 1]);
+        drop(s);
+        drop(spool);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -89,8 +89,6 @@ pub const AGENT_BUDGET_KIB: u32 = MEMORY_BUDGET_KIB / 4;
 pub const MAX_ENROLLMENTS: usize = 16;
 /// Live connections one agent may hold: it uses one, two for a moment while it reconnects.
 pub const MAX_AGENT_CONNECTIONS: usize = 4;
-/// Source ranges one batch header may carry (one per source the batch has records of).
-pub const MAX_WATERMARKS: usize = 4096;
 /// A connection gets a certificate signed at most this often (an agent asks once, when a
 /// third of its certificate's life is left, and again only after a failure to save it).
 const RENEW_EVERY_MS: i64 = 60_000;
@@ -516,13 +514,6 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 header.seq, header.zstd_len
             )));
         }
-        if header.watermarks.len() > MAX_WATERMARKS {
-            return Err(ConnError::Protocol(format!(
-                "batch {} carries {} source ranges, over the {MAX_WATERMARKS} limit",
-                header.seq,
-                header.watermarks.len()
-            )));
-        }
         if header.raw_len > wire::MAX_RAW {
             return Err(ConnError::Protocol(format!(
                 "batch {} announces {} raw bytes, over the {} limit",
@@ -532,8 +523,24 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             )));
         }
         let kib = memory_charge(&header).div_ceil(1024);
-        if kib > AGENT_BUDGET_KIB.into() {
-            // Never granted, so refused for good: the agent sets it aside and says so.
+        // Refused for good, so answered, not hung up on: a closed connection would make
+        // the agent send the same batch again, forever. It sets the batch aside and says so.
+        let refusal = if header.watermarks.len() > wire::MAX_WATERMARKS {
+            Some(format!(
+                "it carries {} source ranges, over the {} one batch may",
+                header.watermarks.len(),
+                wire::MAX_WATERMARKS
+            ))
+        } else if kib > AGENT_BUDGET_KIB.into() {
+            Some(format!(
+                "decoding it would take {} MiB, over the {} MiB one agent may hold (smaller batches: batch_max_kb)",
+                kib >> 10,
+                AGENT_BUDGET_KIB >> 10
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             let seq = header.seq;
             if let Err(e) = discard_within(&mut recv, header.zstd_len, self.stall, || {
                 format!("refused batch {seq}")
@@ -542,11 +549,6 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             {
                 return Err(stalled(e, &mut send, &mut recv));
             }
-            let reason = format!(
-                "decoding it would take {} MiB, over the {} MiB one agent may hold (smaller batches: batch_max_kb)",
-                kib >> 10,
-                AGENT_BUDGET_KIB >> 10
-            );
             eprintln!(
                 "vedette-aggregator: refused batch {seq} of {}: {reason}",
                 peer.agent_id

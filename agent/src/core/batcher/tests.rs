@@ -52,6 +52,36 @@ fn contiguous_ranges_of_one_stream_merge_and_others_do_not() {
 }
 
 #[test]
+fn a_batch_is_cut_before_it_carries_more_ranges_than_the_wire_allows() {
+    // The aggregator refuses a header with more; the batcher never built one, whatever
+    // the number of sources (a glob over thousands of files).
+    let mut b = Batcher::new(BatchConfig::default());
+    for i in 0..wire::MAX_WATERMARKS {
+        let w = wm(&format!("/var/log/app/{i}.log"), 0, 10);
+        assert!(!b.is_full_of_ranges(&w), "range {i}");
+        b.note_records(w, 0);
+    }
+    let last = wm(
+        &format!("/var/log/app/{}.log", wire::MAX_WATERMARKS - 1),
+        10,
+        20,
+    );
+    assert!(
+        !b.is_full_of_ranges(&last),
+        "a continued range takes no room"
+    );
+    b.note_records(last, 0);
+    assert!(b.is_full_of_ranges(&wm("/var/log/app/new.log", 0, 10)));
+    assert!(
+        b.is_full_of_ranges(&wm("/var/log/app/0.log", 11, 20)),
+        "a range after a gap needs room of its own"
+    );
+    let h = b.cut("x", 1, 1, 0).unwrap().header;
+    assert_eq!(h.watermarks.len(), wire::MAX_WATERMARKS);
+    assert!(!b.is_full_of_ranges(&wm("/var/log/app/new.log", 0, 10)));
+}
+
+#[test]
 fn records_without_events_still_make_a_batch() {
     let mut b = Batcher::new(BatchConfig::default());
     b.note_records(wm("a", 0, 100), 50);
