@@ -795,8 +795,8 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             .await?
         {
             Ok(true) => {}
-            // Gone from the registry between the check and now: the certificate stays
-            // unsent (and unrecorded).
+            // Gone from the registry or revoked between the check and now: the
+            // certificate stays unsent (and unrecorded).
             Ok(false) => {
                 return Ok(Control::Error {
                     reason: format!("{} is no longer enrolled here", id.agent_id),

@@ -364,7 +364,9 @@ pub trait Registry: Send {
     /// Every agent, by id.
     fn list_agents(&self) -> Result<Vec<AgentInfo>, StoreError>;
 
-    /// Records a renewed certificate; `false` if the agent is unknown.
+    /// Records a renewed certificate; `false` if the agent is unknown or revoked (a
+    /// revocation between the renewal's admission check and this: the certificate is not
+    /// sent).
     fn update_cert(
         &mut self,
         agent_id: &str,

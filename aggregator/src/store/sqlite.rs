@@ -1342,7 +1342,8 @@ impl Registry for SqliteStore {
         let n = self
             .conn
             .prepare_cached(
-                "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3 WHERE agent_id = ?1",
+                "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3 \
+                 WHERE agent_id = ?1 AND revoked_ms IS NULL",
             )?
             .execute(params![agent_id, cert_serial, not_after_ms])?;
         Ok(n > 0)

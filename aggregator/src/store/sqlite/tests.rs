@@ -773,6 +773,14 @@ fn agents_register_renew_report_and_get_revoked() {
     assert!(s.revoke_agent("agent-1", 9_000).unwrap());
     assert!(!s.revoke_agent("agent-x", 7_000).unwrap());
     assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
+    assert!(
+        !s.update_cert("agent-1", "03ef", 30_000).unwrap(),
+        "a revoked agent's renewal is not recorded"
+    );
+    assert_eq!(
+        s.agent("agent-1").unwrap().unwrap().record.cert_serial,
+        "02cd"
+    );
     assert_eq!(s.admission("agent-0").unwrap(), Admission::Active);
     // A certificate of this CA for an agent the registry does not know is not taken.
     assert_eq!(s.admission("agent-x").unwrap(), Admission::Unknown);
