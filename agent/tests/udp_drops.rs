@@ -66,7 +66,7 @@ fn datagrams_the_kernel_dropped_are_counted() {
         while received + stats.kernel_drops.load(Relaxed) < SENT {
             match rx.recv().await {
                 Some(StageMsg::Batch(b)) => received += b.len() as u64,
-                Some(StageMsg::Reconfigure(_) | StageMsg::Flush(_)) => {}
+                Some(StageMsg::Reconfigure(_) | StageMsg::Flush { .. }) => {}
                 None => break,
             }
         }

@@ -66,6 +66,14 @@ pub struct Source {
     pub sender_name: Option<String>,
 }
 
+impl Source {
+    /// The source part of its records' uids ([`crate::core::uid::source_hash`] of the uid
+    /// key): what the edge stage knows a source's held records by.
+    pub fn uid_hash(&self) -> u64 {
+        crate::core::uid::source_hash(self.uid_key.as_ref().unwrap_or(&self.id))
+    }
+}
+
 /// What a live source knows about a record beyond its bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Received {

@@ -12,13 +12,20 @@ pub(super) const ACK_SLICE: Duration = Duration::from_millis(100);
 /// How long a stopping input waits for the stage to acknowledge what it sent.
 pub(super) const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
-/// For a stopping input: asks the stage to close its dedup windows and waits (up to
+/// For a stopping input: asks the stage to close the dedup windows holding repeats of
+/// its `sources` ([`super::pipeline::LiveSource::uid_hash`]) and waits (up to
 /// [`DRAIN_WAIT`]) until it has, so the checkpoint moves that follow arrive before the
 /// input's last save (see `StageMsg::Flush`). A stage already gone answers nothing.
-pub(super) fn flush_stage(stage: &tokio::sync::mpsc::Sender<super::pipeline::StageMsg>) {
+pub(super) fn flush_stage(
+    stage: &tokio::sync::mpsc::Sender<super::pipeline::StageMsg>,
+    sources: Vec<u64>,
+) {
     let (reply_tx, reply_rx) = std::sync::mpsc::channel();
     if stage
-        .blocking_send(super::pipeline::StageMsg::Flush(reply_tx))
+        .blocking_send(super::pipeline::StageMsg::Flush {
+            sources,
+            reply: reply_tx,
+        })
         .is_ok()
     {
         let _ignored = reply_rx.recv_timeout(DRAIN_WAIT);

@@ -209,7 +209,8 @@ impl Tail {
             };
             self.commit(key, end, acked, &mut saver);
         }
-        acks::flush_stage(&self.tx);
+        let sources = self.sources.values().map(LiveSource::uid_hash).collect();
+        acks::flush_stage(&self.tx, sources);
         while let Ok((key, end, acked)) = commit_rx.try_recv() {
             self.commit(key, end, acked, &mut saver);
         }

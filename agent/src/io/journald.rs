@@ -272,7 +272,8 @@ impl Reader {
             let Some(a) = draining.next() else { break };
             self.acked(a);
         }
-        acks::flush_stage(&self.tx);
+        let sources = self.sources.values().map(LiveSource::uid_hash).collect();
+        acks::flush_stage(&self.tx, sources);
         while let Ok(a) = commit_rx.try_recv() {
             self.acked(a);
         }

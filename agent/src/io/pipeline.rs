@@ -53,6 +53,11 @@ impl LiveSource {
         self.current = Arc::new(s);
     }
 
+    /// See [`Source::uid_hash`].
+    pub fn uid_hash(&self) -> u64 {
+        self.current.uid_hash()
+    }
+
     /// The source for records received at `now_ms`.
     pub fn at(&mut self, now_ms: i64) -> Arc<Source> {
         let reference = self.current.time.reference.as_millisecond();
@@ -194,12 +199,17 @@ pub enum StageMsg {
     /// A reloaded config: from the next record on, the normalizer works with this (records
     /// it already holds for joining are kept), and dedup with that (`None`: off).
     Reconfigure(Box<(NormalizeConfig, Option<DedupConfig>, Option<RedactConfig>)>),
-    /// A source is stopping: every dedup window closes now, its summary is written, the
-    /// checkpoints it held back move on, and then the reply comes. Without it a stopping
-    /// source saved its checkpoint at the first repeat a window held, the summary was
-    /// written afterwards, and the next start read those repeats again into a second
-    /// summary: counted twice.
-    Flush(std::sync::mpsc::Sender<()>),
+    /// An input is stopping: every dedup window holding repeats of its sources (their
+    /// [`Source::uid_hash`]es) closes now, its summary is written, the checkpoints it held
+    /// back move on, and then the reply comes. Without it a stopping source saved its
+    /// checkpoint at the first repeat a window held, the summary was written afterwards,
+    /// and the next start read those repeats again into a second summary: counted twice.
+    Flush {
+        /// The stopping input's sources.
+        sources: Vec<u64>,
+        /// Answered once the windows are closed and their summaries written.
+        reply: std::sync::mpsc::Sender<()>,
+    },
 }
 
 /// What the stage did.
@@ -387,9 +397,9 @@ impl Stage {
     fn take(&mut self, msg: StageMsg, sink: &mut Sink) {
         let mut batch = match msg {
             StageMsg::Batch(b) => b,
-            StageMsg::Flush(reply) => {
+            StageMsg::Flush { sources, reply } => {
                 if let Some(d) = &mut self.dedup {
-                    d.flush();
+                    d.flush_sources(&sources);
                 }
                 self.drain(sink);
                 self.flush_replies.push(reply);
@@ -564,7 +574,7 @@ impl Stage {
         let folded = self
             .dedup
             .as_ref()
-            .and_then(|d| d.pending_floor(crate::core::uid::source_hash(key)));
+            .and_then(|d| d.pending_floor(src.uid_hash()));
         joined.into_iter().chain(folded).min()
     }
 }

@@ -257,6 +257,33 @@ impl Dedup {
         self.handle_timeout(i64::MAX);
     }
 
+    /// Closes the windows holding repeats of any of `sources` (their
+    /// [`crate::core::uid::source_hash`]es), in the order they would have ended: those
+    /// sources are stopping and must checkpoint past every record they sent. The other
+    /// sources' windows stay open (a reload that restarts one input does not split
+    /// every other input's summaries in two).
+    pub fn flush_sources(&mut self, sources: &[u64]) {
+        let closing: Vec<(i64, u128)> = self
+            .due
+            .iter()
+            .filter(|(_, fp)| {
+                self.open
+                    .get(fp)
+                    .is_some_and(|w| w.held.iter().any(|(src, _)| sources.contains(src)))
+            })
+            .copied()
+            .collect();
+        for key in closing {
+            self.due.remove(&key);
+            if let Some(w) = self.open.remove(&key.1) {
+                for &(src, seq) in &w.held {
+                    unmark(&mut self.floors, src, seq);
+                }
+                self.close(w);
+            }
+        }
+    }
+
     /// The next summary.
     pub fn poll_event(&mut self) -> Option<Box<Event>> {
         self.out.pop_front()

@@ -187,3 +187,46 @@ fn held_repeats_hold_their_source_back() {
     assert_eq!(d.pending_floor(old), None);
     assert_eq!(d.pending_floor(new), None);
 }
+
+#[test]
+fn a_stopping_source_closes_only_the_windows_holding_its_repeats() {
+    use crate::core::uid::{event_uid, source_hash};
+    let mut d = Dedup::new(DedupConfig::default());
+    let from = |user: &str, t: i64, key: &str, seq: u64| {
+        let mut e = auth(user, "1.1.1.1", t);
+        e.metadata.sequence = Some(seq as i64);
+        e.metadata.uid = Some(event_uid(key, seq, b"line").into());
+        e
+    };
+    // "a" repeats from the stopping source; "b" from another; "c" from both.
+    for (user, key) in [("a", "stopping"), ("b", "other"), ("c", "other")] {
+        assert!(d.handle_event(0, from(user, 0, key, 1)).is_some());
+        assert!(d.handle_event(1, from(user, 1, key, 2)).is_none());
+    }
+    assert!(d.handle_event(2, from("c", 2, "stopping", 9)).is_none());
+    d.flush_sources(&[source_hash("stopping")]);
+    let mut closed: Vec<_> = drain(&mut d)
+        .iter()
+        .map(|e| {
+            e.user
+                .as_ref()
+                .and_then(|u| u.name.as_deref())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    closed.sort();
+    assert_eq!(closed, ["a", "c"]);
+    assert_eq!(d.pending_floor(source_hash("stopping")), None);
+    assert_eq!(
+        d.pending_floor(source_hash("other")),
+        Some(2),
+        "b's window is open"
+    );
+    // Its repeats still fold into the one summary.
+    assert!(d.handle_event(3, from("b", 3, "other", 3)).is_none());
+    d.flush();
+    let s = drain(&mut d);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].count, Some(2));
+}
