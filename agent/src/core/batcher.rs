@@ -6,7 +6,8 @@
 //! them with a reused zstd context and writes header and payload into one `Vec` that is
 //! exactly what goes on the stream (and into the spool).
 //!
-//! Call order (sans-I/O, the time is passed in):
+//! Call order (sans-I/O, the time is passed in: `now_ms` on any clock that only moves
+//! forward, for the linger; the wall clock's `created_ms` for the header at the cut):
 //!
 //! 1. [`Batcher::push_event`] for each event line and [`Batcher::note_records`] for each
 //!    range of source records accounted for (records that produced no event too: the
@@ -212,8 +213,9 @@ impl Batcher {
             || self.poll_timeout().is_some_and(|t| now_ms >= t)
     }
 
-    /// Closes the open batch as `seq` of `epoch` and encodes it; `None` when it holds
-    /// neither events nor watermarks. With no events, `first_time` and `last_time` are 0.
+    /// Closes the open batch as `seq` of `epoch`, created at `created_ms` (ms since the
+    /// epoch), and encodes it; `None` when it holds neither events nor watermarks. With no
+    /// events, `first_time` and `last_time` are 0.
     ///
     /// # Panics
     /// When zstd fails to compress into a buffer of its own bound (a zstd bug).
@@ -222,7 +224,7 @@ impl Batcher {
         agent_id: &str,
         epoch: u64,
         seq: u64,
-        now_ms: i64,
+        created_ms: i64,
     ) -> Option<EncodedBatch> {
         if self.is_empty() {
             return None;
@@ -242,7 +244,7 @@ impl Batcher {
             events: self.events,
             first_time: self.first_time,
             last_time: self.last_time,
-            created_ms: now_ms,
+            created_ms,
             raw_len: self.raw.len() as u64,
             zstd_len: self.zbuf.len() as u64,
             checksum: xxh3_64(&self.raw),

@@ -88,6 +88,11 @@ pub struct Received {
     /// The record's full length when the source already cut it (a frame longer than the
     /// cap is not buffered whole); it is then flagged as truncated.
     pub cut_from: Option<u64>,
+    /// When the stage took it, on the shell's monotonic clock: what the auditd joiner's
+    /// timeout counts from, in the clock [`Normalizer::handle_timeout`] is given (a step of
+    /// the wall clock must neither hold a joined event for an hour nor cut it short).
+    /// `None`: `now_ms` (offline `normalize`, where there is one clock).
+    pub clock_ms: Option<i64>,
 }
 
 /// Counters the shell reports; everything not visible in the events themselves.
@@ -108,6 +113,8 @@ pub(crate) struct Record<'a> {
     pub(crate) src: &'a Source,
     pub(crate) seq: u64,
     pub(crate) now_ms: i64,
+    /// See [`Received::clock_ms`].
+    pub(crate) clock_ms: i64,
     /// The network peer that sent the record (syslog listeners).
     pub(crate) peer: Option<IpAddr>,
 }
@@ -180,12 +187,14 @@ impl Normalizer {
         self.out.pop_front()
     }
 
-    /// When the oldest pending joined event is due, in the `now_ms` clock.
+    /// When the oldest pending joined event is due, in the records' [`Received::clock_ms`]
+    /// clock.
     pub fn poll_timeout(&self) -> Option<i64> {
         self.audit.poll_timeout()
     }
 
-    /// Flushes joined events that waited past their timeout.
+    /// Flushes joined events that waited past their timeout (`now_ms` in the records'
+    /// [`Received::clock_ms`] clock).
     pub fn handle_timeout(&mut self, now_ms: i64) {
         for ev in self.audit.expire(now_ms) {
             self.push(ev);
@@ -226,6 +235,7 @@ impl Normalizer {
             now_ms,
             peer,
             cut_from,
+            clock_ms,
         } = rx;
         self.stats.lines += 1;
         let mut line = line;
@@ -260,6 +270,7 @@ impl Normalizer {
             src,
             seq,
             now_ms,
+            clock_ms: clock_ms.unwrap_or(now_ms),
             peer,
         };
         let env = if src.syslog || !starts_like_audit(&text) {
@@ -312,6 +323,7 @@ impl Normalizer {
             src,
             seq: rx.seq,
             now_ms: rx.now_ms,
+            clock_ms: rx.clock_ms.unwrap_or(rx.now_ms),
             peer: rx.peer,
         };
         let flag = |me: &mut Self, ev: &mut Event, cut: bool| {

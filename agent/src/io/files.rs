@@ -272,6 +272,7 @@ impl Tail {
                 peer: None,
                 // The line's length as written (its offsets cover it whole, LF included).
                 cut_from: l.truncated.then(|| (l.end - l.start).saturating_sub(1)),
+                clock_ms: None,
             };
             batch.push(l.bytes, rx);
             *end = l.end;

@@ -387,6 +387,7 @@ impl Reader {
                 now_ms,
                 peer: None,
                 cut_from,
+                clock_ms: None,
             };
             batches.last_mut().expect("pushed above").push(&line, rx);
             if cursor.is_some() {

@@ -268,7 +268,10 @@ pub fn run_stage(
         .into_iter()
         .flatten()
         .min();
-        let wait = due.map(|due| Duration::from_millis((due - clock::now_ms()).max(0) as u64));
+        // Deadlines are on the monotonic clock: a step of the wall clock (NTP, an operator)
+        // must not hold a dedup window, a joined event or a lingering batch for an hour.
+        let wait =
+            due.map(|due| Duration::from_millis((due - clock::monotonic_ms()).max(0) as u64));
         let next = rt.block_on(async {
             match wait {
                 Some(d) => tokio::time::timeout(d, rx.recv()).await.ok(),
@@ -277,7 +280,7 @@ pub fn run_stage(
         });
         match next {
             // A joined event or a dedup window is due.
-            None => st.timeout(clock::now_ms(), sink),
+            None => st.timeout(clock::monotonic_ms(), sink),
             // Every source has stopped.
             Some(None) => break,
             Some(Some(msg)) => {
@@ -426,7 +429,9 @@ impl Stage {
         // Each record's events go out before the next record is read: an event is written
         // while it is still in cache, and a batch's events are never all alive at once
         // (hundreds of boxed events, a megabyte, at the peak of the agent's memory).
+        let clock_ms = Some(clock::monotonic_ms());
         for (bytes, rx) in batch.records() {
+            let rx = Received { clock_ms, ..rx };
             match batch.kind {
                 RecordKind::Lines => self.norm.handle_received(&batch.source, rx, bytes),
                 RecordKind::Journal => self.norm.handle_journal(&batch.source, rx, bytes),
@@ -475,7 +480,7 @@ impl Stage {
     /// Moves finished events through dedup to the sink.
     fn drain(&mut self, sink: &mut Sink) {
         let now_ms = if self.dedup.is_some() {
-            clock::now_ms()
+            clock::monotonic_ms()
         } else {
             0
         };
@@ -630,6 +635,7 @@ mod tests {
                 now_ms: clock::now_ms(),
                 peer: None,
                 cut_from: None,
+                clock_ms: None,
             };
             batch.push(line.as_bytes(), rx);
         }
@@ -726,6 +732,7 @@ mod tests {
                 now_ms: clock::now_ms(),
                 peer: None,
                 cut_from: None,
+                clock_ms: None,
             };
             batch.push(line, rx);
         }

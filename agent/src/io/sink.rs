@@ -32,8 +32,9 @@ struct SpoolSink {
     spool: Arc<Spool>,
     agent_id: String,
     tenant: Text,
-    /// The time at the last input batch or flush: when an open batch started lingering
-    /// needs no finer clock, and none is read per event.
+    /// The monotonic time ([`clock::monotonic_ms`]) at the last input batch or flush: when
+    /// an open batch started lingering needs no finer clock, and none is read per event.
+    /// Monotonic, so a step of the wall clock never holds a batch back for an hour.
     now_ms: i64,
     /// An append that failed inside `write_event`, reported by the next `flush`.
     failed: Option<io::Error>,
@@ -43,12 +44,13 @@ struct SpoolSink {
 
 impl SpoolSink {
     /// Cuts the open batch into the spool (blocking while the spool is full under the
-    /// block policy: that is the backpressure on the sources).
-    fn cut(&mut self, now_ms: i64) -> io::Result<()> {
+    /// block policy: that is the backpressure on the sources). Its creation time is the
+    /// wall clock's (the aggregator reads lag and latency from it).
+    fn cut(&mut self) -> io::Result<()> {
         let seq = self.spool.next_seq();
         let Some(b) = self
             .batcher
-            .cut(&self.agent_id, self.spool.epoch(), seq, now_ms)
+            .cut(&self.agent_id, self.spool.epoch(), seq, clock::now_ms())
         else {
             return Ok(());
         };
@@ -111,7 +113,7 @@ impl Sink {
             agent_id: agent_id.to_owned(),
             // Leaked once per sink: every event then clones a borrowed str, not a String.
             tenant: Text::const_new(Box::leak(tenant.to_owned().into_boxed_str())),
-            now_ms: clock::now_ms(),
+            now_ms: clock::monotonic_ms(),
             failed: None,
             unspooled: 0,
         })))
@@ -151,7 +153,7 @@ impl Sink {
             || s.batcher.events() >= 4 * s.batcher.config().max_events;
         if full
             && s.failed.is_none()
-            && let Err(e) = s.cut(now)
+            && let Err(e) = s.cut()
         {
             s.failed = Some(e);
         }
@@ -161,10 +163,10 @@ impl Sink {
     /// these; a file has no place for them).
     pub fn note_records(&mut self, w: Watermark) {
         if let Target::Spool(s) = &mut self.target {
-            s.now_ms = clock::now_ms();
+            s.now_ms = clock::monotonic_ms();
             if s.batcher.is_full_of_ranges(&w)
                 && s.failed.is_none()
-                && let Err(e) = s.cut(s.now_ms)
+                && let Err(e) = s.cut()
             {
                 s.failed = Some(e);
             }
@@ -235,10 +237,10 @@ impl Sink {
             if let Some(e) = s.failed.take() {
                 return Err(e);
             }
-            let now = clock::now_ms();
+            let now = clock::monotonic_ms();
             s.now_ms = now;
             if force || s.batcher.is_due(now) {
-                s.cut(now)?;
+                s.cut()?;
             }
             return Ok(());
         }

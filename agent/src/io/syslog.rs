@@ -628,6 +628,7 @@ fn received(seq: &AtomicU64, now_ms: i64, peer: IpAddr, len: usize, max: usize) 
         now_ms,
         peer: Some(peer),
         cut_from: (len > max).then_some(len as u64),
+        clock_ms: None,
     }
 }
 
@@ -702,6 +703,7 @@ impl Conn {
                         now_ms,
                         peer: Some(self.peer.ip()),
                         cut_from: f.cut_from,
+                        clock_ms: None,
                     };
                     batch.push(f.bytes, rx);
                 }
@@ -727,6 +729,7 @@ impl Conn {
             now_ms,
             peer: Some(self.peer.ip()),
             cut_from,
+            clock_ms: None,
         }
     }
 }

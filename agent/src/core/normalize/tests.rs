@@ -327,6 +327,7 @@ fn network_records_name_their_sender_not_the_agent() {
         now_ms: 5,
         peer: Some("192.0.2.7".parse().unwrap()),
         cut_from: None,
+        clock_ms: None,
     };
     n.handle_received(
         &src,
@@ -519,6 +520,7 @@ fn each_record_names_its_own_sender_when_senders_alternate() {
             now_ms: 5,
             peer: Some(p.parse().unwrap()),
             cut_from: None,
+            clock_ms: None,
         };
         n.handle_received(&src, rx, b"<13>1 2026-01-01T00:00:00Z - app - - - nil host");
     }
@@ -728,4 +730,35 @@ fn audit_record_types_never_share_a_name_in_the_section() {
     assert_eq!(section["serial"], 8);
     assert_eq!(section["type_type_serial"]["a"], "1");
     assert_eq!(section["type_serial"]["b"], "2");
+}
+
+/// The joiner's timeout counts on the shell's monotonic clock, not the wall clock the
+/// record was read at: with the wall clock stepped back an hour between two records, the
+/// second waited an hour and two seconds instead of two.
+#[test]
+fn the_audit_timeout_counts_on_the_records_monotonic_clock() {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = epoch_source("/var/log/audit/audit.log", false);
+    let hour = 3_600_000;
+    for (seq, now_ms, clock_ms, id) in [(1, 10 * hour, 5_000, 77), (2, 9 * hour, 6_000, 78)] {
+        let line = format!(
+            "type=SYSCALL msg=audit(1700000000.123:{id}): arch=c000003e syscall=59 success=yes exit=0 pid=10 uid=0 comm=\"id\" exe=\"/usr/bin/id\""
+        );
+        let rx = Received {
+            seq,
+            now_ms,
+            clock_ms: Some(clock_ms),
+            ..Received::default()
+        };
+        n.handle_received(&src, rx, line.as_bytes());
+    }
+    assert_eq!(n.poll_timeout(), Some(7_000));
+    n.handle_timeout(7_000);
+    let ev = n.poll_event().expect("the first event, two seconds on");
+    assert_eq!(ev.metadata.sequence, Some(1));
+    assert!(n.poll_event().is_none());
+    assert_eq!(n.poll_timeout(), Some(8_000));
+    n.handle_timeout(8_000);
+    let ev = n.poll_event().expect("the second event, two seconds on");
+    assert_eq!(ev.metadata.sequence, Some(2));
 }

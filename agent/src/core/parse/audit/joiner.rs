@@ -210,7 +210,7 @@ impl Joiner {
                 let o = &mut self.open[p];
                 o.group.records.push(r);
                 o.group.raw.push(raw);
-                o.last_seen = rec.now_ms;
+                o.last_seen = rec.clock_ms;
                 if ends {
                     done.push(build(self.open.remove(p).group));
                 }
@@ -231,7 +231,7 @@ impl Joiner {
                         source: source.clone(),
                         host,
                         first_seq: rec.seq,
-                        last_seen: rec.now_ms,
+                        last_seen: rec.clock_ms,
                         group,
                     });
                 }
