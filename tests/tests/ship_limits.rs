@@ -275,6 +275,50 @@ fn control_frames_are_bounded_in_number_and_time() {
 }
 
 #[test]
+fn a_connection_gets_a_certificate_signed_at_most_once_per_twentieth_of_its_life() {
+    // A connection asking in a loop must not keep the CA signing; the limit is a twentieth
+    // of a certificate's life (here 1 min: 3 s), at most a minute, so that an agent whose
+    // renewal could not be saved asks again well before its certificate ends.
+    let scratch = Scratch::new("ship-renew-rate");
+    let agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
+    let cfg = enrolled_client(&scratch, &agg);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr_pem = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let answers = runtime().block_on(async {
+        let conn = connect(cfg, agg.addr).await;
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let frame =
+            serde_json::to_vec(&serde_json::json!({"type": "renew", "csr_pem": csr_pem})).unwrap();
+        let mut buf = vec![1u8];
+        for _ in 0..2 {
+            buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&frame);
+        }
+        send.write_all(&buf).await.unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let mut prefix = [0u8; 4];
+            recv.read_exact(&mut prefix).await.expect("an answer");
+            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+            recv.read_exact(&mut body).await.unwrap();
+            answers.push(serde_json::from_slice::<serde_json::Value>(&body).unwrap());
+        }
+        answers
+    });
+    assert_eq!(answers[0]["type"], "renewed", "{answers:?}");
+    assert_eq!(answers[1]["type"], "error", "{answers:?}");
+    let reason = answers[1]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("a renewal was signed less than 3000 ms ago on this connection"),
+        "{reason}"
+    );
+}
+
+#[test]
 fn idle_enrollment_connections_are_bounded_and_dropped() {
     // The enrollment ALPN is the one door open without a certificate. Each connection on
     // it was served for as long as the client kept it alive: anyone who could reach the

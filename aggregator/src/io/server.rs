@@ -89,9 +89,14 @@ pub const AGENT_BUDGET_KIB: u32 = MEMORY_BUDGET_KIB / 4;
 pub const MAX_ENROLLMENTS: usize = 16;
 /// Live connections one agent may hold: it uses one, two for a moment while it reconnects.
 pub const MAX_AGENT_CONNECTIONS: usize = 4;
-/// A connection gets a certificate signed at most this often (an agent asks once, when a
-/// third of its certificate's life is left, and again only after a failure to save it).
-const RENEW_EVERY_MS: i64 = 60_000;
+/// How often a connection gets a certificate signed at most: a twentieth of a
+/// certificate's life, between 1 s and a minute. An agent asks once, when a third of its
+/// certificate's life is left, and again only after a failure to save it; a connection
+/// asking in a loop must not keep the CA signing. (Scaled with the lifetime so that a
+/// short-lived certificate can still be renewed after a failed save well before it ends.)
+fn renew_every_ms(cert_lifetime_ms: i64) -> i64 {
+    (cert_lifetime_ms / 20).clamp(1_000, 60_000)
+}
 
 /// The semaphore for [`Server::memory`].
 pub fn memory_budget() -> Arc<tokio::sync::Semaphore> {
@@ -716,11 +721,12 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                     None
                 }
                 Control::Renew { csr_pem } => {
-                    if renewed_at.is_some_and(|t| now - t < RENEW_EVERY_MS) {
+                    let every = renew_every_ms(self.cert_lifetime_ms);
+                    if renewed_at.is_some_and(|t| now - t < every) {
                         Some(Control::Error {
                             reason: format!(
-                                "a renewal was signed less than {} s ago on this connection",
-                                RENEW_EVERY_MS / 1000
+                                "a renewal was signed less than {} ms ago on this connection",
+                                every
                             ),
                         })
                     } else {
