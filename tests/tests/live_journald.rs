@@ -410,3 +410,69 @@ fn a_crash_loses_no_repeat_held_in_a_dedup_window() {
         .sum();
     assert!(failures >= 5, "{failures} of 5 failures in:\n{text}\n{log}");
 }
+
+/// A cursor move held back by a dedup window was taken by the reader only when the next
+/// entry came: on a quiet journal the saved cursor stayed before the held repeats for as
+/// long as nothing was logged, and a crash meanwhile read them again (repeated lines,
+/// the fault Wazuh's and Filebeat's users report after restarts). Now it is saved once
+/// the window ends, with no new entry. Entries read while the window held the cursor back
+/// count too: the move goes to the last of them, not to the first batch's end.
+#[test]
+fn a_cursor_held_back_by_a_dedup_window_is_saved_once_the_window_ends_on_a_quiet_journal() {
+    let scratch = Scratch::new("live-journald-quiet");
+    let journal = scratch.path("host.journal");
+    let failed = "Failed password for root from 203.0.113.9 port 50000 ssh2";
+    let export: String = (0..3).map(|n| entry(n, "sshd", 123, failed)).collect();
+    journal_append(&journal, &export);
+    let state = scratch.path("state");
+    let events = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 2\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            state.display(),
+            journal.display(),
+            events.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, events.clone());
+    agent.wait_events(1);
+    // A second batch while the window (2 s from the first failure) holds the cursor.
+    let export: String = (3..5)
+        .map(|n| entry(n, "cron", 77, &format!("(root) CMD (job {n})")))
+        .collect();
+    journal_append(&journal, &export);
+    // The cron lines, then the summary of the two repeats once the window ends.
+    let evs = agent.wait_events(4);
+    assert_eq!(get(&evs[3], "count").and_then(Value::as_u64), Some(2));
+    // The cursor of the last entry, as journalctl names it.
+    let out = Command::new("journalctl")
+        .args(["--file"])
+        .arg(&journal)
+        .args(["--output=json", "--no-pager"])
+        .output()
+        .expect("journalctl");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().expect("five entries")).unwrap();
+    let last_cursor = last["__CURSOR"].as_str().unwrap().to_owned();
+    let mut saved = String::new();
+    for _ in 0..200 {
+        saved = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "cursor"))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        if saved.trim() == last_cursor {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_status, log) = agent.kill9();
+    let listing: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.trim(), last_cursor, "{log}\n{listing:?}");
+}

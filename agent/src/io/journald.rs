@@ -212,6 +212,20 @@ impl Reader {
             let mut line = Vec::new();
             loop {
                 line.clear();
+                // Idle between entries: acknowledgements that come meanwhile (a cursor
+                // move a dedup window held back until it ended) are taken now, not at the
+                // next entry, which may be hours away: a crash meanwhile would read the
+                // entries since the held one again.
+                if reader.buffer().is_empty() {
+                    while !readable(reader.get_ref(), acks::ACK_SLICE) {
+                        while let Ok(a) = commit_rx.try_recv() {
+                            self.acked(a);
+                        }
+                        if self.stopping.load(Ordering::SeqCst) {
+                            break;
+                        }
+                    }
+                }
                 let (n, skipped_cursor) =
                     match read_line_capped(&mut reader, &mut line, self.line_cap) {
                         Ok(r) => r,
@@ -508,6 +522,21 @@ struct Line {
 /// skipping the rest; returns the line's whole length (0 at the end) and, for a line cut
 /// short, the cursor found in what was skipped: fields come in no fixed order, and an
 /// entry without its cursor could be neither checkpointed nor told apart from another.
+/// Whether `fd` has something to read (or its end, or an error: the read says which)
+/// within `wait`.
+fn readable(fd: &impl std::os::fd::AsFd, wait: Duration) -> bool {
+    let timeout = rustix::event::Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    };
+    let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(n) => n > 0,
+        Err(rustix::io::Errno::INTR) => false,
+        Err(_) => true,
+    }
+}
+
 fn read_line_capped(
     r: &mut impl BufRead,
     line: &mut Vec<u8>,
