@@ -178,10 +178,11 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     // A one-minute lifetime (issued five minutes back-dated for clock skew) is in its last
     // third at once: the first heartbeat asks for a new one.
     let scratch = Scratch::new("ship-renew");
-    let agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
+    let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
     let dir = scratch.path("agent");
     let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
     let first = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();
+    let first_key = std::fs::read_to_string(dir.join("identity/agent.key")).unwrap();
     std::fs::create_dir_all(scratch.path("logs")).unwrap();
     let log_file = scratch.write("logs/app.log", distinct_lines(100, "app").as_bytes());
     let cfg = scratch.write(
@@ -198,20 +199,10 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     assert_ne!(first, second, "the certificate file was not replaced");
     let key = std::fs::metadata(dir.join("identity/agent.key")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
-    // The registry knows the new certificate, for the same agent id.
+    // The new certificate is for the same agent id.
     let der = vedette_aggregator::identity::authority::cert_der_from_pem(&second).unwrap();
     let ident = vedette_aggregator::identity::cert_identity(&der).unwrap();
     assert_eq!(ident.agent_id, id);
-    let listed = super::support::aggregator::aggregator_cli(&[
-        "agents",
-        "list",
-        "--state-dir",
-        agg.state.to_str().unwrap(),
-    ]);
-    assert!(
-        listed.contains(&format!("cert_serial={}", ident.serial)),
-        "{listed}"
-    );
     // And it works: a restarted agent connects with it and ships new lines.
     {
         use std::io::Write;
@@ -225,6 +216,25 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     assert!(stored.wait_count(150, Duration::from_secs(60)) >= 150);
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
+    // Once used, the new certificate is the registry's, and the one it replaced is
+    // refused: a copy of the old key (stolen, or a restored backup) renewed itself for
+    // ever, and kept its access after the agent itself had moved on.
+    let listed = super::support::aggregator::aggregator_cli(&[
+        "agents",
+        "list",
+        "--state-dir",
+        agg.state.to_str().unwrap(),
+    ]);
+    assert!(
+        listed.contains(&format!("cert_serial={}", ident.serial)),
+        "{listed}"
+    );
+    let e = raw_connect(&agg, Some((first, first_key))).unwrap_err();
+    assert!(
+        e.contains("closed with code 9: certificate replaced by a renewal"),
+        "{e}"
+    );
+    agg.wait_log(&format!("{id} presented a certificate a renewal replaced"));
 }
 
 /// The aggregator's own certificate (825 days from `init`) had no renewal: on the day it

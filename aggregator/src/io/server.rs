@@ -44,6 +44,8 @@ pub mod close {
     pub const UNKNOWN: u32 = 7;
     /// The registry could not be read; the agent tries again later.
     pub const UNAVAILABLE: u32 = 8;
+    /// The certificate was replaced by a renewal (see `Registry::admit_cert`).
+    pub const SUPERSEDED: u32 = 9;
 }
 
 /// What every connection handler shares.
@@ -363,11 +365,17 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }))
     }
 
-    /// Whether the agent may connect ([`Registry::admission`]); a registry that cannot be
-    /// read admits no one (the agent is told to come back, not that it was revoked).
-    async fn admitted(&self, conn: &Connection, agent_id: &str) -> Result<(), ConnError> {
-        let id = agent_id.to_owned();
-        match self.store.call(move |s| s.admission(&id)).await? {
+    /// Whether the agent may connect with this certificate ([`Registry::admit_cert`]); a
+    /// registry that cannot be read admits no one (the agent is told to come back, not
+    /// that it was revoked).
+    async fn admitted(&self, conn: &Connection, id: &CertIdentity) -> Result<(), ConnError> {
+        let agent_id = id.agent_id.as_str();
+        let (aid, serial, not_after) = (id.agent_id.clone(), id.serial.clone(), id.not_after_ms);
+        match self
+            .store
+            .call(move |s| s.admit_cert(&aid, &serial, not_after))
+            .await?
+        {
             Ok(a) => refuse_unless_active(conn, a, agent_id),
             Err(e) => {
                 conn.close(
@@ -387,7 +395,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         conn: &Connection,
         id: CertIdentity,
     ) -> Result<(), ConnError> {
-        self.admitted(conn, &id.agent_id).await?;
+        self.admitted(conn, &id).await?;
         let Some(_slot) = ConnectionSlot::take(&self.agent_connections, &id.agent_id) else {
             conn.close(
                 VarInt::from_u32(close::BUSY),
@@ -790,22 +798,25 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 });
             }
         };
-        let (aid, serial, na) = (
+        let (aid, presented, serial) = (
             id.agent_id.clone(),
+            id.serial.clone(),
             issued.serial.clone(),
-            issued.not_after_ms,
         );
         match self
             .store
-            .call(move |s| s.update_cert(&aid, &serial, na))
+            .call(move |s| s.record_renewal(&aid, &presented, &serial))
             .await?
         {
             Ok(true) => {}
-            // Gone from the registry or revoked between the check and now: the
-            // certificate stays unsent (and unrecorded).
+            // Gone from the registry, revoked, or this connection's certificate replaced
+            // since it was admitted: the certificate stays unsent (and unrecorded).
             Ok(false) => {
                 return Ok(Control::Error {
-                    reason: format!("{} is no longer enrolled here", id.agent_id),
+                    reason: format!(
+                        "{} is no longer enrolled here with this certificate",
+                        id.agent_id
+                    ),
                 });
             }
             Err(e) => {
@@ -869,6 +880,10 @@ fn refuse_unless_active(conn: &Connection, a: Admission, agent_id: &str) -> Resu
     };
     let (code, reason): (u32, &[u8]) = match a {
         Admission::Unknown => (close::UNKNOWN, b"agent not enrolled here, enroll it again"),
+        Admission::Superseded => (
+            close::SUPERSEDED,
+            b"certificate replaced by a renewal, enroll the agent again",
+        ),
         _ => (close::REVOKED, b"agent revoked"),
     };
     conn.close(VarInt::from_u32(code), reason);

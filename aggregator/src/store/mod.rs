@@ -242,6 +242,10 @@ pub enum Admission {
     Revoked,
     /// Not in this registry.
     Unknown,
+    /// The certificate presented is neither the agent's current one nor the one its last
+    /// renewal signed: a renewal replaced it (a copy of an old key, or an agent restored
+    /// from a backup of its identity).
+    Superseded,
 }
 
 impl Admission {
@@ -252,6 +256,9 @@ impl Admission {
             Self::Revoked => Some(format!("{agent_id} is revoked")),
             Self::Unknown => Some(format!(
                 "{agent_id} is not enrolled here (its registry entry is gone: the database was replaced?); enroll it again"
+            )),
+            Self::Superseded => Some(format!(
+                "{agent_id} presented a certificate a renewal replaced (an old copy of its identity?); enroll it again"
             )),
         }
     }
@@ -358,20 +365,35 @@ pub trait Registry: Send {
     /// revoked since back in).
     fn admission(&self, agent_id: &str) -> Result<Admission, StoreError>;
 
+    /// [`Registry::admission`] of a connection presenting the certificate `serial`
+    /// (expiring at `not_after_ms`): it must also be the agent's current certificate, or
+    /// the one its last renewal signed, which then becomes the current one (the agent
+    /// saved it: the one before is refused from now on). Anything else is
+    /// [`Admission::Superseded`].
+    fn admit_cert(
+        &mut self,
+        agent_id: &str,
+        serial: &str,
+        not_after_ms: i64,
+    ) -> Result<Admission, StoreError>;
+
     /// One agent.
     fn agent(&self, agent_id: &str) -> Result<Option<AgentInfo>, StoreError>;
 
     /// Every agent, by id.
     fn list_agents(&self) -> Result<Vec<AgentInfo>, StoreError>;
 
-    /// Records a renewed certificate; `false` if the agent is unknown or revoked (a
-    /// revocation between the renewal's admission check and this: the certificate is not
-    /// sent).
-    fn update_cert(
+    /// Records `new_serial` as the certificate a renewal signed for a connection that
+    /// presented `presented_serial`: it becomes current once a connection presents it
+    /// ([`Registry::admit_cert`]). `false` (nothing recorded, the certificate is not sent)
+    /// if the agent is unknown, revoked, or `presented_serial` is no longer its current
+    /// certificate (a revocation or a renewal on another connection since this one was
+    /// admitted).
+    fn record_renewal(
         &mut self,
         agent_id: &str,
-        cert_serial: &str,
-        not_after_ms: i64,
+        presented_serial: &str,
+        new_serial: &str,
     ) -> Result<bool, StoreError>;
 
     /// Records what the agent said about itself (hello, heartbeat); `false` if unknown.

@@ -63,7 +63,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -296,6 +296,12 @@ INSERT OR IGNORE INTO postings_9
 DROP TABLE postings;
 ALTER TABLE postings_9 RENAME TO postings;
 CREATE INDEX postings_chunk ON postings (chunk);
+"#,
+    // 9 -> 10: the certificate a renewal signed, current once a connection presents it
+    // (`Registry::admit_cert`): until then the one it replaces stays current, so an agent
+    // that could not save it keeps working; after, the old one is refused.
+    r#"
+ALTER TABLE agents ADD COLUMN pending_serial TEXT;
 "#,
 ];
 
@@ -1333,19 +1339,50 @@ impl Registry for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn update_cert(
+    fn admit_cert(
         &mut self,
         agent_id: &str,
-        cert_serial: &str,
+        serial: &str,
         not_after_ms: i64,
+    ) -> Result<Admission, StoreError> {
+        let found: Option<(bool, String, Option<String>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT revoked_ms IS NOT NULL, cert_serial, pending_serial FROM agents \
+                 WHERE agent_id = ?1",
+            )?
+            .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(match found {
+            None => Admission::Unknown,
+            Some((true, _, _)) => Admission::Revoked,
+            Some((false, current, _)) if current == serial => Admission::Active,
+            Some((false, _, Some(pending))) if pending == serial => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3, \
+                         pending_serial = NULL WHERE agent_id = ?1 AND pending_serial = ?2",
+                    )?
+                    .execute(params![agent_id, serial, not_after_ms])?;
+                Admission::Active
+            }
+            Some(_) => Admission::Superseded,
+        })
+    }
+
+    fn record_renewal(
+        &mut self,
+        agent_id: &str,
+        presented_serial: &str,
+        new_serial: &str,
     ) -> Result<bool, StoreError> {
         let n = self
             .conn
             .prepare_cached(
-                "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3 \
-                 WHERE agent_id = ?1 AND revoked_ms IS NULL",
+                "UPDATE agents SET pending_serial = ?3 \
+                 WHERE agent_id = ?1 AND cert_serial = ?2 AND revoked_ms IS NULL",
             )?
-            .execute(params![agent_id, cert_serial, not_after_ms])?;
+            .execute(params![agent_id, presented_serial, new_serial])?;
         Ok(n > 0)
     }
 

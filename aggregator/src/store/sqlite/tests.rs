@@ -247,7 +247,10 @@ fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
             .unwrap();
         assert_eq!(moved, 1);
         s.conn
-            .execute_batch("DROP TABLE store_secrets; PRAGMA user_version = 4;")
+            .execute_batch(
+                "DROP TABLE store_secrets; ALTER TABLE agents DROP COLUMN pending_serial; \
+                 PRAGMA user_version = 4;",
+            )
             .unwrap();
     }
     let mut s = db.open();
@@ -741,8 +744,36 @@ fn agents_register_renew_report_and_get_revoked() {
     let a = s.agent("agent-1").unwrap().unwrap();
     assert_eq!(a.record, record("agent-1"));
     assert_eq!((a.revoked_ms, a.state), (None, None));
-    assert!(s.update_cert("agent-1", "02cd", 20_000).unwrap());
-    assert!(!s.update_cert("agent-x", "02cd", 20_000).unwrap());
+    // A renewal is signed for the current certificate; it becomes current once presented.
+    assert!(s.record_renewal("agent-1", "01ab", "02cd").unwrap());
+    assert!(!s.record_renewal("agent-x", "01ab", "02cd").unwrap());
+    assert_eq!(
+        s.admit_cert("agent-1", "01ab", 10_000).unwrap(),
+        Admission::Active,
+        "the old one stays current until the new one is used (its save may have failed)"
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "02cd", 20_000).unwrap(),
+        Admission::Active
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "01ab", 10_000).unwrap(),
+        Admission::Superseded,
+        "replaced once the renewed one was presented"
+    );
+    assert!(
+        !s.record_renewal("agent-1", "01ab", "0999").unwrap(),
+        "nor renewed"
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0999", 30_000).unwrap(),
+        Admission::Superseded,
+        "a certificate the registry never recorded"
+    );
+    assert_eq!(
+        s.admit_cert("agent-x", "01ab", 10_000).unwrap(),
+        Admission::Unknown
+    );
     let seen = AgentState {
         last_seen_ms: 5_000,
         version: "0.1.0".into(),
@@ -774,7 +805,7 @@ fn agents_register_renew_report_and_get_revoked() {
     assert!(!s.revoke_agent("agent-x", 7_000).unwrap());
     assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
     assert!(
-        !s.update_cert("agent-1", "03ef", 30_000).unwrap(),
+        !s.record_renewal("agent-1", "02cd", "03ef").unwrap(),
         "a revoked agent's renewal is not recorded"
     );
     assert_eq!(
