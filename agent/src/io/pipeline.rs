@@ -252,7 +252,7 @@ pub fn run_stage(
         maintenance: edge.maintenance,
         processes: edge.processes,
         baseline: edge.baseline,
-        baseline_saved: clock::now_ms(),
+        baseline_saved: clock::monotonic_ms(),
         local_host: edge.local_host,
         acks: Vec::new(),
         held_back: Vec::new(),
@@ -371,6 +371,7 @@ struct Stage {
     maintenance: Vec<MaintenanceWindow>,
     processes: Option<ProcReader>,
     baseline: Option<(Baseline, PathBuf)>,
+    /// When the baseline was last saved, [`clock::monotonic_ms`].
     baseline_saved: i64,
     local_host: String,
     acks: Vec<Written>,
@@ -459,7 +460,7 @@ impl Stage {
     /// Saves the baseline when it changed, at most every [`BASELINE_SAVE_MS`] unless
     /// `now`.
     fn save_baseline(&mut self, now: bool) {
-        let t = clock::now_ms();
+        let t = clock::monotonic_ms();
         let Some((b, path)) = &mut self.baseline else {
             return;
         };
