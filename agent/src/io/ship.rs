@@ -271,13 +271,13 @@ impl Shipper {
         // the connection open (and would renew the certificate beside the next session's).
         let result = 'session: loop {
             if *stop.borrow() && stopping_since.is_none() {
-                stopping_since = Some(clock::now_ms());
+                stopping_since = Some(clock::monotonic_ms());
             }
             if let Some(t) = stopping_since {
                 if self.spool.stats().batches == 0 && in_flight.is_empty() {
                     break Ok(());
                 }
-                if clock::now_ms() - t > self.cfg.drain_ms as i64 {
+                if clock::monotonic_ms() - t > self.cfg.drain_ms as i64 {
                     break Ok(());
                 }
             }
@@ -460,7 +460,7 @@ impl Shipper {
                     write_frame(&mut send, &Control::Heartbeat(self.heartbeat())).await?;
                     if pending_key.is_none()
                         && !renewed
-                        && clock::now_ms() >= retry_at
+                        && clock::monotonic_ms() >= retry_at
                         && identity::renewal_due(not_before, not_after, clock::now_ms())
                     {
                         let (key, csr) = identity::key_and_csr()?;
@@ -478,7 +478,7 @@ impl Shipper {
                             .map_err(|e| anyhow!("saving the renewed certificate: {e}"))?;
                         if let Err(e) = saved {
                             let wait = renew_retry_ms(self.cfg.heartbeat_ms);
-                            retry_at = clock::now_ms() + wait as i64;
+                            retry_at = clock::monotonic_ms() + wait as i64;
                             eprintln!("vedette-agent: saving the renewed certificate failed, the current one stays in use; asking again in {wait} ms: {e:#}");
                             continue;
                         }
@@ -490,7 +490,7 @@ impl Shipper {
                         // A renewal refused (revoked, asked too often, the CA failing) is
                         // asked again later, not at every heartbeat.
                         if pending_key.take().is_some() {
-                            retry_at = clock::now_ms() + renew_retry_ms(self.cfg.heartbeat_ms) as i64;
+                            retry_at = clock::monotonic_ms() + renew_retry_ms(self.cfg.heartbeat_ms) as i64;
                         }
                         eprintln!("vedette-agent: the aggregator said: {reason}");
                     }

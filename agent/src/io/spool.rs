@@ -288,6 +288,8 @@ struct Inner {
     ack_log_failed: bool,
     /// Appenders waiting for space.
     waiters: usize,
+    /// When the segment was last synced under the interval policy,
+    /// [`crate::io::clock::monotonic_ms`] (`i64::MIN`: never, so the first append syncs).
     last_sync_ms: i64,
     /// The ack log, open for appending.
     acks: File,
@@ -628,7 +630,7 @@ impl Spool {
             freed: 0,
             ack_log_failed: false,
             waiters: 0,
-            last_sync_ms: 0,
+            last_sync_ms: i64::MIN,
             acks,
             ack_entries,
         };
@@ -869,7 +871,8 @@ impl Spool {
             }
         };
         let now = match self.cfg.fsync {
-            FsyncPolicy::IntervalMs(_) => crate::io::clock::now_ms(),
+            // Monotonic: a step back of the wall clock must not stop the syncs.
+            FsyncPolicy::IntervalMs(_) => crate::io::clock::monotonic_ms(),
             _ => 0,
         };
         let sync = match self.cfg.fsync {

@@ -434,7 +434,7 @@ pub async fn serve(
             let permit = match slots.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    let now = clock::now_ms();
+                    let now = clock::monotonic_ms();
                     let evicted = lock(&open).evict(now, bound.input.evict_idle_ms as i64);
                     if let Some((victim, silent_ms)) = evicted {
                         let n = stats.evicted.fetch_add(1, Relaxed) + 1;
@@ -574,8 +574,8 @@ struct Open {
 
 struct OpenConn {
     peer: SocketAddr,
-    /// When it last delivered bytes, ms; [`BUSY`] while it waits for the stage to take
-    /// what it read.
+    /// When it last delivered bytes, [`clock::monotonic_ms`]; [`BUSY`] while it waits for
+    /// the stage to take what it read.
     last_ms: Arc<AtomicI64>,
     close: Arc<Notify>,
 }
@@ -666,7 +666,7 @@ impl Drop for Registered {
 
 impl Conn {
     async fn read(mut self, mut stream: impl AsyncRead + Unpin) {
-        let (id, last_ms, close) = lock(&self.open).add(self.peer, clock::now_ms());
+        let (id, last_ms, close) = lock(&self.open).add(self.peer, clock::monotonic_ms());
         let _registered = Registered(self.open.clone(), id);
         let mut framer = Deframer::new(self.max_record);
         let mut buf = vec![0u8; TCP_READ];
@@ -685,7 +685,7 @@ impl Conn {
             };
             let filled = n == buf.len();
             let now_ms = clock::now_ms();
-            last_ms.store(now_ms, Relaxed);
+            last_ms.store(clock::monotonic_ms(), Relaxed);
             let mut batch = Batch::new(self.source.at(now_ms));
             if n == 0 {
                 if let Some(f) = framer.finish() {
@@ -712,7 +712,7 @@ impl Conn {
             if !batch.is_empty() {
                 last_ms.store(BUSY, Relaxed);
                 let sent = self.tx.send(StageMsg::Batch(batch)).await;
-                last_ms.store(clock::now_ms(), Relaxed);
+                last_ms.store(clock::monotonic_ms(), Relaxed);
                 if sent.is_err() {
                     return;
                 }
@@ -821,7 +821,7 @@ mod tests {
             while stats.messages.load(Relaxed) == 0 {
                 tokio::task::yield_now().await;
             }
-            let later = clock::now_ms() + 3_600_000;
+            let later = clock::monotonic_ms() + 3_600_000;
             assert_eq!(lock(&open).evict(later, 300), None, "waiting, not silent");
             // The stage takes both batches; from then on it is silent again.
             rx.recv().await.unwrap();
