@@ -514,3 +514,38 @@ fn a_renewal_the_full_disk_could_not_save_is_asked_for_again() {
     assert_ne!(first, second, "{log}");
     drop(fs);
 }
+
+#[test]
+fn an_agent_whose_output_fails_exits_with_the_error_instead_of_running_on_idle() {
+    // The stage stopped on a write error (here the output's filesystem full), the inputs
+    // stopped with it, and the process ran on, reading nothing, until someone sent it a
+    // SIGTERM (with the aggregator as output, its heartbeats kept saying it was well).
+    // Now it exits non-zero with the reason, for its supervisor to restart it.
+    let scratch = Scratch::new("output-fails");
+    let out_dir = scratch.path("out");
+    let _fs = Tmpfs::mount(&out_dir, 64);
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    scratch.write("logs/app.log", distinct_lines(2_000, "app").as_bytes());
+    let out = out_dir.join("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.file]]\npaths = [\"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            scratch.path("logs/*.log").display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, out);
+    let Some((status, log)) = agent.exited_within(Duration::from_secs(30)) else {
+        let (_status, log) = agent.stop();
+        panic!("still running with its output failing:\n{log}");
+    };
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("the stage stopped; stopping the inputs"),
+        "{log}"
+    );
+    assert!(log.contains("No space left on device"), "{log}");
+}

@@ -639,6 +639,7 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
             None
         }
     };
+    let spool_span = o.spool_max_mb.as_ref().map(Spanned::span);
     if let Some(v) = range(o.spool_max_mb, "output.spool_max_mb", 1, 1 << 20) {
         s.spool_max_bytes = v << 20;
     }
@@ -672,6 +673,20 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
         s.rejected_max_bytes = v << 20;
     }
     let fsync_ms = range(o.spool_fsync_ms, "output.spool_fsync_ms", 1, 3_600_000);
+    // A batch the spool can never hold stops the stage under the block policy (and the
+    // agent, which a restart would not help): the spool holds the largest batch, a
+    // runaway input batch of four times the size, with room to spare.
+    if s.spool_max_bytes < 5 * s.batch_max_bytes as u64 {
+        out.push(p(
+            spool_span,
+            "output.spool_max_mb",
+            format!(
+                "must hold at least five batches of batch_max_kb ({} KiB): at least {} MiB",
+                s.batch_max_bytes >> 10,
+                (5 * s.batch_max_bytes as u64).div_ceil(1 << 20)
+            ),
+        ));
+    }
     if let Some(l) = o.zstd_level {
         match *l.get_ref() {
             1..=19 => s.zstd_level = *l.get_ref() as i32,

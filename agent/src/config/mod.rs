@@ -661,6 +661,30 @@ type = "kafka"
     }
 
     #[test]
+    fn the_spool_holds_several_of_the_largest_batches() {
+        // A batch larger than the spool stopped the agent under the block policy, at
+        // every restart again.
+        let cfg = |spool: u64, batch: u64| {
+            parse(
+                Path::new("a.toml"),
+                &format!(
+                    "[output]\ntype = \"aggregator\"\nspool_max_mb = {spool}\nbatch_max_kb = {batch}\n"
+                ),
+            )
+        };
+        assert!(cfg(5, 1024).is_ok());
+        let e = cfg(4, 1024).unwrap_err().to_string();
+        assert!(
+            e.contains("a.toml:3")
+                && e.contains(
+                    "output.spool_max_mb: must hold at least five batches of batch_max_kb (1024 KiB): at least 5 MiB"
+                ),
+            "{e}"
+        );
+        assert!(cfg(1, 64).is_ok());
+    }
+
+    #[test]
     fn the_rejected_bound_is_read_checked_and_only_for_the_aggregator() {
         let ship = |extra: &str| {
             parse(

@@ -361,8 +361,21 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     // go after the drain time: what it held is not acknowledged to its sources, so files
     // and the journal read it again at the next start.
     let unblock = shipping.as_ref().map(|s| (s.spool.clone(), s.drain_ms));
-    let control = rt.spawn(control(path.to_owned(), signals, sources, tx, unblock));
+    let (stage_ended, stage_end) = tokio::sync::oneshot::channel::<()>();
+    let control = rt.spawn(control(
+        path.to_owned(),
+        signals,
+        sources,
+        tx,
+        unblock,
+        stage_end,
+    ));
     let staged = run_stage(rx, norm, edge, &mut sink, rt.handle()).context("writing events");
+    // A stage that stopped on its own (its sink failed: a disk error, the output's
+    // filesystem full) takes nothing more: the inputs stop and the agent exits with the
+    // error, for its supervisor to see and restart it, instead of running on idle with
+    // healthy heartbeats while nothing is read.
+    let _ignored = stage_ended.send(());
     rt.block_on(control).context("the control task")?;
     let shipped = match shipping {
         None => None,
@@ -397,11 +410,16 @@ async fn control(
     mut sources: Sources,
     tx: mpsc::Sender<StageMsg>,
     unblock: Option<(Arc<Spool>, u64)>,
+    mut stage_end: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
         tokio::select! {
             _ = signals.term.recv() => break,
             _ = signals.int.recv() => break,
+            _ = &mut stage_end => {
+                eprintln!("vedette-agent: the stage stopped; stopping the inputs");
+                break;
+            }
             _ = signals.hup.recv() => match load(&path) {
                 Err(e) => eprintln!("vedette-agent: reload refused, the running config stays: {e:#}"),
                 Ok(cfg) => {

@@ -227,6 +227,19 @@ impl RunningAgent {
         self.wait_exit()
     }
 
+    /// Waits up to `deadline` for the agent to exit on its own; `None` if it still runs.
+    pub(crate) fn exited_within(&mut self, deadline: Duration) -> Option<(ExitStatus, String)> {
+        let child = self.child.as_mut().expect("running");
+        let step = Duration::from_millis(20);
+        for _ in 0..deadline.as_millis() / step.as_millis() {
+            if child.try_wait().expect("wait for the agent").is_some() {
+                return Some(self.wait_exit());
+            }
+            std::thread::sleep(step);
+        }
+        None
+    }
+
     fn wait_exit(&mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         let status = child.wait().expect("wait for the agent");
