@@ -55,6 +55,25 @@ impl Default for BatchConfig {
     }
 }
 
+/// Bytes of source ranges one header carries at most: a frame ([`wire::MAX_FRAME`]) but
+/// 16 KiB for the header's other fields (a few hundred bytes). 4,096 ranges of sources
+/// named by 200-byte paths took more than a whole frame.
+pub const MAX_RANGES_BYTES: usize = wire::MAX_FRAME - (16 << 10);
+
+/// What `w` takes in a header's JSON at most: its strings escaped as they are, its
+/// numbers at their longest (a range grows as later records extend it).
+fn range_bytes(w: &Watermark) -> usize {
+    let text = |s: &str| {
+        s.len()
+            + s.bytes()
+                .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+                .count()
+                * 5
+    };
+    // {"source":"","stream":"","unit":"","first":N,"end":N,"records":N}, and a comma.
+    64 + text(&w.source) + text(&w.stream) + text(&w.unit) + 3 * 20
+}
+
 /// One batch, ready for the spool and the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedBatch {
@@ -76,6 +95,8 @@ pub struct Batcher {
     /// When the first item (event or watermark) of the open batch arrived.
     opened_ms: Option<i64>,
     watermarks: Vec<Watermark>,
+    /// What `watermarks` take in the header's JSON, at most (see [`range_bytes`]).
+    ranges_bytes: usize,
     compressor: zstd::bulk::Compressor<'static>,
     /// The compressed payload of the batch being cut.
     zbuf: Vec<u8>,
@@ -109,6 +130,7 @@ impl Batcher {
             last_time: 0,
             opened_ms: None,
             watermarks: Vec::new(),
+            ranges_bytes: 0,
             compressor,
             zbuf: Vec::new(),
         }
@@ -155,15 +177,19 @@ impl Batcher {
             prev.records += w.records;
             return;
         }
+        self.ranges_bytes += range_bytes(&w);
         self.watermarks.push(w);
     }
 
     /// Whether `w` needs a range of its own and the open batch already carries the
-    /// [`wire::MAX_WATERMARKS`] the aggregator takes: the caller cuts the batch first,
-    /// so no header is ever refused for its ranges (a refused batch would be resent
-    /// forever).
+    /// [`wire::MAX_WATERMARKS`] the aggregator takes, or as many bytes of ranges as a
+    /// header frame may hold ([`MAX_RANGES_BYTES`]): the caller cuts the batch first, so
+    /// no header is ever refused for its ranges (a refused batch would be resent forever,
+    /// and hold back every batch after it).
     pub fn is_full_of_ranges(&self, w: &Watermark) -> bool {
-        self.watermarks.len() >= wire::MAX_WATERMARKS && self.continued_by(w).is_none()
+        self.continued_by(w).is_none()
+            && (self.watermarks.len() >= wire::MAX_WATERMARKS
+                || self.ranges_bytes + range_bytes(w) > MAX_RANGES_BYTES)
     }
 
     /// The batch's last range of `w`'s source, stream and unit, when `w` starts where it
@@ -250,6 +276,7 @@ impl Batcher {
             checksum: xxh3_64(&self.raw),
             watermarks: std::mem::take(&mut self.watermarks),
         };
+        self.ranges_bytes = 0;
         let mut bytes = Vec::with_capacity(self.zbuf.len() + 256 + 96 * header.watermarks.len());
         wire::encode_frame(&header, &mut bytes);
         bytes.extend_from_slice(&self.zbuf);

@@ -149,7 +149,11 @@ impl Sink {
         // Batches are cut between the stage's input batches (see `buffered`), so that a
         // source range and its events travel in one spool batch; only a runaway input
         // batch (four times the size) is cut in the middle, to bound memory.
-        let full = s.batcher.raw_len() >= 4 * s.batcher.config().max_bytes
+        // (And at half the wire's payload limit: 4 x 16 MiB of incompressible lines
+        // would compress to more than a batch may carry, refused by the spool for good.)
+        let runaway =
+            (4 * s.batcher.config().max_bytes).min(vedette_schemas::wire::MAX_PAYLOAD as usize / 2);
+        let full = s.batcher.raw_len() >= runaway
             || s.batcher.events() >= 4 * s.batcher.config().max_events;
         if full
             && s.failed.is_none()

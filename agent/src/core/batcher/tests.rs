@@ -82,6 +82,39 @@ fn a_batch_is_cut_before_it_carries_more_ranges_than_the_wire_allows() {
 }
 
 #[test]
+fn a_batch_is_cut_before_its_ranges_outgrow_a_header_frame() {
+    // 4,096 sources named by long paths took more than the 1 MiB a frame may: the
+    // aggregator could not read the header, and the batch was sent again for ever.
+    let mut b = Batcher::new(BatchConfig::default());
+    let long = |i: usize| {
+        let mut w = wm(
+            &format!("/srv/{}/\"quoted\"/{i}.log", "d".repeat(300)),
+            0,
+            10,
+        );
+        w.first = u64::MAX / 2;
+        w.end = u64::MAX;
+        w.records = u64::MAX;
+        w
+    };
+    let mut n = 0;
+    while !b.is_full_of_ranges(&long(n)) {
+        b.note_records(long(n), 0);
+        n += 1;
+    }
+    assert!(n < wire::MAX_WATERMARKS, "{n}");
+    let batch = b.cut("x", 1, 1, 0).unwrap();
+    let frame = batch.bytes.len() - batch.header.zstd_len as usize;
+    assert!(frame <= wire::MAX_FRAME, "{frame} bytes of header");
+    assert!(
+        frame > MAX_RANGES_BYTES / 2,
+        "the cap is not far below: {frame}"
+    );
+    assert_eq!(decode(&batch.bytes).unwrap().0.watermarks.len(), n);
+    assert!(!b.is_full_of_ranges(&long(n)));
+}
+
+#[test]
 fn records_without_events_still_make_a_batch() {
     let mut b = Batcher::new(BatchConfig::default());
     b.note_records(wm("a", 0, 100), 50);
