@@ -129,11 +129,22 @@ pub fn backoff_ms(n: u32, min: u64, max: u64, jitter: u64) -> u64 {
 }
 
 /// Aborts its task when dropped (a session's control-stream reader ends with it).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Closes a session's connection when the session ends, however it ends: dropped at the
+/// shutdown deadline too, when it would otherwise hold one of the aggregator's
+/// connection slots for this agent until the idle timeout.
+struct CloseOnDrop(Connection);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(0u32.into(), b"bye");
     }
 }
 
@@ -264,7 +275,10 @@ impl Shipper {
             );
         }
         self.stats.connects.fetch_add(1, Relaxed);
-        let mut control = tokio::spawn(self.clone().control(ctl_send, ctl_recv));
+        let _close = CloseOnDrop(conn.clone());
+        // Aborted with the session: dropped at the shutdown deadline, the task sent
+        // heartbeats on.
+        let mut control = AbortOnDrop(tokio::spawn(self.clone().control(ctl_send, ctl_recv)));
         let mut in_flight: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let mut stopping_since: Option<i64> = None;
         // Every way out goes through the cleanup after the loop: the control task holds
@@ -311,7 +325,7 @@ impl Shipper {
                 e = conn.closed() => break Err(refusal(&conn).unwrap_or_else(|| anyhow!("connection lost: {e}"))),
                 // Heartbeats and renewal live there: a connection without them would go
                 // on shipping until the certificate expired under it.
-                r = &mut control => break Err(match r {
+                r = &mut control.0 => break Err(match r {
                     Ok(Ok(())) => anyhow!("the control stream ended"),
                     Ok(Err(e)) => refusal(&conn).unwrap_or_else(|| e.context("control stream")),
                     Err(e) => anyhow!("the control task failed: {e}"),
@@ -319,7 +333,7 @@ impl Shipper {
             }
         };
         in_flight.abort_all();
-        control.abort();
+        control.0.abort();
         conn.close(0u32.into(), b"bye");
         // Lets the close reach the server; bounded by the idle timeout.
         let _ignored = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
