@@ -128,6 +128,33 @@ fn sigterm_while_blocked_on_a_full_spool_stops_cleanly_and_the_restart_loses_not
 }
 
 #[test]
+fn sigterm_after_a_sighup_while_blocked_on_a_full_spool_still_stops() {
+    // A SIGHUP (a logrotate postrotate) while the spool was full left the control task
+    // waiting to hand the stage its new config, no longer listening for SIGTERM: the stop
+    // hung until the supervisor's SIGKILL.
+    const N: usize = 40_000;
+    let scratch = Scratch::new("spool-block-hup");
+    let (_agg, dir, cfg) = setup(&scratch, N, "spool_full = \"block\"\n");
+    let fs = Tmpfs::mount(&dir.join("spool"), 256);
+    let mut agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+    wait_full(&fs, 160 << 10);
+    // The file input changed: the reload stops it, and its stop waits on the stage.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    agent.rewrite_config(&text.replace("read_from = \"start\"", "read_from = \"end\""));
+    agent.signal("HUP");
+    // Time for the reload to start and block (nothing says so); were the TERM first, the
+    // test would pass on the old code too, never fail on the new.
+    std::thread::sleep(Duration::from_millis(300));
+    agent.signal("TERM");
+    let Some((status, log)) = agent.exited_within(Duration::from_secs(20)) else {
+        let (_status, log) = agent.kill9();
+        panic!("SIGTERM ignored after a SIGHUP:\n{log}");
+    };
+    assert!(status.success(), "{log}");
+    drop(fs);
+}
+
+#[test]
 fn a_full_spool_with_drop_oldest_counts_every_lost_event_and_the_gaps_say_where() {
     const N: usize = 40_000;
     let scratch = Scratch::new("spool-drop");

@@ -423,19 +423,33 @@ async fn control(
             _ = signals.hup.recv() => match load(&path) {
                 Err(e) => eprintln!("vedette-agent: reload refused, the running config stays: {e:#}"),
                 Ok(cfg) => {
-                    let stage_cfg = Box::new((
-                        normalize_config(&cfg),
-                        cfg.dedup.clone(),
-                        cfg.redaction.clone(),
-                    ));
-                    if tx.send(StageMsg::Reconfigure(stage_cfg)).await.is_err() {
+                    // A reload can wait on the stage (its queue full, an input stopping
+                    // until its batches are acknowledged) as long as the stage waits on a
+                    // full spool: a stop meanwhile ends it where it is, as it ends any wait.
+                    let reload = async {
+                        let stage_cfg = Box::new((
+                            normalize_config(&cfg),
+                            cfg.dedup.clone(),
+                            cfg.redaction.clone(),
+                        ));
+                        if tx.send(StageMsg::Reconfigure(stage_cfg)).await.is_err() {
+                            return false;
+                        }
+                        sources.max_record = cfg.max_line_bytes.unwrap_or(64 * 1024);
+                        if let Err(e) = sources.reload(&cfg, &tx).await {
+                            eprintln!("vedette-agent: reload: {e:#}");
+                        } else {
+                            eprintln!("vedette-agent: config reloaded from {}", path.display());
+                        }
+                        true
+                    };
+                    let go_on = tokio::select! {
+                        go_on = reload => go_on,
+                        _ = signals.term.recv() => false,
+                        _ = signals.int.recv() => false,
+                    };
+                    if !go_on {
                         break;
-                    }
-                    sources.max_record = cfg.max_line_bytes.unwrap_or(64 * 1024);
-                    if let Err(e) = sources.reload(&cfg, &tx).await {
-                        eprintln!("vedette-agent: reload: {e:#}");
-                    } else {
-                        eprintln!("vedette-agent: config reloaded from {}", path.display());
                     }
                 }
             },
