@@ -264,7 +264,7 @@ fn run(config: &std::path::Path) -> Result<()> {
     );
     if s.stage.unspooled > 0 {
         eprintln!(
-            "  stopped with the spool full: {} events not spooled; their sources were not acknowledged, so they are read again at the next start",
+            "  stopped with the spool full: {} events not spooled; those of files and the journal are read again at the next start (their checkpoints stayed before them), those of syslog listeners are lost (a sender has nothing to read again)",
             s.stage.unspooled
         );
     }

@@ -456,11 +456,12 @@ async fn control(
         }
     }
     // Started before the sources stop: a tail blocked handing a batch to a stage that is
-    // itself blocked on a full spool stops only once the spool lets go.
+    // itself blocked on a full spool stops only once the spool lets go. Only a wait for
+    // space is given up: with room, the last batches are spooled as ever.
     if let Some((spool, ms)) = unblock {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            spool.close();
+            spool.stop_waiting();
         });
     }
     sources.stop_all().await;

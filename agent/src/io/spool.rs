@@ -282,6 +282,8 @@ struct Inner {
     read_failures: BTreeMap<u64, u32>,
     acked: u64,
     closed: bool,
+    /// [`Spool::stop_waiting`] was called.
+    no_wait: bool,
     /// Bumped whenever space may have been freed; blocked appenders wait for a change.
     freed: u64,
     /// An ack could not be logged (said once).
@@ -627,6 +629,7 @@ impl Spool {
             read_failures: BTreeMap::new(),
             acked: 0,
             closed: false,
+            no_wait: false,
             freed: 0,
             ack_log_failed: false,
             waiters: 0,
@@ -766,9 +769,12 @@ impl Spool {
                     // Woken when an ack or a reader frees space, at close, and every
                     // BLOCK_RETRY in case the device is full of someone else's files (then
                     // no ack of ours may ever free it).
+                    if g.no_wait {
+                        return Err(SpoolError::Closed);
+                    }
                     let seen = g.freed;
                     g.waiters += 1;
-                    while g.freed == seen && !g.closed {
+                    while g.freed == seen && !g.closed && !g.no_wait {
                         let (guard, timeout) = self
                             .space
                             .wait_timeout(g, BLOCK_RETRY)
@@ -779,7 +785,7 @@ impl Spool {
                         }
                     }
                     g.waiters -= 1;
-                    if g.closed {
+                    if g.closed || g.no_wait {
                         return Err(SpoolError::Closed);
                     }
                 }
@@ -1284,9 +1290,19 @@ impl Spool {
         self.unsent.notify_one();
     }
 
-    /// Whether [`Spool::close`] was called.
+    /// For a stop: from now on an append that would wait for space (block policy, full)
+    /// returns `Err(Closed)` at once, and those waiting do; appends with room go on. Only
+    /// what cannot be spooled is given up, so a stop with room loses nothing (a syslog
+    /// listener's last messages, which no checkpoint would read again).
+    pub fn stop_waiting(&self) {
+        self.lock().no_wait = true;
+        self.space.notify_all();
+    }
+
+    /// Whether [`Spool::close`] or [`Spool::stop_waiting`] was called.
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        let g = self.lock();
+        g.closed || g.no_wait
     }
 
     /// The counters.

@@ -292,6 +292,58 @@ fn block_waits_until_an_ack_frees_a_segment() {
 }
 
 #[test]
+fn a_stop_gives_up_only_the_appends_that_wait_for_space() {
+    // At a stop the spool was closed after the drain time whether full or not: with room
+    // left, the last batches (a syslog listener's last messages, which nothing reads
+    // again) were refused too.
+    let dir = TempDir::new("stop-waiting");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
+    drop(spool);
+    let cfg = SpoolConfig {
+        max_bytes: 2 * rec + rec / 2,
+        segment_bytes: rec,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    append(&spool, 1);
+    spool.stop_waiting();
+    assert!(spool.is_closed());
+    spool
+        .append(&batch(&spool, 1))
+        .expect("room for one more: taken");
+    assert!(matches!(
+        spool.append(&batch(&spool, 1)),
+        Err(SpoolError::Closed)
+    ));
+    assert_eq!(spool.next_seq(), 3);
+}
+
+#[test]
+fn a_stop_releases_an_append_waiting_for_space() {
+    let dir = TempDir::new("stop-blocked");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
+    drop(spool);
+    let cfg = SpoolConfig {
+        max_bytes: rec + rec / 2,
+        segment_bytes: rec,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    append(&spool, 1);
+    let next = batch(&spool, 1);
+    let s = Arc::clone(&spool);
+    let t = std::thread::spawn(move || s.append(&next));
+    while spool.waiters() == 0 {
+        assert!(!t.is_finished(), "the append did not block");
+        std::thread::yield_now();
+    }
+    spool.stop_waiting();
+    assert!(matches!(t.join().unwrap(), Err(SpoolError::Closed)));
+}
+
+#[test]
 fn close_releases_a_blocked_append() {
     let dir = TempDir::new("close");
     let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
