@@ -20,6 +20,7 @@ fn peer() -> Peer {
     Peer {
         agent_id: AGENT.into(),
         tenant: TENANT.into(),
+        serial: "01ab".into(),
     }
 }
 

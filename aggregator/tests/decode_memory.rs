@@ -106,6 +106,7 @@ fn measure(name: &str, events: &[Value]) -> (u64, u64) {
     let who = Peer {
         agent_id: "agent-1".into(),
         tenant: TENANT.into(),
+        serial: "01ab".into(),
     };
     // Counts only what is allocated from here on, its peak included.
     let profiler = dhat::Profiler::builder().testing().build();

@@ -11,6 +11,7 @@ pub fn bench_peer() -> Peer {
     Peer {
         agent_id: "agt-0000000000000001".into(),
         tenant: "default".into(),
+        serial: "01ab".into(),
     }
 }
 

@@ -72,6 +72,9 @@ pub struct Peer {
     pub agent_id: String,
     /// The tenant the agent was enrolled into.
     pub tenant: String,
+    /// The serial of the certificate the connection presented (hex): its batches are
+    /// refused once a renewed certificate has replaced it.
+    pub serial: String,
 }
 
 /// One event ready to store: the fields analysts search by. Its document is the line of

@@ -80,8 +80,11 @@ fn datetime(ms: i64) -> OffsetDateTime {
 fn random_serial() -> SerialNumber {
     let mut b = [0u8; 16];
     SystemRandom::new().fill(&mut b).expect("system randomness");
-    // Positive, as DER integers for serials must be.
-    b[0] &= 0x7f;
+    // Positive, as DER integers for serials must be, and with a first byte that is not
+    // zero: DER drops leading zero bytes, so a serial starting with one would be written
+    // into the certificate as 15 bytes while the registry recorded 16, and the agent
+    // would not be recognised by its certificate (1 in 256).
+    b[0] = (b[0] & 0x7f) | 0x40;
     SerialNumber::from_slice(&b)
 }
 
@@ -365,6 +368,26 @@ mod tests {
         assert_eq!(id.serial, issued.serial);
         assert_eq!(id.not_after_ms, issued.not_after_ms);
         assert_eq!(id.not_after_ms, (NOW + 30 * DAY_MS) / 1000 * 1000);
+    }
+
+    #[test]
+    fn the_serial_recorded_is_the_serial_the_certificate_carries() {
+        // A random serial starting with a zero byte was written into the certificate
+        // without it (DER), and the registry did not recognise 1 certificate in 256.
+        let ca = Authority::create(NOW, 3650).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        for _ in 0..1500 {
+            let issued = ca
+                .sign_agent(&csr, "agt-0011223344556677", "blue", NOW, DAY_MS)
+                .unwrap();
+            let der = cert_der_from_pem(&issued.cert_pem).unwrap();
+            assert_eq!(cert_identity(&der).unwrap().serial, issued.serial);
+        }
     }
 
     #[test]

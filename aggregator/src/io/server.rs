@@ -408,6 +408,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         let peer = Arc::new(Peer {
             agent_id: id.agent_id.clone(),
             tenant: id.tenant.clone(),
+            serial: id.serial.clone(),
         });
         let id = Arc::new(id);
         let share = self.agent_memory(&id.agent_id);

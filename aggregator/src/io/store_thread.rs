@@ -169,7 +169,7 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
         .iter()
         .map(|c| {
             store
-                .admission(&c.peer.agent_id)
+                .admission_of(&c.peer.agent_id, &c.peer.serial)
                 .map_err(|e| format!("reading whether {} is revoked: {e}", c.peer.agent_id))
         })
         .collect();
@@ -245,7 +245,7 @@ mod tests {
                 agent_id: id.into(),
                 tenant: "acme".into(),
                 hostname: "web-01".into(),
-                cert_serial: "01".into(),
+                cert_serial: "01ab".into(),
                 not_after_ms: i64::MAX,
                 enrolled_ms: 0,
             })

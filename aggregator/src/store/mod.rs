@@ -365,11 +365,17 @@ pub trait Registry: Send {
     /// revoked since back in).
     fn admission(&self, agent_id: &str) -> Result<Admission, StoreError>;
 
+    /// [`Registry::admission`] of a batch from a connection that presented the
+    /// certificate `serial`: [`Admission::Superseded`] once another connection made a
+    /// newer certificate current (the old one's sessions end at their next batch).
+    fn admission_of(&self, agent_id: &str, serial: &str) -> Result<Admission, StoreError>;
+
     /// [`Registry::admission`] of a connection presenting the certificate `serial`
     /// (expiring at `not_after_ms`): it must also be the agent's current certificate, or
-    /// the one its last renewal signed, which then becomes the current one (the agent
-    /// saved it: the one before is refused from now on). Anything else is
-    /// [`Admission::Superseded`].
+    /// one its renewals signed since, which then becomes the current one (the agent saved
+    /// it: the others are refused from now on). Anything else is
+    /// [`Admission::Superseded`]. An agent enrolled before serials were kept has its first
+    /// certificate presented taken as its current one.
     fn admit_cert(
         &mut self,
         agent_id: &str,
@@ -383,12 +389,13 @@ pub trait Registry: Send {
     /// Every agent, by id.
     fn list_agents(&self) -> Result<Vec<AgentInfo>, StoreError>;
 
-    /// Records `new_serial` as the certificate a renewal signed for a connection that
+    /// Records `new_serial` as a certificate a renewal signed for a connection that
     /// presented `presented_serial`: it becomes current once a connection presents it
-    /// ([`Registry::admit_cert`]). `false` (nothing recorded, the certificate is not sent)
+    /// ([`Registry::admit_cert`]); until then every certificate signed since the current
+    /// one is kept (an agent that saved one of them is not locked out by a later
+    /// renewal on a stale session). `false` (nothing recorded, the certificate is not sent)
     /// if the agent is unknown, revoked, or `presented_serial` is no longer its current
-    /// certificate (a revocation or a renewal on another connection since this one was
-    /// admitted).
+    /// certificate (a newer one was made current since this connection was admitted).
     fn record_renewal(
         &mut self,
         agent_id: &str,

@@ -297,11 +297,14 @@ DROP TABLE postings;
 ALTER TABLE postings_9 RENAME TO postings;
 CREATE INDEX postings_chunk ON postings (chunk);
 "#,
-    // 9 -> 10: the certificate a renewal signed, current once a connection presents it
-    // (`Registry::admit_cert`): until then the one it replaces stays current, so an agent
-    // that could not save it keeps working; after, the old one is refused.
+    // 9 -> 10: the certificates renewals signed, one of them current once a connection
+    // presents it (`Registry::admit_cert`): until then the one they replace stays current,
+    // so an agent that could not save one keeps working; after, the others are refused.
+    // Agents enrolled before are recognised by the first certificate they present (the
+    // registry may have recorded a renewal the agent never saved).
     r#"
 ALTER TABLE agents ADD COLUMN pending_serial TEXT;
+UPDATE agents SET pending_serial = '*';
 "#,
 ];
 
@@ -1339,35 +1342,33 @@ impl Registry for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn admission_of(&self, agent_id: &str, serial: &str) -> Result<Admission, StoreError> {
+        Ok(match self.serials(agent_id)? {
+            None => Admission::Unknown,
+            Some(s) => s.admission(serial),
+        })
+    }
+
     fn admit_cert(
         &mut self,
         agent_id: &str,
         serial: &str,
         not_after_ms: i64,
     ) -> Result<Admission, StoreError> {
-        let found: Option<(bool, String, Option<String>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT revoked_ms IS NOT NULL, cert_serial, pending_serial FROM agents \
-                 WHERE agent_id = ?1",
-            )?
-            .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        Ok(match found {
-            None => Admission::Unknown,
-            Some((true, _, _)) => Admission::Revoked,
-            Some((false, current, _)) if current == serial => Admission::Active,
-            Some((false, _, Some(pending))) if pending == serial => {
-                self.conn
-                    .prepare_cached(
-                        "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3, \
-                         pending_serial = NULL WHERE agent_id = ?1 AND pending_serial = ?2",
-                    )?
-                    .execute(params![agent_id, serial, not_after_ms])?;
-                Admission::Active
-            }
-            Some(_) => Admission::Superseded,
-        })
+        let Some(s) = self.serials(agent_id)? else {
+            return Ok(Admission::Unknown);
+        };
+        let a = s.admission(serial);
+        let first_since_schema_10 = s.pending.iter().any(|p| p == ANY_SERIAL);
+        if a == Admission::Active && (!s.is_current(serial) || first_since_schema_10) {
+            self.conn
+                .prepare_cached(
+                    "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3, \
+                     pending_serial = NULL WHERE agent_id = ?1",
+                )?
+                .execute(params![agent_id, canonical_serial(serial), not_after_ms])?;
+        }
+        Ok(a)
     }
 
     fn record_renewal(
@@ -1376,13 +1377,20 @@ impl Registry for SqliteStore {
         presented_serial: &str,
         new_serial: &str,
     ) -> Result<bool, StoreError> {
+        let Some(s) = self.serials(agent_id)? else {
+            return Ok(false);
+        };
+        if s.revoked || !s.is_current(presented_serial) {
+            return Ok(false);
+        }
+        // The latest few: a connection renews at most once per twentieth of a lifetime.
+        let mut pending: Vec<&str> = s.pending.iter().map(String::as_str).collect();
+        pending.push(canonical_serial(new_serial));
+        let keep = pending.len().saturating_sub(MAX_PENDING_SERIALS);
         let n = self
             .conn
-            .prepare_cached(
-                "UPDATE agents SET pending_serial = ?3 \
-                 WHERE agent_id = ?1 AND cert_serial = ?2 AND revoked_ms IS NULL",
-            )?
-            .execute(params![agent_id, presented_serial, new_serial])?;
+            .prepare_cached("UPDATE agents SET pending_serial = ?2 WHERE agent_id = ?1")?
+            .execute(params![agent_id, pending[keep..].join(" ")])?;
         Ok(n > 0)
     }
 
@@ -1399,6 +1407,76 @@ impl Registry for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// Certificates a renewal signed that an agent may still present, besides its current one.
+const MAX_PENDING_SERIALS: usize = 8;
+
+/// `agents.pending_serial` of an agent enrolled before serials were kept (schema 10): its
+/// first certificate presented becomes its current one.
+const ANY_SERIAL: &str = "*";
+
+/// A serial as hex digits without leading zero bytes: DER drops them, so one serial can
+/// be written with or without (registries of earlier versions recorded the padded form).
+fn canonical_serial(hex: &str) -> &str {
+    let mut s = hex;
+    while s.len() > 2 && s.starts_with("00") {
+        s = &s[2..];
+    }
+    s
+}
+
+/// An agent's certificates as the registry knows them.
+struct Serials {
+    revoked: bool,
+    current: String,
+    pending: Vec<String>,
+}
+
+impl Serials {
+    fn is_current(&self, serial: &str) -> bool {
+        canonical_serial(&self.current) == canonical_serial(serial)
+    }
+
+    fn admission(&self, serial: &str) -> Admission {
+        let serial = canonical_serial(serial);
+        if self.revoked {
+            Admission::Revoked
+        } else if self.is_current(serial)
+            || self
+                .pending
+                .iter()
+                .any(|p| p == ANY_SERIAL || canonical_serial(p) == serial)
+        {
+            Admission::Active
+        } else {
+            Admission::Superseded
+        }
+    }
+}
+
+impl SqliteStore {
+    fn serials(&self, agent_id: &str) -> Result<Option<Serials>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT revoked_ms IS NOT NULL, cert_serial, pending_serial FROM agents \
+                 WHERE agent_id = ?1",
+            )?
+            .query_row([agent_id], |r| {
+                let pending: Option<String> = r.get(2)?;
+                Ok(Serials {
+                    revoked: r.get(0)?,
+                    current: r.get(1)?,
+                    pending: pending
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                })
+            })
+            .optional()?)
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn peer() -> Peer {
     Peer {
         agent_id: "agent-1".into(),
         tenant: "acme".into(),
+        serial: "01ab".into(),
     }
 }
 

@@ -158,6 +158,7 @@ fn one_agent_cannot_make_anothers_events_duplicates() {
     let other = Peer {
         agent_id: "agent-2".into(),
         tenant: "acme".into(),
+        serial: "01ab".into(),
     };
     let commit_as = |s: &mut SqliteStore, who: &Peer, seq: u64, evs: &[Value]| {
         let (h, p) = encode_batch(&who.agent_id, 7, seq, evs, vec![], 0);
@@ -189,6 +190,7 @@ fn an_agent_cannot_compute_the_keys_of_anothers_uids() {
     let forger = Peer {
         agent_id: "agent-2".into(),
         tenant: "acme".into(),
+        serial: "01ab".into(),
     };
     let mut forged = UidKey::of(&victim_uid);
     let UidKey::Bytes(b) = &mut forged else {
@@ -505,6 +507,7 @@ fn the_stored_event_says_the_certificates_tenant_and_tenants_are_apart() {
     let other = Peer {
         agent_id: "agent-9".into(),
         tenant: "globex".into(),
+        serial: "01ab".into(),
     };
     let (h, p) = encode_batch("agent-9", 1, 1, &[ev], vec![], 0);
     let b = decode_batch(&h, &p, &other).unwrap();
@@ -733,6 +736,40 @@ fn record_in(id: &str, tenant: &str) -> AgentRecord {
 }
 
 #[test]
+fn an_agent_enrolled_before_serials_were_kept_is_known_by_its_first_certificate() {
+    // The registry of earlier versions recorded a renewal before the agent saved it: the
+    // certificate an agent holds may be one the registry never kept. Its first one
+    // presented after the upgrade is taken, and from then on only it.
+    let db = TempDb::new("serial-migrated");
+    let mut s = db.open();
+    s.register_agent(&record("agent-1")).unwrap();
+    s.conn
+        .execute_batch("UPDATE agents SET pending_serial = '*'")
+        .unwrap();
+    assert_eq!(
+        s.admission_of("agent-1", "0777").unwrap(),
+        Admission::Active
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0777", 30_000).unwrap(),
+        Admission::Active
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "01ab", 10_000).unwrap(),
+        Admission::Superseded
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0777", 30_000).unwrap(),
+        Admission::Active
+    );
+    let a = s.agent("agent-1").unwrap().unwrap();
+    assert_eq!(
+        (a.record.cert_serial.as_str(), a.record.not_after_ms),
+        ("0777", 30_000)
+    );
+}
+
+#[test]
 fn agents_register_renew_report_and_get_revoked() {
     let mut s = memory();
     s.register_agent(&record("agent-1")).unwrap();
@@ -774,6 +811,41 @@ fn agents_register_renew_report_and_get_revoked() {
         s.admit_cert("agent-x", "01ab", 10_000).unwrap(),
         Admission::Unknown
     );
+    // Batches of a connection still on the replaced certificate are refused too.
+    assert_eq!(
+        s.admission_of("agent-1", "01ab").unwrap(),
+        Admission::Superseded
+    );
+    assert_eq!(
+        s.admission_of("agent-1", "02cd").unwrap(),
+        Admission::Active
+    );
+    // Two renewals before either is used (the first answer lost, or not saved): either
+    // one is taken, and then only it.
+    assert!(s.record_renewal("agent-1", "02cd", "03ef").unwrap());
+    assert!(s.record_renewal("agent-1", "02cd", "0456").unwrap());
+    assert_eq!(
+        s.admit_cert("agent-1", "03ef", 40_000).unwrap(),
+        Admission::Active
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0456", 40_000).unwrap(),
+        Admission::Superseded
+    );
+    // DER drops a serial's leading zero bytes; the registry may hold them.
+    assert_eq!(
+        s.admit_cert("agent-1", "0003ef", 40_000).unwrap(),
+        Admission::Active
+    );
+    assert!(s.record_renewal("agent-1", "03ef", "0002cd").unwrap());
+    assert_eq!(
+        s.admit_cert("agent-1", "02cd", 50_000).unwrap(),
+        Admission::Active
+    );
+    assert_eq!(
+        s.agent("agent-1").unwrap().unwrap().record.cert_serial,
+        "02cd"
+    );
     let seen = AgentState {
         last_seen_ms: 5_000,
         version: "0.1.0".into(),
@@ -791,7 +863,7 @@ fn agents_register_renew_report_and_get_revoked() {
     let a = s.agent("agent-1").unwrap().unwrap();
     assert_eq!(
         (a.record.cert_serial.as_str(), a.record.not_after_ms),
-        ("02cd", 20_000)
+        ("02cd", 50_000)
     );
     // Counters saturate at i64::MAX.
     let want = AgentState {
