@@ -518,10 +518,6 @@ struct Line {
     cut_from: Option<u64>,
 }
 
-/// Reads one line into `line` (with its newline), keeping at most `cap` bytes and
-/// skipping the rest; returns the line's whole length (0 at the end) and, for a line cut
-/// short, the cursor found in what was skipped: fields come in no fixed order, and an
-/// entry without its cursor could be neither checkpointed nor told apart from another.
 /// Whether `fd` has something to read (or its end, or an error: the read says which)
 /// within `wait`.
 fn readable(fd: &impl std::os::fd::AsFd, wait: Duration) -> bool {
@@ -537,6 +533,10 @@ fn readable(fd: &impl std::os::fd::AsFd, wait: Duration) -> bool {
     }
 }
 
+/// Reads one line into `line` (with its newline), keeping at most `cap` bytes and
+/// skipping the rest; returns the line's whole length (0 at the end) and, for a line cut
+/// short, the cursor found in what was skipped: fields come in no fixed order, and an
+/// entry without its cursor could be neither checkpointed nor told apart from another.
 fn read_line_capped(
     r: &mut impl BufRead,
     line: &mut Vec<u8>,

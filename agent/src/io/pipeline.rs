@@ -221,8 +221,9 @@ pub struct StageStats {
     pub records: u64,
     /// Events written.
     pub events: u64,
-    /// Events the spool did not take because it closed at shutdown while full (block
-    /// policy): their sources were not acknowledged and read them again at the next start.
+    /// Events the spool did not take because it was full at shutdown (block policy) and
+    /// gave up waiting: their sources were not acknowledged, so files and the journal read
+    /// them again at the next start; a syslog listener's are lost.
     pub unspooled: u64,
 }
 
@@ -321,9 +322,10 @@ pub fn run_stage(
     Ok((st.stats, st.dedup.map(|d| d.metrics().clone())))
 }
 
-/// The stage's end when the sink failed: a spool closed at shutdown is a clean stop (the
-/// acknowledgements not given make the sources read those records again at the next
-/// start; nothing is lost), anything else the error.
+/// The stage's end when the sink failed: a spool that gave up waiting for space at
+/// shutdown is a clean stop (the acknowledgements not given make files and the journal
+/// read those records again at the next start; a syslog listener's are lost, and
+/// counted), anything else the error.
 fn stopped_unspooled(
     mut st: Stage,
     sink: &Sink,
@@ -414,11 +416,15 @@ impl Stage {
                 self.norm.reconfigure(ncfg);
                 self.redactor = rcfg.map(|c| Redactor::new(c, &self.key));
                 // A changed dedup config starts fresh; what the old one held comes out now.
-                if let Some(d) = &mut self.dedup {
-                    d.flush();
+                // An unchanged one keeps its windows (a SIGHUP from logrotate's postrotate
+                // split every open summary in two) and its counters.
+                if self.dedup.as_ref().map(Dedup::config) != dcfg.as_ref() {
+                    if let Some(d) = &mut self.dedup {
+                        d.flush();
+                    }
+                    self.drain(sink);
+                    self.dedup = dcfg.map(Dedup::new);
                 }
-                self.drain(sink);
-                self.dedup = dcfg.map(Dedup::new);
                 return;
             }
         };
@@ -648,6 +654,77 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         text
+    }
+
+    /// A SIGHUP reconfigures the stage; with the dedup config unchanged its open windows
+    /// stay open: every reload (logrotate's postrotate) split each summary in two and
+    /// reset the counters.
+    #[test]
+    fn a_reload_with_the_same_dedup_config_keeps_the_open_windows() {
+        let dir = std::env::temp_dir().join(format!("vedette-stage-{}-reload", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out.ndjson");
+        let mut sink = Sink::file(&out).unwrap();
+        let dedup = DedupConfig {
+            window_ms: 600_000,
+            ..DedupConfig::default()
+        };
+        let edge = Edge {
+            dedup: Some(dedup.clone()),
+            redaction: None,
+            key: Vec::new(),
+            accounts: None,
+            host: None,
+            maintenance: Vec::new(),
+            processes: None,
+            baseline: None,
+            local_host: "vm".into(),
+        };
+        let rt = stage_runtime();
+        let (tx, rx) = mpsc::channel(4);
+        let source = Arc::new(Source {
+            id: "/var/log/auth.log".into(),
+            uid_key: None,
+            time: TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
+            syslog: false,
+            sender_name: None,
+        });
+        let line = b"Jan 15 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2";
+        let batch = |seqs: std::ops::Range<u64>| {
+            let mut b = Batch::new(source.clone());
+            for seq in seqs {
+                let rx = Received {
+                    seq,
+                    now_ms: clock::now_ms(),
+                    ..Received::default()
+                };
+                b.push(line, rx);
+            }
+            b
+        };
+        let stage = std::thread::spawn(move || {
+            let norm = Normalizer::new(NormalizeConfig::default());
+            run_stage(rx, norm, edge, &mut sink, rt.handle()).unwrap()
+        });
+        tx.blocking_send(StageMsg::Batch(batch(0..3))).unwrap();
+        tx.blocking_send(StageMsg::Reconfigure(Box::new((
+            NormalizeConfig::default(),
+            Some(dedup),
+            None,
+        ))))
+        .unwrap();
+        tx.blocking_send(StageMsg::Batch(batch(3..5))).unwrap();
+        drop(tx);
+        let (stats, metrics) = stage.join().unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        let counts: Vec<Option<u64>> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["count"].as_u64())
+            .collect();
+        assert_eq!(counts, [None, Some(4)], "{text}");
+        assert_eq!(stats.events, 2);
+        assert_eq!(metrics.unwrap().folded, 4);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Process enrichment copies a live process's command line from /proc into the event

@@ -40,6 +40,10 @@ struct SpoolSink {
     failed: Option<io::Error>,
     /// Events of batches the spool refused because it was closed.
     unspooled: u64,
+    /// The spool refused a batch because it was closed (given up waiting for space at a
+    /// stop): the stage's stop is then a clean one with `unspooled` events left out,
+    /// where any other append error is a failure.
+    refused_closed: bool,
 }
 
 impl SpoolSink {
@@ -57,8 +61,10 @@ impl SpoolSink {
         self.spool.append(&b).map_err(|e| {
             if matches!(e, SpoolError::Closed) {
                 // Shutting down with the spool full: these events go unspooled, their
-                // sources unacknowledged (read again at the next start).
+                // sources unacknowledged (files and the journal read them again at the
+                // next start; a syslog listener's are lost).
                 self.unspooled += u64::from(b.header.events);
+                self.refused_closed = true;
             }
             io::Error::other(format!(
                 "spooling batch {seq} ({} events): {e}",
@@ -116,6 +122,7 @@ impl Sink {
             now_ms: clock::monotonic_ms(),
             failed: None,
             unspooled: 0,
+            refused_closed: false,
         })))
     }
 
@@ -225,7 +232,7 @@ impl Sink {
     /// it did not take, counting those still in the open batch. `None` otherwise.
     pub fn unspooled_at_close(&self) -> Option<u64> {
         match &self.target {
-            Target::Spool(s) if s.spool.is_closed() => {
+            Target::Spool(s) if s.refused_closed => {
                 Some(s.unspooled + u64::from(s.batcher.events()))
             }
             _ => None,

@@ -702,7 +702,8 @@ impl Spool {
     }
 
     /// Stores `batch` (cut with seq [`Spool::next_seq`]). When full, applies the policy:
-    /// `Block` waits for acknowledgements (until [`Spool::close`]: `Err(Closed)`),
+    /// `Block` waits for acknowledgements (until [`Spool::close`] or
+    /// [`Spool::stop_waiting`]: `Err(Closed)`),
     /// `DropOldest` deletes the oldest segment's waiting batches, counted in the stats,
     /// until it fits; a batch that cannot fit even then (larger than `max_bytes`, or a
     /// device filled by someone else) is itself dropped and counted: with `DropOldest` an
@@ -766,7 +767,8 @@ impl Spool {
                     }
                 }
                 FullPolicy::Block => {
-                    // Woken when an ack or a reader frees space, at close, and every
+                    // Woken when an ack or a reader frees space, at close or
+                    // `stop_waiting`, and every
                     // BLOCK_RETRY in case the device is full of someone else's files (then
                     // no ack of ours may ever free it).
                     if g.no_wait {

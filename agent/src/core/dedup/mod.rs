@@ -26,7 +26,7 @@ pub use fingerprint::Field;
 use super::prehashed::Prehashed;
 
 /// Dedup settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupConfig {
     /// Window length, ms (default 10 s).
     pub window_ms: i64,
@@ -138,6 +138,11 @@ impl Dedup {
             cfg,
             ..Self::default()
         }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DedupConfig {
+        &self.cfg
     }
 
     /// Counters so far.
