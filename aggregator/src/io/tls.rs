@@ -51,13 +51,13 @@ pub fn server_config(
         .max_idle_timeout(Some(IDLE_TIMEOUT.try_into()?))
         // What a connection's peer may have the server buffer before the server reads
         // it, outside the batch memory budget (a stream waiting for its share is not
-        // read): 8 MiB per connection, 4 MiB per stream. An ordinary batch is ~100 KiB
-        // compressed, so the agent's 8 batches in flight fit many times over, and at a
-        // 100 ms round trip a connection still moves 80 MB/s (a few hundred thousand
-        // events/s); 32 MiB per connection let each agent's four connections hold
-        // 128 MiB beyond the budget.
+        // read): 16 MiB per connection, 4 MiB per stream. An ordinary batch is ~100 KiB
+        // compressed, so the agent's 8 batches in flight fit many times over; with the
+        // largest batches, streams waiting for memory leave room for the one being read
+        // (at 8 MiB, two of them filled the window and stalled it). 32 MiB per connection
+        // let each agent's four connections hold 128 MiB beyond the budget.
         .stream_receive_window((4u32 << 20).into())
-        .receive_window((8u32 << 20).into());
+        .receive_window((16u32 << 20).into());
     cfg.transport_config(Arc::new(transport));
     Ok(cfg)
 }
