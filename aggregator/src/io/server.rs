@@ -702,6 +702,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         let mut state = AgentState::default();
         // When this connection last had a certificate signed: each is a write and an
         // fsync on the store's thread, which a looping agent must not monopolise.
+        // When this connection last got a certificate signed, `clock::monotonic_ms`.
         let mut renewed_at: Option<i64> = None;
         loop {
             let msg: Control = match self
@@ -731,7 +732,8 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 }
                 Control::Renew { csr_pem } => {
                     let every = renew_every_ms(self.cert_lifetime_ms);
-                    if renewed_at.is_some_and(|t| now - t < every) {
+                    let mono = super::clock::monotonic_ms();
+                    if renewed_at.is_some_and(|t| mono - t < every) {
                         Some(Control::Error {
                             reason: format!(
                                 "a renewal was signed less than {} ms ago on this connection",
@@ -739,7 +741,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                             ),
                         })
                     } else {
-                        renewed_at = Some(now);
+                        renewed_at = Some(mono);
                         Some(self.renew(id, &csr_pem, now).await?)
                     }
                 }
