@@ -619,6 +619,21 @@ mod tests {
             .unwrap()
     }
 
+    /// An edge stage with `dedup` and nothing else.
+    fn dedup_edge(dedup: DedupConfig) -> Edge {
+        Edge {
+            dedup: Some(dedup),
+            redaction: None,
+            key: Vec::new(),
+            accounts: None,
+            host: None,
+            maintenance: Vec::new(),
+            processes: None,
+            baseline: None,
+            local_host: "vm".into(),
+        }
+    }
+
     /// A stage with the enrichment a test sets in `edge`, run over `lines` of one source;
     /// the NDJSON it wrote.
     fn run_lines(edge: Edge, lines: &[&str], name: &str) -> String {
@@ -669,17 +684,7 @@ mod tests {
             window_ms: 600_000,
             ..DedupConfig::default()
         };
-        let edge = Edge {
-            dedup: Some(dedup.clone()),
-            redaction: None,
-            key: Vec::new(),
-            accounts: None,
-            host: None,
-            maintenance: Vec::new(),
-            processes: None,
-            baseline: None,
-            local_host: "vm".into(),
-        };
+        let edge = dedup_edge(dedup.clone());
         let rt = stage_runtime();
         let (tx, rx) = mpsc::channel(4);
         let source = Arc::new(Source {
@@ -777,20 +782,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vedette-stage-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut sink = Sink::file(&dir.join("out.ndjson")).unwrap();
-        let edge = Edge {
-            dedup: Some(DedupConfig {
-                window_ms: 50,
-                ..DedupConfig::default()
-            }),
-            redaction: None,
-            key: Vec::new(),
-            accounts: None,
-            host: None,
-            maintenance: Vec::new(),
-            processes: None,
-            baseline: None,
-            local_host: "vm".into(),
-        };
+        let edge = dedup_edge(DedupConfig {
+            window_ms: 50,
+            ..DedupConfig::default()
+        });
         let rt = stage_runtime();
         let (tx, rx) = mpsc::channel(4);
         let (acked_tx, acked) = std_mpsc::channel();

@@ -291,21 +291,27 @@ fn block_waits_until_an_ack_frees_a_segment() {
     assert_eq!((st.dropped_batches, st.batches), (0, 3));
 }
 
+/// A spool in `dir` with room for `halves` / 2 records of one-event batches, a segment
+/// per record.
+fn spool_with_room(dir: &TempDir, halves: u64) -> Arc<Spool> {
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
+    drop(spool);
+    let cfg = SpoolConfig {
+        max_bytes: rec * halves / 2,
+        segment_bytes: rec,
+        ..cfg()
+    };
+    Spool::open(&dir.0, cfg).unwrap().0
+}
+
 #[test]
 fn a_stop_gives_up_only_the_appends_that_wait_for_space() {
     // At a stop the spool was closed after the drain time whether full or not: with room
     // left, the last batches (a syslog listener's last messages, which nothing reads
     // again) were refused too.
     let dir = TempDir::new("stop-waiting");
-    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
-    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
-    drop(spool);
-    let cfg = SpoolConfig {
-        max_bytes: 2 * rec + rec / 2,
-        segment_bytes: rec,
-        ..cfg()
-    };
-    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let spool = spool_with_room(&dir, 5);
     append(&spool, 1);
     spool.stop_waiting();
     assert!(spool.is_closed());
@@ -320,52 +326,30 @@ fn a_stop_gives_up_only_the_appends_that_wait_for_space() {
 }
 
 #[test]
-fn a_stop_releases_an_append_waiting_for_space() {
-    let dir = TempDir::new("stop-blocked");
-    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
-    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
-    drop(spool);
-    let cfg = SpoolConfig {
-        max_bytes: rec + rec / 2,
-        segment_bytes: rec,
-        ..cfg()
-    };
-    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
-    append(&spool, 1);
-    let next = batch(&spool, 1);
-    let s = Arc::clone(&spool);
-    let t = std::thread::spawn(move || s.append(&next));
-    while spool.waiters() == 0 {
-        assert!(!t.is_finished(), "the append did not block");
-        std::thread::yield_now();
+fn close_or_a_stop_releases_a_blocked_append() {
+    type Release = fn(&Spool);
+    let releases: [(&str, Release); 2] = [
+        ("close", Spool::close),
+        ("stop-waiting-blocked", Spool::stop_waiting),
+    ];
+    for (name, release) in releases {
+        let dir = TempDir::new(name);
+        let spool = spool_with_room(&dir, 3);
+        append(&spool, 1);
+        let next = batch(&spool, 1);
+        let s = Arc::clone(&spool);
+        let t = std::thread::spawn(move || s.append(&next));
+        while spool.waiters() == 0 {
+            assert!(!t.is_finished(), "{name}: the append did not block");
+            std::thread::yield_now();
+        }
+        release(&spool);
+        assert!(
+            matches!(t.join().unwrap(), Err(SpoolError::Closed)),
+            "{name}"
+        );
+        assert_eq!(spool.next_seq(), 2, "{name}: the refused batch took no seq");
     }
-    spool.stop_waiting();
-    assert!(matches!(t.join().unwrap(), Err(SpoolError::Closed)));
-}
-
-#[test]
-fn close_releases_a_blocked_append() {
-    let dir = TempDir::new("close");
-    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
-    let rec = (HEADER_LEN + batch(&spool, 1).bytes.len()) as u64;
-    drop(spool);
-    let cfg = SpoolConfig {
-        max_bytes: rec + rec / 2,
-        segment_bytes: rec,
-        ..cfg()
-    };
-    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
-    append(&spool, 1);
-    let next = batch(&spool, 1);
-    let s = Arc::clone(&spool);
-    let t = std::thread::spawn(move || s.append(&next));
-    while spool.waiters() == 0 {
-        assert!(!t.is_finished(), "the append did not block");
-        std::thread::yield_now();
-    }
-    spool.close();
-    assert!(matches!(t.join().unwrap(), Err(SpoolError::Closed)));
-    assert_eq!(spool.next_seq(), 2, "the refused batch took no seq");
 }
 
 #[test]
