@@ -685,7 +685,7 @@ const PRUNE_WAITING: &str = "SELECT 1 FROM watermarks w \
      WHERE w.agent_id = ?1 AND w.epoch = ?2 AND w.seq = ?3 \
      AND EXISTS (SELECT 1 FROM watermarks b WHERE b.agent_id = w.agent_id \
      AND b.source = w.source AND b.stream = w.stream AND b.unit = w.unit \
-     AND b.first < w.first)";
+     AND b.first < w.first AND NOT (b.epoch = w.epoch AND b.seq = w.seq))";
 
 /// The search entries of the chunks retention deletes (through `postings_chunk`).
 const PRUNE_POSTINGS: &str =

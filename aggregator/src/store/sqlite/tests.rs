@@ -1409,6 +1409,29 @@ fn pruning_batch_records_is_sliced_and_leaves_no_false_gap() {
     assert_eq!(run(&mut s, 5_501), (0, 0), "nothing more to do");
 }
 
+/// A batch carrying two ranges of one stream (records skipped between them) waited on its
+/// own lower range: it was never deleted, nor was any later batch of the stream, and the
+/// batch and watermark records grew for ever.
+#[test]
+fn a_batch_with_two_ranges_of_one_stream_is_not_held_back_by_itself() {
+    let mut s = memory();
+    let who = peer();
+    let (h, p) = encode_batch(
+        &who.agent_id,
+        7,
+        1,
+        &[],
+        vec![watermark(0, 50), watermark(60, 100)],
+        100,
+    );
+    let batch = decode_batch(&h, &p, &who).unwrap();
+    assert_eq!(s.commit(&who, &h, &batch, 1_000).unwrap(), stored(0, 0));
+    send_range_at(&mut s, 2, 100, 110, 2_000);
+    let p = s.prune(3_000, 10).unwrap();
+    assert_eq!((p.batches, p.batches_waiting), (2, 0), "{p:?}");
+    assert_eq!(s.batch_count().unwrap(), 0);
+}
+
 /// Retention runs under the write lock, a slice at a time: each of its statements must
 /// find its rows through an index, or every slice reads whole tables (the chunks'
 /// documents included) while ingest waits.
