@@ -184,6 +184,20 @@ fn open_store(dir: &Path, sync: Synchronous) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&p, cfg).with_context(|| format!("opening {}", p.display()))
 }
 
+/// The store of an existing state dir: the commands other than `init` and `serve` never
+/// create one (a mistyped `--state-dir` made an empty store there and reported "no gaps",
+/// "events: 0", a token nobody's aggregator knows).
+fn open_existing_store(dir: &Path) -> anyhow::Result<SqliteStore> {
+    let p = StatePaths::new(dir).db();
+    if !p.is_file() {
+        anyhow::bail!(
+            "no store at {}: not an aggregator's state dir (`vedette-aggregator init` makes one)",
+            p.display()
+        );
+    }
+    open_store(dir, Synchronous::Full)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -207,6 +221,12 @@ fn main() -> anyhow::Result<()> {
             let Some(ttl_ms) = parse_duration_ms(&ttl) else {
                 bail!("--ttl {ttl}: use a number and a unit, like 90s, 30m, 1h or 7d");
             };
+            // A token is a door open to whoever holds it: a year at most (a longer one
+            // also overflowed the expiry into the past).
+            const MAX_TTL_MS: i64 = 366 * 86_400_000;
+            if ttl_ms > MAX_TTL_MS {
+                bail!("--ttl {ttl}: at most 366d");
+            }
             if !valid_tenant(&tenant) {
                 bail!(
                     "--tenant {tenant}: use 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
@@ -215,7 +235,7 @@ fn main() -> anyhow::Result<()> {
             let dir = state.dir()?;
             let ca = StatePaths::new(&dir).authority()?;
             let token = Token::generate(ca.fingerprint());
-            let mut store = open_store(&dir, Synchronous::Full)?;
+            let mut store = open_existing_store(&dir)?;
             let now = now_ms();
             store.create_token(
                 &token.id,
@@ -229,7 +249,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Agents {
             cmd: AgentsCmd::List { state },
         } => {
-            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            let store = open_existing_store(&state.dir()?)?;
             for a in store.list_agents()? {
                 let r = &a.record;
                 let seen = a.state.as_ref().map_or(0, |s| s.last_seen_ms);
@@ -250,14 +270,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Agents {
             cmd: AgentsCmd::Revoke { state, id },
         } => {
-            let mut store = open_store(&state.dir()?, Synchronous::Full)?;
+            let mut store = open_existing_store(&state.dir()?)?;
             if !store.revoke_agent(&id, now_ms())? {
                 bail!("no agent {id}");
             }
             println!("revoked {id}");
         }
         Cmd::Stats { state } => {
-            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            let store = open_existing_store(&state.dir()?)?;
             let by_class = store.counts_by_class()?;
             let total: u64 = by_class.iter().map(|(_, n)| n).sum();
             println!("events: {total}");
@@ -286,7 +306,7 @@ fn main() -> anyhow::Result<()> {
                     None => bail!("--since {s}: use a number and a unit, like 90s, 30m, 1h or 7d"),
                 },
             };
-            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            let store = open_existing_store(&state.dir()?)?;
             let found = match &key {
                 Some(key) => store.find(&tenant, key, from_ms, i64::MAX, limit)?,
                 None => store.latest(&tenant, from_ms, i64::MAX, limit)?,
@@ -299,7 +319,7 @@ fn main() -> anyhow::Result<()> {
             let age = parse_duration_ms(&older_than).with_context(|| {
                 format!("--older-than {older_than:?}: want a duration like 90d")
             })?;
-            let mut store = open_store(&state.dir()?, Synchronous::Full)?;
+            let mut store = open_existing_store(&state.dir()?)?;
             let before = now_ms() - age;
             let mut total = Pruned::default();
             loop {
@@ -318,7 +338,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Cmd::Gaps { state } => {
-            let store = open_store(&state.dir()?, Synchronous::Full)?;
+            let store = open_existing_store(&state.dir()?)?;
             let mut any = false;
             for a in store.list_agents()? {
                 for g in store.gaps(&a.record.agent_id)? {
@@ -557,11 +577,15 @@ async fn prune_periodically(store: StoreHandle<SqliteStore>, age_ms: i64) {
         }
         if total != Pruned::default() {
             eprintln!(
-                "vedette-aggregator: retention: deleted {} events ({} chunks) and {} batch records older than {} days{}",
+                "vedette-aggregator: retention: deleted {} events ({} chunks) and {} batch records older than {}{}",
                 total.events,
                 total.chunks,
                 total.batches,
-                age_ms / 86_400_000,
+                if age_ms % 86_400_000 == 0 {
+                    format!("{} days", age_ms / 86_400_000)
+                } else {
+                    format!("{} s", age_ms / 1000)
+                },
                 waiting_note(total.batches_waiting)
             );
         }

@@ -64,6 +64,49 @@ fn an_expired_token_is_refused() {
     assert!(!dir.join("identity/agent.pem").exists());
 }
 
+/// The CLI's commands other than `init` and `serve` on a state dir with no store: a
+/// mistyped `--state-dir` made an empty store there and answered "events: 0", "no gaps"
+/// or a token no aggregator knows, all with success. And a token lives a year at most.
+#[test]
+fn the_cli_refuses_a_state_dir_without_a_store_and_tokens_beyond_a_year() {
+    let scratch = Scratch::new("cli-no-store");
+    let empty = scratch.path("not-a-state-dir");
+    std::fs::create_dir_all(&empty).unwrap();
+    for args in [
+        &["stats", "--state-dir"][..],
+        &["gaps", "--state-dir"],
+        &["agents", "list", "--state-dir"],
+        &["events", "--state-dir"],
+    ] {
+        let out = std::process::Command::new(super::support::aggregator_bin())
+            .args(args)
+            .arg(&empty)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("no store at"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing made"
+    );
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let out = std::process::Command::new(super::support::aggregator_bin())
+        .args(["enroll-token", "create", "--ttl", "400d", "--state-dir"])
+        .arg(&agg.state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("at most 366d"),
+        "{err}"
+    );
+}
+
 /// Connects to `agg` on the event ALPN with `client_cert` (chain PEM, key PEM) or none,
 /// opens a batch stream and waits for the answer: `Ok(())` only if the server accepted the
 /// connection and kept it open; otherwise the error text.

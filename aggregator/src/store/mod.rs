@@ -242,8 +242,8 @@ pub enum Admission {
     Revoked,
     /// Not in this registry.
     Unknown,
-    /// The certificate presented is neither the agent's current one nor the one its last
-    /// renewal signed: a renewal replaced it (a copy of an old key, or an agent restored
+    /// The certificate presented is neither the agent's current one nor one its renewals
+    /// signed since: a renewal replaced it (a copy of an old key, or an agent restored
     /// from a backup of its identity).
     Superseded,
 }

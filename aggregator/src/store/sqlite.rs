@@ -680,7 +680,7 @@ const PRUNE_DUE_BATCHES: &str = "SELECT committed_ms, agent_id, epoch, seq FROM 
      ORDER BY committed_ms, agent_id, epoch, seq LIMIT ?6";
 
 /// Whether a due batch record waits: a watermark of it lies above a range of its stream
-/// still kept (through `watermarks_batch`, then `watermarks_stream`).
+/// that another batch still keeps (through `watermarks_batch`, then `watermarks_stream`).
 const PRUNE_WAITING: &str = "SELECT 1 FROM watermarks w \
      WHERE w.agent_id = ?1 AND w.epoch = ?2 AND w.seq = ?3 \
      AND EXISTS (SELECT 1 FROM watermarks b WHERE b.agent_id = w.agent_id \
