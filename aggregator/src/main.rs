@@ -115,9 +115,10 @@ enum Cmd {
         /// Only events this recent (`90s`, `30m`, `1h`, `7d`); all when absent.
         #[arg(long)]
         since: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// At most this many (1 to 10,000: every hit and its document are held in memory
+        /// before the first is printed).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        limit: u16,
     },
 }
 
@@ -308,8 +309,8 @@ fn main() -> anyhow::Result<()> {
             };
             let store = open_existing_store(&state.dir()?)?;
             let found = match &key {
-                Some(key) => store.find(&tenant, key, from_ms, i64::MAX, limit)?,
-                None => store.latest(&tenant, from_ms, i64::MAX, limit)?,
+                Some(key) => store.find(&tenant, key, from_ms, i64::MAX, limit.into())?,
+                None => store.latest(&tenant, from_ms, i64::MAX, limit.into())?,
             };
             for e in found {
                 println!("{e}");

@@ -68,7 +68,7 @@ fn an_expired_token_is_refused() {
 /// mistyped `--state-dir` made an empty store there and answered "events: 0", "no gaps"
 /// or a token no aggregator knows, all with success. And a token lives a year at most.
 #[test]
-fn the_cli_refuses_a_state_dir_without_a_store_and_tokens_beyond_a_year() {
+fn the_cli_refuses_a_state_dir_without_a_store_tokens_beyond_a_year_and_unbounded_searches() {
     let scratch = Scratch::new("cli-no-store");
     let empty = scratch.path("not-a-state-dir");
     std::fs::create_dir_all(&empty).unwrap();
@@ -103,6 +103,17 @@ fn the_cli_refuses_a_state_dir_without_a_store_and_tokens_beyond_a_year() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("at most 366d"),
+        "{err}"
+    );
+    // A search holds its hits in memory before printing: bounded.
+    let out = std::process::Command::new(super::support::aggregator_bin())
+        .args(["events", "--limit", "10001", "--state-dir"])
+        .arg(&agg.state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("10001 is not in 1..=10000"),
         "{err}"
     );
 }
