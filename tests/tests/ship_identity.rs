@@ -69,25 +69,25 @@ fn an_expired_token_is_refused() {
 /// or a token no aggregator knows, all with success. And a token lives a year at most.
 #[test]
 fn the_cli_refuses_a_state_dir_without_a_store_tokens_beyond_a_year_and_unbounded_searches() {
+    // `vedette-aggregator ARGS --state-dir DIR`: whether it failed, and what it said.
+    let cli = |args: &[&str], dir: &std::path::Path| {
+        let out = std::process::Command::new(super::support::aggregator_bin())
+            .args(args)
+            .arg("--state-dir")
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            !out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
     let scratch = Scratch::new("cli-no-store");
     let empty = scratch.path("not-a-state-dir");
     std::fs::create_dir_all(&empty).unwrap();
-    for args in [
-        &["stats", "--state-dir"][..],
-        &["gaps", "--state-dir"],
-        &["agents", "list", "--state-dir"],
-        &["events", "--state-dir"],
-    ] {
-        let out = std::process::Command::new(super::support::aggregator_bin())
-            .args(args)
-            .arg(&empty)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("no store at"),
-            "{args:?}: {err}"
-        );
+    for args in [&["stats"][..], &["gaps"], &["agents", "list"], &["events"]] {
+        let (failed, err) = cli(args, &empty);
+        assert!(failed && err.contains("no store at"), "{args:?}: {err}");
     }
     assert_eq!(
         std::fs::read_dir(&empty).unwrap().count(),
@@ -95,27 +95,11 @@ fn the_cli_refuses_a_state_dir_without_a_store_tokens_beyond_a_year_and_unbounde
         "nothing made"
     );
     let agg = RunningAggregator::start(&scratch, "agg");
-    let out = std::process::Command::new(super::support::aggregator_bin())
-        .args(["enroll-token", "create", "--ttl", "400d", "--state-dir"])
-        .arg(&agg.state)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("at most 366d"),
-        "{err}"
-    );
+    let (failed, err) = cli(&["enroll-token", "create", "--ttl", "400d"], &agg.state);
+    assert!(failed && err.contains("at most 366d"), "{err}");
     // A search holds its hits in memory before printing: bounded.
-    let out = std::process::Command::new(super::support::aggregator_bin())
-        .args(["events", "--limit", "10001", "--state-dir"])
-        .arg(&agg.state)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("10001 is not in 1..=10000"),
-        "{err}"
-    );
+    let (failed, err) = cli(&["events", "--limit", "10001"], &agg.state);
+    assert!(failed && err.contains("10001 is not in 1..=10000"), "{err}");
 }
 
 /// Connects to `agg` on the event ALPN with `client_cert` (chain PEM, key PEM) or none,

@@ -619,6 +619,17 @@ mod tests {
             .unwrap()
     }
 
+    /// `/var/log/auth.log`, in UTC, keyed by its path.
+    fn auth_log() -> Arc<Source> {
+        Arc::new(Source {
+            id: "/var/log/auth.log".into(),
+            uid_key: None,
+            time: TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
+            syslog: false,
+            sender_name: None,
+        })
+    }
+
     /// An edge stage with `dedup` and nothing else.
     fn dedup_edge(dedup: DedupConfig) -> Edge {
         Edge {
@@ -643,13 +654,7 @@ mod tests {
         let mut sink = Sink::file(&out).unwrap();
         let rt = stage_runtime();
         let (tx, rx) = mpsc::channel(4);
-        let source = Arc::new(Source {
-            id: "/var/log/auth.log".into(),
-            uid_key: None,
-            time: TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
-            syslog: false,
-            sender_name: None,
-        });
+        let source = auth_log();
         let mut batch = Batch::new(source);
         for (i, line) in lines.iter().enumerate() {
             let rx = Received {
@@ -687,13 +692,7 @@ mod tests {
         let edge = dedup_edge(dedup.clone());
         let rt = stage_runtime();
         let (tx, rx) = mpsc::channel(4);
-        let source = Arc::new(Source {
-            id: "/var/log/auth.log".into(),
-            uid_key: None,
-            time: TimeContext::new(clock::now(), jiff::tz::TimeZone::UTC),
-            syslog: false,
-            sender_name: None,
-        });
+        let source = auth_log();
         let line = b"Jan 15 10:00:00 web-1 sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2";
         let batch = |seqs: std::ops::Range<u64>| {
             let mut b = Batch::new(source.clone());

@@ -370,17 +370,22 @@ mod tests {
         assert_eq!(id.not_after_ms, (NOW + 30 * DAY_MS) / 1000 * 1000);
     }
 
+    /// A CSR for a fresh key, with no subject of its own.
+    fn fresh_csr() -> String {
+        let key = KeyPair::generate().unwrap();
+        CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap()
+    }
+
     #[test]
     fn the_serial_recorded_is_the_serial_the_certificate_carries() {
         // A random serial starting with a zero byte was written into the certificate
         // without it (DER), and the registry did not recognise 1 certificate in 256.
         let ca = Authority::create(NOW, 3650).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let csr = CertificateParams::default()
-            .serialize_request(&key)
-            .unwrap()
-            .pem()
-            .unwrap();
+        let csr = fresh_csr();
         for _ in 0..1500 {
             let issued = ca
                 .sign_agent(&csr, "agt-0011223344556677", "blue", NOW, DAY_MS)
@@ -399,12 +404,7 @@ mod tests {
             ca.sign_agent("garbage", "agt-00", "blue", NOW, 1),
             Err(IdentityError::Csr(_))
         ));
-        let key = KeyPair::generate().unwrap();
-        let csr = CertificateParams::default()
-            .serialize_request(&key)
-            .unwrap()
-            .pem()
-            .unwrap();
+        let csr = fresh_csr();
         assert!(matches!(
             ca.sign_agent(&csr, "agt-00", "a/b", NOW, 1),
             Err(IdentityError::Tenant(_))

@@ -1314,15 +1314,10 @@ impl Registry for SqliteStore {
     }
 
     fn admission(&self, agent_id: &str) -> Result<Admission, StoreError> {
-        let revoked: Option<bool> = self
-            .conn
-            .prepare_cached("SELECT revoked_ms IS NOT NULL FROM agents WHERE agent_id = ?1")?
-            .query_row([agent_id], |r| r.get(0))
-            .optional()?;
-        Ok(match revoked {
+        Ok(match self.serials(agent_id)? {
             None => Admission::Unknown,
-            Some(true) => Admission::Revoked,
-            Some(false) => Admission::Active,
+            Some(s) if s.revoked => Admission::Revoked,
+            Some(_) => Admission::Active,
         })
     }
 
