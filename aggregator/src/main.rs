@@ -18,7 +18,7 @@ use vedette_aggregator::io::state::{self, StatePaths};
 use vedette_aggregator::io::store_thread::StoreHandle;
 use vedette_aggregator::io::tls::server_config;
 use vedette_aggregator::store::sqlite::{self, SqliteConfig, SqliteStore};
-use vedette_aggregator::store::{EventStore, Pruned, Registry};
+use vedette_aggregator::store::{EventStore, Pruned, Registry, TokenInfo, TokenRevocation};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -153,6 +153,20 @@ enum TokenCmd {
         #[arg(long, default_value = "default")]
         tenant: String,
     },
+    /// List tokens: id, tenant, and whether each is open, used (by which agent), expired
+    /// or revoked. Secrets are not kept, so they cannot be shown.
+    List {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Revoke a token that was not used yet (one that leaked): enrolling with it is
+    /// refused from now on.
+    Revoke {
+        #[command(flatten)]
+        state: StateArgs,
+        /// The token's id (the part after `vdt1.`), or the whole token.
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -246,6 +260,36 @@ fn main() -> anyhow::Result<()> {
                 now,
             )?;
             println!("{}", token.encode());
+        }
+        Cmd::EnrollToken {
+            cmd: TokenCmd::List { state },
+        } => {
+            let store = open_existing_store(&state.dir()?)?;
+            let now = now_ms();
+            for t in store.list_tokens()? {
+                println!(
+                    "{}\ttenant={}\tcreated={}\texpires={}\t{}",
+                    t.id,
+                    t.tenant,
+                    utc(t.created_ms),
+                    utc(t.expires_ms),
+                    token_state(&t, now)
+                );
+            }
+        }
+        Cmd::EnrollToken {
+            cmd: TokenCmd::Revoke { state, token },
+        } => {
+            let id = token_id(&token)?;
+            let mut store = open_existing_store(&state.dir()?)?;
+            match store.revoke_token(&id, now_ms())? {
+                TokenRevocation::Revoked => println!("revoked token {id}"),
+                TokenRevocation::Unknown => bail!("no token {id}"),
+                TokenRevocation::Used { agent_id } => bail!(
+                    "token {id} was already used by {agent_id}: revoke the agent instead \
+                     (`vedette-aggregator agents revoke {agent_id}`)"
+                ),
+            }
         }
         Cmd::Agents {
             cmd: AgentsCmd::List { state },
@@ -614,6 +658,49 @@ async fn report(store: StoreHandle<SqliteStore>, every: Duration) {
             .map(|&(c, n)| format!("{}={n}", class_name(c)))
             .collect();
         println!("events {total} (+{rate:.0}/s): {}", classes.join(", "));
+    }
+}
+
+/// The id of a token named by its id or by the whole token string.
+fn token_id(arg: &str) -> anyhow::Result<String> {
+    let arg = arg.trim();
+    if arg.starts_with("vdt1.") {
+        return Ok(Token::parse(arg)?.id);
+    }
+    match vedette_aggregator::identity::token::unhex::<8>(arg) {
+        Some(_) => Ok(arg.to_ascii_lowercase()),
+        None => bail!("{arg}: not a token id (16 hex digits) nor a token (vdt1.…)"),
+    }
+}
+
+/// A token's state as `enroll-token list` says it, at `now_ms`.
+fn token_state(t: &TokenInfo, now_ms: i64) -> String {
+    match (&t.used, t.revoked_ms) {
+        (Some(u), _) => format!(
+            "used={}\tagent={}\thost={}",
+            utc(u.at_ms),
+            u.agent_id,
+            u.hostname
+        ),
+        (None, Some(at)) => format!("revoked={}", utc(at)),
+        (None, None) if now_ms >= t.expires_ms => "expired".to_owned(),
+        (None, None) => "open".to_owned(),
+    }
+}
+
+/// A time in milliseconds as RFC 3339 UTC (to the second), or the number if out of range.
+fn utc(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{ms} ms"),
     }
 }
 

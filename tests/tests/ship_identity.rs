@@ -5,7 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::support::Scratch;
-use super::support::aggregator::{RunningAggregator, enroll, enroll_ok, quic_client};
+use super::support::aggregator::{
+    RunningAggregator, aggregator_cli, enroll, enroll_ok, quic_client,
+};
 
 #[test]
 fn an_agent_enrolls_once_per_token_and_keeps_its_key_private() {
@@ -62,6 +64,59 @@ fn an_expired_token_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("expired"), "{err}");
     assert!(!dir.join("identity/agent.pem").exists());
+}
+
+/// A token that leaked is shut with `enroll-token revoke` (by id or whole) while the
+/// aggregator runs: the next enrollment with it is refused and writes no identity. A used
+/// token is not revocable (its agent is), and `enroll-token list` says each one's state.
+#[test]
+fn a_revoked_token_is_refused_and_the_list_says_what_became_of_each() {
+    let scratch = Scratch::new("ship-token-revoke");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let state = agg.state_dir();
+    let state = state.to_str().unwrap();
+    let leaked = agg.token("blue", "1h");
+    let spent = agg.token("red", "1h");
+    let leaked_id = leaked.split('.').nth(1).unwrap().to_owned();
+    let spent_id = spent.split('.').nth(1).unwrap().to_owned();
+
+    let out = aggregator_cli(&["enroll-token", "revoke", "--state-dir", state, &leaked]);
+    assert_eq!(out.trim(), format!("revoked token {leaked_id}"));
+    let dir = scratch.path("agent");
+    let out = enroll(&dir, &agg.server(), &leaked);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("revoked"), "{err}");
+    assert!(!dir.join("identity/agent.pem").exists());
+
+    let agent = enroll_ok(&scratch.path("agent2"), &agg.server(), &spent);
+    let refused = std::process::Command::new(super::support::aggregator_bin())
+        .args(["enroll-token", "revoke", "--state-dir", state, &spent_id])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains(&format!("already used by {agent}")),
+        "{err}"
+    );
+
+    let list = aggregator_cli(&["enroll-token", "list", "--state-dir", state]);
+    let line = |id: &str| {
+        list.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not in {list}"))
+            .to_owned()
+    };
+    let revoked = line(&leaked_id);
+    assert!(
+        revoked.contains("tenant=blue") && revoked.contains("\trevoked=20"),
+        "{revoked}"
+    );
+    let used = line(&spent_id);
+    assert!(
+        used.contains("tenant=red") && used.contains(&format!("\tagent={agent}\t")),
+        "{used}"
+    );
+    assert!(!list.contains("vdt1."), "no secret is listed: {list}");
 }
 
 /// The CLI's commands other than `init` and `serve` on a state dir with no store: a

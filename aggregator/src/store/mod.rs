@@ -219,6 +219,9 @@ pub enum TokenError {
     /// The token expired.
     #[error("enrollment token expired")]
     Expired,
+    /// The operator revoked the token before it was used.
+    #[error("enrollment token revoked")]
+    Revoked,
     /// The token was good but the agent could not be issued its certificate.
     #[error("{0}")]
     Refused(String),
@@ -231,6 +234,48 @@ impl From<rusqlite::Error> for TokenError {
     fn from(e: rusqlite::Error) -> Self {
         Self::Store(e.into())
     }
+}
+
+/// What [`Registry::revoke_token`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRevocation {
+    /// Revoked now, or already (the first time is kept).
+    Revoked,
+    /// No token with this id.
+    Unknown,
+    /// Spent already: what it opened is an agent now, revoked as an agent.
+    Used {
+        /// The agent it enrolled.
+        agent_id: String,
+    },
+}
+
+/// An enrollment token as the registry keeps it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's id, the second part of `vdt1.<id>.…`.
+    pub id: String,
+    /// The tenant it enrolls into.
+    pub tenant: String,
+    /// When it was made.
+    pub created_ms: i64,
+    /// When it stops being accepted.
+    pub expires_ms: i64,
+    /// Who spent it, if anyone did.
+    pub used: Option<TokenUse>,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<i64>,
+}
+
+/// The enrollment that spent a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    /// When.
+    pub at_ms: i64,
+    /// The host name the agent gave.
+    pub hostname: String,
+    /// The agent it became.
+    pub agent_id: String,
 }
 
 /// Whether an agent's certificate is taken ([`Registry::admission`]).
@@ -334,7 +379,8 @@ pub trait Registry: Send {
     /// two concurrent callers, even from two processes on one database, exactly one
     /// succeeds) and for good. The token is checked in this order, so that who does not
     /// know the secret learns nothing about its state: [`TokenError::Unknown`],
-    /// [`TokenError::Mismatch`], [`TokenError::Used`], [`TokenError::Expired`] (at
+    /// [`TokenError::Mismatch`], [`TokenError::Used`], [`TokenError::Revoked`],
+    /// [`TokenError::Expired`] (at
     /// `now_ms >= expires_ms`). Then `issue` is called with the token's tenant and makes
     /// the agent's record (signing its certificate; `T` is whatever else the caller needs
     /// back). If it refuses ([`TokenError::Refused`]) or the record cannot be stored, the
@@ -350,6 +396,14 @@ pub trait Registry: Send {
     ) -> Result<(AgentRecord, T), TokenError>
     where
         Self: Sized;
+
+    /// Revokes a token that has not been used: enrolling with it fails with
+    /// [`TokenError::Revoked`] from now on. A used one is left as it is
+    /// ([`TokenRevocation::Used`]: the agent it enrolled is what to revoke).
+    fn revoke_token(&mut self, id: &str, now_ms: i64) -> Result<TokenRevocation, StoreError>;
+
+    /// Every token, oldest first.
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
 
     /// Records a newly enrolled agent; [`StoreError::AgentExists`] if the id is taken.
     fn register_agent(&mut self, agent: &AgentRecord) -> Result<(), StoreError>;

@@ -56,14 +56,14 @@ use vedette_schemas::wire::{AckOutcome, BatchHeader};
 
 use super::{
     Admission, AgentInfo, AgentRecord, AgentState, EventStore, Gap, Pruned, Registry, StoreError,
-    TokenError,
+    TokenError, TokenInfo, TokenRevocation, TokenUse,
 };
 use crate::core::ingest::{ChunkText, DecodedBatch, DocError, Peer, Row};
 use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -305,6 +305,10 @@ CREATE INDEX postings_chunk ON postings (chunk);
     r#"
 ALTER TABLE agents ADD COLUMN pending_serial TEXT;
 UPDATE agents SET pending_serial = '*';
+"#,
+    // 10 -> 11: a token can be revoked before it is used or expires (one that leaked).
+    r#"
+ALTER TABLE tokens ADD COLUMN revoked_ms INTEGER;
 "#,
 ];
 
@@ -1270,13 +1274,17 @@ impl Registry for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let token: Option<(Vec<u8>, String, i64, Option<i64>)> = tx
+        type Row = (Vec<u8>, String, i64, Option<i64>, Option<i64>);
+        let token: Option<Row> = tx
             .prepare_cached(
-                "SELECT secret_hash, tenant, expires_ms, used_ms FROM tokens WHERE id = ?1",
+                "SELECT secret_hash, tenant, expires_ms, used_ms, revoked_ms \
+                 FROM tokens WHERE id = ?1",
             )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .optional()?;
-        let Some((hash, tenant, expires_ms, used_ms)) = token else {
+        let Some((hash, tenant, expires_ms, used_ms, revoked_ms)) = token else {
             return Err(TokenError::Unknown);
         };
         if !same_hash(&hash, &secret_hash) {
@@ -1284,6 +1292,9 @@ impl Registry for SqliteStore {
         }
         if used_ms.is_some() {
             return Err(TokenError::Used);
+        }
+        if revoked_ms.is_some() {
+            return Err(TokenError::Revoked);
         }
         if now_ms >= expires_ms {
             return Err(TokenError::Expired);
@@ -1297,6 +1308,56 @@ impl Registry for SqliteStore {
         .execute(params![id, now_ms, hostname, record.agent_id])?;
         tx.commit()?;
         Ok((record, extra))
+    }
+
+    fn revoke_token(&mut self, id: &str, now_ms: i64) -> Result<TokenRevocation, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let used: Option<(Option<i64>, Option<String>)> = tx
+            .prepare_cached("SELECT used_ms, used_agent_id FROM tokens WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let outcome = match used {
+            None => TokenRevocation::Unknown,
+            Some((Some(_), agent_id)) => TokenRevocation::Used {
+                agent_id: agent_id.unwrap_or_default(),
+            },
+            Some((None, _)) => {
+                tx.prepare_cached(
+                    "UPDATE tokens SET revoked_ms = coalesce(revoked_ms, ?2) WHERE id = ?1",
+                )?
+                .execute(params![id, now_ms])?;
+                TokenRevocation::Revoked
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, tenant, created_ms, expires_ms, used_ms, used_hostname, used_agent_id, \
+             revoked_ms FROM tokens ORDER BY created_ms, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                created_ms: r.get(2)?,
+                expires_ms: r.get(3)?,
+                used: match r.get::<_, Option<i64>>(4)? {
+                    None => None,
+                    Some(at_ms) => Some(TokenUse {
+                        at_ms,
+                        hostname: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        agent_id: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                    }),
+                },
+                revoked_ms: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn register_agent(&mut self, a: &AgentRecord) -> Result<(), StoreError> {

@@ -251,7 +251,7 @@ fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
         s.conn
             .execute_batch(
                 "DROP TABLE store_secrets; ALTER TABLE agents DROP COLUMN pending_serial; \
-                 PRAGMA user_version = 4;",
+                 ALTER TABLE tokens DROP COLUMN revoked_ms; PRAGMA user_version = 4;",
             )
             .unwrap();
     }
@@ -643,6 +643,66 @@ fn tokens_are_one_time_expire_and_need_the_secret() {
         spend(&mut s, "t1", [0; 32], 5_000),
         Err(TokenError::Mismatch)
     ));
+}
+
+/// A token that leaked can be shut before anyone uses it; one already used is not
+/// touched (its agent is what to revoke), and the listing never needs the secret.
+#[test]
+fn a_revoked_token_is_refused_and_a_used_one_cannot_be_revoked() {
+    let mut s = memory();
+    let secret = [7u8; 32];
+    s.create_token("t1", secret, "acme", 10_000, 0).unwrap();
+    s.create_token("t2", secret, "blue", 10_000, 1).unwrap();
+    s.create_token("t3", secret, "blue", 100, 2).unwrap();
+    let spend = |s: &mut SqliteStore, id: &str, hash: [u8; 32]| {
+        s.enroll_with_token(id, hash, "web-01", 50, |t| {
+            Ok((record_in(&format!("agent-{t}"), t), ()))
+        })
+        .map(|(r, ())| r.agent_id)
+    };
+    assert_eq!(s.revoke_token("t1", 20).unwrap(), TokenRevocation::Revoked);
+    // A second revocation keeps the first time.
+    assert_eq!(s.revoke_token("t1", 30).unwrap(), TokenRevocation::Revoked);
+    assert!(matches!(
+        spend(&mut s, "t1", secret),
+        Err(TokenError::Revoked)
+    ));
+    // Who lacks the secret learns nothing about the revocation.
+    assert!(matches!(
+        spend(&mut s, "t1", [0; 32]),
+        Err(TokenError::Mismatch)
+    ));
+    assert_eq!(spend(&mut s, "t2", secret).unwrap(), "agent-blue");
+    assert_eq!(
+        s.revoke_token("t2", 60).unwrap(),
+        TokenRevocation::Used {
+            agent_id: "agent-blue".to_owned()
+        }
+    );
+    assert_eq!(s.revoke_token("t9", 60).unwrap(), TokenRevocation::Unknown);
+
+    let listed = s.list_tokens().unwrap();
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2", "t3"]);
+    assert_eq!(listed[0].revoked_ms, Some(20));
+    assert_eq!(listed[0].used, None);
+    assert_eq!(
+        listed[1].used,
+        Some(TokenUse {
+            at_ms: 50,
+            hostname: "web-01".to_owned(),
+            agent_id: "agent-blue".to_owned()
+        })
+    );
+    assert_eq!(listed[1].revoked_ms, None);
+    assert_eq!(
+        (
+            listed[2].tenant.as_str(),
+            listed[2].expires_ms,
+            listed[2].created_ms
+        ),
+        ("blue", 100, 2)
+    );
 }
 
 #[test]
