@@ -213,8 +213,8 @@ fn start_shipping(
     };
     let (stop, stop_rx) = watch::channel(false);
     let task = rt.spawn(shipper.run(stop_rx));
-    // Appends sync on their own when the interval has passed; this covers a quiet spool
-    // whose last batches would otherwise wait for the next append.
+    // The interval policy's flushes: appends never wait for the device themselves (they
+    // hold the spool's lock), so this and the sources' checkpoint barriers are what flush.
     if let SpoolFsync::IntervalMs(ms) = ship.fsync {
         let sp = spool.clone();
         rt.spawn(async move {

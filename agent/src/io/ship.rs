@@ -196,7 +196,10 @@ impl Shipper {
                 r = me.clone().session(stop.clone()) => r,
                 () = deadline => Ok(()),
             };
-            me.spool.requeue_unacked();
+            // Off the runtime: the spool's lock may be held by an append waiting for the
+            // device, and the syslog listeners share this runtime.
+            let sp = me.spool.clone();
+            let _ignored = tokio::task::spawn_blocking(move || sp.requeue_unacked()).await;
             if session_worked(
                 me.stats.acked.load(Relaxed),
                 acked,

@@ -42,6 +42,7 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -70,7 +71,8 @@ const BLOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 pub enum FsyncPolicy {
     /// After every append: nothing acknowledged to the batcher is lost to a power cut.
     Always,
-    /// At the first append this many ms after the last flush, and at [`Spool::sync`].
+    /// By [`Spool::sync`], which the agent calls this often and before a source's
+    /// checkpoint is saved; an append itself never waits for the device.
     IntervalMs(u64),
     /// Never explicitly (the kernel writes back on its own schedule).
     Never,
@@ -290,9 +292,6 @@ struct Inner {
     ack_log_failed: bool,
     /// Appenders waiting for space.
     waiters: usize,
-    /// When the segment was last synced under the interval policy,
-    /// [`crate::io::clock::monotonic_ms`] (`i64::MIN`: never, so the first append syncs).
-    last_sync_ms: i64,
     /// The ack log, open for appending.
     acks: File,
     /// Entries in it.
@@ -307,6 +306,13 @@ pub struct Spool {
     /// the epoch new batches take, the boot, the earlier epochs.
     state: SpoolState,
     inner: Mutex<Inner>,
+    /// The counters as of the last release of `inner`, for the shipper's questions
+    /// ([`Spool::stats`], [`Spool::has_unsent`]): they run on the async runtime the syslog
+    /// listeners share, and must not wait behind an append that waits for the device
+    /// (`FsyncPolicy::Always`, a seal, a state file), or UDP datagrams overflow meanwhile.
+    published: Mutex<SpoolStats>,
+    /// A batch waits to be handed out, as of the last release of `inner`.
+    unsent_waiting: AtomicBool,
     /// Held through a [`Spool::sync`]: a second caller waits for the first one's flush,
     /// which may cover records the second one needs (appended before a seal that found
     /// the segment clean because that flush had started).
@@ -633,7 +639,6 @@ impl Spool {
             freed: 0,
             ack_log_failed: false,
             waiters: 0,
-            last_sync_ms: i64::MIN,
             acks,
             ack_entries,
         };
@@ -643,6 +648,8 @@ impl Spool {
             cfg,
             state,
             inner: Mutex::new(inner),
+            published: Mutex::new(SpoolStats::default()),
+            unsent_waiting: AtomicBool::new(false),
             syncing: Mutex::new(()),
             space: Condvar::new(),
             unsent: Notify::new(),
@@ -689,10 +696,34 @@ impl Spool {
         &self.dir
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock leaves counters, not invariants the disk depends
         // on: keep going.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        Locked {
+            spool: self,
+            guard: Some(self.inner.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
+    /// Copies what the lock-free questions answer from `g`; called whenever `inner` is
+    /// released.
+    fn publish(&self, g: &Inner) {
+        self.unsent_waiting.store(
+            g.index.range(g.cursor..).next().is_some(),
+            Ordering::Release,
+        );
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = SpoolStats {
+            bytes: g.unacked_bytes,
+            disk_bytes: g.disk_bytes,
+            batches: g.index.len() as u64,
+            oldest_created_ms: g.index.values().next().map(|e| e.created_ms),
+            dropped_batches: g.dropped_batches,
+            dropped_events: g.dropped_events,
+            damaged_records: g.damaged_records,
+            damaged_bytes: g.damaged_bytes,
+            acked: g.acked,
+            next_seq: g.next_seq,
+        };
     }
 
     /// The seq the next appended batch must carry. With one appending thread, cut the batch
@@ -777,12 +808,7 @@ impl Spool {
                     let seen = g.freed;
                     g.waiters += 1;
                     while g.freed == seen && !g.closed && !g.no_wait {
-                        let (guard, timeout) = self
-                            .space
-                            .wait_timeout(g, BLOCK_RETRY)
-                            .unwrap_or_else(|p| p.into_inner());
-                        g = guard;
-                        if timeout.timed_out() {
+                        if g.wait_space(BLOCK_RETRY) {
                             break;
                         }
                     }
@@ -878,16 +904,11 @@ impl Spool {
                 meta.seq
             }
         };
-        let now = match self.cfg.fsync {
-            // Monotonic: a step back of the wall clock must not stop the syncs.
-            FsyncPolicy::IntervalMs(_) => crate::io::clock::monotonic_ms(),
-            _ => 0,
-        };
-        let sync = match self.cfg.fsync {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::IntervalMs(ms) => now.saturating_sub(g.last_sync_ms) >= ms as i64,
-            FsyncPolicy::Never => false,
-        };
+        // Only `Always` waits for the device here, under the lock. `IntervalMs` leaves it
+        // to `sync`, which the agent calls on the interval and for each checkpoint, outside
+        // the lock: an append never holds the shipper (and the listeners on its runtime)
+        // behind a slow disk's flush.
+        let sync = self.cfg.fsync == FsyncPolicy::Always;
         let seg = g.segments.get_mut(&key).expect("active segment");
         let prev = seg.len;
         let res = self
@@ -918,9 +939,6 @@ impl Spool {
         seg.live += 1;
         seg.last_seq = meta.seq;
         seg.dirty = !sync;
-        if sync {
-            g.last_sync_ms = now;
-        }
         g.disk_bytes += rec_len;
         g.unacked_bytes += rec_len;
         g.index.insert(
@@ -953,19 +971,14 @@ impl Spool {
         file.write_all(payload)
     }
 
-    /// Stops appending to segment `key`: flushes it, and deletes it if nothing in it waits.
+    /// Stops appending to segment `key`, and deletes it if nothing in it waits. What is
+    /// not flushed yet stays for the next [`Spool::sync`] (which flushes sealed segments
+    /// too), not flushed here under the lock.
     fn seal(&self, g: &mut Inner, key: u64) -> Result<(), SpoolError> {
         if g.active == Some(key) {
             g.active = None;
         }
-        let Some(seg) = g.segments.get_mut(&key) else {
-            return Ok(());
-        };
-        if seg.dirty && self.cfg.fsync != FsyncPolicy::Never {
-            seg.file.sync_data().map_err(io_err(&seg.path))?;
-            seg.dirty = false;
-        }
-        if seg.live == 0 {
+        if g.segments.get(&key).is_some_and(|s| s.live == 0) {
             self.delete_segment(g, key)?;
         }
         Ok(())
@@ -1185,10 +1198,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Whether a batch waits to be handed out.
+    /// Whether a batch waits to be handed out. Does not wait for an append in progress.
     pub fn has_unsent(&self) -> bool {
-        let g = self.lock();
-        g.index.range(g.cursor..).next().is_some()
+        self.unsent_waiting.load(Ordering::Acquire)
     }
 
     /// Returns when there may be a batch to hand out (or the spool was just closed): check
@@ -1248,34 +1260,39 @@ impl Spool {
         Ok(true)
     }
 
-    /// Flushes the segment being written, if anything in it is not flushed yet (for
-    /// `IntervalMs` on a timer, before a source's checkpoint is synced, and at shutdown).
-    /// Once it returns, every batch appended before the call is on the device (sealed
-    /// segments were flushed when sealed). The lock is not held while the device works:
-    /// appends and acks go on meanwhile.
+    /// Flushes every segment holding records not flushed yet: the one being written and
+    /// any sealed since the last flush (for `IntervalMs` on a timer, before a source's
+    /// checkpoint is synced, and at shutdown). Once it returns `Ok`, every batch appended
+    /// before the call is on the device. The lock is not held while the device works:
+    /// appends and acks go on meanwhile. On an error the segments not flushed stay marked
+    /// for the next call.
     pub fn sync(&self) -> Result<(), SpoolError> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
-        let (key, file, path) = {
+        let dirty: Vec<(u64, Arc<File>, PathBuf)> = {
             let mut g = self.lock();
-            let Some(a) = g.active else { return Ok(()) };
-            let seg = g.segments.get_mut(&a).expect("active segment");
-            if !seg.dirty {
-                return Ok(());
-            }
-            // An append from now on marks it dirty again, for the next sync.
-            seg.dirty = false;
-            (a, Arc::clone(&seg.file), seg.path.clone())
+            g.segments
+                .iter_mut()
+                .filter(|(_, seg)| seg.dirty)
+                .map(|(&key, seg)| {
+                    // An append from now on marks it dirty again, for the next sync.
+                    seg.dirty = false;
+                    (key, Arc::clone(&seg.file), seg.path.clone())
+                })
+                .collect()
         };
-        if let Err(e) = file.sync_data() {
-            let mut g = self.lock();
-            if let Some(seg) = g.segments.get_mut(&key)
-                && Arc::ptr_eq(&seg.file, &file)
-            {
-                seg.dirty = true;
+        let mut first_err = None;
+        for (key, file, path) in dirty {
+            if let Err(e) = file.sync_data() {
+                let mut g = self.lock();
+                if let Some(seg) = g.segments.get_mut(&key)
+                    && Arc::ptr_eq(&seg.file, &file)
+                {
+                    seg.dirty = true;
+                }
+                first_err.get_or_insert_with(|| io_err(&path)(e));
             }
-            return Err(io_err(&path)(e));
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// When appends are flushed.
@@ -1307,21 +1324,13 @@ impl Spool {
         g.closed || g.no_wait
     }
 
-    /// The counters.
+    /// The counters, as of the end of the last operation (an append in progress, which
+    /// may be waiting for the device, is not waited for).
     pub fn stats(&self) -> SpoolStats {
-        let g = self.lock();
-        SpoolStats {
-            bytes: g.unacked_bytes,
-            disk_bytes: g.disk_bytes,
-            batches: g.index.len() as u64,
-            oldest_created_ms: g.index.values().next().map(|e| e.created_ms),
-            dropped_batches: g.dropped_batches,
-            dropped_events: g.dropped_events,
-            damaged_records: g.damaged_records,
-            damaged_bytes: g.damaged_bytes,
-            acked: g.acked,
-            next_seq: g.next_seq,
-        }
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Test hook: appenders currently waiting for space.
@@ -1334,6 +1343,50 @@ impl Spool {
     #[cfg(test)]
     fn unflushed_segments(&self) -> usize {
         self.lock().segments.values().filter(|s| s.dirty).count()
+    }
+}
+
+/// The spool's lock: releasing it publishes the counters ([`Spool::publish`]).
+struct Locked<'a> {
+    spool: &'a Spool,
+    /// `None` only inside [`Locked::wait_space`].
+    guard: Option<MutexGuard<'a, Inner>>,
+}
+
+impl Locked<'_> {
+    /// Releases the lock until space may have been freed or `timeout` passed; true on the
+    /// timeout.
+    fn wait_space(&mut self, timeout: std::time::Duration) -> bool {
+        let g = self.guard.take().expect("held");
+        self.spool.publish(&g);
+        let (g, t) = self
+            .spool
+            .space
+            .wait_timeout(g, timeout)
+            .unwrap_or_else(|p| p.into_inner());
+        self.guard = Some(g);
+        t.timed_out()
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.guard.as_ref().expect("held")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.guard.as_mut().expect("held")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = &self.guard {
+            self.spool.publish(g);
+        }
     }
 }
 

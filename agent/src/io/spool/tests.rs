@@ -1062,7 +1062,7 @@ fn the_sinks_barrier_flushes_every_batch_appended_before_it() {
     };
     let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
     let barrier = Sink::spool(spool.clone(), BatchConfig::default(), "agent", "t").barrier();
-    append(&spool, 1); // the first append flushes (no flush yet in the interval)
+    append(&spool, 1);
     for _ in 0..3 {
         append(&spool, 5);
     }
@@ -1147,4 +1147,64 @@ fn the_ack_log_stays_within_twice_the_records_on_disk() {
     let (spool, report) = Spool::open(&dir.0, cfg).unwrap();
     assert_eq!(report.batches, 1);
     assert_eq!(spool.next_unsent().unwrap().unwrap().0, pinned);
+}
+
+/// The shipper asks its questions on the async runtime the syslog listeners share: they
+/// must be answered while an append holds the lock waiting for the device (`Always`, a
+/// slow disk), or UDP datagrams overflow the socket's buffer meanwhile.
+#[test]
+fn the_shippers_questions_do_not_wait_for_an_append_in_progress() {
+    let dir = TempDir::new("lock-free-stats");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    append(&spool, 3);
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let s = spool.clone();
+    let holder = std::thread::spawn(move || {
+        let _g = s.lock(); // an append stuck in the device
+        held_tx.send(()).unwrap();
+        release_rx.recv().ok();
+    });
+    held_rx.recv().unwrap();
+    let (answer_tx, answer_rx) = std::sync::mpsc::channel();
+    let s = spool.clone();
+    std::thread::spawn(move || {
+        answer_tx.send((s.stats(), s.has_unsent())).ok();
+    });
+    let answer = answer_rx.recv_timeout(std::time::Duration::from_secs(10));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let (stats, unsent) = answer.expect("answered while the lock was held");
+    assert_eq!((stats.batches, stats.next_seq), (1, 2));
+    assert!(unsent);
+    // And they follow what happened once the lock is released.
+    assert_eq!(drain(&spool), [1]);
+    assert!(!spool.has_unsent());
+    assert!(spool.ack(1).unwrap());
+    assert_eq!((spool.stats().batches, spool.stats().acked), (0, 1));
+}
+
+/// Under the interval policy neither an append nor a seal waits for the device (each
+/// under the lock, the shipper behind it): sealed segments stay unflushed until the next
+/// `sync`, which flushes them all.
+#[test]
+fn appends_and_seals_leave_flushing_to_sync() {
+    let dir = TempDir::new("seal-no-flush");
+    let cfg = SpoolConfig {
+        fsync: FsyncPolicy::IntervalMs(3_600_000),
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    for _ in 0..30 {
+        append(&spool, 3); // 4 KiB segments: sealed every few appends
+    }
+    assert!(segment_files(&dir.0).len() > 2, "seals happened");
+    assert_eq!(
+        spool.unflushed_segments(),
+        segment_files(&dir.0).len(),
+        "every segment waits for sync"
+    );
+    spool.sync().unwrap();
+    assert_eq!(spool.unflushed_segments(), 0);
+    assert_eq!(drain(&spool).len(), 30);
 }
