@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,11 +46,11 @@ pub struct Section {
     /// Agent certificate lifetime (`90s`, `12h`, `30d`); agents renew when a third of it
     /// is left.
     #[serde(default = "default_cert_lifetime")]
-    pub cert_lifetime: String,
+    pub cert_lifetime: Spanned<String>,
     /// How long a batch stream or an enrollment may send nothing before it is dropped
     /// (`30s`); the memory it held is freed for the other agents.
     #[serde(default = "default_stall_timeout")]
-    pub stall_timeout: String,
+    pub stall_timeout: Spanned<String>,
 }
 
 /// `[store]`.
@@ -61,7 +62,7 @@ pub struct StoreSection {
     pub synchronous: Synchronous,
     /// How long events are kept (`90d`), by event time; none: for ever.
     #[serde(default)]
-    pub retention: Option<String>,
+    pub retention: Option<Spanned<String>>,
 }
 
 /// SQLite durability.
@@ -79,12 +80,12 @@ fn default_listen() -> SocketAddr {
     "0.0.0.0:4433".parse().expect("a valid address")
 }
 
-fn default_cert_lifetime() -> String {
-    "30d".to_owned()
+fn default_cert_lifetime() -> Spanned<String> {
+    Spanned::new(0..0, "30d".to_owned())
 }
 
-fn default_stall_timeout() -> String {
-    "30s".to_owned()
+fn default_stall_timeout() -> Spanned<String> {
+    Spanned::new(0..0, "30s".to_owned())
 }
 
 /// A config error naming the file, line, column and field.
@@ -98,18 +99,25 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// Not valid.
-    #[error("{path}:{line}:{col}: {msg}")]
+    /// Not valid: every problem found, each on its own line as `file:line:col: what`.
+    #[error("{}", .problems.iter().map(|p| format!("{path}:{}:{}: {}", p.line, p.col, p.msg)).collect::<Vec<_>>().join("\n"))]
     Invalid {
         /// The file.
         path: String,
-        /// 1-based.
-        line: usize,
-        /// 1-based.
-        col: usize,
-        /// What is wrong.
-        msg: String,
+        /// What is wrong, in the file's order.
+        problems: Vec<Problem>,
     },
+}
+
+/// One thing wrong in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based.
+    pub line: usize,
+    /// 1-based.
+    pub col: usize,
+    /// What is wrong, naming the field.
+    pub msg: String,
 }
 
 impl Config {
@@ -122,70 +130,78 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Parses `text` (read from `path`, named in errors).
+    /// Parses `text` (read from `path`, named in errors). Every value that is out of its
+    /// range is reported at once, at the line of its own value.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            ConfigError::Invalid {
-                path: path.display().to_string(),
-                line,
-                col,
-                msg: e.message().to_owned(),
-            }
-        })?;
-        let invalid = |key: &str, msg: String| {
-            let (line, col) = line_col(text, text.find(key).unwrap_or(0));
-            Err(ConfigError::Invalid {
-                path: path.display().to_string(),
-                line,
-                col,
-                msg,
-            })
+        let at = |span: std::ops::Range<usize>, msg: String| {
+            let (line, col) = line_col(text, span.start);
+            Problem { line, col, msg }
         };
-        let life = parse_duration_ms(&cfg.aggregator.cert_lifetime);
-        if !life.is_some_and(|ms| (60_000..=3650 * 86_400_000).contains(&ms)) {
-            return invalid(
-                "cert_lifetime",
+        let invalid = |problems: Vec<Problem>| ConfigError::Invalid {
+            path: path.display().to_string(),
+            problems,
+        };
+        let cfg: Self = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            invalid(vec![at(span, e.message().to_owned())])
+        })?;
+        let mut problems = Vec::new();
+        let life = &cfg.aggregator.cert_lifetime;
+        if !parse_duration_ms(life.get_ref())
+            .is_some_and(|ms| (60_000..=3650 * 86_400_000).contains(&ms))
+        {
+            problems.push(at(
+                life.span(),
                 format!(
                     "aggregator.cert_lifetime: {:?}: want a duration like 30d, between 1m and 3650d",
-                    cfg.aggregator.cert_lifetime
+                    life.get_ref()
                 ),
-            );
+            ));
         }
-        if let Some(r) = &cfg.store.retention
-            && parse_duration_ms(r).is_none_or(|ms| ms < 3_600_000)
-        {
-            return invalid(
-                "retention",
-                format!("store.retention: {r:?}: want a duration like 90d, of an hour at least"),
-            );
-        }
-        let stall = parse_duration_ms(&cfg.aggregator.stall_timeout);
-        if !stall.is_some_and(|ms| (1_000..=3_600_000).contains(&ms)) {
-            return invalid(
-                "stall_timeout",
+        let stall = &cfg.aggregator.stall_timeout;
+        if !parse_duration_ms(stall.get_ref()).is_some_and(|ms| (1_000..=3_600_000).contains(&ms)) {
+            problems.push(at(
+                stall.span(),
                 format!(
                     "aggregator.stall_timeout: {:?}: want a duration like 30s, between 1s and 1h",
-                    cfg.aggregator.stall_timeout
+                    stall.get_ref()
                 ),
-            );
+            ));
+        }
+        if let Some(r) = &cfg.store.retention
+            && parse_duration_ms(r.get_ref()).is_none_or(|ms| ms < 3_600_000)
+        {
+            problems.push(at(
+                r.span(),
+                format!(
+                    "store.retention: {:?}: want a duration like 90d, of an hour at least",
+                    r.get_ref()
+                ),
+            ));
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| (p.line, p.col));
+            return Err(invalid(problems));
         }
         Ok(cfg)
     }
 
     /// How long events are kept, ms (checked at load); `None`: for ever.
     pub fn retention_ms(&self) -> Option<i64> {
-        self.store.retention.as_deref().and_then(parse_duration_ms)
+        self.store
+            .retention
+            .as_ref()
+            .and_then(|r| parse_duration_ms(r.get_ref()))
     }
 
     /// The stall timeout, ms (checked at load).
     pub fn stall_ms(&self) -> u64 {
-        parse_duration_ms(&self.aggregator.stall_timeout).map_or(30_000, |ms| ms as u64)
+        parse_duration_ms(self.aggregator.stall_timeout.get_ref()).map_or(30_000, |ms| ms as u64)
     }
 
     /// Agent certificate lifetime, ms (checked at load).
     pub fn cert_lifetime_ms(&self) -> i64 {
-        parse_duration_ms(&self.aggregator.cert_lifetime).unwrap_or(30 * 86_400_000)
+        parse_duration_ms(self.aggregator.cert_lifetime.get_ref()).unwrap_or(30 * 86_400_000)
     }
 }
 
@@ -232,7 +248,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains(":3:1:") && e.contains("cert_lifetime"), "{e}");
+        assert!(e.contains(":3:17:") && e.contains("cert_lifetime"), "{e}");
         let c = Config::parse("[aggregator]\nstate_dir = \"/x\"\n", p).unwrap();
         assert_eq!(c.cert_lifetime_ms(), 30 * 86_400_000);
         assert_eq!(c.store.synchronous, Synchronous::Full);
@@ -250,14 +266,47 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains(":4:1:") && e.contains("store.retention"), "{e}");
+        assert!(e.contains(":4:13:") && e.contains("store.retention"), "{e}");
         let e = Config::parse(
             "[aggregator]\nstate_dir = \"/x\"\n\nstall_timeout = \"0s\"\n",
             p,
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains(":4:1:") && e.contains("stall_timeout"), "{e}");
+        assert!(e.contains(":4:17:") && e.contains("stall_timeout"), "{e}");
+    }
+
+    /// Each value is located at its own line, not at the first text naming its key (a
+    /// comment above it), and every bad value is reported at once.
+    #[test]
+    fn every_bad_value_is_reported_at_its_own_line() {
+        let p = Path::new("agg.toml");
+        let text = "# retention and stall_timeout and cert_lifetime are explained below\n\
+                    [aggregator]\n\
+                    state_dir = \"/x\"\n\
+                    stall_timeout = \"2h\"\n\
+                    cert_lifetime = \"forever\"\n\
+                    [store]\n\
+                    retention = \"1s\"\n";
+        let e = Config::parse(text, p).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &e else {
+            panic!("{e}")
+        };
+        let at: Vec<(usize, &str)> = problems
+            .iter()
+            .map(|p| (p.line, p.msg.split(':').next().unwrap()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (4, "aggregator.stall_timeout"),
+                (5, "aggregator.cert_lifetime"),
+                (7, "store.retention")
+            ]
+        );
+        let shown = e.to_string();
+        assert_eq!(shown.lines().count(), 3, "{shown}");
+        assert!(shown.lines().all(|l| l.starts_with("agg.toml:")), "{shown}");
     }
 
     #[test]
