@@ -599,8 +599,16 @@ impl SqliteStore {
     }
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`] in one transaction.
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction. A store already there is
+/// only read: the CLI's queries (`stats`, `events`, `agents list` …) beside a running
+/// `serve` take no write lock, so they neither wait for a long commit or prune slice nor
+/// make its next commit wait.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Read again under the write lock: another process may have migrated meanwhile.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > SCHEMA_VERSION {

@@ -1585,3 +1585,35 @@ fn names_that_look_like_numbers_keep_their_own_search_entries() {
         ["a"]
     );
 }
+
+/// A store at the current schema is opened without the write lock: the CLI's queries
+/// beside a running `serve` (holding a commit or a prune slice) neither wait for it nor
+/// fail after the busy timeout.
+#[test]
+fn opening_a_current_store_takes_no_write_lock() {
+    let db = TempDb::new("read-open");
+    let mut writer = db.open();
+    assert_eq!(
+        send(&mut writer, 1, &[event(&format!("{:032x}", 5), 1)], vec![]),
+        stored(1, 0)
+    );
+    writer
+        .conn
+        .execute_batch("BEGIN IMMEDIATE; UPDATE agents SET hostname = hostname;")
+        .unwrap();
+    let config = SqliteConfig {
+        busy_timeout: std::time::Duration::from_millis(50),
+        ..SqliteConfig::default()
+    };
+    let reader = SqliteStore::open(&db.0, config).expect("opened beside the writer");
+    assert_eq!(
+        reader
+            .counts_by_class()
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>(),
+        1
+    );
+    writer.conn.execute_batch("COMMIT").unwrap();
+}
