@@ -285,3 +285,122 @@ fn a_host_restored_from_a_snapshot_loses_nothing_written_after_the_restore() {
     assert_eq!(line_numbers(&events).len(), 2 * N);
     assert_eq!(events.len(), 3 * N);
 }
+
+/// A server with the aggregator's own certificate that takes connections, streams and
+/// QUIC's keep-alives but answers nothing after its first `welcomes_from` connections;
+/// from that one on it welcomes and swallows the batches. Counts connections and batch
+/// streams.
+struct MuteAggregator {
+    addr: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    batches: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl MuteAggregator {
+    fn start(agg: &RunningAggregator, agent_id: &str, welcomes_from: u32) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+        use vedette_aggregator::io::state::StatePaths;
+        let paths = StatePaths::new(&agg.state_dir());
+        let (chain, key) = paths.server_pem().unwrap();
+        let ca = paths.authority().unwrap();
+        let cfg = vedette_aggregator::io::tls::server_config(&chain, &key, ca.cert_pem()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let endpoint = rt
+            .block_on(async { quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()) })
+            .unwrap();
+        let addr = endpoint.local_addr().unwrap();
+        let (connections, batches) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (c, b, agent_id) = (connections.clone(), batches.clone(), agent_id.to_owned());
+        rt.spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let n = c.fetch_add(1, SeqCst) + 1;
+                let (b, agent_id) = (b.clone(), agent_id.clone());
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    let Ok((mut send, _recv)) = conn.accept_bi().await else {
+                        return;
+                    };
+                    if n >= welcomes_from {
+                        let welcome = serde_json::json!({"type": "welcome", "agent_id": agent_id,
+                            "tenant": "default", "version": "mute"});
+                        let body = serde_json::to_vec(&welcome).unwrap();
+                        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+                        frame.extend_from_slice(&body);
+                        let _ignored = send.write_all(&frame).await;
+                    }
+                    // Batch streams are taken and read, never answered.
+                    while let Ok((_s, mut r)) = conn.accept_bi().await {
+                        b.fetch_add(1, SeqCst);
+                        tokio::spawn(async move {
+                            let _ignored = r.read_to_end(64 << 20).await;
+                            let _keep = _s;
+                            std::future::pending::<()>().await;
+                        });
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            connections,
+            batches,
+            _rt: rt,
+        }
+    }
+
+    fn counts(&self) -> (u32, u32) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.connections.load(SeqCst), self.batches.load(SeqCst))
+    }
+}
+
+#[test]
+fn an_aggregator_that_answers_nothing_is_given_up_and_its_batches_go_to_the_next() {
+    // QUIC keep-alives held the connection up while an aggregator that stopped working (its
+    // store stuck on a disk) answered nothing: no welcome, then no ack, and nothing timed
+    // out, so the agent waited on that connection for ever. Now each wait ends after
+    // `answer_timeout_ms` and the connection is made again; nothing is lost.
+    const N: usize = 2_000;
+    let scratch = Scratch::new("ship-mute");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let (dir, _) = enrolled_agent(&scratch, &agg, N, "");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
+            .unwrap();
+    let mute = MuteAggregator::start(&agg, info["agent_id"].as_str().unwrap(), 2);
+    let cfg = scratch.write(
+        "agent-mute.toml",
+        super::support::aggregator::ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            &format!("server = \"{}\"\nanswer_timeout_ms = 400\n", mute.addr),
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    agent.wait_log("no welcome in 400 ms");
+    agent.wait_log("no answer to batch");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let (connections, batches) = mute.counts();
+    assert!(
+        connections >= 2 && batches >= 1,
+        "{connections} connections, {batches} batches: {log}"
+    );
+
+    // The real aggregator then gets every event, once.
+    let cfg = scratch.path("agent.toml");
+    let stored = Stored::open(&agg.db());
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    let have = stored.wait_count(N as u64, DEADLINE);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}");
+    assert_exactly_once(&stored, N);
+}

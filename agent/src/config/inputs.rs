@@ -179,6 +179,8 @@ pub struct ShipOutput {
     pub idle_timeout_ms: u64,
     /// At shutdown, how long to keep delivering what is spooled, ms.
     pub drain_ms: u64,
+    /// How long the welcome or a batch's answer may take, ms.
+    pub answer_timeout_ms: u64,
     /// What `rejected/` may keep, bytes.
     pub rejected_max_bytes: u64,
 }
@@ -199,6 +201,7 @@ impl Default for ShipOutput {
             backoff_max_ms: 30_000,
             idle_timeout_ms: 30_000,
             drain_ms: 5_000,
+            answer_timeout_ms: 120_000,
             rejected_max_bytes: 64 << 20,
         }
     }
@@ -587,6 +590,36 @@ pub(super) fn validate_output(
             o.rejected_max_mb.as_ref().map(Spanned::span),
             "output.rejected_max_mb",
         ),
+        (
+            o.spool_fsync_ms.as_ref().map(Spanned::span),
+            "output.spool_fsync_ms",
+        ),
+        (
+            o.batch_linger_ms.as_ref().map(Spanned::span),
+            "output.batch_linger_ms",
+        ),
+        (o.window.as_ref().map(Spanned::span), "output.window"),
+        (
+            o.heartbeat_ms.as_ref().map(Spanned::span),
+            "output.heartbeat_ms",
+        ),
+        (
+            o.backoff_min_ms.as_ref().map(Spanned::span),
+            "output.backoff_min_ms",
+        ),
+        (
+            o.backoff_max_ms.as_ref().map(Spanned::span),
+            "output.backoff_max_ms",
+        ),
+        (
+            o.idle_timeout_ms.as_ref().map(Spanned::span),
+            "output.idle_timeout_ms",
+        ),
+        (o.drain_ms.as_ref().map(Spanned::span), "output.drain_ms"),
+        (
+            o.answer_timeout_ms.as_ref().map(Spanned::span),
+            "output.answer_timeout_ms",
+        ),
     ] {
         if let Some(span) = v {
             out.push(p(Some(span), f, "only for type = \"aggregator\"".into()));
@@ -668,6 +701,14 @@ fn validate_ship(o: RawOutput, p: Problem<'_>, out: &mut Vec<ConfigProblem>) -> 
     }
     if let Some(v) = range(o.drain_ms, "output.drain_ms", 0, 600_000) {
         s.drain_ms = v;
+    }
+    if let Some(v) = range(
+        o.answer_timeout_ms,
+        "output.answer_timeout_ms",
+        100,
+        3_600_000,
+    ) {
+        s.answer_timeout_ms = v;
     }
     if let Some(v) = range(o.rejected_max_mb, "output.rejected_max_mb", 1, 1 << 20) {
         s.rejected_max_bytes = v << 20;

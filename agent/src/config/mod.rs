@@ -715,6 +715,31 @@ type = "kafka"
             e.contains("output.rejected_max_mb: only for type = \"aggregator\""),
             "{e}"
         );
+        // The shipper's timings too: set on a stdout output they were ignored silently.
+        let e = parse(
+            Path::new("a.toml"),
+            "[output]\ntype = \"stdout\"\nwindow = 4\nanswer_timeout_ms = 500\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a.toml:3") && e.contains("output.window: only for type = \"aggregator\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("a.toml:4")
+                && e.contains("output.answer_timeout_ms: only for type = \"aggregator\""),
+            "{e}"
+        );
+        let Some(Output::Aggregator(o)) = ship("answer_timeout_ms = 500\n").unwrap().output else {
+            panic!("not an aggregator output")
+        };
+        assert_eq!(o.answer_timeout_ms, 500);
+        let e = ship("answer_timeout_ms = 5\n").unwrap_err().to_string();
+        assert!(
+            e.contains("output.answer_timeout_ms: must be between"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -198,6 +198,7 @@ fn start_shipping(
         backoff_max_ms: ship.backoff_max_ms,
         idle_timeout_ms: ship.idle_timeout_ms,
         drain_ms: ship.drain_ms,
+        answer_timeout_ms: ship.answer_timeout_ms,
         rejected_max_bytes: ship.rejected_max_bytes,
     };
     let drain_ms = cfg.drain_ms;

@@ -38,6 +38,11 @@ pub struct ShipConfig {
     pub drain_ms: u64,
     /// A connection silent this long is dead.
     pub idle_timeout_ms: u64,
+    /// How long the welcome, or a batch's answer (from opening its stream), may take.
+    /// QUIC's keep-alives hold a connection up while an aggregator that stopped working
+    /// (a store stuck on its disk) answers nothing: past this, the connection is made
+    /// again and what was in flight goes out again.
+    pub answer_timeout_ms: u64,
     /// What `rejected/` may keep, bytes (see [`super::rejected`]).
     pub rejected_max_bytes: u64,
 }
@@ -51,6 +56,7 @@ impl Default for ShipConfig {
             backoff_max_ms: 30_000,
             drain_ms: 5_000,
             idle_timeout_ms: 30_000,
+            answer_timeout_ms: 120_000,
             rejected_max_bytes: 64 << 20,
         }
     }
@@ -265,10 +271,16 @@ impl Shipper {
             }),
         )
         .await?;
-        let welcome = match read_frame::<Control>(&mut ctl_recv).await {
-            Ok(Control::Welcome(w)) => w,
-            Ok(other) => bail!("expected a welcome, got {other:?}"),
-            Err(e) => return Err(refusal(&conn).unwrap_or(e)),
+        let answer = Duration::from_millis(self.cfg.answer_timeout_ms);
+        let welcome = match tokio::time::timeout(answer, read_frame::<Control>(&mut ctl_recv)).await
+        {
+            Ok(Ok(Control::Welcome(w))) => w,
+            Ok(Ok(other)) => bail!("expected a welcome, got {other:?}"),
+            Ok(Err(e)) => return Err(refusal(&conn).unwrap_or(e)),
+            Err(_) => {
+                conn.close(0u32.into(), b"no welcome");
+                bail!("no welcome in {} ms", self.cfg.answer_timeout_ms);
+            }
         };
         if welcome.agent_id != self.info.agent_id {
             bail!(
@@ -344,13 +356,23 @@ impl Shipper {
     }
 
     async fn send_batch(&self, conn: &Connection, seq: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let (mut send, mut recv) = conn.open_bi().await?;
-        send.write_all(&[STREAM_BATCH]).await?;
-        send.write_all(&bytes).await?;
-        send.finish()?;
-        let ack: Ack = read_frame(&mut recv)
-            .await
-            .with_context(|| format!("waiting for the ack of batch {seq}"))?;
+        let exchange = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&[STREAM_BATCH]).await?;
+            send.write_all(&bytes).await?;
+            send.finish()?;
+            read_frame::<Ack>(&mut recv)
+                .await
+                .with_context(|| format!("waiting for the ack of batch {seq}"))
+        };
+        let answer = Duration::from_millis(self.cfg.answer_timeout_ms);
+        let ack = match tokio::time::timeout(answer, exchange).await {
+            Ok(r) => r?,
+            Err(_) => bail!(
+                "no answer to batch {seq} in {} ms",
+                self.cfg.answer_timeout_ms
+            ),
+        };
         let header = wire::split_frame(&bytes)
             .ok()
             .flatten()
