@@ -604,12 +604,35 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         }
         let (epoch, seq) = (header.epoch, header.seq);
         let p = peer.clone();
-        let decoded = tokio::task::spawn_blocking(move || {
+        let decoded = match tokio::task::spawn_blocking(move || {
             let d = decode_batch(&header, &payload, &p);
             (header, d)
         })
         .await
-        .map_err(|e| ConnError::Protocol(format!("decoding panicked: {e}")))?;
+        {
+            Ok(d) => d,
+            // Our bug, met by this batch's content: it would meet it again on every resend
+            // (and closing the connection stopped the agent's other batches each time), so
+            // the batch is refused for good: the agent keeps it in `rejected/`.
+            Err(e) => {
+                eprintln!(
+                    "vedette-aggregator: decoding batch {seq} of {} panicked: {e}; refused (the agent keeps it)",
+                    peer.agent_id
+                );
+                let ack = Ack {
+                    epoch,
+                    seq,
+                    outcome: wire::AckOutcome::Rejected {
+                        reason:
+                            "the aggregator failed decoding it (a bug of the aggregator: report it)"
+                                .into(),
+                    },
+                };
+                write_frame(&mut send, &ack).await?;
+                send.finish()?;
+                return Ok(());
+            }
+        };
         let outcome = match decoded {
             (_, Err(e)) => match e.outcome() {
                 Some(o) => o,

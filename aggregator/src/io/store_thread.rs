@@ -158,8 +158,8 @@ impl<S: EventStore + Registry + Send + 'static> StoreHandle<S> {
 }
 
 /// One transaction for the group; revoked agents' batches are left out and told so. If
-/// the transaction fails, every batch in it gets the error (none is acknowledged, all
-/// come again).
+/// the transaction fails, each batch is committed again alone, and only those that fail
+/// alone get the error (not acknowledged, they come again).
 fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
     // Revocation takes effect at the next batch, not the next connect. A state that cannot
     // be read stores nothing (fail closed) but is no revocation either: telling the agent
@@ -180,45 +180,66 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
         .map(|(c, _)| (&*c.peer, &c.header, &c.batch))
         .collect();
     let now = group.iter().map(|c| c.now_ms).max().unwrap_or(0);
-    let result = if items.is_empty() {
-        Ok(Vec::new())
+    // One outcome per item, in order.
+    let outcomes: Vec<Result<AckOutcome, StoreError>> = if items.is_empty() {
+        Vec::new()
     } else {
-        store.commit_group(&items, now)
+        match store.commit_group(&items, now) {
+            Ok(o) if o.len() == items.len() => o.into_iter().map(Ok).collect(),
+            Ok(_) => items
+                .iter()
+                .map(|_| Err(StoreError::Group("no outcome for a batch".into())))
+                .collect(),
+            // Each alone, so that a batch the store fails on every time (its own content,
+            // or its agent's) is the only one not acknowledged: in a group it failed every
+            // batch queued with it, other agents' included, on every resend.
+            Err(_) if items.len() > 1 => items
+                .iter()
+                .map(|item| {
+                    store
+                        .commit_group(std::slice::from_ref(item), now)
+                        .and_then(|mut o| {
+                            o.pop()
+                                .ok_or_else(|| StoreError::Group("no outcome for a batch".into()))
+                        })
+                })
+                .collect(),
+            Err(e) => vec![Err(e)],
+        }
     };
     drop(items);
-    match result {
-        Ok(outcomes) => {
-            let mut outcomes = outcomes.into_iter();
-            for (c, r) in group.into_iter().zip(revoked) {
-                let answer = match r {
-                    Ok(Admission::Active) => match outcomes.next() {
-                        Some(o) => Ok(Ok(o)),
-                        None => Err(StoreError::Group("no outcome for a batch".into())),
-                    },
-                    Ok(a) => Ok(Err(a)),
-                    Err(why) => Err(StoreError::Group(why)),
-                };
-                let _ignored = c.reply.send(answer);
-            }
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            for c in group {
-                let _ignored = c.reply.send(Err(StoreError::Group(msg.clone())));
-            }
-        }
+    let mut outcomes = outcomes.into_iter();
+    for (c, r) in group.into_iter().zip(revoked) {
+        let answer = match r {
+            Ok(Admission::Active) => match outcomes.next() {
+                Some(Ok(o)) => Ok(Ok(o)),
+                Some(Err(e)) => Err(e),
+                None => Err(StoreError::Group("no outcome for a batch".into())),
+            },
+            Ok(a) => Ok(Err(a)),
+            Err(why) => Err(StoreError::Group(why)),
+        };
+        let _ignored = c.reply.send(answer);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::ingest::Peer;
     use crate::core::ingest::tests::{event, peer};
     use crate::core::ingest::{decode_batch, encode_batch};
     use crate::store::sqlite::{SqliteConfig, SqliteStore};
 
     fn commit_of(seq: u64) -> (Commit, oneshot::Receiver<Reply>) {
-        let who = peer();
+        commit_by("agent-1", seq)
+    }
+
+    fn commit_by(agent: &str, seq: u64) -> (Commit, oneshot::Receiver<Reply>) {
+        let who = Peer {
+            agent_id: agent.into(),
+            ..peer()
+        };
         let (header, payload) = encode_batch(
             &who.agent_id,
             7,
@@ -271,6 +292,37 @@ mod tests {
         let (c, mut rx) = commit_of(3);
         commit_group(&mut store, vec![c]);
         assert!(matches!(rx.try_recv(), Ok(Ok(Err(Admission::Revoked)))));
+    }
+
+    /// A batch the store fails on every time (here a trigger refuses its agent's chunks)
+    /// is the only one not acknowledged: in one transaction with others, it failed every
+    /// batch queued with it, other agents' included, on every resend.
+    #[test]
+    fn a_batch_the_store_fails_on_fails_alone() {
+        let mut store = SqliteStore::open_in_memory(SqliteConfig::default()).expect("open");
+        for id in ["agent-1", "agent-2", "agent-3"] {
+            register(&mut store, id);
+        }
+        store
+            .call_sql(
+                "CREATE TEMP TRIGGER poison BEFORE INSERT ON chunks \
+                 WHEN NEW.agent_id = 'agent-2' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        let (c1, mut rx1) = commit_by("agent-1", 1);
+        let (c2, mut rx2) = commit_by("agent-2", 1);
+        let (c3, mut rx3) = commit_by("agent-3", 1);
+        commit_group(&mut store, vec![c1, c2, c3]);
+        for rx in [&mut rx1, &mut rx3] {
+            assert!(matches!(
+                rx.try_recv(),
+                Ok(Ok(Ok(AckOutcome::Stored { stored: 1, .. })))
+            ));
+        }
+        match rx2.try_recv() {
+            Ok(Err(e)) => assert!(e.to_string().contains("refused"), "{e}"),
+            other => panic!("expected the store's error, got {other:?}"),
+        }
     }
 
     /// The agents table unreadable (here renamed away underneath the store): the batch is

@@ -1545,6 +1545,14 @@ impl SqliteStore {
 }
 
 #[cfg(test)]
+impl SqliteStore {
+    /// Test hook: runs `sql` on the store's own connection (temp triggers, say).
+    pub(crate) fn call_sql(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.execute_batch(sql)
+    }
+}
+
+#[cfg(test)]
 mod tests;
 
 /// Rows per multi-row `INSERT` of events (14 parameters each, well under SQLite's limit).
