@@ -299,6 +299,10 @@ struct MuteAggregator {
 
 impl MuteAggregator {
     fn start(agg: &RunningAggregator, agent_id: &str, welcomes_from: u32) -> Self {
+        Self::start_on(agg, agent_id, welcomes_from, "127.0.0.1:0")
+    }
+
+    fn start_on(agg: &RunningAggregator, agent_id: &str, welcomes_from: u32, bind: &str) -> Self {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
         use vedette_aggregator::io::state::StatePaths;
@@ -312,7 +316,7 @@ impl MuteAggregator {
             .build()
             .unwrap();
         let endpoint = rt
-            .block_on(async { quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()) })
+            .block_on(async { quinn::Endpoint::server(cfg, bind.parse().unwrap()) })
             .unwrap();
         let addr = endpoint.local_addr().unwrap();
         let (connections, batches) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
@@ -401,6 +405,77 @@ fn an_aggregator_that_answers_nothing_is_given_up_and_its_batches_go_to_the_next
     let have = stored.wait_count(N as u64, DEADLINE);
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}");
+    assert_exactly_once(&stored, N);
+}
+
+#[test]
+fn a_name_whose_first_address_takes_connections_but_answers_nothing_is_left_for_the_next() {
+    // The agent dialled a name's addresses from the first every time: one that completes
+    // the handshake but does not work (a wedged aggregator) was the one it reached, for
+    // ever, while the name's next address served. After a failed session it now starts
+    // from the next address. `localhost` resolves to ::1 first here (a private hosts
+    // file, as above); the mute server takes ::1, the aggregator 127.0.0.1, same port.
+    use super::support::agent_bin;
+    use super::support::aggregator::{check, ship_config};
+    const N: usize = 2_000;
+    let scratch = Scratch::new("ship-mute-first");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let hosts = scratch.write("hosts", b"::1 localhost\n127.0.0.1 localhost\n");
+    let with_hosts = || {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
+            .arg("sh")
+            .arg(&hosts)
+            .arg(agent_bin());
+        c
+    };
+    let server = format!("localhost:{}", agg.addr.port());
+    let dir = scratch.path("agent");
+    check(
+        with_hosts()
+            .args(["enroll", "--server", &server, "--token"])
+            .arg(agg.token("default", "1h"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .output()
+            .expect("enroll"),
+        "vedette-agent enroll",
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
+            .unwrap();
+    let mute = MuteAggregator::start_on(
+        &agg,
+        info["agent_id"].as_str().unwrap(),
+        u32::MAX,
+        &format!("[::1]:{}", agg.addr.port()),
+    );
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    scratch.write(
+        "logs/app.log",
+        super::support::aggregator::distinct_lines(N, "app").as_bytes(),
+    );
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            "answer_timeout_ms = 400\n",
+        )
+        .as_bytes(),
+    );
+    let agent = RunningAgent::spawn_cmd(with_hosts(), cfg, scratch.path("unused.ndjson"));
+    let stored = Stored::open(&agg.db());
+    let have = stored.wait_count(N as u64, Duration::from_secs(60));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        mute.counts().0 >= 1,
+        "the mute server was never dialled: {log}"
+    );
+    assert!(log.contains("no welcome in 400 ms"), "{log}");
     assert_eq!(have, N as u64, "{log}");
     assert_exactly_once(&stored, N);
 }

@@ -199,7 +199,7 @@ impl Shipper {
                 tokio::time::sleep(Duration::from_millis(drain)).await;
             };
             let r = tokio::select! {
-                r = me.clone().session(stop.clone()) => r,
+                r = me.clone().session(stop.clone(), failures as usize) => r,
                 () = deadline => Ok(()),
             };
             // Off the runtime: the spool's lock may be held by an append waiting for the
@@ -238,7 +238,11 @@ impl Shipper {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<(quinn::Endpoint, Connection)> {
+    /// Connects to the server's addresses in turn from the `first`th (modulo their
+    /// number): after a failed session the next address is tried first, so an aggregator
+    /// that takes connections but does not work (answers nothing, resets every batch) is
+    /// not dialled for ever while another address of the name would serve.
+    async fn connect(&self, first: usize) -> anyhow::Result<(quinn::Endpoint, Connection)> {
         let (cert, key, ca) = self.paths.pems()?;
         let cfg = identity::events_client(
             &cert,
@@ -246,7 +250,9 @@ impl Shipper {
             &ca,
             Duration::from_millis(self.cfg.idle_timeout_ms),
         )?;
-        let (addrs, name) = identity::resolve(&self.info.server).await?;
+        let (mut addrs, name) = identity::resolve(&self.info.server).await?;
+        let n = addrs.len();
+        addrs.rotate_left(first % n.max(1));
         identity::connect_any(
             &addrs,
             &name,
@@ -256,9 +262,14 @@ impl Shipper {
         .await
     }
 
-    /// One connection's life. `Ok` only when asked to stop and the spool is drained.
-    async fn session(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let (endpoint, conn) = self.connect().await?;
+    /// One connection's life, dialling from the `first`th address ([`Self::connect`]).
+    /// `Ok` only when asked to stop and the spool is drained.
+    async fn session(
+        self: Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+        first: usize,
+    ) -> anyhow::Result<()> {
+        let (endpoint, conn) = self.connect(first).await?;
         let (mut ctl_send, mut ctl_recv) = conn.open_bi().await?;
         ctl_send.write_all(&[STREAM_CONTROL]).await?;
         write_frame(
