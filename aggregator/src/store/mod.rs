@@ -135,7 +135,9 @@ pub trait EventStore: Send {
     /// Deletes what is older than `before_ms`, a slice at a time (call again while
     /// [`Pruned::is_full_slice`], so ingest waits for one slice at most): at most
     /// `max_chunks` chunks, the events of every chunk whose newest event time is before
-    /// it (an event newer than that keeps its chunk's older ones), their search entries
+    /// it (an event newer than that keeps its chunk's older ones; an event dated more than
+    /// [`sqlite::FUTURE_SKEW_MS`] after its chunk arrived counts as dated then, so a wrong
+    /// clock cannot keep it for ever), their search entries
     /// and class counts; once no such chunk is left, at most as many batch records
     /// (replay keys) committed before it, with their watermarks. A batch record whose
     /// watermark lies above a range of its stream still kept waits for that range to go,

@@ -63,7 +63,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -310,7 +310,21 @@ UPDATE agents SET pending_serial = '*';
     r#"
 ALTER TABLE tokens ADD COLUMN revoked_ms INTEGER;
 "#,
+    // 11 -> 12: retention goes by `retain_time`, the newest event time but at most a day
+    // past the chunk's arrival ([`FUTURE_SKEW_MS`]): events dated in the future (a wrong
+    // clock, a syslog sender's, a year guessed wrong) were kept for ever. The chunks
+    // stored before did not record their arrival: theirs is their newest event time.
+    r#"
+ALTER TABLE chunks ADD COLUMN retain_time INTEGER;
+UPDATE chunks SET retain_time = last_time;
+DROP INDEX IF EXISTS chunks_last;
+CREATE INDEX chunks_retain ON chunks (retain_time);
+"#,
 ];
+
+/// How far past its arrival a chunk's events may be dated and still count by their own
+/// time for retention ([`EventStore::prune`]).
+pub const FUTURE_SKEW_MS: i64 = 86_400_000;
 
 /// [`Registry::agent_seen`] on `conn` (the store's connection, or a transaction on it).
 fn record_seen(conn: &Connection, agent_id: &str, s: &AgentState) -> Result<bool, StoreError> {
@@ -681,9 +695,9 @@ fn prune_batches(
     Ok((deleted, waiting, due.into_iter().next_back()))
 }
 
-/// Retention's oldest chunks, a slice at a time (through `chunks_last`).
-const PRUNE_CHUNKS: &str = "SELECT id, tenant, first_id, last_id FROM chunks WHERE last_time < ?1 \
-     ORDER BY last_time, id LIMIT ?2";
+/// Retention's oldest chunks, a slice at a time (through `chunks_retain`).
+const PRUNE_CHUNKS: &str = "SELECT id, tenant, first_id, last_id FROM chunks \
+     WHERE retain_time < ?1 ORDER BY retain_time, id LIMIT ?2";
 
 /// Retention's batch records due after its cursor, a slice at a time (through
 /// `batches_committed`).
@@ -1649,16 +1663,20 @@ fn commit_in(
             // set once they are in).
             tx.prepare_cached(
                 "INSERT INTO chunks (tenant, agent_id, first_time, last_time, first_id, \
-                 last_id, ip_filter, raw_len, data) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?6, ?7)",
+                 last_id, ip_filter, raw_len, data, retain_time) \
+                 VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 peer.tenant,
                 peer.agent_id,
                 times.clone().min(),
-                times.max(),
+                times.clone().max(),
                 batch.ip_filter,
                 sat(batch.chunk.raw_len),
-                batch.chunk.data
+                batch.chunk.data,
+                times
+                    .max()
+                    .map(|t| t.min(now_ms.saturating_add(FUTURE_SKEW_MS)))
             ])?;
             Some(tx.last_insert_rowid())
         };

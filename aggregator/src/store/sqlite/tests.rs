@@ -251,7 +251,8 @@ fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
         s.conn
             .execute_batch(
                 "DROP TABLE store_secrets; ALTER TABLE agents DROP COLUMN pending_serial; \
-                 ALTER TABLE tokens DROP COLUMN revoked_ms; PRAGMA user_version = 4;",
+                 ALTER TABLE tokens DROP COLUMN revoked_ms; DROP INDEX chunks_retain; \
+                 ALTER TABLE chunks DROP COLUMN retain_time; PRAGMA user_version = 4;",
             )
             .unwrap();
     }
@@ -1495,6 +1496,46 @@ fn a_batch_with_two_ranges_of_one_stream_is_not_held_back_by_itself() {
 /// Retention runs under the write lock, a slice at a time: each of its statements must
 /// find its rows through an index, or every slice reads whole tables (the chunks'
 /// documents included) while ingest waits.
+/// An event dated in the future (a wrong clock, a year guessed wrong) was kept for ever:
+/// retention went by event time alone. It now counts as dated at most a day after its
+/// chunk arrived; one dated within that day keeps its own time.
+#[test]
+fn events_dated_in_the_future_are_pruned_a_day_after_they_arrived() {
+    const DAY: i64 = FUTURE_SKEW_MS;
+    let mut s = memory();
+    // Committed at 1_001 and 1_002 (`send`): one a century ahead, one an hour ahead.
+    let century = 100 * 365 * DAY;
+    assert_eq!(
+        send(&mut s, 1, &[event("far", century)], vec![]),
+        stored(1, 0)
+    );
+    assert_eq!(
+        send(&mut s, 2, &[event("near", 3_600_000)], vec![]),
+        stored(1, 0)
+    );
+    fn before(s: &mut SqliteStore, ms: i64) -> u64 {
+        let mut events = 0;
+        loop {
+            let p = s.prune(ms, 10).unwrap();
+            events += p.events;
+            if !p.is_full_slice(10) {
+                return events;
+            }
+        }
+    }
+    assert_eq!(before(&mut s, 3_600_000), 0, "neither is past yet");
+    assert_eq!(before(&mut s, 3_600_001), 1, "the hour-ahead one by its own time");
+    assert_eq!(s.get_event("acme", "near").unwrap(), None);
+    assert!(s.get_event("acme", "far").unwrap().is_some());
+    assert_eq!(before(&mut s, 1_001 + DAY), 0);
+    assert_eq!(
+        before(&mut s, 1_001 + DAY + 1),
+        1,
+        "the century-ahead one at its arrival + 1 day"
+    );
+    assert_eq!(s.event_count().unwrap(), 0);
+}
+
 #[test]
 fn retention_reads_through_indexes_not_whole_tables() {
     let s = memory();
