@@ -192,8 +192,10 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
                 .collect(),
             // Each alone, so that a batch the store fails on every time (its own content,
             // or its agent's) is the only one not acknowledged: in a group it failed every
-            // batch queued with it, other agents' included, on every resend.
-            Err(_) if items.len() > 1 => items
+            // batch queued with it, other agents' included, on every resend. Not for a
+            // failure of the database itself (busy, full, I/O): each batch alone would meet
+            // it again, a busy timeout per batch.
+            Err(e) if items.len() > 1 && may_be_the_batchs(&e) => items
                 .iter()
                 .map(|item| {
                     store
@@ -220,6 +222,29 @@ fn commit_group<S: EventStore + Registry>(store: &mut S, group: Vec<Commit>) {
             Err(why) => Err(StoreError::Group(why)),
         };
         let _ignored = c.reply.send(answer);
+    }
+}
+
+/// Whether a failed commit may be due to one batch of its group rather than to the
+/// database as a whole (which fails every batch alike).
+fn may_be_the_batchs(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => !matches!(
+            f.code,
+            C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::DiskFull
+                | C::SystemIoFailure
+                | C::ReadOnly
+                | C::CannotOpen
+                | C::OutOfMemory
+                | C::DatabaseCorrupt
+                | C::NotADatabase
+                | C::FileLockingProtocolFailed
+                | C::PermissionDenied
+        ),
+        _ => true,
     }
 }
 
@@ -323,6 +348,29 @@ mod tests {
             Ok(Err(e)) => assert!(e.to_string().contains("refused"), "{e}"),
             other => panic!("expected the store's error, got {other:?}"),
         }
+    }
+
+    /// Busy, full or failing databases fail every batch alike: no batch-by-batch retry
+    /// (a busy timeout per batch); a constraint (a trigger, a batch's own data) may be one
+    /// batch's.
+    #[test]
+    fn only_failures_that_may_be_one_batchs_are_retried_alone() {
+        let fail = |code: i32| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_IOERR,
+            rusqlite::ffi::SQLITE_LOCKED,
+        ] {
+            assert!(!may_be_the_batchs(&fail(code)), "{code}");
+        }
+        assert!(may_be_the_batchs(&fail(rusqlite::ffi::SQLITE_CONSTRAINT)));
+        assert!(may_be_the_batchs(&StoreError::Group("x".into())));
     }
 
     /// The agents table unreadable (here renamed away underneath the store): the batch is

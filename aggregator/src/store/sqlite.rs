@@ -312,13 +312,15 @@ ALTER TABLE tokens ADD COLUMN revoked_ms INTEGER;
 "#,
     // 11 -> 12: retention goes by `retain_time`, the newest event time but at most a day
     // past the chunk's arrival ([`FUTURE_SKEW_MS`]): events dated in the future (a wrong
-    // clock, a syslog sender's, a year guessed wrong) were kept for ever. The chunks
-    // stored before did not record their arrival: theirs is their newest event time.
+    // clock, a syslog sender's, a year guessed wrong) were kept for ever. A chunk without
+    // one (stored before, or by an older `serve` still running on the migrated file) goes
+    // by its newest event time, except that one dated past now + a day counts as arriving
+    // now: only those rows are written here, not every chunk's row (and its document).
     r#"
 ALTER TABLE chunks ADD COLUMN retain_time INTEGER;
-UPDATE chunks SET retain_time = last_time;
-DROP INDEX IF EXISTS chunks_last;
-CREATE INDEX chunks_retain ON chunks (retain_time);
+UPDATE chunks SET retain_time = CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 86400000
+    WHERE last_time > CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 86400000;
+CREATE INDEX chunks_retain ON chunks (coalesce(retain_time, last_time));
 "#,
 ];
 
@@ -697,7 +699,8 @@ fn prune_batches(
 
 /// Retention's oldest chunks, a slice at a time (through `chunks_retain`).
 const PRUNE_CHUNKS: &str = "SELECT id, tenant, first_id, last_id FROM chunks \
-     WHERE retain_time < ?1 ORDER BY retain_time, id LIMIT ?2";
+     WHERE coalesce(retain_time, last_time) < ?1 \
+     ORDER BY coalesce(retain_time, last_time), id LIMIT ?2";
 
 /// Retention's batch records due after its cursor, a slice at a time (through
 /// `batches_committed`).

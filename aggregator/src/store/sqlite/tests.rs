@@ -1493,9 +1493,6 @@ fn a_batch_with_two_ranges_of_one_stream_is_not_held_back_by_itself() {
     assert_eq!(s.batch_count().unwrap(), 0);
 }
 
-/// Retention runs under the write lock, a slice at a time: each of its statements must
-/// find its rows through an index, or every slice reads whole tables (the chunks'
-/// documents included) while ingest waits.
 /// An event dated in the future (a wrong clock, a year guessed wrong) was kept for ever:
 /// retention went by event time alone. It now counts as dated at most a day after its
 /// chunk arrived; one dated within that day keeps its own time.
@@ -1524,7 +1521,11 @@ fn events_dated_in_the_future_are_pruned_a_day_after_they_arrived() {
         }
     }
     assert_eq!(before(&mut s, 3_600_000), 0, "neither is past yet");
-    assert_eq!(before(&mut s, 3_600_001), 1, "the hour-ahead one by its own time");
+    assert_eq!(
+        before(&mut s, 3_600_001),
+        1,
+        "the hour-ahead one by its own time"
+    );
     assert_eq!(s.get_event("acme", "near").unwrap(), None);
     assert!(s.get_event("acme", "far").unwrap().is_some());
     assert_eq!(before(&mut s, 1_001 + DAY), 0);
@@ -1536,6 +1537,62 @@ fn events_dated_in_the_future_are_pruned_a_day_after_they_arrived() {
     assert_eq!(s.event_count().unwrap(), 0);
 }
 
+/// A store of schema 11 keeps its chunks' rows as they are (no row is rewritten, their
+/// documents with them) but for those dated past now + a day, which count as arriving at
+/// the migration; a chunk an older `serve` stores without `retain_time` goes by its
+/// newest event time.
+#[test]
+fn the_migration_caps_only_chunks_dated_in_the_future() {
+    let db = TempDb::new("v11-retain");
+    let century = 100 * 365 * FUTURE_SKEW_MS;
+    {
+        let mut s = db.open();
+        assert_eq!(
+            send(&mut s, 1, &[event("far", century)], vec![]),
+            stored(1, 0)
+        );
+        assert_eq!(send(&mut s, 2, &[event("old", 5)], vec![]), stored(1, 0));
+        s.conn
+            .execute_batch(
+                "DROP INDEX chunks_retain; ALTER TABLE chunks DROP COLUMN retain_time; \
+                 PRAGMA user_version = 11;",
+            )
+            .unwrap();
+    }
+    let mut s = db.open();
+    let retain: Vec<Option<i64>> = s
+        .conn
+        .prepare("SELECT retain_time FROM chunks ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let now = crate::io::clock::now_ms();
+    assert_eq!(retain[1], None, "a chunk of the past keeps its row");
+    let capped = retain[0].expect("the future one is capped");
+    assert!(
+        (now..=now + 2 * FUTURE_SKEW_MS).contains(&capped),
+        "{capped} vs now {now}"
+    );
+    assert_eq!(s.prune(6, 10).unwrap().events, 1, "the old one by its time");
+    assert_eq!(
+        s.prune(capped + 1, 10).unwrap().events,
+        1,
+        "the far one by now + a day"
+    );
+    // An older `serve` on the migrated file stores chunks without `retain_time`.
+    assert_eq!(send(&mut s, 3, &[event("new", 50)], vec![]), stored(1, 0));
+    s.conn
+        .execute_batch("UPDATE chunks SET retain_time = NULL")
+        .unwrap();
+    assert_eq!(s.prune(50, 10).unwrap().events, 0);
+    assert_eq!(s.prune(51, 10).unwrap().events, 1);
+}
+
+/// Retention runs under the write lock, a slice at a time: each of its statements must
+/// find its rows through an index, or every slice reads whole tables (the chunks'
+/// documents included) while ingest waits.
 #[test]
 fn retention_reads_through_indexes_not_whole_tables() {
     let s = memory();
