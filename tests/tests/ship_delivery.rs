@@ -303,6 +303,18 @@ impl MuteAggregator {
     }
 
     fn start_on(agg: &RunningAggregator, agent_id: &str, welcomes_from: u32, bind: &str) -> Self {
+        Self::start_with(agg, agent_id, welcomes_from, bind, None)
+    }
+
+    /// With `answer_every`, batches are answered (as stored) one at a time, each this
+    /// long after the one before: a slow aggregator that works.
+    fn start_with(
+        agg: &RunningAggregator,
+        agent_id: &str,
+        welcomes_from: u32,
+        bind: &str,
+        answer_every: Option<Duration>,
+    ) -> Self {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
         use vedette_aggregator::io::state::StatePaths;
@@ -338,13 +350,39 @@ impl MuteAggregator {
                         frame.extend_from_slice(&body);
                         let _ignored = send.write_all(&frame).await;
                     }
-                    // Batch streams are taken and read, never answered.
-                    while let Ok((_s, mut r)) = conn.accept_bi().await {
-                        b.fetch_add(1, SeqCst);
+                    // Batch streams are taken and read; never answered, or answered one
+                    // at a time.
+                    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
+                    while let Ok((mut send, mut r)) = conn.accept_bi().await {
+                        let (b, one_at_a_time) = (b.clone(), one_at_a_time.clone());
                         tokio::spawn(async move {
-                            let _ignored = r.read_to_end(64 << 20).await;
-                            let _keep = _s;
-                            std::future::pending::<()>().await;
+                            let Ok(body) = r.read_to_end(64 << 20).await else {
+                                return;
+                            };
+                            let Some(every) = answer_every else {
+                                b.fetch_add(1, SeqCst);
+                                std::future::pending::<()>().await;
+                                return;
+                            };
+                            use vedette_schemas::wire;
+                            let (head, _) = wire::split_frame(&body[1..]).unwrap().unwrap();
+                            let h: wire::BatchHeader = wire::decode_frame(head).unwrap();
+                            let _turn = one_at_a_time.lock().await;
+                            tokio::time::sleep(every).await;
+                            let ack = wire::Ack {
+                                epoch: h.epoch,
+                                seq: h.seq,
+                                outcome: wire::AckOutcome::Stored {
+                                    stored: u64::from(h.events),
+                                    duplicates: 0,
+                                    reused: false,
+                                },
+                            };
+                            let mut frame = Vec::new();
+                            wire::encode_frame(&ack, &mut frame);
+                            let _ignored = send.write_all(&frame).await;
+                            let _ignored = send.finish();
+                            b.fetch_add(1, SeqCst);
                         });
                     }
                 });
@@ -389,7 +427,7 @@ fn an_aggregator_that_answers_nothing_is_given_up_and_its_batches_go_to_the_next
     );
     let mut agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
     agent.wait_log("no welcome in 400 ms");
-    agent.wait_log("no answer to batch");
+    agent.wait_log("no answer to any of");
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
     let (connections, batches) = mute.counts();
@@ -478,4 +516,51 @@ fn a_name_whose_first_address_takes_connections_but_answers_nothing_is_left_for_
     assert!(log.contains("no welcome in 400 ms"), "{log}");
     assert_eq!(have, N as u64, "{log}");
     assert_exactly_once(&stored, N);
+}
+
+#[test]
+fn a_slow_aggregator_that_answers_one_batch_at_a_time_is_not_given_up() {
+    // The answer timeout is about progress, not each batch's own wait: with a window of 8
+    // batches answered one at a time, the last is answered long after it was sent, and a
+    // per-batch limit gave up a slow link or a slow aggregator that works, for good (every
+    // session ended the same way and nothing was ever acknowledged).
+    const N: usize = 3_000;
+    let scratch = Scratch::new("ship-slow");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let (dir, _) = enrolled_agent(&scratch, &agg, N, "");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
+            .unwrap();
+    let slow = MuteAggregator::start_with(
+        &agg,
+        info["agent_id"].as_str().unwrap(),
+        1,
+        "127.0.0.1:0",
+        Some(Duration::from_millis(150)),
+    );
+    let cfg = scratch.write(
+        "agent-slow.toml",
+        super::support::aggregator::ship_config(
+            &dir,
+            &scratch.path("logs/*.log").display().to_string(),
+            &format!(
+                "server = \"{}\"\nanswer_timeout_ms = 400\nbatch_max_kb = 16\nspool_max_mb = 1\n",
+                slow.addr
+            ),
+        )
+        .as_bytes(),
+    );
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    // 16 KiB batches of a ~280 KB file: more than a window's worth, each answered 150 ms
+    // after the one before, so the last of a window waits 1.2 s against a 400 ms limit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while slow.counts().1 < 12 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let (connections, answered) = slow.counts();
+    assert!(answered >= 12, "{answered} batches answered: {log}");
+    assert_eq!(connections, 1, "the session was given up: {log}");
+    assert!(!log.contains("no answer"), "{log}");
 }

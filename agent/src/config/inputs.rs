@@ -179,7 +179,7 @@ pub struct ShipOutput {
     pub idle_timeout_ms: u64,
     /// At shutdown, how long to keep delivering what is spooled, ms.
     pub drain_ms: u64,
-    /// How long the welcome or a batch's answer may take, ms.
+    /// How long the welcome may take, and batches be in flight with none answered, ms.
     pub answer_timeout_ms: u64,
     /// What `rejected/` may keep, bytes.
     pub rejected_max_bytes: u64,

@@ -287,8 +287,8 @@ pub struct RawOutput {
     /// `aggregator`: at shutdown, how long to keep delivering what is spooled, ms
     /// (default 5000).
     pub drain_ms: Option<Spanned<u64>>,
-    /// `aggregator`: how long the welcome, or a batch's answer, may take before the
-    /// connection is given up and made again, ms (default 120000).
+    /// `aggregator`: how long the welcome may take, and batches may be in flight with none
+    /// answered, before the connection is given up and made again, ms (default 120000).
     pub answer_timeout_ms: Option<Spanned<u64>>,
     /// `aggregator`: what `state_dir/rejected/` may keep of batches the aggregator
     /// refused, MiB (default 64); past it the oldest are deleted (counted).

@@ -399,22 +399,22 @@ pub async fn resolve(server: &str) -> anyhow::Result<(Vec<SocketAddr>, String)> 
 
 /// Connects to the first of `addrs` that answers, each given `timeout`: a name with
 /// several addresses (IPv6 and IPv4, or several aggregators) is not stuck on one that
-/// cannot be reached.
+/// cannot be reached. Also says which of `addrs` it connected to.
 pub async fn connect_any(
     addrs: &[SocketAddr],
     name: &str,
     cfg: quinn::ClientConfig,
     timeout: std::time::Duration,
-) -> anyhow::Result<(quinn::Endpoint, quinn::Connection)> {
+) -> anyhow::Result<(quinn::Endpoint, quinn::Connection, usize)> {
     let mut failures = Vec::new();
-    for &addr in addrs {
+    for (i, &addr) in addrs.iter().enumerate() {
         let attempt = async {
             let endpoint = client_endpoint(addr)?;
             let conn = endpoint.connect_with(cfg.clone(), addr, name)?.await?;
             anyhow::Ok((endpoint, conn))
         };
         match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(c)) => return Ok(c),
+            Ok(Ok((endpoint, conn))) => return Ok((endpoint, conn, i)),
             Ok(Err(e)) => failures.push(format!("{addr}: {e:#}")),
             Err(_) => failures.push(format!("{addr}: no answer in {} ms", timeout.as_millis())),
         }
@@ -472,7 +472,7 @@ pub async fn enroll(
     let (credential, pin) = split_token(token)?;
     let (addrs, name) = resolve(server).await?;
     let (key_pem, csr_pem) = key_and_csr()?;
-    let (endpoint, conn) = connect_any(&addrs, &name, enroll_client(pin)?, ENROLL_CONNECT)
+    let (endpoint, conn, _) = connect_any(&addrs, &name, enroll_client(pin)?, ENROLL_CONNECT)
         .await
         .with_context(|| format!("connecting to {server}"))?;
     let (mut send, mut recv) = conn.open_bi().await?;

@@ -38,10 +38,12 @@ pub struct ShipConfig {
     pub drain_ms: u64,
     /// A connection silent this long is dead.
     pub idle_timeout_ms: u64,
-    /// How long the welcome, or a batch's answer (from opening its stream), may take.
-    /// QUIC's keep-alives hold a connection up while an aggregator that stopped working
-    /// (a store stuck on its disk) answers nothing: past this, the connection is made
-    /// again and what was in flight goes out again.
+    /// How long the welcome may take, and how long batches may be in flight with none of
+    /// them answered (progress, not each batch's own time: on a slow link the last of a
+    /// window is answered long after it was handed over). QUIC's keep-alives hold a
+    /// connection up while an aggregator that stopped working (a store stuck on its disk)
+    /// answers nothing: past this, the connection is made again and what was in flight
+    /// goes out again.
     pub answer_timeout_ms: u64,
     /// What `rejected/` may keep, bytes (see [`super::rejected`]).
     pub rejected_max_bytes: u64,
@@ -112,6 +114,10 @@ pub struct Shipper {
     pub host: serde_json::Value,
     /// Kernel UDP drops, for heartbeats.
     pub udp_drops: Option<UdpDrops>,
+    /// Which of the server's addresses the next connection dials first.
+    pub dial_from: std::sync::atomic::AtomicUsize,
+    /// Which one the current session reached (`usize::MAX`: none yet).
+    pub connected_at: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Shipper {
@@ -198,8 +204,9 @@ impl Shipper {
                 }
                 tokio::time::sleep(Duration::from_millis(drain)).await;
             };
+            me.connected_at.store(usize::MAX, Relaxed);
             let r = tokio::select! {
-                r = me.clone().session(stop.clone(), failures as usize) => r,
+                r = me.clone().session(stop.clone()) => r,
                 () = deadline => Ok(()),
             };
             // Off the runtime: the spool's lock may be held by an append waiting for the
@@ -217,6 +224,15 @@ impl Shipper {
             match r {
                 Ok(()) => return,
                 Err(e) => {
+                    // The next session dials the address after the one this one reached
+                    // first: one that takes connections but does not work (a wedged
+                    // aggregator) is not dialled for ever while another of the name would
+                    // serve. (One that could not be reached at all was passed over by
+                    // `connect_any` already.)
+                    let at = me.connected_at.load(Relaxed);
+                    if at != usize::MAX {
+                        me.dial_from.store(at.wrapping_add(1), Relaxed);
+                    }
                     me.stats.failures.fetch_add(1, Relaxed);
                     eprintln!("vedette-agent: shipping to {}: {e:#}", me.info.server);
                     if *stop.borrow() {
@@ -238,11 +254,9 @@ impl Shipper {
         }
     }
 
-    /// Connects to the server's addresses in turn from the `first`th (modulo their
-    /// number): after a failed session the next address is tried first, so an aggregator
-    /// that takes connections but does not work (answers nothing, resets every batch) is
-    /// not dialled for ever while another address of the name would serve.
-    async fn connect(&self, first: usize) -> anyhow::Result<(quinn::Endpoint, Connection)> {
+    /// Connects to the server's addresses in turn from the `dial_from`th (modulo their
+    /// number), and records which one it reached in `connected_at`.
+    async fn connect(&self) -> anyhow::Result<(quinn::Endpoint, Connection)> {
         let (cert, key, ca) = self.paths.pems()?;
         let cfg = identity::events_client(
             &cert,
@@ -251,25 +265,23 @@ impl Shipper {
             Duration::from_millis(self.cfg.idle_timeout_ms),
         )?;
         let (mut addrs, name) = identity::resolve(&self.info.server).await?;
-        let n = addrs.len();
-        addrs.rotate_left(first % n.max(1));
-        identity::connect_any(
+        let n = addrs.len().max(1);
+        let first = self.dial_from.load(Relaxed) % n;
+        addrs.rotate_left(first);
+        let (endpoint, conn, i) = identity::connect_any(
             &addrs,
             &name,
             cfg,
             Duration::from_millis(self.cfg.idle_timeout_ms),
         )
-        .await
+        .await?;
+        self.connected_at.store((first + i) % n, Relaxed);
+        Ok((endpoint, conn))
     }
 
-    /// One connection's life, dialling from the `first`th address ([`Self::connect`]).
-    /// `Ok` only when asked to stop and the spool is drained.
-    async fn session(
-        self: Arc<Self>,
-        mut stop: watch::Receiver<bool>,
-        first: usize,
-    ) -> anyhow::Result<()> {
-        let (endpoint, conn) = self.connect(first).await?;
+    /// One connection's life. `Ok` only when asked to stop and the spool is drained.
+    async fn session(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (endpoint, conn) = self.connect().await?;
         let (mut ctl_send, mut ctl_recv) = conn.open_bi().await?;
         ctl_send.write_all(&[STREAM_CONTROL]).await?;
         write_frame(
@@ -307,6 +319,8 @@ impl Shipper {
         let mut control = AbortOnDrop(tokio::spawn(self.clone().control(ctl_send, ctl_recv)));
         let mut in_flight: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let mut stopping_since: Option<i64> = None;
+        // Since when batches have been in flight with none answered.
+        let mut unanswered_since: Option<i64> = None;
         // Every way out goes through the cleanup after the loop: the control task holds
         // the connection open (and would renew the certificate beside the next session's).
         let result = 'session: loop {
@@ -336,9 +350,15 @@ impl Shipper {
                 };
                 let (me, conn) = (self.clone(), conn.clone());
                 in_flight.spawn(async move { me.send_batch(&conn, seq, bytes).await });
+                unanswered_since.get_or_insert_with(clock::monotonic_ms);
             }
+            let answer_due = unanswered_since.map_or(Duration::from_secs(86_400), |t| {
+                let due = t.saturating_add(self.cfg.answer_timeout_ms as i64);
+                Duration::from_millis(due.saturating_sub(clock::monotonic_ms()).max(0) as u64)
+            });
             tokio::select! {
                 Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    unanswered_since = (!in_flight.is_empty()).then(clock::monotonic_ms);
                     match r {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => break Err(refusal(&conn).unwrap_or(e)),
@@ -348,6 +368,13 @@ impl Shipper {
                 () = self.spool.wait_unsent(), if in_flight.len() < self.cfg.window => {}
                 _ = stop.changed(), if stopping_since.is_none() => {}
                 () = tokio::time::sleep(Duration::from_millis(100)), if stopping_since.is_some() => {}
+                () = tokio::time::sleep(answer_due), if unanswered_since.is_some() => {
+                    break Err(anyhow!(
+                        "no answer to any of {} batches in flight in {} ms",
+                        in_flight.len(),
+                        self.cfg.answer_timeout_ms
+                    ));
+                }
                 e = conn.closed() => break Err(refusal(&conn).unwrap_or_else(|| anyhow!("connection lost: {e}"))),
                 // Heartbeats and renewal live there: a connection without them would go
                 // on shipping until the certificate expired under it.
@@ -367,23 +394,13 @@ impl Shipper {
     }
 
     async fn send_batch(&self, conn: &Connection, seq: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let exchange = async {
-            let (mut send, mut recv) = conn.open_bi().await?;
-            send.write_all(&[STREAM_BATCH]).await?;
-            send.write_all(&bytes).await?;
-            send.finish()?;
-            read_frame::<Ack>(&mut recv)
-                .await
-                .with_context(|| format!("waiting for the ack of batch {seq}"))
-        };
-        let answer = Duration::from_millis(self.cfg.answer_timeout_ms);
-        let ack = match tokio::time::timeout(answer, exchange).await {
-            Ok(r) => r?,
-            Err(_) => bail!(
-                "no answer to batch {seq} in {} ms",
-                self.cfg.answer_timeout_ms
-            ),
-        };
+        let (mut send, mut recv) = conn.open_bi().await?;
+        send.write_all(&[STREAM_BATCH]).await?;
+        send.write_all(&bytes).await?;
+        send.finish()?;
+        let ack: Ack = read_frame(&mut recv)
+            .await
+            .with_context(|| format!("waiting for the ack of batch {seq}"))?;
         let header = wire::split_frame(&bytes)
             .ok()
             .flatten()
