@@ -314,8 +314,9 @@ pub struct Spool {
     /// A batch waits to be handed out, as of the last release of `inner`.
     unsent_waiting: AtomicBool,
     /// Held through a [`Spool::sync`]: a second caller waits for the first one's flush,
-    /// which may cover records the second one needs (appended before a seal that found
-    /// the segment clean because that flush had started).
+    /// which may cover records the second one needs (the first marked their segments
+    /// clean when it took them, so the second would find nothing to flush and return
+    /// before they are on the device).
     syncing: Mutex<()>,
     /// Signalled when space may have been freed, and at close.
     space: Condvar,
