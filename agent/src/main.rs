@@ -271,13 +271,14 @@ fn run(config: &std::path::Path) -> Result<()> {
     if let Some(sh) = &s.shipped {
         let st = &sh.stats;
         eprintln!(
-            "  shipped: {} batches stored ({} events new, {} already stored), {} replays, {} refused ({} deleted past rejected_max_mb), {} connections ({} failed); spool: {} batches waiting ({} bytes), {} dropped ({} events) when full, {} damaged records",
+            "  shipped: {} batches stored ({} events new, {} already stored), {} replays, {} refused ({} deleted past rejected_max_mb), {} sent again after a reset, {} connections ({} failed); spool: {} batches waiting ({} bytes), {} dropped ({} events) when full, {} damaged records",
             st.acked.load(Relaxed),
             st.events_stored.load(Relaxed),
             st.events_duplicate.load(Relaxed),
             st.replays.load(Relaxed),
             st.rejected.load(Relaxed),
             st.rejected_discarded.load(Relaxed),
+            st.retried.load(Relaxed),
             st.connects.load(Relaxed),
             st.failures.load(Relaxed),
             sh.spool.batches,

@@ -566,3 +566,61 @@ fn a_slow_aggregator_that_answers_one_batch_at_a_time_is_not_given_up() {
     assert_eq!(connections, 1, "the session was given up: {log}");
     assert!(!log.contains("no answer"), "{log}");
 }
+
+#[test]
+fn a_batch_the_aggregator_cannot_store_is_sent_again_alone_and_holds_nothing_else_up() {
+    // One batch the aggregator's store failed on (reset, not refused) ended the agent's
+    // whole session: the other batches in flight were dropped and sent again, the
+    // connection made again, with a backoff growing every time the bad batch came round,
+    // so everything behind it crawled. Now only that batch waits, on the same connection.
+    const N: usize = 5_000;
+    let scratch = Scratch::new("ship-poison");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    // The store refuses any chunk holding an event of 10:00:00.002 (lines 2000-2999, and
+    // the batches at their edges), every time, until the trigger goes.
+    let poison_ms = "2026-11-27T10:00:00.002Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let db = rusqlite::Connection::open(agg.db()).unwrap();
+    db.execute_batch(&format!(
+        "CREATE TRIGGER poison BEFORE INSERT ON chunks \
+         WHEN NEW.first_time <= {poison_ms} AND NEW.last_time >= {poison_ms} \
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;"
+    ))
+    .unwrap();
+    let (_, cfg) = enrolled_agent(&scratch, &agg, N, "batch_max_kb = 16\nspool_max_mb = 1\n");
+    let stored = Stored::open(&agg.db());
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    // Everything but the refused batches arrives meanwhile (16 KiB batches hold ~170
+    // lines: those within 400 lines of the poisoned millisecond may share its batches).
+    let outside = |seen: &std::collections::BTreeMap<u64, usize>| {
+        (0..N as u64)
+            .filter(|i| !(1_600..3_400).contains(i))
+            .all(|i| seen.contains_key(&i))
+    };
+    let mut arrived = false;
+    for _ in 0..1_200 {
+        if outside(&line_numbers(&stored.events())) {
+            arrived = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(arrived, "the batches behind the refused one did not arrive");
+    assert!(stored.count() < N as u64, "nothing was refused");
+    db.execute_batch("DROP TRIGGER poison").unwrap();
+    let have = stored.wait_count(N as u64, DEADLINE);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}");
+    assert_exactly_once(&stored, N);
+    assert!(log.contains("sent again in"), "{log}");
+    assert!(log.contains("1 connections (0 failed)"), "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("shipping to"))
+            .all(|l| l.contains("not stored")),
+        "{log}"
+    );
+}

@@ -86,6 +86,9 @@ pub struct ShipStats {
     pub events_duplicate: AtomicU64,
     /// Certificates renewed.
     pub renewals: AtomicU64,
+    /// Batches sent again on the same connection after the aggregator reset their stream
+    /// (it could not store them, and said so for that batch only).
+    pub retried: AtomicU64,
     /// Bytes of acknowledged batches as sent on their streams (header frame and zstd
     /// payload; QUIC's own framing and encryption add a few percent).
     pub wire_bytes: AtomicU64,
@@ -158,6 +161,23 @@ impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close(0u32.into(), b"bye");
     }
+}
+
+/// Whether a batch exchange failed because the aggregator reset that stream (or stopped
+/// reading it): a refusal of the one batch, not of the connection.
+fn is_stream_reset(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<quinn::ReadExactError>(),
+            Some(quinn::ReadExactError::ReadError(quinn::ReadError::Reset(_)))
+        ) || matches!(
+            c.downcast_ref::<quinn::ReadError>(),
+            Some(quinn::ReadError::Reset(_))
+        ) || matches!(
+            c.downcast_ref::<quinn::WriteError>(),
+            Some(quinn::WriteError::Stopped(_))
+        )
+    })
 }
 
 /// A session that stayed up this long counts as working even if it had nothing to send.
@@ -317,7 +337,12 @@ impl Shipper {
         // Aborted with the session: dropped at the shutdown deadline, the task sent
         // heartbeats on.
         let mut control = AbortOnDrop(tokio::spawn(self.clone().control(ctl_send, ctl_recv)));
-        let mut in_flight: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let mut in_flight: JoinSet<(u64, anyhow::Result<()>)> = JoinSet::new();
+        // Batches whose stream the aggregator reset, each handed back to the spool after
+        // its own backoff; aborted with the session (whose end hands everything out
+        // again anyway).
+        let mut retrying: JoinSet<()> = JoinSet::new();
+        let mut attempts: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
         let mut stopping_since: Option<i64> = None;
         // Since when batches have been in flight with none answered.
         let mut unanswered_since: Option<i64> = None;
@@ -349,7 +374,7 @@ impl Shipper {
                     break;
                 };
                 let (me, conn) = (self.clone(), conn.clone());
-                in_flight.spawn(async move { me.send_batch(&conn, seq, bytes).await });
+                in_flight.spawn(async move { (seq, me.send_batch(&conn, seq, bytes).await) });
                 unanswered_since.get_or_insert_with(clock::monotonic_ms);
             }
             let answer_due = unanswered_since.map_or(Duration::from_secs(86_400), |t| {
@@ -360,14 +385,40 @@ impl Shipper {
                 Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
                     unanswered_since = (!in_flight.is_empty()).then(clock::monotonic_ms);
                     match r {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => break Err(refusal(&conn).unwrap_or(e)),
+                        Ok((seq, Ok(()))) => {
+                            attempts.remove(&seq);
+                        }
+                        // The aggregator gave up this batch alone (its store failed on it):
+                        // the others in flight and the connection go on, and it goes out
+                        // again after a backoff of its own.
+                        Ok((seq, Err(e))) if is_stream_reset(&e) && conn.close_reason().is_none() => {
+                            let n = attempts.entry(seq).or_insert(0);
+                            let wait = backoff_ms(
+                                *n,
+                                self.cfg.backoff_min_ms,
+                                self.cfg.backoff_max_ms,
+                                random_u64(),
+                            );
+                            *n = n.saturating_add(1);
+                            self.stats.retried.fetch_add(1, Relaxed);
+                            eprintln!(
+                                "vedette-agent: shipping to {}: batch {seq} not stored ({e:#}); sent again in {wait} ms",
+                                self.info.server
+                            );
+                            let sp = self.spool.clone();
+                            retrying.spawn(async move {
+                                tokio::time::sleep(Duration::from_millis(wait)).await;
+                                sp.retry(seq);
+                            });
+                        }
+                        Ok((_, Err(e))) => break Err(refusal(&conn).unwrap_or(e)),
                         Err(e) => break Err(anyhow!("a batch task failed: {e}")),
                     }
                 }
                 () = self.spool.wait_unsent(), if in_flight.len() < self.cfg.window => {}
                 _ = stop.changed(), if stopping_since.is_none() => {}
                 () = tokio::time::sleep(Duration::from_millis(100)), if stopping_since.is_some() => {}
+                Some(_) = retrying.join_next(), if !retrying.is_empty() => {}
                 () = tokio::time::sleep(answer_due), if unanswered_since.is_some() => {
                     break Err(anyhow!(
                         "no answer to any of {} batches in flight in {} ms",

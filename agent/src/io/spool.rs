@@ -257,6 +257,8 @@ struct Inner {
     index: BTreeMap<u64, Entry>,
     /// Every waiting batch below this seq has been handed out.
     cursor: u64,
+    /// Batches below the cursor to hand out again ([`Spool::retry`]), before the others.
+    retry: std::collections::BTreeSet<u64>,
     /// The segment being appended to.
     active: Option<u64>,
     next_seq: u64,
@@ -621,6 +623,7 @@ impl Spool {
             segments,
             index,
             cursor: 0,
+            retry: std::collections::BTreeSet::new(),
             active: None,
             next_seq: max_seq + 1,
             hwm_saved,
@@ -710,7 +713,7 @@ impl Spool {
     /// released.
     fn publish(&self, g: &Inner) {
         self.unsent_waiting.store(
-            g.index.range(g.cursor..).next().is_some(),
+            !g.retry.is_empty() || g.index.range(g.cursor..).next().is_some(),
             Ordering::Release,
         );
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = SpoolStats {
@@ -1114,10 +1117,28 @@ impl Spool {
         loop {
             let (seq, e, file, path) = {
                 let mut g = self.lock();
-                let Some((&seq, &e)) = g.index.range(g.cursor..).next() else {
-                    return Ok(None);
+                let again = loop {
+                    match g.retry.pop_first() {
+                        // Acknowledged or dropped since, or to come in order anyway.
+                        Some(seq) if seq >= g.cursor => {}
+                        Some(seq) => {
+                            if let Some(&e) = g.index.get(&seq) {
+                                break Some((seq, e));
+                            }
+                        }
+                        None => break None,
+                    }
                 };
-                g.cursor = seq + 1;
+                let (seq, e) = match again {
+                    Some(r) => r,
+                    None => {
+                        let Some((&seq, &e)) = g.index.range(g.cursor..).next() else {
+                            return Ok(None);
+                        };
+                        g.cursor = seq + 1;
+                        (seq, e)
+                    }
+                };
                 let seg = &g.segments[&e.segment];
                 (seq, e, Arc::clone(&seg.file), seg.path.clone())
             };
@@ -1215,11 +1236,24 @@ impl Spool {
         self.unsent.notified().await;
     }
 
+    /// Batch `seq`, handed out and not acknowledged, is handed out again (before those
+    /// not handed out yet): its stream failed while the connection stayed up. Nothing if
+    /// it is no longer waiting.
+    pub fn retry(&self, seq: u64) {
+        let mut g = self.lock();
+        if seq < g.cursor && g.index.contains_key(&seq) {
+            g.retry.insert(seq);
+        }
+        drop(g);
+        self.unsent.notify_one();
+    }
+
     /// The connection was lost: everything handed out but not acknowledged is handed out
     /// again, in seq order.
     pub fn requeue_unacked(&self) {
         let mut g = self.lock();
         g.cursor = 0;
+        g.retry.clear();
         // Deleted while out, and no ack came: lost (at worst stored by an aggregator whose
         // ack the cut connection lost, which its watermarks then show).
         let lost = std::mem::take(&mut g.dropped_in_flight);

@@ -1208,3 +1208,30 @@ fn appends_and_seals_leave_flushing_to_sync() {
     assert_eq!(spool.unflushed_segments(), 0);
     assert_eq!(drain(&spool).len(), 30);
 }
+
+/// A batch whose stream failed alone is handed out again before the ones not handed out
+/// yet; one acknowledged since, or not handed out yet, is not handed out twice.
+#[test]
+fn a_batch_to_retry_comes_first_and_only_while_it_waits() {
+    let dir = TempDir::new("retry");
+    let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
+    for _ in 0..4 {
+        append(&spool, 1);
+    }
+    let next = || spool.next_unsent().unwrap().map(|(seq, _)| seq);
+    assert_eq!((next(), next()), (Some(1), Some(2)));
+    spool.retry(1);
+    spool.retry(3); // not handed out yet: comes in order anyway
+    assert!(spool.has_unsent());
+    assert_eq!(next(), Some(1), "the retried batch first");
+    assert_eq!(next(), Some(3));
+    spool.retry(2);
+    assert!(spool.ack(2).unwrap());
+    assert_eq!(next(), Some(4), "acknowledged since: not again");
+    assert_eq!(next(), None);
+    assert!(!spool.has_unsent());
+    // A lost connection hands everything out again, once.
+    spool.retry(1);
+    spool.requeue_unacked();
+    assert_eq!(drain(&spool), [1, 3, 4]);
+}
