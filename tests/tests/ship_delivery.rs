@@ -427,7 +427,7 @@ fn an_aggregator_that_answers_nothing_is_given_up_and_its_batches_go_to_the_next
     );
     let mut agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
     agent.wait_log("no welcome in 400 ms");
-    agent.wait_log("no answer to any of");
+    agent.wait_log("no batch acknowledged in 400 ms");
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
     let (connections, batches) = mute.counts();
@@ -536,7 +536,7 @@ fn a_slow_aggregator_that_answers_one_batch_at_a_time_is_not_given_up() {
         info["agent_id"].as_str().unwrap(),
         1,
         "127.0.0.1:0",
-        Some(Duration::from_millis(150)),
+        Some(Duration::from_millis(250)),
     );
     let cfg = scratch.write(
         "agent-slow.toml",
@@ -544,15 +544,15 @@ fn a_slow_aggregator_that_answers_one_batch_at_a_time_is_not_given_up() {
             &dir,
             &scratch.path("logs/*.log").display().to_string(),
             &format!(
-                "server = \"{}\"\nanswer_timeout_ms = 400\nbatch_max_kb = 16\nspool_max_mb = 1\n",
+                "server = \"{}\"\nanswer_timeout_ms = 1000\nbatch_max_kb = 16\nspool_max_mb = 1\n",
                 slow.addr
             ),
         )
         .as_bytes(),
     );
     let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
-    // 16 KiB batches of a ~280 KB file: more than a window's worth, each answered 150 ms
-    // after the one before, so the last of a window waits 1.2 s against a 400 ms limit.
+    // 16 KiB batches of a ~280 KB file: more than a window's worth, each answered 250 ms
+    // after the one before, so the last of a window waits 2 s against a 1 s limit.
     for _ in 0..1_200 {
         if slow.counts().1 >= 12 {
             break;
@@ -592,11 +592,11 @@ fn a_batch_the_aggregator_cannot_store_is_sent_again_alone_and_holds_nothing_els
     let (_, cfg) = enrolled_agent(&scratch, &agg, N, "batch_max_kb = 16\nspool_max_mb = 1\n");
     let stored = Stored::open(&agg.db());
     let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
-    // Everything but the refused batches arrives meanwhile (16 KiB batches hold ~170
-    // lines: those within 400 lines of the poisoned millisecond may share its batches).
+    // Everything but the refused batches arrives meanwhile (16 KiB batches hold ~200
+    // lines: those within 1,000 lines of the poisoned millisecond may share its batches).
     let outside = |seen: &std::collections::BTreeMap<u64, usize>| {
         (0..N as u64)
-            .filter(|i| !(1_600..3_400).contains(i))
+            .filter(|i| !(1_000..4_000).contains(i))
             .all(|i| seen.contains_key(&i))
     };
     let mut arrived = false;
@@ -623,4 +623,31 @@ fn a_batch_the_aggregator_cannot_store_is_sent_again_alone_and_holds_nothing_els
             .all(|l| l.contains("not stored")),
         "{log}"
     );
+}
+
+#[test]
+fn an_aggregator_that_stores_nothing_is_left_after_the_answer_timeout() {
+    // Resets are answers but not progress: an aggregator whose store fails every batch
+    // (a full or read-only disk) resets them all, and an agent that counted each reset as
+    // progress stayed on it for ever, never trying the name's other addresses.
+    const N: usize = 1_000;
+    let scratch = Scratch::new("ship-stores-nothing");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let db = rusqlite::Connection::open(agg.db()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_all BEFORE INSERT ON chunks \
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+    )
+    .unwrap();
+    let (_, cfg) = enrolled_agent(&scratch, &agg, N, "answer_timeout_ms = 1000\n");
+    let mut agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    agent.wait_log("not stored");
+    agent.wait_log_among("no batch acknowledged in 1000 ms", 200);
+    db.execute_batch("DROP TRIGGER refuse_all").unwrap();
+    let stored = Stored::open(&agg.db());
+    let have = stored.wait_count(N as u64, DEADLINE);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(have, N as u64, "{log}");
+    assert_exactly_once(&stored, N);
 }

@@ -211,8 +211,8 @@ fn start_shipping(
         stats: stats.clone(),
         rejected_dir: state_dir.join("rejected"),
         udp_drops: Some(udp_drops),
-        dial_from: Default::default(),
-        connected_at: Default::default(),
+        reached: Default::default(),
+        avoid: Default::default(),
     };
     let (stop, stop_rx) = watch::channel(false);
     let task = rt.spawn(shipper.run(stop_rx));

@@ -117,10 +117,10 @@ pub struct Shipper {
     pub host: serde_json::Value,
     /// Kernel UDP drops, for heartbeats.
     pub udp_drops: Option<UdpDrops>,
-    /// Which of the server's addresses the next connection dials first.
-    pub dial_from: std::sync::atomic::AtomicUsize,
-    /// Which one the current session reached (`usize::MAX`: none yet).
-    pub connected_at: std::sync::atomic::AtomicUsize,
+    /// The address the current session reached, if it did.
+    pub reached: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    /// The address the last failed session had reached: dialled last next time.
+    pub avoid: std::sync::Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl std::fmt::Debug for Shipper {
@@ -224,7 +224,7 @@ impl Shipper {
                 }
                 tokio::time::sleep(Duration::from_millis(drain)).await;
             };
-            me.connected_at.store(usize::MAX, Relaxed);
+            *me.reached.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let r = tokio::select! {
                 r = me.clone().session(stop.clone()) => r,
                 () = deadline => Ok(()),
@@ -244,14 +244,13 @@ impl Shipper {
             match r {
                 Ok(()) => return,
                 Err(e) => {
-                    // The next session dials the address after the one this one reached
-                    // first: one that takes connections but does not work (a wedged
-                    // aggregator) is not dialled for ever while another of the name would
-                    // serve. (One that could not be reached at all was passed over by
-                    // `connect_any` already.)
-                    let at = me.connected_at.load(Relaxed);
-                    if at != usize::MAX {
-                        me.dial_from.store(at.wrapping_add(1), Relaxed);
+                    // The next session dials the address this one reached last: one that
+                    // takes connections but does not work (a wedged aggregator) is not
+                    // dialled for ever while another of the name would serve. (One that
+                    // could not be reached at all was passed over by `connect_any`.) By
+                    // address, not position: a resolver may order them anew each time.
+                    if let Some(a) = *me.reached.lock().unwrap_or_else(|p| p.into_inner()) {
+                        *me.avoid.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
                     }
                     me.stats.failures.fetch_add(1, Relaxed);
                     eprintln!("vedette-agent: shipping to {}: {e:#}", me.info.server);
@@ -274,8 +273,8 @@ impl Shipper {
         }
     }
 
-    /// Connects to the server's addresses in turn from the `dial_from`th (modulo their
-    /// number), and records which one it reached in `connected_at`.
+    /// Connects to the server's addresses in turn, the one to avoid last, and records
+    /// which one it reached.
     async fn connect(&self) -> anyhow::Result<(quinn::Endpoint, Connection)> {
         let (cert, key, ca) = self.paths.pems()?;
         let cfg = identity::events_client(
@@ -285,9 +284,11 @@ impl Shipper {
             Duration::from_millis(self.cfg.idle_timeout_ms),
         )?;
         let (mut addrs, name) = identity::resolve(&self.info.server).await?;
-        let n = addrs.len().max(1);
-        let first = self.dial_from.load(Relaxed) % n;
-        addrs.rotate_left(first);
+        let avoid = *self.avoid.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pos) = avoid.and_then(|a| addrs.iter().position(|&x| x == a)) {
+            let a = addrs.remove(pos);
+            addrs.push(a);
+        }
         let (endpoint, conn, i) = identity::connect_any(
             &addrs,
             &name,
@@ -295,7 +296,7 @@ impl Shipper {
             Duration::from_millis(self.cfg.idle_timeout_ms),
         )
         .await?;
-        self.connected_at.store((first + i) % n, Relaxed);
+        *self.reached.lock().unwrap_or_else(|p| p.into_inner()) = Some(addrs[i]);
         Ok((endpoint, conn))
     }
 
@@ -338,19 +339,23 @@ impl Shipper {
         // heartbeats on.
         let mut control = AbortOnDrop(tokio::spawn(self.clone().control(ctl_send, ctl_recv)));
         let mut in_flight: JoinSet<(u64, anyhow::Result<()>)> = JoinSet::new();
-        // Batches whose stream the aggregator reset, each handed back to the spool after
-        // its own backoff; aborted with the session (whose end hands everything out
-        // again anyway).
-        let mut retrying: JoinSet<()> = JoinSet::new();
+        // Batches whose stream the aggregator reset, by seq: when each is handed back to
+        // the spool (after a backoff of its own), and how often it was reset.
+        let mut retry_due: std::collections::BTreeMap<u64, i64> = std::collections::BTreeMap::new();
         let mut attempts: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
         let mut stopping_since: Option<i64> = None;
-        // Since when batches have been in flight with none answered.
-        let mut unanswered_since: Option<i64> = None;
+        // Since when batches have been in flight or waiting to be sent again with no
+        // acknowledgement: a reset is an answer, but not progress (an aggregator whose
+        // store fails every batch resets them all, and another address may serve).
+        let mut unacked_since: Option<i64> = None;
         // Every way out goes through the cleanup after the loop: the control task holds
         // the connection open (and would renew the certificate beside the next session's).
         let result = 'session: loop {
             if *stop.borrow() && stopping_since.is_none() {
                 stopping_since = Some(clock::monotonic_ms());
+                // The drain time is for delivering: no batch sits out a backoff in it.
+                let now = clock::monotonic_ms();
+                retry_due.values_mut().for_each(|due| *due = now);
             }
             if let Some(t) = stopping_since {
                 if self.spool.stats().batches == 0 && in_flight.is_empty() {
@@ -375,55 +380,82 @@ impl Shipper {
                 };
                 let (me, conn) = (self.clone(), conn.clone());
                 in_flight.spawn(async move { (seq, me.send_batch(&conn, seq, bytes).await) });
-                unanswered_since.get_or_insert_with(clock::monotonic_ms);
+                unacked_since.get_or_insert_with(clock::monotonic_ms);
             }
-            let answer_due = unanswered_since.map_or(Duration::from_secs(86_400), |t| {
-                let due = t.saturating_add(self.cfg.answer_timeout_ms as i64);
-                Duration::from_millis(due.saturating_sub(clock::monotonic_ms()).max(0) as u64)
+            let now = clock::monotonic_ms();
+            let until = |t: i64| Duration::from_millis(t.saturating_sub(now).max(0) as u64);
+            let answer_due = unacked_since.map_or(Duration::from_secs(86_400), |t| {
+                until(t.saturating_add(self.cfg.answer_timeout_ms as i64))
             });
+            let retry_at = retry_due
+                .values()
+                .min()
+                .map_or(Duration::from_secs(86_400), |&t| until(t));
             tokio::select! {
+                // Answers first: one that is there is not lost to a timeout due at the
+                // same poll.
+                biased;
                 Some(r) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    unanswered_since = (!in_flight.is_empty()).then(clock::monotonic_ms);
                     match r {
                         Ok((seq, Ok(()))) => {
                             attempts.remove(&seq);
+                            unacked_since = (!in_flight.is_empty() || !retry_due.is_empty())
+                                .then(clock::monotonic_ms);
                         }
                         // The aggregator gave up this batch alone (its store failed on it):
                         // the others in flight and the connection go on, and it goes out
                         // again after a backoff of its own.
                         Ok((seq, Err(e))) if is_stream_reset(&e) && conn.close_reason().is_none() => {
                             let n = attempts.entry(seq).or_insert(0);
-                            let wait = backoff_ms(
-                                *n,
-                                self.cfg.backoff_min_ms,
-                                self.cfg.backoff_max_ms,
-                                random_u64(),
-                            );
+                            let wait = if stopping_since.is_some() {
+                                0
+                            } else {
+                                backoff_ms(
+                                    *n,
+                                    self.cfg.backoff_min_ms,
+                                    self.cfg.backoff_max_ms,
+                                    random_u64(),
+                                )
+                            };
                             *n = n.saturating_add(1);
                             self.stats.retried.fetch_add(1, Relaxed);
                             eprintln!(
                                 "vedette-agent: shipping to {}: batch {seq} not stored ({e:#}); sent again in {wait} ms",
                                 self.info.server
                             );
-                            let sp = self.spool.clone();
-                            retrying.spawn(async move {
-                                tokio::time::sleep(Duration::from_millis(wait)).await;
-                                sp.retry(seq);
-                            });
+                            retry_due.insert(seq, clock::monotonic_ms().saturating_add(wait as i64));
                         }
                         Ok((_, Err(e))) => break Err(refusal(&conn).unwrap_or(e)),
                         Err(e) => break Err(anyhow!("a batch task failed: {e}")),
                     }
                 }
+                () = tokio::time::sleep(retry_at), if !retry_due.is_empty() => {
+                    let now = clock::monotonic_ms();
+                    let due: Vec<u64> = retry_due
+                        .iter()
+                        .filter(|&(_, &t)| t <= now)
+                        .map(|(&seq, _)| seq)
+                        .collect();
+                    due.iter().for_each(|seq| {
+                        retry_due.remove(seq);
+                    });
+                    // Off the runtime: the spool's lock may be held by an append waiting
+                    // for the device.
+                    let sp = self.spool.clone();
+                    let _ignored = tokio::task::spawn_blocking(move || {
+                        due.into_iter().for_each(|seq| sp.retry(seq));
+                    })
+                    .await;
+                }
                 () = self.spool.wait_unsent(), if in_flight.len() < self.cfg.window => {}
                 _ = stop.changed(), if stopping_since.is_none() => {}
                 () = tokio::time::sleep(Duration::from_millis(100)), if stopping_since.is_some() => {}
-                Some(_) = retrying.join_next(), if !retrying.is_empty() => {}
-                () = tokio::time::sleep(answer_due), if unanswered_since.is_some() => {
+                () = tokio::time::sleep(answer_due), if unacked_since.is_some() => {
                     break Err(anyhow!(
-                        "no answer to any of {} batches in flight in {} ms",
+                        "no batch acknowledged in {} ms ({} in flight, {} to send again)",
+                        self.cfg.answer_timeout_ms,
                         in_flight.len(),
-                        self.cfg.answer_timeout_ms
+                        retry_due.len()
                     ));
                 }
                 e = conn.closed() => break Err(refusal(&conn).unwrap_or_else(|| anyhow!("connection lost: {e}"))),
@@ -445,13 +477,23 @@ impl Shipper {
     }
 
     async fn send_batch(&self, conn: &Connection, seq: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let (mut send, mut recv) = conn.open_bi().await?;
-        send.write_all(&[STREAM_BATCH]).await?;
-        send.write_all(&bytes).await?;
-        send.finish()?;
-        let ack: Ack = read_frame(&mut recv)
-            .await
-            .with_context(|| format!("waiting for the ack of batch {seq}"))?;
+        // A cap on one batch, however many others are answered meanwhile: a stream the
+        // aggregator never answers would hold a window slot for ever. Generous, for a batch
+        // queued behind a window's worth on a slow link.
+        let cap = self.cfg.answer_timeout_ms.saturating_mul(10);
+        let exchange = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&[STREAM_BATCH]).await?;
+            send.write_all(&bytes).await?;
+            send.finish()?;
+            read_frame::<Ack>(&mut recv)
+                .await
+                .with_context(|| format!("waiting for the ack of batch {seq}"))
+        };
+        let ack = match tokio::time::timeout(Duration::from_millis(cap), exchange).await {
+            Ok(r) => r?,
+            Err(_) => bail!("no answer to batch {seq} in {cap} ms"),
+        };
         let header = wire::split_frame(&bytes)
             .ok()
             .flatten()

@@ -1243,6 +1243,11 @@ impl Spool {
         let mut g = self.lock();
         if seq < g.cursor && g.index.contains_key(&seq) {
             g.retry.insert(seq);
+        } else if let Some(events) = g.dropped_in_flight.remove(&seq) {
+            // Dropped (drop-oldest) while out, and its stream failed: lost now, not at the
+            // end of a session that may last long.
+            g.dropped_batches += 1;
+            g.dropped_events += u64::from(events);
         }
         drop(g);
         self.unsent.notify_one();

@@ -150,6 +150,25 @@ impl RunningAgent {
         }
     }
 
+    /// [`Self::wait_log`], failing after `max_lines` new lines without `needle`: for a
+    /// line a regression would replace by an endless stream of others (each of which
+    /// would restart the deadline).
+    pub(crate) fn wait_log_among(&mut self, needle: &str, max_lines: usize) -> String {
+        if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        for _ in 0..max_lines {
+            let l = self.next_log_line(needle);
+            if l.contains(needle) {
+                return l;
+            }
+        }
+        panic!(
+            "{max_lines} lines without {needle:?}; log:\n{}",
+            self.log.join("\n")
+        )
+    }
+
     /// The address of the only `scheme` listener.
     pub(crate) fn addr(&self, scheme: &str) -> SocketAddr {
         self.listening[scheme][0]
