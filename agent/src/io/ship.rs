@@ -382,6 +382,11 @@ impl Shipper {
                 in_flight.spawn(async move { (seq, me.send_batch(&conn, seq, bytes).await) });
                 unacked_since.get_or_insert_with(clock::monotonic_ms);
             }
+            // Nothing out and nothing to send again (the last one was acknowledged, or
+            // dropped or found damaged instead of being sent again): nothing is awaited.
+            if in_flight.is_empty() && retry_due.is_empty() {
+                unacked_since = None;
+            }
             let now = clock::monotonic_ms();
             let until = |t: i64| Duration::from_millis(t.saturating_sub(now).max(0) as u64);
             let answer_due = unacked_since.map_or(Duration::from_secs(86_400), |t| {
@@ -407,8 +412,10 @@ impl Shipper {
                         // again after a backoff of its own.
                         Ok((seq, Err(e))) if is_stream_reset(&e) && conn.close_reason().is_none() => {
                             let n = attempts.entry(seq).or_insert(0);
+                            // Within the drain time at the shortest; never so long that the
+                            // answer timeout ends the session before it is sent again.
                             let wait = if stopping_since.is_some() {
-                                0
+                                self.cfg.backoff_min_ms
                             } else {
                                 backoff_ms(
                                     *n,
@@ -416,7 +423,8 @@ impl Shipper {
                                     self.cfg.backoff_max_ms,
                                     random_u64(),
                                 )
-                            };
+                            }
+                            .min(self.cfg.answer_timeout_ms / 2);
                             *n = n.saturating_add(1);
                             self.stats.retried.fetch_add(1, Relaxed);
                             eprintln!(
