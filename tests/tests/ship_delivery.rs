@@ -133,21 +133,25 @@ fn a_network_cut_longer_than_the_idle_timeout_loses_and_repeats_nothing() {
     eprintln!("{during} events stored when the cut began; all {N} after it");
 }
 
-#[test]
-fn an_aggregator_name_whose_first_address_does_not_answer_is_reached_at_the_next() {
-    // The agent dialled only the first address its server's name resolved to: with a name
-    // that resolves to IPv6 and IPv4 (or to several aggregators) and the first one not
-    // answering, it never connected, and its spool filled. It also resolved on the thread
-    // the syslog listeners share. Here `localhost` resolves to ::1 first (a hosts file
-    // bind-mounted in a private mount namespace: the host's own is untouched), and the
-    // aggregator listens on 127.0.0.1 only.
+/// An agent whose `localhost` resolves as `hosts` says (a hosts file bind-mounted in a
+/// private mount namespace: the host's own is untouched), enrolled with `agg` as
+/// `localhost:PORT` and set to ship `n` distinct lines with `extra` output settings: its
+/// state dir, its config, and the command that runs it so.
+fn agent_behind_hosts(
+    scratch: &Scratch,
+    agg: &RunningAggregator,
+    hosts: &[u8],
+    n: usize,
+    extra: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    impl Fn() -> std::process::Command,
+) {
     use super::support::agent_bin;
-    use super::support::aggregator::{check, ship_config};
-    const N: usize = 2_000;
-    let scratch = Scratch::new("ship-addrs");
-    let agg = RunningAggregator::start(&scratch, "agg");
-    let hosts = scratch.write("hosts", b"127.0.0.1 localhost\n::1 localhost\n");
-    let with_hosts = || {
+    use super::support::aggregator::{check, distinct_lines, ship_config};
+    let hosts = scratch.write("hosts", hosts);
+    let with_hosts = move || {
         let mut c = std::process::Command::new("unshare");
         c.args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
@@ -156,16 +160,6 @@ fn an_aggregator_name_whose_first_address_does_not_answer_is_reached_at_the_next
             .arg(agent_bin());
         c
     };
-    let resolved = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/hosts && getent ahosts localhost"#)
-        .arg("sh")
-        .arg(&hosts)
-        .output()
-        .expect("unshare(1) (util-linux)");
-    let resolved = String::from_utf8_lossy(&resolved.stdout);
-    assert!(resolved.starts_with("::1"), "::1 is not first:\n{resolved}");
-
     let server = format!("localhost:{}", agg.addr.port());
     let dir = scratch.path("agent");
     check(
@@ -179,19 +173,42 @@ fn an_aggregator_name_whose_first_address_does_not_answer_is_reached_at_the_next
         "vedette-agent enroll",
     );
     std::fs::create_dir_all(scratch.path("logs")).unwrap();
-    scratch.write(
-        "logs/app.log",
-        super::support::aggregator::distinct_lines(N, "app").as_bytes(),
-    );
+    scratch.write("logs/app.log", distinct_lines(n, "app").as_bytes());
     let cfg = scratch.write(
         "agent.toml",
         ship_config(
             &dir,
             &scratch.path("logs/*.log").display().to_string(),
-            "idle_timeout_ms = 1000\n",
+            extra,
         )
         .as_bytes(),
     );
+    (dir, cfg, with_hosts)
+}
+
+#[test]
+fn an_aggregator_name_whose_first_address_does_not_answer_is_reached_at_the_next() {
+    // The agent dialled only the first address its server's name resolved to: with a name
+    // that resolves to IPv6 and IPv4 (or to several aggregators) and the first one not
+    // answering, it never connected, and its spool filled. It also resolved on the thread
+    // the syslog listeners share. Here `localhost` resolves to ::1 first (a hosts file
+    // bind-mounted in a private mount namespace: the host's own is untouched), and the
+    // aggregator listens on 127.0.0.1 only.
+    const N: usize = 2_000;
+    let scratch = Scratch::new("ship-addrs");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let hosts = b"127.0.0.1 localhost\n::1 localhost\n";
+    let resolved = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && getent ahosts localhost"#)
+        .arg("sh")
+        .arg(scratch.write("hosts-check", hosts))
+        .output()
+        .expect("unshare(1) (util-linux)");
+    let resolved = String::from_utf8_lossy(&resolved.stdout);
+    assert!(resolved.starts_with("::1"), "::1 is not first:\n{resolved}");
+    let (_, cfg, with_hosts) =
+        agent_behind_hosts(&scratch, &agg, hosts, N, "idle_timeout_ms = 1000\n");
     let agent = RunningAgent::spawn_cmd(with_hosts(), cfg, scratch.path("unused.ndjson"));
     let stored = Stored::open(&agg.db());
     let have = stored.wait_count(N as u64, Duration::from_secs(60));
@@ -454,32 +471,15 @@ fn a_name_whose_first_address_takes_connections_but_answers_nothing_is_left_for_
     // ever, while the name's next address served. After a failed session it now starts
     // from the next address. `localhost` resolves to ::1 first here (a private hosts
     // file, as above); the mute server takes ::1, the aggregator 127.0.0.1, same port.
-    use super::support::agent_bin;
-    use super::support::aggregator::{check, ship_config};
     const N: usize = 2_000;
     let scratch = Scratch::new("ship-mute-first");
     let agg = RunningAggregator::start(&scratch, "agg");
-    let hosts = scratch.write("hosts", b"::1 localhost\n127.0.0.1 localhost\n");
-    let with_hosts = || {
-        let mut c = std::process::Command::new("unshare");
-        c.args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
-            .arg("sh")
-            .arg(&hosts)
-            .arg(agent_bin());
-        c
-    };
-    let server = format!("localhost:{}", agg.addr.port());
-    let dir = scratch.path("agent");
-    check(
-        with_hosts()
-            .args(["enroll", "--server", &server, "--token"])
-            .arg(agg.token("default", "1h"))
-            .arg("--state-dir")
-            .arg(&dir)
-            .output()
-            .expect("enroll"),
-        "vedette-agent enroll",
+    let (dir, cfg, with_hosts) = agent_behind_hosts(
+        &scratch,
+        &agg,
+        b"::1 localhost\n127.0.0.1 localhost\n",
+        N,
+        "answer_timeout_ms = 400\n",
     );
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
@@ -489,20 +489,6 @@ fn a_name_whose_first_address_takes_connections_but_answers_nothing_is_left_for_
         info["agent_id"].as_str().unwrap(),
         u32::MAX,
         &format!("[::1]:{}", agg.addr.port()),
-    );
-    std::fs::create_dir_all(scratch.path("logs")).unwrap();
-    scratch.write(
-        "logs/app.log",
-        super::support::aggregator::distinct_lines(N, "app").as_bytes(),
-    );
-    let cfg = scratch.write(
-        "agent.toml",
-        ship_config(
-            &dir,
-            &scratch.path("logs/*.log").display().to_string(),
-            "answer_timeout_ms = 400\n",
-        )
-        .as_bytes(),
     );
     let agent = RunningAgent::spawn_cmd(with_hosts(), cfg, scratch.path("unused.ndjson"));
     let stored = Stored::open(&agg.db());
