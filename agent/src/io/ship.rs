@@ -233,25 +233,29 @@ impl Shipper {
             // device, and the syslog listeners share this runtime.
             let sp = me.spool.clone();
             let _ignored = tokio::task::spawn_blocking(move || sp.requeue_unacked()).await;
-            if session_worked(
+            let worked = session_worked(
                 me.stats.acked.load(Relaxed),
                 acked,
                 me.stats.connects.load(Relaxed) > connects,
                 clock::monotonic_ms() - started,
-            ) {
+            );
+            if worked {
                 failures = 0;
             }
             match r {
                 Ok(()) => return,
                 Err(e) => {
-                    // The next session dials the address this one reached last: one that
-                    // takes connections but does not work (a wedged aggregator) is not
-                    // dialled for ever while another of the name would serve. (One that
-                    // could not be reached at all was passed over by `connect_any`.) By
-                    // address, not position: a resolver may order them anew each time.
-                    if let Some(a) = *me.reached.lock().unwrap_or_else(|p| p.into_inner()) {
-                        *me.avoid.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
-                    }
+                    // After a session that delivered nothing, the next one dials the
+                    // address it reached last: one that takes connections but does not
+                    // work (a wedged aggregator) is not dialled for ever while another of
+                    // the name would serve. (One that could not be reached at all was
+                    // passed over by `connect_any`.) A session that worked and then ended
+                    // (an aggregator restarted) keeps the order: the others may be
+                    // addresses nobody serves, each costing a connect timeout. By address,
+                    // not position: a resolver may order them anew each time.
+                    let reached = *me.reached.lock().unwrap_or_else(|p| p.into_inner());
+                    *me.avoid.lock().unwrap_or_else(|p| p.into_inner()) =
+                        if worked { None } else { reached };
                     me.stats.failures.fetch_add(1, Relaxed);
                     eprintln!("vedette-agent: shipping to {}: {e:#}", me.info.server);
                     if *stop.borrow() {
