@@ -1085,12 +1085,15 @@ impl Spool {
         let (mut batches, mut events, mut bytes) = (0u64, 0u64, 0u64);
         let cursor = g.cursor;
         let mut in_flight = Vec::new();
-        g.index.retain(|&seq, e| {
+        let Inner { index, retry, .. } = &mut *g;
+        index.retain(|&seq, e| {
             if e.segment != key {
                 return true;
             }
             bytes += e.len;
-            if seq < cursor {
+            // One waiting to be sent again is not on the wire (its stream failed): lost
+            // now, like one not handed out yet.
+            if seq < cursor && !retry.remove(&seq) {
                 // Its bytes are on the wire already: the ack says whether it was lost.
                 in_flight.push((seq, e.events));
             } else {

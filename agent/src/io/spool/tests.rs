@@ -1235,3 +1235,40 @@ fn a_batch_to_retry_comes_first_and_only_while_it_waits() {
     spool.requeue_unacked();
     assert_eq!(drain(&spool), [1, 3, 4]);
 }
+
+/// Drop-oldest counts a batch lost at once unless it is on the wire (an ack may still say
+/// it was stored): one waiting to be sent again after its stream failed is not, and was
+/// counted only when the connection ended.
+#[test]
+fn drop_oldest_counts_a_batch_waiting_to_be_resent_at_once() {
+    let dir = TempDir::new("drop-retry");
+    let cfg = SpoolConfig {
+        when_full: FullPolicy::DropOldest,
+        segment_bytes: 1,
+        ..cfg()
+    };
+    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    append(&spool, 2);
+    append(&spool, 3);
+    assert_eq!(spool.next_unsent().unwrap().map(|(s, _)| s), Some(1));
+    assert_eq!(spool.next_unsent().unwrap().map(|(s, _)| s), Some(2));
+    spool.retry(1); // its stream failed; 2 is still on the wire
+    spool
+        .fail_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    append(&spool, 4); // a full device: the oldest segment (batch 1) goes
+    let st = spool.stats();
+    assert_eq!(
+        (st.dropped_batches, st.dropped_events),
+        (1, 2),
+        "counted at once"
+    );
+    assert_eq!(drain(&spool), [3], "not handed out again");
+    spool
+        .fail_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    append(&spool, 5); // batch 2 goes while on the wire: counted only if its ack never comes
+    assert_eq!(spool.stats().dropped_batches, 1);
+    spool.requeue_unacked();
+    assert_eq!(spool.stats().dropped_batches, 2);
+}
