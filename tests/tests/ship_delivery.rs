@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::support::Scratch;
 use super::support::agent::RunningAgent;
-use super::support::aggregator::{Netns, RunningAggregator, Stored, enrolled_agent, line_numbers};
+use super::support::aggregator::{
+    Netns, RunningAggregator, Stored, agent_id_in, enrolled_agent, line_numbers,
+};
 
 /// Long enough for a debug build on a loaded 2-core machine to ship a few hundred
 /// thousand events; returns as soon as they are there.
@@ -429,10 +431,7 @@ fn an_aggregator_that_answers_nothing_is_given_up_and_its_batches_go_to_the_next
     let scratch = Scratch::new("ship-mute");
     let agg = RunningAggregator::start(&scratch, "agg");
     let (dir, _) = enrolled_agent(&scratch, &agg, N, "");
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
-            .unwrap();
-    let mute = MuteAggregator::start(&agg, info["agent_id"].as_str().unwrap(), 2);
+    let mute = MuteAggregator::start(&agg, &agent_id_in(&dir), 2);
     let cfg = scratch.write(
         "agent-mute.toml",
         super::support::aggregator::ship_config(
@@ -481,12 +480,9 @@ fn a_name_whose_first_address_takes_connections_but_answers_nothing_is_left_for_
         N,
         "answer_timeout_ms = 400\n",
     );
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
-            .unwrap();
     let mute = MuteAggregator::start_on(
         &agg,
-        info["agent_id"].as_str().unwrap(),
+        &agent_id_in(&dir),
         u32::MAX,
         &format!("[::1]:{}", agg.addr.port()),
     );
@@ -514,12 +510,9 @@ fn a_slow_aggregator_that_answers_one_batch_at_a_time_is_not_given_up() {
     let scratch = Scratch::new("ship-slow");
     let agg = RunningAggregator::start(&scratch, "agg");
     let (dir, _) = enrolled_agent(&scratch, &agg, N, "");
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("identity/agent.json")).unwrap())
-            .unwrap();
     let slow = MuteAggregator::start_with(
         &agg,
-        info["agent_id"].as_str().unwrap(),
+        &agent_id_in(&dir),
         1,
         "127.0.0.1:0",
         Some(Duration::from_millis(250)),

@@ -297,8 +297,17 @@ pub(crate) fn enroll_ok_in(
         enroll_in(state_dir, server, token, netns),
         "vedette-agent enroll",
     );
+    assert!(
+        state_dir.join("identity/agent.json").is_file(),
+        "no identity after enrolling ({out})"
+    );
+    agent_id_in(state_dir)
+}
+
+/// The id of the agent enrolled in `state_dir` (its `identity/agent.json`).
+pub(crate) fn agent_id_in(state_dir: &Path) -> String {
     let json = std::fs::read_to_string(state_dir.join("identity/agent.json"))
-        .unwrap_or_else(|e| panic!("no identity after enrolling ({out}): {e}"));
+        .unwrap_or_else(|e| panic!("no identity in {}: {e}", state_dir.display()));
     let v: serde_json::Value = serde_json::from_str(&json).expect("agent.json");
     v["agent_id"].as_str().expect("agent_id").to_owned()
 }

@@ -21,6 +21,23 @@ impl Drop for TempDir {
     }
 }
 
+/// The next `n` writes fail with ENOSPC after a partial header (`u32::MAX`: all of
+/// them, `0`: none).
+fn fail_writes(spool: &Spool, n: u32) {
+    spool
+        .fail_writes
+        .store(n, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Drop-oldest, a segment per record: each drop frees one batch.
+fn drop_oldest_per_record() -> SpoolConfig {
+    SpoolConfig {
+        when_full: FullPolicy::DropOldest,
+        segment_bytes: 1,
+        ..cfg()
+    }
+}
+
 fn cfg() -> SpoolConfig {
     SpoolConfig {
         max_bytes: 1 << 20,
@@ -444,21 +461,14 @@ fn a_batch_bigger_than_the_spool_is_refused_and_handed_back() {
 #[test]
 fn enospc_rolls_back_and_drops_oldest() {
     let dir = TempDir::new("enospc-drop");
-    let cfg = SpoolConfig {
-        when_full: FullPolicy::DropOldest,
-        segment_bytes: 1,
-        ..cfg()
-    };
-    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let (spool, _) = Spool::open(&dir.0, drop_oldest_per_record()).unwrap();
     append(&spool, 2);
     append(&spool, 2);
     let before: u64 = segment_files(&dir.0)
         .iter()
         .map(|p| fs::metadata(p).unwrap().len())
         .sum();
-    spool
-        .fail_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+    fail_writes(&spool, 1);
     append(&spool, 2);
     let st = spool.stats();
     assert_eq!((st.dropped_batches, st.dropped_events), (1, 2));
@@ -475,9 +485,7 @@ fn enospc_rolls_back_and_drops_oldest() {
     // fails for lack of space, the new batch itself is dropped and counted.
     spool.ack(2).unwrap();
     spool.ack(3).unwrap();
-    spool
-        .fail_writes
-        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    fail_writes(&spool, u32::MAX);
     append(&spool, 5);
     let st = spool.stats();
     assert_eq!(
@@ -485,9 +493,7 @@ fn enospc_rolls_back_and_drops_oldest() {
         (2, 7, 0)
     );
     assert_eq!(spool.next_seq(), 5, "the dropped batch used its seq up");
-    spool
-        .fail_writes
-        .store(0, std::sync::atomic::Ordering::SeqCst);
+    fail_writes(&spool, 0);
     append(&spool, 1);
     assert_eq!(drain(&spool), [5]);
     assert!(verify(&dir.0).unwrap().is_clean());
@@ -518,9 +524,7 @@ fn enospc_with_block_and_nothing_waiting_blocks_until_close() {
     // may; the append waits (retrying) instead of failing, and close lets it go.
     let dir = TempDir::new("enospc-block-empty");
     let (spool, _) = Spool::open(&dir.0, cfg()).unwrap();
-    spool
-        .fail_writes
-        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    fail_writes(&spool, u32::MAX);
     let next = batch(&spool, 1);
     let s = Arc::clone(&spool);
     let t = std::thread::spawn(move || s.append(&next));
@@ -1242,20 +1246,13 @@ fn a_batch_to_retry_comes_first_and_only_while_it_waits() {
 #[test]
 fn drop_oldest_counts_a_batch_waiting_to_be_resent_at_once() {
     let dir = TempDir::new("drop-retry");
-    let cfg = SpoolConfig {
-        when_full: FullPolicy::DropOldest,
-        segment_bytes: 1,
-        ..cfg()
-    };
-    let (spool, _) = Spool::open(&dir.0, cfg).unwrap();
+    let (spool, _) = Spool::open(&dir.0, drop_oldest_per_record()).unwrap();
     append(&spool, 2);
     append(&spool, 3);
     assert_eq!(spool.next_unsent().unwrap().map(|(s, _)| s), Some(1));
     assert_eq!(spool.next_unsent().unwrap().map(|(s, _)| s), Some(2));
     spool.retry(1); // its stream failed; 2 is still on the wire
-    spool
-        .fail_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+    fail_writes(&spool, 1);
     append(&spool, 4); // a full device: the oldest segment (batch 1) goes
     let st = spool.stats();
     assert_eq!(
@@ -1264,9 +1261,7 @@ fn drop_oldest_counts_a_batch_waiting_to_be_resent_at_once() {
         "counted at once"
     );
     assert_eq!(drain(&spool), [3], "not handed out again");
-    spool
-        .fail_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+    fail_writes(&spool, 1);
     append(&spool, 5); // batch 2 goes while on the wire: counted only if its ack never comes
     assert_eq!(spool.stats().dropped_batches, 1);
     spool.requeue_unacked();
