@@ -17,6 +17,11 @@ N=${N:-500000}
 WORK=${WORK:-/tmp/vedette-ship-bench}
 LAT_SECONDS=${LAT_SECONDS:-10}
 PERF=$(cd ../shared/perf && pwd)
+# The first ceiling needs the peers the harness installs (a new VM has none).
+if ! command -v rsyslogd > /dev/null; then
+    echo "rsyslogd is missing: run ../shared/perf/run-peers.sh install first" >&2
+    exit 1
+fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 cargo build --release -q -p vedette-agent -p vedette-aggregator
@@ -86,7 +91,17 @@ def hwm(pid):
     for l in open(f"/proc/{pid}/status"):
         if l.startswith("VmHWM:"):
             return int(l.split()[1])
-db = sqlite3.connect(f"file:{run}/agg/events.db?mode=ro", uri=True)
+def open_db(path):
+    # The aggregator may still be creating the database (its WAL files) when this starts.
+    for _ in range(200):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db.execute("select count(*) from batches").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            time.sleep(0.025)
+    raise SystemExit(f"{path}: the aggregator's database did not open in 5 s")
+db = open_db(f"{run}/agg/events.db")
 c0a, c0g = cpu(agent), cpu(agg)
 t0 = time.monotonic()
 with open(f"{run}/in.log", "ab") as out, open(workload, "rb") as src:
@@ -126,7 +141,17 @@ stamp_re = re.compile(rb"^[A-Z][a-z]{2} +[0-9]+ [0-9:]{8} ")
 # agent reads as the event time) in place of its syslog timestamp.
 msgs = [stamp_re.sub(b"", l) for l in open(workload, "rb").read().splitlines()[: int(rate * seconds) + 1]]
 total = len(msgs)
-db = sqlite3.connect(f"file:{run}/agg/events.db?mode=ro", uri=True)
+def open_db(path):
+    # The aggregator may still be creating the database (its WAL files) when this starts.
+    for _ in range(200):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db.execute("select count(*) from batches").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            time.sleep(0.025)
+    raise SystemExit(f"{path}: the aggregator's database did not open in 5 s")
+db = open_db(f"{run}/agg/events.db")
 lat, last, seen, own = [], 0, 0, 0
 done = threading.Event()
 def writer():

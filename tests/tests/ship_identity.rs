@@ -330,6 +330,95 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     agg.wait_log(&format!("{id} presented a certificate a renewal replaced"));
 }
 
+/// The aggregator's database restored from a backup taken before an agent renewed its
+/// certificate: the registry knows only the certificate the renewal replaced, and refused
+/// the renewed one as a replaced copy, so every agent that renewed since the backup was
+/// locked out until enrolled again by hand. The renewed certificate was signed after
+/// everything the restored registry recorded: it is taken, and the old one stays refused.
+#[test]
+fn after_a_restore_from_a_backup_older_than_a_renewal_the_renewed_agent_ships() {
+    use super::support::agent::RunningAgent;
+    use super::support::aggregator::{Stored, distinct_lines, ship_config};
+
+    // A one-minute lifetime is in its last third at once: the first heartbeat renews.
+    let scratch = Scratch::new("ship-restore");
+    let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
+    let dir = scratch.path("agent");
+    let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
+    let first = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();
+    let first_key = std::fs::read_to_string(dir.join("identity/agent.key")).unwrap();
+    let files = ["events.db", "events.db-wal", "events.db-shm"];
+    agg.pause();
+    // A certificate says when it was signed to the second: the renewal must fall in a
+    // later second than the enrollment the backup recorded to be told apart from it (in
+    // use, renewals come days after, in the last third of a lifetime).
+    std::thread::sleep(Duration::from_millis(1_100));
+    let backup = scratch.path("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for f in files {
+        if agg.state.join(f).exists() {
+            std::fs::copy(agg.state.join(f), backup.join(f)).unwrap();
+        }
+    }
+    agg.resume();
+
+    std::fs::create_dir_all(scratch.path("logs")).unwrap();
+    let log_file = scratch.write("logs/app.log", distinct_lines(100, "app").as_bytes());
+    let cfg = scratch.write(
+        "agent.toml",
+        ship_config(&dir, &scratch.path("logs/*.log").display().to_string(), "").as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg.clone(), scratch.path("unused.ndjson"));
+    agent.wait_log("certificate renewed");
+    assert_eq!(
+        Stored::open(&agg.db()).wait_count(100, Duration::from_secs(60)),
+        100
+    );
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let renewed = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();
+    assert_ne!(first, renewed, "the certificate file was not replaced");
+
+    // The backup restored: its registry has the first certificate as the agent's.
+    agg.pause();
+    for f in files {
+        let _ignored = std::fs::remove_file(agg.state.join(f));
+        if backup.join(f).exists() {
+            std::fs::copy(backup.join(f), agg.state.join(f)).unwrap();
+        }
+    }
+    agg.resume();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_file)
+            .unwrap();
+        f.write_all(distinct_lines(50, "more").as_bytes()).unwrap();
+    }
+    let agent = RunningAgent::spawn(cfg, scratch.path("unused.ndjson"));
+    // The restored database holds none of the first 100 (the agent's checkpoints say they
+    // were delivered, to the database that was lost): the 50 written since arrive.
+    // (Counted before reading the log: refused, the agent retries, and the aggregator's
+    // log of refusals would never let a wait for a line time out.)
+    assert_eq!(
+        Stored::open(&agg.db()).wait_count(50, Duration::from_secs(30)),
+        50
+    );
+    agg.wait_log(&format!(
+        "{id} presented a certificate signed after every one its registry recorded"
+    ));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("replaced by a renewal"), "{log}");
+    // The certificate the renewal replaced is still refused.
+    let e = raw_connect(&agg, Some((first, first_key))).unwrap_err();
+    assert!(
+        e.contains("closed with code 9: certificate replaced by a renewal"),
+        "{e}"
+    );
+}
+
 /// The aggregator's own certificate (825 days from `init`) had no renewal: on the day it
 /// expired every agent was refused. Here it expired while the aggregator was down; the
 /// next start renews it from the CA for the same names, and an agent that pinned the CA

@@ -299,6 +299,12 @@ pub struct CertIdentity {
     pub serial: String,
     /// Expiry, ms since the epoch.
     pub not_after_ms: i64,
+    /// The earliest time it can have been signed, ms since the epoch: its start of
+    /// validity plus the skew the authority back-dates by (signed at most a second
+    /// later, the certificate's precision). A certificate whose `signed_ms` is past every
+    /// signing a registry recorded was signed after that registry's state (see
+    /// `Registry::admit_cert`).
+    pub signed_ms: i64,
 }
 
 /// Reads the identity out of an agent certificate (DER) that TLS already verified.
@@ -325,6 +331,7 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, IdentityError> {
         tenant,
         serial: hex(cert.raw_serial()),
         not_after_ms: cert.validity().not_after.timestamp() * 1000,
+        signed_ms: cert.validity().not_before.timestamp() * 1000 + SKEW_MS,
     })
 }
 
@@ -368,6 +375,12 @@ mod tests {
         assert_eq!(id.serial, issued.serial);
         assert_eq!(id.not_after_ms, issued.not_after_ms);
         assert_eq!(id.not_after_ms, (NOW + 30 * DAY_MS) / 1000 * 1000);
+        // Never later than the signing, at most a second before it.
+        assert!(
+            id.signed_ms <= NOW && id.signed_ms > NOW - 1000,
+            "{} against {NOW}",
+            id.signed_ms
+        );
     }
 
     /// A CSR for a fresh key, with no subject of its own.

@@ -370,12 +370,19 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
     /// that it was revoked).
     async fn admitted(&self, conn: &Connection, id: &CertIdentity) -> Result<(), ConnError> {
         let agent_id = id.agent_id.as_str();
-        let (aid, serial, not_after) = (id.agent_id.clone(), id.serial.clone(), id.not_after_ms);
+        let (aid, serial) = (id.agent_id.clone(), id.serial.clone());
+        let (signed, not_after) = (id.signed_ms, id.not_after_ms);
         match self
             .store
-            .call(move |s| s.admit_cert(&aid, &serial, not_after))
+            .call(move |s| s.admit_cert(&aid, &serial, signed, not_after))
             .await?
         {
+            Ok(Admission::Restored) => {
+                eprintln!(
+                    "vedette-aggregator: {agent_id} presented a certificate signed after every one its registry recorded (the database restored from an older backup?); it is the agent's current certificate now"
+                );
+                Ok(())
+            }
             Ok(a) => refuse_unless_active(conn, a, agent_id),
             Err(e) => {
                 conn.close(
@@ -831,7 +838,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         );
         match self
             .store
-            .call(move |s| s.record_renewal(&aid, &presented, &serial))
+            .call(move |s| s.record_renewal(&aid, &presented, &serial, now))
             .await?
         {
             Ok(true) => {}

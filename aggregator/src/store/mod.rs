@@ -293,13 +293,19 @@ pub enum Admission {
     /// signed since: a renewal replaced it (a copy of an old key, or an agent restored
     /// from a backup of its identity).
     Superseded,
+    /// Taken ([`Registry::admit_cert`]), and now its current certificate: one the registry
+    /// has no record of, signed after every certificate it recorded for the agent. Only
+    /// a renewal the registry lost makes one (the database restored from a backup older
+    /// than the renewal), where [`Admission::Superseded`] would lock out every agent that
+    /// renewed since the backup until it is enrolled again.
+    Restored,
 }
 
 impl Admission {
     /// Why a connection or batch of the agent is refused, if it is.
     pub fn refusal(self, agent_id: &str) -> Option<String> {
         match self {
-            Self::Active => None,
+            Self::Active | Self::Restored => None,
             Self::Revoked => Some(format!("{agent_id} is revoked")),
             Self::Unknown => Some(format!(
                 "{agent_id} is not enrolled here (its registry entry is gone: the database was replaced?); enroll it again"
@@ -429,13 +435,17 @@ pub trait Registry: Send {
     /// [`Registry::admission`] of a connection presenting the certificate `serial`
     /// (expiring at `not_after_ms`): it must also be the agent's current certificate, or
     /// one its renewals signed since, which then becomes the current one (the agent saved
-    /// it: the others are refused from now on). Anything else is
+    /// it: the others are refused from now on). A certificate the registry has no record
+    /// of, signed (`signed_ms`, the earliest it can have been: certificates say it to the
+    /// second) after the latest certificate the registry recorded signing for the agent, is
+    /// [`Admission::Restored`] and becomes current too. Anything else is
     /// [`Admission::Superseded`]. An agent enrolled before serials were kept has its first
     /// certificate presented taken as its current one.
     fn admit_cert(
         &mut self,
         agent_id: &str,
         serial: &str,
+        signed_ms: i64,
         not_after_ms: i64,
     ) -> Result<Admission, StoreError>;
 
@@ -452,11 +462,14 @@ pub trait Registry: Send {
     /// renewal on a stale session). `false` (nothing recorded, the certificate is not sent)
     /// if the agent is unknown, revoked, or `presented_serial` is no longer its current
     /// certificate (a newer one was made current since this connection was admitted).
+    /// `signed_ms` is when it was signed: no certificate signed until then is
+    /// [`Admission::Restored`] later.
     fn record_renewal(
         &mut self,
         agent_id: &str,
         presented_serial: &str,
         new_serial: &str,
+        signed_ms: i64,
     ) -> Result<bool, StoreError>;
 
     /// Records what the agent said about itself (hello, heartbeat); `false` if unknown.

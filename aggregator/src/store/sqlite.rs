@@ -63,7 +63,7 @@ use crate::core::ipfilter::{Side, may_contain};
 use crate::core::postings::{Key, postings};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Migrations: `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -321,6 +321,14 @@ ALTER TABLE chunks ADD COLUMN retain_time INTEGER;
 UPDATE chunks SET retain_time = CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 86400000
     WHERE last_time > CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 86400000;
 CREATE INDEX chunks_retain ON chunks (coalesce(retain_time, last_time));
+"#,
+    // 12 -> 13: when the latest certificate of each agent was signed, so that one signed
+    // later and unknown to the registry is known for a renewal the registry lost (restored
+    // from an older backup) rather than refused as replaced. Every certificate signed so
+    // far was signed before now (rounded up to the second).
+    r#"
+ALTER TABLE agents ADD COLUMN last_signed_ms INTEGER;
+UPDATE agents SET last_signed_ms = (CAST(strftime('%s', 'now') AS INTEGER) + 1) * 1000;
 "#,
 ];
 
@@ -884,7 +892,7 @@ impl rusqlite::ToSql for UidKey<'_> {
 fn insert_agent(conn: &rusqlite::Connection, a: &AgentRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO agents (agent_id, tenant, hostname, cert_serial, not_after_ms, \
-         enrolled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         enrolled_ms, last_signed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
     .execute(params![
         a.agent_id,
@@ -1434,20 +1442,38 @@ impl Registry for SqliteStore {
         &mut self,
         agent_id: &str,
         serial: &str,
+        signed_ms: i64,
         not_after_ms: i64,
     ) -> Result<Admission, StoreError> {
         let Some(s) = self.serials(agent_id)? else {
             return Ok(Admission::Unknown);
         };
-        let a = s.admission(serial);
+        let a = match s.admission(serial) {
+            Admission::Superseded if s.last_signed_ms.is_some_and(|t| signed_ms > t) => {
+                Admission::Restored
+            }
+            a => a,
+        };
         let first_since_schema_10 = s.pending.iter().any(|p| p == ANY_SERIAL);
-        if a == Admission::Active && (!s.is_current(serial) || first_since_schema_10) {
+        let becomes_current = match a {
+            Admission::Active => !s.is_current(serial) || first_since_schema_10,
+            Admission::Restored => true,
+            _ => false,
+        };
+        if becomes_current {
             self.conn
                 .prepare_cached(
                     "UPDATE agents SET cert_serial = ?2, not_after_ms = ?3, \
-                     pending_serial = NULL WHERE agent_id = ?1",
+                     pending_serial = NULL, \
+                     last_signed_ms = max(coalesce(last_signed_ms, ?4), ?4) \
+                     WHERE agent_id = ?1",
                 )?
-                .execute(params![agent_id, canonical_serial(serial), not_after_ms])?;
+                .execute(params![
+                    agent_id,
+                    canonical_serial(serial),
+                    not_after_ms,
+                    signed_ms
+                ])?;
         }
         Ok(a)
     }
@@ -1457,6 +1483,7 @@ impl Registry for SqliteStore {
         agent_id: &str,
         presented_serial: &str,
         new_serial: &str,
+        signed_ms: i64,
     ) -> Result<bool, StoreError> {
         let Some(s) = self.serials(agent_id)? else {
             return Ok(false);
@@ -1470,8 +1497,11 @@ impl Registry for SqliteStore {
         let keep = pending.len().saturating_sub(MAX_PENDING_SERIALS);
         let n = self
             .conn
-            .prepare_cached("UPDATE agents SET pending_serial = ?2 WHERE agent_id = ?1")?
-            .execute(params![agent_id, pending[keep..].join(" ")])?;
+            .prepare_cached(
+                "UPDATE agents SET pending_serial = ?2, \
+                 last_signed_ms = max(coalesce(last_signed_ms, ?3), ?3) WHERE agent_id = ?1",
+            )?
+            .execute(params![agent_id, pending[keep..].join(" "), signed_ms])?;
         Ok(n > 0)
     }
 
@@ -1513,6 +1543,9 @@ struct Serials {
     revoked: bool,
     current: String,
     pending: Vec<String>,
+    /// When the latest certificate the registry recorded for the agent was signed (NULL
+    /// in no registry since schema 13).
+    last_signed_ms: Option<i64>,
 }
 
 impl Serials {
@@ -1542,8 +1575,8 @@ impl SqliteStore {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT revoked_ms IS NOT NULL, cert_serial, pending_serial FROM agents \
-                 WHERE agent_id = ?1",
+                "SELECT revoked_ms IS NOT NULL, cert_serial, pending_serial, last_signed_ms \
+                 FROM agents WHERE agent_id = ?1",
             )?
             .query_row([agent_id], |r| {
                 let pending: Option<String> = r.get(2)?;
@@ -1555,6 +1588,7 @@ impl SqliteStore {
                         .split_whitespace()
                         .map(str::to_owned)
                         .collect(),
+                    last_signed_ms: r.get(3)?,
                 })
             })
             .optional()?)

@@ -252,7 +252,8 @@ fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
             .execute_batch(
                 "DROP TABLE store_secrets; ALTER TABLE agents DROP COLUMN pending_serial; \
                  ALTER TABLE tokens DROP COLUMN revoked_ms; DROP INDEX chunks_retain; \
-                 ALTER TABLE chunks DROP COLUMN retain_time; PRAGMA user_version = 4;",
+                 ALTER TABLE chunks DROP COLUMN retain_time; \
+                 ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 4;",
             )
             .unwrap();
     }
@@ -812,21 +813,153 @@ fn an_agent_enrolled_before_serials_were_kept_is_known_by_its_first_certificate(
         Admission::Active
     );
     assert_eq!(
-        s.admit_cert("agent-1", "0777", 30_000).unwrap(),
+        s.admit_cert("agent-1", "0777", 2_000, 30_000).unwrap(),
         Admission::Active
     );
     assert_eq!(
-        s.admit_cert("agent-1", "01ab", 10_000).unwrap(),
+        s.admit_cert("agent-1", "01ab", 1_000, 10_000).unwrap(),
         Admission::Superseded
     );
     assert_eq!(
-        s.admit_cert("agent-1", "0777", 30_000).unwrap(),
+        s.admit_cert("agent-1", "0777", 2_000, 30_000).unwrap(),
         Admission::Active
     );
     let a = s.agent("agent-1").unwrap().unwrap();
     assert_eq!(
         (a.record.cert_serial.as_str(), a.record.not_after_ms),
         ("0777", 30_000)
+    );
+}
+
+/// The database restored from a backup older than an agent's renewal: the registry's
+/// current certificate is the one the renewal replaced, and the renewed one, which the
+/// agent holds, is no serial it knows. It was signed after every certificate the restored
+/// registry recorded, which only a renewal it lost makes: taken, and current from then on
+/// (refused, every agent that renewed since the backup was locked out until enrolled
+/// again). What the registry did record keeps its rules.
+#[test]
+fn a_renewal_lost_with_a_restored_backup_is_taken_and_older_copies_are_not() {
+    let db = TempDb::new("restored");
+    let backup = TempDb::new("restored-backup");
+    {
+        let mut s = db.open();
+        s.register_agent(&record("agent-1")).unwrap();
+        s.register_agent(&record("agent-2")).unwrap();
+    }
+    std::fs::copy(&db.0, &backup.0).unwrap();
+    {
+        // After the backup: agent-1 renews (signed at 5 000) and uses it; agent-2 renews
+        // and is revoked.
+        let mut s = db.open();
+        assert!(s.record_renewal("agent-1", "01ab", "0bbb", 5_000).unwrap());
+        assert_eq!(
+            s.admit_cert("agent-1", "0bbb", 5_000, 50_000).unwrap(),
+            Admission::Active
+        );
+        assert!(s.record_renewal("agent-2", "01ab", "0ccc", 5_000).unwrap());
+    }
+    // The backup restored.
+    let mut s = backup.open();
+    assert_eq!(
+        s.admit_cert("agent-1", "0bbb", 5_000, 50_000).unwrap(),
+        Admission::Restored
+    );
+    let a = s.agent("agent-1").unwrap().unwrap();
+    assert_eq!(
+        (a.record.cert_serial.as_str(), a.record.not_after_ms),
+        ("0bbb", 50_000)
+    );
+    assert_eq!(
+        s.admission_of("agent-1", "0bbb").unwrap(),
+        Admission::Active,
+        "its batches are taken"
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0bbb", 5_000, 50_000).unwrap(),
+        Admission::Active,
+        "restored once"
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "01ab", 1_000, 10_000).unwrap(),
+        Admission::Superseded,
+        "the certificate it replaced is refused again"
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0777", 4_000, 40_000).unwrap(),
+        Admission::Superseded,
+        "nor is one signed before the one taken"
+    );
+    // Signed no later than the registry's own latest: a copy it replaced, not one it lost.
+    assert_eq!(
+        s.admit_cert("agent-2", "0ddd", 1_000, 10_000).unwrap(),
+        Admission::Superseded
+    );
+    // The revocation made after the backup is lost with it (an operator revokes again);
+    // made in the registry, it holds whatever the certificate.
+    assert!(s.revoke_agent("agent-2", 6_000).unwrap());
+    assert_eq!(
+        s.admit_cert("agent-2", "0ccc", 5_000, 50_000).unwrap(),
+        Admission::Revoked
+    );
+    assert_eq!(
+        s.admit_cert("agent-3", "0eee", 5_000, 50_000).unwrap(),
+        Admission::Unknown,
+        "an agent enrolled after the backup enrolls again"
+    );
+    drop(s);
+    backup.remove();
+}
+
+/// A renewal the registry recorded and the agent never used (another one was taken
+/// first) was signed at or before the registry's latest signing: still refused.
+#[test]
+fn a_recorded_renewal_passed_over_is_not_taken_for_a_lost_one() {
+    let mut s = memory();
+    s.register_agent(&record("agent-1")).unwrap();
+    assert!(s.record_renewal("agent-1", "01ab", "02cd", 2_000).unwrap());
+    assert!(s.record_renewal("agent-1", "01ab", "03ef", 3_000).unwrap());
+    assert_eq!(
+        s.admit_cert("agent-1", "02cd", 2_000, 20_000).unwrap(),
+        Admission::Active
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "03ef", 3_000, 30_000).unwrap(),
+        Admission::Superseded
+    );
+    // Enrolled at 1 000: a certificate of the same agent signed later is taken as lost
+    // only past the latest signing recorded.
+    assert_eq!(
+        s.admit_cert("agent-1", "0456", 3_001, 30_000).unwrap(),
+        Admission::Restored
+    );
+}
+
+/// A registry of schema 12 knows no signing times: every certificate made before its
+/// migration counts as signed by then, so none of them is taken for a lost renewal.
+#[test]
+fn the_migration_counts_every_earlier_certificate_as_recorded() {
+    let db = TempDb::new("v12-signed");
+    {
+        let mut s = db.open();
+        s.register_agent(&record("agent-1")).unwrap();
+        s.conn
+            .execute_batch(
+                "ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 12;",
+            )
+            .unwrap();
+    }
+    let mut s = db.open();
+    assert_eq!(user_version(&s), SCHEMA_VERSION);
+    let now = crate::io::clock::now_ms();
+    assert_eq!(
+        s.admit_cert("agent-1", "0bbb", now - 1_000, 50_000)
+            .unwrap(),
+        Admission::Superseded
+    );
+    assert_eq!(
+        s.admit_cert("agent-1", "0bbb", now + 2_000, 50_000)
+            .unwrap(),
+        Admission::Restored
     );
 }
 
@@ -843,33 +976,33 @@ fn agents_register_renew_report_and_get_revoked() {
     assert_eq!(a.record, record("agent-1"));
     assert_eq!((a.revoked_ms, a.state), (None, None));
     // A renewal is signed for the current certificate; it becomes current once presented.
-    assert!(s.record_renewal("agent-1", "01ab", "02cd").unwrap());
-    assert!(!s.record_renewal("agent-x", "01ab", "02cd").unwrap());
+    assert!(s.record_renewal("agent-1", "01ab", "02cd", 2_000).unwrap());
+    assert!(!s.record_renewal("agent-x", "01ab", "02cd", 2_000).unwrap());
     assert_eq!(
-        s.admit_cert("agent-1", "01ab", 10_000).unwrap(),
+        s.admit_cert("agent-1", "01ab", 1_000, 10_000).unwrap(),
         Admission::Active,
         "the old one stays current until the new one is used (its save may have failed)"
     );
     assert_eq!(
-        s.admit_cert("agent-1", "02cd", 20_000).unwrap(),
+        s.admit_cert("agent-1", "02cd", 2_000, 20_000).unwrap(),
         Admission::Active
     );
     assert_eq!(
-        s.admit_cert("agent-1", "01ab", 10_000).unwrap(),
+        s.admit_cert("agent-1", "01ab", 1_000, 10_000).unwrap(),
         Admission::Superseded,
         "replaced once the renewed one was presented"
     );
     assert!(
-        !s.record_renewal("agent-1", "01ab", "0999").unwrap(),
+        !s.record_renewal("agent-1", "01ab", "0999", 2_500).unwrap(),
         "nor renewed"
     );
     assert_eq!(
-        s.admit_cert("agent-1", "0999", 30_000).unwrap(),
+        s.admit_cert("agent-1", "0999", 1_500, 30_000).unwrap(),
         Admission::Superseded,
         "a certificate the registry never recorded"
     );
     assert_eq!(
-        s.admit_cert("agent-x", "01ab", 10_000).unwrap(),
+        s.admit_cert("agent-x", "01ab", 1_000, 10_000).unwrap(),
         Admission::Unknown
     );
     // Batches of a connection still on the replaced certificate are refused too.
@@ -883,24 +1016,27 @@ fn agents_register_renew_report_and_get_revoked() {
     );
     // Two renewals before either is used (the first answer lost, or not saved): either
     // one is taken, and then only it.
-    assert!(s.record_renewal("agent-1", "02cd", "03ef").unwrap());
-    assert!(s.record_renewal("agent-1", "02cd", "0456").unwrap());
+    assert!(s.record_renewal("agent-1", "02cd", "03ef", 3_000).unwrap());
+    assert!(s.record_renewal("agent-1", "02cd", "0456", 3_500).unwrap());
     assert_eq!(
-        s.admit_cert("agent-1", "03ef", 40_000).unwrap(),
+        s.admit_cert("agent-1", "03ef", 3_000, 40_000).unwrap(),
         Admission::Active
     );
     assert_eq!(
-        s.admit_cert("agent-1", "0456", 40_000).unwrap(),
+        s.admit_cert("agent-1", "0456", 3_500, 40_000).unwrap(),
         Admission::Superseded
     );
     // DER drops a serial's leading zero bytes; the registry may hold them.
     assert_eq!(
-        s.admit_cert("agent-1", "0003ef", 40_000).unwrap(),
+        s.admit_cert("agent-1", "0003ef", 3_000, 40_000).unwrap(),
         Admission::Active
     );
-    assert!(s.record_renewal("agent-1", "03ef", "0002cd").unwrap());
+    assert!(
+        s.record_renewal("agent-1", "03ef", "0002cd", 4_000)
+            .unwrap()
+    );
     assert_eq!(
-        s.admit_cert("agent-1", "02cd", 50_000).unwrap(),
+        s.admit_cert("agent-1", "02cd", 4_000, 50_000).unwrap(),
         Admission::Active
     );
     assert_eq!(
@@ -938,7 +1074,7 @@ fn agents_register_renew_report_and_get_revoked() {
     assert!(!s.revoke_agent("agent-x", 7_000).unwrap());
     assert_eq!(s.admission("agent-1").unwrap(), Admission::Revoked);
     assert!(
-        !s.record_renewal("agent-1", "02cd", "03ef").unwrap(),
+        !s.record_renewal("agent-1", "02cd", "03ef", 6_000).unwrap(),
         "a revoked agent's renewal is not recorded"
     );
     assert_eq!(
@@ -1555,7 +1691,7 @@ fn the_migration_caps_only_chunks_dated_in_the_future() {
         s.conn
             .execute_batch(
                 "DROP INDEX chunks_retain; ALTER TABLE chunks DROP COLUMN retain_time; \
-                 PRAGMA user_version = 11;",
+                 ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 11;",
             )
             .unwrap();
     }
