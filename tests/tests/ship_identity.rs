@@ -340,9 +340,10 @@ fn after_a_restore_from_a_backup_older_than_a_renewal_the_renewed_agent_ships() 
     use super::support::agent::RunningAgent;
     use super::support::aggregator::{Stored, distinct_lines, ship_config};
 
-    // A one-minute lifetime is in its last third at once: the first heartbeat renews.
+    // Two minutes (issued five back-dated) are in their last third at once: the first
+    // heartbeat renews, and the first certificate outlives a slow run of the test.
     let scratch = Scratch::new("ship-restore");
-    let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"1m\"\n");
+    let mut agg = RunningAggregator::start_with(&scratch, "agg", None, "cert_lifetime = \"2m\"\n");
     let dir = scratch.path("agent");
     let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
     let first = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();

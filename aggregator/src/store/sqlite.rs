@@ -325,10 +325,25 @@ CREATE INDEX chunks_retain ON chunks (coalesce(retain_time, last_time));
     // 12 -> 13: when the latest certificate of each agent was signed, so that one signed
     // later and unknown to the registry is known for a renewal the registry lost (restored
     // from an older backup) rather than refused as replaced. Every certificate signed so
-    // far was signed before now (rounded up to the second).
+    // far was signed before now (rounded up to the second). An older `serve` still running
+    // on the migrated file enrolls and renews without setting it: the triggers do it for
+    // such a writer (a renewal it recorded and the agent passed over must not pass for one
+    // the registry lost), and leave alone a row whose writer set it.
     r#"
 ALTER TABLE agents ADD COLUMN last_signed_ms INTEGER;
 UPDATE agents SET last_signed_ms = (CAST(strftime('%s', 'now') AS INTEGER) + 1) * 1000;
+CREATE TRIGGER agents_enrolled_signed AFTER INSERT ON agents
+WHEN NEW.last_signed_ms IS NULL
+BEGIN
+    UPDATE agents SET last_signed_ms = NEW.enrolled_ms WHERE agent_id = NEW.agent_id;
+END;
+CREATE TRIGGER agents_renewal_signed AFTER UPDATE OF pending_serial ON agents
+WHEN NEW.pending_serial IS NOT NULL AND NEW.last_signed_ms IS OLD.last_signed_ms
+BEGIN
+    UPDATE agents SET last_signed_ms = max(coalesce(last_signed_ms, 0),
+        (CAST(strftime('%s', 'now') AS INTEGER) + 1) * 1000)
+    WHERE agent_id = NEW.agent_id;
+END;
 "#,
 ];
 

@@ -250,7 +250,8 @@ fn a_store_of_schema_4_gets_a_key_and_its_uids_keep_deduplicating() {
         assert_eq!(moved, 1);
         s.conn
             .execute_batch(
-                "DROP TABLE store_secrets; ALTER TABLE agents DROP COLUMN pending_serial; \
+                "DROP TRIGGER agents_enrolled_signed; DROP TRIGGER agents_renewal_signed; \
+                 DROP TABLE store_secrets; ALTER TABLE agents DROP COLUMN pending_serial; \
                  ALTER TABLE tokens DROP COLUMN revoked_ms; DROP INDEX chunks_retain; \
                  ALTER TABLE chunks DROP COLUMN retain_time; \
                  ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 4;",
@@ -934,6 +935,44 @@ fn a_recorded_renewal_passed_over_is_not_taken_for_a_lost_one() {
     );
 }
 
+/// An older `serve` still running on a file a newer CLI migrated enrolls and renews
+/// without recording when it signed: the schema's triggers record it for that writer, so
+/// a renewal it recorded and the agent passed over is not taken for a lost one.
+#[test]
+fn an_older_writer_on_the_migrated_file_still_records_its_signings() {
+    let s = memory();
+    // What a schema-12 `serve` writes: no `last_signed_ms`.
+    s.conn
+        .execute_batch(
+            "INSERT INTO agents (agent_id, tenant, hostname, cert_serial, not_after_ms, \
+             enrolled_ms) VALUES ('agent-1', 'acme', 'h', '01ab', 10000, 1000)",
+        )
+        .unwrap();
+    let signed = |s: &SqliteStore| -> Option<i64> {
+        s.conn
+            .query_row(
+                "SELECT last_signed_ms FROM agents WHERE agent_id = 'agent-1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(signed(&s), Some(1_000), "enrolled");
+    s.conn
+        .execute_batch("UPDATE agents SET pending_serial = '02cd' WHERE agent_id = 'agent-1'")
+        .unwrap();
+    let now = crate::io::clock::now_ms();
+    let t = signed(&s).unwrap();
+    assert!((now..=now + 2_000).contains(&t), "{t} vs now {now}");
+    // This version's own writes keep the signing time they give.
+    let mut s = s;
+    assert!(
+        s.record_renewal("agent-1", "01ab", "03ef", t + 5_000)
+            .unwrap()
+    );
+    assert_eq!(signed(&s), Some(t + 5_000));
+}
+
 /// A registry of schema 12 knows no signing times: every certificate made before its
 /// migration counts as signed by then, so none of them is taken for a lost renewal.
 #[test]
@@ -944,7 +983,8 @@ fn the_migration_counts_every_earlier_certificate_as_recorded() {
         s.register_agent(&record("agent-1")).unwrap();
         s.conn
             .execute_batch(
-                "ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 12;",
+                "DROP TRIGGER agents_enrolled_signed; DROP TRIGGER agents_renewal_signed; \
+                 ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 12;",
             )
             .unwrap();
     }
@@ -1691,6 +1731,7 @@ fn the_migration_caps_only_chunks_dated_in_the_future() {
         s.conn
             .execute_batch(
                 "DROP INDEX chunks_retain; ALTER TABLE chunks DROP COLUMN retain_time; \
+                 DROP TRIGGER agents_enrolled_signed; DROP TRIGGER agents_renewal_signed; \
                  ALTER TABLE agents DROP COLUMN last_signed_ms; PRAGMA user_version = 11;",
             )
             .unwrap();
