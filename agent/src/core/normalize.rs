@@ -435,7 +435,7 @@ impl Normalizer {
             Some(t) => (t.ms, Some(t.offset_min)),
             None => (rec.now_ms, None),
         };
-        let mut ev = Box::new(Event::new(Class::Base, 0, time, self.product.clone()));
+        let mut ev = Event::boxed(Class::Base, 0, time, self.product.clone());
         ev.timezone_offset = offset;
         let md = &mut ev.metadata;
         md.uid = Some(
