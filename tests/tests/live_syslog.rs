@@ -354,6 +354,143 @@ allow = ["127.0.0.1"]
     by_message(&evs, "still running");
 }
 
+/// A port nothing listens on now (bound, then let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A reload whose new inputs do not all start (a port taken) put nothing back: the
+/// listeners it had stopped stayed closed, and the agent ran on without them, having said
+/// only "reload: Address already in use". Now the previous inputs run again. And a
+/// listener a reload restarts counts its records from 1 again: its records took the uids
+/// of the ones before the restart (same source, same counter, and for the same message
+/// the same content hash), so a store dropped them as already stored.
+#[test]
+fn a_reload_that_cannot_start_puts_the_inputs_back_and_a_restart_keeps_uids_apart() {
+    let scratch = Scratch::new("live-reload-back");
+    let port = free_port();
+    // Folding off: the same message twice is two events.
+    let a = |allow: &str| {
+        format!(
+            "[dedup]\nenabled = false\n[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:{port}\"\nallow = [\"{allow}\"]\n"
+        )
+    };
+    let mut agent = RunningAgent::start(&scratch, &a("127.0.0.1"), 1);
+    let output = format!(
+        "[output]\ntype = \"file\"\npath = \"{}\"\n",
+        agent.out.display()
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let same = b"<13>Jan 15 10:00:00 h app: the same message\n";
+    tcp_send(addr, same);
+    agent.wait_events(1);
+    // Restarted by a changed allowlist: the same message again is another record.
+    agent.rewrite_config(&format!("{}{output}", a("127.0.0.0/8")));
+    agent.signal("HUP");
+    agent.wait_log("config reloaded");
+    tcp_send(addr, same);
+    let evs = agent.wait_events(2);
+    let uids: Vec<&str> = evs.iter().map(|e| str_at(e, "metadata.uid")).collect();
+    assert_ne!(uids[0], uids[1], "a restarted listener reused its uids");
+
+    // A new listener on a port held elsewhere, listed first, and the first one changed:
+    // the reload is refused and the first listener serves again as it was.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = format!(
+        "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"{}\"\nallow = [\"127.0.0.1\"]\n",
+        taken.local_addr().unwrap()
+    );
+    let first = a("127.0.0.1").replace("[dedup]\nenabled = false\n", "");
+    agent.rewrite_config(&format!("[dedup]\nenabled = false\n{b}{first}{output}"));
+    agent.signal("HUP");
+    let refused = agent.wait_log("reload refused");
+    assert!(refused.contains("previous ones run again"), "{refused}");
+    tcp_send(
+        addr,
+        b"<13>Jan 15 10:00:00 h app: after the refused reload\n",
+    );
+    let evs = agent.wait_events(3);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    by_message(&evs, "after the refused reload");
+    drop(taken);
+}
+
+/// `[agent] max_line_bytes` changed by a reload reached only the inputs the reload
+/// started: a listener it kept went on cutting at the old length (and the log said
+/// "config reloaded"). An input is now restarted when an `[agent]` setting it uses changes.
+#[test]
+fn a_reloaded_line_limit_reaches_the_listeners_that_run() {
+    let scratch = Scratch::new("live-reload-limit");
+    let port = free_port();
+    let tcp = format!(
+        "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:{port}\"\nallow = [\"127.0.0.1\"]\n"
+    );
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!("[agent]\nmax_line_bytes = 300\n{tcp}"),
+        1,
+    );
+    let output = format!(
+        "[output]\ntype = \"file\"\npath = \"{}\"\n",
+        agent.out.display()
+    );
+    // Raised to the default (64 KiB).
+    agent.rewrite_config(&format!("{tcp}{output}"));
+    agent.signal("HUP");
+    agent.wait_log("config reloaded");
+    let long = format!("<13>Jan 15 10:00:00 h app: long {}", "x".repeat(1000));
+    tcp_send(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        format!("{long}\n").as_bytes(),
+    );
+    let evs = agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(get(&evs[0], "metadata.is_truncated"), None, "{}", evs[0]);
+    assert_eq!(str_at(&evs[0], "raw_data"), long);
+}
+
+/// Redaction turned on by a reload hashed secrets with an empty key (the key was made
+/// only when redaction was on at start): a keyed hash anyone could recompute, so every
+/// redacted password was open to an offline guess. The reload now loads or makes the key.
+#[test]
+fn redaction_turned_on_by_a_reload_hashes_with_the_agents_key() {
+    let scratch = Scratch::new("live-reload-redact");
+    let tcp =
+        "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1\"]\n";
+    let mut agent =
+        RunningAgent::start(&scratch, &format!("[redaction]\nenabled = false\n{tcp}"), 1);
+    let output = format!(
+        "[output]\ntype = \"file\"\npath = \"{}\"\n",
+        agent.out.display()
+    );
+    agent.rewrite_config(&format!("{tcp}{output}"));
+    agent.signal("HUP");
+    agent.wait_log("config reloaded");
+    let line = "<38>Jan 15 10:00:00 web-1 sshd[1]: Invalid user P@ssw0rd!2024 from 203.0.113.9 port 4242\n";
+    tcp_send(agent.addr("tcp"), line.as_bytes());
+    let evs = agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let live = str_at(&evs[0], "user.name").to_owned();
+    assert!(live.starts_with("redacted:"), "{live}");
+    // The same line through `normalize --fold` with the agent's state dir (its key):
+    // the same hash.
+    let state = scratch.path("agent.state");
+    let cfg = scratch.write(
+        "fold.toml",
+        format!("[agent]\nstate_dir = \"{}\"\n", state.display()).as_bytes(),
+    );
+    let input = scratch.write("auth.log", line.as_bytes());
+    let cfg_s = cfg.display().to_string();
+    let folded = crate::support::normalize_with(&["--fold", "--config", &cfg_s], &[&input]);
+    assert_eq!(str_at(&folded[0], "user.name"), live);
+}
+
 /// Edge folding in `run` (on by default): a burst of one behaviour becomes its first
 /// sighting, written at once, and a summary with the exact count; SIGTERM flushes the open
 /// window rather than losing it.

@@ -198,7 +198,7 @@ pub enum StageMsg {
     Batch(Batch),
     /// A reloaded config: from the next record on, the normalizer works with this (records
     /// it already holds for joining are kept), and dedup with that (`None`: off).
-    Reconfigure(Box<(NormalizeConfig, Option<DedupConfig>, Option<RedactConfig>)>),
+    Reconfigure(Box<Reconfigure>),
     /// An input is stopping: every dedup window holding repeats of its sources (their
     /// [`Source::uid_hash`]es) closes now, its summary is written, the checkpoints it held
     /// back move on, and then the reply comes. Without it a stopping source saved its
@@ -225,6 +225,21 @@ pub struct StageStats {
     /// gave up waiting: their sources were not acknowledged, so files and the journal read
     /// them again at the next start; a syslog listener's are lost.
     pub unspooled: u64,
+}
+
+/// A reloaded config's settings for the stage ([`StageMsg::Reconfigure`]).
+#[derive(Debug)]
+pub struct Reconfigure {
+    /// The normalizer's.
+    pub normalize: NormalizeConfig,
+    /// Dedup (`None`: off).
+    pub dedup: Option<DedupConfig>,
+    /// Redaction (`None`: off).
+    pub redaction: Option<RedactConfig>,
+    /// The redaction key, when redaction is on: a stage started with redaction off has
+    /// none, and hashing with an empty key would leave every redacted secret open to a
+    /// guess checked offline.
+    pub key: Option<Vec<u8>>,
 }
 
 /// How often the first-seen baseline is saved while it changes.
@@ -412,8 +427,16 @@ impl Stage {
                 return;
             }
             StageMsg::Reconfigure(cfg) => {
-                let (ncfg, dcfg, rcfg) = *cfg;
+                let Reconfigure {
+                    normalize: ncfg,
+                    dedup: dcfg,
+                    redaction: rcfg,
+                    key,
+                } = *cfg;
                 self.norm.reconfigure(ncfg);
+                if let Some(k) = key {
+                    self.key = k;
+                }
                 self.redactor = rcfg.map(|c| Redactor::new(c, &self.key));
                 // A changed dedup config starts fresh; what the old one held comes out now.
                 // An unchanged one keeps its windows (a SIGHUP from logrotate's postrotate
@@ -711,11 +734,12 @@ mod tests {
             run_stage(rx, norm, edge, &mut sink, rt.handle()).unwrap()
         });
         tx.blocking_send(StageMsg::Batch(batch(0..3))).unwrap();
-        tx.blocking_send(StageMsg::Reconfigure(Box::new((
-            NormalizeConfig::default(),
-            Some(dedup),
-            None,
-        ))))
+        tx.blocking_send(StageMsg::Reconfigure(Box::new(super::Reconfigure {
+            normalize: NormalizeConfig::default(),
+            dedup: Some(dedup),
+            redaction: None,
+            key: None,
+        })))
         .unwrap();
         tx.blocking_send(StageMsg::Batch(batch(3..5))).unwrap();
         drop(tx);

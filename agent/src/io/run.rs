@@ -17,13 +17,15 @@ use super::durable::Barrier;
 use super::files::{self, FileSource};
 use super::identity::IdentityPaths;
 use super::journald::{self, JournaldSource};
-use super::pipeline::{Edge, LiveSource, StageMsg, StageStats, run_stage};
+use super::pipeline::{Edge, LiveSource, Reconfigure, StageMsg, StageStats, run_stage};
 use super::ship::{ShipConfig, ShipStats, Shipper, UdpDrops};
 use super::sink::Sink;
 use super::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolStats};
 use super::syslog::{self, ListenerStats};
 use super::{clock, host};
-use crate::config::{self, Config, Output, ShipOutput, SpoolFsync, SyslogInput};
+use crate::config::{
+    self, Config, FileInput, JournaldInput, Output, ShipOutput, SpoolFsync, SyslogInput,
+};
 use crate::core::batcher::BatchConfig;
 use crate::core::dedup::Metrics as DedupMetrics;
 use crate::core::enrich::baseline::Baseline;
@@ -293,10 +295,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     };
     let norm = Normalizer::new(normalize_config(&cfg));
     let key = if cfg.redaction.is_some() {
-        super::private::create_dir(&state_dir)
-            .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
-        super::keys::load_or_create(&state_dir.join("redaction.key"))
-            .context("the redaction key")?
+        redaction_key(&state_dir).context("the redaction key")?
     } else {
         Vec::new()
     };
@@ -351,7 +350,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
-    let mut sources = Sources::new(cfg.max_line_bytes.unwrap_or(64 * 1024), sink.barrier());
+    let mut sources = Sources::new(state_dir.clone(), sink.barrier());
     let guard = rt.enter();
     // Before any input starts (and says so): a SIGHUP or SIGTERM from then on is ours, not
     // the default action that kills the process.
@@ -367,6 +366,7 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     let (stage_ended, stage_end) = tokio::sync::oneshot::channel::<()>();
     let control = rt.spawn(control(
         path.to_owned(),
+        cfg.clone(),
         signals,
         sources,
         tx,
@@ -409,12 +409,19 @@ pub fn run(path: &Path) -> Result<RunSummary> {
 /// stage ends exactly when the sources it stopped have handed over everything.
 async fn control(
     path: PathBuf,
+    mut current: Config,
     mut signals: Signals,
     mut sources: Sources,
     tx: mpsc::Sender<StageMsg>,
     unblock: Option<(Arc<Spool>, u64)>,
     mut stage_end: tokio::sync::oneshot::Receiver<()>,
 ) {
+    // The state dir the agent runs on: a reload that names another takes effect at the
+    // next start.
+    let state_dir = current
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     loop {
         tokio::select! {
             _ = signals.term.recv() => break,
@@ -430,20 +437,37 @@ async fn control(
                     // until its batches are acknowledged) as long as the stage waits on a
                     // full spool: a stop meanwhile ends it where it is, as it ends any wait.
                     let reload = async {
-                        let stage_cfg = Box::new((
-                            normalize_config(&cfg),
-                            cfg.dedup.clone(),
-                            cfg.redaction.clone(),
-                        ));
-                        if tx.send(StageMsg::Reconfigure(stage_cfg)).await.is_err() {
+                        let key = match cfg.redaction {
+                            Some(_) => match redaction_key(&state_dir) {
+                                Ok(k) => Some(k),
+                                Err(e) => {
+                                    eprintln!(
+                                        "vedette-agent: reload refused, the running config stays: the redaction key: {e:#}"
+                                    );
+                                    return true;
+                                }
+                            },
+                            None => None,
+                        };
+                        if tx.send(stage_config(&cfg, key.clone())).await.is_err() {
                             return false;
                         }
-                        sources.max_record = cfg.max_line_bytes.unwrap_or(64 * 1024);
-                        if let Err(e) = sources.reload(&cfg, &tx).await {
-                            eprintln!("vedette-agent: reload: {e:#}");
-                        } else {
-                            eprintln!("vedette-agent: config reloaded from {}", path.display());
+                        if let Err(e) = sources.reload(&current, &cfg, &tx).await {
+                            eprintln!("vedette-agent: reload refused: {e:#}");
+                            // The stage goes back to the settings of the inputs that run.
+                            return tx.send(stage_config(&current, key)).await.is_ok();
                         }
+                        let later = restart_only(&current, &cfg);
+                        if later.is_empty() {
+                            eprintln!("vedette-agent: config reloaded from {}", path.display());
+                        } else {
+                            eprintln!(
+                                "vedette-agent: config reloaded from {}; {} changed and take(s) effect at the next start",
+                                path.display(),
+                                later.join(", ")
+                            );
+                        }
+                        current = cfg;
                         true
                     };
                     let go_on = tokio::select! {
@@ -468,6 +492,24 @@ async fn control(
         });
     }
     sources.stop_all().await;
+}
+
+/// The key redaction hashes with, made on first use (`state_dir/redaction.key`).
+fn redaction_key(state_dir: &Path) -> Result<Vec<u8>> {
+    super::private::create_dir(state_dir)
+        .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
+    super::keys::load_or_create(&state_dir.join("redaction.key"))
+        .with_context(|| format!("{}", state_dir.join("redaction.key").display()))
+}
+
+/// The stage's part of `cfg`, with the redaction key when redaction is on.
+fn stage_config(cfg: &Config, key: Option<Vec<u8>>) -> StageMsg {
+    StageMsg::Reconfigure(Box::new(Reconfigure {
+        normalize: normalize_config(cfg),
+        dedup: cfg.dedup.clone(),
+        redaction: cfg.redaction.clone(),
+        key,
+    }))
 }
 
 /// The signals `run` handles.
@@ -505,7 +547,12 @@ struct Sources {
     listeners: HashMap<String, Running>,
     files: HashMap<String, FileSource>,
     journals: HashMap<String, JournaldSource>,
-    max_record: usize,
+    /// Listeners started so far (each start keys its uids apart).
+    starts: u64,
+    /// Where checkpoints are, for the agent's whole run: the inputs a reload starts keep
+    /// their checkpoints there (a `state_dir` changed by a reload takes effect at the next
+    /// start, or they would start afresh in the new one).
+    state_dir: PathBuf,
     /// Keys the uids of records from listeners, whose counters restart with the agent.
     run_nonce: String,
     /// The sink's: what checkpoints wait for before they are synced.
@@ -513,7 +560,7 @@ struct Sources {
 }
 
 impl Sources {
-    fn new(max_record: usize, barrier: Barrier) -> Self {
+    fn new(state_dir: PathBuf, barrier: Barrier) -> Self {
         let now = clock::now();
         let nonce = xxhash_rust::xxh3::xxh3_64(
             format!("{}:{}", now.as_nanosecond(), std::process::id()).as_bytes(),
@@ -522,7 +569,8 @@ impl Sources {
             listeners: HashMap::new(),
             files: HashMap::new(),
             journals: HashMap::new(),
-            max_record,
+            starts: 0,
+            state_dir,
             run_nonce: format!("{nonce:016x}"),
             barrier,
         }
@@ -540,21 +588,18 @@ impl Sources {
 
     /// Starts every input of `cfg` not running yet (inside the runtime).
     fn start(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
-        let state_dir = cfg
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let state_dir = self.state_dir.clone();
         if !cfg.inputs.files.is_empty() || !cfg.inputs.journald.is_empty() {
             super::private::create_dir(&state_dir)
                 .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
         }
         for (i, input) in cfg.inputs.journald.iter().enumerate() {
-            let key = format!("{input:?}");
+            let key = journal_key(input, cfg);
             if self.journals.contains_key(&key) {
                 continue;
             }
             let tz = cfg.timezone.clone().unwrap_or_else(TimeZone::system);
-            let max_line = cfg.max_line_bytes.unwrap_or(64 * 1024);
+            let max_line = max_record(cfg);
             let j = journald::spawn(
                 input,
                 &state_dir,
@@ -570,7 +615,7 @@ impl Sources {
         if !cfg.inputs.files.is_empty() {
             let poll = Duration::from_millis(cfg.poll_interval_ms.unwrap_or(250));
             for (i, input) in cfg.inputs.files.iter().enumerate() {
-                let key = format!("{input:?}");
+                let key = file_key(input, cfg);
                 if self.files.contains_key(&key) {
                     continue;
                 }
@@ -584,7 +629,7 @@ impl Sources {
                     input,
                     backend,
                     &state_dir,
-                    self.max_record,
+                    max_record(cfg),
                     tz,
                     poll,
                     tx.clone(),
@@ -596,7 +641,7 @@ impl Sources {
             }
         }
         for (i, input) in cfg.inputs.syslog.iter().enumerate() {
-            let key = listener_key(input);
+            let key = listener_key(input, cfg);
             if self.listeners.contains_key(&key) {
                 continue;
             }
@@ -616,18 +661,21 @@ impl Sources {
                 .unwrap_or_else(TimeZone::system);
             let source = Source {
                 id: id.clone(),
-                uid_key: Some(format!("{id}#{}", self.run_nonce)),
+                // Each start of a listener counts its records from 1 again: a restart by a
+                // reload must not give its records the uids of the ones before it.
+                uid_key: Some(format!("{id}#{}#{}", self.run_nonce, self.starts)),
                 time: TimeContext::new(clock::now(), tz),
                 syslog: true,
                 sender_name: None,
             };
+            self.starts += 1;
             let (stop, stop_rx) = watch::channel(false);
             let stats = Arc::new(ListenerStats::default());
             eprintln!("vedette-agent: listening on {id}");
             let task = tokio::spawn(syslog::serve(
                 bound,
                 LiveSource::new(source),
-                self.max_record,
+                max_record(cfg),
                 tx.clone(),
                 stop_rx,
                 stats.clone(),
@@ -646,31 +694,17 @@ impl Sources {
         Ok(())
     }
 
-    /// Stops what `cfg` no longer has, starts what it adds.
-    async fn reload(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
-        let keep: Vec<String> = cfg
-            .inputs
-            .journald
-            .iter()
-            .map(|j| format!("{j:?}"))
-            .collect();
-        for k in gone(&self.journals, &keep) {
-            if let Some(j) = self.journals.remove(&k) {
-                stop_journal(j).await;
-            }
-        }
-        let keep: Vec<String> = cfg.inputs.files.iter().map(|f| format!("{f:?}")).collect();
-        for k in gone(&self.files, &keep) {
-            if let Some(f) = self.files.remove(&k) {
-                stop_files(f).await;
-            }
-        }
-        let keep: Vec<String> = cfg.inputs.syslog.iter().map(listener_key).collect();
-        for k in gone(&self.listeners, &keep) {
-            if let Some(r) = self.listeners.remove(&k) {
-                stop(r).await;
-            }
-        }
+    /// Stops what `cfg` no longer has, starts what it adds. If something of `cfg` does not
+    /// start (a port taken, a certificate that does not load), the inputs go back to `old`
+    /// (which ran): what `cfg` started stops, what it stopped starts again from its
+    /// checkpoints, and the error says so.
+    async fn reload(
+        &mut self,
+        old: &Config,
+        cfg: &Config,
+        tx: &mpsc::Sender<StageMsg>,
+    ) -> Result<()> {
+        self.stop_unlike(cfg).await;
         // A listener whose config stayed takes renewed certificates (same paths, new
         // files) without closing a connection.
         for r in self.listeners.values_mut() {
@@ -684,7 +718,48 @@ impl Sources {
                 ),
             }
         }
-        self.start(cfg, tx)
+        let Err(e) = self.start(cfg, tx) else {
+            return Ok(());
+        };
+        self.stop_unlike(old).await;
+        match self.start(old, tx) {
+            Ok(()) => Err(e.context("the new inputs did not start; the previous ones run again")),
+            Err(e2) => Err(e.context(format!(
+                "the new inputs did not start, nor did all the previous ones again: {e2:#}"
+            ))),
+        }
+    }
+
+    /// Stops the running inputs `cfg` does not have (by key).
+    async fn stop_unlike(&mut self, cfg: &Config) {
+        let keep: Vec<String> = cfg
+            .inputs
+            .journald
+            .iter()
+            .map(|j| journal_key(j, cfg))
+            .collect();
+        for k in gone(&self.journals, &keep) {
+            if let Some(j) = self.journals.remove(&k) {
+                stop_journal(j).await;
+            }
+        }
+        let keep: Vec<String> = cfg.inputs.files.iter().map(|f| file_key(f, cfg)).collect();
+        for k in gone(&self.files, &keep) {
+            if let Some(f) = self.files.remove(&k) {
+                stop_files(f).await;
+            }
+        }
+        let keep: Vec<String> = cfg
+            .inputs
+            .syslog
+            .iter()
+            .map(|l| listener_key(l, cfg))
+            .collect();
+        for k in gone(&self.listeners, &keep) {
+            if let Some(r) = self.listeners.remove(&k) {
+                stop(r).await;
+            }
+        }
     }
 
     async fn stop_all(&mut self) {
@@ -745,6 +820,53 @@ fn gone<V>(running: &HashMap<String, V>, keep: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn listener_key(input: &SyslogInput) -> String {
-    format!("{input:?}")
+/// The longest record an input keeps (`[agent] max_line_bytes`).
+fn max_record(cfg: &Config) -> usize {
+    cfg.max_line_bytes.unwrap_or(64 * 1024)
+}
+
+// An input's key is its own section and the `[agent]` settings it was started with: a
+// reload that changes one of those restarts it (files and the journal resume from their
+// checkpoints), where keying by the section alone left it running on the old value.
+
+fn listener_key(input: &SyslogInput, cfg: &Config) -> String {
+    format!("{input:?}|{}|{:?}", max_record(cfg), cfg.timezone)
+}
+
+fn file_key(input: &FileInput, cfg: &Config) -> String {
+    format!(
+        "{input:?}|{}|{:?}|{:?}|{:?}",
+        max_record(cfg),
+        cfg.timezone,
+        cfg.poll_interval_ms,
+        cfg.read_backend
+    )
+}
+
+fn journal_key(input: &JournaldInput, cfg: &Config) -> String {
+    format!("{input:?}|{}|{:?}", max_record(cfg), cfg.timezone)
+}
+
+/// The sections a reload does not apply (the sink, the shipper and the edge stage's
+/// enrichment are built once, at start), when `new` changes them.
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let changed =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    if changed(&old.state_dir, &new.state_dir) {
+        v.push("[agent] state_dir");
+    }
+    if changed(&old.output, &new.output) {
+        v.push("[output]");
+    }
+    if changed(&old.enrich, &new.enrich) {
+        v.push("[enrich]");
+    }
+    if changed(&old.asset, &new.asset) {
+        v.push("[asset]");
+    }
+    if changed(&old.maintenance, &new.maintenance) {
+        v.push("[[maintenance]]");
+    }
+    v
 }
