@@ -354,6 +354,43 @@ allow = ["127.0.0.1"]
     by_message(&evs, "still running");
 }
 
+/// An IPv4 sender reaching a dual-stack listener (`[::]`, where a host listens for both
+/// families) was recorded as `::ffff:127.0.0.1`: the same host under two addresses, and a
+/// search for its IPv4 address missed these events.
+#[test]
+fn an_ipv4_sender_on_a_dual_stack_listener_is_recorded_by_its_ipv4_address() {
+    let scratch = Scratch::new("live-dual-stack");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        "[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"[::]:0\"\nallow = [\"127.0.0.1\"]\n\
+         [[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"[::]:0\"\nallow = [\"127.0.0.1\"]\n",
+        2,
+    );
+    let v4 = |a: SocketAddr| SocketAddr::new("127.0.0.1".parse().unwrap(), a.port());
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("udp")
+        .send_to(
+            b"<13>Jan 15 10:00:00 h app: over udp",
+            v4(agent.addr("udp")),
+        )
+        .expect("send");
+    tcp_send(
+        v4(agent.addr("tcp")),
+        b"<13>Jan 15 10:00:00 h app: over tcp\n",
+    );
+    let evs = agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    for m in ["over udp", "over tcp"] {
+        let ev = by_message(&evs, m);
+        assert_eq!(
+            str_at(ev, "metadata.loggers.0.device.ip"),
+            "127.0.0.1",
+            "{ev}"
+        );
+    }
+}
+
 /// A port nothing listens on now (bound, then let go).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -3,10 +3,11 @@
 //!
 //! Why per frame and not once per connection: a sender restarted behind a relay, or a relay
 //! forwarding two senders on one connection, switches framing mid-stream; a frame that
-//! starts with `NONZERO-DIGIT *DIGIT SP` is octet-counted (RFC 6587 §3.4.1), anything else
-//! runs to LF (§3.4.2). A syslog message starts with `<`, so the two never collide for
-//! RFC-conforming senders; a bare message starting with digits and no space still reads
-//! as LF-framed.
+//! starts with `NONZERO-DIGIT *DIGIT SP <` is octet-counted (RFC 6587 §3.4.1: a count, then
+//! a syslog message, which starts with its PRI), anything else runs to LF (§3.4.2). A
+//! message without PRI that starts with a number and a space (`1500 drops`) is LF-framed:
+//! read as a count, it made the deframer wait for that many bytes and merge the messages
+//! that followed into one.
 //!
 //! A frame longer than the cap is never buffered whole: its first `max` bytes are kept,
 //! the rest is skipped, and the frame comes out with its full length so the event says it
@@ -60,6 +61,10 @@ pub struct Deframer {
     held: Vec<u8>,
     state: State,
     stats: FramingStats,
+    /// Bytes from `pos` already searched for a LF without finding one: a line arriving in
+    /// small pieces is searched once, not from its start at every piece (a sender
+    /// dripping a line a byte at a time cost a scan of up to `max` bytes per byte).
+    lf_scanned: usize,
 }
 
 /// Longest octet count read (10 digits: up to 9,999,999,999 bytes).
@@ -75,6 +80,7 @@ impl Deframer {
             held: Vec::new(),
             state: State::Start,
             stats: FramingStats::default(),
+            lf_scanned: 0,
         }
     }
 
@@ -163,7 +169,10 @@ impl Deframer {
             if digits == avail.len() && digits <= MAX_DIGITS {
                 return None; // the count may go on
             }
-            if digits <= MAX_DIGITS && avail[digits] == b' ' {
+            if digits <= MAX_DIGITS && avail[digits] == b' ' && avail.len() == digits + 1 {
+                return None; // what follows the count decides
+            }
+            if digits <= MAX_DIGITS && avail[digits] == b' ' && avail[digits + 1] == b'<' {
                 let len: u64 = std::str::from_utf8(&avail[..digits])
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -191,8 +200,10 @@ impl Deframer {
                 });
             }
         }
-        match memchr::memchr(b'\n', avail) {
+        let from = self.lf_scanned.min(avail.len());
+        match memchr::memchr(b'\n', &avail[from..]).map(|i| from + i) {
             Some(i) => {
+                self.lf_scanned = 0;
                 let start = self.pos;
                 self.pos += i + 1;
                 self.stats.lf += 1;
@@ -207,13 +218,17 @@ impl Deframer {
                 })
             }
             None if avail.len() > self.max => {
+                self.lf_scanned = 0;
                 self.state = State::Long {
                     total: 0,
                     left: None,
                 };
                 self.poll_frame()
             }
-            None => None,
+            None => {
+                self.lf_scanned = avail.len();
+                None
+            }
         }
     }
 
@@ -221,6 +236,7 @@ impl Deframer {
     /// complete (senders close without one); an octet-counted frame the stream ended inside
     /// of comes out with what arrived, flagged as cut from its declared length.
     pub fn finish(&mut self) -> Option<Frame<'_>> {
+        self.lf_scanned = 0;
         let state = std::mem::replace(&mut self.state, State::Start);
         match state {
             State::Long { total, left } => {
@@ -253,6 +269,7 @@ impl Deframer {
                 if (1..=MAX_DIGITS).contains(&digits)
                     && avail[0] != b'0'
                     && avail.get(digits) == Some(&b' ')
+                    && avail.get(digits + 1).is_none_or(|&b| b == b'<')
                 {
                     let declared = std::str::from_utf8(&avail[..digits])
                         .ok()

@@ -373,9 +373,15 @@ pub async fn serve(
                 let now_ms = clock::now_ms();
                 let mut batch = Batch::new(source.at(now_ms));
                 let mut next = Some(first);
+                // Datagrams refused and errors count too: a flood from outside the
+                // allowlist (or an error that repeats) kept this loop from ever yielding,
+                // holding back the allowed ones, the drop counter and a stop.
+                let mut reads = 0;
                 while let Some(r) = next.take() {
+                    reads += 1;
                     match r {
                         Ok((n, peer)) => {
+                            let peer = canonical(peer);
                             if allow.allows(peer.ip()) {
                                 let rx = received(&seq, now_ms, peer.ip(), n, max_record);
                                 batch.push(&buf[..n.min(max_record)], rx);
@@ -385,7 +391,7 @@ pub async fn serve(
                         }
                         Err(e) => eprintln!("vedette-agent: {}: receive: {e}", bound.local_addr),
                     }
-                    if batch.len() < BATCH_RECORDS {
+                    if reads < BATCH_RECORDS {
                         next = match sock.try_recv_from(&mut buf) {
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                             r => Some(r),
@@ -426,6 +432,7 @@ pub async fn serve(
                 },
                 _ = shutdown.changed() => break,
             };
+            let peer = canonical(peer);
             if !allow.allows(peer.ip()) {
                 refuse(&stats, peer, "connection");
                 drop(conn);
@@ -620,6 +627,13 @@ fn longest_silence(silences: impl Iterator<Item = (u64, i64)>, min_ms: i64) -> O
         .filter(|&(_, s)| s >= min_ms)
         .max_by_key(|&(id, s)| (s, std::cmp::Reverse(id)))
         .map(|(id, _)| id)
+}
+
+/// A peer as IPv4 when it is an IPv4 sender on a dual-stack (`[::]`) socket: recorded as
+/// `::ffff:a.b.c.d`, its events named another address than the same host's on an IPv4
+/// listener, and a search for `a.b.c.d` missed them.
+fn canonical(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }
 
 fn received(seq: &AtomicU64, now_ms: i64, peer: IpAddr, len: usize, max: usize) -> Received {

@@ -81,13 +81,14 @@ fn separators_between_frames_are_skipped() {
 
 #[test]
 fn long_octet_frame_is_cut_and_the_next_frame_is_intact() {
-    let body = vec![b'x'; 5000];
+    let mut body = b"<13>".to_vec();
+    body.resize(5000, b'x');
     let mut s = format!("{} ", body.len()).into_bytes();
     s.extend_from_slice(&body);
     s.extend_from_slice(b"5 <13>z");
     let out = whole(&s, 100);
     assert_eq!(out.len(), 2);
-    assert_eq!(out[0], (vec![b'x'; 100], Some(5000), true));
+    assert_eq!(out[0], (body[..100].to_vec(), Some(5000), true));
     assert_eq!(out[1], (b"<13>z".to_vec(), None, true));
 }
 
@@ -169,4 +170,53 @@ proptest! {
             }
         }
     }
+}
+
+/// A message without PRI that starts with a number and a space is a line, not a count: read
+/// as a count, `1500 drops` made the deframer wait for 1500 bytes and merge the messages
+/// after it into one event, unflagged.
+#[test]
+fn a_number_and_a_space_without_a_syslog_message_after_it_is_a_line() {
+    assert_eq!(
+        whole(b"1500 drops on eth0\n<13>next\n7 <13>abc", 1024),
+        vec![
+            (b"1500 drops on eth0".to_vec(), None, false),
+            (b"<13>next".to_vec(), None, false),
+            (b"<13>abc".to_vec(), None, true),
+        ]
+    );
+    // Split after the count's space: it waits for the byte that decides.
+    for cut in 1..12 {
+        let s = b"1500 drops\n<13>x\n";
+        let mut d = Deframer::new(1024);
+        let mut out = Vec::new();
+        for part in [&s[..cut], &s[cut..]] {
+            d.push(part);
+            while let Some(f) = d.poll_frame() {
+                out.push(f.bytes.to_vec());
+            }
+        }
+        assert_eq!(
+            out,
+            [b"1500 drops".to_vec(), b"<13>x".to_vec()],
+            "cut at {cut}"
+        );
+    }
+}
+
+/// A line arriving a byte at a time is searched for its LF once, not from its start at
+/// every byte (quadratic: a sender dripping a long line could keep a core busy).
+#[test]
+fn a_line_dripped_a_byte_at_a_time_is_searched_once() {
+    let line = vec![b'a'; 50_000];
+    let mut d = Deframer::new(1 << 20);
+    for &b in &line {
+        d.push(&[b]);
+        assert!(d.poll_frame().is_none());
+        assert_eq!(d.lf_scanned, d.buffered());
+    }
+    d.push(b"\n");
+    let f = d.poll_frame().expect("the line");
+    assert_eq!(f.bytes, &line[..]);
+    assert_eq!(d.lf_scanned, 0);
 }
