@@ -502,6 +502,65 @@ fn a_file_read_from_its_end_keeps_its_place_from_the_first_scan() {
     assert_eq!(evs.len(), 2);
 }
 
+/// An input's checkpoint file is named after its paths: a path added to it (or an input
+/// split in two) made a new one, so the input started afresh, at each file's end (what the
+/// old input had not read, here what was written while the agent was down, was lost) or,
+/// from the start, reading everything again. It now resumes each file where the agent's
+/// other inputs' checkpoints left it, and a file no checkpoint names starts as a new one.
+#[test]
+fn an_input_whose_paths_change_resumes_where_the_old_one_left_each_file() {
+    let scratch = Scratch::new("live-paths-change");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    append(&logs.join("app.log"), &line("before-start"));
+    append(&logs.join("other.txt"), &line("other-before"));
+    let text = config(&scratch, 10).replace("read_from = \"start\"", "read_from = \"end\"");
+    let cfg = scratch.write("agent.toml", text.as_bytes());
+    let out = scratch.path("events.ndjson");
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_log("app.log from byte");
+    append(&logs.join("app.log"), &line("read-first"));
+    agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    append(&logs.join("app.log"), &line("while-down"));
+    // The same input with a second path.
+    let pattern = format!("\"{}/*.log\"", logs.display());
+    let text = text.replace(
+        &pattern,
+        &format!("{pattern}, \"{}/*.txt\"", logs.display()),
+    );
+    let cfg = scratch.write("agent.toml", text.as_bytes());
+    let mut agent = RunningAgent::spawn(cfg, out);
+    agent.wait_log("resuming 1 file(s) where");
+    agent.wait_log("other.txt from byte");
+    append(&logs.join("app.log"), &line("after-restart"));
+    append(&logs.join("other.txt"), &line("other-after"));
+    let evs = agent.wait_events(4);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(count(&evs, "before-start"), 0, "read from the end");
+    assert_eq!(count(&evs, "read-first"), 1, "{log}");
+    assert_eq!(count(&evs, "while-down"), 1, "{log}");
+    assert_eq!(count(&evs, "after-restart"), 1, "{log}");
+    assert_eq!(
+        count(&evs, "other-before"),
+        0,
+        "a newly covered file starts at its end"
+    );
+    assert_eq!(count(&evs, "other-after"), 1, "{log}");
+    assert_eq!(evs.len(), 4);
+    // The uids of the old input's lines are kept: a re-read line is a repeat downstream.
+    let uid = |t: &str| {
+        tags(&evs)
+            .into_iter()
+            .find(|(m, _)| m == t)
+            .map(|(_, u)| u)
+            .unwrap()
+    };
+    assert_eq!(uid("while-down")[..16], uid("read-first")[..16]);
+}
+
 /// Repeats folded by the edge stage, then a graceful stop (SIGTERM, a restart by systemd):
 /// the summary is written at the stop, and the checkpoint then passes the repeats it
 /// counts. It used to stay at the first repeat, so the next start read the repeats again

@@ -72,6 +72,64 @@ impl TailConfig {
     }
 }
 
+/// For an input without a checkpoint file of its own (`own`): the checkpoints the agent's
+/// other file inputs (`files-*.checkpoint` beside it) hold for files `patterns` match and
+/// `exclude` does not, the newest file's entry where two name one file; and the files they
+/// came from. An input whose patterns changed (a path added to it, an input split in two)
+/// is a new checkpoint file: without these it started at each file's end (losing what the
+/// old input had not read yet) or, reading from the start, read every file again.
+fn sibling_checkpoints(
+    own: &Path,
+    patterns: &[String],
+    exclude: &[String],
+) -> (Vec<checkpoint::Checkpoint>, Vec<String>) {
+    let (Some(dir), Some(own_name)) = (own.parent(), own.file_name()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut found: HashMap<(u64, u64), (std::time::SystemTime, checkpoint::Checkpoint)> =
+        HashMap::new();
+    let mut from = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if name == own_name || !n.starts_with("files-") || !n.ends_with(".checkpoint") {
+            continue;
+        }
+        let (Ok(text), Ok(meta)) = (std::fs::read_to_string(e.path()), e.metadata()) else {
+            continue;
+        };
+        // One another input cannot read is that input's to report, not this one's.
+        let Ok(list) = checkpoint::decode(&text) else {
+            continue;
+        };
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let mut used = false;
+        for c in list {
+            let p = Path::new(&c.path);
+            let wanted = patterns.iter().any(|pat| glob::excludes(pat, p))
+                && !exclude.iter().any(|x| glob::excludes(x, p));
+            if !wanted {
+                continue;
+            }
+            used = true;
+            let key = (c.dev, c.ino);
+            if found.get(&key).is_none_or(|(t, _)| *t < mtime) {
+                found.insert(key, (mtime, c));
+            }
+        }
+        if used {
+            from.push(n.into_owned());
+        }
+    }
+    from.sort();
+    let mut v: Vec<_> = found.into_values().map(|(_, c)| c).collect();
+    v.sort_by(|a, b| a.path.cmp(&b.path));
+    (v, from)
+}
+
 /// What went wrong in the tail shell.
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
@@ -292,7 +350,18 @@ impl<B: ReadBackend> Tailer<B> {
                         source,
                     }
                 })?),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let (adopted, from) = sibling_checkpoints(path, &cfg.patterns, &cfg.exclude);
+                    if !adopted.is_empty() {
+                        eprintln!(
+                            "vedette-agent: {}: resuming {} file(s) where {} left them",
+                            cfg.patterns.join(", "),
+                            adopted.len(),
+                            from.join(", ")
+                        );
+                        tracker.adopt(adopted);
+                    }
+                }
                 Err(source) => {
                     return Err(TailError::Io {
                         path: path.clone(),

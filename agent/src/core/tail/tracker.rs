@@ -453,6 +453,20 @@ impl Tracker {
         }
     }
 
+    /// Checkpoints another input of this agent wrote for files this one's patterns match
+    /// (its patterns changed, so its own checkpoint file is new): each such file resumes
+    /// where they left it, as after a restart, while a file no checkpoint names is new to
+    /// this input and starts where `read_from` says (unlike [`Tracker::restore`], where it
+    /// appeared while the agent was down and is read whole).
+    pub fn adopt(&mut self, checkpoints: impl IntoIterator<Item = Checkpoint>) {
+        for c in checkpoints {
+            let id = (c.dev, c.ino);
+            if !self.files.contains_key(&id) {
+                self.restored.insert(id, c);
+            }
+        }
+    }
+
     /// Restored checkpoints not matched yet, for a shell that looks for rotated files
     /// outside the patterns (e.g. `auth.log.1` next to `auth.log`) on its first scan.
     pub fn unmatched_checkpoints(&self) -> impl Iterator<Item = &Checkpoint> {
