@@ -391,6 +391,52 @@ fn an_ipv4_sender_on_a_dual_stack_listener_is_recorded_by_its_ipv4_address() {
     }
 }
 
+/// A stop while a sender is in the middle of a line (no LF yet, the connection still
+/// open): what arrived was written as a complete message, nothing telling it from one. It
+/// is kept, flagged as truncated with the reason (its length unknown); a line the sender
+/// ended by closing stays a whole message.
+#[test]
+fn a_line_cut_off_by_a_stop_is_kept_and_flagged() {
+    let scratch = Scratch::new("live-stop-mid-line");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1\"]\n",
+        1,
+    );
+    tcp_send(
+        agent.addr("tcp"),
+        b"<13>Jan 15 10:00:00 h app: closed without a newline",
+    );
+    let mut open = TcpStream::connect(agent.addr("tcp")).expect("connect");
+    open.write_all(b"<13>Jan 15 10:00:00 h app: whole\n<13>Jan 15 10:00:00 h app: half of a li")
+        .expect("send");
+    agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    drop(open);
+    let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
+    let evs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(evs.len(), 3, "{text}");
+    for whole in ["closed without a newline", "whole"] {
+        let ev = by_message(&evs, whole);
+        assert_eq!(get(ev, "metadata.is_truncated"), None, "{ev}");
+    }
+    let half = by_message(&evs, "half of a li");
+    assert_eq!(
+        get(half, "metadata.is_truncated"),
+        Some(&Value::Bool(true)),
+        "{half}"
+    );
+    assert_eq!(get(half, "metadata.untruncated_size"), None, "{half}");
+    assert!(
+        str_at(half, "unmapped.vedette.parse_error").contains("closed before this message ended"),
+        "{half}"
+    );
+}
+
 /// A port nothing listens on now (bound, then let go).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -34,7 +34,8 @@ pub struct FramingStats {
     pub lf: u64,
     /// Frames longer than the cap (cut).
     pub cut: u64,
-    /// Octet-counted frames the stream ended inside of.
+    /// Frames the stream ended inside of: octet-counted ones, and LF-framed lines cut off
+    /// by this end ([`Deframer::finish_as`]).
     pub incomplete: u64,
 }
 
@@ -236,6 +237,14 @@ impl Deframer {
     /// complete (senders close without one); an octet-counted frame the stream ended inside
     /// of comes out with what arrived, flagged as cut from its declared length.
     pub fn finish(&mut self) -> Option<Frame<'_>> {
+        self.finish_as(false).map(|(f, _)| f)
+    }
+
+    /// [`Deframer::finish`] for a stream cut off by this end (a stop, an eviction, an
+    /// error) when `interrupted`: a last LF-framed line without its LF is then what arrived
+    /// of an unfinished one, said by the `true` beside it (its length is unknown), where
+    /// at a sender's close it is a complete message.
+    pub fn finish_as(&mut self, interrupted: bool) -> Option<(Frame<'_>, bool)> {
         self.lf_scanned = 0;
         let state = std::mem::replace(&mut self.state, State::Start);
         match state {
@@ -248,11 +257,14 @@ impl Deframer {
                     self.stats.cut += 1;
                 }
                 self.pos = self.buf.len();
-                Some(Frame {
-                    bytes: &self.held,
-                    cut_from: Some(total),
-                    octet_counted: left.is_some(),
-                })
+                Some((
+                    Frame {
+                        bytes: &self.held,
+                        cut_from: Some(total),
+                        octet_counted: left.is_some(),
+                    },
+                    false,
+                ))
             }
             State::Start => {
                 while let Some(b'\n' | b'\r' | 0) = self.buf.get(self.pos) {
@@ -276,18 +288,27 @@ impl Deframer {
                         .and_then(|s| s.parse().ok());
                     self.stats.incomplete += 1;
                     self.stats.octet += 1;
-                    return Some(Frame {
-                        bytes: &self.buf[start + digits + 1..],
-                        cut_from: declared,
-                        octet_counted: true,
-                    });
+                    return Some((
+                        Frame {
+                            bytes: &self.buf[start + digits + 1..],
+                            cut_from: declared,
+                            octet_counted: true,
+                        },
+                        false,
+                    ));
                 }
                 self.stats.lf += 1;
-                Some(Frame {
-                    bytes: &self.buf[start..],
-                    cut_from: None,
-                    octet_counted: false,
-                })
+                if interrupted {
+                    self.stats.incomplete += 1;
+                }
+                Some((
+                    Frame {
+                        bytes: &self.buf[start..],
+                        cut_from: None,
+                        octet_counted: false,
+                    },
+                    interrupted,
+                ))
             }
         }
     }

@@ -93,6 +93,10 @@ pub struct Received {
     /// the wall clock must neither hold a joined event for an hour nor cut it short).
     /// `None`: `now_ms` (offline `normalize`, where there is one clock).
     pub clock_ms: Option<i64>,
+    /// The record is what arrived of one the source never finished (a connection closed
+    /// by a stop, an eviction or an error mid-line): kept and flagged truncated, its full
+    /// length unknown.
+    pub incomplete: bool,
 }
 
 /// Counters the shell reports; everything not visible in the events themselves.
@@ -236,6 +240,7 @@ impl Normalizer {
             peer,
             cut_from,
             clock_ms,
+            incomplete,
         } = rx;
         self.stats.lines += 1;
         let mut line = line;
@@ -286,6 +291,17 @@ impl Normalizer {
         if truncated {
             ev.metadata.is_truncated = Some(true);
             ev.metadata.untruncated_size = Some(untruncated as u64);
+        }
+        if incomplete {
+            // Its full length is unknown: flagged, with no size.
+            if !truncated {
+                self.stats.truncated += 1;
+            }
+            ev.metadata.is_truncated = Some(true);
+            ev.metadata.untruncated_size = None;
+            ev.note_parse_error(
+                "the connection closed before this message ended: what arrived is kept",
+            );
         }
         if invalid_utf8 {
             ev.note_parse_error("record is not valid UTF-8; invalid bytes were replaced by U+FFFD");

@@ -273,6 +273,7 @@ impl Tail {
                 // The line's length as written (its offsets cover it whole, LF included).
                 cut_from: l.truncated.then(|| (l.end - l.start).saturating_sub(1)),
                 clock_ms: None,
+                incomplete: false,
             };
             batch.push(l.bytes, rx);
             *end = l.end;

@@ -402,6 +402,7 @@ impl Reader {
                 peer: None,
                 cut_from,
                 clock_ms: None,
+                incomplete: false,
             };
             batches.last_mut().expect("pushed above").push(&line, rx);
             if cursor.is_some() {

@@ -686,6 +686,7 @@ mod tests {
                 peer: None,
                 cut_from: None,
                 clock_ms: None,
+                incomplete: false,
             };
             batch.push(line.as_bytes(), rx);
         }
@@ -829,6 +830,7 @@ mod tests {
                 peer: None,
                 cut_from: None,
                 clock_ms: None,
+                incomplete: false,
             };
             batch.push(line, rx);
         }

@@ -319,6 +319,11 @@ const TCP_READ_BUSY: usize = 64 * 1024;
 /// How long a listener waits after a failed `accept` before the next.
 const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Reads of what a connection's socket already holds when a stop or an eviction ends it
+/// (up to 64 × 64 KiB): closing it unread threw away what the kernel had acknowledged to
+/// the sender, which then counted it delivered.
+const DRAIN_READS: u32 = 64;
+
 /// Most records per batch from one socket read round.
 const BATCH_RECORDS: usize = 512;
 
@@ -643,6 +648,7 @@ fn received(seq: &AtomicU64, now_ms: i64, peer: IpAddr, len: usize, max: usize) 
         peer: Some(peer),
         cut_from: (len > max).then_some(len as u64),
         clock_ms: None,
+        incomplete: false,
     }
 }
 
@@ -684,17 +690,38 @@ impl Conn {
         let _registered = Registered(self.open.clone(), id);
         let mut framer = Deframer::new(self.max_record);
         let mut buf = vec![0u8; TCP_READ];
+        // After a stop or an eviction: the reads left of what the kernel already holds.
+        let mut draining: Option<u32> = None;
         loop {
-            let n = tokio::select! {
-                r = stream.read(&mut buf) => r,
-                _ = self.shutdown.changed() => Ok(0),
-                () = close.notified() => Ok(0),
+            let (n, interrupted) = match &mut draining {
+                Some(0) => (Ok(0), true),
+                Some(left) => {
+                    *left -= 1;
+                    // Only what is there now: one poll, no wait.
+                    match tokio::time::timeout(Duration::ZERO, stream.read(&mut buf)).await {
+                        // The sender's own close: its last line is whole.
+                        Ok(Ok(0)) => (Ok(0), false),
+                        Ok(r) => (r, true),
+                        Err(_nothing_now) => (Ok(0), true),
+                    }
+                }
+                None => tokio::select! {
+                    r = stream.read(&mut buf) => (r, false),
+                    _ = self.shutdown.changed() => {
+                        draining = Some(DRAIN_READS);
+                        continue;
+                    }
+                    () = close.notified() => {
+                        draining = Some(DRAIN_READS);
+                        continue;
+                    }
+                },
             };
-            let n = match n {
-                Ok(n) => n,
+            let (n, interrupted) = match n {
+                Ok(n) => (n, interrupted),
                 Err(e) => {
                     eprintln!("vedette-agent: connection from {}: {e}", self.peer);
-                    0
+                    (0, true)
                 }
             };
             let filled = n == buf.len();
@@ -702,8 +729,11 @@ impl Conn {
             last_ms.store(clock::monotonic_ms(), Relaxed);
             let mut batch = Batch::new(self.source.at(now_ms));
             if n == 0 {
-                if let Some(f) = framer.finish() {
-                    let rx = self.rx(now_ms, f.cut_from);
+                if let Some((f, incomplete)) = framer.finish_as(interrupted) {
+                    let rx = Received {
+                        incomplete,
+                        ..self.rx(now_ms, f.cut_from)
+                    };
                     batch.push(f.bytes, rx);
                 }
             } else {
@@ -718,6 +748,7 @@ impl Conn {
                         peer: Some(self.peer.ip()),
                         cut_from: f.cut_from,
                         clock_ms: None,
+                        incomplete: false,
                     };
                     batch.push(f.bytes, rx);
                 }
@@ -744,6 +775,7 @@ impl Conn {
             peer: Some(self.peer.ip()),
             cut_from,
             clock_ms: None,
+            incomplete: false,
         }
     }
 }

@@ -220,3 +220,31 @@ fn a_line_dripped_a_byte_at_a_time_is_searched_once() {
     assert_eq!(f.bytes, &line[..]);
     assert_eq!(d.lf_scanned, 0);
 }
+
+/// A last line without its LF: whole when the sender closed, unfinished when this end cut
+/// the stream (a stop, an eviction); an octet frame cut short says so either way.
+#[test]
+fn a_last_line_is_unfinished_only_when_this_end_cut_the_stream() {
+    for interrupted in [false, true] {
+        let mut d = Deframer::new(1024);
+        d.push(b"<13>a\n<13>half");
+        assert_eq!(
+            d.poll_frame().map(|f| f.bytes.to_vec()),
+            Some(b"<13>a".to_vec())
+        );
+        assert!(d.poll_frame().is_none());
+        let (f, incomplete) = d.finish_as(interrupted).expect("the last line");
+        assert_eq!(
+            (f.bytes, f.cut_from, incomplete),
+            (&b"<13>half"[..], None, interrupted)
+        );
+        assert_eq!(d.stats().incomplete, u64::from(interrupted));
+        let mut d = Deframer::new(1024);
+        d.push(b"20 <13>short");
+        let (f, incomplete) = d.finish_as(interrupted).expect("the frame");
+        assert_eq!(
+            (f.bytes, f.cut_from, incomplete),
+            (&b"<13>short"[..], Some(20), false)
+        );
+    }
+}

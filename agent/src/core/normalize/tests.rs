@@ -328,6 +328,7 @@ fn network_records_name_their_sender_not_the_agent() {
         peer: Some("192.0.2.7".parse().unwrap()),
         cut_from: None,
         clock_ms: None,
+        incomplete: false,
     };
     n.handle_received(
         &src,
@@ -521,6 +522,7 @@ fn each_record_names_its_own_sender_when_senders_alternate() {
             peer: Some(p.parse().unwrap()),
             cut_from: None,
             clock_ms: None,
+            incomplete: false,
         };
         n.handle_received(&src, rx, b"<13>1 2026-01-01T00:00:00Z - app - - - nil host");
     }
@@ -748,6 +750,7 @@ fn the_audit_timeout_counts_on_the_records_monotonic_clock() {
             seq,
             now_ms,
             clock_ms: Some(clock_ms),
+            incomplete: false,
             ..Received::default()
         };
         n.handle_received(&src, rx, line.as_bytes());
