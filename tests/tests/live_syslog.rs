@@ -437,6 +437,33 @@ fn a_line_cut_off_by_a_stop_is_kept_and_flagged() {
     );
 }
 
+/// A UDP receive buffer larger than the kernel allows (`net.core.rmem_max`) was capped in
+/// silence: sized for a burst, the listener dropped part of it. The agent says so.
+#[test]
+fn a_receive_buffer_the_kernel_caps_is_reported() {
+    let max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("rmem_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    let scratch = Scratch::new("live-rcvbuf");
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            "[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1\"]\nreceive_buffer_bytes = {}\n",
+            4 * max
+        ),
+        1,
+    );
+    let line = agent.wait_log("receive buffer is");
+    assert!(
+        line.contains(&format!("not the {} configured", 4 * max)),
+        "{line}"
+    );
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// A port nothing listens on now (bound, then let go).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

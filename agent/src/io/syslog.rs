@@ -155,6 +155,15 @@ pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
             let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
             if let Some(n) = input.receive_buffer_bytes {
                 s.set_recv_buffer_size(n)?;
+                // Linux caps it at net.core.rmem_max (and reports twice what it keeps):
+                // a buffer smaller than configured drops datagrams in bursts it was sized
+                // for, so it is said once here.
+                let got = s.recv_buffer_size()?;
+                if got < n {
+                    eprintln!(
+                        "vedette-agent: udp://{addr}: receive buffer is {got} bytes, not the {n} configured (the kernel caps it at net.core.rmem_max; raise that or run with CAP_NET_ADMIN)"
+                    );
+                }
             }
             s.set_nonblocking(true)?;
             s.bind(&addr.into())?;
@@ -370,6 +379,25 @@ pub async fn serve(
                 let first = tokio::select! {
                     r = sock.recv_from(&mut buf) => r,
                     _ = shutdown.changed() => {
+                        // What the socket holds at the stop is taken, not left to be
+                        // thrown away uncounted with the socket.
+                        let mut batch = Batch::new(source.at(clock::now_ms()));
+                        for _ in 0..4 * BATCH_RECORDS {
+                            let Ok((n, peer)) = sock.try_recv_from(&mut buf) else {
+                                break;
+                            };
+                            let peer = canonical(peer);
+                            if allow.allows(peer.ip()) {
+                                let rx = received(&seq, clock::now_ms(), peer.ip(), n, max_record);
+                                batch.push(&buf[..n.min(max_record)], rx);
+                            } else {
+                                refuse(&stats, peer, "datagram");
+                            }
+                        }
+                        stats.messages.fetch_add(batch.len() as u64, Relaxed);
+                        if !batch.is_empty() {
+                            let _gone = tx.send(StageMsg::Batch(batch)).await;
+                        }
                         // The summary's count is the kernel's at the end.
                         read_drops(&stats);
                         break;
