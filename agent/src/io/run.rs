@@ -271,8 +271,8 @@ pub fn run(path: &Path) -> Result<RunSummary> {
             state_dir.display()
         );
     }
-    // Filled once the listeners are up; heartbeats read it.
-    let listener_stats: Arc<std::sync::OnceLock<Listeners>> = Arc::default();
+    // Every listener this run started (a reload adds to it); heartbeats read it.
+    let listener_stats: Arc<std::sync::Mutex<Listeners>> = Arc::default();
     let mut shipping = None;
     let mut sink = match cfg.output.clone().unwrap_or(Output::Stdout) {
         Output::Stdout => Sink::stdout(),
@@ -282,11 +282,11 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         Output::Aggregator(ship) => {
             let ls = listener_stats.clone();
             let drops: UdpDrops = Arc::new(move || {
-                ls.get().map_or(0, |v| {
-                    v.iter()
-                        .map(|(_, s)| s.kernel_drops.load(std::sync::atomic::Ordering::Relaxed))
-                        .sum()
-                })
+                ls.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .iter()
+                    .map(|(_, s)| s.kernel_drops.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum()
             });
             let (sink, sh) = start_shipping(&ship, &state_dir, &rt, drops)?;
             shipping = Some(sh);
@@ -350,15 +350,14 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         local_host: normalize_config(&cfg).reporter_hostname,
     };
     let (tx, rx) = mpsc::channel(STAGE_QUEUE);
-    let mut sources = Sources::new(state_dir.clone(), sink.barrier());
+    let mut sources = Sources::new(state_dir.clone(), sink.barrier(), listener_stats.clone());
     let guard = rt.enter();
     // Before any input starts (and says so): a SIGHUP or SIGTERM from then on is ours, not
     // the default action that kills the process.
     let signals = Signals::install().context("installing signal handlers")?;
     sources.start(&cfg, &tx).context("starting the inputs")?;
     drop(guard);
-    let listeners = sources.stats();
-    let _ignored = listener_stats.set(listeners.clone());
+
     // At shutdown a stage blocked on a full spool (block policy, aggregator away) is let
     // go after the drain time: what it held is not acknowledged to its sources, so files
     // and the journal read it again at the next start.
@@ -397,6 +396,11 @@ pub fn run(path: &Path) -> Result<RunSummary> {
         }
     };
     let (stage, dedup) = staged?;
+    let mut listeners = listener_stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    listeners.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(RunSummary {
         stage,
         dedup,
@@ -536,7 +540,6 @@ struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     id: String,
-    stats: Arc<ListenerStats>,
     /// A TLS listener's files, read again at each reload.
     tls: Option<syslog::TlsReload>,
 }
@@ -549,6 +552,10 @@ struct Sources {
     journals: HashMap<String, JournaldSource>,
     /// Listeners started so far (each start keys its uids apart).
     starts: u64,
+    /// The counters of every listener started, for heartbeats and the run's summary: a
+    /// listener a reload starts (or restarts) counts too, where only those of the first
+    /// start were read.
+    all_listeners: Arc<std::sync::Mutex<Listeners>>,
     /// Where checkpoints are, for the agent's whole run: the inputs a reload starts keep
     /// their checkpoints there (a `state_dir` changed by a reload takes effect at the next
     /// start, or they would start afresh in the new one).
@@ -560,7 +567,11 @@ struct Sources {
 }
 
 impl Sources {
-    fn new(state_dir: PathBuf, barrier: Barrier) -> Self {
+    fn new(
+        state_dir: PathBuf,
+        barrier: Barrier,
+        all_listeners: Arc<std::sync::Mutex<Listeners>>,
+    ) -> Self {
         let now = clock::now();
         let nonce = xxhash_rust::xxh3::xxh3_64(
             format!("{}:{}", now.as_nanosecond(), std::process::id()).as_bytes(),
@@ -570,20 +581,11 @@ impl Sources {
             files: HashMap::new(),
             journals: HashMap::new(),
             starts: 0,
+            all_listeners,
             state_dir,
             run_nonce: format!("{nonce:016x}"),
             barrier,
         }
-    }
-
-    fn stats(&self) -> Vec<(String, Arc<ListenerStats>)> {
-        let mut v: Vec<_> = self
-            .listeners
-            .values()
-            .map(|r| (r.id.clone(), r.stats.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
     }
 
     /// Starts every input of `cfg` not running yet (inside the runtime).
@@ -671,6 +673,10 @@ impl Sources {
             self.starts += 1;
             let (stop, stop_rx) = watch::channel(false);
             let stats = Arc::new(ListenerStats::default());
+            self.all_listeners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((id.clone(), stats.clone()));
             eprintln!("vedette-agent: listening on {id}");
             let task = tokio::spawn(syslog::serve(
                 bound,
@@ -686,7 +692,6 @@ impl Sources {
                     stop,
                     task,
                     id,
-                    stats,
                     tls,
                 },
             );
