@@ -480,53 +480,63 @@ fn free_port() -> u16 {
 
 /// A reload whose new inputs do not all start (a port taken) put nothing back: the
 /// listeners it had stopped stayed closed, and the agent ran on without them, having said
-/// only "reload: Address already in use". Now the previous inputs run again. And a
-/// listener a reload restarts counts its records from 1 again: its records took the uids
-/// of the ones before the restart (same source, same counter, and for the same message
-/// the same content hash), so a store dropped them as already stored.
+/// only "reload: Address already in use". Now the previous inputs run again, and what the
+/// failed reload started is stopped. And a listener a reload restarts counts its records
+/// from 1 again: its records took the uids of the ones before the restart (same source,
+/// same counter, and for the same message the same content hash), so a store dropped them
+/// as already stored.
 #[test]
 fn a_reload_that_cannot_start_puts_the_inputs_back_and_a_restart_keeps_uids_apart() {
     let scratch = Scratch::new("live-reload-back");
-    let port = free_port();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
     // Folding off: the same message twice is two events.
     let a = |allow: &str| {
         format!(
-            "[dedup]\nenabled = false\n[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:{port}\"\nallow = [\"{allow}\"]\n"
+            "[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:{port}\"\nallow = [\"{allow}\"]\n"
         )
     };
-    let mut agent = RunningAgent::start(&scratch, &a("127.0.0.1"), 1);
+    let dedup_off = "[dedup]\nenabled = false\n";
+    let mut agent = RunningAgent::start(&scratch, &format!("{dedup_off}{}", a("127.0.0.1")), 1);
     let output = format!(
         "[output]\ntype = \"file\"\npath = \"{}\"\n",
         agent.out.display()
     );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let same = b"<13>Jan 15 10:00:00 h app: the same message\n";
-    tcp_send(addr, same);
+    let send_from = |from: &str, msg: &[u8]| {
+        UdpSocket::bind(format!("{from}:0"))
+            .expect("udp")
+            .send_to(msg, format!("127.0.0.1:{port}"))
+            .expect("send");
+    };
+    let same = b"<13>Jan 15 10:00:00 h app: the same message";
+    send_from("127.0.0.1", same);
     agent.wait_events(1);
     // Restarted by a changed allowlist: the same message again is another record.
-    agent.rewrite_config(&format!("{}{output}", a("127.0.0.0/8")));
+    agent.rewrite_config(&format!("{dedup_off}{}{output}", a("127.0.0.0/8")));
     agent.signal("HUP");
     agent.wait_log("config reloaded");
-    tcp_send(addr, same);
+    send_from("127.0.0.1", same);
     let evs = agent.wait_events(2);
     let uids: Vec<&str> = evs.iter().map(|e| str_at(e, "metadata.uid")).collect();
     assert_ne!(uids[0], uids[1], "a restarted listener reused its uids");
 
-    // A new listener on a port held elsewhere, listed first, and the first one changed:
-    // the reload is refused and the first listener serves again as it was.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    // The first listener changed (127.0.0.1 only), then a new one on a port held
+    // elsewhere: the first starts, the second does not, and the reload is undone. The
+    // listener serves again as it ran, taking 127.0.0.2, which the new one refused.
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let b = format!(
-        "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"{}\"\nallow = [\"127.0.0.1\"]\n",
+        "[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"{}\"\nallow = [\"127.0.0.1\"]\n",
         taken.local_addr().unwrap()
     );
-    let first = a("127.0.0.1").replace("[dedup]\nenabled = false\n", "");
-    agent.rewrite_config(&format!("[dedup]\nenabled = false\n{b}{first}{output}"));
+    agent.rewrite_config(&format!("{dedup_off}{}{b}{output}", a("127.0.0.1")));
     agent.signal("HUP");
     let refused = agent.wait_log("reload refused");
     assert!(refused.contains("previous ones run again"), "{refused}");
-    tcp_send(
-        addr,
-        b"<13>Jan 15 10:00:00 h app: after the refused reload\n",
+    send_from(
+        "127.0.0.2",
+        b"<13>Jan 15 10:00:00 h app: after the refused reload",
     );
     let evs = agent.wait_events(3);
     let (status, log) = agent.stop();

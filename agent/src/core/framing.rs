@@ -249,8 +249,12 @@ impl Deframer {
         let state = std::mem::replace(&mut self.state, State::Start);
         match state {
             State::Long { total, left } => {
-                if left.is_some() {
+                // A long line cut off by this end: its length is unknown, not what was seen.
+                let unfinished = interrupted && left.is_none();
+                if left.is_some() || unfinished {
                     self.stats.incomplete += 1;
+                }
+                if left.is_some() {
                     self.stats.octet += 1;
                 } else {
                     self.stats.lf += 1;
@@ -260,10 +264,10 @@ impl Deframer {
                 Some((
                     Frame {
                         bytes: &self.held,
-                        cut_from: Some(total),
+                        cut_from: (!unfinished).then_some(total),
                         octet_counted: left.is_some(),
                     },
-                    false,
+                    unfinished,
                 ))
             }
             State::Start => {

@@ -420,6 +420,8 @@ async fn control(
     unblock: Option<(Arc<Spool>, u64)>,
     mut stage_end: tokio::sync::oneshot::Receiver<()>,
 ) {
+    // What the sections a reload cannot apply are, as long as the agent runs.
+    let started = current.clone();
     // The state dir the agent runs on: a reload that names another takes effect at the
     // next start.
     let state_dir = current
@@ -461,7 +463,7 @@ async fn control(
                             // The stage goes back to the settings of the inputs that run.
                             return tx.send(stage_config(&current, key)).await.is_ok();
                         }
-                        let later = restart_only(&current, &cfg);
+                        let later = restart_only(&started, &cfg);
                         if later.is_empty() {
                             eprintln!("vedette-agent: config reloaded from {}", path.display());
                         } else {
@@ -591,6 +593,7 @@ impl Sources {
     /// Starts every input of `cfg` not running yet (inside the runtime).
     fn start(&mut self, cfg: &Config, tx: &mpsc::Sender<StageMsg>) -> Result<()> {
         let state_dir = self.state_dir.clone();
+        let mut failed: Vec<anyhow::Error> = Vec::new();
         if !cfg.inputs.files.is_empty() || !cfg.inputs.journald.is_empty() {
             super::private::create_dir(&state_dir)
                 .with_context(|| format!("creating the state dir {}", state_dir.display()))?;
@@ -610,7 +613,14 @@ impl Sources {
                 tx.clone(),
                 self.barrier.clone(),
             )
-            .with_context(|| format!("input.journald[{i}]"))?;
+            .with_context(|| format!("input.journald[{i}]"));
+            let j = match j {
+                Ok(j) => j,
+                Err(e) => {
+                    failed.push(e);
+                    continue;
+                }
+            };
             eprintln!("vedette-agent: reading the journal: {}", j.name);
             self.journals.insert(key, j);
         }
@@ -637,7 +647,14 @@ impl Sources {
                     tx.clone(),
                     self.barrier.clone(),
                 )
-                .with_context(|| format!("input.file[{i}]"))?;
+                .with_context(|| format!("input.file[{i}]"));
+                let f = match f {
+                    Ok(f) => f,
+                    Err(e) => {
+                        failed.push(e);
+                        continue;
+                    }
+                };
                 eprintln!("vedette-agent: tailing {}", f.name);
                 self.files.insert(key, f);
             }
@@ -647,13 +664,20 @@ impl Sources {
             if self.listeners.contains_key(&key) {
                 continue;
             }
-            let mut bound = syslog::bind(input).with_context(|| {
+            let bound = syslog::bind(input).with_context(|| {
                 format!(
                     "input.syslog[{i}]: listening on {}{}",
                     input.listen,
                     bind_hint(input.listen)
                 )
-            })?;
+            });
+            let mut bound = match bound {
+                Ok(b) => b,
+                Err(e) => {
+                    failed.push(e);
+                    continue;
+                }
+            };
             let tls = bound.take_tls_reload();
             let id = bound.source_id();
             let tz = input
@@ -696,7 +720,20 @@ impl Sources {
                 },
             );
         }
-        Ok(())
+        // Every input that can start does (a reload's rollback puts back all it can); the
+        // error names each that did not.
+        let mut failed = failed.into_iter();
+        match (failed.next(), failed.len()) {
+            (None, _) => Ok(()),
+            (Some(e), 0) => Err(e),
+            (Some(e), more) => Err(e.context(format!(
+                "and {more} more input(s) did not start: {}",
+                failed
+                    .map(|e| format!("{e:#}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        }
     }
 
     /// Stops what `cfg` no longer has, starts what it adds. If something of `cfg` does not

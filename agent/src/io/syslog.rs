@@ -747,6 +747,16 @@ impl Conn {
             };
             let (n, interrupted) = match n {
                 Ok(n) => (n, interrupted),
+                // A TLS sender that closes without close_notify, or a reset after its last
+                // line: the sender's end, not a cut by this one.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    (0, false)
+                }
                 Err(e) => {
                     eprintln!("vedette-agent: connection from {}: {e}", self.peer);
                     (0, true)

@@ -109,7 +109,10 @@ fn sibling_checkpoints(
         let mut used = false;
         for c in list {
             let p = Path::new(&c.path);
-            let wanted = patterns.iter().any(|pat| glob::excludes(pat, p))
+            // Whole paths only: a pattern without a `/` would match a name anywhere.
+            let wanted = patterns
+                .iter()
+                .any(|pat| pat.contains('/') && glob::excludes(pat, p))
                 && !exclude.iter().any(|x| glob::excludes(x, p));
             if !wanted {
                 continue;

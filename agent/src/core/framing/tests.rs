@@ -246,5 +246,16 @@ fn a_last_line_is_unfinished_only_when_this_end_cut_the_stream() {
             (f.bytes, f.cut_from, incomplete),
             (&b"<13>short"[..], Some(20), false)
         );
+        // A line past the cap: cut at the sender's close from the length seen; cut off by
+        // this end, of a length nobody knows.
+        let mut d = Deframer::new(4);
+        d.push(b"<13>long line");
+        assert!(d.poll_frame().is_none());
+        let (f, incomplete) = d.finish_as(interrupted).expect("the line");
+        let seen = (!interrupted).then_some(13);
+        assert_eq!(
+            (f.bytes, f.cut_from, incomplete),
+            (&b"<13>"[..], seen, interrupted)
+        );
     }
 }
