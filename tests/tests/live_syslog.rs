@@ -867,6 +867,48 @@ handshake_timeout_ms = 100
     assert!(log.contains("1 TLS failures"), "{log}");
 }
 
+/// Connections stalled in their TLS handshakes could not be closed to make room: opened
+/// one per `handshake_timeout_ms`, they kept a full listener's places and shut every
+/// sender out. A handshake that has not finished is now the first a full listener closes.
+#[test]
+fn a_full_listener_closes_a_stalled_handshake_for_a_sender() {
+    let scratch = Scratch::new("live-tls-evict");
+    let ca = test_pki(&scratch);
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tls"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+tls_cert = "{}"
+tls_key = "{}"
+max_connections = 2
+handshake_timeout_ms = 600000
+evict_idle_ms = 600000
+"#,
+            scratch.path("server.crt").display(),
+            scratch.path("server.key").display()
+        ),
+        1,
+    );
+    let addr = agent.addr("tls");
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let mut tls = tls_client(addr, ca);
+    tls.write_all(octet("<13>1 2026-01-15T10:00:01Z h app - - - past the stalled ones").as_bytes())
+        .expect("send over TLS");
+    tls.flush().expect("flush");
+    tls.conn.send_close_notify();
+    let _ignored = tls.flush();
+    agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("still in its TLS handshake"), "{log}");
+    drop(stalled);
+}
+
 /// A CA that signs client certificates: `(its certificate, an issuer to sign with)`.
 fn client_ca(name: &str) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};

@@ -898,6 +898,11 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if changed(&old.state_dir, &new.state_dir) {
         v.push("[agent] state_dir");
     }
+    // Events carry the new name at once; the edge stage tells this host's events from
+    // relayed ones by the name it started with.
+    if old.hostname != new.hostname {
+        v.push("[agent] hostname (for enrichment)");
+    }
     if changed(&old.output, &new.output) {
         v.push("[output]");
     }

@@ -479,8 +479,13 @@ pub async fn serve(
                     if let Some((victim, silent_ms)) = evicted {
                         let n = stats.evicted.fetch_add(1, Relaxed) + 1;
                         if n == 1 || n.is_multiple_of(1000) {
+                            let why = if silent_ms == i64::MAX {
+                                "still in its TLS handshake".to_owned()
+                            } else {
+                                format!("silent for {silent_ms} ms")
+                            };
                             eprintln!(
-                                "vedette-agent: {}: closed the connection from {victim}, silent for {silent_ms} ms, to make room for {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
+                                "vedette-agent: {}: closed the connection from {victim}, {why}, to make room for {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
                                 bound.local_addr, bound.input.max_connections
                             );
                         }
@@ -505,6 +510,14 @@ pub async fn serve(
                 eprintln!("vedette-agent: connection from {peer}: TCP keepalive: {e}");
             }
             stats.connections.fetch_add(1, Relaxed);
+            // Registered from the accept on, so that a full listener can close it while it
+            // waits for a place or for its TLS handshake.
+            let since = if tls.is_some() {
+                HANDSHAKE
+            } else {
+                clock::monotonic_ms()
+            };
+            let (conn_id, last_ms, close) = lock(&open).add(peer, since);
             let conn_ctx = Conn {
                 source: source.clone(),
                 peer,
@@ -513,7 +526,9 @@ pub async fn serve(
                 tx: tx.clone(),
                 shutdown: shutdown.clone(),
                 stats: stats.clone(),
-                open: open.clone(),
+                last_ms,
+                close,
+                _registered: Registered(open.clone(), conn_id),
             };
             let slots = slots.clone();
             match &tls {
@@ -532,11 +547,18 @@ pub async fn serve(
                         let Some(permit) = place(permit, &slots, &conn_ctx).await else {
                             return;
                         };
-                        match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(conn))
-                            .await
-                        {
+                        // Closed for a newcomer, or a stop: a handshake in progress has
+                        // nothing to hand over (a stop waited for it, up to the timeout).
+                        let mut stop = conn_ctx.shutdown.clone();
+                        let handshake = tokio::select! {
+                            r = tokio::time::timeout(handshake_timeout, tls.acceptor.accept(conn)) => r,
+                            () = conn_ctx.close.notified() => return,
+                            _ = stop.changed() => return,
+                        };
+                        match handshake {
                             Ok(Ok(stream)) => {
                                 let mut conn_ctx = conn_ctx;
+                                conn_ctx.last_ms.store(clock::monotonic_ms(), Relaxed);
                                 match permitted(&tls, stream.get_ref().1, peer, &conn_ctx.stats) {
                                     None => {}
                                     Some(name) => {
@@ -625,6 +647,12 @@ struct OpenConn {
 /// waited, and was the first a full listener closed, its unread bytes reset away.
 const BUSY: i64 = i64::MAX;
 
+/// `OpenConn::last_ms` of a connection still in its TLS handshake: it has delivered
+/// nothing, so it is the first a full listener closes (silent "for ever"). Handshakes
+/// were not among the connections a full listener could close, so connections opened to
+/// stall in their handshakes, one per `handshake_timeout_ms`, shut every sender out.
+const HANDSHAKE: i64 = i64::MIN;
+
 impl Open {
     fn add(&mut self, peer: SocketAddr, now_ms: i64) -> (u64, Arc<AtomicI64>, Arc<Notify>) {
         self.next += 1;
@@ -646,11 +674,11 @@ impl Open {
         let silences = self
             .conns
             .iter()
-            .map(|(&id, c)| (id, now_ms - c.last_ms.load(Relaxed)));
+            .map(|(&id, c)| (id, now_ms.saturating_sub(c.last_ms.load(Relaxed))));
         let id = longest_silence(silences, min_ms)?;
         let c = self.conns.remove(&id)?;
         c.close.notify_one();
-        Some((c.peer, now_ms - c.last_ms.load(Relaxed)))
+        Some((c.peer, now_ms.saturating_sub(c.last_ms.load(Relaxed))))
     }
 }
 
@@ -700,7 +728,11 @@ struct Conn {
     tx: mpsc::Sender<StageMsg>,
     shutdown: watch::Receiver<bool>,
     stats: Arc<ListenerStats>,
-    open: Registry,
+    /// Its entry in the listener's [`Registry`] (see [`OpenConn`]).
+    last_ms: Arc<AtomicI64>,
+    close: Arc<Notify>,
+    /// Takes it off the registry when its task ends, however it ends.
+    _registered: Registered,
 }
 
 /// Takes a connection off the [`Registry`] when its reading ends, however it ends.
@@ -714,8 +746,7 @@ impl Drop for Registered {
 
 impl Conn {
     async fn read(mut self, mut stream: impl AsyncRead + Unpin) {
-        let (id, last_ms, close) = lock(&self.open).add(self.peer, clock::monotonic_ms());
-        let _registered = Registered(self.open.clone(), id);
+        let (last_ms, close) = (self.last_ms.clone(), self.close.clone());
         let mut framer = Deframer::new(self.max_record);
         let mut buf = vec![0u8; TCP_READ];
         // After a stop or an eviction: the reads left of what the kernel already holds.
@@ -885,15 +916,19 @@ mod tests {
             let open = Registry::default();
             let stats: Arc<ListenerStats> = Arc::default();
             let (_stop, shutdown) = watch::channel(false);
+            let peer = "127.0.0.1:40000".parse().unwrap();
+            let (id, last_ms, close) = lock(&open).add(peer, clock::monotonic_ms());
             let conn = Conn {
                 source: LiveSource::new(source),
-                peer: "127.0.0.1:40000".parse().unwrap(),
+                peer,
                 seq: Arc::default(),
                 max_record: 1024,
                 tx,
                 shutdown,
                 stats: stats.clone(),
-                open: open.clone(),
+                last_ms,
+                close,
+                _registered: Registered(open.clone(), id),
             };
             let (mut client, server) = tokio::io::duplex(4096);
             let reading = tokio::spawn(conn.read(server));
