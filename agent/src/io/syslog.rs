@@ -155,13 +155,13 @@ pub fn bind(input: &SyslogInput) -> io::Result<Bound> {
             let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
             if let Some(n) = input.receive_buffer_bytes {
                 s.set_recv_buffer_size(n)?;
-                // Linux caps it at net.core.rmem_max (and reports twice what it keeps):
-                // a buffer smaller than configured drops datagrams in bursts it was sized
-                // for, so it is said once here.
-                let got = s.recv_buffer_size()?;
+                // Linux caps it at net.core.rmem_max, and reports twice what it was asked
+                // for (the doubling is its bookkeeping): a buffer smaller than configured
+                // drops datagrams in bursts it was sized for, so it is said once here.
+                let got = s.recv_buffer_size()? / 2;
                 if got < n {
                     eprintln!(
-                        "vedette-agent: udp://{addr}: receive buffer is {got} bytes, not the {n} configured (the kernel caps it at net.core.rmem_max; raise that or run with CAP_NET_ADMIN)"
+                        "vedette-agent: udp://{addr}: receive buffer is {got} bytes, not the {n} configured (the kernel caps it at net.core.rmem_max: raise that)"
                     );
                 }
             }
@@ -479,8 +479,11 @@ pub async fn serve(
                     if let Some((victim, silent_ms)) = evicted {
                         let n = stats.evicted.fetch_add(1, Relaxed) + 1;
                         if n == 1 || n.is_multiple_of(1000) {
-                            let why = if silent_ms == i64::MAX {
-                                "still in its TLS handshake".to_owned()
+                            let why = if silent_ms >= STALLED {
+                                format!(
+                                    "still in its TLS handshake after {} ms",
+                                    silent_ms - STALLED
+                                )
                             } else {
                                 format!("silent for {silent_ms} ms")
                             };
@@ -510,14 +513,10 @@ pub async fn serve(
                 eprintln!("vedette-agent: connection from {peer}: TCP keepalive: {e}");
             }
             stats.connections.fetch_add(1, Relaxed);
-            // Registered from the accept on, so that a full listener can close it while it
-            // waits for a place or for its TLS handshake.
-            let since = if tls.is_some() {
-                HANDSHAKE
-            } else {
-                clock::monotonic_ms()
-            };
-            let (conn_id, last_ms, close) = lock(&open).add(peer, since);
+            // Registered from the accept on, so that a full listener can close it during a
+            // stalled TLS handshake; while it waits for a place it is no candidate (closing
+            // a connection that holds no place frees none).
+            let (conn_id, last_ms, close) = lock(&open).add(peer, BUSY);
             let conn_ctx = Conn {
                 source: source.clone(),
                 peer,
@@ -537,6 +536,7 @@ pub async fn serve(
                         let Some(permit) = place(permit, &slots, &conn_ctx).await else {
                             return;
                         };
+                        conn_ctx.last_ms.store(clock::monotonic_ms(), Relaxed);
                         conn_ctx.read(conn).await;
                         drop(permit);
                     });
@@ -547,6 +547,9 @@ pub async fn serve(
                         let Some(permit) = place(permit, &slots, &conn_ctx).await else {
                             return;
                         };
+                        conn_ctx
+                            .last_ms
+                            .store(handshake_since(clock::monotonic_ms()), Relaxed);
                         // Closed for a newcomer, or a stop: a handshake in progress has
                         // nothing to hand over (a stop waited for it, up to the timeout).
                         let mut stop = conn_ctx.shutdown.clone();
@@ -647,11 +650,38 @@ struct OpenConn {
 /// waited, and was the first a full listener closed, its unread bytes reset away.
 const BUSY: i64 = i64::MAX;
 
-/// `OpenConn::last_ms` of a connection still in its TLS handshake: it has delivered
-/// nothing, so it is the first a full listener closes (silent "for ever"). Handshakes
-/// were not among the connections a full listener could close, so connections opened to
-/// stall in their handshakes, one per `handshake_timeout_ms`, shut every sender out.
-const HANDSHAKE: i64 = i64::MIN;
+/// `OpenConn::last_ms` of a connection in its TLS handshake since `t`
+/// ([`clock::monotonic_ms`]): below zero. One in it for [`HANDSHAKE_GRACE_MS`] has
+/// delivered nothing and is the first a full listener closes, before any silent one:
+/// handshakes were not among the connections a full listener could close, so connections
+/// opened to stall in their handshakes, one per `handshake_timeout_ms`, shut every sender
+/// out. A younger one is left to finish.
+fn handshake_since(t: i64) -> i64 {
+    -t.max(1)
+}
+
+/// How long a TLS handshake may take before a full listener closes it for a newcomer (on a
+/// network that works, a handshake takes milliseconds).
+const HANDSHAKE_GRACE_MS: i64 = 1_000;
+
+/// What a full listener weighs a connection by ([`Open::evict`]): how long it has been
+/// silent, [`STALLED`] and more for a handshake stalled past the grace, below zero for one
+/// that is not a candidate (waiting on the stage, or for a place, or a young handshake).
+fn silence(now_ms: i64, last_ms: i64) -> i64 {
+    if last_ms < 0 {
+        let age = now_ms - (-last_ms);
+        if age >= HANDSHAKE_GRACE_MS {
+            STALLED.saturating_add(age)
+        } else {
+            -1
+        }
+    } else {
+        now_ms.saturating_sub(last_ms)
+    }
+}
+
+/// [`silence`] of any handshake stalled past the grace: above any real silence.
+const STALLED: i64 = i64::MAX / 2;
 
 impl Open {
     fn add(&mut self, peer: SocketAddr, now_ms: i64) -> (u64, Arc<AtomicI64>, Arc<Notify>) {
@@ -674,11 +704,11 @@ impl Open {
         let silences = self
             .conns
             .iter()
-            .map(|(&id, c)| (id, now_ms.saturating_sub(c.last_ms.load(Relaxed))));
+            .map(|(&id, c)| (id, silence(now_ms, c.last_ms.load(Relaxed))));
         let id = longest_silence(silences, min_ms)?;
         let c = self.conns.remove(&id)?;
         c.close.notify_one();
-        Some((c.peer, now_ms.saturating_sub(c.last_ms.load(Relaxed))))
+        Some((c.peer, silence(now_ms, c.last_ms.load(Relaxed))))
     }
 }
 
@@ -889,6 +919,26 @@ fn parse_udp_drops(table: &str, inode: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    /// A full listener closes a handshake stalled past the grace first, then the longest
+    /// silent; never one waiting for a place or on the stage, nor a young handshake.
+    #[test]
+    fn a_full_listener_closes_a_stalled_handshake_first_and_never_a_waiter() {
+        let mut open = super::Open::default();
+        let p: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let q: std::net::SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let r: std::net::SocketAddr = "127.0.0.1:3".parse().unwrap();
+        open.add(p, super::BUSY);
+        open.add(p, super::handshake_since(10_000));
+        open.add(q, 1_000);
+        open.add(r, super::handshake_since(9_500));
+        let now = 10_600;
+        let (first, s) = open.evict(now, 300).expect("one to close");
+        assert_eq!((first, s - super::STALLED), (r, 1_100));
+        assert_eq!(open.evict(now, 300), Some((q, 9_600)));
+        assert_eq!(open.evict(now, 300), None);
+        assert_eq!(open.conns.len(), 2);
+    }
+
     /// A connection whose batch waits for the stage (backpressure: a full spool under the
     /// block policy) is not silent, however long it waits: a full listener does not close
     /// it for a new sender. Once the stage takes the batch, its silence counts again.
