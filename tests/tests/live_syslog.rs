@@ -314,10 +314,7 @@ allow = ["127.0.0.1"]
 "#;
     let mut agent = RunningAgent::start(&scratch, tcp, 1);
     let first = agent.addr("tcp");
-    let output = format!(
-        "[output]\ntype = \"file\"\npath = \"{}\"\n",
-        agent.out.display()
-    );
+    let output = agent.output_section();
     let udp = r#"[[input.syslog]]
 protocol = "udp"
 listen = "127.0.0.1:0"
@@ -421,10 +418,7 @@ fn a_line_cut_off_by_a_stop_is_kept_and_flagged() {
     assert!(status.success(), "{log}");
     drop(open);
     let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
-    let evs: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect();
+    let evs = crate::support::parse_ndjson(&text);
     assert_eq!(evs.len(), 3, "{text}");
     for whole in ["closed without a newline", "whole"] {
         let ev = by_message(&evs, whole);
@@ -505,10 +499,7 @@ fn a_reload_that_cannot_start_puts_the_inputs_back_and_a_restart_keeps_uids_apar
     };
     let dedup_off = "[dedup]\nenabled = false\n";
     let mut agent = RunningAgent::start(&scratch, &format!("{dedup_off}{}", a("127.0.0.1")), 1);
-    let output = format!(
-        "[output]\ntype = \"file\"\npath = \"{}\"\n",
-        agent.out.display()
-    );
+    let output = agent.output_section();
     let send_from = |from: &str, msg: &[u8]| {
         UdpSocket::bind(format!("{from}:0"))
             .expect("udp")
@@ -565,10 +556,7 @@ fn a_reloaded_line_limit_reaches_the_listeners_that_run() {
         &format!("[agent]\nmax_line_bytes = 300\n{tcp}"),
         1,
     );
-    let output = format!(
-        "[output]\ntype = \"file\"\npath = \"{}\"\n",
-        agent.out.display()
-    );
+    let output = agent.output_section();
     // Raised to the default (64 KiB).
     agent.rewrite_config(&format!("{tcp}{output}"));
     agent.signal("HUP");
@@ -595,10 +583,7 @@ fn redaction_turned_on_by_a_reload_hashes_with_the_agents_key() {
         "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1\"]\n";
     let mut agent =
         RunningAgent::start(&scratch, &format!("[redaction]\nenabled = false\n{tcp}"), 1);
-    let output = format!(
-        "[output]\ntype = \"file\"\npath = \"{}\"\n",
-        agent.out.display()
-    );
+    let output = agent.output_section();
     agent.rewrite_config(&format!("{tcp}{output}"));
     agent.signal("HUP");
     agent.wait_log("config reloaded");

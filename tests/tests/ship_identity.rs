@@ -330,6 +330,18 @@ fn a_certificate_near_its_end_is_renewed_over_the_authenticated_channel_and_then
     agg.wait_log(&format!("{id} presented a certificate a renewal replaced"));
 }
 
+/// Copies the aggregator's database files (`events.db` and its WAL files, those there are)
+/// from the directory `from` to `to`, replacing what `to` had.
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["events.db", "events.db-wal", "events.db-shm"] {
+        let _absent = std::fs::remove_file(to.join(f));
+        if from.join(f).exists() {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+}
+
 /// The aggregator's database restored from a backup taken before an agent renewed its
 /// certificate: the registry knows only the certificate the renewal replaced, and refused
 /// the renewed one as a replaced copy, so every agent that renewed since the backup was
@@ -348,19 +360,13 @@ fn after_a_restore_from_a_backup_older_than_a_renewal_the_renewed_agent_ships() 
     let id = enroll_ok(&dir, &agg.server(), &agg.token("default", "1h"));
     let first = std::fs::read_to_string(dir.join("identity/agent.pem")).unwrap();
     let first_key = std::fs::read_to_string(dir.join("identity/agent.key")).unwrap();
-    let files = ["events.db", "events.db-wal", "events.db-shm"];
     agg.pause();
     // A certificate says when it was signed to the second: the renewal must fall in a
     // later second than the enrollment the backup recorded to be told apart from it (in
     // use, renewals come days after, in the last third of a lifetime).
     std::thread::sleep(Duration::from_millis(1_100));
     let backup = scratch.path("backup");
-    std::fs::create_dir_all(&backup).unwrap();
-    for f in files {
-        if agg.state.join(f).exists() {
-            std::fs::copy(agg.state.join(f), backup.join(f)).unwrap();
-        }
-    }
+    copy_database(&agg.state, &backup);
     agg.resume();
 
     std::fs::create_dir_all(scratch.path("logs")).unwrap();
@@ -382,12 +388,7 @@ fn after_a_restore_from_a_backup_older_than_a_renewal_the_renewed_agent_ships() 
 
     // The backup restored: its registry has the first certificate as the agent's.
     agg.pause();
-    for f in files {
-        let _ignored = std::fs::remove_file(agg.state.join(f));
-        if backup.join(f).exists() {
-            std::fs::copy(backup.join(f), agg.state.join(f)).unwrap();
-        }
-    }
+    copy_database(&backup, &agg.state);
     agg.resume();
     {
         use std::io::Write;

@@ -357,7 +357,6 @@ pub fn run(path: &Path) -> Result<RunSummary> {
     let signals = Signals::install().context("installing signal handlers")?;
     sources.start(&cfg, &tx).context("starting the inputs")?;
     drop(guard);
-
     // At shutdown a stage blocked on a full spool (block policy, aggregator away) is let
     // go after the drain time: what it held is not acknowledged to its sources, so files
     // and the journal read it again at the next start.

@@ -373,6 +373,17 @@ pub async fn serve(
                     }
                 }
             };
+            // One datagram from `peer`: into `batch`, or refused.
+            let take = |batch: &mut Batch, datagram: &[u8], peer: SocketAddr, now_ms: i64| {
+                let peer = canonical(peer);
+                if allow.allows(peer.ip()) {
+                    let n = datagram.len();
+                    let rx = received(&seq, now_ms, peer.ip(), n, max_record);
+                    batch.push(&datagram[..n.min(max_record)], rx);
+                } else {
+                    refuse(&stats, peer, "datagram");
+                }
+            };
             let mut source = source;
             let mut buf = vec![0u8; 65536];
             loop {
@@ -386,13 +397,7 @@ pub async fn serve(
                             let Ok((n, peer)) = sock.try_recv_from(&mut buf) else {
                                 break;
                             };
-                            let peer = canonical(peer);
-                            if allow.allows(peer.ip()) {
-                                let rx = received(&seq, clock::now_ms(), peer.ip(), n, max_record);
-                                batch.push(&buf[..n.min(max_record)], rx);
-                            } else {
-                                refuse(&stats, peer, "datagram");
-                            }
+                            take(&mut batch, &buf[..n], peer, clock::now_ms());
                         }
                         stats.messages.fetch_add(batch.len() as u64, Relaxed);
                         if !batch.is_empty() {
@@ -413,15 +418,7 @@ pub async fn serve(
                 while let Some(r) = next.take() {
                     reads += 1;
                     match r {
-                        Ok((n, peer)) => {
-                            let peer = canonical(peer);
-                            if allow.allows(peer.ip()) {
-                                let rx = received(&seq, now_ms, peer.ip(), n, max_record);
-                                batch.push(&buf[..n.min(max_record)], rx);
-                            } else {
-                                refuse(&stats, peer, "datagram");
-                            }
-                        }
+                        Ok((n, peer)) => take(&mut batch, &buf[..n], peer, now_ms),
                         Err(e) => eprintln!("vedette-agent: {}: receive: {e}", bound.local_addr),
                     }
                     if reads < BATCH_RECORDS {

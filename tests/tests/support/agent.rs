@@ -99,6 +99,14 @@ impl RunningAgent {
         }
     }
 
+    /// The `[output]` section [`Self::start`] wrote, for a config rewritten before a reload.
+    pub(crate) fn output_section(&self) -> String {
+        format!(
+            "[output]\ntype = \"file\"\npath = \"{}\"\n",
+            self.out.display()
+        )
+    }
+
     /// Writes `text` as the agent's config, for a SIGHUP.
     pub(crate) fn rewrite_config(&self, text: &str) {
         std::fs::write(&self.config, with_test_state_dir(text, &self.config)).expect("config");
