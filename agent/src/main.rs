@@ -306,11 +306,12 @@ fn run(config: &std::path::Path) -> Result<()> {
     }
     for (id, st) in &s.listeners {
         eprintln!(
-            "  {id}: {} messages, {} connections, {} refused (allowlist), {} closed (max_connections), {} silent ones closed for new ones, {} TLS failures, {} dropped by the kernel",
+            "  {id}: {} messages, {} connections, {} refused (allowlist), {} closed (max_connections), {} closed (max_connections_per_sender), {} silent ones closed for new ones, {} TLS failures, {} dropped by the kernel",
             st.messages.load(Relaxed),
             st.connections.load(Relaxed),
             st.refused.load(Relaxed),
             st.over_limit.load(Relaxed),
+            st.over_sender_limit.load(Relaxed),
             st.evicted.load(Relaxed),
             st.tls_failures.load(Relaxed),
             st.kernel_drops.load(Relaxed),

@@ -26,6 +26,7 @@ fn datagrams_the_kernel_dropped_are_counted() {
         // The kernel's minimum, far less than SENT datagrams.
         receive_buffer_bytes: Some(1),
         max_connections: vedette_agent::config::DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_sender: vedette_agent::config::DEFAULT_MAX_CONNECTIONS,
         handshake_timeout_ms: vedette_agent::config::DEFAULT_HANDSHAKE_TIMEOUT_MS,
         keepalive_s: vedette_agent::config::DEFAULT_KEEPALIVE_S,
         evict_idle_ms: vedette_agent::config::DEFAULT_EVICT_IDLE_MS,

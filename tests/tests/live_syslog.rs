@@ -437,6 +437,89 @@ fn a_line_cut_off_by_a_stop_is_kept_and_flagged() {
     );
 }
 
+/// A stream cut rather than closed: TLS without close_notify (an attacker on the path can
+/// cut a TLS stream at any record; RFC 8446 6.1 makes the alert what tells a close from a
+/// cut) or a TCP reset. A message left unfinished by it is kept and flagged incomplete, as
+/// one left by a stop is; the whole messages before it are not, and a TLS sender that
+/// closes properly ends its last line whole.
+#[test]
+fn a_message_left_unfinished_by_a_cut_stream_is_flagged() {
+    let scratch = Scratch::new("live-cut");
+    let ca = test_pki(&scratch);
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tls"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+tls_cert = "{}"
+tls_key = "{}"
+
+[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1"]
+"#,
+            scratch.path("server.crt").display(),
+            scratch.path("server.key").display()
+        ),
+        2,
+    );
+    let (tls_addr, tcp_addr) = (agent.addr("tls"), agent.addr("tcp"));
+
+    let mut closed = tls_client(tls_addr, ca.clone());
+    closed
+        .write_all(b"<13>Jan 15 10:00:00 h app: tls closed with its alert")
+        .expect("send");
+    closed.conn.send_close_notify();
+    closed.flush().expect("flush");
+    closed
+        .sock
+        .shutdown(std::net::Shutdown::Both)
+        .expect("close");
+
+    let mut cut = tls_client(tls_addr, ca);
+    cut.write_all(
+        b"<13>Jan 15 10:00:00 h app: tls whole\n<13>Jan 15 10:00:00 h app: tls cut mid-li",
+    )
+    .expect("send");
+    cut.flush().expect("flush");
+    cut.sock.shutdown(std::net::Shutdown::Both).expect("cut");
+
+    let reset = socket2::Socket::from(TcpStream::connect(tcp_addr).expect("connect"));
+    (&reset)
+        .write_all(
+            b"<13>Jan 15 10:00:00 h app: tcp whole\n<13>Jan 15 10:00:00 h app: tcp reset mid-li",
+        )
+        .expect("send");
+    // Linger 0: the close is a reset.
+    reset
+        .set_linger(Some(std::time::Duration::ZERO))
+        .expect("linger");
+    drop(reset);
+
+    let evs = agent.wait_events(5);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    for whole in ["tls closed with its alert", "tls whole", "tcp whole"] {
+        let ev = by_message(&evs, whole);
+        assert_eq!(get(ev, "metadata.is_truncated"), None, "{ev}");
+    }
+    for unfinished in ["tls cut mid-li", "tcp reset mid-li"] {
+        let ev = by_message(&evs, unfinished);
+        assert_eq!(
+            get(ev, "metadata.is_truncated"),
+            Some(&Value::Bool(true)),
+            "{ev}"
+        );
+        assert!(
+            str_at(ev, "unmapped.vedette.parse_error").contains("closed before this message ended"),
+            "{ev}"
+        );
+    }
+}
+
 /// A UDP receive buffer larger than the kernel allows (`net.core.rmem_max`) was capped in
 /// silence: sized for a burst, the listener dropped part of it. The agent says so.
 #[test]
@@ -735,6 +818,131 @@ max_connections = 2
         !log.contains(" 0 closed (max_connections)"),
         "the closed connections are counted: {log}"
     );
+}
+
+/// One allowed sender (a misconfigured relay reconnecting in a loop, a compromised host)
+/// could hold every place of a listener, each connection speaking often enough never to be
+/// the silent one: every other sender was turned away. A sender holds at most
+/// `max_connections_per_sender`; one more is closed at once and counted, while another
+/// sender is still served. A sender at its share that has a connection silent for
+/// `evict_idle_ms` (one it lost without a close) gets that one closed for its new one, and
+/// no other sender's.
+#[test]
+fn one_sender_cannot_hold_every_place() {
+    let scratch = Scratch::new("live-per-sender");
+    let quick_port = free_port();
+    let mut agent = RunningAgent::start(
+        &scratch,
+        &format!(
+            r#"[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:0"
+allow = ["127.0.0.0/8"]
+max_connections = 4
+max_connections_per_sender = 2
+evict_idle_ms = 600000
+
+[[input.syslog]]
+protocol = "tcp"
+listen = "127.0.0.1:{quick_port}"
+allow = ["127.0.0.0/8"]
+max_connections = 4
+max_connections_per_sender = 2
+evict_idle_ms = 300
+"#
+        ),
+        2,
+    );
+    let steady = *agent.listening["tcp"]
+        .iter()
+        .find(|a| a.port() != quick_port)
+        .expect("the first listener");
+    let quick = SocketAddr::from(([127, 0, 0, 1], quick_port));
+    let (a, b): (SocketAddr, SocketAddr) = (
+        "127.0.0.2:0".parse().unwrap(),
+        "127.0.0.3:0".parse().unwrap(),
+    );
+    let send = |s: &mut TcpStream, tag: &str| {
+        s.write_all(format!("<13>Jan 15 10:00:00 h app: {tag}\n").as_bytes())
+            .expect("send");
+    };
+
+    // Sender a takes its two places; its third and fourth connections are closed.
+    let mut held = Vec::new();
+    for tag in ["a-1", "a-2"] {
+        let mut s = socket_from(a, steady);
+        send(&mut s, tag);
+        held.push(s);
+    }
+    agent.wait_events(2);
+    for tag in ["a-3", "a-4"] {
+        let mut s = socket_from(a, steady);
+        let _ignored = s.write_all(format!("<13>Jan 15 10:00:00 h app: {tag}\n").as_bytes());
+        assert!(
+            closed_by_agent(&mut s),
+            "{tag}: the sender's share is taken"
+        );
+    }
+    // Sender b is still served.
+    let mut from_b = socket_from(b, steady);
+    send(&mut from_b, "b-1");
+    agent.wait_events(3);
+    agent.wait_log("max_connections_per_sender");
+
+    // On the quick listener: b's connection, then a's two, all silent past evict_idle_ms;
+    // then a speaks on one, and a third of a's closes a's silent one, not b's (silent
+    // longer).
+    let mut quick_b = socket_from(b, quick);
+    send(&mut quick_b, "quick-b-1");
+    let mut quick_a1 = socket_from(a, quick);
+    send(&mut quick_a1, "quick-a-1");
+    let mut quick_a2 = socket_from(a, quick);
+    send(&mut quick_a2, "quick-a-2");
+    agent.wait_events(6);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    send(&mut quick_a2, "quick-a-2-again");
+    agent.wait_events(7);
+    let mut quick_a3 = socket_from(a, quick);
+    send(&mut quick_a3, "quick-a-3");
+    assert!(
+        closed_by_agent(&mut quick_a1),
+        "a's silent connection was closed"
+    );
+    send(&mut quick_b, "quick-b-2");
+    send(&mut quick_a2, "quick-a-2-third");
+    let evs = agent.wait_events(10);
+    drop((held, from_b, quick_b, quick_a2, quick_a3));
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    for tag in [
+        "a-1",
+        "a-2",
+        "b-1",
+        "quick-b-1",
+        "quick-a-1",
+        "quick-a-2",
+        "quick-a-2-again",
+        "quick-a-3",
+        "quick-b-2",
+        "quick-a-2-third",
+    ] {
+        assert!(
+            evs.iter().any(|e| str_at(e, "message") == tag),
+            "{tag} missing"
+        );
+    }
+    let text = std::fs::read_to_string(scratch.path("events.ndjson")).expect("output");
+    let all = crate::support::parse_ndjson(&text);
+    assert!(
+        !all.iter()
+            .any(|e| ["a-3", "a-4"].contains(&str_at(e, "message"))),
+        "a closed connection's line was taken: {text}"
+    );
+    assert!(
+        log.contains(" 2 closed (max_connections_per_sender)"),
+        "the closed connections are counted: {log}"
+    );
+    assert!(log.contains("to make room for 127.0.0.2:"), "{log}");
 }
 
 /// A sender that vanished without a close (powered off, a cut link, a NAT that forgot the

@@ -90,6 +90,8 @@ pub struct SyslogInput {
     pub receive_buffer_bytes: Option<usize>,
     /// TCP/TLS: connections served at once.
     pub max_connections: usize,
+    /// TCP/TLS: connections one sender address holds at once.
+    pub max_connections_per_sender: usize,
     /// TLS: how long a client has to finish its handshake, ms.
     pub handshake_timeout_ms: u64,
     /// TCP/TLS: TCP keepalive idle time, s.
@@ -102,6 +104,17 @@ pub struct SyslogInput {
 /// keep theirs open, so the bound is high, but there is one, so that a sender opening
 /// connections in a loop cannot take the agent's memory (each holds read buffers).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Connections one sender address holds at once, unless configured: `max_connections`
+/// divided by this, but at least [`DEFAULT_SENDER_MIN`]. Without a share, one allowed
+/// sender (a misconfigured relay, a compromised host) could hold every place and shut all
+/// the others out; a share that is not tiny leaves room for several senders behind one
+/// NAT address.
+pub(super) const DEFAULT_SENDER_SHARE: usize = 4;
+
+/// The least default share of one sender (or all places, when fewer): a relay with an
+/// action queue per destination, or a few hosts behind one NAT address, open several.
+pub(super) const DEFAULT_SENDER_MIN: usize = 16;
 
 /// How long a TLS client has to finish its handshake, unless configured: one that never
 /// does would otherwise hold its connection (and a place under the limit) forever.
@@ -498,6 +511,13 @@ pub(super) fn validate(
             stream,
             "protocol = \"tcp\" or \"tls\"",
         );
+        let max_connections_per_sender = bounded(
+            s.max_connections_per_sender,
+            "max_connections_per_sender",
+            1..=65_536,
+            stream,
+            "protocol = \"tcp\" or \"tls\"",
+        );
         let handshake_timeout_ms = bounded(
             s.handshake_timeout_ms,
             "handshake_timeout_ms",
@@ -527,6 +547,13 @@ pub(super) fn validate(
                 timezone,
                 receive_buffer_bytes: s.receive_buffer_bytes.map(|b| b.into_inner() as usize),
                 max_connections: max_connections.map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize),
+                max_connections_per_sender: max_connections_per_sender.map_or_else(
+                    || {
+                        let total = max_connections.map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize);
+                        (total / DEFAULT_SENDER_SHARE).max(DEFAULT_SENDER_MIN.min(total))
+                    },
+                    |n| n as usize,
+                ),
                 handshake_timeout_ms: handshake_timeout_ms.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS),
                 keepalive_s: keepalive_s.unwrap_or(DEFAULT_KEEPALIVE_S),
                 evict_idle_ms: evict_idle_ms.unwrap_or(DEFAULT_EVICT_IDLE_MS),

@@ -475,7 +475,7 @@ type = "kafka"
 
     #[test]
     fn connection_limits_are_checked_against_the_protocol() {
-        let text = "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 0\nhandshake_timeout_ms = 5\n[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 10\nkeepalive_s = 0\nevict_idle_ms = 5\n";
+        let text = "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 0\nmax_connections_per_sender = 0\nhandshake_timeout_ms = 5\n[[input.syslog]]\nprotocol = \"udp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\nmax_connections = 10\nkeepalive_s = 0\nevict_idle_ms = 5\n";
         let err = parse(Path::new("a.toml"), text).unwrap_err();
         let got: Vec<(usize, &str, &str)> = err
             .0
@@ -492,21 +492,26 @@ type = "kafka"
                 ),
                 (
                     6,
+                    "input.syslog[0].max_connections_per_sender",
+                    "must be between 1 and 65536"
+                ),
+                (
+                    7,
                     "input.syslog[0].handshake_timeout_ms",
                     "only for protocol = \"tls\""
                 ),
                 (
-                    11,
+                    12,
                     "input.syslog[1].max_connections",
                     "only for protocol = \"tcp\" or \"tls\""
                 ),
                 (
-                    12,
+                    13,
                     "input.syslog[1].keepalive_s",
                     "only for protocol = \"tcp\" or \"tls\""
                 ),
                 (
-                    13,
+                    14,
                     "input.syslog[1].evict_idle_ms",
                     "only for protocol = \"tcp\" or \"tls\""
                 ),
@@ -522,11 +527,30 @@ type = "kafka"
         assert_eq!(
             (
                 s.max_connections,
+                s.max_connections_per_sender,
                 s.handshake_timeout_ms,
                 s.keepalive_s,
                 s.evict_idle_ms
             ),
-            (1024, 10_000, 60, 60_000)
+            (1024, 256, 10_000, 60, 60_000)
+        );
+        // The sender's share follows a configured total, and is never zero.
+        let share = |extra: &str| {
+            let text = format!(
+                "[[input.syslog]]\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\nallow = [\"127.0.0.1\"]\n{extra}"
+            );
+            parse(Path::new("a.toml"), &text).unwrap().inputs.syslog[0].max_connections_per_sender
+        };
+        assert_eq!(share("max_connections = 400\n"), 100);
+        assert_eq!(share("max_connections = 40\n"), 16);
+        assert_eq!(share("max_connections = 3\n"), 3);
+        assert_eq!(
+            share("max_connections = 3\nmax_connections_per_sender = 1\n"),
+            1
+        );
+        assert_eq!(
+            share("max_connections = 3\nmax_connections_per_sender = 3\n"),
+            3
         );
     }
 

@@ -131,6 +131,10 @@ pub struct RawSyslogInput {
     /// TCP/TLS: connections served at once (default 1024); one more is closed at once and
     /// counted.
     pub max_connections: Option<Spanned<u64>>,
+    /// TCP/TLS: connections one sender address holds at once (default a quarter of
+    /// `max_connections`, at least 16 or all of them); one more is closed at once and counted, unless one
+    /// of its own has been silent for `evict_idle_ms`.
+    pub max_connections_per_sender: Option<Spanned<u64>>,
     /// TLS: how long a client has to finish its handshake, ms (default 10000).
     pub handshake_timeout_ms: Option<Spanned<u64>>,
     /// TCP/TLS: seconds a connection may be silent before the kernel probes the sender

@@ -39,8 +39,12 @@ pub struct ListenerStats {
     /// had been silent for `evict_idle_ms`).
     pub over_limit: AtomicU64,
     /// TCP/TLS connections closed after `evict_idle_ms` of silence to make room for a new
-    /// one when `max_connections` were open.
+    /// one when `max_connections` were open, or when their sender held
+    /// `max_connections_per_sender`.
     pub evicted: AtomicU64,
+    /// TCP/TLS connections closed at once because their sender already held
+    /// `max_connections_per_sender` (none of them silent for `evict_idle_ms`).
+    pub over_sender_limit: AtomicU64,
     /// Datagrams the kernel dropped because the socket buffer was full (UDP).
     pub kernel_drops: AtomicU64,
 }
@@ -468,25 +472,60 @@ pub async fn serve(
                 drop(conn);
                 continue;
             }
+            // A sender at its share makes room among its own connections, or is closed:
+            // the listener's places are never all one sender's.
+            let mut made_room = false;
+            if bound.input.max_connections_per_sender < bound.input.max_connections {
+                let now = clock::monotonic_ms();
+                let mut reg = lock(&open);
+                if reg.held_by(peer.ip()) >= bound.input.max_connections_per_sender {
+                    let own = |p: &SocketAddr| p.ip() == peer.ip();
+                    match reg.evict(now, bound.input.evict_idle_ms as i64, own) {
+                        Some((victim, silent_ms)) => {
+                            made_room = true;
+                            let n = stats.evicted.fetch_add(1, Relaxed) + 1;
+                            if n == 1 || n.is_multiple_of(1000) {
+                                eprintln!(
+                                    "vedette-agent: {}: closed the connection from {victim}, {}, to make room for {peer}: the sender holds {} connections, the listener's max_connections_per_sender ({n} closed so far)",
+                                    bound.local_addr,
+                                    silent_why(silent_ms),
+                                    bound.input.max_connections_per_sender
+                                );
+                            }
+                        }
+                        None => {
+                            drop(reg);
+                            let n = stats.over_sender_limit.fetch_add(1, Relaxed) + 1;
+                            if n == 1 || n.is_multiple_of(1000) {
+                                eprintln!(
+                                    "vedette-agent: {}: closed a connection from {peer}: the sender holds {} connections, the listener's max_connections_per_sender, none silent for {} ms ({n} closed so far)",
+                                    bound.local_addr,
+                                    bound.input.max_connections_per_sender,
+                                    bound.input.evict_idle_ms
+                                );
+                            }
+                            drop(conn);
+                            continue;
+                        }
+                    }
+                }
+            }
             let permit = match slots.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
+                // The place of the sender's own connection closed above comes free.
+                Err(_) if made_room => None,
                 Err(_) => {
                     let now = clock::monotonic_ms();
-                    let evicted = lock(&open).evict(now, bound.input.evict_idle_ms as i64);
+                    let evicted =
+                        lock(&open).evict(now, bound.input.evict_idle_ms as i64, |_| true);
                     if let Some((victim, silent_ms)) = evicted {
                         let n = stats.evicted.fetch_add(1, Relaxed) + 1;
                         if n == 1 || n.is_multiple_of(1000) {
-                            let why = if silent_ms >= STALLED {
-                                format!(
-                                    "still in its TLS handshake after {} ms",
-                                    silent_ms - STALLED
-                                )
-                            } else {
-                                format!("silent for {silent_ms} ms")
-                            };
                             eprintln!(
-                                "vedette-agent: {}: closed the connection from {victim}, {why}, to make room for {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
-                                bound.local_addr, bound.input.max_connections
+                                "vedette-agent: {}: closed the connection from {victim}, {}, to make room for {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
+                                bound.local_addr,
+                                silent_why(silent_ms),
+                                bound.input.max_connections
                             );
                         }
                         // Its place comes free once its task has ended.
@@ -680,6 +719,18 @@ fn silence(now_ms: i64, last_ms: i64) -> i64 {
 /// [`silence`] of any handshake stalled past the grace: above any real silence.
 const STALLED: i64 = i64::MAX / 2;
 
+/// Why a connection of [`silence`] `silent_ms` was closed, for the log.
+fn silent_why(silent_ms: i64) -> String {
+    if silent_ms >= STALLED {
+        format!(
+            "still in its TLS handshake after {} ms",
+            silent_ms - STALLED
+        )
+    } else {
+        format!("silent for {silent_ms} ms")
+    }
+}
+
 impl Open {
     fn add(&mut self, peer: SocketAddr, now_ms: i64) -> (u64, Arc<AtomicI64>, Arc<Notify>) {
         self.next += 1;
@@ -695,12 +746,23 @@ impl Open {
         (self.next, last_ms, close)
     }
 
-    /// Closes the connection silent longest, when silent for `min_ms` at least: its peer
-    /// and silence.
-    fn evict(&mut self, now_ms: i64, min_ms: i64) -> Option<(SocketAddr, i64)> {
+    /// Connections of the sender at `ip` (reading, in a handshake or waiting for a place).
+    fn held_by(&self, ip: IpAddr) -> usize {
+        self.conns.values().filter(|c| c.peer.ip() == ip).count()
+    }
+
+    /// Closes the connection silent longest among those whose peer is `among`, when silent
+    /// for `min_ms` at least: its peer and silence.
+    fn evict(
+        &mut self,
+        now_ms: i64,
+        min_ms: i64,
+        among: impl Fn(&SocketAddr) -> bool,
+    ) -> Option<(SocketAddr, i64)> {
         let silences = self
             .conns
             .iter()
+            .filter(|(_, c)| among(&c.peer))
             .map(|(&id, c)| (id, silence(now_ms, c.last_ms.load(Relaxed))));
         let id = longest_silence(silences, min_ms)?;
         let c = self.conns.remove(&id)?;
@@ -805,15 +867,17 @@ impl Conn {
             };
             let (n, interrupted) = match n {
                 Ok(n) => (n, interrupted),
-                // A TLS sender that closes without close_notify, or a reset after its last
-                // line: the sender's end, not a cut by this one.
+                // A TLS stream that ends without close_notify, or a reset: the stream was cut,
+                // not closed, so a message it held unfinished may be missing its end (a
+                // truncation an attacker on the path can make; RFC 8446 6.1). Such a last
+                // message is kept and flagged incomplete; whole messages before it are not.
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
                     ) =>
                 {
-                    (0, false)
+                    (0, true)
                 }
                 Err(e) => {
                     eprintln!("vedette-agent: connection from {}: {e}", self.peer);
@@ -929,10 +993,10 @@ mod tests {
         open.add(q, 1_000);
         open.add(r, super::handshake_since(9_500));
         let now = 10_600;
-        let (first, s) = open.evict(now, 300).expect("one to close");
+        let (first, s) = open.evict(now, 300, |_| true).expect("one to close");
         assert_eq!((first, s - super::STALLED), (r, 1_100));
-        assert_eq!(open.evict(now, 300), Some((q, 9_600)));
-        assert_eq!(open.evict(now, 300), None);
+        assert_eq!(open.evict(now, 300, |_| true), Some((q, 9_600)));
+        assert_eq!(open.evict(now, 300, |_| true), None);
         assert_eq!(open.conns.len(), 2);
     }
 
@@ -988,7 +1052,11 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             let later = clock::monotonic_ms() + 3_600_000;
-            assert_eq!(lock(&open).evict(later, 300), None, "waiting, not silent");
+            assert_eq!(
+                lock(&open).evict(later, 300, |_| true),
+                None,
+                "waiting, not silent"
+            );
             // The stage takes both batches; from then on it is silent again.
             rx.recv().await.unwrap();
             let StageMsg::Batch(b) = rx.recv().await.unwrap() else {
@@ -1002,7 +1070,7 @@ mod tests {
             {
                 tokio::task::yield_now().await;
             }
-            assert!(lock(&open).evict(later, 300).is_some());
+            assert!(lock(&open).evict(later, 300, |_| true).is_some());
             drop(client);
             reading.await.unwrap();
         });
