@@ -28,10 +28,27 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     // A connection-level record with a peer but no user (no identification string, bad
     // banner, failed key exchange, timeout, tcpwrappers refusal, reverse-mapping warning):
     // Network Activity from that peer.
-    if let Some(ip) = bracketed_or_from_ip(msg) {
+    // `Server listening on IP port N.`: sshd's own address, not a peer.
+    if let Some(rest) = msg.strip_prefix("Server listening on ")
+        && let Some((ip, port)) = ip_port(rest.trim_end_matches('.'))
+    {
+        super::set_class(
+            ev,
+            vedette_schemas::ocsf::Class::NetworkActivity,
+            7,
+            Status::Success,
+        );
+        code(ev, "sshd", "sshd.listening");
+        ev.dst_endpoint = Some(Endpoint::ip(ip, port));
+        return Parsed::Yes;
+    }
+    if let Some((ip, port)) = connection_peer(msg) {
         let lower = msg.to_ascii_lowercase();
         let (activity, event_code) = if lower.starts_with("refused connect") {
             (5, "sshd.refused_connect")
+        } else if lower.starts_with("drop connection") {
+            // MaxStartups, or (OpenSSH 9.8) PerSourcePenalties: turned away unheard.
+            (5, "sshd.dropped_connection")
         } else if lower.starts_with("did not receive identification") {
             (4, "sshd.no_identification")
         } else if lower.contains("banner exchange") || lower.contains("bad protocol version") {
@@ -67,19 +84,21 @@ pub fn parse(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             status,
         );
         code(ev, "sshd", event_code);
-        let after = &msg[msg.find(ip).map_or(msg.len(), |p| p + ip.len())..];
-        let port = after
-            .strip_prefix(" port ")
-            .and_then(|p| p.split([' ', ':']).next())
-            .and_then(|p| p.parse().ok());
         let mut src = Endpoint::ip(ip, port);
-        if event_code == "sshd.reverse_mapping_failed" || event_code == "sshd.refused_connect" {
-            // `… for NAME [IP] failed`, `refused connect from NAME (IP)`
-            let name = msg.split_whitespace().find(|w| {
-                w.contains('.') && !w.contains(ip) && !w.starts_with('[') && !w.starts_with('(')
-            });
-            src.hostname = name.filter(|n| !is_ip(n)).map(|s| s.into());
-        }
+        // The peer's DNS name, where the line names one: `reverse mapping checking
+        // getaddrinfo for NAME [IP] failed`, `Address IP maps to NAME, but …`, `refused
+        // connect from NAME (IP)`. The peer's DNS answers it, so it is only ever a name.
+        let name = match event_code {
+            "sshd.reverse_mapping_failed" => word_after(msg, " for ")
+                .or_else(|| word_after(msg, " maps to "))
+                .map(|w| w.trim_end_matches(',')),
+            // tcpwrappers' client: `NAME`, `ADDR`, or `IDENTUSER@NAME`.
+            "sshd.refused_connect" => word_after(msg, " from ").and_then(|w| w.rsplit('@').next()),
+            _ => None,
+        };
+        src.hostname = name
+            .filter(|n| !n.is_empty() && !is_ip(n) && !n.starts_with(['[', '(']))
+            .map(|s| s.into());
         ev.src_endpoint = Some(src);
         ev.status_detail = Some(msg.into());
         return Parsed::Yes;
@@ -144,16 +163,17 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         .or_else(|| body.strip_prefix("Disconnecting authenticating user "))
     {
         // `Disconnecting invalid user U IP port P: Too many authentication failures`
-        if let Some((left, reason)) = rest.rsplit_once(": ")
-            && let Some((user, peer)) = user_ip_port_tail(left)
-        {
-            let code_ = if reason.contains("Too many authentication failures") {
+        if let Some(d) = disconnecting(rest) {
+            let code_ = if d.reason.starts_with("Too many authentication failures") {
                 "sshd.max_auth_attempts"
             } else {
                 "sshd.preauth_disconnect"
             };
-            login(ev, LOGON, Status::Failure, code_, Some(user), Some(peer));
-            ev.status_detail = Some(reason.into());
+            login(ev, LOGON, Status::Failure, code_, Some(d.user), d.peer);
+            if d.peer.is_none() {
+                ambiguous_peer(ev, &d.ambiguous);
+            }
+            ev.status_detail = Some(d.reason.into());
             return Parsed::Yes;
         }
     }
@@ -209,11 +229,20 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         return disconnect(rest, preauth, ev, msg);
     }
     if let Some(rest) = body.strip_prefix("Received disconnect from ") {
-        // `Received disconnect from IP[ port P]: 11: reason`
-        let (peer, reason) = rest.split_once(':').unwrap_or((rest, ""));
+        // `Received disconnect from IP port P:11: reason`, older `… from IP: 11: reason`;
+        // the reason is the client's text, and an IPv6 address holds ':' too.
+        let (peer, reason) = match rest.split_once(" port ") {
+            Some((ip, after)) => {
+                let (port, reason) = after.split_once(':').unwrap_or((after, ""));
+                (is_ip(ip).then(|| (ip, port.parse().ok())), reason)
+            }
+            None => {
+                let (ip, reason) = rest.split_once(": ").unwrap_or((rest, ""));
+                (is_ip(ip).then_some((ip, None)), reason)
+            }
+        };
         let reason =
             reason.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == ' ');
-        let peer = ip_port(peer);
         if preauth {
             login(
                 ev,
@@ -247,21 +276,40 @@ fn method_line(
     let Some((method, rest)) = FOR.split_once(rest) else {
         return Parsed::No;
     };
-    let Some((user, tail)) = rsplit_from(rest) else {
-        // `Failed password for U` with the address cut off: keep the user, say why.
-        login(ev, LOGON, status, code_, Some(rest), None);
-        ev.note_parse_error("sshd: no source address after the user name");
-        return Parsed::Yes;
+    let readings = method_readings(rest);
+    let (user, peer, key) = match readings.as_slice() {
+        [] => {
+            let Some((user, tail)) = rsplit_from(rest) else {
+                // `Failed password for U` with the address cut off: keep the user, say why.
+                login(ev, LOGON, status, code_, Some(rest), None);
+                ev.note_parse_error("sshd: no source address after the user name");
+                return Parsed::Yes;
+            };
+            let peer = ip_port(tail);
+            if peer.is_none() {
+                ev.note_parse_error(format!(
+                    "sshd: cannot read the source address from {tail:?}"
+                ));
+            }
+            (user, peer, COLON.split_once(tail).map(|(_, k)| k))
+        }
+        [one] => (one.user, Some(one.peer), one.key),
+        [first, rest @ ..] if rest.iter().all(|r| r.peer == first.peer) => {
+            let last = rest.last().unwrap_or(first);
+            (last.user, Some(last.peer), last.key)
+        }
+        [.., last] => {
+            // The user name (or a certificate's key ID) holds another `from IP port N
+            // ssh2`: which address is the peer cannot be told from the line, so none is
+            // claimed, rather than one the attacker wrote.
+            let peers: Vec<_> = readings.iter().map(|r| r.peer).collect();
+            ambiguous_peer(ev, &peers);
+            (last.user, None, last.key)
+        }
     };
     let invalid = user.starts_with("invalid user ");
     let user = user.strip_prefix("invalid user ").unwrap_or(user);
-    let peer = ip_port(tail);
     login(ev, LOGON, status, code_, Some(user), peer);
-    if peer.is_none() {
-        ev.note_parse_error(format!(
-            "sshd: cannot read the source address from {tail:?}"
-        ));
-    }
     let proto = method.split('/').next().unwrap_or(method);
     ev.auth_protocol_id = Some(99);
     ev.auth_protocol = Some(proto.into());
@@ -274,10 +322,88 @@ fn method_line(
         detail.push_str(" for invalid user");
     }
     ev.status_detail = Some(detail.into());
-    if let Some((_, key)) = COLON.split_once(tail) {
+    if let Some(key) = key {
         ev.unmapped_set("sshd", "key", key.to_owned());
     }
     Parsed::Yes
+}
+
+/// One way to read `U from IP port P ssh2[: KEY]`.
+struct MethodReading<'a> {
+    user: &'a str,
+    peer: (&'a str, Option<u16>),
+    key: Option<&'a str>,
+}
+
+/// Every way to read `U from IP port P ssh2[: KEY]` in which what follows the address is
+/// what sshd writes there: nothing, ` ssh2`, or ` ssh2: ` and a key (`ALGO FP`, or a
+/// certificate's `ALGO FP ID KEYID (serial N) CA ALGO FP`). The user name and a
+/// certificate's key ID are the client's choice and may hold a `from IP port N` of their
+/// own; a reading through one of those leaves a tail sshd does not write.
+fn method_readings(s: &str) -> Vec<MethodReading<'_>> {
+    static FROM: Needle = Needle::new(" from ");
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(p) = FROM.find(&s[at..]).map(|p| p + at) {
+        at = p + 1;
+        let tail = &s[p + 6..];
+        let (ip, after) = split_once_ascii(tail, b' ').unwrap_or((tail, ""));
+        if !is_ip(ip) {
+            continue;
+        }
+        let (port, after) = match after.strip_prefix("port ") {
+            Some(a) => {
+                let (digits, after) = a.split_at(a.bytes().take_while(u8::is_ascii_digit).count());
+                let Ok(port) = digits.parse::<u16>() else {
+                    continue;
+                };
+                (Some(port), after)
+            }
+            // `from IP` alone ends the line.
+            None if after.is_empty() => (None, ""),
+            None => continue,
+        };
+        let key = match after {
+            "" | " ssh2" => None,
+            a => match a.strip_prefix(" ssh2: ") {
+                Some(k) if is_key(k) => Some(k),
+                _ => continue,
+            },
+        };
+        out.push(MethodReading {
+            user: &s[..p],
+            peer: (ip, port),
+            key,
+        });
+    }
+    out
+}
+
+/// Whether `k` is a key as sshd logs it after `ssh2: `: `ALGO FP`, or a certificate's
+/// `ALGO FP ID KEYID (serial N) CA ALGO FP`.
+fn is_key(k: &str) -> bool {
+    let mut w = k.split(' ');
+    let (Some(algo), Some(fp)) = (w.next(), w.next()) else {
+        return false;
+    };
+    if algo.is_empty() || fp.is_empty() {
+        return false;
+    }
+    match w.next() {
+        None => true,
+        Some("ID") => {
+            let tail: Vec<&str> = k.rsplitn(6, ' ').collect();
+            // Reversed: FP, ALGO, "CA", "N)", "(serial", the rest.
+            matches!(
+                tail.as_slice(),
+                [fp2, algo2, "CA", n, "(serial", _]
+                    if !fp2.is_empty()
+                        && !algo2.is_empty()
+                        && n.strip_suffix(')').is_some_and(|n| n.parse::<u64>().is_ok())
+            )
+        }
+        Some(_) => false,
+    }
 }
 
 /// Splits `U from TAIL` at the last ` from ` whose tail starts with an IP address.
@@ -295,6 +421,74 @@ fn rsplit_from(s: &str) -> Option<(&str, &str)> {
         end = p;
     }
     None
+}
+
+/// `U IP port P: REASON` after `Disconnecting invalid user ` (or `authenticating user `),
+/// read at each `: `. The client chose U, and with `Change of username or service not
+/// allowed: (U,S) -> (U2,S2)` the reason's names too, so either side may hold an
+/// `IP port P: ` of its own. The readings whose reason is one sshd writes (too many
+/// failures; a change of user name that starts with the reading's own user) are the
+/// candidates, else every reading; when the candidates name different peers, none is
+/// claimed ([`Disconnecting::peer`] is `None`, the addresses are in `ambiguous`).
+fn disconnecting(s: &str) -> Option<Disconnecting<'_>> {
+    const CHANGE: &str = "Change of username or service not allowed: (";
+    let mut readings = Vec::new();
+    let mut end = s.len();
+    while let Some(p) = s[..end].rfind(": ") {
+        end = p;
+        let (left, reason) = (&s[..p], &s[p + 2..]);
+        if let Some((user, peer)) = user_ip_port_tail(left) {
+            let known = reason.starts_with("Too many authentication failures")
+                || reason
+                    .strip_prefix(CHANGE)
+                    .and_then(|named| named.strip_prefix(user))
+                    .is_some_and(|r| r.starts_with(','));
+            readings.push((known, user, peer, reason));
+        }
+    }
+    let known: Vec<_> = readings.iter().filter(|r| r.0).collect();
+    let candidates: Vec<_> = if known.is_empty() {
+        readings.iter().collect()
+    } else {
+        known
+    };
+    let &&(_, user, peer, reason) = candidates.first()?;
+    if candidates.iter().all(|r| r.2 == peer) {
+        return Some(Disconnecting {
+            user,
+            peer: Some(peer),
+            reason,
+            ambiguous: Vec::new(),
+        });
+    }
+    Some(Disconnecting {
+        user,
+        peer: None,
+        reason,
+        ambiguous: candidates.iter().map(|r| r.2).collect(),
+    })
+}
+
+struct Disconnecting<'a> {
+    user: &'a str,
+    peer: Option<(&'a str, Option<u16>)>,
+    reason: &'a str,
+    ambiguous: Vec<(&'a str, Option<u16>)>,
+}
+
+/// The parse error of a line whose peer could be any of `peers`.
+fn ambiguous_peer(ev: &mut Event, peers: &[(&str, Option<u16>)]) {
+    let seen: Vec<String> = peers
+        .iter()
+        .map(|(ip, port)| match port {
+            Some(p) => format!("{ip} port {p}"),
+            None => (*ip).to_owned(),
+        })
+        .collect();
+    ev.note_parse_error(format!(
+        "sshd: the source address is ambiguous (text the client chose names another): {}",
+        seen.join(", ")
+    ));
 }
 
 /// `[invalid |authenticating |user ]U IP port P` from the right.
@@ -363,23 +557,50 @@ fn login(
     super::remote_interactive(ev, peer.map(|(ip, port)| Endpoint::ip(ip, port)));
 }
 
-/// An address in `[1.2.3.4]` or after `from `, for sshd lines we do not map to a class.
-fn bracketed_or_from_ip(msg: &str) -> Option<&str> {
-    if let Some(open) = msg.rfind('[') {
-        let inner = msg[open + 1..].split(']').next().unwrap_or("");
-        if is_ip(inner) {
-            return Some(inner);
-        }
+/// The peer of an sshd line we do not map to a class. Attackers choose text that sshd
+/// logs before the peer (user names, banners, key IDs), so it is read from the right: the
+/// last `IP port N`, else the last address. Two forms name it first and sshd's own
+/// address or the peer's DNS name after it (`drop connection #0 from [IP]:P on [IP]:P`,
+/// `Address IP maps to NAME`).
+fn connection_peer(msg: &str) -> Option<(&str, Option<u16>)> {
+    fn addr(w: &str) -> Option<&str> {
+        // Trailing ':' and ',' are punctuation, a leading ':' is not (`::ffff:1.2.3.4`);
+        // a `user@addr` word names the address after the '@'.
+        let w = w
+            .trim_matches(|c| matches!(c, '(' | ')' | '[' | ']' | '\'' | '"'))
+            .trim_end_matches([':', ',', '.']);
+        let w = w.rsplit('@').next().unwrap_or(w);
+        is_ip(w).then_some(w)
     }
-    // Trailing ':' and ',' are punctuation, a leading ':' is not (`::ffff:1.2.3.4`); a
-    // `user@addr` word names the address after the '@'.
-    msg.split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c| matches!(c, '(' | ')' | '[' | ']'))
-                .trim_end_matches([':', ','])
-        })
-        .map(|w| w.rsplit('@').next().unwrap_or(w))
-        .find(|w| is_ip(w))
+    if let Some(rest) = msg.strip_prefix("drop connection #") {
+        // `#N from [IP]:PORT on [IP]:PORT …`
+        let (_, peer) = rest.split_once(" from [")?;
+        let (ip, port) = peer.split_once("]:")?;
+        let port = port.split(' ').next().and_then(|p| p.parse().ok());
+        return is_ip(ip).then_some((ip, port));
+    }
+    if let Some(rest) = msg.strip_prefix("Address ") {
+        return addr(rest.split(' ').next()?).map(|ip| (ip, None));
+    }
+    let words: Vec<&str> = msg.split_whitespace().collect();
+    let with_port = words.windows(3).rev().find_map(|w| {
+        let port = w[2].trim_end_matches([':', ',', '.', ';']).parse().ok()?;
+        (w[1] == "port").then_some(())?;
+        Some((addr(w[0])?, Some(port)))
+    });
+    with_port.or_else(|| {
+        words
+            .iter()
+            .rev()
+            .find_map(|w| addr(w))
+            .map(|ip| (ip, None))
+    })
+}
+
+/// The word after the first `marker` in `s`.
+fn word_after<'a>(s: &'a str, marker: &str) -> Option<&'a str> {
+    let (_, rest) = s.split_once(marker)?;
+    rest.split(' ').next()
 }
 
 #[cfg(test)]
