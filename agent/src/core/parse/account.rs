@@ -107,27 +107,59 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         change(ev, UNLOCK, "account.unlocked", q[0]);
         return Parsed::Yes;
     }
-    if msg.starts_with("change user ") && !q.is_empty() {
-        // `change user 'bob' shell from '/bin/bash' to '/bin/sh'`, `change user name 'a' to 'b'`
-        change(ev, OTHER, "account.user_modified", q[0]);
-        let what = msg["change user ".len()..]
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        if what != "name" && q.len() >= 3 {
-            ev.unmapped_set("account", "attribute", what.trim_matches('\'').to_owned());
-            ev.unmapped_set("account", "from", q[1].to_owned());
-            ev.unmapped_set("account", "to", q[2].to_owned());
-        } else if what == "name" && q.len() >= 2 {
+    if let Some(rest) = msg.strip_prefix("change user ")
+        && !q.is_empty()
+    {
+        // `change user name 'a' to 'b'`; `change user 'bob' UID from '1001' to '0'` (also
+        // GID, shell, home, expiration, inactive); `change user 'bob' password`.
+        if rest.starts_with("name ") {
+            change(ev, OTHER, "account.user_modified", q[0]);
             ev.unmapped_set("account", "attribute", "name");
-            ev.unmapped_set("account", "to", q[1].to_owned());
-        } else {
-            let attr = msg["change user ".len()..]
-                .split('\'')
-                .nth(2)
-                .unwrap_or("")
-                .trim();
-            ev.unmapped_set("account", "attribute", attr.to_owned());
+            if let Some(to) = q.get(1) {
+                ev.unmapped_set("account", "to", (*to).to_owned());
+            }
+            return Parsed::Yes;
+        }
+        // The attribute is the word after the user's closing quote.
+        let after = rest
+            .strip_prefix('\'')
+            .and_then(|r| r.strip_prefix(q[0]))
+            .and_then(|r| r.strip_prefix('\''))
+            .unwrap_or("")
+            .trim_start();
+        let what = after.split_whitespace().next().unwrap_or("");
+        if what == "password" {
+            change(ev, PASSWORD_CHANGE, "account.password_changed", q[0]);
+            return Parsed::Yes;
+        }
+        change(ev, OTHER, "account.user_modified", q[0]);
+        ev.unmapped_set("account", "attribute", what.to_owned());
+        if let [_, from, to, ..] = q[..] {
+            ev.unmapped_set("account", "from", from.to_owned());
+            ev.unmapped_set("account", "to", to.to_owned());
+        }
+        return Parsed::Yes;
+    }
+    // groupdel: `group 'devs' removed`, `group 'devs' removed from /etc/group`.
+    if msg.starts_with("group '")
+        && q.len() == 1
+        && msg
+            .get(q[0].len() + 8..)
+            .is_some_and(|r| r.starts_with(" removed"))
+    {
+        group_change(ev, "account.group_deleted", q[0], None);
+        return Parsed::Yes;
+    }
+    // groupmod: `group changed in /etc/group (group devs/1001, new name: ops)`.
+    if let Some(rest) = msg.strip_prefix("group changed in ")
+        && let Some((_, what)) = rest.split_once(" (group ")
+    {
+        let what = what.strip_suffix(')').unwrap_or(what);
+        let (id, change_) = what.split_once(", ").unwrap_or((what, ""));
+        let (name, gid) = id.rsplit_once('/').unwrap_or((id, ""));
+        group_change(ev, "account.group_modified", name, Some(gid).filter(|g| !g.is_empty()));
+        if !change_.is_empty() {
+            ev.unmapped_set("account", "change", change_.to_owned());
         }
         return Parsed::Yes;
     }
@@ -171,8 +203,10 @@ fn membership(ev: &mut Event, added: bool, user: &str, group: &str) {
 fn group_change(ev: &mut Event, event_code: &'static str, name: &str, gid: Option<&str>) {
     let activity = if event_code.ends_with("created") {
         CREATE
-    } else {
+    } else if event_code.ends_with("deleted") {
         DELETE
+    } else {
+        OTHER
     };
     set_class(ev, Class::AccountChange, activity, Status::Success);
     code(ev, "account", event_code);
@@ -183,4 +217,66 @@ fn group_change(ev: &mut Event, event_code: &'static str, name: &str, gid: Optio
         r#type: Some("Group".into()),
         ..User::default()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_schemas::ocsf::Product;
+
+    fn ev(program: &str, msg: &str) -> (Parsed, Event) {
+        let mut e = Event::new(Class::Base, 0, 0, Product::default());
+        (parse(program, msg, &mut e), e)
+    }
+
+    fn unmapped(e: &Event, key: &str) -> Option<String> {
+        let v = serde_json::to_value(e).ok()?;
+        v.pointer(&format!("/unmapped/account/{key}"))?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// `change user 'NAME' ATTR from 'A' to 'B'`: the attribute is the word after the
+    /// name (a UID changed to 0 is the change an analyst looks for), not the name.
+    #[test]
+    fn a_usermod_change_names_the_attribute() {
+        let (_, e) = ev("usermod", "change user 'bob' UID from '1001' to '0'");
+        assert_eq!(e.user.as_ref().unwrap().name.as_deref(), Some("bob"));
+        assert_eq!(unmapped(&e, "attribute").as_deref(), Some("UID"));
+        assert_eq!(unmapped(&e, "from").as_deref(), Some("1001"));
+        assert_eq!(unmapped(&e, "to").as_deref(), Some("0"));
+        let (_, e) = ev("usermod", "change user 'bob' shell from '/bin/bash' to '/bin/sh'");
+        assert_eq!(unmapped(&e, "attribute").as_deref(), Some("shell"));
+        let (_, e) = ev("usermod", "change user name 'bob' to 'robert'");
+        assert_eq!(unmapped(&e, "attribute").as_deref(), Some("name"));
+        assert_eq!(unmapped(&e, "to").as_deref(), Some("robert"));
+        let (_, e) = ev("usermod", "change user 'bob' password");
+        assert_eq!(e.header.activity_id, PASSWORD_CHANGE);
+        assert_eq!(
+            e.metadata.event_code.as_deref(),
+            Some("account.password_changed")
+        );
+    }
+
+    #[test]
+    fn groupdel_and_groupmod_are_group_changes() {
+        for msg in ["group 'devs' removed", "group 'devs' removed from /etc/group"] {
+            let (r, e) = ev("groupdel", msg);
+            assert_eq!(r, Parsed::Yes, "{msg}");
+            assert_eq!(e.header.activity_id, DELETE);
+            assert_eq!(e.user.as_ref().unwrap().name.as_deref(), Some("devs"));
+        }
+        let (r, e) = ev(
+            "groupmod",
+            "group changed in /etc/group (group devs/1001, new name: ops)",
+        );
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(e.header.activity_id, OTHER);
+        let u = e.user.as_ref().unwrap();
+        assert_eq!(
+            (u.name.as_deref(), u.uid.as_deref()),
+            (Some("devs"), Some("1001"))
+        );
+        assert_eq!(unmapped(&e, "change").as_deref(), Some("new name: ops"));
+    }
 }

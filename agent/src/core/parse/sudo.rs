@@ -13,11 +13,16 @@ struct SudoFields<'a> {
     pwd: Option<&'a str>,
     user: Option<&'a str>,
     command: Option<&'a str>,
+    /// The run-as users the line could be read to name, when the working directory or the
+    /// command (both the invoking user's choice) hold sudo's own ` ; USER=` or
+    /// `COMMAND=`: `user` is then the most privileged of them.
+    ambiguous: Vec<&'a str>,
 }
 
 fn sudo_fields(s: &str) -> SudoFields<'_> {
     let mut f = SudoFields::default();
-    // COMMAND is last and may itself contain " ; ": take everything after it.
+    // COMMAND is last and may itself contain " ; ": take everything after the first, so
+    // whatever follows is in the command line, never hidden.
     static COMMAND: Needle = Needle::new("COMMAND=");
     let (head, command) = match COMMAND.find(s) {
         Some(p) => (&s[..p], Some(s[p + 8..].trim())),
@@ -33,6 +38,24 @@ fn sudo_fields(s: &str) -> SudoFields<'_> {
         } else if let Some(v) = part.strip_prefix("USER=") {
             f.user = Some(v);
         }
+    }
+    // A directory named `x ; USER=nobody ; COMMAND=/bin/true` makes a root run read as
+    // nobody's, and arguments ` ; USER=nobody ; COMMAND=/bin/true` do the same read from
+    // the right: the line does not say which fields are sudo's. Every `USER=` it could
+    // mean is a candidate, and the run is taken as the most privileged.
+    let users: Vec<&str> = s
+        .split(" ; ")
+        .filter_map(|p| p.trim().strip_prefix("USER="))
+        .collect();
+    let commands = s.matches("COMMAND=").count();
+    if users.len() > 1 || commands > 1 {
+        let mut candidates = users;
+        candidates.sort_unstable();
+        candidates.dedup();
+        if let Some(root) = candidates.iter().find(|u| **u == "root") {
+            f.user = Some(root);
+        }
+        f.ambiguous = candidates;
     }
     f
 }
@@ -50,6 +73,12 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
     if invoker.contains(' ') {
         return Parsed::No;
     }
+    // A long command is logged over several lines; the ones after the first carry only
+    // the rest of it, which may read like anything (`3 incorrect password attempts`).
+    if rest.starts_with("(command continued)") {
+        code(ev, "sudo", "sudo.command_continued");
+        return Parsed::No;
+    }
     let f = sudo_fields(rest);
     let first = rest.split(" ; ").next().unwrap_or("");
     let failure = if first.starts_with("TTY=") || first.starts_with("PWD=") {
@@ -65,6 +94,12 @@ pub fn parse_sudo(msg: &str, ev: &mut Event, module: Option<&str>) -> Parsed {
             set_class(ev, Class::ProcessActivity, 1, Status::Success);
             code(ev, "sudo", "sudo.command");
             launch(ev, invoker, f.user.unwrap_or("root"), cmd, f.pwd, f.tty);
+            if !f.ambiguous.is_empty() {
+                ev.note_parse_error(format!(
+                    "sudo: the working directory or command holds sudo's own fields, so the run-as user could be any of {}; taken as the most privileged",
+                    f.ambiguous.join(", ")
+                ));
+            }
         }
         Some(reason) => {
             auth(ev, 1, Status::Failure, "sudo", Some(invoker));
@@ -243,4 +278,71 @@ pub fn parse_pkexec(msg: &str, ev: &mut Event) -> Parsed {
         ev.status_detail = Some(detail.into());
     }
     Parsed::Yes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_schemas::ocsf::Product;
+
+    fn ev(msg: &str) -> Event {
+        let mut e = Event::new(Class::Base, 0, 0, Product::default());
+        parse_sudo(msg, &mut e, None);
+        e
+    }
+
+    fn run_as(e: &Event) -> Option<&str> {
+        e.process.as_ref()?.user.as_ref()?.name.as_deref()
+    }
+
+    fn parse_error(e: &Event) -> String {
+        e.unmapped
+            .as_ref()
+            .and_then(|u| u.vedette.as_ref())
+            .and_then(|v| v.parse_error.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_command_run_names_its_user_and_command() {
+        let e = ev("alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id -u");
+        assert_eq!(e.header.class, Class::ProcessActivity);
+        assert_eq!(run_as(&e), Some("root"));
+        let p = e.process.as_ref().unwrap();
+        assert_eq!(p.cmd_line.as_deref(), Some("/usr/bin/id -u"));
+        assert_eq!(parse_error(&e), "");
+    }
+
+    /// The working directory and the arguments are the invoking user's: either can hold
+    /// sudo's own field separators, so which `USER=` is sudo's cannot be told. A root run
+    /// is never read as someone else's, the whole command line is kept, and the event says
+    /// why.
+    #[test]
+    fn a_directory_or_argument_holding_sudos_fields_does_not_hide_a_root_run() {
+        for line in [
+            "alice : TTY=pts/0 ; PWD=/tmp/a ; USER=nobody ; COMMAND=/bin/true ; USER=root ; COMMAND=/bin/rm -rf /",
+            "alice : TTY=pts/0 ; PWD=/tmp ; USER=root ; COMMAND=/bin/rm -rf / ; USER=nobody ; COMMAND=/bin/true",
+        ] {
+            let e = ev(line);
+            assert_eq!(run_as(&e), Some("root"), "{line}");
+            let cmd = e.process.as_ref().unwrap().cmd_line.as_deref().unwrap();
+            assert!(cmd.contains("/bin/rm -rf /"), "{cmd}");
+            let why = parse_error(&e);
+            assert!(why.contains("nobody, root"), "{why}");
+        }
+    }
+
+    /// sudo logs a long command over several lines; a continuation is the rest of the
+    /// command (the user's text), not a failure it may read like.
+    #[test]
+    fn a_continued_command_is_not_a_failure() {
+        let e = ev("   alice : (command continued) 3 incorrect password attempts");
+        assert_eq!(e.header.class, Class::Base);
+        assert!(e.count.is_none());
+        assert_eq!(
+            e.metadata.event_code.as_deref(),
+            Some("sudo.command_continued")
+        );
+    }
 }
