@@ -157,7 +157,12 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         let what = what.strip_suffix(')').unwrap_or(what);
         let (id, change_) = what.split_once(", ").unwrap_or((what, ""));
         let (name, gid) = id.rsplit_once('/').unwrap_or((id, ""));
-        group_change(ev, "account.group_modified", name, Some(gid).filter(|g| !g.is_empty()));
+        group_change(
+            ev,
+            "account.group_modified",
+            name,
+            Some(gid).filter(|g| !g.is_empty()),
+        );
         if !change_.is_empty() {
             ev.unmapped_set("account", "change", change_.to_owned());
         }
@@ -245,7 +250,10 @@ mod tests {
         assert_eq!(unmapped(&e, "attribute").as_deref(), Some("UID"));
         assert_eq!(unmapped(&e, "from").as_deref(), Some("1001"));
         assert_eq!(unmapped(&e, "to").as_deref(), Some("0"));
-        let (_, e) = ev("usermod", "change user 'bob' shell from '/bin/bash' to '/bin/sh'");
+        let (_, e) = ev(
+            "usermod",
+            "change user 'bob' shell from '/bin/bash' to '/bin/sh'",
+        );
         assert_eq!(unmapped(&e, "attribute").as_deref(), Some("shell"));
         let (_, e) = ev("usermod", "change user name 'bob' to 'robert'");
         assert_eq!(unmapped(&e, "attribute").as_deref(), Some("name"));
@@ -260,7 +268,10 @@ mod tests {
 
     #[test]
     fn groupdel_and_groupmod_are_group_changes() {
-        for msg in ["group 'devs' removed", "group 'devs' removed from /etc/group"] {
+        for msg in [
+            "group 'devs' removed",
+            "group 'devs' removed from /etc/group",
+        ] {
             let (r, e) = ev("groupdel", msg);
             assert_eq!(r, Parsed::Yes, "{msg}");
             assert_eq!(e.header.activity_id, DELETE);

@@ -112,9 +112,35 @@ fn parse_pam(program: &str, module: Option<&str>, msg: &str, ev: &mut Event) -> 
         ev.status_detail = Some(body.into());
         return Parsed::Yes;
     }
-    if kind == "auth" && body.contains("failure") {
+    // pam_faillock: `Consecutive login failures for user U account temporarily locked`.
+    if let Some(rest) = body.strip_prefix("Consecutive login failures for user ") {
+        let user = rest
+            .strip_suffix(" account temporarily locked")
+            .unwrap_or(rest)
+            .trim();
+        auth(ev, 1, Status::Failure, service, Some(user));
+        code(ev, "pam", "pam.faillock_locked");
+        ev.status_detail = Some("Account temporarily locked after consecutive failures".into());
+        return Parsed::Yes;
+    }
+    // The module's phrase is what precedes the `; key=value` fields, whose values (a user
+    // name, a remote host) are not the module's to say: `user=failure` is no failure.
+    let phrase = body.split(';').next().unwrap_or(body);
+    if kind == "auth" && phrase.starts_with("authentication success") {
+        outcome(
+            ev,
+            service,
+            body,
+            remote,
+            Status::Success,
+            "pam.auth_success",
+        );
+        ev.status_detail = Some("Authentication success".into());
+        return Parsed::Yes;
+    }
+    if kind == "auth" && phrase.contains("failure") {
         failure(ev, service, body, remote, "pam.auth_failure");
-        ev.status_detail = Some(body.into());
+        ev.status_detail = Some(phrase.trim().into());
         return Parsed::Yes;
     }
     Parsed::No
@@ -129,8 +155,20 @@ fn name_uid(s: &str) -> (&str, Option<&str>) {
 }
 
 fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: &'static str) {
+    outcome(ev, service, body, remote, Status::Failure, event_code);
+}
+
+/// A logon's outcome from a PAM line's `user=`, `rhost=`, `tty=` and `ruser=` fields.
+fn outcome(
+    ev: &mut Event,
+    service: &str,
+    body: &str,
+    remote: bool,
+    status: Status,
+    event_code: &'static str,
+) {
     let user = kv(body, "user").filter(|u| !u.is_empty());
-    auth(ev, 1, Status::Failure, service, user);
+    auth(ev, 1, status, service, user);
     code(ev, "pam", event_code);
     if let Some(rhost) = kv(body, "rhost").filter(|h| !h.is_empty()) {
         ev.src_endpoint = Some(if is_ip(rhost) {
@@ -150,5 +188,45 @@ fn failure(ev: &mut Event, service: &str, body: &str, remote: bool, event_code: 
     }
     if let Some(ruser) = kv(body, "ruser").filter(|t| !t.is_empty()) {
         ev.unmapped_set("pam", "ruser", ruser.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_schemas::ocsf::{Class, Product};
+
+    fn ev(msg: &str) -> Event {
+        let mut e = Event::new(Class::Base, 0, 0, Product::default());
+        parse("sshd", None, msg, &mut e);
+        e
+    }
+
+    /// The outcome is the module's phrase, not a field value: a user named `failure`
+    /// does not turn a success into a failure.
+    #[test]
+    fn the_outcome_is_the_modules_phrase() {
+        let e = ev(
+            "pam_sss(sshd:auth): authentication success; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.0.1 user=failure",
+        );
+        assert_eq!(e.header.class, Class::Authentication);
+        assert_eq!(e.header.status, Some(Status::Success));
+        assert_eq!(e.user.unwrap().name.as_deref(), Some("failure"));
+        assert_eq!(e.src_endpoint.unwrap().ip.as_deref(), Some("10.0.0.1"));
+        let e = ev("pam_sss(sshd:auth): received for user bob: 7 (Authentication failure)");
+        assert_eq!(e.header.status, Some(Status::Failure));
+    }
+
+    #[test]
+    fn a_faillock_lock_names_its_user() {
+        let e = ev(
+            "pam_faillock(sshd:auth): Consecutive login failures for user root account temporarily locked",
+        );
+        assert_eq!(e.header.status, Some(Status::Failure));
+        assert_eq!(e.user.unwrap().name.as_deref(), Some("root"));
+        assert_eq!(
+            e.metadata.event_code.as_deref(),
+            Some("pam.faillock_locked")
+        );
     }
 }

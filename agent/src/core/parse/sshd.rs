@@ -117,6 +117,34 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
     if let Some(rest) = body.strip_prefix("Failed ") {
         return method_line(rest, ev, Status::Failure, "sshd.failed", "Failed");
     }
+    // An authentication step, not its outcome: `Postponed keyboard-interactive/pam for U
+    // from IP port P ssh2`, `Partial publickey for U from IP port P ssh2: KEY` (the first
+    // of several required methods passed).
+    if let Some(rest) = body.strip_prefix("Postponed ") {
+        return method_line(rest, ev, Status::Other, "sshd.postponed", "Postponed");
+    }
+    if let Some(rest) = body.strip_prefix("Partial ") {
+        return method_line(rest, ev, Status::Other, "sshd.partial", "Partial");
+    }
+    // sshd's own PAM error: `PAM: Authentication failure for [illegal user ]U from HOST`.
+    if let Some(rest) = body.strip_prefix("PAM: Authentication failure for ") {
+        let (user, peer) = rsplit_from_host(rest);
+        let user = ["illegal user ", "invalid user "]
+            .iter()
+            .find_map(|p| user.strip_prefix(p))
+            .unwrap_or(user);
+        login(
+            ev,
+            LOGON,
+            Status::Failure,
+            "sshd.pam_failure",
+            Some(user),
+            None,
+        );
+        ev.src_endpoint = peer;
+        ev.status_detail = Some("PAM: Authentication failure".into());
+        return Parsed::Yes;
+    }
     if let Some(rest) = body.strip_prefix("Invalid user ") {
         // `Invalid user U from IP[ port P]`
         let (user, tail) = rsplit_from(rest).unwrap_or((rest, ""));
@@ -203,18 +231,19 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         );
     }
     if let Some(rest) = body.strip_prefix("User ") {
-        // `User U from IP not allowed because not listed in AllowUsers`
-        if let Some((left, reason)) = rest.rsplit_once(" not allowed because ")
-            && let Some((user, tail)) = rsplit_from(left)
-        {
+        // `User U from HOST not allowed because not listed in AllowUsers` (HOST an address,
+        // or a name with UseDNS), `User U not allowed because account is locked`.
+        if let Some((left, reason)) = rest.rsplit_once(" not allowed because ") {
+            let (user, peer) = rsplit_from_host(left);
             login(
                 ev,
                 LOGON,
                 Status::Failure,
                 "sshd.not_allowed",
                 Some(user),
-                ip_port(tail),
+                None,
             );
+            ev.src_endpoint = peer;
             ev.status_detail = Some(format!("Not allowed because {reason}").into());
             return Parsed::Yes;
         }
@@ -489,6 +518,32 @@ fn ambiguous_peer(ev: &mut Event, peers: &[(&str, Option<u16>)]) {
         "sshd: the source address is ambiguous (text the client chose names another): {}",
         seen.join(", ")
     ));
+}
+
+/// `U from HOST` read from the right (HOST an address, or a DNS name: the peer's DNS
+/// answers it, so it holds no space): the user and the peer; `U` alone without a peer.
+fn rsplit_from_host(s: &str) -> (&str, Option<Endpoint>) {
+    if let Some((user, tail)) = rsplit_from(s)
+        && let Some((ip, port)) = ip_port(tail)
+    {
+        return (user, Some(Endpoint::ip(ip, port)));
+    }
+    match s.rsplit_once(" from ") {
+        Some((user, host))
+            if !host.is_empty()
+                && !host.contains(' ')
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) =>
+        {
+            let peer = Endpoint {
+                hostname: Some(host.into()),
+                ..Endpoint::default()
+            };
+            (user, Some(peer))
+        }
+        _ => (s, None),
+    }
 }
 
 /// `[invalid |authenticating |user ]U IP port P` from the right.

@@ -192,3 +192,52 @@ fn a_received_disconnect_from_ipv6_keeps_its_peer() {
     assert_eq!(src(&e), Some(("2001:db8::1".to_owned(), None)));
     assert_eq!(e.status_detail.as_deref(), Some("Bye Bye"));
 }
+
+/// Steps of a logon that is not over yet are Authentication with status Other, with the
+/// user and peer (they were Network Activity without a user).
+#[test]
+fn postponed_and_partial_steps_are_authentication() {
+    for (line, event_code) in [
+        (
+            "Postponed keyboard-interactive/pam for alice from 10.0.0.1 port 22 ssh2 [preauth]",
+            "sshd.postponed",
+        ),
+        (
+            "Partial publickey for alice from 10.0.0.1 port 22 ssh2: ED25519 SHA256:abc",
+            "sshd.partial",
+        ),
+    ] {
+        let e = ev(line);
+        assert_eq!(e.header.class, Class::Authentication, "{line}");
+        assert_eq!(e.header.status, Some(Status::Other), "{line}");
+        assert_eq!(e.metadata.event_code.as_deref(), Some(event_code));
+        assert_eq!(src(&e), peer("10.0.0.1", 22), "{line}");
+        assert_eq!(e.user.unwrap().name.as_deref(), Some("alice"), "{line}");
+    }
+}
+
+#[test]
+fn sshds_own_pam_error_and_not_allowed_users_are_failed_logons() {
+    let e = ev("error: PAM: Authentication failure for illegal user 1.1.1.1 from 10.0.0.1");
+    assert_eq!(e.header.class, Class::Authentication);
+    assert_eq!(e.header.status, Some(Status::Failure));
+    assert_eq!(src(&e), Some(("10.0.0.1".to_owned(), None)));
+    assert_eq!(e.user.unwrap().name.as_deref(), Some("1.1.1.1"));
+    let e = ev("error: PAM: Authentication failure for root from host.example.com");
+    assert_eq!(
+        e.src_endpoint.unwrap().hostname.as_deref(),
+        Some("host.example.com")
+    );
+    let e = ev("User alice not allowed because account is locked");
+    assert_eq!(e.header.status, Some(Status::Failure));
+    assert_eq!(e.user.unwrap().name.as_deref(), Some("alice"));
+    assert!(e.src_endpoint.is_none());
+    let e = ev("User root from host.example.com not allowed because not listed in AllowUsers");
+    assert_eq!(e.user.as_ref().unwrap().name.as_deref(), Some("root"));
+    assert_eq!(
+        e.src_endpoint.unwrap().hostname.as_deref(),
+        Some("host.example.com")
+    );
+    let e = ev("User x from 6.6.6.6 from 10.0.0.1 not allowed because not listed in AllowUsers");
+    assert_eq!(src(&e), Some(("10.0.0.1".to_owned(), None)));
+}
