@@ -102,7 +102,12 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             .split("user '")
             .nth(1)
             .and_then(|r| r.split('\'').next());
-        let from = rest.rsplit_once(" from ").map(|(_, f)| f);
+        // `from <PEER>` first, then a reason that may quote the client: the peer is the
+        // one right after `Exit before auth`; in the user form it ends the line.
+        let from = match rest.strip_prefix(" from <") {
+            Some(peer) => peer.split_once('>').map(|(p, _)| p),
+            None => rest.rsplit_once(" from ").map(|(_, f)| f),
+        };
         login(
             ev,
             1,
@@ -120,10 +125,22 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         );
         return Parsed::Yes;
     }
-    // `Exit (U): Disconnect received` — the end of an authenticated session.
+    // `Exit (U): Disconnect received`, since 2022 `Exit (U) from <IP:PORT>: reason` — the
+    // end of an authenticated session. The reason is dropbear's, the user the client's.
     if let Some(rest) = msg.strip_prefix("Exit (") {
-        let Some((user, reason)) = rest.split_once("): ") else {
-            return Parsed::No;
+        let (user, from, reason) = match rest.rsplit_once(") from <") {
+            Some((user, tail)) => {
+                let Some((from, reason)) = tail.split_once(">: ") else {
+                    return Parsed::No;
+                };
+                (user, Some(from), reason)
+            }
+            None => {
+                let Some((user, reason)) = rest.split_once("): ") else {
+                    return Parsed::No;
+                };
+                (user, None, reason)
+            }
         };
         login(
             ev,
@@ -131,10 +148,46 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
             Status::Success,
             "dropbear.disconnect",
             Some(user),
-            None,
+            from,
         );
         ev.status_detail = Some(reason.into());
         return Parsed::Yes;
     }
     Parsed::No
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_schemas::ocsf::{Class, Product};
+
+    fn ev(msg: &str) -> (Parsed, Event) {
+        let mut e = Event::new(Class::Base, 0, 0, Product::default());
+        (parse(msg, &mut e), e)
+    }
+
+    #[test]
+    fn a_session_end_names_its_user_and_peer() {
+        let (r, e) = ev("Exit (root) from <10.0.0.1:5555>: Disconnect received");
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(e.header.activity_id, 2);
+        assert_eq!(e.user.unwrap().name.as_deref(), Some("root"));
+        let s = e.src_endpoint.unwrap();
+        assert_eq!((s.ip.as_deref(), s.port), (Some("10.0.0.1"), Some(5555)));
+        let (r, e) = ev("Exit (root): Disconnect received");
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(e.status_detail.as_deref(), Some("Disconnect received"));
+    }
+
+    /// The reason after the peer may quote what the client sent.
+    #[test]
+    fn a_preauth_exit_takes_the_peer_after_exit_before_auth() {
+        let (_, e) = ev("Exit before auth from <10.0.0.1:5555>: Bad hostkey from 6.6.6.6:1");
+        let s = e.src_endpoint.unwrap();
+        assert_eq!((s.ip.as_deref(), s.port), (Some("10.0.0.1"), Some(5555)));
+        let (_, e) = ev(
+            "Exit before auth (user 'x from 6.6.6.6:1', 10 fails): Max auth tries reached - user 'x from 6.6.6.6:1' from 10.0.0.1:5555",
+        );
+        assert_eq!(e.src_endpoint.unwrap().ip.as_deref(), Some("10.0.0.1"));
+    }
 }
