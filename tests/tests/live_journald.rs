@@ -411,6 +411,55 @@ fn a_crash_loses_no_repeat_held_in_a_dedup_window() {
     assert!(failures >= 5, "{failures} of 5 failures in:\n{text}\n{log}");
 }
 
+/// Entries of two journal files (two sequence-number ids, as `journalctl --file a
+/// --file b`, `--merge` or a host's user journals give) in one read: the first file's
+/// repeats held in a dedup window, the second's entries written. The one cursor was moved
+/// to the end of the second file's batch, past the held entries, and a crash lost them.
+#[test]
+fn a_crash_loses_no_repeat_held_for_another_journal_file() {
+    let scratch = Scratch::new("live-journald-held-two");
+    let (a, b) = (scratch.path("a.journal"), scratch.path("b.journal"));
+    let failed = "Failed password for root from 203.0.113.9 port 50000 ssh2";
+    let export: String = (0..5).map(|n| entry(n, "sshd", 123, failed)).collect();
+    journal_append(&a, &export);
+    let export: String = (5..8)
+        .map(|n| entry(n, "cron", 77, &format!("(root) CMD (job {n})")))
+        .collect();
+    journal_append(&b, &export);
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 600\n[[input.journald]]\nargs = [\"--file\", \"{}\", \"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            a.display(),
+            b.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    // The first failure and the three cron lines; four repeats held in the window.
+    agent.wait_events(4);
+    // One more entry: reading it, the reader has taken the acknowledgements before it.
+    journal_append(&b, &entry(8, "cron", 77, "(root) CMD (job 8)"));
+    agent.wait_events(5);
+    let (_status, _log) = agent.kill9();
+
+    let mut agent = RunningAgent::spawn(cfg, out.clone());
+    agent.wait_events(6);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let evs = crate::support::parse_ndjson(&text);
+    let failures: u64 = evs
+        .iter()
+        .filter(|e| msg(e) == failed)
+        .map(|e| get(e, "count").and_then(Value::as_u64).unwrap_or(1))
+        .sum();
+    assert!(failures >= 5, "{failures} of 5 failures in:\n{text}\n{log}");
+}
+
 /// A cursor move held back by a dedup window was taken by the reader only when the next
 /// entry came: on a quiet journal the saved cursor stayed before the held repeats for as
 /// long as nothing was logged, and a crash meanwhile read them again (repeated lines,
@@ -483,4 +532,158 @@ fn a_cursor_held_back_by_a_dedup_window_is_saved_once_the_window_ends_on_a_quiet
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(saved.trim(), last_cursor, "{log}\n{listing:?}");
+}
+
+/// A first start from the journal's end saved nothing until an entry was acknowledged,
+/// so a quiet input (`-u sshd`, or a host with little to say) restarted before its first
+/// entry started at the end again: what was logged while the agent was down was lost.
+/// Now the first start saves the position of the last entry there is (filters applied),
+/// and follows from it.
+#[test]
+fn a_first_start_from_the_end_keeps_its_place_before_any_entry() {
+    let scratch = Scratch::new("live-journald-end");
+    let journal = scratch.path("host.journal");
+    journal_append(
+        &journal,
+        &[
+            entry(0, "sshd", 1, "Invalid user old-1 from 192.0.2.1 port 1"),
+            entry(1, "cron", 2, "(root) CMD (old)"),
+        ]
+        .concat(),
+    );
+    let state = scratch.path("state");
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\", \"SYSLOG_IDENTIFIER=sshd\"]\nread_from = \"end\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            state.display(),
+            journal.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_log("reading the journal");
+    // The position is saved by the reader as it starts.
+    let saved = (0..1500).any(|_| {
+        let found = std::fs::read_dir(&state).is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "cursor"))
+        });
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        found
+    });
+    assert!(saved, "no cursor file in {}", state.display());
+    let (status, log) = agent.kill9();
+    assert!(!status.success(), "{log}");
+    // Logged while the agent is down: one that matches the filter, one that does not.
+    journal_append(
+        &journal,
+        &[
+            entry(
+                2,
+                "sshd",
+                3,
+                "Invalid user while-down from 192.0.2.2 port 2",
+            ),
+            entry(3, "cron", 4, "(root) CMD (while down)"),
+        ]
+        .concat(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, out);
+    agent.wait_events(1);
+    journal_append(
+        &journal,
+        &entry(4, "sshd", 5, "Invalid user after from 192.0.2.3 port 3"),
+    );
+    let evs = agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let users: Vec<&str> = evs
+        .iter()
+        .filter_map(|e| get(e, "user.name").and_then(Value::as_str))
+        .collect();
+    assert_eq!(users, ["while-down", "after"], "{log}");
+}
+
+/// A field the entry holds more than once (a sender may log `MESSAGE` twice) is an array
+/// of its values in journalctl's JSON: the entry failed to parse and became a raw event
+/// with no host, program or message parser.
+#[test]
+fn an_entry_with_a_repeated_field_is_parsed() {
+    let scratch = Scratch::new("live-journald-repeated");
+    let journal = scratch.path("host.journal");
+    let twice = entry(
+        0,
+        "sshd",
+        7,
+        "Failed password for root from 203.0.113.9 port 50000 ssh2",
+    )
+    .replacen("\n\n", "\nMESSAGE=again\n\n", 1);
+    journal_append(&journal, &twice);
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            journal.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, out);
+    let evs = agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let raw = get(&evs[0], "raw_data")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        raw.contains(r#""MESSAGE":["#),
+        "the journal held it twice: {raw}"
+    );
+    assert_eq!(
+        get(&evs[0], "device.hostname").and_then(Value::as_str),
+        Some("web-1"),
+        "{}",
+        evs[0]
+    );
+    assert_eq!(
+        get(&evs[0], "class_name").and_then(Value::as_str),
+        Some("Authentication"),
+        "{}",
+        evs[0]
+    );
+}
+
+/// A journalctl that cannot run was retried every second for ever, the agent reporting
+/// "reading the journal" and nothing wrong. Now the input does not start, and the error
+/// names it.
+#[test]
+fn a_journalctl_that_cannot_run_is_an_error_at_start() {
+    let scratch = Scratch::new("live-journald-missing");
+    let out = scratch.path("events.ndjson");
+    let cfg = scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\njournalctl = \"{}\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            scratch.path("no-such-journalctl").display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let mut agent = RunningAgent::spawn(cfg, out);
+    let (status, log) = agent
+        .exited_within(std::time::Duration::from_secs(20))
+        .expect("the agent refuses to start");
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("input.journald[0]") && log.contains("cannot run"),
+        "{log}"
+    );
 }

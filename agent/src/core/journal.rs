@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::envelope::{Envelope, Format};
 use super::time::Instant;
 
-/// A journal value: a string, bytes, or absent.
+/// A journal value: a string, bytes, several values, or absent.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Value<'a> {
@@ -22,6 +22,10 @@ pub enum Value<'a> {
     Text(Cow<'a, str>),
     /// Anything else, as bytes.
     Bytes(Vec<u8>),
+    /// A field the entry holds more than once (journalctl prints an array of its values:
+    /// a sender may log `MESSAGE` twice). The first is read; the line keeps them all.
+    #[serde(borrow)]
+    Many(Vec<Self>),
     /// Too large to print (`journalctl --all` lifts that).
     Null,
 }
@@ -32,9 +36,25 @@ impl Value<'_> {
         match self {
             Self::Text(s) => Some(Cow::Borrowed(s)),
             Self::Bytes(b) => Some(String::from_utf8_lossy(b)),
+            Self::Many(v) => v.first().and_then(Value::text),
             Self::Null => None,
         }
     }
+
+    /// The value when it is text (the first, when there are several).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Text(s) => Some(s),
+            Self::Bytes(b) => std::str::from_utf8(b).ok(),
+            Self::Many(v) => v.first().and_then(Value::as_str),
+            Self::Null => None,
+        }
+    }
+}
+
+/// [`Value::as_str`] of an optional field.
+pub fn str_of<'v>(v: &'v Option<Value<'_>>) -> Option<&'v str> {
+    v.as_ref().and_then(Value::as_str)
 }
 
 /// The fields of an entry that Vedette reads.
@@ -43,25 +63,25 @@ impl Value<'_> {
 pub struct Entry<'a> {
     /// Where the entry is in the journal; resuming after it reads what follows.
     #[serde(borrow)]
-    pub __CURSOR: Option<Cow<'a, str>>,
+    pub __CURSOR: Option<Value<'a>>,
     /// Microseconds since the epoch, when the journal received the entry.
     #[serde(borrow)]
-    pub __REALTIME_TIMESTAMP: Option<Cow<'a, str>>,
+    pub __REALTIME_TIMESTAMP: Option<Value<'a>>,
     /// The sender's time, when it passed one (µs since the epoch).
     #[serde(borrow)]
-    pub _SOURCE_REALTIME_TIMESTAMP: Option<Cow<'a, str>>,
+    pub _SOURCE_REALTIME_TIMESTAMP: Option<Value<'a>>,
     /// Host.
     #[serde(borrow)]
-    pub _HOSTNAME: Option<Cow<'a, str>>,
+    pub _HOSTNAME: Option<Value<'a>>,
     /// The syslog tag (program).
     #[serde(borrow)]
     pub SYSLOG_IDENTIFIER: Option<Value<'a>>,
     /// The PID the sender claimed (syslog).
     #[serde(borrow)]
-    pub SYSLOG_PID: Option<Cow<'a, str>>,
+    pub SYSLOG_PID: Option<Value<'a>>,
     /// The sender's PID as the kernel saw it (trusted).
     #[serde(borrow)]
-    pub _PID: Option<Cow<'a, str>>,
+    pub _PID: Option<Value<'a>>,
     /// The sender's command name (trusted).
     #[serde(borrow)]
     pub _COMM: Option<Value<'a>>,
@@ -70,22 +90,22 @@ pub struct Entry<'a> {
     pub _EXE: Option<Value<'a>>,
     /// The sender's user id (trusted).
     #[serde(borrow)]
-    pub _UID: Option<Cow<'a, str>>,
+    pub _UID: Option<Value<'a>>,
     /// The systemd unit (trusted).
     #[serde(borrow)]
-    pub _SYSTEMD_UNIT: Option<Cow<'a, str>>,
+    pub _SYSTEMD_UNIT: Option<Value<'a>>,
     /// How the entry reached the journal (`syslog`, `journal`, `stdout`, `kernel`, `audit`).
     #[serde(borrow)]
-    pub _TRANSPORT: Option<Cow<'a, str>>,
+    pub _TRANSPORT: Option<Value<'a>>,
     /// The message.
     #[serde(borrow)]
     pub MESSAGE: Option<Value<'a>>,
     /// Syslog severity 0-7.
     #[serde(borrow)]
-    pub PRIORITY: Option<Cow<'a, str>>,
+    pub PRIORITY: Option<Value<'a>>,
     /// Syslog facility.
     #[serde(borrow)]
-    pub SYSLOG_FACILITY: Option<Cow<'a, str>>,
+    pub SYSLOG_FACILITY: Option<Value<'a>>,
 }
 
 /// Parses one `journalctl --output=json` line.
@@ -147,11 +167,9 @@ impl Entry<'_> {
                 .and_then(Value::text)
                 .map(Cow::into_owned)
                 .unwrap_or_default(),
-            timestamp: self
-                ._SOURCE_REALTIME_TIMESTAMP
-                .as_ref()
-                .or(self.__REALTIME_TIMESTAMP.as_ref())
-                .map(|s| s.to_string()),
+            timestamp: str_of(&self._SOURCE_REALTIME_TIMESTAMP)
+                .or(str_of(&self.__REALTIME_TIMESTAMP))
+                .map(str::to_owned),
         }
     }
 
@@ -165,10 +183,8 @@ impl Entry<'_> {
                 ms: us.div_euclid(1000),
                 offset_min: 0,
             });
-        let severity = self.PRIORITY.as_deref().and_then(|p| p.parse::<u8>().ok());
-        let facility = self
-            .SYSLOG_FACILITY
-            .as_deref()
+        let severity = str_of(&self.PRIORITY).and_then(|p| p.parse::<u8>().ok());
+        let facility = str_of(&self.SYSLOG_FACILITY)
             .and_then(|f| f.parse::<u8>().ok())
             // Entries logged through the journal API carry no facility: user-level.
             .or(severity.map(|_| 1));
@@ -186,9 +202,9 @@ impl Entry<'_> {
             version: None,
             timestamp: text.timestamp.as_deref(),
             time,
-            hostname: self._HOSTNAME.as_deref(),
+            hostname: str_of(&self._HOSTNAME),
             app: text.app.as_deref(),
-            procid: self._PID.as_deref().or(self.SYSLOG_PID.as_deref()),
+            procid: str_of(&self._PID).or(str_of(&self.SYSLOG_PID)),
             msgid: None,
             sd: Vec::new(),
             msg: &text.msg,
@@ -215,7 +231,7 @@ mod tests {
         assert_eq!(env.time.map(|t| t.ms), Some(1_736_935_200_123));
         assert!(env.msg.starts_with("Failed password"));
         assert_eq!(
-            position(e.__CURSOR.as_deref().unwrap()),
+            position(str_of(&e.__CURSOR).unwrap()),
             Some(("034a6dcf4db44001aae914e020517a00", 0x1a))
         );
     }
@@ -227,6 +243,21 @@ mod tests {
         let env = e.envelope(&t);
         assert_eq!(env.msg, "hi\u{fffd}");
         assert_eq!(env.app, Some("x"));
+    }
+
+    /// A field the entry holds twice is an array of its values in journalctl's JSON; the
+    /// entry failed to parse and became a raw event without host, program or message.
+    #[test]
+    fn repeated_fields_are_read_by_their_first_value() {
+        let e = parse(r#"{"MESSAGE":["Failed password for root from 203.0.113.9 port 1 ssh2","again"],"_HOSTNAME":["web-1","web-1"],"SYSLOG_IDENTIFIER":["sshd",[120]],"PRIORITY":"5","__REALTIME_TIMESTAMP":"1736935200123456"}"#).unwrap();
+        let t = e.text();
+        let env = e.envelope(&t);
+        assert_eq!(
+            env.msg,
+            "Failed password for root from 203.0.113.9 port 1 ssh2"
+        );
+        assert_eq!(env.hostname, Some("web-1"));
+        assert_eq!(env.app, Some("sshd"));
     }
 
     #[test]

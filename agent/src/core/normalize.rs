@@ -356,7 +356,7 @@ impl Normalizer {
                 let env = entry.envelope(&fields);
                 // The JSON's field order changes from one journalctl run to the next; the
                 // cursor is the entry's own (its `x=` hashes the entry's fields).
-                let same = entry.__CURSOR.as_deref().unwrap_or(raw);
+                let same = journal::str_of(&entry.__CURSOR).unwrap_or(raw);
                 let mut ev = self.base_event(&rec, &env, raw, same.as_bytes());
                 flag(self, &mut ev, cut);
                 journal_extras(&mut ev, &entry);
@@ -698,13 +698,19 @@ fn journal_extras(ev: &mut Event, entry: &journal::Entry<'_>) {
     let fields = [
         ("exe", text(&entry._EXE)),
         ("comm", text(&entry._COMM)),
-        ("uid", entry._UID.as_deref().map(str::to_owned)),
+        ("uid", journal::str_of(&entry._UID).map(str::to_owned)),
         (
             "systemd_unit",
-            entry._SYSTEMD_UNIT.as_deref().map(str::to_owned),
+            journal::str_of(&entry._SYSTEMD_UNIT).map(str::to_owned),
         ),
-        ("transport", entry._TRANSPORT.as_deref().map(str::to_owned)),
-        ("cursor", entry.__CURSOR.as_deref().map(str::to_owned)),
+        (
+            "transport",
+            journal::str_of(&entry._TRANSPORT).map(str::to_owned),
+        ),
+        (
+            "cursor",
+            journal::str_of(&entry.__CURSOR).map(str::to_owned),
+        ),
     ];
     for (k, v) in fields {
         if let Some(v) = v {

@@ -26,10 +26,17 @@ use crate::core::time::TimeContext;
 use crate::core::{Received, Source, journal};
 
 const BATCH_LINES: usize = 512;
+/// A batch is also sent once it holds this many bytes: lines may be a megabyte each, and
+/// 512 of them, two in flight and more queued, held gigabytes while catching up.
+const BATCH_BYTES: usize = 1 << 20;
 const MAX_IN_FLIGHT: usize = 2;
 const SYNC_EVERY_MS: i64 = 1000;
 /// How long before `journalctl` is started again after it exited on its own.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// A cursor file holding this and a Unix time in seconds, not a cursor: where a first start
+/// from the end began ([`Reader::mark_start`]).
+const SINCE: &str = "since=@";
 
 /// The smallest cap on one `journalctl` JSON line (see [`Reader::line_cap`]).
 const MIN_LINE_CAP: usize = 1 << 20;
@@ -81,6 +88,21 @@ pub fn spawn(
     } else {
         format!("journald:{}", input.args.join(" "))
     };
+    // A journalctl that cannot run at all (not installed, not executable) is the config's
+    // error, said at start or reload; it was retried every second for ever, in silence
+    // after "reading the journal".
+    if let Err(e) = Command::new(&input.journalctl)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot run {}: {e}", input.journalctl.display()),
+        ));
+    }
     let child = Arc::new(Mutex::new(None));
     let stopping = Arc::new(AtomicBool::new(false));
     let reader = Reader {
@@ -99,6 +121,9 @@ pub fn spawn(
         sources: Default::default(),
         name: name.clone(),
         pending: Default::default(),
+        next_batch: 0,
+        acked_through: None,
+        floors: Default::default(),
         saver: CheckpointSync::new(barrier, SYNC_EVERY_MS, clock::monotonic_ms()),
     };
     let thread = std::thread::Builder::new()
@@ -138,57 +163,76 @@ struct Reader {
     /// hold events of their entries (a repeat inside a dedup window, an auditd event
     /// waiting for its end), and a cursor past those would lose them to a crash.
     pending: std::collections::VecDeque<Sent>,
+    /// The number the next batch sent gets ([`Sent::n`]).
+    next_batch: u64,
+    /// The last batch the stage acknowledged.
+    acked_through: Option<u64>,
+    /// By source: the earliest sequence number the stage still holds.
+    floors: std::collections::HashMap<String, u64>,
     /// Which cursor saves are synced (after the sink: see `durable`).
     saver: CheckpointSync,
 }
 
-/// A batch sent to the stage: its source (sequence-number id), its last entry's sequence
-/// number and cursor.
+/// A batch sent to the stage: its number (in sending order), its source (sequence-number
+/// id), its last entry's sequence number and cursor.
 struct Sent {
+    n: u64,
     key: String,
     last: u64,
     cursor: String,
 }
 
-/// The stage's acknowledgement of a batch ([`Sent`]'s key and last), with the earliest
-/// sequence number of that source it still holds.
+/// What the stage says of a source's entries: a batch acknowledged (`batch` is its
+/// [`Sent::n`]) with the earliest sequence number of its source the stage still holds
+/// (`floor`), or, without `batch`, that the source's entries before `floor` held back
+/// earlier are out (`pipeline::LateCommit`).
 struct JournalAck {
     key: String,
-    last: u64,
+    batch: Option<u64>,
     floor: Option<u64>,
-    /// The acknowledgement of a batch in flight; false when the stage moves on a cursor an
-    /// earlier acknowledgement held back (`pipeline::LateCommit`).
-    acked: bool,
+    /// The last batch of one [`Reader::send`]: one fewer in flight.
+    completes: bool,
 }
 
-/// How many of the `pending` batches (source, last sequence number; in order) the
-/// checkpoint may pass once batch (`key`, `last`) is acknowledged with `floor`: those up to
-/// it whose entries all lie below the floor (another source's: not held by it).
-fn passable<'a>(
-    pending: impl Iterator<Item = (&'a str, u64)>,
-    key: &str,
-    last: u64,
-    floor: Option<u64>,
+/// How many of the `pending` batches (in order) the checkpoint may pass: those the stage
+/// has acknowledged (up to batch `acked_through`) whose entries all lie below what the
+/// stage still holds of their source (`floors`, by source). One cursor orders every
+/// source of the journal, so a batch held by its own source's floor holds back the
+/// batches of other sources after it too: passing them, the cursor passed the held
+/// entries, and a crash lost them.
+fn passable(
+    pending: &std::collections::VecDeque<Sent>,
+    acked_through: Option<u64>,
+    floors: &std::collections::HashMap<String, u64>,
 ) -> usize {
-    let sent: Vec<(&str, u64)> = pending.collect();
-    let Some(upto) = sent.iter().position(|&(k, l)| k == key && l == last) else {
+    let Some(through) = acked_through else {
         return 0;
     };
-    match floor {
-        None => upto + 1,
-        Some(f) => sent[..=upto]
-            .iter()
-            .rposition(|&(k, l)| k != key || l < f)
-            .map_or(0, |i| i + 1),
-    }
+    pending
+        .iter()
+        .take_while(|s| s.n <= through && floors.get(&s.key).is_none_or(|&f| s.last < f))
+        .count()
 }
 
 impl Reader {
     fn run(mut self) {
-        self.committed = std::fs::read_to_string(&self.cursor_file)
+        let saved = std::fs::read_to_string(&self.cursor_file)
             .ok()
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty());
+        match saved {
+            Some(m) if m.starts_with(SINCE) => self.since = m[SINCE.len()..].parse().ok(),
+            Some(c) => self.committed = Some(c),
+            None if self.input.read_from == ReadFrom::End => match self.tail_cursor() {
+                // Read from after the last entry there is now, saved at once.
+                Some(c) => {
+                    self.committed = Some(c);
+                    self.save(true);
+                }
+                None => self.mark_start(),
+            },
+            None => {}
+        }
         self.saved = self.committed.clone();
         let (commit_tx, commit_rx) = std_mpsc::channel::<JournalAck>();
         while !self.stopping.load(Ordering::SeqCst) {
@@ -209,6 +253,7 @@ impl Reader {
             let mut entries = 0usize;
             let mut reader = BufReader::with_capacity(1 << 20, stdout);
             let mut batch: Vec<Line> = Vec::new();
+            let mut batch_bytes = 0usize;
             let mut line = Vec::new();
             loop {
                 line.clear();
@@ -238,6 +283,7 @@ impl Reader {
                     entries += 1;
                     let cursor = cursor_of(&line).or(skipped_cursor);
                     let cut_from = (n > line.len()).then_some(n as u64);
+                    batch_bytes += line.len();
                     batch.push(Line {
                         bytes: line.clone(),
                         cursor,
@@ -245,12 +291,13 @@ impl Reader {
                     });
                 }
                 let idle = reader.buffer().is_empty();
-                if !batch.is_empty()
-                    && (n == 0 || idle || batch.len() >= BATCH_LINES)
-                    && !self.send(&mut batch, &commit_tx, &commit_rx)
-                {
-                    self.kill_child();
-                    break;
+                let full = batch.len() >= BATCH_LINES || batch_bytes >= BATCH_BYTES;
+                if !batch.is_empty() && (n == 0 || idle || full) {
+                    batch_bytes = 0;
+                    if !self.send(&mut batch, &commit_tx, &commit_rx) {
+                        self.kill_child();
+                        break;
+                    }
                 }
                 while let Ok(a) = commit_rx.try_recv() {
                     self.acked(a);
@@ -266,7 +313,9 @@ impl Reader {
                 .take()
                 .map(|mut c| c.wait());
             if !self.stopping.load(Ordering::SeqCst) {
-                let failed = matches!(&status, Some(Ok(s)) if !s.success());
+                // Refused at once with an exit code; killed by a signal (the OOM killer,
+                // a stop of the unit's cgroup) is no verdict on the cursor.
+                let failed = matches!(&status, Some(Ok(s)) if s.code().is_some_and(|c| c != 0));
                 if failed && entries == 0 && self.committed.is_some() {
                     self.drop_cursor();
                     continue;
@@ -297,6 +346,36 @@ impl Reader {
 
     fn kill_child(&self) {
         kill(&self.child);
+    }
+
+    /// The cursor of the last entry the input's journal holds now (its filters applied),
+    /// for a first start from the end: saved at once and followed from, nothing logged
+    /// after it is missed, by this run or by a restart before any entry was acknowledged
+    /// (with nothing saved, a restart started at the end again, and a quiet input
+    /// (`-u sshd`) lost all that was logged while the agent was down).
+    fn tail_cursor(&self) -> Option<String> {
+        let out = Command::new(&self.input.journalctl)
+            .args(&self.input.args)
+            .args(["--output=json", "--lines=1", "--no-pager"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .ok()?;
+        cursor_of(&out.stdout)
+    }
+
+    /// A first start from the end of a journal with no entry yet (for its filters) saves
+    /// when it started instead, so that a restart reads from then; the first acknowledged
+    /// entry's cursor replaces it.
+    fn mark_start(&self) {
+        let marker = format!("{SINCE}{}", clock::now_ms().div_euclid(1000));
+        if let Err(e) = super::persist::write_atomic(&self.cursor_file, &marker, true) {
+            eprintln!(
+                "vedette-agent: {}: saving the start to {}: {e}",
+                self.name,
+                self.cursor_file.display()
+            );
+        }
     }
 
     /// `journalctl` failed at once on the saved cursor ("Failed to seek to cursor": a
@@ -363,7 +442,8 @@ impl Reader {
         let now_ms = clock::now_ms();
         // Entries of one journal file share a source; a batch spans one source.
         let mut batches: Vec<Batch> = Vec::new();
-        let mut last_cursor = None;
+        // The cursor of each batch's last entry that has one.
+        let mut cursors: Vec<Option<String>> = Vec::new();
         for Line {
             bytes: line,
             cursor,
@@ -406,46 +486,56 @@ impl Reader {
             };
             batches.last_mut().expect("pushed above").push(&line, rx);
             if cursor.is_some() {
-                last_cursor = cursor;
+                if cursors.len() < batches.len() {
+                    cursors.resize(batches.len(), None);
+                }
+                cursors[batches.len() - 1] = cursor;
             }
         }
-        let n = batches.len();
-        for (i, mut b) in batches.into_iter().enumerate() {
-            // The last batch carries the cursor: the acks come in order.
-            if i + 1 == n
-                && let Some(c) = last_cursor.take()
-            {
+        cursors.resize(batches.len(), None);
+        // Every batch with a cursor is acknowledged, with its source's floor: the cursor
+        // may pass a batch only once none of its source's entries up to it are held.
+        let completing = cursors.iter().rposition(Option::is_some);
+        for (i, (mut b, cursor)) in batches.into_iter().zip(cursors).enumerate() {
+            if let Some(c) = cursor {
                 let (key, last) = journal::position(&c)
                     .map_or(("unknown".to_owned(), 0), |(s, i)| (s.to_owned(), i));
+                let n = self.next_batch;
+                self.next_batch += 1;
+                let completes = Some(i) == completing;
                 let tx = commit_tx.clone();
-                let (k, l) = (key.clone(), last);
+                let k = key.clone();
                 b.ack = Some(Box::new(move |floor| {
                     let _ignored = tx.send(JournalAck {
                         key: k,
-                        last: l,
+                        batch: Some(n),
                         floor,
-                        acked: true,
+                        completes,
                     });
                 }));
                 // Held back by a floor, the cursor moves on once the stage lets go.
                 b.end = Some(last + 1);
                 let tx = commit_tx.clone();
                 let k = key.clone();
-                // The stage may hand over a later batch's end (it keeps one per source).
+                // The stage may hand over a later batch's end (it keeps one per source):
+                // what it held before that end is out.
                 b.late = Some(Arc::new(move |end: u64| {
                     let _ignored = tx.send(JournalAck {
                         key: k.clone(),
-                        last: end.saturating_sub(1).max(last),
-                        floor: None,
-                        acked: false,
+                        batch: None,
+                        floor: Some(end.max(last + 1)),
+                        completes: false,
                     });
                 }));
                 self.pending.push_back(Sent {
+                    n,
                     key,
                     last,
                     cursor: c,
                 });
-                self.in_flight += 1;
+                if completes {
+                    self.in_flight += 1;
+                }
             }
             if self.tx.blocking_send(StageMsg::Batch(b)).is_err() {
                 return false;
@@ -457,15 +547,27 @@ impl Reader {
     /// A batch acknowledged: the checkpoint moves to the end of the last batch whose
     /// entries the stage no longer holds.
     fn acked(&mut self, a: JournalAck) {
-        if a.acked {
+        if a.completes {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
-        let n = passable(
-            self.pending.iter().map(|s| (s.key.as_str(), s.last)),
-            &a.key,
-            a.last,
-            a.floor,
-        );
+        match a.batch {
+            Some(n) => {
+                self.acked_through = Some(self.acked_through.map_or(n, |t| t.max(n)));
+                // What the stage holds of the source now (the acks come in order).
+                match a.floor {
+                    Some(f) => self.floors.insert(a.key, f),
+                    None => self.floors.remove(&a.key),
+                };
+            }
+            // Out up to the floor given (what lies past it, later acks answer for); a
+            // source an ack since found holding nothing is not held again by it.
+            None => {
+                if let (Some(f), Some(held)) = (a.floor, self.floors.get_mut(&a.key)) {
+                    *held = (*held).max(f);
+                }
+            }
+        }
+        let n = passable(&self.pending, self.acked_through, &self.floors);
         let passed = self.pending.drain(..n).next_back();
         if let Some(s) = passed {
             self.commit(s.cursor);
@@ -604,8 +706,22 @@ impl SkippedCursor {
 }
 
 fn cursor_of(line: &[u8]) -> Option<String> {
-    const KEY: &[u8] = b"\"__CURSOR\":\"";
-    let at = memchr::memmem::find(line, KEY)? + KEY.len();
+    // `"__CURSOR":"…"`, or `"__CURSOR" : "…"` as journalctl before systemd 240 prints it
+    // (RHEL 8): without the spaces, no cursor was found there and none ever saved. The key
+    // with its closing quote cannot occur inside a value, where quotes are escaped.
+    const KEY: &[u8] = b"\"__CURSOR\"";
+    let mut at = memchr::memmem::find(line, KEY)? + KEY.len();
+    let skip = |at: &mut usize| {
+        while line.get(*at).is_some_and(|b| *b == b' ') {
+            *at += 1;
+        }
+    };
+    skip(&mut at);
+    (line.get(at) == Some(&b':')).then_some(())?;
+    at += 1;
+    skip(&mut at);
+    (line.get(at) == Some(&b'"')).then_some(())?;
+    at += 1;
     let len = memchr::memchr(b'"', &line[at..])?;
     String::from_utf8(line[at..at + len].to_vec()).ok()
 }
@@ -614,22 +730,38 @@ fn cursor_of(line: &[u8]) -> Option<String> {
 mod tests {
     #[test]
     fn the_checkpoint_passes_only_batches_below_what_the_stage_holds() {
-        use super::passable;
-        let sent = [("s", 10), ("s", 20), ("s", 30)];
-        let p = |key, last, floor| passable(sent.iter().copied(), key, last, floor);
+        use super::{Sent, passable};
+        use std::collections::{HashMap, VecDeque};
+        let sent = |batches: &[(&str, u64)]| -> VecDeque<Sent> {
+            (0u64..)
+                .zip(batches)
+                .map(|(n, &(k, l))| Sent {
+                    n,
+                    key: k.to_owned(),
+                    last: l,
+                    cursor: format!("{k};{l}"),
+                })
+                .collect()
+        };
+        let floors = |f: &[(&str, u64)]| -> HashMap<String, u64> {
+            f.iter().map(|&(k, v)| (k.to_owned(), v)).collect()
+        };
+        let one = sent(&[("s", 10), ("s", 20), ("s", 30)]);
         // Nothing held: up to the acknowledged batch.
-        assert_eq!(p("s", 20, None), 2);
+        assert_eq!(passable(&one, Some(1), &floors(&[])), 2);
+        assert_eq!(passable(&one, None, &floors(&[])), 0);
         // Entry 15 held: only the batch ending before it.
-        assert_eq!(p("s", 30, Some(15)), 1);
-        assert_eq!(p("s", 30, Some(11)), 1);
-        assert_eq!(p("s", 30, Some(10)), 0);
+        assert_eq!(passable(&one, Some(2), &floors(&[("s", 15)])), 1);
+        assert_eq!(passable(&one, Some(2), &floors(&[("s", 11)])), 1);
+        assert_eq!(passable(&one, Some(2), &floors(&[("s", 10)])), 0);
         // A floor past the batch holds nothing of it.
-        assert_eq!(p("s", 20, Some(25)), 2);
-        // Another source's batches are not held by this source's floor.
-        let mixed = [("a", 5), ("s", 10), ("s", 20)];
-        assert_eq!(passable(mixed.iter().copied(), "s", 20, Some(3)), 1);
-        // An acknowledgement of a batch not pending (never): nothing.
-        assert_eq!(p("s", 99, None), 0);
+        assert_eq!(passable(&one, Some(1), &floors(&[("s", 25)])), 2);
+        // Another source's floor holds its own batches, and every batch after them: the
+        // one cursor cannot pass an entry still held.
+        let mixed = sent(&[("a", 5), ("s", 10), ("s", 20)]);
+        assert_eq!(passable(&mixed, Some(2), &floors(&[("s", 3)])), 1);
+        assert_eq!(passable(&mixed, Some(2), &floors(&[("a", 5)])), 0);
+        assert_eq!(passable(&mixed, Some(2), &floors(&[("a", 6)])), 3);
     }
 
     #[test]
@@ -694,5 +826,11 @@ mod tests {
         let l = br#"{"A":"1","__CURSOR":"s=ab;i=3;b=cd","MESSAGE":"x"}"#;
         assert_eq!(super::cursor_of(l).as_deref(), Some("s=ab;i=3;b=cd"));
         assert_eq!(super::cursor_of(b"{}"), None);
+        // journalctl before systemd 240 (RHEL 8) spaces its JSON.
+        let old = br#"{ "__CURSOR" : "s=ab;i=3;b=cd", "MESSAGE" : "x" }"#;
+        assert_eq!(super::cursor_of(old).as_deref(), Some("s=ab;i=3;b=cd"));
+        // A value quoting the key is escaped, so it is never taken for it.
+        let quoted = br#"{"MESSAGE":"say \"__CURSOR\":\"s=evil\"","__CURSOR":"s=ab;i=4"}"#;
+        assert_eq!(super::cursor_of(quoted).as_deref(), Some("s=ab;i=4"));
     }
 }
