@@ -168,6 +168,28 @@ pub fn parse(program: &str, msg: &str, ev: &mut Event) -> Parsed {
         }
         return Parsed::Yes;
     }
+    // util-linux chsh and chfn: `changed user 'bob' shell to '/bin/sh'`,
+    // `changed user 'bob' information`.
+    if msg.starts_with("changed user '") && !q.is_empty() {
+        change(ev, OTHER, "account.user_modified", q[0]);
+        let after = msg
+            .get("changed user '".len() + q[0].len() + 1..)
+            .unwrap_or("")
+            .trim_start();
+        let what = after.split_whitespace().next().unwrap_or("");
+        ev.unmapped_set("account", "attribute", what.to_owned());
+        if let Some(to) = q.get(1) {
+            ev.unmapped_set("account", "to", (*to).to_owned());
+        }
+        return Parsed::Yes;
+    }
+    // useradd: `failed adding user 'bob', exit code: 9` (9: the name is taken).
+    if msg.starts_with("failed adding user '") && !q.is_empty() {
+        change(ev, CREATE, "account.user_create_failed", q[0]);
+        set_class(ev, Class::AccountChange, CREATE, Status::Failure);
+        ev.status_detail = Some(msg.into());
+        return Parsed::Yes;
+    }
     if msg.starts_with("password for '") && q.len() >= 2 {
         change(ev, PASSWORD_CHANGE, "account.password_changed", q[0]);
         ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(q[1]));
@@ -264,6 +286,22 @@ mod tests {
             e.metadata.event_code.as_deref(),
             Some("account.password_changed")
         );
+    }
+
+    #[test]
+    fn chsh_chfn_and_a_failed_useradd_are_account_changes() {
+        let (r, e) = ev("chsh", "changed user 'bob' shell to '/bin/sh'");
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(unmapped(&e, "attribute").as_deref(), Some("shell"));
+        assert_eq!(unmapped(&e, "to").as_deref(), Some("/bin/sh"));
+        let (r, e) = ev("chfn", "changed user 'bob' information");
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(unmapped(&e, "attribute").as_deref(), Some("information"));
+        let (r, e) = ev("useradd", "failed adding user 'bob', exit code: 9");
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(e.header.activity_id, CREATE);
+        assert_eq!(e.header.status, Some(Status::Failure));
+        assert_eq!(e.user.as_ref().unwrap().name.as_deref(), Some("bob"));
     }
 
     #[test]

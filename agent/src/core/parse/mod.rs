@@ -63,7 +63,9 @@ pub(crate) fn dispatch(
         "kernel" => kernel::parse(msg, ev),
         "su" => sudo::parse_su(msg, ev, module),
         "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod" | "passwd"
-        | "chpasswd" | "chage" | "gpasswd" | "newusers" => account::parse(program, msg, ev),
+        | "chpasswd" | "chage" | "gpasswd" | "newusers" | "chsh" | "chfn" => {
+            account::parse(program, msg, ev)
+        }
         _ => Parsed::No,
     };
     if r == Parsed::Yes {
