@@ -916,3 +916,45 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::restart_only;
+    use crate::config::parse;
+    use std::path::Path;
+
+    const BASE: &str = "[agent]\nhostname = \"a\"\nstate_dir = \"/s\"\n[enrich]\nroot = \"/\"\n[asset]\nowner = \"ops\"\n[[maintenance]]\nname = \"w\"\ndays = [\"thu\"]\nfrom = \"09:00\"\nto = \"10:00\"\n[output]\ntype = \"stdout\"\n";
+
+    /// A reload applies the inputs and the edge stage's settings; what it cannot apply is
+    /// named, so an operator who changed it knows it waits for a restart.
+    #[test]
+    fn a_reload_names_what_takes_effect_only_at_the_next_start() {
+        let old = parse(Path::new("a.toml"), BASE).unwrap();
+        assert!(restart_only(&old, &old).is_empty());
+        for (from, to, named) in [
+            (
+                "hostname = \"a\"",
+                "hostname = \"b\"",
+                "[agent] hostname (for enrichment)",
+            ),
+            (
+                "state_dir = \"/s\"",
+                "state_dir = \"/t\"",
+                "[agent] state_dir",
+            ),
+            (
+                "type = \"stdout\"",
+                "type = \"file\"\npath = \"/o\"",
+                "[output]",
+            ),
+            ("root = \"/\"", "root = \"/r\"", "[enrich]"),
+            ("owner = \"ops\"", "owner = \"sec\"", "[asset]"),
+            ("to = \"10:00\"", "to = \"11:00\"", "[[maintenance]]"),
+        ] {
+            let text = BASE.replace(from, to);
+            assert_ne!(text, BASE, "{from}");
+            let new = parse(Path::new("a.toml"), &text).unwrap();
+            assert_eq!(restart_only(&old, &new), [named], "{from} -> {to}");
+        }
+    }
+}
