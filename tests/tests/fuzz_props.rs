@@ -207,6 +207,12 @@ const FILE_SEEDS: &[&str] = &[
 ];
 
 const SSHD_SEEDS: &[&str] = &[
+    "Failed publickey for root from 10.0.0.1 port 22 ssh2: ED25519-CERT SHA256:abc ID x from 6.6.6.6 port 1 (serial 0) CA ED25519 SHA256:def",
+    "Disconnecting authenticating user root 10.0.0.1 port 22: Change of username or service not allowed: (root,ssh-connection) -> (admin,ssh-connection) [preauth]",
+    "Postponed keyboard-interactive/pam for invalid user 1.1.1.1 from 10.0.0.1 port 22 ssh2 [preauth]",
+    "drop connection #0 from [10.0.0.1]:5555 on [192.168.1.1]:22 past MaxStartups",
+    "Received disconnect from 2001:db8::1 port 22:11: Bye Bye [preauth]",
+    "error: PAM: Authentication failure for illegal user x from host.example.com",
     "Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
     "Failed password for root from 2001:db8::7 port 22 ssh2",
     "Accepted publickey for deploy from 10.0.0.5 port 40022 ssh2: ED25519 SHA256:0123456789abcdef",
@@ -231,7 +237,17 @@ const SUDO_SEEDS: &[&str] = &[
     "\u{1}+ pts/0 deploy:root",
 ];
 
+const DROPBEAR_SEEDS: &[&str] = &[
+    "Bad password attempt for 'root' from 203.0.113.7:40000",
+    "Exit (root) from <10.0.0.1:5555>: Disconnect received",
+    "Exit before auth (user 'x', 10 fails): Max auth tries reached - user 'x' from [2001:db8::1]:22",
+    "Login attempt for nonexistent user 'oracle' from 10.0.0.9:1",
+];
+
 const ACCOUNT_SEEDS: &[&str] = &[
+    "\u{2}change user 'bob' UID from '1001' to '0'",
+    "\u{5}group changed in /etc/group (group devs/1001, new name: ops)",
+    "\u{b}changed user 'bob' shell to '/bin/sh'",
     "\0new user: name=backdoor, UID=1002, GID=1002, home=/home/backdoor, shell=/bin/bash, from=/dev/pts/0",
     "\u{1}delete user 'bob'",
     "\u{2}add 'bob' to group 'sudo'",
@@ -431,13 +447,14 @@ fuzz_props! {
     }, seeds: SUDO_SEEDS;
     account => |d| {
         // As fuzz/fuzz_targets/account.rs: the first byte picks the tool.
-        const TOOLS: [&str; 11] = [
+        const TOOLS: [&str; 13] = [
             "useradd", "userdel", "usermod", "groupadd", "groupdel", "groupmod", "passwd",
-            "chpasswd", "chage", "gpasswd", "newusers",
+            "chpasswd", "chage", "gpasswd", "newusers", "chsh", "chfn",
         ];
         let Some((&pick, msg)) = d.split_first() else { return };
         fuzzing::program(TOOLS[usize::from(pick) % TOOLS.len()], msg);
     }, seeds: ACCOUNT_SEEDS;
+    dropbear => |d| fuzzing::program("dropbear", d), seeds: DROPBEAR_SEEDS;
     auditd => fuzzing::auditd, seeds: AUDITD_SEEDS;
     cef => |d| fuzzing::normalize(&prefixed(b"CEF:0|", d)), seeds: CEF_SEEDS;
     json => fuzzing::json, seeds: JSON_SEEDS;
