@@ -765,3 +765,116 @@ fn the_audit_timeout_counts_on_the_records_monotonic_clock() {
     let ev = n.poll_event().expect("the second event, two seconds on");
     assert_eq!(ev.metadata.sequence, Some(2));
 }
+
+/// An event's field at a dotted path, as JSON.
+fn at(ev: &Event, path: &str) -> serde_json::Value {
+    let json = serde_json::to_value(ev).unwrap();
+    let ptr = format!("/{}", path.replace('.', "/"));
+    json.pointer(&ptr)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Text a web client chooses (a user agent, a basic-auth user, the URL) holding another
+/// format's line, or another client address: the access log is read as what it is, from
+/// its fixed structure, never as the line the client wrote.
+#[test]
+fn a_web_client_cannot_write_another_event_into_an_access_line() {
+    let evs = norm_lines(&[
+        r#"192.0.2.1 - - [26/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 0 "-" "x CEF:0|Acme|VPN|1|100|User logon|3|suser=admin src=10.6.6.6 outcome=success ""#,
+        r#"192.0.2.1 - - [26/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 404 0 "-" "x IN=eth0 OUT= SRC=10.6.6.6 DST=10.0.0.1 PROTO=TCP SPT=4444 DPT=22""#,
+        r#"192.0.2.1 - x 10.6.6.6 - root [26/Nov/2026:10:00:00 +0000] "GET /admin HTTP/1.1" 401 0 "-" "curl/8""#,
+        r#"192.0.2.1 - a[b [26/Nov/2026:10:00:00 +0000] "POST /login HTTP/1.1" 401 0 "-" "curl/8""#,
+        r#"192.0.2.1 - - [26/Nov/2026:10:00:00 +0000] "GET /innocent /admin/../../etc/passwd HTTP/1.1" 400 0 "-" "-""#,
+        r#"www.example.com 192.0.2.1 - bob [26/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "-""#,
+    ]);
+    assert_eq!(evs.len(), 6);
+    for ev in &evs[..4] {
+        assert_eq!(ev.class(), Class::HttpActivity, "{}", at(ev, "raw_data"));
+        assert_eq!(
+            at(ev, "src_endpoint.ip"),
+            "192.0.2.1",
+            "{}",
+            at(ev, "raw_data")
+        );
+    }
+    assert_eq!(at(&evs[2], "actor.user.name"), "x 10.6.6.6 - root");
+    assert_eq!(at(&evs[3], "actor.user.name"), "a[b");
+    assert_eq!(
+        at(&evs[4], "http_request.url.path"),
+        "/innocent /admin/../../etc/passwd"
+    );
+    assert_eq!(at(&evs[4], "http_request.version"), "HTTP/1.1");
+    assert_eq!(at(&evs[5], "src_endpoint.ip"), "192.0.2.1");
+    assert_eq!(at(&evs[5], "actor.user.name"), "bob");
+}
+
+/// nginx's error line: the message may quote the client's decoded path, and the fields
+/// after the real `client:` (request, host, referrer) are the client's too. Candidates
+/// that disagree claim no client; an IPv6 client has no port to split off.
+#[test]
+fn an_nginx_error_line_takes_no_client_from_quoted_text() {
+    let evs = norm_lines(&[
+        r#"2026/11/26 10:00:00 [error] 123#123: *5 open() "/usr/share/nginx/html/x, client: 6.6.6.6, server: a" failed (2: No such file or directory), client: 192.0.2.1, server: example.com, request: "GET /x,%20client:%206.6.6.6,%20server:%20a HTTP/1.1", host: "example.com""#,
+        r#"2026/11/26 10:00:00 [error] 123#123: *6 open() "/usr/share/nginx/html/y" failed (2: No such file or directory), client: 2001:db8::5:1, server: example.com, request: "GET /y HTTP/1.1", host: "example.com""#,
+        r#"2026/11/26 10:00:00 [error] 123#123: *7 user "root x" was not found in "/etc/nginx/.htpasswd", client: 192.0.2.1, server: example.com, request: "GET /admin HTTP/1.1", host: "example.com""#,
+    ]);
+    assert_eq!(at(&evs[0], "src_endpoint"), serde_json::Value::Null);
+    assert!(
+        at(&evs[0], "unmapped.vedette.parse_error")
+            .as_str()
+            .is_some_and(|e| e.contains("6.6.6.6") && e.contains("192.0.2.1")),
+        "{}",
+        at(&evs[0], "unmapped")
+    );
+    assert_eq!(at(&evs[1], "src_endpoint.ip"), "2001:db8::5:1");
+    assert_eq!(at(&evs[1], "src_endpoint.port"), serde_json::Value::Null);
+    assert_eq!(at(&evs[2], "actor.user.name"), "root x");
+    assert_eq!(at(&evs[2], "src_endpoint.ip"), "192.0.2.1");
+}
+
+#[test]
+fn an_apache_auth_failure_names_the_whole_user() {
+    let evs = norm_lines(&[
+        "[Thu Nov 26 10:00:00.123456 2026] [auth_basic:error] [pid 42:tid 43] [client 192.0.2.1:54321] AH01618: user root x not found: /admin",
+    ]);
+    assert_eq!(evs[0].class(), Class::Authentication);
+    assert_eq!(at(&evs[0], "user.name"), "root x");
+    assert_eq!(at(&evs[0], "src_endpoint.ip"), "192.0.2.1");
+    assert_eq!(at(&evs[0], "src_endpoint.port"), 54321);
+}
+
+/// An ICMP error quotes the packet it is about: that packet's addresses and ports are
+/// its sender's, kept apart. A rule prefix holding `IN=` is the prefix, not the fields.
+#[test]
+fn netfilter_reads_its_own_packet_and_its_rules_prefix() {
+    let evs = norm_lines(&[
+        "Nov 26 10:00:00 fw kernel: [UFW BLOCK] IN=eth0 OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=198.51.100.1 DST=203.0.113.9 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=0 PROTO=ICMP TYPE=3 CODE=3 [SRC=203.0.113.9 DST=198.51.100.1 LEN=28 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=UDP SPT=53 DPT=31337 LEN=8 ] MTU=1500",
+        "Nov 26 10:00:00 fw kernel: policy IN=wan DROP: IN=eth0 OUT= SRC=203.0.113.9 DST=198.51.100.1 LEN=60 TOS=0x00 PREC=0x00 TTL=50 ID=1 DF PROTO=TCP SPT=4444 DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
+    ]);
+    assert_eq!(at(&evs[0], "src_endpoint.ip"), "198.51.100.1");
+    assert_eq!(at(&evs[0], "src_endpoint.port"), serde_json::Value::Null);
+    assert_eq!(at(&evs[0], "dst_endpoint.port"), serde_json::Value::Null);
+    assert!(
+        at(&evs[0], "unmapped.netfilter.quoted_packet")
+            .as_str()
+            .is_some_and(|q| q.contains("DPT=31337")),
+        "{}",
+        at(&evs[0], "unmapped")
+    );
+    assert_eq!(at(&evs[1], "src_endpoint.interface_name"), "eth0");
+    assert_eq!(at(&evs[1], "status"), "Failure");
+    assert_eq!(at(&evs[1], "metadata.event_code"), "netfilter.blocked");
+}
+
+#[test]
+fn a_cef_outcome_of_unsuccessful_is_a_failure_and_a_repeated_key_reads_its_first() {
+    let evs = norm_lines(&[
+        "CEF:0|V|P|1|100|User logon|5|suser=bob src=192.0.2.1 outcome=Unsuccessful",
+        "CEF:0|V|P|1|100|User logon|5|suser=bob src=192.0.2.1 src=10.6.6.6 outcome=disallowed",
+    ]);
+    assert_eq!(at(&evs[0], "status"), "Failure");
+    assert_eq!(at(&evs[1], "status"), "Failure");
+    assert_eq!(at(&evs[1], "src_endpoint.ip"), "192.0.2.1");
+    assert_eq!(at(&evs[1], "unmapped.cef.extensions.src"), "192.0.2.1");
+}

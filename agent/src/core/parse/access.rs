@@ -31,17 +31,14 @@ pub(crate) fn http_activity_id(method: &str) -> u8 {
 
 /// Whether `msg` looks like an access log line: `… [date] "`.
 pub fn looks_like(msg: &str) -> bool {
-    let b = msg.as_bytes();
-    static CLOSE_QUOTE: crate::core::text::Needle = crate::core::text::Needle::new("] \"");
-    match (memchr(b'[', b), CLOSE_QUOTE.find(msg)) {
-        (Some(open), Some(close)) => {
-            open < close
-                && close - open >= 21
+    match time_brackets(msg) {
+        Some((open, close)) => {
+            close - open >= 21
                 && close - open <= 32
-                && b[..open].ends_with(b" ")
+                && msg.as_bytes()[..open].ends_with(b" ")
                 && msg[..open].split_whitespace().count() >= 2
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -89,22 +86,50 @@ fn dash(s: &str) -> Option<&str> {
     (s != "-" && !s.is_empty()).then_some(s)
 }
 
+/// The time's brackets: the `[` and `]` before the request's opening quote. The user
+/// (basic auth, the client's choice) comes before and may hold `[`, `]` and spaces, but
+/// not a bare `"` (nginx writes it `\x22`, Apache `\"`), so the first `] "` closes the
+/// time.
+fn time_brackets(msg: &str) -> Option<(usize, usize)> {
+    static CLOSE_QUOTE: crate::core::text::Needle = crate::core::text::Needle::new("] \"");
+    let close = CLOSE_QUOTE.find(msg)?;
+    let b = msg.as_bytes();
+    // `[dd/Mon/yyyy:hh:mm:ss ±zzzz]` is 28 bytes; other forms, the nearest `[` before.
+    let open = match close.checked_sub(27) {
+        Some(o) if b[o] == b'[' => o,
+        _ => msg[..close].rfind('[')?,
+    };
+    Some((open, close))
+}
+
+/// `[vhost[:port]] client ident user` (nginx may drop the ident: `client user`) → client
+/// and user. Fields are split at single spaces from the left: the user is the client's
+/// own text (nginx and Apache log it unescaped, spaces and all), so it is the rest.
+fn head_fields(head: &str) -> Option<(&str, Option<&str>)> {
+    let head = head.trim_end_matches(' ');
+    let (first, rest) = split_once_ascii(head, b' ')?;
+    let (second, rest) = match split_once_ascii(rest, b' ') {
+        Some(x) => x,
+        // `client user`
+        None => return Some((first, dash(rest))),
+    };
+    // A vhost first: `vhost client ident user`.
+    if !is_ip(first)
+        && is_ip(second)
+        && let Some((_ident, user)) = split_once_ascii(rest, b' ')
+    {
+        return Some((second, dash(user)));
+    }
+    Some((first, dash(rest)))
+}
+
 /// Parses an access log line.
 pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
-    let Some(open) = memchr(b'[', msg.as_bytes()) else {
+    let Some((open, close)) = time_brackets(msg) else {
         return Parsed::No;
     };
-    let Some(close_rel) = memchr(b']', &msg.as_bytes()[open..]) else {
+    let Some((client, user)) = head_fields(&msg[..open]) else {
         return Parsed::No;
-    };
-    let close = open + close_rel;
-    let head: Vec<&str> = msg[..open].split_whitespace().collect();
-    // `[vhost[:port]] client ident user`
-    let (client, user) = match head.as_slice() {
-        [.., client, _ident, user] => (*client, dash(user)),
-        // Some nginx log_formats drop the ident field: `client - [time]`.
-        [client, user] => (*client, dash(user)),
-        _ => return Parsed::No,
     };
     let Some((request, after)) = quoted(msg[close + 1..].trim_start()) else {
         return Parsed::No;
@@ -112,12 +137,13 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let mut tail = after.split_whitespace();
     let status: Option<i32> = tail.next().and_then(|s| s.parse().ok());
     let bytes: Option<i64> = tail.next().and_then(|s| s.parse().ok());
-    // `request.splitn(3, ' ')`, by byte scans.
+    // `METHOD target VERSION`: nginx takes a target with spaces in it, so the version is
+    // the last word (when it is one) and the target all between.
     let (method, target, version) = match split_once_ascii(request, b' ') {
         None => (request, None, None),
-        Some((m, r)) => match split_once_ascii(r, b' ') {
-            None => (m, Some(r), None),
-            Some((t, v)) => (m, Some(t), Some(v)),
+        Some((m, r)) => match r.rsplit_once(' ') {
+            Some((t, v)) if v.starts_with("HTTP/") => (m, Some(t), Some(v)),
+            _ => (m, Some(r), None),
         },
     };
     let valid_method = !method.is_empty() && method.bytes().all(|c| c.is_ascii_uppercase());

@@ -128,8 +128,21 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let name_l = format!("{} {}", h[5], get("cat").unwrap_or("")).to_ascii_lowercase();
     let user = get("duser").or_else(|| get("suser"));
     let outcome = get("outcome").map(str::to_ascii_lowercase);
+    // Failure words first: `unsuccessful` holds `success`, `disallowed` holds `allow`.
     let status = match outcome.as_deref() {
-        Some(o) if o.contains("fail") || o.contains("deny") || o.contains("denied") => {
+        Some(o)
+            if [
+                "fail",
+                "deny",
+                "denied",
+                "unsuccess",
+                "disallow",
+                "reject",
+                "block",
+            ]
+            .iter()
+            .any(|w| o.contains(w)) =>
+        {
             Status::Failure
         }
         Some(o) if o.contains("success") || o.contains("allow") => Status::Success,
@@ -225,10 +238,23 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     {
         cef.insert((*k).to_owned(), Value::String(v.clone()));
     }
-    let exts: Map<String, Value> = ext
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
-        .collect();
+    // A key given twice is read by its first value everywhere (the mapped fields take
+    // the first), and said.
+    let mut exts: Map<String, Value> = Map::new();
+    let mut twice: Vec<&str> = Vec::new();
+    for (k, v) in &ext {
+        if exts.contains_key(*k) {
+            twice.push(k);
+        } else {
+            exts.insert((*k).to_owned(), Value::String(v.clone()));
+        }
+    }
+    if !twice.is_empty() {
+        ev.note_parse_error(format!(
+            "CEF: {} given more than once; the first value is read",
+            twice.join(", ")
+        ));
+    }
     cef.insert("extensions".into(), Value::Object(exts));
     if let Some(u) = unclassed_user {
         cef.insert("user".into(), Value::from(u));

@@ -61,14 +61,46 @@ fn set_process(ev: &mut Event, name: &'static str, pid: Option<i64>, tid: Option
     p.name.get_or_insert(Text::const_new(name));
 }
 
-fn peer(client: &str) -> Endpoint {
+/// Apache's `[client IP:PORT]` (an IPv6 address's own colons before the port's).
+fn apache_peer(client: &str) -> Endpoint {
     match client.rsplit_once(':') {
         Some((ip, port)) if is_ip(ip) => Endpoint::ip(ip, port.parse().ok()),
-        _ if is_ip(client) => Endpoint::ip(client, None),
-        _ => Endpoint {
+        _ => host_peer(client),
+    }
+}
+
+/// nginx's `client: IP`, without a port: `2001:db8::5:1` is one address, not `:1` a port.
+fn host_peer(client: &str) -> Endpoint {
+    if is_ip(client) {
+        Endpoint::ip(client, None)
+    } else {
+        Endpoint {
             hostname: Some(Text::from(client)),
             ..Endpoint::default()
-        },
+        }
+    }
+}
+
+/// The `, client: IP` of an nginx error line: the fields nginx appends after the message.
+/// The message may quote the client's own text (an `open()` error names the decoded
+/// path), and so may the fields after the real one (request, host, referrer), so every
+/// `, client: ` followed by an address is a candidate: the one, when they agree; else
+/// none is claimed and the candidates are returned for the parse error.
+fn nginx_client(rest: &str) -> Result<Option<(usize, &str)>, Vec<&str>> {
+    const KEY: &str = ", client: ";
+    let mut found: Vec<(usize, &str)> = Vec::new();
+    let mut from = 0;
+    while let Some(p) = rest[from..].find(KEY).map(|p| p + from) {
+        from = p + KEY.len();
+        let v = rest[from..].split(',').next().unwrap_or("").trim();
+        if is_ip(v) {
+            found.push((p, v));
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(None),
+        [first, others @ ..] if others.iter().all(|(_, v)| *v == first.1) => Ok(Some(*first)),
+        _ => Err(found.iter().map(|(_, v)| *v).collect()),
     }
 }
 
@@ -119,9 +151,16 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
         ev.unmapped_set("http_error", "cid", cid.to_owned());
         rest = after;
     }
-    let (text, fields) = match rest.find(", client: ") {
-        Some(p) => (&rest[..p], &rest[p..]),
-        None => (rest, ""),
+    let (text, fields, ambiguous) = match nginx_client(rest) {
+        Ok(Some((p, _))) => (&rest[..p], &rest[p..], Vec::new()),
+        Ok(None) => match rest.find(", client: ") {
+            Some(p) => (&rest[..p], &rest[p..], Vec::new()),
+            None => (rest, "", Vec::new()),
+        },
+        Err(seen) => {
+            let p = rest.find(", client: ").unwrap_or(rest.len());
+            (&rest[..p], &rest[p..], seen)
+        }
     };
     let field = |k: &str| -> Option<&str> {
         let v = &fields[fields.find(k)? + k.len()..];
@@ -134,7 +173,15 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     if let Some(server) = field(", server: ") {
         ev.unmapped_set("http_error", "server", server.to_owned());
     }
-    let client = field(", client: ");
+    let client = if ambiguous.is_empty() {
+        field(", client: ")
+    } else {
+        ev.note_parse_error(format!(
+            "nginx: the client is ambiguous (the message or a field quotes another): {}",
+            ambiguous.join(", ")
+        ));
+        None
+    };
     let request = field(", request: ");
     let status = if failed(level) {
         Status::Failure
@@ -152,26 +199,29 @@ fn nginx(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
                 super::access::http_activity_id(method),
                 status,
             );
-            ev.src_endpoint = Some(peer(client));
+            ev.src_endpoint = Some(host_peer(client));
             ev.http_request = Some(Box::new(HttpRequest {
                 http_method: Some(Text::from(method)),
                 url: target.map(|t| url(t, field(", host: "))),
                 version: version.map(Text::from),
                 ..HttpRequest::default()
             }));
-            // `user "foo" was not found in "/etc/nginx/.htpasswd"` (basic auth).
-            if let Some(u) = text
-                .split("user \"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-            {
+            // Basic auth: `user "foo" was not found in "/etc/nginx/.htpasswd"`, `user
+            // "foo": password mismatch`. The name is the client's (quotes and all), so it
+            // is what lies between the fixed start and the fixed end.
+            let named = text.strip_prefix("user \"").and_then(|r| {
+                r.rsplit_once("\" was not found in \"")
+                    .or_else(|| r.rsplit_once("\": password mismatch"))
+                    .map(|(u, _)| u)
+            });
+            if let Some(u) = named {
                 ev.actor.get_or_insert_with(Actor::default).user = Some(User::named(u));
             }
             Some(Parsed::Yes)
         }
         (Some(client), None) => {
             set_class(ev, Class::NetworkActivity, 6, status);
-            ev.src_endpoint = Some(peer(client));
+            ev.src_endpoint = Some(host_peer(client));
             Some(Parsed::Yes)
         }
         _ => Some(Parsed::No),
@@ -250,11 +300,16 @@ fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     if matches!(err_code, Some("AH01617" | "AH01618"))
         && let Some(after) = rest.strip_prefix("user ")
     {
-        let user = after.split([' ', ':']).next();
+        // `user U not found: /path` (AH01618), `user U: authentication failure for
+        // "/path": Password Mismatch` (AH01617): the client chose U, spaces and all.
+        let user = after
+            .rsplit_once(" not found: ")
+            .or_else(|| after.rsplit_once(": authentication failure for "))
+            .map_or_else(|| after.split([' ', ':']).next(), |(u, _)| Some(u));
         auth(ev, 1, Status::Failure, "apache", user);
         code(ev, "http_error", "apache.auth_failure");
         ev.is_remote = Some(true);
-        ev.src_endpoint = client.map(peer);
+        ev.src_endpoint = client.map(apache_peer);
         if let Some((_, path)) = rest.rsplit_once(": ").filter(|(_, p)| p.starts_with('/')) {
             ev.http_request = Some(Box::new(HttpRequest {
                 url: Some(url(path, None)),
@@ -266,7 +321,7 @@ fn apache(msg: &str, ev: &mut Event, ctx: &TimeContext) -> Option<Parsed> {
     match client {
         Some(c) => {
             set_class(ev, Class::NetworkActivity, 6, status);
-            ev.src_endpoint = Some(peer(c));
+            ev.src_endpoint = Some(apache_peer(c));
             Some(Parsed::Yes)
         }
         None => Some(Parsed::No),

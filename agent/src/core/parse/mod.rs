@@ -76,9 +76,10 @@ pub(crate) fn dispatch(
     {
         return Parsed::Yes;
     }
-    static CEF: crate::core::text::Needle = crate::core::text::Needle::new("CEF:");
-    if let Some(cef) = CEF.find(msg).filter(|&p| p == 0 || msg[..p].ends_with(' ')) {
-        return cef::parse(&msg[cef..], ev);
+    // CEF only where the message starts: a `CEF:0|…` anywhere in it (a user agent, a
+    // URL, an application quoting its input) made up an event of the attacker's choosing.
+    if msg.starts_with("CEF:") {
+        return cef::parse(msg, ev);
     }
     if program == "CEF" || cef::headerless(msg) {
         // `host CEF: 0|…` splits as program `CEF`; some relays drop the prefix entirely.
@@ -90,11 +91,13 @@ pub(crate) fn dispatch(
     if msg.starts_with('{') {
         return json::parse(msg, ev, json, scratch);
     }
-    if netfilter::looks_like(msg) {
-        return netfilter::parse(msg, ev);
-    }
+    // Access logs first: their client-chosen fields (a user agent) can hold a whole
+    // netfilter line, while a kernel LOG line holds no text a packet chooses.
     if access::looks_like(msg) {
         return access::parse(msg, ev);
+    }
+    if netfilter::looks_like(msg) {
+        return netfilter::parse(msg, ev);
     }
     if let Some(r) = http_error::parse(msg, ev, ctx) {
         return r;

@@ -17,6 +17,28 @@ pub fn looks_like(msg: &str) -> bool {
         && (IN.find(msg).is_some() || OUT.find(msg).is_some())
 }
 
+/// Where the kernel's fields begin: the first `IN=` word followed by an `OUT=` word (the
+/// kernel writes `IN=%s OUT=%s` together; other loggers, Proxmox's, may not, and then the
+/// first field word is the start). The prefix before it is the rule's, and may hold `IN=`
+/// of its own (`policy IN=wan DROP:`): the first `IN=` alone was taken for the fields,
+/// and the line read as the prefix's.
+fn fields_start(msg: &str) -> Option<usize> {
+    static IN: Needle = Needle::new("IN=");
+    let mut from = 0;
+    while let Some(p) = IN.find(&msg[from..]).map(|p| p + from) {
+        from = p + 3;
+        if p > 0 && msg.as_bytes()[p - 1] != b' ' && msg.as_bytes()[p - 1] != b']' {
+            continue;
+        }
+        let after = &msg[p..];
+        let next = after.split_once(' ').map(|(_, r)| r);
+        if next.is_some_and(|r| r.starts_with("OUT=")) {
+            return Some(p);
+        }
+    }
+    None
+}
+
 /// Whether `hay` contains `word` (upper-case ASCII), ignoring ASCII case.
 fn contains_upper(hay: &str, word: &str) -> bool {
     hay.as_bytes()
@@ -46,12 +68,13 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         Needle::new("MAC="),
         Needle::new("SRC="),
     ];
-    let Some(at) = KEYS
-        .iter()
-        .filter_map(|k| k.find(msg))
-        .min()
-        .map(|p| msg[..p].rfind(' ').map_or(0, |s| s + 1))
-    else {
+    let first_key = || {
+        KEYS.iter()
+            .filter_map(|k| k.find(msg))
+            .min()
+            .map(|p| msg[..p].rfind(' ').map_or(0, |s| s + 1))
+    };
+    let Some(at) = fields_start(msg).or_else(first_key) else {
         return Parsed::No;
     };
     let head = msg[..at].trim();
@@ -68,7 +91,26 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let mut m = Mapped::default();
     let mut extra: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut flags = String::new();
+    // An ICMP error quotes the packet it is about in `[…]`: that packet's addresses and
+    // ports are its sender's choice, not this packet's; they are kept apart.
+    // (start, end once closed) of the quoted packet in `rest`.
+    let mut quoted: Option<(usize, Option<usize>)> = None;
+    let base = rest.as_ptr() as usize;
     for w in split_spaces(rest) {
+        let at_w = w.as_ptr() as usize - base;
+        match &mut quoted {
+            Some((_, end @ None)) => {
+                if w.ends_with(']') {
+                    *end = Some(at_w + w.len());
+                }
+                continue;
+            }
+            None if w.starts_with('[') => {
+                quoted = Some((at_w, w.ends_with(']').then_some(at_w + w.len())));
+                continue;
+            }
+            _ => {}
+        }
         let Some(eq) = w.bytes().position(|c| c == b'=') else {
             if matches!(
                 w,
@@ -227,6 +269,14 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     }
     if !flags.is_empty() {
         b.str("flags", &flags);
+    }
+    if let Some((open, end)) = quoted {
+        let end = end.unwrap_or(rest.len());
+        let inner = rest[open..end]
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim();
+        b.str("quoted_packet", inner);
     }
     ev.unmapped_mut().set_section("netfilter", b.finish());
     Parsed::Yes
