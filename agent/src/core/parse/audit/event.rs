@@ -223,6 +223,105 @@ fn write_fields(b: &mut ObjectBuilder, fields: &[(String, String)]) {
     }
 }
 
+/// The most arguments of one command line read, and the most bytes of it: `argc` is the
+/// process's own (an exec with 600,000 empty arguments is a few hundred KB of records,
+/// and a forged `argc=99999999999` asked for terabytes up front).
+const MAX_ARGS: usize = 4096;
+const MAX_CMD_LINE: usize = 64 * 1024;
+
+/// The command line of `argc` arguments read through `get` (`aN`, or the pieces of a long
+/// one, `aN[0]`, `aN[1]` …, joined before their hex is decoded), within [`MAX_ARGS`] and
+/// [`MAX_CMD_LINE`]; and what is missing or cut, said once.
+fn command_line<'a>(
+    argc: usize,
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> (Option<String>, Option<String>) {
+    let mut line = String::new();
+    let mut read = 0;
+    let mut missing: Vec<usize> = Vec::new();
+    let mut cut = false;
+    let mut key = String::new();
+    for i in 0..argc.max(1) {
+        if i >= MAX_ARGS || line.len() >= MAX_CMD_LINE {
+            cut = true;
+            break;
+        }
+        key.clear();
+        key.push('a');
+        key.push_str(&i.to_string());
+        let arg = match get(&key) {
+            Some(a) => Some(std::borrow::Cow::Borrowed(a)),
+            None => pieces(i, &get).map(std::borrow::Cow::Owned),
+        };
+        match arg {
+            Some(a) => {
+                if read > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&a);
+                read += 1;
+            }
+            None if i < argc => missing.push(i),
+            None => {}
+        }
+    }
+    if line.len() > MAX_CMD_LINE {
+        line.truncate(line.floor_char_boundary(MAX_CMD_LINE));
+        cut = true;
+    }
+    let mut why = Vec::new();
+    if !missing.is_empty() {
+        let first: Vec<String> = missing.iter().take(8).map(|i| format!("a{i}")).collect();
+        why.push(format!(
+            "auditd: {} EXECVE argument(s) missing ({}{})",
+            missing.len(),
+            first.join(", "),
+            if missing.len() > 8 { ", …" } else { "" }
+        ));
+    }
+    if cut {
+        why.push(format!(
+            "auditd: command line cut at {read} of {argc} arguments ({} bytes at most)",
+            MAX_CMD_LINE
+        ));
+    }
+    (
+        (read > 0).then_some(line),
+        (!why.is_empty()).then(|| why.join("; ")),
+    )
+}
+
+/// Argument `i` from its pieces `ai[0]`, `ai[1]` … (kept as logged: quoted text, or hex
+/// decoded once joined, a character split between pieces whole again).
+fn pieces<'a>(i: usize, get: &impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+    let mut joined = String::new();
+    let mut quoted = false;
+    let mut k = 0;
+    while let Some(part) = get(&format!("a{i}[{k}]")) {
+        match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+            Some(text) => {
+                quoted = true;
+                joined.push_str(text);
+            }
+            None => joined.push_str(part),
+        }
+        k += 1;
+        if joined.len() > 2 * MAX_CMD_LINE {
+            break;
+        }
+    }
+    if k == 0 {
+        return None;
+    }
+    let hex =
+        !quoted && joined.len().is_multiple_of(2) && joined.bytes().all(|c| c.is_ascii_hexdigit());
+    Some(if hex {
+        super::record::decode_hex(&joined)
+    } else {
+        joined
+    })
+}
+
 /// The class, activity and typed attributes the records call for.
 fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
     let find = |t: &str| records.iter().find(|r| r.rtype == t);
@@ -258,29 +357,18 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
         code(&mut ev, "auditd", "auditd.execve");
         let mut p = process_of(sc);
         if let Some(ex) = execve {
+            // A long argv takes several EXECVE records of the event (the kernel starts a
+            // new one every ~7.5 KB): the arguments are read across all of them.
+            let execves: Vec<&AuditRecord> =
+                records.iter().filter(|r| r.rtype == "EXECVE").collect();
+            let get = |k: &str| execves.iter().find_map(|r| r.get(k));
             let argc = num(ex.get("argc")).unwrap_or(0).max(0) as usize;
-            let mut args = Vec::with_capacity(argc);
-            for i in 0..argc.max(1) {
-                let key = format!("a{i}");
-                if let Some(a) = ex.get(&key) {
-                    args.push(a.to_owned());
-                } else {
-                    // Long arguments come in pieces: a1_len=N a1[0]=… a1[1]=…
-                    let mut joined = String::new();
-                    let mut k = 0;
-                    while let Some(part) = ex.get(&format!("a{i}[{k}]")) {
-                        joined.push_str(part);
-                        k += 1;
-                    }
-                    if k > 0 {
-                        args.push(joined);
-                    } else if i < argc {
-                        ev.note_parse_error(format!("auditd: EXECVE argument a{i} missing"));
-                    }
-                }
+            let (cmd_line, missing) = command_line(argc, get);
+            if let Some(c) = cmd_line {
+                p.cmd_line = Some(c.into());
             }
-            if !args.is_empty() {
-                p.cmd_line = Some(args.join(" ").into());
+            if let Some(why) = missing {
+                ev.note_parse_error(why);
             }
         } else if let Some(t) = find("PROCTITLE").and_then(|r| r.get("proctitle")) {
             p.cmd_line = Some(t.into());
@@ -390,10 +478,10 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
         Some("failed" | "no" | "0" | "fail") => Status::Failure,
         _ => Status::Unknown,
     };
-    let acct = first
-        .get("acct")
-        .or_else(|| first.get("id"))
-        .filter(|a| !a.is_empty() && *a != "?");
+    // The account is `acct` (a name), else `id` (a uid: `id=1000` is no user name). The
+    // record's own `uid` is the process that logged it (sshd: 0), never the account: a
+    // failed logon with `acct="?"` was a failed root logon.
+    let acct = first.get("acct").filter(|a| !a.is_empty() && *a != "?");
     match first.rtype.as_str() {
         "USER_AUTH" | "USER_LOGIN" | "USER_LOGOUT" | "USER_ERR" | "USER_START" | "USER_END"
         | "USER_ACCT" | "CRED_ACQ" | "CRED_REFR" | "CRED_DISP" => {
@@ -412,7 +500,7 @@ fn classify(mut ev: Box<Event>, records: &[AuditRecord]) -> Box<Event> {
                 .to_owned();
             auth(&mut ev, activity, st, &svc, acct);
             if ev.user.as_ref().and_then(|u| u.name.as_deref()) == Some(UNKNOWN_USER)
-                && let Some(u) = user_of(first.get("id").or_else(|| first.get("uid")), None)
+                && let Some(u) = user_of(first.get("id"), None)
             {
                 ev.user = Some(u);
             }

@@ -173,8 +173,14 @@ impl Joiner {
         let node = r.node.clone();
         let host = host_key(&base);
         let (serial, time_ms) = (r.serial, r.time_ms);
+        // An event is its time and serial: serials start over at boot, so a serial alone
+        // joined a record to an event of another boot.
         let pos = self.open.iter().position(|o| {
-            o.group.serial == serial && o.host == host && o.group.node == node && o.source == source
+            o.group.serial == serial
+                && o.group.time_ms == time_ms
+                && o.host == host
+                && o.group.node == node
+                && o.source == source
         });
         let mut done = Vec::new();
         if r.rtype == "EOE" {

@@ -19,7 +19,10 @@ pub use laurel::laurel_records;
 pub(crate) use laurel::parse_laurel;
 pub use record::{AuditRecord, parse_record};
 
-/// Whether a message (after any syslog envelope, program `app`) is an audit record.
+/// Whether a message (after any syslog envelope, program `app`) is an audit record: from
+/// a program that forwards them, or from a file of them (no program). Any local user can
+/// log under any other name (`logger -t myapp 'type=USER_LOGIN …'`): such a line was read
+/// as a logon, and could join a real event by its serial.
 pub fn is_audit_record(app: &str, msg: &str) -> bool {
     let m = msg.strip_prefix("audit: ").unwrap_or(msg);
     (m.starts_with("type=") || m.starts_with("node="))
@@ -28,7 +31,5 @@ pub fn is_audit_record(app: &str, msg: &str) -> bool {
             || matches!(
                 app,
                 "audit" | "auditd" | "audispd" | "audisp-syslog" | "kernel" | "audit-forwarder"
-            )
-            || m.starts_with("node=")
-            || m.starts_with("type="))
+            ))
 }

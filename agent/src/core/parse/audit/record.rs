@@ -73,6 +73,14 @@ fn fields(body: &str, execve: bool, out: &mut Vec<(String, String)>) {
         let key = body[ks..i].trim_start_matches('(');
         i += 1;
         let (val, next) = match b.get(i) {
+            // A user-space record's `msg='…'` holds fields whose values auditd does not
+            // encode for a `'` (a cwd `/tmp/it's`, an account `adm'in`): it ends at its last
+            // `'`, before the enriched fields' 0x1d separator, not at its first.
+            Some(b'\'') if key == "msg" => {
+                let limit = memchr::memchr(0x1d, &b[i + 1..]).map_or(b.len(), |p| i + 1 + p);
+                let end = memchr::memrchr(b'\'', &b[i + 1..limit]).map_or(limit, |p| i + 1 + p);
+                (&body[i + 1..end], (end + 1).min(b.len()))
+            }
             Some(&q @ (b'"' | b'\'')) => {
                 let end = memchr::memchr(q, &b[i + 1..]).map_or(b.len(), |p| i + 1 + p);
                 (&body[i + 1..end], (end + 1).min(b.len()))
@@ -99,6 +107,18 @@ fn fields(body: &str, execve: bool, out: &mut Vec<(String, String)>) {
         let quoted = matches!(b.get(i), Some(b'"'));
         if key == "msg" && matches!(b.get(i), Some(b'\'')) {
             fields(val, execve, out);
+        } else if execve && key.ends_with(']') {
+            // A piece of a long argument (`a1[0]=…`): kept as written, its quotes too, to
+            // be joined with the others first; hex is decoded once, whole, since a
+            // character may be split between pieces.
+            out.push((
+                key.to_owned(),
+                if quoted {
+                    format!("\"{val}\"")
+                } else {
+                    val.to_owned()
+                },
+            ));
         } else if !quoted && is_hex_encoded(key, val, execve) {
             out.push((key.to_owned(), decode_hex(val)));
         } else {
@@ -127,13 +147,23 @@ fn is_hex_encoded(key: &str, v: &str, execve: bool) -> bool {
         && v != "(null)"
 }
 
-fn decode_hex(v: &str) -> String {
-    let bytes: Vec<u8> = (0..v.len())
+/// Decodes auditd's hex. NULs separate a proctitle's arguments: they become spaces, and
+/// the trailing ones go; every other byte is kept, trailing blanks too (`/tmp/sshd ` is
+/// not `/tmp/sshd`).
+pub(super) fn decode_hex(v: &str) -> String {
+    let mut bytes: Vec<u8> = (0..v.len() & !1)
         .step_by(2)
         .filter_map(|i| u8::from_str_radix(&v[i..i + 2], 16).ok())
-        .map(|c| if c == 0 { b' ' } else { c })
         .collect();
-    String::from_utf8_lossy(&bytes).trim_end().to_owned()
+    while bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    for c in &mut bytes {
+        if *c == 0 {
+            *c = b' ';
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Parses one raw record (without syslog envelope).
