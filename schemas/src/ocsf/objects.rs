@@ -846,6 +846,17 @@ impl Unmapped {
         &self.sections
     }
 
+    /// Section `name` as JSON text, however it is held (borrowed when rendered).
+    pub fn section_text(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self.sections.binary_search_by(|(n, _)| (*n).cmp(name)) {
+            Ok(i) => Some(std::borrow::Cow::Borrowed(self.sections[i].1.as_str())),
+            Err(_) => self
+                .other
+                .get(name)
+                .map(|v| std::borrow::Cow::Owned(v.to_string())),
+        }
+    }
+
     /// Section `name` as a value, however it is held.
     pub fn section(&self, name: &str) -> Option<Value> {
         match self.sections.binary_search_by(|(n, _)| (*n).cmp(name)) {

@@ -42,6 +42,32 @@ pub enum Field {
     Query,
     /// `message`.
     Message,
+    /// `user.uid`.
+    UserUid,
+    /// `user.groups[].name`, joined.
+    UserGroups,
+    /// `actor.user.uid`.
+    ActorUserUid,
+    /// `process.user.name`.
+    ProcessUser,
+    /// `process.user.uid`.
+    ProcessUserUid,
+    /// `process.file.path`.
+    Exe,
+    /// `process.working_directory`.
+    WorkingDir,
+    /// `service.name`.
+    Service,
+    /// `http_request.url.query_string`.
+    QueryString,
+    /// `http_request.user_agent`.
+    UserAgent,
+    /// `metadata.log_source`.
+    LogSource,
+    /// `metadata.log_provider`.
+    LogProvider,
+    /// `unmapped.<name>`, the whole section.
+    Unmapped(&'static str),
 }
 
 /// The paths the config may name, with their fields.
@@ -64,6 +90,21 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("http_response.code", Field::HttpCode),
     ("query.hostname", Field::Query),
     ("message", Field::Message),
+    ("user.uid", Field::UserUid),
+    ("user.groups", Field::UserGroups),
+    ("actor.user.uid", Field::ActorUserUid),
+    ("process.user.name", Field::ProcessUser),
+    ("process.user.uid", Field::ProcessUserUid),
+    ("process.file.path", Field::Exe),
+    ("process.working_directory", Field::WorkingDir),
+    ("service.name", Field::Service),
+    ("http_request.url.query_string", Field::QueryString),
+    ("http_request.user_agent", Field::UserAgent),
+    ("metadata.log_source", Field::LogSource),
+    ("metadata.log_provider", Field::LogProvider),
+    ("unmapped.account", Field::Unmapped("account")),
+    ("unmapped.pam", Field::Unmapped("pam")),
+    ("unmapped.sudo", Field::Unmapped("sudo")),
 ];
 
 /// The field at `path`, if the fingerprint can use it.
@@ -73,7 +114,14 @@ pub fn field(path: &str) -> Option<Field> {
 
 /// The default fields of `class`. Every class also groups by activity, device and event
 /// code; a class without specific fields groups by its message (the same line from the
-/// same host).
+/// same host and program).
+///
+/// Only events an analyst would count as one behaviour may fold: a repeat's own fields
+/// are gone with it (the summary is its first repeat with a count), so every field that
+/// tells one actor, target, command or outcome from another is in the key — the uids
+/// auditd gives where there are no names, the executable and directory of a run, the
+/// service and the PAM and sudo details of a failure (who tried, for which command), the
+/// query and client of a request, the group or attribute of an account change.
 pub fn default_fields(class: Class) -> &'static [Field] {
     use Field::*;
     match class {
@@ -82,20 +130,58 @@ pub fn default_fields(class: Class) -> &'static [Field] {
             Device,
             EventCode,
             User,
+            UserUid,
             SrcIp,
             Status,
             AuthProtocol,
+            Service,
+            ActorUser,
+            Unmapped("pam"),
+            Unmapped("sudo"),
         ],
         Class::NetworkActivity => &[
             Activity, Device, EventCode, SrcIp, DstIp, DstPort, Protocol, Action,
         ],
         Class::HttpActivity => &[
-            Activity, Device, EventCode, SrcIp, HttpMethod, UrlPath, HttpCode,
+            Activity,
+            Device,
+            EventCode,
+            LogSource,
+            SrcIp,
+            ActorUser,
+            HttpMethod,
+            UrlPath,
+            QueryString,
+            UserAgent,
+            HttpCode,
         ],
         Class::DnsActivity => &[Activity, Device, EventCode, SrcIp, Query],
-        Class::ProcessActivity => &[Activity, Device, EventCode, ActorUser, User, CmdLine],
-        Class::AccountChange => &[Activity, Device, EventCode, User, ActorUser, Status],
-        Class::FileActivity | Class::Base => &[Activity, Device, EventCode, Message],
+        Class::ProcessActivity => &[
+            Activity,
+            Device,
+            EventCode,
+            Status,
+            ActorUser,
+            ActorUserUid,
+            User,
+            ProcessUser,
+            ProcessUserUid,
+            Exe,
+            CmdLine,
+            WorkingDir,
+        ],
+        Class::AccountChange => &[
+            Activity,
+            Device,
+            EventCode,
+            User,
+            UserUid,
+            UserGroups,
+            ActorUser,
+            Status,
+            Unmapped("account"),
+        ],
+        Class::FileActivity | Class::Base => &[Activity, Device, EventCode, LogProvider, Message],
     }
 }
 
@@ -103,6 +189,8 @@ pub fn default_fields(class: Class) -> &'static [Field] {
 enum V<'a> {
     S(&'a str),
     N(i64),
+    /// Text made for the key (a section held as a map, groups joined).
+    Owned(String),
 }
 
 fn b(s: &Option<vedette_schemas::ocsf::Text>) -> Option<V<'_>> {
@@ -148,6 +236,49 @@ fn value(ev: &Event, f: Field) -> Option<V<'_>> {
             .map(i64::from)),
         Field::Query => ev.query.as_ref().and_then(|q| b(&q.hostname)),
         Field::Message => b(&ev.message),
+        Field::UserUid => ev.user.as_ref().and_then(|u| b(&u.uid)),
+        Field::UserGroups => ev.user.as_ref().and_then(|u| u.groups.as_ref()).map(|g| {
+            let names: Vec<&str> = g.iter().filter_map(|g| g.name.as_deref()).collect();
+            V::Owned(names.join("\n"))
+        }),
+        Field::ActorUserUid => ev
+            .actor
+            .as_ref()
+            .and_then(|a| a.user.as_ref())
+            .and_then(|u| b(&u.uid)),
+        Field::ProcessUser => ev
+            .process
+            .as_ref()
+            .and_then(|p| p.user.as_ref())
+            .and_then(|u| b(&u.name)),
+        Field::ProcessUserUid => ev
+            .process
+            .as_ref()
+            .and_then(|p| p.user.as_ref())
+            .and_then(|u| b(&u.uid)),
+        Field::Exe => ev
+            .process
+            .as_ref()
+            .and_then(|p| p.file.as_ref())
+            .and_then(|f| b(&f.path)),
+        Field::WorkingDir => ev.process.as_ref().and_then(|p| b(&p.working_directory)),
+        Field::Service => ev.service.as_ref().and_then(|s| b(&s.name)),
+        Field::QueryString => ev
+            .http_request
+            .as_ref()
+            .and_then(|r| r.url.as_ref())
+            .and_then(|u| b(&u.query_string)),
+        Field::UserAgent => ev.http_request.as_ref().and_then(|r| b(&r.user_agent)),
+        Field::LogSource => ev.metadata.log_source.as_deref().map(V::S),
+        Field::LogProvider => b(&ev.metadata.log_provider),
+        Field::Unmapped(name) => ev
+            .unmapped
+            .as_ref()
+            .and_then(|u| u.section_text(name))
+            .map(|t| match t {
+                std::borrow::Cow::Borrowed(t) => V::S(t),
+                std::borrow::Cow::Owned(t) => V::Owned(t),
+            }),
     }
 }
 
@@ -161,6 +292,11 @@ pub fn fingerprint(ev: &Event, fields: &[Field], scratch: &mut Vec<u8>) -> u128 
     for &f in fields {
         match value(ev, f) {
             Some(V::S(v)) => {
+                scratch.push(1);
+                scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                scratch.extend_from_slice(v.as_bytes());
+            }
+            Some(V::Owned(v)) => {
                 scratch.push(1);
                 scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
                 scratch.extend_from_slice(v.as_bytes());

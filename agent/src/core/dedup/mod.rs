@@ -94,6 +94,10 @@ struct Window {
     count: u32,
     first: i64,
     last: i64,
+    /// When it opened, and when it ends (`start + window_ms`), on the clock of
+    /// [`Dedup::handle_event`].
+    start: i64,
+    end: i64,
 }
 
 fn mark(floors: &mut HashMap<u64, BTreeMap<u64, u32>>, src: u64, seq: u64) {
@@ -164,6 +168,18 @@ impl Dedup {
             .get(&class)
             .map_or(fingerprint::default_fields(class), Vec::as_slice);
         let fp = fingerprint::fingerprint(&ev, fields, &mut self.scratch);
+        // Replayed on the events' own times (`normalize --fold`), one dated in the future
+        // opened a window that every later-read, earlier-dated repeat fell into, however
+        // far apart: an event before its window's start opens a window of its own.
+        if self.open.get(&fp).is_some_and(|w| now_ms < w.start)
+            && let Some(w) = self.open.remove(&fp)
+        {
+            self.due.remove(&(w.end, fp));
+            for &(src, seq) in &w.held {
+                unmark(&mut self.floors, src, seq);
+            }
+            self.close(w);
+        }
         if let Some(w) = self.open.get_mut(&fp) {
             let t = ev.time;
             // An event may already stand for several (sshd's "PAM 5 more authentication
@@ -215,6 +231,8 @@ impl Dedup {
                     count: 0,
                     first: 0,
                     last: 0,
+                    start: now_ms,
+                    end,
                 },
             );
             self.due.insert((end, fp));

@@ -230,3 +230,100 @@ fn a_stopping_source_closes_only_the_windows_holding_its_repeats() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].count, Some(2));
 }
+
+/// Lines through the normalizer, then the fold (each on its own time): the events that
+/// come out at once, i.e. those not folded as a repeat of an earlier one.
+fn forwarded(lines: &[&str]) -> Vec<Box<Event>> {
+    use crate::core::normalize::{NormalizeConfig, Normalizer};
+    use crate::core::time::TimeContext;
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = crate::core::Source {
+        uid_key: None,
+        id: "/var/log/x.log".into(),
+        time: TimeContext::new(
+            "2026-11-27T00:00:00Z".parse().unwrap(),
+            jiff::tz::TimeZone::UTC,
+        ),
+        syslog: false,
+        sender_name: None,
+    };
+    for (i, l) in lines.iter().enumerate() {
+        n.handle_line(&src, i as u64 + 1, l.as_bytes(), 0);
+    }
+    n.finish();
+    let mut d = Dedup::new(DedupConfig::default());
+    std::iter::from_fn(|| n.poll_event())
+        .filter_map(|ev| d.handle_event(ev.time, ev))
+        .collect()
+}
+
+/// A repeat's own fields are gone with it (the summary is its first repeat with a
+/// count), so events an analyst must see apart never fold: an auditd run as another uid
+/// or from another executable or directory, a PAM failure by another person or through
+/// another service, a sudo denial of another command, a request with another query or
+/// client, a membership of another group, a change of another attribute, the same text
+/// from another program. (All of these folded into the first.)
+#[test]
+fn events_an_analyst_tells_apart_are_not_folded() {
+    let exec = |serial: u32, uid: &str, exe: &str, cwd: &str| {
+        [
+            format!(
+                r#"type=SYSCALL msg=audit(1764201600.{serial:03}:{serial}): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=2 auid=1000 uid={uid} gid=0 euid={uid} suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1 comm="ls" exe="{exe}" key=(null)"#
+            ),
+            format!(r#"type=EXECVE msg=audit(1764201600.{serial:03}:{serial}): argc=1 a0="ls""#),
+            format!(r#"type=CWD msg=audit(1764201600.{serial:03}:{serial}): cwd="{cwd}""#),
+            format!(r#"type=EOE msg=audit(1764201600.{serial:03}:{serial}): "#),
+        ]
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for (serial, uid, exe, cwd) in [
+        (1, "1000", "/usr/bin/ls", "/home/a"),
+        (2, "0", "/usr/bin/ls", "/home/a"),
+        (3, "1000", "/tmp/.x/ls", "/home/a"),
+        (4, "1000", "/usr/bin/ls", "/root/.ssh"),
+    ] {
+        lines.extend(exec(serial, uid, exe, cwd));
+    }
+    lines.extend(
+        [
+            "Nov 27 00:00:01 h su: pam_unix(su:auth): authentication failure; logname=alice uid=1000 euid=0 tty=/dev/pts/0 ruser=alice rhost=  user=root",
+            "Nov 27 00:00:02 h su: pam_unix(su:auth): authentication failure; logname=mallory uid=1001 euid=0 tty=/dev/pts/1 ruser=mallory rhost=  user=root",
+            "Nov 27 00:00:03 h sudo:    bob : command not allowed ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/ls",
+            "Nov 27 00:00:04 h sudo:    bob : command not allowed ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/bash",
+            r#"10.0.0.5 - - [27/Nov/2026:00:00:05 +0000] "GET /search?q=shoes HTTP/1.1" 200 10 "-" "Mozilla""#,
+            r#"10.0.0.5 - - [27/Nov/2026:00:00:06 +0000] "GET /search?q=1'+UNION+SELECT+password+FROM+users-- HTTP/1.1" 200 99999 "-" "sqlmap""#,
+            "Nov 27 00:00:07 h usermod[1]: add 'bob' to group 'video'",
+            "Nov 27 00:00:08 h usermod[1]: add 'bob' to group 'sudo'",
+            "Nov 27 00:00:09 h usermod[1]: change user 'bob' shell from '/bin/bash' to '/bin/sh'",
+            "Nov 27 00:00:09 h usermod[1]: change user 'bob' UID from '1001' to '0'",
+            "Nov 27 00:00:09 h systemd[1]: Started Session 5 of User bob.",
+            "Nov 27 00:00:09 h evil[666]: Started Session 5 of User bob.",
+        ]
+        .map(str::to_owned),
+    );
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = forwarded(&refs);
+    assert_eq!(
+        out.len(),
+        16,
+        "{:#?}",
+        out.iter().map(|e| e.message.clone()).collect::<Vec<_>>()
+    );
+}
+
+/// Replayed on the events' own times, one dated in the future opened a window every
+/// later-read, earlier-dated repeat fell into, however far apart.
+#[test]
+fn a_repeat_before_its_windows_start_opens_a_window_of_its_own() {
+    let mut d = Dedup::new(DedupConfig::default());
+    let future = 10 * 365 * 86_400_000;
+    assert!(
+        d.handle_event(future, auth("root", "10.0.0.1", future))
+            .is_some()
+    );
+    assert!(d.handle_event(0, auth("root", "10.0.0.1", 0)).is_some());
+    assert!(
+        d.handle_event(3_600_000, auth("root", "10.0.0.1", 3_600_000))
+            .is_some()
+    );
+}
