@@ -73,8 +73,13 @@ allow = ["127.0.0.0/8"]
         agent.addr("udp"),
     )
     .expect("send udp");
+    // Framing is told per connection (RFC 6587 leaves it to the sender): a line-framed
+    // one, and an octet-counted one (whose last message, without a count, is a line).
+    tcp_send(
+        agent.addr("tcp"),
+        b"<38>Jan 15 10:00:01 web-2 sshd[43]: Accepted password for alice from 198.51.100.7 port 40000 ssh2\n",
+    );
     let stream = [
-        "<38>Jan 15 10:00:01 web-2 sshd[43]: Accepted password for alice from 198.51.100.7 port 40000 ssh2\n".to_owned(),
         octet("<13>1 2026-01-15T10:00:02Z web-3 app 7 - - first line\nsecond line"),
         octet("<86>1 2026-01-15T10:00:03Z web-4 sudo 8 - -   bob : TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/id"),
         "<13>Jan 15 10:00:04 web-5 app: last, no newline".to_owned(),

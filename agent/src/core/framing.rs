@@ -1,13 +1,16 @@
 //! Syslog over a byte stream (TCP, TLS): RFC 6587 frames, octet-counted (`LEN SP MSG`) or
-//! newline-terminated, told apart frame by frame.
+//! newline-terminated, told apart frame by frame until the connection has sent a
+//! newline-terminated one.
 //!
-//! Why per frame and not once per connection: a sender restarted behind a relay, or a relay
-//! forwarding two senders on one connection, switches framing mid-stream; a frame that
-//! starts with `NONZERO-DIGIT *DIGIT SP <` is octet-counted (RFC 6587 §3.4.1: a count, then
-//! a syslog message, which starts with its PRI), anything else runs to LF (§3.4.2). A
-//! message without PRI that starts with a number and a space (`1500 drops`) is LF-framed:
-//! read as a count, it made the deframer wait for that many bytes and merge the messages
-//! that followed into one.
+//! A frame that starts with `NONZERO-DIGIT *DIGIT SP <PRI>` is octet-counted (RFC 6587
+//! §3.4.1: a count, then a syslog message, which starts with its PRI), anything else runs
+//! to LF (§3.4.2). A message without PRI that starts with a number and a space (`1500
+//! drops`) is LF-framed: read as a count, it made the deframer wait for that many bytes and
+//! merge the messages that followed into one. And once a connection has sent a line, it
+//! sends lines: a message with a newline in it (an application's multi-line text, relayed
+//! as is) put its second line at a frame's start, where `9999999999 <13>…` was taken for a
+//! count that swallowed the connection's next ten gigabytes, the messages in them with it.
+//! An octet-counted connection may still fall back to a line where no count starts.
 //!
 //! A frame longer than the cap is never buffered whole: its first `max` bytes are kept,
 //! the rest is skipped, and the frame comes out with its full length so the event says it
@@ -66,6 +69,8 @@ pub struct Deframer {
     /// small pieces is searched once, not from its start at every piece (a sender
     /// dripping a line a byte at a time cost a scan of up to `max` bytes per byte).
     lf_scanned: usize,
+    /// The connection has sent a newline-terminated frame: no count is read any more.
+    lines: bool,
 }
 
 /// Longest octet count read (10 digits: up to 9,999,999,999 bytes).
@@ -82,6 +87,7 @@ impl Deframer {
             state: State::Start,
             stats: FramingStats::default(),
             lf_scanned: 0,
+            lines: false,
         }
     }
 
@@ -142,6 +148,7 @@ impl Deframer {
             self.stats.octet += 1;
         } else {
             self.stats.lf += 1;
+            self.lines = true;
         }
         Some(Frame {
             bytes: &self.held,
@@ -161,7 +168,9 @@ impl Deframer {
         if avail.is_empty() {
             return None;
         }
-        if let b'1'..=b'9' = avail[0] {
+        if !self.lines
+            && let b'1'..=b'9' = avail[0]
+        {
             let digits = avail
                 .iter()
                 .take(MAX_DIGITS + 1)
@@ -170,10 +179,29 @@ impl Deframer {
             if digits == avail.len() && digits <= MAX_DIGITS {
                 return None; // the count may go on
             }
-            if digits <= MAX_DIGITS && avail[digits] == b' ' && avail.len() == digits + 1 {
+            // `<PRI>` after the count decides: `<`, one to three digits, `>`.
+            let pri = |b: &[u8]| -> Option<bool> {
+                let rest = b.strip_prefix(b"<")?;
+                let n = rest
+                    .iter()
+                    .take(4)
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                match rest.get(n) {
+                    None if n < 4 => None,
+                    Some(b'>') => Some((1..=3).contains(&n)),
+                    _ => Some(false),
+                }
+            };
+            let after = if digits <= MAX_DIGITS && avail[digits] == b' ' {
+                Some(&avail[digits + 1..])
+            } else {
+                None
+            };
+            if after.is_some_and(|a| a.is_empty() || (a[0] == b'<' && pri(a).is_none())) {
                 return None; // what follows the count decides
             }
-            if digits <= MAX_DIGITS && avail[digits] == b' ' && avail[digits + 1] == b'<' {
+            if after.is_some_and(|a| pri(a) == Some(true)) {
                 let len: u64 = std::str::from_utf8(&avail[..digits])
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -208,6 +236,7 @@ impl Deframer {
                 let start = self.pos;
                 self.pos += i + 1;
                 self.stats.lf += 1;
+                self.lines = true;
                 let cut = i > self.max;
                 if cut {
                     self.stats.cut += 1;
@@ -282,7 +311,8 @@ impl Deframer {
                 self.pos = self.buf.len();
                 // An octet count whose frame never completed.
                 let digits = avail.iter().take_while(|b| b.is_ascii_digit()).count();
-                if (1..=MAX_DIGITS).contains(&digits)
+                if !self.lines
+                    && (1..=MAX_DIGITS).contains(&digits)
                     && avail[0] != b'0'
                     && avail.get(digits) == Some(&b' ')
                     && avail.get(digits + 1).is_none_or(|&b| b == b'<')

@@ -48,15 +48,36 @@ fn newline_frames_and_a_last_frame_without_newline() {
 }
 
 #[test]
-fn framing_is_told_apart_frame_by_frame() {
-    let s = b"<13>lf one\n9 <13>octet<13>lf two\n";
+fn framing_is_told_apart_frame_by_frame_until_a_line() {
+    let s = b"9 <13>octet<13>lf one\n9 <13>octet\n";
     assert_eq!(
         whole(s, 1024),
         vec![
-            (b"<13>lf one".to_vec(), None, false),
             (b"<13>octet".to_vec(), None, true),
-            (b"<13>lf two".to_vec(), None, false),
+            (b"<13>lf one".to_vec(), None, false),
+            (b"9 <13>octet".to_vec(), None, false),
         ]
+    );
+}
+
+/// A message with a newline in it, relayed as is, puts its second line at a frame's
+/// start: `9999999999 <13>…` there was read as a count, and the connection's next ten
+/// gigabytes (the messages in them) went into one cut frame. A connection that has sent a
+/// line sends lines; a count must also be followed by a whole `<PRI>`.
+#[test]
+fn a_line_that_reads_like_a_count_on_a_line_framed_connection_is_a_line() {
+    let mut s = b"<13>app: user said:\n9999999999 <13>see above\n".to_vec();
+    for i in 0..3 {
+        s.extend_from_slice(format!("<13>sshd[{i}]: Failed password\n").as_bytes());
+    }
+    let out = whole(&s, 1024);
+    assert_eq!(out.len(), 5, "{out:?}");
+    assert_eq!(out[1].0, b"9999999999 <13>see above");
+    assert!(out.iter().all(|(_, cut, octet)| cut.is_none() && !octet));
+    // A count without a whole PRI after it is no count, even first.
+    assert_eq!(
+        whole(b"12 <html><body>\n<13>x\n", 1024),
+        plain(&["12 <html><body>", "<13>x"], false)
     );
 }
 
@@ -178,13 +199,17 @@ proptest! {
 #[test]
 fn a_number_and_a_space_without_a_syslog_message_after_it_is_a_line() {
     assert_eq!(
-        whole(b"1500 drops on eth0\n<13>next\n7 <13>abc", 1024),
+        whole(b"1500 drops on eth0\n<13>next\n", 1024),
         vec![
             (b"1500 drops on eth0".to_vec(), None, false),
             (b"<13>next".to_vec(), None, false),
-            (b"<13>abc".to_vec(), None, true),
         ]
     );
+    assert_eq!(
+        whole(b"1500 drops on eth0\n", 1024),
+        plain(&["1500 drops on eth0"], false)
+    );
+    assert_eq!(whole(b"7 <13>abc", 1024), plain(&["<13>abc"], true));
     // Split after the count's space: it waits for the byte that decides.
     for cut in 1..12 {
         let s = b"1500 drops\n<13>x\n";
