@@ -434,6 +434,7 @@ fn normalize(
     } else {
         files
     };
+    let max_record = ncfg.max_line_bytes;
     let mut norm = Normalizer::new(ncfg);
     let mut out = Output {
         sink: Sink {
@@ -507,9 +508,15 @@ fn normalize(
         // Records without a time of their own are stamped with when they were read; with
         // `--now` that is the given instant, so the output is reproducible.
         let now_ms = now.map_or_else(clock::now_ms, |t| t.as_millisecond());
-        let res = input::for_each_record(&mut *reader, framing, |rec| {
+        let res = input::for_each_record(&mut *reader, framing, max_record, |rec, cut_from| {
             seq += 1;
-            norm.handle_line(&src, seq, rec, now_ms);
+            let rx = vedette_agent::core::Received {
+                seq,
+                now_ms,
+                cut_from,
+                ..Default::default()
+            };
+            norm.handle_received(&src, rx, rec);
             while let Some(ev) = norm.poll_event() {
                 out.take(ev);
             }

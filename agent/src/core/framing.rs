@@ -71,6 +71,9 @@ pub struct Deframer {
     lf_scanned: usize,
     /// The connection has sent a newline-terminated frame: no count is read any more.
     lines: bool,
+    /// Whether a newline-terminated frame ends count reading ([`Deframer::lines`]); not
+    /// for a file declared octet-counted.
+    lines_stick: bool,
 }
 
 /// Longest octet count read (10 digits: up to 9,999,999,999 bytes).
@@ -88,6 +91,16 @@ impl Deframer {
             stats: FramingStats::default(),
             lf_scanned: 0,
             lines: false,
+            lines_stick: true,
+        }
+    }
+
+    /// A deframer for a stream declared octet-counted (`normalize --framing octet`): a
+    /// frame without a count is read as a line, and counts are read after it too.
+    pub fn octet_counted(max: usize) -> Self {
+        Self {
+            lines_stick: false,
+            ..Self::new(max)
         }
     }
 
@@ -148,7 +161,7 @@ impl Deframer {
             self.stats.octet += 1;
         } else {
             self.stats.lf += 1;
-            self.lines = true;
+            self.lines = self.lines_stick;
         }
         Some(Frame {
             bytes: &self.held,
@@ -236,7 +249,7 @@ impl Deframer {
                 let start = self.pos;
                 self.pos += i + 1;
                 self.stats.lf += 1;
-                self.lines = true;
+                self.lines = self.lines_stick;
                 let cut = i > self.max;
                 if cut {
                     self.stats.cut += 1;

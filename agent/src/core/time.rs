@@ -149,10 +149,20 @@ impl TimeContext {
         })
     }
 
-    /// Resolves an RFC 3164 time, which has no year (`c.year` is not read): the reference
-    /// year, or the year before when that lands more than a day after the reference.
+    /// Resolves an RFC 3164 time, which has no year (`c.year` is not read): the latest of
+    /// the year after the reference, the reference year and the year before that lands at
+    /// most a day after the reference. The year after is for New Year: `Jan  1 00:00:30`
+    /// read at 23:59 on Dec 31 (a sender's clock a little ahead, a line read just after
+    /// it was written) is in a few seconds, not almost a year ago.
     pub fn resolve_yearless(&self, c: Civil) -> Option<Instant> {
         let limit = self.reference.as_millisecond() + 86_400_000;
+        if let Some(t) = self.resolve_local(Civil {
+            year: self.ref_year + 1,
+            ..c
+        }) && t.ms <= limit
+        {
+            return Some(t);
+        }
         match self.resolve_local(Civil {
             year: self.ref_year,
             ..c

@@ -97,12 +97,19 @@ pub fn parse<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
     let b = line.as_bytes();
     if b.first() == Some(&b'<') {
         if let Some((pri, rest)) = parse_pri(b) {
-            // "<PRI>1 " is RFC 5424; anything else after PRI is read as RFC 3164.
-            if rest.first().is_some_and(|c| c.is_ascii_digit())
+            // "<PRI>1 " is RFC 5424 (a 1-3 digit version, a space, then a timestamp or
+            // `-`); anything else after PRI is read as RFC 3164: `<13>42 drops on eth0` or
+            // Cisco's `<189>52: *Mar  1 …` start with a number that is no version.
+            let version = rest
+                .iter()
+                .take(4)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if (1..=3).contains(&version)
+                && rest.get(version) == Some(&b' ')
                 && rest
-                    .iter()
-                    .position(|&c| c == b' ')
-                    .is_some_and(|sp| sp <= 3)
+                    .get(version + 1)
+                    .is_some_and(|&c| c.is_ascii_digit() || c == b'-')
                 && !rfc3164::starts_with_timestamp(rest)
             {
                 return rfc5424::parse(line, pri, b.len() - rest.len(), ctx);

@@ -126,6 +126,8 @@ pub(super) fn parse<'a>(s: &'a str, ctx: &TimeContext, format: Format) -> Envelo
     };
     let rest = match b.get(rest_at) {
         Some(b' ') => &s[rest_at + 1..],
+        // Cisco ends its timestamp with a colon: `Jan 15 2026 10:00:00: %ASA-6-…`.
+        Some(b':') if b.get(rest_at + 1) == Some(&b' ') => &s[rest_at + 2..],
         None => "",
         Some(_) => {
             env.error = Some("RFC 3164: expecting a space after the timestamp".into());
@@ -133,7 +135,17 @@ pub(super) fn parse<'a>(s: &'a str, ctx: &TimeContext, format: Format) -> Envelo
         }
     };
     // Either `HOST TAG: msg`, `TAG: msg` (no host, as local daemons write), or `HOST msg`.
-    if let Some((app, pid, msg)) = tag(rest) {
+    // A first word that is an address is the host, though an IPv6 address (`fe80::1`) or
+    // `IP:PORT` reads like a tag ended by its colon.
+    let first = rest.split(' ').next().unwrap_or("");
+    let is_addr = |w: &str| {
+        crate::core::text::is_ip(w)
+            || w.rsplit_once(':').is_some_and(|(ip, port)| {
+                crate::core::text::is_ip(ip) && port.parse::<u16>().is_ok()
+            })
+    };
+    let tagged = if is_addr(first) { None } else { tag(rest) };
+    if let Some((app, pid, msg)) = tagged {
         env.app = Some(app);
         env.procid = pid;
         env.msg = msg;
@@ -143,6 +155,20 @@ pub(super) fn parse<'a>(s: &'a str, ctx: &TimeContext, format: Format) -> Envelo
         Some(sp) => (&rest[..sp], &rest[sp + 1..]),
         None => (rest, ""),
     };
+    // A first word ending in `:` that is no address is a tag with bytes a tag seldom has
+    // (`my-app!![99]:`), not a host: what follows it is its message, never read for a
+    // program of its own (`… my-app!![99]: sshd[1]: Accepted …` is my-app's, not sshd's).
+    if host.ends_with(':') && !is_addr(host.trim_end_matches(':')) {
+        let name = host.trim_end_matches(':');
+        let (name, pid) = match name.split_once('[') {
+            Some((n, p)) => (n, p.strip_suffix(']')),
+            None => (name, None),
+        };
+        env.app = Some(name).filter(|n| !n.is_empty());
+        env.procid = pid;
+        env.msg = after;
+        return env;
+    }
     if !host.is_empty() {
         env.hostname = Some(host);
     }

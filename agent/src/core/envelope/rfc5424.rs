@@ -89,11 +89,27 @@ fn parse_rest<'a>(
     if c.peek() == Some(b'-') && matches!(c.s.as_bytes().get(c.pos + 1), Some(b' ') | None) {
         c.pos += 1;
     } else {
-        let (t, len) = timestamp(c.bytes())
-            .map_err(|off| (ts_start + off, "expecting an RFC 3339 timestamp"))?;
-        env.timestamp = Some(&c.s[ts_start..ts_start + len]);
-        env.time = Some(t);
-        c.pos += len;
+        match timestamp(c.bytes()) {
+            Ok((t, len)) => {
+                env.timestamp = Some(&c.s[ts_start..ts_start + len]);
+                env.time = Some(t);
+                c.pos += len;
+            }
+            // A timestamp the RFC does not allow but a sender meant (nine fraction
+            // digits, a leap second): said, and the header after it is still read, so
+            // the host, app and message are not lost with it (the event takes the time it
+            // was received).
+            Err(off)
+                if c.bytes().first().is_some_and(u8::is_ascii_digit)
+                    && let Some(sp) = memchr::memchr(b' ', c.bytes()) =>
+            {
+                c.soft
+                    .get_or_insert((ts_start + off, "expecting an RFC 3339 timestamp"));
+                env.timestamp = Some(&c.s[ts_start..ts_start + sp]);
+                c.pos += sp;
+            }
+            Err(off) => return Err((ts_start + off, "expecting an RFC 3339 timestamp")),
+        }
     }
     let _ = ctx;
     c.sp("expecting a space after the timestamp")?;

@@ -68,3 +68,96 @@ fn rfc3164_host_tag_pid_and_missing_host() {
     let e = parse("just text", &c);
     assert_eq!((e.format, e.msg), (Some(Format::Plain), "just text"));
 }
+
+/// An address as the host: an IPv6 address or `IP:PORT` read like a tag ended by its
+/// colon, the program and message lost.
+#[test]
+fn an_address_host_is_the_host_not_a_tag() {
+    let c = ctx();
+    for (line, host) in [
+        (
+            "Jan 15 10:00:00 fe80::1 sshd[1]: Accepted password for root",
+            "fe80::1",
+        ),
+        (
+            "<13>Jan 15 10:00:00 2001:db8::5 sshd[1]: Accepted password for root",
+            "2001:db8::5",
+        ),
+        (
+            "<13>Jan 15 10:00:00 10.0.0.1:514 sshd[1]: Accepted password for root",
+            "10.0.0.1:514",
+        ),
+    ] {
+        let e = parse(line, &c);
+        assert_eq!(e.hostname, Some(host), "{line}");
+        assert_eq!(e.app, Some("sshd"), "{line}");
+        assert_eq!(e.msg, "Accepted password for root", "{line}");
+    }
+}
+
+/// A tag with bytes a tag seldom has is the tag, not a host: the message after it is its
+/// own, never read for another program (`sshd[1]:` in it made an sshd logon).
+#[test]
+fn an_odd_tag_does_not_hand_its_message_to_another_program() {
+    let c = ctx();
+    let e = parse(
+        "<13>Jan 15 10:00:00 my-app!![99]: sshd[1]: Accepted password for root",
+        &c,
+    );
+    assert_eq!(e.app, Some("my-app!!"));
+    assert_eq!(e.procid, Some("99"));
+    assert_eq!(e.hostname, None);
+    assert_eq!(e.msg, "sshd[1]: Accepted password for root");
+}
+
+/// A number after PRI is an RFC 5424 version only with a timestamp (or `-`) after it:
+/// `<13>42 drops` and Cisco's `<189>52: *Mar …` are RFC 3164 content, not cut.
+#[test]
+fn a_number_after_pri_is_a_version_only_before_a_timestamp() {
+    let c = ctx();
+    let e = parse("<13>42 drops on eth0", &c);
+    assert_eq!(e.format, Some(Format::Rfc3164));
+    assert!(e.msg.contains("42 drops on eth0"), "{e:?}");
+    let e = parse(
+        "<189>52: *Mar  1 00:05:12.123: %SYS-5-CONFIG_I: Configured",
+        &c,
+    );
+    assert_eq!(e.format, Some(Format::Rfc3164));
+    assert!(e.msg.contains("52: *Mar"), "{e:?}");
+}
+
+/// A timestamp the RFC does not allow but a sender meant (nine fraction digits, a leap
+/// second) is said, and the header after it is still read.
+#[test]
+fn a_bad_rfc5424_timestamp_keeps_the_header_after_it() {
+    let c = ctx();
+    for line in [
+        "<13>1 2026-01-01T00:00:00.123456789Z h a - - - x",
+        "<13>1 2026-12-31T23:59:60Z h a - - - x",
+    ] {
+        let e = parse(line, &c);
+        assert_eq!(e.time, None, "{line}");
+        assert!(
+            e.error.as_deref().is_some_and(|w| w.contains("timestamp")),
+            "{line}"
+        );
+        assert_eq!(
+            (e.hostname, e.app, e.msg),
+            (Some("h"), Some("a"), "x"),
+            "{line}"
+        );
+    }
+}
+
+/// Cisco ends its timestamp with a colon; with no device id there is no host (it was `:`).
+#[test]
+fn a_cisco_timestamp_colon_is_no_host() {
+    let c = ctx();
+    let e = parse(
+        "<166>Jan 15 2026 10:00:00: %ASA-6-605005: Login permitted from 10.1.1.1/52690",
+        &c,
+    );
+    assert_eq!(e.hostname, None);
+    assert_eq!(e.error, None);
+    assert!(e.msg.contains("Login permitted"), "{e:?}");
+}

@@ -52,6 +52,32 @@ fn yearless_time_more_than_a_day_ahead_steps_back_a_year() {
     );
 }
 
+/// Across New Year the other way: a line of the first seconds of January read at the last
+/// minute of December is in a few seconds (a sender's clock a little ahead), not almost a
+/// year ago.
+#[test]
+fn yearless_time_just_past_new_year_takes_the_next_year() {
+    let c = ctx("2026-12-31T23:59:00Z", "UTC");
+    let t = c.resolve_yearless(civil(1, 1, 0, 0, 30, 0)).unwrap();
+    assert_eq!(
+        t.ms,
+        "2027-01-01T00:00:30Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
+    // More than a day ahead in the next year is last year's.
+    let c = ctx("2026-12-30T00:00:00Z", "UTC");
+    let t = c.resolve_yearless(civil(1, 1, 0, 0, 30, 0)).unwrap();
+    assert_eq!(
+        t.ms,
+        "2026-01-01T00:00:30Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    );
+}
+
 #[test]
 fn zone_applies_with_daylight_saving() {
     let c = ctx("2026-11-27T00:00:00Z", "Europe/Berlin");
