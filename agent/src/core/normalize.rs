@@ -530,11 +530,25 @@ impl Normalizer {
                 env.sd
                     .iter()
                     .map(|e| {
-                        let params = e
-                            .params
-                            .iter()
-                            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                            .collect();
+                        // A PARAM may repeat (RFC 5424 6.3.3): its values become a list, in
+                        // order (the last one alone overwrote the others).
+                        let mut params = serde_json::Map::new();
+                        for (k, v) in &e.params {
+                            let v = serde_json::Value::String(v.clone());
+                            match params.get_mut(k) {
+                                None => {
+                                    params.insert(k.clone(), v);
+                                }
+                                Some(serde_json::Value::Array(list)) => list.push(v),
+                                Some(first) => {
+                                    let first = first.take();
+                                    params.insert(
+                                        k.clone(),
+                                        serde_json::Value::Array(vec![first, v]),
+                                    );
+                                }
+                            }
+                        }
                         (e.id.clone(), serde_json::Value::Object(params))
                     })
                     .collect()

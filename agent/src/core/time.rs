@@ -15,7 +15,9 @@ pub struct TimeContext {
     pub tz: TimeZone,
     /// Year of `reference` in `tz`.
     ref_year: i16,
-    /// Cache of the zone's offset for the hour last looked up, packed by [`pack_offset`]
+    /// Whether `reference` is in December in `tz` (a January line may be next year's).
+    ref_december: bool,
+    /// Cache of the zone's offset for the minute last looked up, packed by [`pack_offset`]
     /// (one atomic word, so a source can be shared between threads; relaxed loads cost
     /// what a plain load does).
     offset_cache: AtomicU64,
@@ -27,6 +29,7 @@ impl Clone for TimeContext {
             reference: self.reference,
             tz: self.tz.clone(),
             ref_year: self.ref_year,
+            ref_december: self.ref_december,
             offset_cache: AtomicU64::new(self.offset_cache.load(Relaxed)),
         }
     }
@@ -35,16 +38,16 @@ impl Clone for TimeContext {
 /// An empty offset cache.
 const NO_OFFSET: u64 = u64::MAX;
 
-/// Packs (hour since the epoch, offset in seconds) into one word: the hour in the high 44
-/// bits, the offset biased by 2^19 in the low 20. `None` when either does not fit (the cache
-/// is then not used).
-fn pack_offset(hour: i64, offset: i32) -> Option<u64> {
-    const HOUR_BITS: u32 = 44;
-    let h_ok = (-(1 << (HOUR_BITS - 1))..(1 << (HOUR_BITS - 1))).contains(&hour);
+/// Packs (minute since the epoch, offset in seconds) into one word: the minute in the high
+/// 44 bits, the offset biased by 2^19 in the low 20. `None` when either does not fit (the
+/// cache is then not used).
+fn pack_offset(minute: i64, offset: i32) -> Option<u64> {
+    const MINUTE_BITS: u32 = 44;
+    let m_ok = (-(1 << (MINUTE_BITS - 1))..(1 << (MINUTE_BITS - 1))).contains(&minute);
     let biased = i64::from(offset) + (1 << 19);
     let o_ok = (0..(1 << 20)).contains(&biased);
-    let packed = ((hour as u64) << 20) | biased as u64;
-    (h_ok && o_ok && packed != NO_OFFSET).then_some(packed)
+    let packed = ((minute as u64) << 20) | biased as u64;
+    (m_ok && o_ok && packed != NO_OFFSET).then_some(packed)
 }
 
 fn unpack_offset(packed: u64) -> (i64, i32) {
@@ -106,11 +109,13 @@ pub struct Instant {
 impl TimeContext {
     /// A context reading zone-less times in `tz`, inferring years around `reference`.
     pub fn new(reference: Timestamp, tz: TimeZone) -> Self {
-        let ref_year = reference.to_zoned(tz.clone()).year();
+        let zoned = reference.to_zoned(tz.clone());
+        let (ref_year, ref_december) = (zoned.year(), zoned.month() == 12);
         Self {
             reference,
             tz,
             ref_year,
+            ref_december,
             offset_cache: AtomicU64::new(NO_OFFSET),
         }
     }
@@ -118,9 +123,12 @@ impl TimeContext {
     /// The offset (seconds) of the context's zone at a local wall-clock time given as
     /// seconds since the epoch as if it were UTC.
     fn local_offset(&self, local_secs: i64) -> i32 {
-        let hour = local_secs.div_euclid(3600);
+        // Cached by the minute: zones change offset off the hour too (Chatham at 2:45,
+        // Lord Howe by half an hour), and an hour's cache gave the minutes after such a
+        // change the offset from before it.
+        let minute = local_secs.div_euclid(60);
         let cached = self.offset_cache.load(Relaxed);
-        if cached != NO_OFFSET && unpack_offset(cached).0 == hour {
+        if cached != NO_OFFSET && unpack_offset(cached).0 == minute {
             return unpack_offset(cached).1;
         }
         let off = match Timestamp::from_second(local_secs) {
@@ -133,7 +141,7 @@ impl TimeContext {
             }
             Err(_) => 0,
         };
-        if let Some(packed) = pack_offset(hour, off) {
+        if let Some(packed) = pack_offset(minute, off) {
             self.offset_cache.store(packed, Relaxed);
         }
         off
@@ -156,10 +164,15 @@ impl TimeContext {
     /// it was written) is in a few seconds, not almost a year ago.
     pub fn resolve_yearless(&self, c: Civil) -> Option<Instant> {
         let limit = self.reference.as_millisecond() + 86_400_000;
-        if let Some(t) = self.resolve_local(Civil {
-            year: self.ref_year + 1,
-            ..c
-        }) && t.ms <= limit
+        // Only a January line read in December can be next year's (trying the next year
+        // for every line would look up the zone twice per line).
+        if self.ref_december
+            && c.month == 1
+            && let Some(t) = self.resolve_local(Civil {
+                year: self.ref_year + 1,
+                ..c
+            })
+            && t.ms <= limit
         {
             return Some(t);
         }

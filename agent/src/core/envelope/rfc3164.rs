@@ -137,14 +137,17 @@ pub(super) fn parse<'a>(s: &'a str, ctx: &TimeContext, format: Format) -> Envelo
     // Either `HOST TAG: msg`, `TAG: msg` (no host, as local daemons write), or `HOST msg`.
     // A first word that is an address is the host, though an IPv6 address (`fe80::1`) or
     // `IP:PORT` reads like a tag ended by its colon.
-    let first = rest.split(' ').next().unwrap_or("");
     let is_addr = |w: &str| {
         crate::core::text::is_ip(w)
             || w.rsplit_once(':').is_some_and(|(ip, port)| {
                 crate::core::text::is_ip(ip) && port.parse::<u16>().is_ok()
             })
     };
-    let tagged = if is_addr(first) { None } else { tag(rest) };
+    // Only a first word with a ':' can be both (an IPv4 address alone is no tag).
+    let first_end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+    let first = &rest[..first_end];
+    let address_first = memchr::memchr(b':', first.as_bytes()).is_some() && is_addr(first);
+    let tagged = if address_first { None } else { tag(rest) };
     if let Some((app, pid, msg)) = tagged {
         env.app = Some(app);
         env.procid = pid;

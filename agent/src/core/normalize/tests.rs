@@ -994,3 +994,14 @@ fn an_audit_record_from_another_program_is_not_read_as_one() {
     ]);
     assert_ne!(evs[0].class(), Class::Authentication);
 }
+
+/// A PARAM may repeat inside an SD-ELEMENT (RFC 5424 6.3.3): every value is kept, in
+/// order; the last one alone overwrote the others.
+#[test]
+fn a_repeated_sd_param_keeps_every_value() {
+    let evs = norm_lines(&[r#"<13>1 2026-01-01T00:00:00Z h app - - [x@1 a="1" a="2" b="3"] m"#]);
+    assert_eq!(
+        at(&evs[0], "unmapped.syslog.structured_data.x@1"),
+        serde_json::json!({"a": ["1", "2"], "b": "3"})
+    );
+}

@@ -43,13 +43,14 @@ fn sudo_fields(s: &str) -> SudoFields<'_> {
     // nobody's, and arguments ` ; USER=nobody ; COMMAND=/bin/true` do the same read from
     // the right: the line does not say which fields are sudo's. Every `USER=` it could
     // mean is a candidate, and the run is taken as the most privileged.
-    let users: Vec<&str> = s
-        .split(" ; ")
-        .filter_map(|p| p.trim().strip_prefix("USER="))
-        .collect();
-    let commands = s.matches("COMMAND=").count();
-    if users.len() > 1 || commands > 1 {
-        let mut candidates = users;
+    // Two `COMMAND=` or two ` ; USER=` are the sign; the common line has one of each.
+    static USER: Needle = Needle::new(" ; USER=");
+    let twice = |n: &Needle| n.find(s).is_some_and(|p| n.find(&s[p + 1..]).is_some());
+    if twice(&COMMAND) || twice(&USER) {
+        let mut candidates: Vec<&str> = s
+            .split(" ; ")
+            .filter_map(|p| p.trim().strip_prefix("USER="))
+            .collect();
         candidates.sort_unstable();
         candidates.dedup();
         if let Some(root) = candidates.iter().find(|u| **u == "root") {

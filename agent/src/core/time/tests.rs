@@ -133,3 +133,15 @@ fn iso_with_offset_fraction_and_without_zone() {
     );
     assert!(parse_iso(b"2003-13-11T22:14:15Z", &c).is_none());
 }
+
+/// Chatham's daylight saving ends at 03:45 local (+13:45 → +12:45): a line at 03:50 read
+/// right after one at 03:30 (the earlier of its two readings) took that one's offset from a
+/// cache kept by the hour.
+#[test]
+fn an_offset_change_off_the_hour_applies_from_its_minute() {
+    let c = ctx("2026-04-10T00:00:00Z", "Pacific/Chatham");
+    let early = c.resolve_yearless(civil(4, 5, 3, 30, 0, 0)).unwrap();
+    let late = c.resolve_yearless(civil(4, 5, 3, 50, 0, 0)).unwrap();
+    assert_eq!(early.offset_min, 13 * 60 + 45);
+    assert_eq!(late.offset_min, 12 * 60 + 45);
+}
