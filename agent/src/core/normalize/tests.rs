@@ -1005,3 +1005,16 @@ fn a_repeated_sd_param_keeps_every_value() {
         serde_json::json!({"a": ["1", "2"], "b": "3"})
     );
 }
+
+/// The shared phrases count only where a message starts with them: quoted inside another
+/// program's message they made a failed logon from an address of the writer's choice.
+#[test]
+fn a_shared_phrase_inside_a_message_is_no_logon() {
+    let evs = norm_lines(&[
+        "<14>Nov 26 10:00:00 web1 myapp[321]: user comment: Authentication failed from 203.0.113.9 lol",
+        "<14>Nov 26 10:00:00 web1 klogind[321]: Authentication failed from 203.0.113.9 (h): x",
+    ]);
+    assert_eq!(evs[0].class(), Class::Base);
+    assert_eq!(evs[1].class(), Class::Authentication);
+    assert_eq!(at(&evs[1], "src_endpoint.ip"), "203.0.113.9");
+}

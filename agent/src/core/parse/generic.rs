@@ -7,10 +7,20 @@ use vedette_schemas::ocsf::{Class, Endpoint, Event, Status};
 use super::{Parsed, auth, code, set_class};
 use crate::core::text::is_ip;
 
-/// The IP after `marker`, allowing `(` `[` wrappers and a trailing `:` `,`.
+/// The IP after `marker` where the message starts with it (after a level word such as
+/// `error: `), allowing `(` `[` wrappers and a trailing `:` `,`. Anywhere in the message,
+/// text a program quotes (`user comment: Authentication failed from 203.0.113.9`) made a
+/// failed logon from an address of the writer's choice.
 fn ip_after<'a>(msg: &'a str, marker: &str) -> Option<&'a str> {
-    let lower = msg.to_ascii_lowercase();
-    let p = lower.find(marker)?;
+    let body = ["error: ", "warning: ", "notice: ", "info: "]
+        .iter()
+        .find_map(|l| msg.strip_prefix(l))
+        .unwrap_or(msg);
+    let head = body.get(..marker.len())?;
+    if !head.eq_ignore_ascii_case(marker) {
+        return None;
+    }
+    let p = msg.len() - body.len();
     let w = msg[p + marker.len()..].split_whitespace().next()?;
     let w = w.trim_matches(|c| matches!(c, '(' | ')' | '[' | ']' | ':' | ','));
     is_ip(w).then_some(w)

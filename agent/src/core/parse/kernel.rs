@@ -24,9 +24,15 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
     let Some((proc_, detail)) = SEGFAULT.split_once(body) else {
         return Parsed::No;
     };
+    // `COMM[PID]` starts the message, and a task's comm is at most 15 bytes: a longer
+    // head is other text the kernel logged (the NULL-argv warning quotes a file name any
+    // user chooses, `/tmp/sshd[1]: segfault at …` and all).
     let Some((name, pid)) = proc_.rsplit_once('[') else {
         return Parsed::No;
     };
+    if name.len() > 15 {
+        return Parsed::No;
+    }
     let Ok(pid) = pid.trim_end_matches(']').parse::<i64>() else {
         return Parsed::No;
     };
@@ -50,4 +56,33 @@ pub fn parse(msg: &str, ev: &mut Event) -> Parsed {
         );
     }
     Parsed::Yes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_schemas::ocsf::Product;
+
+    fn ev(msg: &str) -> (Parsed, Event) {
+        let mut e = Event::new(Class::Base, 0, 0, Product::default());
+        (parse(msg, &mut e), e)
+    }
+
+    #[test]
+    fn a_segfault_names_its_task() {
+        let (r, e) = ev(
+            "[1234.5678] nginx[4242]: segfault at 0 ip 00007f sp 00007f error 4 in libc.so.6[7f00+1000]",
+        );
+        assert_eq!(r, Parsed::Yes);
+        assert_eq!(e.process.unwrap().pid, Some(4242));
+    }
+
+    /// Text the kernel quotes (a file name any user chooses) is no task.
+    #[test]
+    fn quoted_text_is_no_segfault() {
+        let (r, _) = ev(
+            "process 'a' launched '/tmp/sshd[1]: segfault at 0 ip 0 sp 0 error 4 in libc.so.6[7f+1]' with NULL argv: empty string added",
+        );
+        assert_eq!(r, Parsed::No);
+    }
 }
