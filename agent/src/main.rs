@@ -358,7 +358,7 @@ impl Output {
             }
         }
         if let Some(b) = &mut self.baseline {
-            b.check(&mut ev);
+            b.check(&mut ev, vedette_agent::io::clock::now_ms());
         }
         let ev = match &mut self.fold {
             None => Some(ev),

@@ -539,7 +539,7 @@ impl Stage {
                 r.apply(&mut ev);
             }
             if let Some((b, _)) = &mut self.baseline {
-                b.check(&mut ev);
+                b.check(&mut ev, now_ms);
             }
             let ev = match &mut self.dedup {
                 // Live windows run on arrival time.

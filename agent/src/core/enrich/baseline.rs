@@ -59,10 +59,19 @@ impl Baseline {
         self.dirty = false;
     }
 
-    /// Marks an Authentication event with `unmapped.vedette.first_seen` and records its
-    /// pair at the event's time.
-    pub fn check(&mut self, ev: &mut Event) {
-        if ev.class() != Class::Authentication {
+    /// Marks a successful logon (an Authentication Success) with
+    /// `unmapped.vedette.first_seen` and records its pair at the event's time, never later
+    /// than a day after `now_ms`.
+    ///
+    /// Only successes: a failure is anyone's to send, so a brute force's failures recorded
+    /// the pair, and its own success then came out as seen before; a spray of failures
+    /// for made-up users evicted the real history. A line dated in the future pinned its
+    /// pair until then. A relayed record is keyed by the sender that relayed it too, so a
+    /// remote sender naming this host cannot vouch for a pair here.
+    pub fn check(&mut self, ev: &mut Event, now_ms: i64) {
+        if ev.class() != Class::Authentication
+            || ev.header.status != Some(vedette_schemas::ocsf::Status::Success)
+        {
             return;
         }
         let (Some(user), Some(ip)) = (
@@ -76,13 +85,21 @@ impl Baseline {
             .as_ref()
             .and_then(|d| d.hostname.as_deref().or(d.ip.as_deref()))
             .unwrap_or("");
+        let relay = ev
+            .metadata
+            .loggers
+            .as_ref()
+            .and_then(|l| l.first())
+            .and_then(|l| l.device.as_ref())
+            .and_then(|d| d.ip.as_deref().or(d.hostname.as_deref()))
+            .unwrap_or("");
         let mut h = Xxh3::new();
-        for part in [host, user, ip] {
+        for part in [relay, host, user, ip] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
         let key = h.digest();
-        let t = minutes(ev.time);
+        let t = minutes(ev.time.min(now_ms.saturating_add(86_400_000)));
         let retain = u32::try_from(self.retain_ms / 60_000).unwrap_or(u32::MAX);
         let first = self
             .seen
@@ -145,6 +162,7 @@ mod tests {
 
     fn logon(user: &str, ip: &str, t: i64) -> Event {
         let mut ev = Event::new(Class::Authentication, 1, t, Product::default());
+        ev.header.status = Some(vedette_schemas::ocsf::Status::Success);
         ev.user = Some(User {
             name: Some(user.into()),
             ..User::default()
@@ -162,8 +180,45 @@ mod tests {
 
     fn first(b: &mut Baseline, user: &str, ip: &str, t: i64) -> bool {
         let mut ev = logon(user, ip, t);
-        b.check(&mut ev);
+        b.check(&mut ev, t);
         ev.unmapped.unwrap().vedette.unwrap().first_seen.unwrap()
+    }
+
+    /// A failure is anyone's to send: it neither records the pair nor is marked, so a
+    /// brute force's own success is still the pair's first.
+    #[test]
+    fn only_successes_count() {
+        let mut b = Baseline::new(1000, 30);
+        let mut failed = logon("root", "6.6.6.6", 0);
+        failed.header.status = Some(vedette_schemas::ocsf::Status::Failure);
+        b.check(&mut failed, 0);
+        assert!(failed.unmapped.is_none());
+        assert!(first(&mut b, "root", "6.6.6.6", DAY));
+    }
+
+    /// A line dated in the future pinned its pair until then.
+    #[test]
+    fn a_future_date_counts_as_at_most_a_day_ahead() {
+        let mut b = Baseline::new(1000, 30);
+        let mut ev = logon("alice", "10.0.0.1", 100 * 365 * DAY);
+        b.check(&mut ev, 0);
+        assert!(first(&mut b, "alice", "10.0.0.1", 40 * DAY));
+    }
+
+    /// A relayed record naming this host is keyed by its relay too.
+    #[test]
+    fn a_relayed_logon_does_not_vouch_for_a_local_pair() {
+        let mut b = Baseline::new(1000, 30);
+        let mut relayed = logon("root", "5.5.5.6", 0);
+        relayed.metadata.loggers = Some(vec![vedette_schemas::ocsf::Logger {
+            device: Some(Device {
+                ip: Some("192.0.2.9".into()),
+                ..Device::default()
+            }),
+            ..Default::default()
+        }]);
+        b.check(&mut relayed, 0);
+        assert!(first(&mut b, "root", "5.5.5.6", DAY));
     }
 
     const DAY: i64 = 86_400_000;
