@@ -32,6 +32,13 @@ const TOKEN_PARAMS: &[&str] = &[
     "signature",
     "x-amz-signature",
     "x-amz-security-token",
+    "code",
+    "private_token",
+    "api-key",
+    "x-api-key",
+    "jwt",
+    "access-token",
+    "auth_token",
 ];
 
 /// Redaction settings.
@@ -89,29 +96,60 @@ impl Redactor {
     /// Finds the secrets in `ev` and replaces each wherever it appears.
     pub fn apply(&mut self, ev: &mut Event) {
         let mut secrets: Vec<String> = Vec::new();
+        // A token parameter's value is replaced where it stands as that parameter's value
+        // (`token=VALUE`), not wherever its text appears: a client sending
+        // `?token=/etc/passwd` or `&token=UNION` wiped its own path or payload from every
+        // field of the record.
+        let mut params: Vec<(String, String)> = Vec::new();
+        // Not a logon that succeeded (a failure, a step, an unknown outcome), and not an
+        // account this host knows (enrichment gave it a uid or an account): a name that
+        // looks like a password is one typed at the user prompt.
         if self.cfg.secret_user_names
             && ev.class() == Class::Authentication
-            && ev.header.status == Some(Status::Failure)
-            && let Some(name) = ev.user.as_ref().and_then(|u| u.name.as_deref())
+            && ev.header.status != Some(Status::Success)
+            && let Some(u) = ev.user.as_ref()
+            && u.uid.is_none()
+            && u.account.is_none()
+            && let Some(name) = u.name.as_deref()
             && looks_like_secret(name)
         {
             secrets.push(name.to_owned());
         }
-        if self.cfg.token_params
-            && let Some(r) = ev.http_request.as_ref()
-        {
-            let url = r.url.as_ref();
-            // A reset link or an OAuth redirect carries its token into the next request's
-            // referrer.
-            for s in [
-                url.and_then(|u| u.query_string.as_deref()),
-                url.and_then(|u| u.url_string.as_deref()),
-                r.referrer.as_deref(),
+        if self.cfg.token_params {
+            if let Some(q) = ev
+                .http_request
+                .as_ref()
+                .and_then(|r| r.url.as_ref())
+                .and_then(|u| u.query_string.as_deref())
+            {
+                token_values(q, &mut params);
+            }
+            // Every URL the record holds: the request's, a referrer (a reset link or an
+            // OAuth redirect carries its token into the next request's), one in a command
+            // line (`curl https://…?access_token=…`) or in an error log's fields.
+            let mut texts: Vec<&str> = [
+                ev.raw_data.as_deref(),
+                ev.message.as_deref(),
+                ev.http_request
+                    .as_ref()
+                    .and_then(|r| r.url.as_ref())
+                    .and_then(|u| u.url_string.as_deref()),
+                ev.http_request.as_ref().and_then(|r| r.referrer.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            for p in [
+                ev.process.as_deref(),
+                ev.actor.as_ref().and_then(|a| a.process.as_deref()),
             ]
             .into_iter()
             .flatten()
             {
-                token_values(s, &mut secrets);
+                cmd_lines(p, &mut texts);
+            }
+            for t in texts {
+                url_token_values(t, &mut params);
             }
         }
         // Patterns read the decoded command lines too: auditd writes an argument with a
@@ -142,20 +180,27 @@ impl Redactor {
                 }
             }
         }
-        if secrets.is_empty() {
+        if secrets.is_empty() && params.is_empty() {
             return;
         }
-        // Longest first, so a secret that contains another is replaced whole.
-        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        secrets.sort();
         secrets.dedup();
-        let pairs: Vec<(String, String)> = secrets
+        params.sort();
+        params.dedup();
+        self.redacted += (secrets.len() + params.len()) as u64;
+        let mut pairs: Vec<(String, String)> = secrets
             .into_iter()
             .map(|s| {
                 let h = self.hash(&s);
                 (s, h)
             })
             .collect();
-        self.redacted += pairs.len() as u64;
+        pairs.extend(params.into_iter().map(|(k, v)| {
+            let h = self.hash(&v);
+            (format!("{k}={v}"), format!("{k}={h}"))
+        }));
+        // Longest first, so a secret that contains another is replaced whole.
+        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         replace_everywhere(ev, &pairs);
     }
 }
@@ -221,16 +266,38 @@ pub fn looks_like_secret(name: &str) -> bool {
     symbol || classes >= 3 || (upper && digit) || n >= 16
 }
 
-/// Values of token-like parameters in a query string or URL.
-fn token_values(s: &str, out: &mut Vec<String>) {
-    let query = s.split_once('?').map_or(s, |(_, q)| q);
+/// The token-like parameters (name as written, value) of a query string.
+fn token_values(query: &str, out: &mut Vec<(String, String)>) {
     let query = query.split('#').next().unwrap_or(query);
     for pair in query.split('&') {
         let Some((k, v)) = pair.split_once('=') else {
             continue;
         };
         if !v.is_empty() && TOKEN_PARAMS.iter().any(|t| t.eq_ignore_ascii_case(k)) {
-            out.push(v.to_owned());
+            out.push((k.to_owned(), v.to_owned()));
+        }
+    }
+}
+
+/// The token-like parameters of every URL query in `text` (after a `?` or `&`), each value
+/// running to the next `&`, `#`, quote or blank.
+fn url_token_values(text: &str, out: &mut Vec<(String, String)>) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(p) = memchr::memchr2(b'?', b'&', &b[i..]).map(|p| p + i) {
+        i = p + 1;
+        let rest = &text[i..];
+        let Some(eq) = rest.find('=') else { break };
+        let k = &rest[..eq];
+        if k.is_empty() || k.len() > 32 || !TOKEN_PARAMS.iter().any(|t| t.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        let v = &rest[eq + 1..];
+        let end = v
+            .find(|c: char| matches!(c, '&' | '#' | '"' | '\'' | ' ' | '\t' | '\n'))
+            .unwrap_or(v.len());
+        if end > 0 {
+            out.push((k.to_owned(), v[..end].to_owned()));
         }
     }
 }
@@ -375,9 +442,83 @@ mod tests {
     #[test]
     fn token_parameters_are_found_in_urls() {
         let mut v = Vec::new();
-        token_values("/api?user=bob&access_token=abc123&x=1#frag", &mut v);
+        token_values("user=bob&access_token=abc123&x=1#frag", &mut v);
         token_values("Token=zzz&page=2", &mut v);
-        assert_eq!(v, ["abc123", "zzz"]);
+        url_token_values(
+            r#"GET /api?user=bob&access_token=abc123&x=1 HTTP/1.1" "https://x/login?session=REF" curl https://a/v1?private_token=P"#,
+            &mut v,
+        );
+        let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            v,
+            [
+                ("access_token", "abc123"),
+                ("Token", "zzz"),
+                ("access_token", "abc123"),
+                ("session", "REF"),
+                ("private_token", "P"),
+            ]
+        );
+    }
+
+    /// A password typed at the user prompt is one in any logon that did not succeed (a
+    /// step like sshd's `Postponed`, an unknown outcome), not only in a failure; a name
+    /// this host's accounts know (enrichment gave it a uid) is an account, never hashed.
+    #[test]
+    fn a_typed_password_is_redacted_in_any_unsuccessful_logon_but_an_account_is_not() {
+        use vedette_schemas::ocsf::{Product, User};
+        let mut r = Redactor::new(RedactConfig::default(), b"k");
+        let logon = |status: Status, uid: Option<&str>| {
+            let mut ev = Event::new(Class::Authentication, 1, 0, Product::default());
+            ev.header.status = Some(status);
+            ev.user = Some(User {
+                name: Some("Qx7!secretC".into()),
+                uid: uid.map(Into::into),
+                ..User::default()
+            });
+            ev.message = Some("Postponed keyboard-interactive for invalid user Qx7!secretC".into());
+            ev
+        };
+        let mut step = logon(Status::Other, None);
+        r.apply(&mut step);
+        assert!(!step.message.as_deref().unwrap().contains("Qx7!secretC"));
+        let mut known = logon(Status::Failure, Some("1005"));
+        r.apply(&mut known);
+        assert!(known.message.as_deref().unwrap().contains("Qx7!secretC"));
+    }
+
+    /// A token's value is replaced where it stands as the parameter's value: a client
+    /// choosing its token's text (its own path, an IP, `UNION`) wiped that text from every
+    /// field of its record.
+    #[test]
+    fn a_token_value_is_replaced_only_as_the_parameters_value() {
+        use vedette_schemas::ocsf::{HttpRequest, Product, Url};
+        let mut r = Redactor::new(RedactConfig::default(), b"k");
+        let mut ev = Event::new(Class::HttpActivity, 3, 0, Product::default());
+        let line = r#"203.0.113.66 - - [26/Nov/2026:10:00:01 +0000] "GET /etc/passwd?token=/etc/passwd&q=UNION HTTP/1.1" 200 1 "-" "-""#;
+        ev.raw_data = Some(line.into());
+        ev.http_request = Some(Box::new(HttpRequest {
+            url: Some(Url {
+                path: Some("/etc/passwd".into()),
+                query_string: Some("token=/etc/passwd&q=UNION".into()),
+                url_string: Some("/etc/passwd?token=/etc/passwd&q=UNION".into()),
+                ..Url::default()
+            }),
+            ..HttpRequest::default()
+        }));
+        r.apply(&mut ev);
+        let raw = ev.raw_data.as_deref().unwrap();
+        let url = ev.http_request.as_ref().unwrap().url.as_ref().unwrap();
+        assert_eq!(url.path.as_deref(), Some("/etc/passwd"));
+        assert!(raw.starts_with("203.0.113.66 - - ["), "{raw}");
+        assert!(raw.contains("GET /etc/passwd?token=redacted:"), "{raw}");
+        assert!(!raw.contains("token=/etc/passwd"), "{raw}");
+        assert!(
+            url.query_string
+                .as_deref()
+                .unwrap()
+                .starts_with("token=redacted:")
+        );
     }
 
     #[test]

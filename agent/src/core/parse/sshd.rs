@@ -127,7 +127,12 @@ fn parse_sshd(msg: &str, ev: &mut Event) -> Parsed {
         return method_line(rest, ev, Status::Other, "sshd.partial", "Partial");
     }
     // sshd's own PAM error: `PAM: Authentication failure for [illegal user ]U from HOST`.
-    if let Some(rest) = body.strip_prefix("PAM: Authentication failure for ") {
+    if let Some(rest) = body
+        .strip_prefix("PAM: Authentication failure for ")
+        .or_else(|| {
+            body.strip_prefix("PAM: User not known to the underlying authentication module for ")
+        })
+    {
         let (user, peer) = rsplit_from_host(rest);
         let user = ["illegal user ", "invalid user "]
             .iter()

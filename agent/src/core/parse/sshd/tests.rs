@@ -223,6 +223,11 @@ fn sshds_own_pam_error_and_not_allowed_users_are_failed_logons() {
     assert_eq!(e.header.status, Some(Status::Failure));
     assert_eq!(src(&e), Some(("10.0.0.1".to_owned(), None)));
     assert_eq!(e.user.unwrap().name.as_deref(), Some("1.1.1.1"));
+    let e = ev(
+        "error: PAM: User not known to the underlying authentication module for illegal user Qx7!secret from 10.0.0.1",
+    );
+    assert_eq!(e.header.status, Some(Status::Failure));
+    assert_eq!(e.user.unwrap().name.as_deref(), Some("Qx7!secret"));
     let e = ev("error: PAM: Authentication failure for root from host.example.com");
     assert_eq!(
         e.src_endpoint.unwrap().hostname.as_deref(),
