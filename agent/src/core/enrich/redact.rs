@@ -294,7 +294,7 @@ fn url_token_values(text: &str, out: &mut Vec<(String, String)>) {
         }
         let v = &rest[eq + 1..];
         let end = v
-            .find(|c: char| matches!(c, '&' | '#' | '"' | '\'' | ' ' | '\t' | '\n'))
+            .find(['&', '#', '"', '\'', ' ', '\t', '\n'])
             .unwrap_or(v.len());
         if end > 0 {
             out.push((k.to_owned(), v[..end].to_owned()));
