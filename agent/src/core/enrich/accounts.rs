@@ -27,10 +27,14 @@ pub struct LocalAccount {
     pub privileged: bool,
     /// A system account: uid below `UID_MIN` (1000) or no login shell.
     pub system: bool,
-    /// Whether the password is locked (`!` in shadow); `None` without shadow.
+    /// Whether the password is locked (`!` or `*` in shadow, as `passwd -S` reads it);
+    /// `None` without shadow.
     pub locked: Option<bool>,
-    /// Day of the last password change (days since the epoch), from shadow.
+    /// Day of the last password change (days since the epoch), from shadow; `None` also
+    /// for 0, which means "change it at the next login", not 1970.
     pub password_changed_day: Option<i64>,
+    /// Day the account expires (days since the epoch), from shadow.
+    pub expire_day: Option<i64>,
 }
 
 /// The parsed account database.
@@ -56,7 +60,8 @@ impl AccountDb {
                 db.bad_lines += 1;
                 continue;
             };
-            group_names.insert(gid, (*name).to_owned());
+            // The first line wins, as the C library reads the files.
+            group_names.entry(gid).or_insert_with(|| (*name).to_owned());
             for m in f
                 .get(3)
                 .map_or("", |m| *m)
@@ -69,11 +74,15 @@ impl AccountDb {
                     .push((*name).to_owned());
             }
         }
-        let mut shadow_of: HashMap<&str, (bool, Option<i64>)> = HashMap::new();
+        let mut shadow_of: HashMap<&str, (bool, Option<i64>, Option<i64>)> = HashMap::new();
         for line in shadow.unwrap_or("").lines() {
             let f: Vec<&str> = line.split(':').collect();
             if f.len() >= 3 {
-                shadow_of.insert(f[0], (f[1].starts_with('!'), f[2].parse().ok()));
+                shadow_of.entry(f[0]).or_insert((
+                    f[1].starts_with(['!', '*']),
+                    f[2].parse().ok().filter(|&d: &i64| d > 0),
+                    f.get(7).and_then(|e| e.parse().ok()),
+                ));
             }
         }
         for line in passwd
@@ -100,19 +109,19 @@ impl AccountDb {
             let no_login =
                 shell.ends_with("/nologin") || shell.ends_with("/false") || shell.is_empty();
             let sh = shadow_of.get(name.as_str());
-            db.users.insert(
-                name,
-                LocalAccount {
-                    uid,
-                    gid,
-                    groups,
-                    shell,
-                    privileged,
-                    system: uid != 0 && (uid < 1000 || no_login),
-                    locked: shadow.map(|_| sh.is_some_and(|s| s.0)),
-                    password_changed_day: sh.and_then(|s| s.1),
-                },
-            );
+            // The first line of a name wins, as the C library (and so login) reads the
+            // file: a later `carol` with uid 1005 hid a uid-0 `carol` before it.
+            db.users.entry(name).or_insert(LocalAccount {
+                uid,
+                gid,
+                groups,
+                shell,
+                privileged,
+                system: uid != 0 && (uid < 1000 || no_login),
+                locked: shadow.map(|_| sh.is_some_and(|s| s.0)),
+                password_changed_day: sh.and_then(|s| s.1),
+                expire_day: sh.and_then(|s| s.2),
+            });
         }
         db
     }
@@ -137,6 +146,7 @@ impl AccountDb {
     /// it is locked; the last password change goes to
     /// `unmapped.vedette.password_changed_time` (ms since the epoch; `user`'s).
     pub fn apply(&self, ev: &mut Event) {
+        let day = ev.time.div_euclid(86_400_000);
         let fill = |u: &mut User| -> Option<i64> {
             let a = u.name.as_deref().and_then(|n| self.users.get(n))?;
             let name = u.name.clone();
@@ -166,7 +176,10 @@ impl AccountDb {
                 uid: Some(a.uid.to_string().into()),
                 type_id: Some(9),
                 r#type: Some("Linux Account".into()),
-                is_locked: a.locked,
+                // An account expired by the event's day is locked for logins too.
+                is_locked: a
+                    .locked
+                    .map(|l| l || a.expire_day.is_some_and(|e| e <= day)),
             });
             a.password_changed_day.map(|d| d * 86_400_000)
         };
@@ -223,6 +236,32 @@ broken line\n";
                 .locked,
             None
         );
+    }
+
+    /// The C library reads the first line of a name; shadow's `*` locks a password as
+    /// `!` does; an account expired is locked; a last change of 0 is no date.
+    #[test]
+    fn the_files_are_read_as_the_system_reads_them() {
+        let passwd = "carol:x:0:0::/root:/bin/bash\ncarol:x:1005:1005::/home/carol:/bin/bash\nfrank:x:1006:1006::/home/frank:/bin/bash\n";
+        let shadow = "carol:*:19000:0:99999:7:::\nfrank:$y$j9T$abc:0:0:99999:7::1:\n";
+        let db = AccountDb::parse(passwd, "", Some(shadow));
+        let carol = db.get("carol").unwrap();
+        assert!(carol.uid == 0 && carol.privileged);
+        assert_eq!(carol.locked, Some(true));
+        let frank = db.get("frank").unwrap();
+        assert_eq!(frank.password_changed_day, None);
+        let mut ev = Event::new(
+            Class::Authentication,
+            1,
+            86_400_000 * 20_000,
+            Product::default(),
+        );
+        ev.user = Some(User {
+            name: Some("frank".into()),
+            ..User::default()
+        });
+        db.apply(&mut ev);
+        assert_eq!(ev.user.unwrap().account.unwrap().is_locked, Some(true));
     }
 
     #[test]
