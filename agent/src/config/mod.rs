@@ -324,6 +324,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 continue;
             };
             let time = matches!(ocsf.as_str(), "time" | "start_time" | "end_time");
+            if crate::core::parse::json::agent_owned(&p) {
+                problems.push(problem(
+                    Some(fields_span.clone()),
+                    &format!("{at}.fields.{ocsf}"),
+                    "the agent sets this attribute (the event's identity, tenant, source, product or raw line); a log line cannot".into(),
+                ));
+                continue;
+            }
             if !time && !path_is_mappable(&p) {
                 problems.push(problem(
                     Some(fields_span.clone()),
@@ -333,6 +341,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 continue;
             }
             fields.push((p, path(src)));
+        }
+        // Without a match a mapping applies to every JSON line of every source: a line
+        // `{"user":"root"}` from any application became a logon by root.
+        if m.matches.is_empty() {
+            problems.push(problem(
+                Some(m.class.span()),
+                &format!("{at}.match"),
+                "a mapping needs a match (JSON path = value): without one it applies to every JSON line of every source".into(),
+            ));
+        }
+        for (k, v) in &m.matches {
+            if matches!(v, toml::Value::Datetime(_)) {
+                problems.push(problem(
+                    Some(m.class.span()),
+                    &format!("{at}.match.{k}"),
+                    "a TOML date-time never equals a JSON value: write it as a string".into(),
+                ));
+            }
         }
         let matches = m
             .matches
@@ -376,6 +402,7 @@ audit_timeout_ms = 0
 name = "x"
 class = "authentication"
 activity_id = 42
+match = { event = "login" }
 fields = { "user.nam" = "user" }
 "#;
         let err = parse(Path::new("agent.toml"), text).unwrap_err();
@@ -387,7 +414,7 @@ fields = { "user.nam" = "user" }
                 (2, "agent.timezone"),
                 (4, "agent.audit_timeout_ms"),
                 (9, "json_mapping[0].activity_id"),
-                (10, "json_mapping[0].fields.user.nam"),
+                (11, "json_mapping[0].fields.user.nam"),
             ]
         );
         assert!(

@@ -1018,3 +1018,94 @@ fn a_shared_phrase_inside_a_message_is_no_logon() {
     assert_eq!(evs[1].class(), Class::Authentication);
     assert_eq!(at(&evs[1], "src_endpoint.ip"), "203.0.113.9");
 }
+
+/// Lines through a normalizer with `[[json_mapping]]` sections `mapping` (TOML).
+fn mapped_lines(mapping: &str, lines: &[&str]) -> Vec<Box<Event>> {
+    let cfg = crate::config::parse(std::path::Path::new("t.toml"), mapping).unwrap();
+    let mut n = Normalizer::new(NormalizeConfig {
+        json: cfg.json,
+        ..NormalizeConfig::default()
+    });
+    let src = epoch_source("x", false);
+    for (i, l) in lines.iter().enumerate() {
+        n.handle_line(&src, i as u64 + 1, l.as_bytes(), 0);
+    }
+    n.finish();
+    std::iter::from_fn(|| n.poll_event()).collect()
+}
+
+const LOGIN_FAILED: &str = "[[json_mapping]]\nname = \"login_failed\"\nclass = \"authentication\"\nactivity_id = 1\nstatus = \"failure\"\nmatch = { event = \"login_failed\" }\nfields = { \"user.name\" = \"user\", \"actor.user.name\" = \"user\", \"src_endpoint.ip\" = \"ip\", \"src_endpoint.port\" = \"port\" }\n";
+
+/// What an application logs may hold what a client sent: a lone UTF-16 surrogate (what
+/// JavaScript and Python write for a broken string) made the line invalid JSON and hid it
+/// from its mapping; a value of the wrong type for one attribute lost the whole mapping.
+/// One source may feed two attributes. An `ID` like an audit stamp is no laurel record
+/// where a mapping takes the line.
+#[test]
+fn a_json_mapping_takes_what_it_can_of_a_line() {
+    let evs = mapped_lines(
+        &format!(
+            "{LOGIN_FAILED}[[json_mapping]]\nname = \"web\"\nclass = \"http_activity\"\nactivity_id = 3\nmatch = {{ app = \"web\" }}\nfields = {{ \"src_endpoint.ip\" = \"IP\" }}\n"
+        ),
+        &[
+            r#"{"event":"login_failed","user":"admin\ud800","ip":"203.0.113.9"}"#,
+            r#"{"event":"login_failed","user":"bob","ip":"203.0.113.9","port":"eighty"}"#,
+            r#"{"app":"web","ID":"1700000000.123:42","URL":"/x","IP":"10.0.0.1","SYSCALL":{"a":1}}"#,
+        ],
+    );
+    assert_eq!(evs[0].class(), Class::Authentication);
+    assert_eq!(at(&evs[0], "user.name"), "admin\u{fffd}");
+    assert!(
+        at(&evs[0], "unmapped.vedette.parse_error")
+            .as_str()
+            .is_some_and(|e| e.contains("surrogate"))
+    );
+    assert_eq!(evs[1].class(), Class::Authentication);
+    assert_eq!(at(&evs[1], "user.name"), "bob");
+    assert_eq!(at(&evs[1], "actor.user.name"), "bob");
+    assert_eq!(at(&evs[1], "src_endpoint.ip"), "203.0.113.9");
+    assert_eq!(at(&evs[1], "unmapped.json.port"), "eighty");
+    assert!(
+        at(&evs[1], "unmapped.vedette.parse_error")
+            .as_str()
+            .is_some_and(|e| e.contains("port"))
+    );
+    assert_eq!(evs[2].class(), Class::HttpActivity);
+    assert_eq!(at(&evs[2], "src_endpoint.ip"), "10.0.0.1");
+}
+
+/// A mapping may not set what the agent sets: the event's uid (the store's key for
+/// dropping repeats: a log value could make real events be dropped as repeats), its
+/// tenant, source, product or raw line. Nor apply without a match, to every JSON line of
+/// every source.
+#[test]
+fn a_mapping_cannot_set_the_agents_own_fields_or_match_everything() {
+    for (field, problem) in [
+        ("metadata.uid", "json_mapping[0].fields.metadata.uid"),
+        (
+            "metadata.tenant_uid",
+            "json_mapping[0].fields.metadata.tenant_uid",
+        ),
+        (
+            "metadata.log_source",
+            "json_mapping[0].fields.metadata.log_source",
+        ),
+        (
+            "metadata.product.name",
+            "json_mapping[0].fields.metadata.product.name",
+        ),
+        ("raw_data", "json_mapping[0].fields.raw_data"),
+    ] {
+        let text = format!(
+            "[[json_mapping]]\nname = \"x\"\nclass = \"base_event\"\nmatch = {{ a = 1 }}\nfields = {{ \"{field}\" = \"v\" }}\n"
+        );
+        let err = crate::config::parse(std::path::Path::new("t.toml"), &text).unwrap_err();
+        assert!(err.0.iter().any(|p| p.field == problem), "{field}: {err}");
+    }
+    let text = "[[json_mapping]]\nname = \"x\"\nclass = \"authentication\"\nfields = { \"user.name\" = \"user\" }\n";
+    let err = crate::config::parse(std::path::Path::new("t.toml"), text).unwrap_err();
+    assert!(
+        err.0.iter().any(|p| p.field == "json_mapping[0].match"),
+        "{err}"
+    );
+}

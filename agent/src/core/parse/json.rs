@@ -136,6 +136,77 @@ impl std::fmt::Debug for Scratch {
 /// laurel record, a line a mapping selects, or one the tape cannot vouch for takes the
 /// general path: a `serde_json::Value`.
 pub fn parse(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Scratch) -> Parsed {
+    // A lone UTF-16 surrogate escape (`\ud800`, what JavaScript's and Python's encoders
+    // write for a broken string a client sent) made the whole line invalid JSON: a value
+    // an attacker controls hid every line it was in from its mapping. It is read as
+    // U+FFFD, and the event says so.
+    if msg.contains("\\u")
+        && let Some(fixed) = lone_surrogates_replaced(msg)
+    {
+        let before = ev.clone();
+        let r = parse_text(&fixed, ev, mappings, scratch);
+        if ev.metadata.event_code.as_deref() != Some("json.invalid") {
+            ev.note_parse_error("JSON: a lone UTF-16 surrogate escape was read as U+FFFD");
+            return r;
+        }
+        // Invalid for another reason too: said as the line is.
+        *ev = before;
+    }
+    parse_text(msg, ev, mappings, scratch)
+}
+
+/// `text` with each lone UTF-16 surrogate escape (a high one not followed by a low one,
+/// or a low one alone) replaced by `\ufffd`; `None` when it has none.
+fn lone_surrogates_replaced(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let hex4 = |at: usize| -> Option<u16> {
+        let h = b.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let escape_at = |at: usize| -> Option<u16> {
+        (b.get(at) == Some(&b'\\') && b.get(at + 1) == Some(&b'u'))
+            .then(|| hex4(at + 2))
+            .flatten()
+    };
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(u) = escape_at(i) else {
+            // Another escape (`\\`, `\"` …): its next byte is not a new escape.
+            i += 2;
+            continue;
+        };
+        let lone = match u {
+            0xD800..=0xDBFF => match escape_at(i + 6) {
+                Some(0xDC00..=0xDFFF) => {
+                    i += 12;
+                    continue;
+                }
+                _ => true,
+            },
+            0xDC00..=0xDFFF => true,
+            _ => false,
+        };
+        if lone {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..i]);
+            o.push_str("\\ufffd");
+            copied = i + 6;
+        }
+        i += 6;
+    }
+    out.map(|mut o| {
+        o.push_str(&text[copied..]);
+        o
+    })
+}
+
+fn parse_text(msg: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Scratch) -> Parsed {
     let text = msg.trim_end();
     scratch.bytes.clear();
     scratch.bytes.extend_from_slice(text.as_bytes());
@@ -178,18 +249,23 @@ fn general(text: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Ve
             return Parsed::No;
         }
     };
-    // laurel: {"ID": "SEC.MS:SERIAL", "SYSCALL": {…}, …} — record types are upper case.
+    // laurel: {"ID": "SEC.MS:SERIAL", "SYSCALL": {…}, …} — record types are upper case,
+    // each an object (or a list of them).
     let laurel = value
         .get("ID")
         .and_then(Value::as_str)
-        .is_some_and(|id| id.contains('.') && id.contains(':'))
+        .is_some_and(is_audit_stamp)
         && value.as_object().is_some_and(|o| {
-            o.keys()
-                .any(|k| k != "ID" && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'))
+            o.iter().any(|(k, v)| {
+                k != "ID"
+                    && !k.is_empty()
+                    && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_')
+                    && (v.is_object() || v.is_array())
+            })
         });
-    if laurel {
-        return audit::parse_laurel(&value, ev);
-    }
+    // A configured mapping is the operator's word on a line, before the guess that it is
+    // laurel's (an application's JSON with an `ID` like `1.2:3` and an upper-case key was
+    // read as an audit event, its mapping skipped).
     for m in &mappings.0 {
         if m.matches
             .iter()
@@ -197,6 +273,9 @@ fn general(text: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Ve
         {
             return apply(m, value, ev);
         }
+    }
+    if laurel {
+        return audit::parse_laurel(&value, ev);
     }
     code(ev, "json", "json.unmapped");
     // Without a mapping, a conventional time field still dates the event.
@@ -215,6 +294,16 @@ fn general(text: &str, ev: &mut Event, mappings: &JsonMappings, scratch: &mut Ve
     }
     ev.unmapped_mut().other.insert("json".into(), value);
     Parsed::No
+}
+
+/// Whether `id` is an audit event's stamp, `SEC.MS:SERIAL` (digits each).
+fn is_audit_stamp(id: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    id.split_once(':').is_some_and(|(t, serial)| {
+        digits(serial)
+            && t.split_once('.')
+                .is_some_and(|(s, ms)| digits(s) && digits(ms))
+    })
 }
 
 /// The fields that date an unmapped JSON event, in order of preference.
@@ -291,10 +380,13 @@ mod fast {
     fn laurel(obj: &Object<'_, '_>) -> bool {
         last(obj, "ID")
             .and_then(|v| v.into_string())
-            .is_some_and(|id| id.contains('.') && id.contains(':'))
-            && obj
-                .keys()
-                .any(|k| k != "ID" && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_'))
+            .is_some_and(super::is_audit_stamp)
+            && obj.iter().any(|(k, v)| {
+                k != "ID"
+                    && !k.is_empty()
+                    && k.bytes().all(|c| c.is_ascii_uppercase() || c == b'_')
+                    && (v.as_object().is_some() || v.as_array().is_some())
+            })
     }
 
     /// The value at a dotted path, as the general path's `get` finds it.
@@ -441,6 +533,9 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
         target[k.as_str()] = v;
     }
     let mut problems = Vec::new();
+    // Each field with its value, then all at once; a value of the wrong type for its
+    // attribute is left out alone (and kept under unmapped.json), not the whole mapping.
+    let mut mapped_fields: Vec<(&[String], &[String], Value)> = Vec::new();
     for (ocsf, src) in &m.fields {
         let Some(v) = get(&value, src).cloned() else {
             continue;
@@ -449,15 +544,46 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
             && (ocsf[0] == "time" || ocsf[0] == "start_time" || ocsf[0] == "end_time")
         {
             match time_ms(&v) {
-                Some(ms) => set(&mut target, ocsf, Value::from(ms)),
+                Some(ms) => mapped_fields.push((ocsf, src, Value::from(ms))),
                 None => problems.push(format!("{}: unreadable time {v}", src.join("."))),
             }
         } else {
-            set(&mut target, ocsf, v);
+            mapped_fields.push((ocsf, src, v));
         }
+    }
+    let mut all = target.clone();
+    for (ocsf, _, v) in &mapped_fields {
+        set(&mut all, ocsf, v.clone());
+    }
+    let (event, kept) = match serde_json::from_value::<Event>(all) {
+        Ok(e) => (Ok(e), mapped_fields.iter().map(|f| f.1).collect::<Vec<_>>()),
+        Err(_) => {
+            let mut kept = Vec::new();
+            for (ocsf, src, v) in &mapped_fields {
+                let mut t = target.clone();
+                set(&mut t, ocsf, v.clone());
+                match serde_json::from_value::<Event>(t) {
+                    Ok(_) => {
+                        set(&mut target, ocsf, v.clone());
+                        kept.push(*src);
+                    }
+                    Err(e) => problems.push(format!(
+                        "JSON mapping {}: {} does not fit {}: {e}",
+                        m.name,
+                        src.join("."),
+                        ocsf.join(".")
+                    )),
+                }
+            }
+            (serde_json::from_value::<Event>(target), kept)
+        }
+    };
+    // The sources read go from unmapped.json once every field had its value (one source
+    // may feed two attributes).
+    for src in kept {
         remove(&mut value, src);
     }
-    match serde_json::from_value::<Event>(target) {
+    match event {
         Ok(mut mapped) => {
             if value.as_object().is_some_and(|o| !o.is_empty()) {
                 mapped.unmapped_mut().other.insert("json".into(), value);
@@ -479,6 +605,34 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
             ev.unmapped_mut().other.insert("json".into(), value);
             Parsed::No
         }
+    }
+}
+
+/// Whether an OCSF path is one the agent sets and a mapping may not: the event's identity
+/// (`metadata.uid`, the store's key for dropping repeats), its tenant, source, product,
+/// schema version, sequence, reporter and relays, its raw line and cut marks, and the
+/// agent's own notes.
+pub fn agent_owned(p: &[String]) -> bool {
+    let p: Vec<&str> = p.iter().map(String::as_str).collect();
+    match p.as_slice() {
+        ["raw_data", ..] => true,
+        ["metadata", rest @ ..] => matches!(
+            rest.first().copied(),
+            Some(
+                "uid"
+                    | "tenant_uid"
+                    | "log_source"
+                    | "product"
+                    | "version"
+                    | "sequence"
+                    | "reporter"
+                    | "loggers"
+                    | "is_truncated"
+                    | "untruncated_size"
+            )
+        ),
+        ["unmapped", "vedette", ..] => true,
+        _ => false,
     }
 }
 
@@ -512,7 +666,7 @@ pub fn path_is_mappable(p: &[String]) -> bool {
 pub fn paths_agree(text: &str, mappings: &JsonMappings) -> Result<(), String> {
     let event = || Event::new(Class::Base, 0, 0, Default::default());
     let (mut fast, mut slow) = (event(), event());
-    let p1 = parse(text, &mut fast, mappings, &mut Scratch::default());
+    let p1 = parse_text(text, &mut fast, mappings, &mut Scratch::default());
     let p2 = general(text, &mut slow, mappings, &mut Vec::new());
     if p1 != p2 {
         return Err(format!(
