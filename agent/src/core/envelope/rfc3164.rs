@@ -44,11 +44,13 @@ fn bsd_timestamp(b: &[u8]) -> Option<(Civil, bool, usize)> {
     i += 8;
     let (ms, flen) = fraction(&b[i..]);
     i += flen;
+    // A year after the time (`Mmm dd hh:mm:ss yyyy`), when it reads as one: a host named
+    // `1234` is no year 1234.
     if year.is_none()
         && b.len() >= i + 5
         && b[i] == b' '
         && b.get(i + 5).is_none_or(|&c| c == b' ')
-        && let Some(y) = digits(&b[i + 1..], 4)
+        && let Some(y) = digits(&b[i + 1..], 4).filter(|y| (1970..=2200).contains(y))
     {
         year = Some(y as i16);
         i += 5;

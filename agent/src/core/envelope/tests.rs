@@ -161,3 +161,15 @@ fn a_cisco_timestamp_colon_is_no_host() {
     assert_eq!(e.error, None);
     assert!(e.msg.contains("Login permitted"), "{e:?}");
 }
+
+/// A four-digit host is no year: `1234` after the time named the host, and dated the line
+/// in the year 1234.
+#[test]
+fn a_four_digit_host_is_no_year() {
+    let c = ctx();
+    let e = parse("<13>Jan 15 10:00:00 1234 sshd[1]: x", &c);
+    assert_eq!(e.hostname, Some("1234"));
+    assert_eq!(e.app, Some("sshd"));
+    let e = parse("<13>Jan 15 10:00:00 2025 h sshd[1]: x", &c);
+    assert_eq!(e.hostname, Some("h"));
+}
