@@ -270,7 +270,7 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "{}\ttenant={}\tcreated={}\texpires={}\t{}",
                     t.id,
-                    t.tenant,
+                    shown(&t.tenant),
                     utc(t.created_ms),
                     utc(t.expires_ms),
                     token_state(&t, now)
@@ -301,8 +301,8 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "{}\ttenant={}\thost={}\tcert_serial={}\tnot_after_ms={}\tlast_seen_ms={seen}\t{}",
                     r.agent_id,
-                    r.tenant,
-                    r.hostname,
+                    shown(&r.tenant),
+                    shown(&r.hostname),
                     r.cert_serial,
                     r.not_after_ms,
                     match a.revoked_ms {
@@ -357,7 +357,7 @@ fn main() -> anyhow::Result<()> {
                 None => store.latest(&tenant, from_ms, i64::MAX, limit.into())?,
             };
             for e in found {
-                println!("{e}");
+                println!("{}", shown_json(&e.to_string()));
             }
         }
         Cmd::Prune { state, older_than } => {
@@ -390,7 +390,12 @@ fn main() -> anyhow::Result<()> {
                     any = true;
                     println!(
                         "{}\t{}\t{}\t{} [{}, {}) missing",
-                        a.record.agent_id, g.source, g.stream, g.unit, g.first, g.end
+                        a.record.agent_id,
+                        shown(&g.source),
+                        shown(&g.stream),
+                        shown(&g.unit),
+                        g.first,
+                        g.end
                     );
                 }
             }
@@ -718,4 +723,65 @@ async fn shutdown_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+/// `s` for a terminal: what an agent sent (a source path, a host name) may hold control
+/// characters, and ESC, CR or a C1 CSI rewrites what an analyst sees (erases the lines
+/// before, prints a fake "no gaps"); bidi overrides reorder it. Each such character is
+/// written as `\u{…}`.
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(unsafe_for_terminal) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_for_terminal(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A JSON document for a terminal: serde_json escapes C0 controls, not DEL, C1 controls
+/// or bidi overrides, which are written as JSON escapes (the line stays the same JSON).
+fn shown_json(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(unsafe_for_terminal) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_for_terminal(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::{shown, shown_json};
+
+    /// What an agent sent reaches an analyst's terminal through `gaps`, `agents list`
+    /// and `events`: its control characters and bidi overrides are written escaped.
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(shown("/var/log/auth.log"), "/var/log/auth.log");
+        assert_eq!(
+            shown("x\u{1b}[2K\rno gaps\u{9b}1A\u{202e}"),
+            "x\\u{1b}[2K\\u{d}no gaps\\u{9b}1A\\u{202e}"
+        );
+        let json = "{\"m\":\"a\u{7f}b\u{9b}c\u{2066}\"}";
+        let safe = shown_json(json);
+        assert_eq!(safe, "{\"m\":\"a\\u007fb\\u009bc\\u2066\"}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["m"], "a\u{7f}b\u{9b}c\u{2066}");
+    }
 }
