@@ -87,6 +87,30 @@ pub const MEMORY_BUDGET_KIB: u32 = 512 << 10;
 /// ordinary batches (a few MiB each).
 pub const AGENT_BUDGET_KIB: u32 = MEMORY_BUDGET_KIB / 4;
 
+/// How many times its bytes a frame may take once decoded, charged while it is.
+const DECODE_GROWTH: u32 = 16;
+
+/// The largest control frame (hello, heartbeat, renewal).
+const MAX_CONTROL_FRAME: usize = wire::MAX_FRAME;
+
+/// The largest host facts kept from a hello (they are written with the agent's state): a
+/// host's facts are kilobytes, a container host's hundreds of interfaces some hundred.
+const MAX_HOST_FACTS: usize = 256 * 1024;
+
+/// Bytes a batch header holds in memory, beyond what `memory_charge` counts.
+fn header_bytes(h: &BatchHeader) -> u64 {
+    h.watermarks
+        .iter()
+        .map(|w| {
+            (std::mem::size_of::<wire::Watermark>()
+                + w.source.len()
+                + w.stream.len()
+                + w.unit.len()) as u64
+        })
+        .sum::<u64>()
+        + h.agent_id.len() as u64
+}
+
 /// Enrollments served at once; more are refused with [`close::BUSY`].
 pub const MAX_ENROLLMENTS: usize = 16;
 /// Live connections one agent may hold: it uses one, two for a moment while it reconnects.
@@ -523,7 +547,9 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             e
         };
         let header: BatchHeader = match self
-            .read_frame_charged(&mut recv, share, true, || "a batch header".to_owned())
+            .read_frame_charged(&mut recv, share, true, wire::MAX_FRAME, || {
+                "a batch header".to_owned()
+            })
             .await
         {
             Ok(h) => h,
@@ -543,7 +569,8 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 wire::MAX_RAW
             )));
         }
-        let kib = memory_charge(&header).div_ceil(1024);
+        // The header stays in memory with the batch: its ranges are charged too.
+        let kib = (memory_charge(&header) + header_bytes(&header)).div_ceil(1024);
         // Refused for good, so answered, not hung up on: a closed connection would make
         // the agent send the same batch again, forever. It sets the batch aside and says so.
         let refusal = if header.watermarks.len() > wire::MAX_WATERMARKS {
@@ -562,8 +589,11 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             None
         };
         if let Some(reason) = refusal {
-            let seq = header.seq;
-            if let Err(e) = discard_within(&mut recv, header.zstd_len, self.stall, || {
+            let (seq, epoch, zstd_len) = (header.seq, header.epoch, header.zstd_len);
+            // Not held while the payload is skipped (at the sender's pace): a refused
+            // header of thousands of ranges is freed now.
+            drop(header);
+            if let Err(e) = discard_within(&mut recv, zstd_len, self.stall, || {
                 format!("refused batch {seq}")
             })
             .await
@@ -575,7 +605,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
                 peer.agent_id
             );
             let ack = Ack {
-                epoch: header.epoch,
+                epoch,
                 seq,
                 outcome: wire::AckOutcome::Rejected { reason },
             };
@@ -704,6 +734,7 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         r: &mut RecvStream,
         share: &tokio::sync::Semaphore,
         prefix_stalls: bool,
+        max: usize,
         what: impl Fn() -> String,
     ) -> Result<T, ConnError> {
         let mut prefix = [0u8; 4];
@@ -713,7 +744,19 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             r.read_exact(&mut prefix).await?;
         }
         let n = wire::frame_len(prefix)?;
-        let kib = u32::try_from(n >> 10).unwrap_or(u32::MAX).saturating_add(1);
+        if n > max {
+            return Err(ConnError::Protocol(format!(
+                "{} of {n} bytes, over the {max} limit",
+                what()
+            )));
+        }
+        // What the frame decodes into, not only its bytes: JSON arrays decode to structs
+        // and values many times their size (`[0,0,…]`: 2 bytes a value on the wire, 32 in
+        // memory; a watermark `["","","",0,0,0]`: 17 bytes, 96 in memory).
+        let kib = u32::try_from(n >> 10)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
+            .saturating_mul(DECODE_GROWTH);
         let shut = |_| ConnError::Protocol("shutting down".into());
         let _share = share.acquire_many(kib).await.map_err(shut)?;
         let _permit = self.memory.acquire_many(kib).await.map_err(shut)?;
@@ -736,7 +779,9 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
         let mut renewed_at: Option<i64> = None;
         loop {
             let msg: Control = match self
-                .read_frame_charged(&mut recv, share, false, || "a control frame".to_owned())
+                .read_frame_charged(&mut recv, share, false, MAX_CONTROL_FRAME, || {
+                    "a control frame".to_owned()
+                })
                 .await
             {
                 Ok(m) => m,
@@ -747,9 +792,18 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             let now = now_ms();
             let reply = match msg {
                 Control::Hello(h) => {
-                    state.version = h.version;
-                    state.hostname = h.hostname;
-                    state.host_facts = h.host.to_string();
+                    state.version = h.version.chars().take(64).collect();
+                    state.hostname = h.hostname.chars().take(255).collect();
+                    // Written with the agent's state at every flush: bounded.
+                    let facts = h.host.to_string();
+                    state.host_facts = if facts.len() <= MAX_HOST_FACTS {
+                        facts
+                    } else {
+                        format!(
+                            "{{\"dropped\":\"host facts of {} bytes, over {MAX_HOST_FACTS}\"}}",
+                            facts.len()
+                        )
+                    };
                     Some(Control::Welcome(Welcome {
                         agent_id: id.agent_id.clone(),
                         tenant: id.tenant.clone(),
