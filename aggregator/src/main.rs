@@ -351,10 +351,14 @@ fn main() -> anyhow::Result<()> {
                     None => bail!("--since {s}: use a number and a unit, like 90s, 30m, 1h or 7d"),
                 },
             };
+            // Up to a day ahead of now: an agent's events dated in the future (a clock set
+            // wrong, or a compromised agent's on purpose) would otherwise be the "latest"
+            // and fill every result, hiding the real ones.
+            let to_ms = now_ms().saturating_add(86_400_000);
             let store = open_existing_store(&state.dir()?)?;
             let found = match &key {
-                Some(key) => store.find(&tenant, key, from_ms, i64::MAX, limit.into())?,
-                None => store.latest(&tenant, from_ms, i64::MAX, limit.into())?,
+                Some(key) => store.find(&tenant, key, from_ms, to_ms, limit.into())?,
+                None => store.latest(&tenant, from_ms, to_ms, limit.into())?,
             };
             for e in found {
                 println!("{}", shown_json(&e.to_string()));
