@@ -594,3 +594,50 @@ fn a_stop_while_repeats_are_folded_counts_each_repeat_once() {
     assert_eq!(failures, 5, "each failure counted once:\n{evs:#?}\n{log}");
     assert_eq!(count(&evs, "after-restart"), 1);
 }
+
+/// A file rotated while the agent was stopped is looked for by its inode beside its last
+/// path; but an inode is reused at once on ext4, and a file that took the number (an
+/// `id_rsa` created where the old log was deleted) was opened although it matches no
+/// pattern, found not to hold the log's content, and read whole from its start. Only the
+/// rotated log itself, recognised by its head, is read there. (The test gives the
+/// checkpoint the other file's inode, as a reuse would.)
+#[test]
+fn a_file_that_took_a_checkpointed_inode_is_not_read() {
+    let scratch = Scratch::new("live-inode-reuse");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).unwrap();
+    append(&logs.join("a.log"), &line("a-1"));
+    let cfg = scratch.write("agent.toml", config(&scratch, 20).as_bytes());
+    let out = scratch.path("events.ndjson");
+    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
+    agent.wait_events(1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    fs::remove_file(logs.join("a.log")).unwrap();
+    let secret = logs.join("id_rsa");
+    fs::write(&secret, "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n").unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&secret).unwrap());
+    let state = scratch.path("state");
+    for e in fs::read_dir(&state).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("files-") && name.ends_with(".checkpoint") {
+            let text = fs::read_to_string(e.path()).unwrap();
+            let mut lines = text.lines();
+            let mut new = format!("{}\n", lines.next().unwrap());
+            for l in lines {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v["ino"] = Value::from(ino);
+                new.push_str(&format!("{v}\n"));
+            }
+            fs::write(e.path(), new).unwrap();
+        }
+    }
+    append(&logs.join("b.log"), &line("b-1"));
+    let mut agent = RunningAgent::spawn(cfg, out.clone());
+    agent.wait_events(2);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(!text.contains("PRIVATE KEY"), "{text}\n{log}");
+}

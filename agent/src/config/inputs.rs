@@ -320,8 +320,22 @@ pub(super) fn validate(
     out: &mut Vec<ConfigProblem>,
 ) -> Inputs {
     let mut inputs = Inputs::default();
+    // Each input keeps its offsets in a checkpoint file named after its `paths`: two
+    // inputs with the same `paths` wrote one file, each over the other's offsets (a
+    // restart read lines again), through one temporary file.
+    let mut seen_paths: Vec<(usize, Vec<String>)> = Vec::new();
     for (i, f) in files {
         let at = format!("input.file[{i}]");
+        if let Some((first, _)) = seen_paths.iter().find(|(_, p)| p == f.paths.get_ref()) {
+            out.push(p(
+                Some(f.paths.span()),
+                &format!("{at}.paths"),
+                format!(
+                    "the same paths as input.file[{first}]: merge the two (an input's offsets are kept under its paths)"
+                ),
+            ));
+        }
+        seen_paths.push((i, f.paths.get_ref().clone()));
         if f.paths.get_ref().is_empty() || f.paths.get_ref().iter().any(String::is_empty) {
             out.push(p(
                 Some(f.paths.span()),

@@ -582,6 +582,15 @@ type = "kafka"
     }
 
     #[test]
+    fn two_file_inputs_may_not_share_their_paths() {
+        let text = "[[input.file]]\npaths = [\"/var/log/c/*.log\"]\nexclude = [\"/var/log/c/b.log\"]\n[[input.file]]\npaths = [\"/var/log/c/*.log\"]\nexclude = [\"/var/log/c/a.log\"]\n";
+        let err = parse(Path::new("a.toml"), text).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].field, "input.file[1].paths");
+        assert_eq!(err.0[0].line, 5);
+    }
+
+    #[test]
     fn the_symlink_rule_is_one_of_three() {
         let err = parse(
             Path::new("a.toml"),

@@ -212,12 +212,18 @@ fn walk_links(path: &Path) -> io::Result<(Vec<u32>, std::fs::Metadata)> {
     }
 }
 
-/// Opens for reading without waiting for a writer, should `path` be a named pipe.
-fn open_nonblocking(path: &Path) -> io::Result<File> {
+/// Opens for reading without waiting for a writer, should `path` be a named pipe; with
+/// `no_follow`, failing where the last component is a symbolic link.
+fn open_nonblocking(path: &Path, no_follow: bool) -> io::Result<File> {
+    use rustix::fs::OFlags;
     use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = OFlags::NONBLOCK;
+    if no_follow {
+        flags |= OFlags::NOFOLLOW;
+    }
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .custom_flags(flags.bits() as i32)
         .open(path)
 }
 
@@ -574,8 +580,10 @@ impl<B: ReadBackend> Tailer<B> {
             self.not_followed.insert(path.to_owned(), reason);
             return;
         }
-        // Non-blocking in case a pipe took the file's place since the look.
-        let file = match open_nonblocking(path) {
+        // Non-blocking in case a pipe took the file's place since the look; not following
+        // a link where the look found none (one swapped in since leads where the look
+        // did not judge).
+        let file = match open_nonblocking(path, link_owners.is_empty()) {
             Ok(f) => f,
             Err(e) => return failed(e, stats),
         };
@@ -588,9 +596,10 @@ impl<B: ReadBackend> Tailer<B> {
                 .insert(path.to_owned(), kind_of(&meta.file_type()));
             return;
         }
-        // A link replaced between the look and the open (to lead elsewhere) is not read:
-        // the file judged is the file opened, or the next round looks again.
-        if !link_owners.is_empty() && (meta.dev(), meta.ino()) != (looked.dev(), looked.ino()) {
+        // Whatever changed between the look and the open (a link, a file or a directory on
+        // the way swapped for one leading elsewhere, e.g. to a file only root may read)
+        // is not read: the file judged is the file opened, or the next round looks again.
+        if (meta.dev(), meta.ino()) != (looked.dev(), looked.ino()) {
             return;
         }
         // A read of a non-blocking file through io_uring may answer EAGAIN instead of
@@ -650,13 +659,13 @@ impl<B: ReadBackend> Tailer<B> {
         fresh: &mut HashMap<(u64, u64), Open>,
         stats: &mut PollStats,
     ) {
-        let wanted: Vec<(u64, u64, PathBuf)> = self
+        let wanted: Vec<(u64, u64, PathBuf, Fingerprint)> = self
             .tracker
             .unmatched_checkpoints()
             .filter(|c| !fresh.contains_key(&(c.dev, c.ino)))
-            .map(|c| (c.dev, c.ino, PathBuf::from(&c.path)))
+            .map(|c| (c.dev, c.ino, PathBuf::from(&c.path), c.fingerprint))
             .collect();
-        for (dev, ino, last) in wanted {
+        for (dev, ino, last, fingerprint) in wanted {
             let Some(dir) = last.parent() else { continue };
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
@@ -664,7 +673,15 @@ impl<B: ReadBackend> Tailer<B> {
             for e in entries.flatten() {
                 let hit = e.metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino);
                 if hit && !fresh.contains_key(&(dev, ino)) {
+                    let before = obs.len();
                     self.observe(&e.path(), obs, fresh, stats);
+                    // Only the rotated file itself: an inode is reused at once on ext4,
+                    // and a file that took the number (an `id_rsa` beside the old log)
+                    // matches no pattern, so it is never read, not even from its start.
+                    if obs.len() > before && obs[before].head != Some(fingerprint) {
+                        obs.truncate(before);
+                        fresh.remove(&(dev, ino));
+                    }
                 }
             }
         }
