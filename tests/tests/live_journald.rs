@@ -374,13 +374,25 @@ fn a_crash_loses_no_repeat_held_in_a_dedup_window() {
         export.push_str(&entry(n, "cron", 77, &format!("(root) CMD (job {n})")));
     }
     journal_append(&journal, &export);
+    crash_with_repeats_held(&scratch, &[&journal], &journal, failed);
+}
+
+/// Runs an agent with a long dedup window over the journal `files` holding five repeats of
+/// `failed` and then three other entries, logs one more to `append_to`, kills it (-9) and
+/// starts it again: every failure must then be accounted for, as an event or in a
+/// summary's count.
+fn crash_with_repeats_held(scratch: &Scratch, files: &[&Path], append_to: &Path, failed: &str) {
     let out = scratch.path("events.ndjson");
+    let args: Vec<String> = files
+        .iter()
+        .flat_map(|f| ["\"--file\"".to_owned(), format!("\"{}\"", f.display())])
+        .collect();
     let cfg = scratch.write(
         "agent.toml",
         format!(
-            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 600\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 600\n[[input.journald]]\nargs = [{}]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
             scratch.path("state").display(),
-            journal.display(),
+            args.join(", "),
             out.display()
         )
         .as_bytes(),
@@ -388,8 +400,8 @@ fn a_crash_loses_no_repeat_held_in_a_dedup_window() {
     let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
     // The first failure and the three cron lines; four repeats held in the window.
     agent.wait_events(4);
-    // One more entry: reading it, the reader has taken the first batch's acknowledgement.
-    journal_append(&journal, &entry(8, "cron", 77, "(root) CMD (job 8)"));
+    // One more entry: reading it, the reader has taken the acknowledgements before it.
+    journal_append(append_to, &entry(8, "cron", 77, "(root) CMD (job 8)"));
     agent.wait_events(5);
     let (_status, _log) = agent.kill9();
 
@@ -398,12 +410,7 @@ fn a_crash_loses_no_repeat_held_in_a_dedup_window() {
     let (status, log) = agent.stop();
     assert!(status.success(), "{log}");
     let text = std::fs::read_to_string(&out).unwrap();
-    let evs: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    // Every failure is accounted for: as an event, or in a summary's count.
-    let failures: u64 = evs
+    let failures: u64 = crate::support::parse_ndjson(&text)
         .iter()
         .filter(|e| msg(e) == failed)
         .map(|e| get(e, "count").and_then(Value::as_u64).unwrap_or(1))
@@ -426,38 +433,7 @@ fn a_crash_loses_no_repeat_held_for_another_journal_file() {
         .map(|n| entry(n, "cron", 77, &format!("(root) CMD (job {n})")))
         .collect();
     journal_append(&b, &export);
-    let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 600\n[[input.journald]]\nargs = [\"--file\", \"{}\", \"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            scratch.path("state").display(),
-            a.display(),
-            b.display(),
-            out.display()
-        )
-        .as_bytes(),
-    );
-    let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
-    // The first failure and the three cron lines; four repeats held in the window.
-    agent.wait_events(4);
-    // One more entry: reading it, the reader has taken the acknowledgements before it.
-    journal_append(&b, &entry(8, "cron", 77, "(root) CMD (job 8)"));
-    agent.wait_events(5);
-    let (_status, _log) = agent.kill9();
-
-    let mut agent = RunningAgent::spawn(cfg, out.clone());
-    agent.wait_events(6);
-    let (status, log) = agent.stop();
-    assert!(status.success(), "{log}");
-    let text = std::fs::read_to_string(&out).unwrap();
-    let evs = crate::support::parse_ndjson(&text);
-    let failures: u64 = evs
-        .iter()
-        .filter(|e| msg(e) == failed)
-        .map(|e| get(e, "count").and_then(Value::as_u64).unwrap_or(1))
-        .sum();
-    assert!(failures >= 5, "{failures} of 5 failures in:\n{text}\n{log}");
+    crash_with_repeats_held(&scratch, &[&a, &b], &b, failed);
 }
 
 /// A cursor move held back by a dedup window was taken by the reader only when the next

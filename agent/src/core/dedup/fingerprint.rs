@@ -290,17 +290,14 @@ pub fn fingerprint(ev: &Event, fields: &[Field], scratch: &mut Vec<u8>) -> u128 
     scratch.clear();
     scratch.extend_from_slice(&ev.class().uid().to_le_bytes());
     for &f in fields {
+        let mut text = |v: &str| {
+            scratch.push(1);
+            scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            scratch.extend_from_slice(v.as_bytes());
+        };
         match value(ev, f) {
-            Some(V::S(v)) => {
-                scratch.push(1);
-                scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
-                scratch.extend_from_slice(v.as_bytes());
-            }
-            Some(V::Owned(v)) => {
-                scratch.push(1);
-                scratch.extend_from_slice(&(v.len() as u64).to_le_bytes());
-                scratch.extend_from_slice(v.as_bytes());
-            }
+            Some(V::S(v)) => text(v),
+            Some(V::Owned(v)) => text(&v),
             Some(V::N(n)) => {
                 scratch.push(2);
                 scratch.extend_from_slice(&n.to_le_bytes());
