@@ -80,17 +80,9 @@ stop_pair() {
 
 echo "== ours: file -> agent -> QUIC -> aggregator -> SQLite"
 start_pair throughput
-python3 - "$RUN" "$N" "$AGENT_PID" "$AGG_PID" "$WORK/workload.log" <<'PY' | tee "$WORK/ours.json"
-import json, os, sqlite3, sys, time
-run, n, agent, agg, workload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-tick = os.sysconf("SC_CLK_TCK")
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / tick
-def hwm(pid):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmHWM:"):
-            return int(l.split()[1])
+# Both measuring scripts open the aggregator's database the same way.
+cat > "$WORK/vedette_db.py" <<'PY'
+import sqlite3, time
 def open_db(path):
     # The aggregator may still be creating the database (its WAL files) when this starts.
     for _ in range(200):
@@ -101,6 +93,19 @@ def open_db(path):
         except sqlite3.OperationalError:
             time.sleep(0.025)
     raise SystemExit(f"{path}: the aggregator's database did not open in 5 s")
+PY
+PYTHONPATH="$WORK" python3 - "$RUN" "$N" "$AGENT_PID" "$AGG_PID" "$WORK/workload.log" <<'PY' | tee "$WORK/ours.json"
+import json, os, sqlite3, sys, time
+run, n, agent, agg, workload = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+tick = os.sysconf("SC_CLK_TCK")
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tick
+def hwm(pid):
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmHWM:"):
+            return int(l.split()[1])
+from vedette_db import open_db
 db = open_db(f"{run}/agg/events.db")
 c0a, c0g = cpu(agent), cpu(agg)
 t0 = time.monotonic()
@@ -133,7 +138,7 @@ grep -E 'wire:|shipped:' "$RUN/agent.err" | sed 's/^/   /'
 rate=$(python3 -c "import json; print(json.load(open('$WORK/ours.json'))['sustained_events_per_s'] // 2)")
 echo "== latency at half that rate ($rate events/s for ${LAT_SECONDS}s)"
 start_pair latency
-python3 - "$RUN" "$rate" "$LAT_SECONDS" "$WORK/workload.log" <<'PY' | tee "$WORK/latency.json"
+PYTHONPATH="$WORK" python3 - "$RUN" "$rate" "$LAT_SECONDS" "$WORK/workload.log" <<'PY' | tee "$WORK/latency.json"
 import json, re, sqlite3, sys, threading, time
 run, rate, seconds, workload = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 stamp_re = re.compile(rb"^[A-Z][a-z]{2} +[0-9]+ [0-9:]{8} ")
@@ -141,16 +146,7 @@ stamp_re = re.compile(rb"^[A-Z][a-z]{2} +[0-9]+ [0-9:]{8} ")
 # agent reads as the event time) in place of its syslog timestamp.
 msgs = [stamp_re.sub(b"", l) for l in open(workload, "rb").read().splitlines()[: int(rate * seconds) + 1]]
 total = len(msgs)
-def open_db(path):
-    # The aggregator may still be creating the database (its WAL files) when this starts.
-    for _ in range(200):
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            db.execute("select count(*) from batches").fetchone()
-            return db
-        except sqlite3.OperationalError:
-            time.sleep(0.025)
-    raise SystemExit(f"{path}: the aggregator's database did not open in 5 s")
+from vedette_db import open_db
 db = open_db(f"{run}/agg/events.db")
 lat, last, seen, own = [], 0, 0, 0
 done = threading.Event()

@@ -2,7 +2,7 @@
 //! format into a journal file, `journalctl --file` reads it, as the agent does on a host.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -51,6 +51,20 @@ fn journal_append(journal: &Path, export: &str) {
     );
 }
 
+/// Writes the agent's config (its state under `scratch`, the `sections` given, one
+/// journal input of the `input` lines, output to `out`) and returns its path.
+fn agent_config(scratch: &Scratch, sections: &str, input: &str, out: &Path) -> PathBuf {
+    scratch.write(
+        "agent.toml",
+        format!(
+            "[agent]\nstate_dir = \"{}\"\n{sections}[[input.journald]]\n{input}\n[output]\ntype = \"file\"\npath = \"{}\"\n",
+            scratch.path("state").display(),
+            out.display()
+        )
+        .as_bytes(),
+    )
+}
+
 fn msg(ev: &Value) -> &str {
     get(ev, "message")
         .and_then(Value::as_str)
@@ -85,15 +99,14 @@ fn journal_entries_are_parsed_and_resumed_from_the_cursor() {
         .concat(),
     );
     let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            scratch.path("state").display(),
-            journal.display(),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "",
+        &format!(
+            "args = [\"--file\", \"{}\"]\nread_from = \"start\"",
+            journal.display()
+        ),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
     agent.wait_events(3);
@@ -211,15 +224,14 @@ fn a_cursor_journalctl_refuses_is_replaced_by_the_time_it_was_saved() {
     );
     let state = scratch.path("state");
     let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            state.display(),
-            journal.display(),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "",
+        &format!(
+            "args = [\"--file\", \"{}\"]\nread_from = \"start\"",
+            journal.display()
+        ),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
     let first = agent.wait_events(2);
@@ -291,15 +303,14 @@ fn long_journal_messages_arrive_whole_or_cut_and_flagged_never_empty() {
         .concat(),
     );
     let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            scratch.path("state").display(),
-            journal.display(),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "",
+        &format!(
+            "args = [\"--file\", \"{}\"]\nread_from = \"start\"",
+            journal.display()
+        ),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg, out);
     let evs = agent.wait_events(4);
@@ -387,15 +398,11 @@ fn crash_with_repeats_held(scratch: &Scratch, files: &[&Path], append_to: &Path,
         .iter()
         .flat_map(|f| ["\"--file\"".to_owned(), format!("\"{}\"", f.display())])
         .collect();
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 600\n[[input.journald]]\nargs = [{}]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            scratch.path("state").display(),
-            args.join(", "),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        scratch,
+        "[dedup]\nwindow_seconds = 600\n",
+        &format!("args = [{}]\nread_from = \"start\"", args.join(", ")),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
     // The first failure and the three cron lines; four repeats held in the window.
@@ -451,15 +458,14 @@ fn a_cursor_held_back_by_a_dedup_window_is_saved_once_the_window_ends_on_a_quiet
     journal_append(&journal, &export);
     let state = scratch.path("state");
     let events = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[dedup]\nwindow_seconds = 5\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            state.display(),
-            journal.display(),
-            events.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "[dedup]\nwindow_seconds = 5\n",
+        &format!(
+            "args = [\"--file\", \"{}\"]\nread_from = \"start\"",
+            journal.display()
+        ),
+        &events,
     );
     let mut agent = RunningAgent::spawn(cfg, events.clone());
     agent.wait_events(1);
@@ -529,15 +535,14 @@ fn a_first_start_from_the_end_keeps_its_place_before_any_entry() {
     );
     let state = scratch.path("state");
     let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\", \"SYSLOG_IDENTIFIER=sshd\"]\nread_from = \"end\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            state.display(),
-            journal.display(),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "",
+        &format!(
+            "args = [\"--file\", \"{}\", \"SYSLOG_IDENTIFIER=sshd\"]\nread_from = \"end\"",
+            journal.display()
+        ),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg.clone(), out.clone());
     agent.wait_log("reading the journal");
@@ -601,15 +606,14 @@ fn an_entry_with_a_repeated_field_is_parsed() {
     .replacen("\n\n", "\nMESSAGE=again\n\n", 1);
     journal_append(&journal, &twice);
     let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\nargs = [\"--file\", \"{}\"]\nread_from = \"start\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            scratch.path("state").display(),
-            journal.display(),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "",
+        &format!(
+            "args = [\"--file\", \"{}\"]\nread_from = \"start\"",
+            journal.display()
+        ),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg, out);
     let evs = agent.wait_events(1);
@@ -643,15 +647,14 @@ fn an_entry_with_a_repeated_field_is_parsed() {
 fn a_journalctl_that_cannot_run_is_an_error_at_start() {
     let scratch = Scratch::new("live-journald-missing");
     let out = scratch.path("events.ndjson");
-    let cfg = scratch.write(
-        "agent.toml",
-        format!(
-            "[agent]\nstate_dir = \"{}\"\n[[input.journald]]\njournalctl = \"{}\"\n[output]\ntype = \"file\"\npath = \"{}\"\n",
-            scratch.path("state").display(),
-            scratch.path("no-such-journalctl").display(),
-            out.display()
-        )
-        .as_bytes(),
+    let cfg = agent_config(
+        &scratch,
+        "",
+        &format!(
+            "journalctl = \"{}\"",
+            scratch.path("no-such-journalctl").display()
+        ),
+        &out,
     );
     let mut agent = RunningAgent::spawn(cfg, out);
     let (status, log) = agent

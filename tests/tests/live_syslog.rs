@@ -182,6 +182,15 @@ fn socket_from(local: SocketAddr, to: SocketAddr) -> TcpStream {
     s.into()
 }
 
+/// A TLS listener section with [`test_pki`]'s server certificate, then `extra` lines.
+fn tls_listener(scratch: &Scratch, extra: &str) -> String {
+    format!(
+        "[[input.syslog]]\nprotocol = \"tls\"\nlisten = \"127.0.0.1:0\"\nallow = [\"127.0.0.1\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{extra}",
+        scratch.path("server.crt").display(),
+        scratch.path("server.key").display()
+    )
+}
+
 /// Test PKI: a CA and a server certificate for `localhost` signed by it, as PEM files in
 /// `scratch`; returns the CA certificate (DER) for the client to trust.
 fn test_pki(scratch: &Scratch) -> rustls::pki_types::CertificateDer<'static> {
@@ -208,21 +217,7 @@ fn test_pki(scratch: &Scratch) -> rustls::pki_types::CertificateDer<'static> {
 fn tls_listener_takes_rfc5425_frames() {
     let scratch = Scratch::new("live-tls");
     let ca = test_pki(&scratch);
-    let mut agent = RunningAgent::start(
-        &scratch,
-        &format!(
-            r#"[[input.syslog]]
-protocol = "tls"
-listen = "127.0.0.1:0"
-allow = ["127.0.0.1"]
-tls_cert = "{}"
-tls_key = "{}"
-"#,
-            scratch.path("server.crt").display(),
-            scratch.path("server.key").display()
-        ),
-        1,
-    );
+    let mut agent = RunningAgent::start(&scratch, &tls_listener(&scratch, ""), 1);
     let addr = agent.addr("tls");
     // Plain TCP at a TLS port: refused by the handshake.
     tcp_send(
@@ -453,21 +448,14 @@ fn a_message_left_unfinished_by_a_cut_stream_is_flagged() {
     let ca = test_pki(&scratch);
     let mut agent = RunningAgent::start(
         &scratch,
-        &format!(
-            r#"[[input.syslog]]
-protocol = "tls"
-listen = "127.0.0.1:0"
-allow = ["127.0.0.1"]
-tls_cert = "{}"
-tls_key = "{}"
-
+        &tls_listener(
+            &scratch,
+            r#"
 [[input.syslog]]
 protocol = "tcp"
 listen = "127.0.0.1:0"
 allow = ["127.0.0.1"]
 "#,
-            scratch.path("server.crt").display(),
-            scratch.path("server.key").display()
         ),
         2,
     );
@@ -1036,18 +1024,11 @@ fn a_tls_handshake_that_never_finishes_is_closed() {
     let ca = test_pki(&scratch);
     let mut agent = RunningAgent::start(
         &scratch,
-        &format!(
-            r#"[[input.syslog]]
-protocol = "tls"
-listen = "127.0.0.1:0"
-allow = ["127.0.0.1"]
-tls_cert = "{}"
-tls_key = "{}"
-max_connections = 1
+        &tls_listener(
+            &scratch,
+            r#"max_connections = 1
 handshake_timeout_ms = 100
 "#,
-            scratch.path("server.crt").display(),
-            scratch.path("server.key").display()
         ),
         1,
     );
@@ -1079,19 +1060,12 @@ fn a_full_listener_closes_a_stalled_handshake_for_a_sender() {
     let ca = test_pki(&scratch);
     let mut agent = RunningAgent::start(
         &scratch,
-        &format!(
-            r#"[[input.syslog]]
-protocol = "tls"
-listen = "127.0.0.1:0"
-allow = ["127.0.0.1"]
-tls_cert = "{}"
-tls_key = "{}"
-max_connections = 2
+        &tls_listener(
+            &scratch,
+            r#"max_connections = 2
 handshake_timeout_ms = 600000
 evict_idle_ms = 600000
 "#,
-            scratch.path("server.crt").display(),
-            scratch.path("server.key").display()
         ),
         1,
     );
@@ -1201,19 +1175,14 @@ fn a_tls_listener_with_a_client_ca_takes_only_its_named_senders() {
     let (_, theirs) = client_ca("Someone else's CA");
     let mut agent = RunningAgent::start(
         &scratch,
-        &format!(
-            r#"[[input.syslog]]
-protocol = "tls"
-listen = "127.0.0.1:0"
-allow = ["127.0.0.1"]
-tls_cert = "{}"
-tls_key = "{}"
-tls_client_ca = "{}"
+        &tls_listener(
+            &scratch,
+            &format!(
+                r#"tls_client_ca = "{}"
 tls_client_names = ["*.hosts.example.com", "collector.example.com"]
 "#,
-            scratch.path("server.crt").display(),
-            scratch.path("server.key").display(),
-            scratch.path("clients.crt").display(),
+                scratch.path("clients.crt").display()
+            ),
         ),
         1,
     );
@@ -1282,21 +1251,7 @@ tls_client_names = ["*.hosts.example.com", "collector.example.com"]
 fn sighup_takes_a_renewed_tls_certificate_without_closing_connections() {
     let scratch = Scratch::new("live-tls-renew");
     let old_ca = test_pki(&scratch);
-    let mut agent = RunningAgent::start(
-        &scratch,
-        &format!(
-            r#"[[input.syslog]]
-protocol = "tls"
-listen = "127.0.0.1:0"
-allow = ["127.0.0.1"]
-tls_cert = "{}"
-tls_key = "{}"
-"#,
-            scratch.path("server.crt").display(),
-            scratch.path("server.key").display()
-        ),
-        1,
-    );
+    let mut agent = RunningAgent::start(&scratch, &tls_listener(&scratch, ""), 1);
     let addr = agent.addr("tls");
     let frame = |what: &str| octet(&format!("<13>1 2026-01-15T10:00:01Z h app - - - {what}"));
     let mut early = tls_client(addr, old_ca.clone());

@@ -483,27 +483,25 @@ pub async fn serve(
                     match reg.evict(now, bound.input.evict_idle_ms as i64, own) {
                         Some((victim, silent_ms)) => {
                             made_room = true;
-                            let n = stats.evicted.fetch_add(1, Relaxed) + 1;
-                            if n == 1 || n.is_multiple_of(1000) {
+                            tally(&stats.evicted, |n| {
                                 eprintln!(
                                     "vedette-agent: {}: closed the connection from {victim}, {}, to make room for {peer}: the sender holds {} connections, the listener's max_connections_per_sender ({n} closed so far)",
                                     bound.local_addr,
                                     silent_why(silent_ms),
                                     bound.input.max_connections_per_sender
                                 );
-                            }
+                            });
                         }
                         None => {
                             drop(reg);
-                            let n = stats.over_sender_limit.fetch_add(1, Relaxed) + 1;
-                            if n == 1 || n.is_multiple_of(1000) {
+                            tally(&stats.over_sender_limit, |n| {
                                 eprintln!(
                                     "vedette-agent: {}: closed a connection from {peer}: the sender holds {} connections, the listener's max_connections_per_sender, none silent for {} ms ({n} closed so far)",
                                     bound.local_addr,
                                     bound.input.max_connections_per_sender,
                                     bound.input.evict_idle_ms
                                 );
-                            }
+                            });
                             drop(conn);
                             continue;
                         }
@@ -519,27 +517,25 @@ pub async fn serve(
                     let evicted =
                         lock(&open).evict(now, bound.input.evict_idle_ms as i64, |_| true);
                     if let Some((victim, silent_ms)) = evicted {
-                        let n = stats.evicted.fetch_add(1, Relaxed) + 1;
-                        if n == 1 || n.is_multiple_of(1000) {
+                        tally(&stats.evicted, |n| {
                             eprintln!(
                                 "vedette-agent: {}: closed the connection from {victim}, {}, to make room for {peer}: {} connections are open, the listener's max_connections ({n} closed so far)",
                                 bound.local_addr,
                                 silent_why(silent_ms),
                                 bound.input.max_connections
                             );
-                        }
+                        });
                         // Its place comes free once its task has ended.
                         None
                     } else {
-                        let n = stats.over_limit.fetch_add(1, Relaxed) + 1;
-                        if n == 1 || n.is_multiple_of(1000) {
+                        tally(&stats.over_limit, |n| {
                             eprintln!(
                                 "vedette-agent: {}: closed a connection from {peer}: {} connections are open, the listener's max_connections, none silent for {} ms ({n} closed so far)",
                                 bound.local_addr,
                                 bound.input.max_connections,
                                 bound.input.evict_idle_ms
                             );
-                        }
+                        });
                         drop(conn);
                         continue;
                     }
@@ -797,15 +793,22 @@ fn received(seq: &AtomicU64, now_ms: i64, peer: IpAddr, len: usize, max: usize) 
     }
 }
 
-fn refuse(stats: &ListenerStats, peer: SocketAddr, what: &str) {
-    let n = stats.refused.fetch_add(1, Relaxed) + 1;
-    // Every refusal is counted; the log says the first and then every 1000th, so a flood
-    // from outside the allowlist cannot flood the log too.
+/// Counts one more on `counter` and has `say` log it, with the count so far, the first
+/// time and every 1000th: every event is counted, and a flood (senders outside the
+/// allowlist, connections over a limit) cannot flood the log too.
+fn tally(counter: &AtomicU64, say: impl FnOnce(u64)) {
+    let n = counter.fetch_add(1, Relaxed) + 1;
     if n == 1 || n.is_multiple_of(1000) {
+        say(n);
+    }
+}
+
+fn refuse(stats: &ListenerStats, peer: SocketAddr, what: &str) {
+    tally(&stats.refused, |n| {
         eprintln!(
             "vedette-agent: refused {what} from {peer}: not in the allowlist ({n} refused so far)"
         );
-    }
+    });
 }
 
 /// One TCP or TLS connection.

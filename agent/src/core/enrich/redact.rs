@@ -287,9 +287,14 @@ fn url_token_values(text: &str, out: &mut Vec<(String, String)>) {
     while let Some(p) = memchr::memchr2(b'?', b'&', &b[i..]).map(|p| p + i) {
         i = p + 1;
         let rest = &text[i..];
-        let Some(eq) = rest.find('=') else { break };
+        // The name is short: its `=` is looked for within it only (a line of `&` without
+        // one was searched to its end from each).
+        let head = &rest.as_bytes()[..rest.len().min(33)];
+        let Some(eq) = memchr::memchr(b'=', head) else {
+            continue;
+        };
         let k = &rest[..eq];
-        if k.is_empty() || k.len() > 32 || !TOKEN_PARAMS.iter().any(|t| t.eq_ignore_ascii_case(k)) {
+        if k.is_empty() || !TOKEN_PARAMS.iter().any(|t| t.eq_ignore_ascii_case(k)) {
             continue;
         }
         let v = &rest[eq + 1..];

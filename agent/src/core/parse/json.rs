@@ -512,14 +512,10 @@ mod fast {
     }
 }
 
-fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
-    let mut target = match serde_json::to_value(&*ev) {
-        Ok(t) => t,
-        Err(e) => {
-            ev.note_parse_error(format!("JSON mapping {}: {e}", m.name));
-            return Parsed::No;
-        }
-    };
+/// `ev` as JSON with the class, activity, severity and status of mapping `m`: what the
+/// mapped fields are set into.
+fn mapped_base(m: &JsonMapping, ev: &Event) -> Result<Value, serde_json::Error> {
+    let mut target = serde_json::to_value(ev)?;
     let header = Header {
         severity: m.severity.unwrap_or(ev.header.severity),
         status: m.status,
@@ -532,6 +528,17 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
     {
         target[k.as_str()] = v;
     }
+    Ok(target)
+}
+
+fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
+    let mut target = match mapped_base(m, ev) {
+        Ok(t) => t,
+        Err(e) => {
+            ev.note_parse_error(format!("JSON mapping {}: {e}", m.name));
+            return Parsed::No;
+        }
+    };
     let mut problems = Vec::new();
     // Each field with its value, then all at once; a value of the wrong type for its
     // attribute is left out alone (and kept under unmapped.json), not the whole mapping.
@@ -551,13 +558,14 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
             mapped_fields.push((ocsf, src, v));
         }
     }
-    let mut all = target.clone();
     for (ocsf, _, v) in &mapped_fields {
-        set(&mut all, ocsf, v.clone());
+        set(&mut target, ocsf, v.clone());
     }
-    let (event, kept) = match serde_json::from_value::<Event>(all) {
+    let (event, kept) = match serde_json::from_value::<Event>(target) {
         Ok(e) => (Ok(e), mapped_fields.iter().map(|f| f.1).collect::<Vec<_>>()),
+        // The base again (it went into the failed attempt), each field tried alone.
         Err(_) => {
+            let mut target = mapped_base(m, ev).unwrap_or(Value::Null);
             let mut kept = Vec::new();
             for (ocsf, src, v) in &mapped_fields {
                 let mut t = target.clone();
