@@ -6,7 +6,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use vedette_agent::core::tail::{FileKey, ReadFrom};
+use vedette_agent::core::tail::{FileKey, Notice, ReadFrom};
 use vedette_agent::io::tail::{TailConfig, Tailer};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -553,4 +553,144 @@ fn copytruncate_with_the_copy_matched_reads_nothing_twice() {
         ),
         "{n:?}"
     );
+}
+
+fn notices(t: &mut Tailer) -> Vec<Notice> {
+    std::iter::from_fn(|| t.poll_notice()).collect()
+}
+
+fn sorted(mut v: Vec<Got>) -> Vec<Got> {
+    v.sort_by(|a, b| a.text.cmp(&b.text));
+    v
+}
+
+/// Sets `p`'s modification time an hour back: a rotation made long before the test's.
+fn age(p: &Path) {
+    let written = fs::metadata(p).and_then(|m| m.modified()).expect("mtime");
+    let hour_ago = written - std::time::Duration::from_secs(3600);
+    OpenOptions::new()
+        .write(true)
+        .open(p)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("set mtime");
+}
+
+/// Files beside the log that are not its unseen rotations: an older rotation (read when it
+/// was live), a compressed one, and names that only start as the log's.
+fn bystanders(d: &Dir) {
+    for name in ["app.log.3", "app.log.bak", "app.logger"] {
+        append(&d.path(name), format!("{name} line\n").as_bytes());
+    }
+    age(&d.path("app.log.3"));
+    append(&d.path("app.log.4.gz"), b"\x1f\x8b\x08\x00gzip");
+}
+
+/// A log rotated twice between two looks: `app.log` (read) became `app.log.1` and then
+/// `app.log.2`, and the file that was `app.log` in between is `app.log.1` now. Followers
+/// that read only what their patterns match (Fluent Bit's, Filebeat's and Vector's file
+/// inputs; the `app.log` pattern here) never see that file, so a burst that rotates a
+/// size-limited log twice within one scan interval loses it whole.
+#[test]
+fn two_rotations_between_polls_read_the_middle_file_whole() {
+    let d = Dir::new("tworot");
+    let log = d.path("app.log");
+    bystanders(&d);
+    append(&log, b"a1\n");
+    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+    notices(&mut t);
+    append(&log, b"a2\n");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"b1\nb2\n");
+    fs::rename(d.path("app.log.1"), d.path("app.log.2")).expect("rename");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"c1\n");
+    let v = sorted(poll(&mut t, 10));
+    assert_eq!(
+        texts(&v),
+        [("a2", 3), ("b1", 0), ("b2", 3), ("c1", 0)],
+        "the old file drained, the middle one whole, the new one; nothing else"
+    );
+    assert!(
+        notices(&mut t).contains(&Notice::UnseenRotation {
+            path: d.path("app.log.1"),
+            of: log.clone(),
+        }),
+        "the middle file is reported"
+    );
+    // Let go once drained and committed, as the rotated file is.
+    t.commit_all_emitted();
+    assert!(poll(&mut t, 20).is_empty());
+    assert_eq!(t.open_paths().count(), 3, "grace period not over");
+    assert!(poll(&mut t, 2_000).is_empty());
+    assert_eq!(t.open_paths().count(), 1);
+    // A rotation the tail saw go by (one per look) reads nothing beside it. (The files
+    // above were all written within one tick of the file system's clock, which would
+    // count as "since": aged, they are the older rotations they stand for.)
+    age(&d.path("app.log.1"));
+    age(&d.path("app.log.2"));
+    fs::rename(d.path("app.log.1"), d.path("app.log.5")).expect("rename");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"d1\n");
+    assert_eq!(texts(&poll(&mut t, 2_010)), [("d1", 0)]);
+    assert!(
+        !notices(&mut t)
+            .iter()
+            .any(|n| matches!(n, Notice::UnseenRotation { .. }))
+    );
+}
+
+/// The same two rotations while the agent is stopped (a host where the agent was down over
+/// two daily rotations): Wazuh's logcollector resumes at the live file and skips what was
+/// written meanwhile; here the checkpointed file is drained where it went, and the middle
+/// file is read whole.
+#[test]
+fn two_rotations_while_stopped_read_the_middle_file_whole() {
+    let d = Dir::new("tworotstopped");
+    let log = d.path("app.log");
+    bystanders(&d);
+    append(&log, b"a1\n");
+    let cfg = config(&d, "app.log", ReadFrom::Start);
+    {
+        let mut t = Tailer::new(cfg.clone()).expect("tailer");
+        assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+        t.commit_all_emitted();
+        t.save_checkpoint().expect("save");
+    }
+    append(&log, b"a2\n");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"b1\n");
+    fs::rename(d.path("app.log.1"), d.path("app.log.2")).expect("rename");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"c1\n");
+    let mut t = Tailer::new(cfg).expect("tailer");
+    assert_eq!(
+        texts(&sorted(poll(&mut t, 10))),
+        [("a2", 3), ("b1", 0), ("c1", 0)]
+    );
+}
+
+/// Two rotations while stopped with logrotate's `rotate 1`: the checkpointed file was
+/// deleted by the second rotation (its unread lines are gone with it), but the middle file
+/// was written after the last checkpoint, so it is read whole.
+#[test]
+fn a_middle_file_is_read_when_the_checkpointed_file_was_deleted() {
+    let d = Dir::new("tworotdeleted");
+    let log = d.path("app.log");
+    bystanders(&d);
+    append(&log, b"a1\n");
+    let cfg = config(&d, "app.log", ReadFrom::Start);
+    {
+        let mut t = Tailer::new(cfg.clone()).expect("tailer");
+        assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+        t.commit_all_emitted();
+        t.save_checkpoint().expect("save");
+    }
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"b1\n");
+    fs::remove_file(d.path("app.log.1")).expect("remove");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    append(&log, b"c1\n");
+    let mut t = Tailer::new(cfg).expect("tailer");
+    assert_eq!(texts(&sorted(poll(&mut t, 10))), [("b1", 0), ("c1", 0)]);
 }

@@ -350,6 +350,11 @@ fn notice(name: &str, n: &tail::Notice) {
             "cannot read {}: {error}; retrying every poll",
             path.display()
         ),
+        N::UnseenRotation { path, of } => format!(
+            "{} is a rotation of {} never seen live (rotated twice between two looks, or while the agent was stopped): reading it whole",
+            path.display(),
+            of.display()
+        ),
         N::CheckpointDropped { path, reason } => {
             format!("forgetting the checkpoint of {path}: {reason:?}")
         }

@@ -10,11 +10,12 @@
 mod backend;
 mod glob;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 #[cfg(feature = "io-uring")]
 pub use backend::IoUringReads;
@@ -23,7 +24,7 @@ pub use backend::{PlainReads, ReadBackend, choose as choose_backend};
 use crate::core::tail::links::SymlinkRule;
 use crate::core::tail::{
     Action, CheckpointError, FileKey, FileObservation, Fingerprint, Notice, ReadFrom, Tracker,
-    TrackerConfig, binary, checkpoint, compressed,
+    TrackerConfig, binary, checkpoint, compressed, rotation,
 };
 
 /// What to tail and how.
@@ -302,6 +303,12 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     backend: B,
     buf: Vec<u8>,
     polls: u64,
+    /// The files the patterns matched last round: one missing from this round's left
+    /// them (rotated away, deleted).
+    matched: HashSet<(u64, u64)>,
+    /// When the checkpoint file restored at start was last written: a log whose
+    /// checkpointed file is gone had every line up to then read.
+    checkpoint_written: Option<SystemTime>,
     /// Compressed files the last round matched, with their path and format: each is
     /// reported when it first appears, not every round.
     archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
@@ -351,7 +358,9 @@ impl<B: ReadBackend> Tailer<B> {
             rotated_grace_ms: cfg.rotated_grace_ms,
             copy_hold_ms: TrackerConfig::default().copy_hold_ms,
         });
+        let mut checkpoint_written = None;
         if let Some(path) = &cfg.checkpoint_path {
+            checkpoint_written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
             match std::fs::read_to_string(path) {
                 Ok(text) => tracker.restore(checkpoint::decode(&text).map_err(|source| {
                     TailError::Checkpoint {
@@ -387,6 +396,8 @@ impl<B: ReadBackend> Tailer<B> {
             backend,
             buf: Vec::new(),
             polls: 0,
+            matched: HashSet::new(),
+            checkpoint_written,
             archives: HashMap::new(),
             binaries: HashMap::new(),
             unreadable: HashMap::new(),
@@ -429,9 +440,23 @@ impl<B: ReadBackend> Tailer<B> {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
         }
+        let matched: HashSet<(u64, u64)> = fresh.keys().copied().collect();
+        // The logs that left the patterns since the last look, with when each was last
+        // written, so the rotations that followed it can be told from those before it.
+        let mut left: Vec<(PathBuf, SystemTime)> = self
+            .handles
+            .iter()
+            .filter(|(id, _)| self.matched.contains(id) && !matched.contains(id))
+            .filter_map(|(_, open)| {
+                let written = open.file.metadata().and_then(|m| m.modified()).ok()?;
+                Some((open.path.clone(), written))
+            })
+            .collect();
         if self.polls == 0 {
-            self.find_rotated(&mut obs, &mut fresh, &mut stats);
+            left.extend(self.find_rotated(&mut obs, &mut fresh, &mut stats));
         }
+        self.matched = matched;
+        self.find_unseen_rotations(&left, &mut obs, &mut fresh, &mut stats);
         self.polls += 1;
         self.tracker.handle_scan(now_ms, obs);
         // A file truncated to empty has no identity and is no longer tracked: let it go.
@@ -652,24 +677,39 @@ impl<B: ReadBackend> Tailer<B> {
 
     /// A file rotated while we were stopped may have left the patterns (`auth.log` is now
     /// `auth.log.1`) with lines we never read. Look for its inode beside its last path so
-    /// the tracker can drain it.
+    /// the tracker can drain it. Returns each checkpointed log that left the patterns, with
+    /// when it was last written (or, when its file is gone, when the checkpoints were):
+    /// rotations of it written since hold lines never read (see
+    /// [`Tailer::find_unseen_rotations`]).
     fn find_rotated(
         &mut self,
         obs: &mut Vec<FileObservation>,
         fresh: &mut HashMap<(u64, u64), Open>,
         stats: &mut PollStats,
-    ) {
+    ) -> Vec<(PathBuf, SystemTime)> {
+        let mut left = Vec::new();
         let wanted: Vec<(u64, u64, PathBuf, Fingerprint)> = self
             .tracker
             .unmatched_checkpoints()
-            .filter(|c| !fresh.contains_key(&(c.dev, c.ino)))
             .map(|c| (c.dev, c.ino, PathBuf::from(&c.path), c.fingerprint))
             .collect();
         for (dev, ino, last, fingerprint) in wanted {
+            if fresh.contains_key(&(dev, ino)) {
+                // Matched, so not rotated away; but its number may hold other content
+                // now: deleted (`rotate 1`) and taken at once by the new log, on ext4.
+                let same = obs
+                    .iter()
+                    .any(|o| (o.dev, o.ino) == (dev, ino) && o.head == Some(fingerprint));
+                if !same {
+                    left.extend(self.checkpoint_written.map(|w| (last, w)));
+                }
+                continue;
+            }
             let Some(dir) = last.parent() else { continue };
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
+            let mut written = self.checkpoint_written;
             for e in entries.flatten() {
                 let hit = e.metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino);
                 if hit && !fresh.contains_key(&(dev, ino)) {
@@ -681,8 +721,77 @@ impl<B: ReadBackend> Tailer<B> {
                     if obs.len() > before && obs[before].head != Some(fingerprint) {
                         obs.truncate(before);
                         fresh.remove(&(dev, ino));
+                    } else if obs.len() > before {
+                        written = e.metadata().and_then(|m| m.modified()).ok();
                     }
                 }
+            }
+            left.extend(written.map(|w| (last, w)));
+        }
+        left
+    }
+
+    /// A log rotated twice between two looks, or while the agent was stopped, leaves a
+    /// middle file: `app.log` became `app.log.1` and then `app.log.2`, and the file that
+    /// was `app.log` in between is `app.log.1` now, matched by no pattern and never seen
+    /// live, so its lines would be lost. For each log in `left` (its last path, and when
+    /// its file was last written), the files beside it named as its rotations
+    /// ([`rotation`]), written since, and unknown to the tracker are read whole, then let
+    /// go as the rotated file is. Older rotations were written before the log was, so they
+    /// are not read again; the same instant (timestamps are coarse) counts as since: a
+    /// repeat keeps its uids, a loss is for good. Links are not followed, and `exclude`
+    /// holds.
+    fn find_unseen_rotations(
+        &mut self,
+        left: &[(PathBuf, SystemTime)],
+        obs: &mut Vec<FileObservation>,
+        fresh: &mut HashMap<(u64, u64), Open>,
+        stats: &mut PollStats,
+    ) {
+        use std::os::unix::ffi::OsStrExt;
+        // One look per directory, however many of its logs rotated at once.
+        let mut dirs: HashMap<&Path, HashMap<&[u8], (&Path, SystemTime)>> = HashMap::new();
+        for (last, written) in left {
+            if let (Some(dir), Some(name)) = (last.parent(), last.file_name()) {
+                let logs = dirs.entry(dir).or_default();
+                let w = logs.entry(name.as_bytes()).or_insert((last, *written));
+                w.1 = w.1.min(*written);
+            }
+        }
+        let mut found = Vec::new();
+        for (dir, logs) in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some((of, since)) =
+                    rotation::rotated_from(name.as_bytes()).find_map(|base| logs.get(base))
+                else {
+                    continue;
+                };
+                // The entry's own metadata: a link is not followed.
+                let Ok(m) = e.metadata() else { continue };
+                let id = (m.dev(), m.ino());
+                if !m.is_file()
+                    || fresh.contains_key(&id)
+                    || self.tracker.knows(id.0, id.1)
+                    || m.modified().map_or(true, |t| t < *since)
+                {
+                    continue;
+                }
+                let path = e.path();
+                if !self.cfg.exclude.iter().any(|x| glob::excludes(x, &path)) {
+                    found.push((path, of.to_path_buf()));
+                }
+            }
+        }
+        found.sort();
+        for (path, of) in found {
+            let before = obs.len();
+            self.observe(&path, obs, fresh, stats);
+            if obs.len() > before {
+                self.notices.push_back(Notice::UnseenRotation { path, of });
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod lines;
 pub mod links;
 pub mod pattern;
+pub mod rotation;
 pub mod tracker;
 
 pub use checkpoint::{Checkpoint, CheckpointError};

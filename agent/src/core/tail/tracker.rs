@@ -294,6 +294,17 @@ pub enum Notice {
         /// The operating system's error.
         error: String,
     },
+    /// A file named as a rotation of `of` (`app.log.1` of `app.log`) that no pattern
+    /// matches and that was never followed, written since `of` was last seen live: the
+    /// log rotated twice between two looks (or while the agent was stopped), and this is
+    /// the file that was live in between. It is read whole, then let go as a rotated file
+    /// is. Reported by the shell, which finds it.
+    UnseenRotation {
+        /// The file.
+        path: PathBuf,
+        /// The log it is a rotation of.
+        of: PathBuf,
+    },
     /// A restored checkpoint was not used.
     CheckpointDropped {
         /// The path it names.
