@@ -694,3 +694,55 @@ fn a_middle_file_is_read_when_the_checkpointed_file_was_deleted() {
     let mut t = Tailer::new(cfg).expect("tailer");
     assert_eq!(texts(&sorted(poll(&mut t, 10))), [("b1", 0), ("c1", 0)]);
 }
+
+/// logrotate's `copytruncate` while the agent is stopped, the copy outside the pattern: the
+/// lines written after the last checkpoint and before the copy are only in the copy (the
+/// live file was truncated). The copy is a rotation of the log written since, so it is
+/// found, and read from where the log had been read to (no repeats).
+#[test]
+fn copytruncate_while_stopped_reads_the_copy_outside_the_pattern_from_where_it_stopped() {
+    let d = Dir::new("copystopped");
+    let log = d.path("app.log");
+    bystanders(&d);
+    append(&log, b"a1\n");
+    let cfg = config(&d, "app.log", ReadFrom::Start);
+    {
+        let mut t = Tailer::new(cfg.clone()).expect("tailer");
+        assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+        t.commit_all_emitted();
+        t.save_checkpoint().expect("save");
+    }
+    append(&log, b"a2\n");
+    fs::copy(&log, d.path("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, b"c1\n");
+    let mut t = Tailer::new(cfg).expect("tailer");
+    assert_eq!(texts(&sorted(poll(&mut t, 10))), [("a2", 3), ("c1", 0)]);
+}
+
+/// `copytruncate` between two looks with the copy outside the pattern: the lines written
+/// after the last look and before the copy are only in the copy. OpenTelemetry's filelog
+/// receiver and Vector lose or repeat exactly these; here the copy, a rotation of the log
+/// written since the last look, is read from where the log had been read to.
+#[test]
+fn copytruncate_between_polls_reads_the_copy_outside_the_pattern_from_where_it_stopped() {
+    let d = Dir::new("copyrunning");
+    let log = d.path("app.log");
+    bystanders(&d);
+    append(&log, b"a1\n");
+    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+    append(&log, b"a2\n");
+    fs::copy(&log, d.path("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, b"c1\n");
+    assert_eq!(texts(&sorted(poll(&mut t, 10))), [("a2", 3), ("c1", 0)]);
+}

@@ -289,6 +289,8 @@ pub struct PollStats {
 struct Open {
     file: File,
     path: PathBuf,
+    /// When the file was last written, as the look that opened it saw.
+    written: Option<SystemTime>,
 }
 
 /// Follows the files matching some patterns. See the module docs.
@@ -306,6 +308,8 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     /// The files the patterns matched last round: one missing from this round's left
     /// them (rotated away, deleted).
     matched: HashSet<(u64, u64)>,
+    /// When each file the last round matched was last written, as it saw them.
+    written: HashMap<(u64, u64), SystemTime>,
     /// When the checkpoint file restored at start was last written: a log whose
     /// checkpointed file is gone had every line up to then read.
     checkpoint_written: Option<SystemTime>,
@@ -397,6 +401,7 @@ impl<B: ReadBackend> Tailer<B> {
             buf: Vec::new(),
             polls: 0,
             matched: HashSet::new(),
+            written: HashMap::new(),
             checkpoint_written,
             archives: HashMap::new(),
             binaries: HashMap::new(),
@@ -452,10 +457,27 @@ impl<B: ReadBackend> Tailer<B> {
                 Some((open.path.clone(), written))
             })
             .collect();
+        // Logs still matched whose file holds other content now: truncated (a copy of what
+        // it held may be beside it, `copytruncate`), or deleted and its number taken at
+        // once by the new log (ext4), after a rotation.
+        for o in &obs {
+            if self.tracker.keeps_content(o) == Some(false) {
+                let since = self.written.get(&(o.dev, o.ino)).copied();
+                left.extend(
+                    since
+                        .or(self.checkpoint_written)
+                        .map(|w| (o.path.clone(), w)),
+                );
+            }
+        }
         if self.polls == 0 {
             left.extend(self.find_rotated(&mut obs, &mut fresh, &mut stats));
         }
         self.matched = matched;
+        self.written = fresh
+            .iter()
+            .filter_map(|(id, open)| Some((*id, open.written?)))
+            .collect();
         self.find_unseen_rotations(&left, &mut obs, &mut fresh, &mut stats);
         self.polls += 1;
         self.tracker.handle_scan(now_ms, obs);
@@ -672,6 +694,7 @@ impl<B: ReadBackend> Tailer<B> {
         fresh.entry((dev, ino)).or_insert(Open {
             file,
             path: path.to_owned(),
+            written: meta.modified().ok(),
         });
     }
 
@@ -695,14 +718,6 @@ impl<B: ReadBackend> Tailer<B> {
             .collect();
         for (dev, ino, last, fingerprint) in wanted {
             if fresh.contains_key(&(dev, ino)) {
-                // Matched, so not rotated away; but its number may hold other content
-                // now: deleted (`rotate 1`) and taken at once by the new log, on ext4.
-                let same = obs
-                    .iter()
-                    .any(|o| (o.dev, o.ino) == (dev, ino) && o.head == Some(fingerprint));
-                if !same {
-                    left.extend(self.checkpoint_written.map(|w| (last, w)));
-                }
                 continue;
             }
             let Some(dir) = last.parent() else { continue };

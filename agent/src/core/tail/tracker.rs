@@ -505,6 +505,18 @@ impl Tracker {
         self.is_tracked(dev, ino) || self.restored.contains_key(&(dev, ino))
     }
 
+    /// Whether `o` still shows the content followed (or checkpointed) for its file, as
+    /// [`Tracker::handle_scan`] will judge it: the same head, not shorter than what was
+    /// read. `Some(false)`: truncated or replaced; `None`: a file not known.
+    pub fn keeps_content(&self, o: &FileObservation) -> Option<bool> {
+        let id = (o.dev, o.ino);
+        if let Some(t) = self.files.get(&id) {
+            return Some(o.head == Some(t.fp) && o.size >= t.lines.next_offset());
+        }
+        let c = self.restored.get(&id)?;
+        Some(o.head == Some(c.fingerprint) && o.size >= c.offset)
+    }
+
     /// Everything the patterns matched at `now_ms`.
     pub fn handle_scan(&mut self, now_ms: i64, observations: Vec<FileObservation>) {
         self.now_ms = now_ms;
