@@ -30,3 +30,8 @@ pub fn raise_open_files() -> Option<(u64, u64)> {
     .ok()?;
     Some((soft, target))
 }
+
+/// The soft limit on open files now (unlimited: the kernel's default ceiling).
+pub fn open_files() -> u64 {
+    getrlimit(Resource::Nofile).current.unwrap_or(UNLIMITED_CAP)
+}

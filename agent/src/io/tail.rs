@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 #[cfg(feature = "io-uring")]
@@ -228,6 +229,50 @@ fn open_nonblocking(path: &Path, no_follow: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// Descriptors kept out of the file tails' reach for everything else the agent opens:
+/// listeners' connections, the spool, the journal reader, the aggregator link, state files.
+const RESERVED_FDS: u64 = 512;
+
+/// Files the tails of this process hold open.
+static HELD_FILES: AtomicU64 = AtomicU64::new(0);
+
+/// An open file a tail holds, counted against the tails' share of the open-file limit: a
+/// pattern over more files than the limit allows takes what it may and reports the rest
+/// unreadable, and the other inputs keep the descriptors they need (a syslog listener that
+/// cannot accept, or a journal that cannot be read, would go blind in silence).
+struct HeldFile(File);
+
+impl HeldFile {
+    fn open(path: &Path, no_follow: bool) -> io::Result<Self> {
+        let limit = super::limits::open_files();
+        let share = limit.saturating_sub(RESERVED_FDS).max(limit / 2);
+        let held = HELD_FILES.load(Ordering::Relaxed);
+        if held >= share {
+            return Err(io::Error::other(format!(
+                "the file tails hold {held} files, their share of the open-file limit \
+                 ({limit}, less {RESERVED_FDS} kept for the agent's other inputs): raise \
+                 LimitNOFILE, or narrow the patterns"
+            )));
+        }
+        let file = open_nonblocking(path, no_follow)?;
+        HELD_FILES.fetch_add(1, Ordering::Relaxed);
+        Ok(Self(file))
+    }
+}
+
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        HELD_FILES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for HeldFile {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
 /// Clears `O_NONBLOCK` (see [`open_nonblocking`]) once the file is known to be regular.
 fn blocking(file: &File) -> io::Result<()> {
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
@@ -287,9 +332,15 @@ pub struct PollStats {
 }
 
 struct Open {
-    file: File,
+    file: HeldFile,
     path: PathBuf,
-    /// When the file was last written, as the look that opened it saw.
+}
+
+/// A file this round's look found.
+struct Seen {
+    /// Opened by this look; `None` when it was held already (read through that handle).
+    opened: Option<Open>,
+    /// When it was last written.
     written: Option<SystemTime>,
 }
 
@@ -424,18 +475,19 @@ impl<B: ReadBackend> Tailer<B> {
     ) -> Result<PollStats, TailError> {
         let mut stats = PollStats::default();
         let mut obs = Vec::new();
-        let mut fresh = HashMap::new();
+        let mut fresh: HashMap<(u64, u64), Seen> = HashMap::new();
         let archives_before = std::mem::take(&mut self.archives);
         let binaries_before = std::mem::take(&mut self.binaries);
         let unreadable_before = std::mem::take(&mut self.unreadable);
         let special_before = std::mem::take(&mut self.special);
         let not_followed_before = std::mem::take(&mut self.not_followed);
         let mut dir_links = Vec::new();
+        let mut unlisted = Vec::new();
         let mut paths: Vec<PathBuf> = self
             .cfg
             .patterns
             .iter()
-            .flat_map(|p| glob::expand(p, self.cfg.symlinks, &mut dir_links))
+            .flat_map(|p| glob::expand(p, self.cfg.symlinks, &mut dir_links, &mut unlisted))
             .collect();
         paths.sort();
         paths.dedup();
@@ -444,6 +496,28 @@ impl<B: ReadBackend> Tailer<B> {
         for p in paths {
             stats.files += 1;
             self.observe(&p, &mut obs, &mut fresh, &mut stats);
+        }
+        // A directory that could not be listed (permissions, the open-file limit) is not
+        // an empty one: the files held under it stay as they were, through their handles.
+        // Letting them go as gone would drop their checkpoints and read them again whole
+        // once the directory can be listed again, and whether they were rotated cannot be
+        // told meanwhile.
+        for (dir, e) in &unlisted {
+            stats.unreadable += 1;
+            self.unreadable.insert(dir.clone(), unreadable_because(e));
+        }
+        let unlisted_held: Vec<((u64, u64), PathBuf)> = self
+            .handles
+            .keys()
+            .filter(|id| !fresh.contains_key(id))
+            .filter_map(|&(dev, ino)| {
+                let path = self.tracker.path_of(dev, ino)?;
+                let under = unlisted.iter().any(|(dir, _)| path.starts_with(dir));
+                under.then(|| ((dev, ino), path.to_owned()))
+            })
+            .collect();
+        for (id, path) in unlisted_held {
+            self.fingerprint(&path, id, None, &mut obs, &mut fresh, &mut stats);
         }
         let matched: HashSet<(u64, u64)> = fresh.keys().copied().collect();
         // The logs that left the patterns since the last look, with when each was last
@@ -476,7 +550,7 @@ impl<B: ReadBackend> Tailer<B> {
         self.matched = matched;
         self.written = fresh
             .iter()
-            .filter_map(|(id, open)| Some((*id, open.written?)))
+            .filter_map(|(id, seen)| Some((*id, seen.written?)))
             .collect();
         self.find_unseen_rotations(&left, &mut obs, &mut fresh, &mut stats);
         self.polls += 1;
@@ -486,8 +560,12 @@ impl<B: ReadBackend> Tailer<B> {
         self.handles.retain(|id, _| tracker.is_tracked(id.0, id.1));
         // This round's handles replace the last round's: a file that stopped matching (or
         // was deleted) is let go, one still waiting stays held without a gap.
-        self.waiting.clear();
-        for (id, open) in fresh {
+        let mut waited = std::mem::take(&mut self.waiting);
+        for (id, seen) in fresh {
+            // Held already: followed (stays in `handles`), or waiting (moves on).
+            let Some(open) = seen.opened.or_else(|| waited.remove(&id)) else {
+                continue;
+            };
             if self.tracker.is_tracked(id.0, id.1) {
                 self.handles.entry(id).or_insert(open);
             } else {
@@ -598,13 +676,14 @@ impl<B: ReadBackend> Tailer<B> {
         }
     }
 
-    /// Opens `path`, stats the handle (so the observation is of the file we hold, whatever
-    /// the path names by now) and fingerprints its head.
+    /// Opens `path` (or takes the handle held for the file the path names), stats the
+    /// handle (so the observation is of the file we hold, whatever the path names by now)
+    /// and fingerprints its head.
     fn observe(
         &mut self,
         path: &Path,
         obs: &mut Vec<FileObservation>,
-        fresh: &mut HashMap<(u64, u64), Open>,
+        fresh: &mut HashMap<(u64, u64), Seen>,
         stats: &mut PollStats,
     ) {
         let mut failed = |e: io::Error, stats: &mut PollStats| {
@@ -627,12 +706,46 @@ impl<B: ReadBackend> Tailer<B> {
             self.not_followed.insert(path.to_owned(), reason);
             return;
         }
-        // Non-blocking in case a pipe took the file's place since the look; not following
-        // a link where the look found none (one swapped in since leads where the look
-        // did not judge).
-        let file = match open_nonblocking(path, link_owners.is_empty()) {
-            Ok(f) => f,
-            Err(e) => return failed(e, stats),
+        // The file the look found is held already: read through that handle. A second
+        // descriptor per followed file each round would take twice the open-file limit,
+        // and an open and a close per file and round.
+        let id = (looked.dev(), looked.ino());
+        let opened = if self.handles.contains_key(&id) || self.waiting.contains_key(&id) {
+            None
+        } else {
+            // Non-blocking in case a pipe took the file's place since the look; not
+            // following a link where the look found none (one swapped in since leads where
+            // the look did not judge).
+            match HeldFile::open(path, link_owners.is_empty()) {
+                Ok(f) => Some(f),
+                Err(e) => return failed(e, stats),
+            }
+        };
+        self.fingerprint(path, id, opened, obs, fresh, stats);
+    }
+
+    /// The observation of the file `id` the look found at `path`: `opened` by it, or held
+    /// already. Stats the handle and fingerprints its head.
+    fn fingerprint(
+        &mut self,
+        path: &Path,
+        id: (u64, u64),
+        opened: Option<HeldFile>,
+        obs: &mut Vec<FileObservation>,
+        fresh: &mut HashMap<(u64, u64), Seen>,
+        stats: &mut PollStats,
+    ) {
+        let mut failed = |e: io::Error, stats: &mut PollStats| {
+            stats.unreadable += 1;
+            self.unreadable
+                .insert(path.to_owned(), unreadable_because(&e));
+        };
+        let file: &File = match &opened {
+            Some(f) => f,
+            None => match self.handles.get(&id).or_else(|| self.waiting.get(&id)) {
+                Some(held) => &held.file,
+                None => return,
+            },
         };
         let meta = match file.metadata() {
             Ok(m) => m,
@@ -646,12 +759,14 @@ impl<B: ReadBackend> Tailer<B> {
         // Whatever changed between the look and the open (a link, a file or a directory on
         // the way swapped for one leading elsewhere, e.g. to a file only root may read)
         // is not read: the file judged is the file opened, or the next round looks again.
-        if (meta.dev(), meta.ino()) != (looked.dev(), looked.ino()) {
+        if (meta.dev(), meta.ino()) != id {
             return;
         }
         // A read of a non-blocking file through io_uring may answer EAGAIN instead of
         // waiting for the disk.
-        if let Err(e) = blocking(&file) {
+        if opened.is_some()
+            && let Err(e) = blocking(file)
+        {
             return failed(e, stats);
         }
         let (dev, ino) = (meta.dev(), meta.ino());
@@ -659,7 +774,7 @@ impl<B: ReadBackend> Tailer<B> {
         let mut head = vec![0; want as usize];
         let mut got = 0;
         while got < head.len() {
-            match self.backend.read_at(&file, &mut head[got..], got as u64) {
+            match self.backend.read_at(file, &mut head[got..], got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) => return failed(e, stats),
@@ -691,9 +806,11 @@ impl<B: ReadBackend> Tailer<B> {
             head: Fingerprint::of(&head),
             head_bytes: head,
         });
-        fresh.entry((dev, ino)).or_insert(Open {
-            file,
-            path: path.to_owned(),
+        fresh.entry((dev, ino)).or_insert(Seen {
+            opened: opened.map(|file| Open {
+                file,
+                path: path.to_owned(),
+            }),
             written: meta.modified().ok(),
         });
     }
@@ -707,7 +824,7 @@ impl<B: ReadBackend> Tailer<B> {
     fn find_rotated(
         &mut self,
         obs: &mut Vec<FileObservation>,
-        fresh: &mut HashMap<(u64, u64), Open>,
+        fresh: &mut HashMap<(u64, u64), Seen>,
         stats: &mut PollStats,
     ) -> Vec<(PathBuf, SystemTime)> {
         let mut left = Vec::new();
@@ -760,7 +877,7 @@ impl<B: ReadBackend> Tailer<B> {
         &mut self,
         left: &[(PathBuf, SystemTime)],
         obs: &mut Vec<FileObservation>,
-        fresh: &mut HashMap<(u64, u64), Open>,
+        fresh: &mut HashMap<(u64, u64), Seen>,
         stats: &mut PollStats,
     ) {
         use std::os::unix::ffi::OsStrExt;

@@ -505,6 +505,11 @@ impl Tracker {
         self.is_tracked(dev, ino) || self.restored.contains_key(&(dev, ino))
     }
 
+    /// Where the followed file with this dev and ino was last seen.
+    pub fn path_of(&self, dev: u64, ino: u64) -> Option<&std::path::Path> {
+        self.files.get(&(dev, ino)).map(|t| t.path.as_path())
+    }
+
     /// Whether `o` still shows the content followed (or checkpointed) for its file, as
     /// [`Tracker::handle_scan`] will judge it: the same head, not shorter than what was
     /// read. `Some(false)`: truncated or replaced; `None`: a file not known.

@@ -8,14 +8,17 @@ use crate::core::tail::links::SymlinkRule;
 pub(super) use crate::core::tail::pattern::{excludes, validate};
 use crate::core::tail::pattern::{has_wildcard, matches};
 
-/// Paths matching `pattern` that exist now, sorted. Unreadable or missing directories
-/// match nothing: logs appear and disappear. A directory a wildcard matched that is a
-/// symbolic link `rule` does not follow is left out and goes to `not_followed` with why
-/// (the file at the end of a path is judged when it is opened).
+/// Paths matching `pattern` that exist now, sorted. Missing directories match nothing:
+/// logs appear and disappear. One that exists but cannot be read (permissions, the
+/// open-file limit) matches nothing either and goes to `unreadable` with the error, so
+/// the caller can tell "no files" from "could not look". A directory a wildcard matched
+/// that is a symbolic link `rule` does not follow is left out and goes to `not_followed`
+/// with why (the file at the end of a path is judged when it is opened).
 pub(super) fn expand(
     pattern: &str,
     rule: SymlinkRule,
     not_followed: &mut Vec<(PathBuf, String)>,
+    unreadable: &mut Vec<(PathBuf, std::io::Error)>,
 ) -> Vec<PathBuf> {
     let components: Vec<Component<'_>> = Path::new(pattern).components().collect();
     let mut bases = vec![PathBuf::new()];
@@ -35,8 +38,15 @@ pub(super) fn expand(
             } else {
                 b
             };
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    use std::io::ErrorKind::{NotADirectory, NotFound};
+                    if !matches!(e.kind(), NotFound | NotADirectory) {
+                        unreadable.push((dir.to_path_buf(), e));
+                    }
+                    continue;
+                }
             };
             for e in entries.flatten() {
                 let name = e.file_name();
@@ -80,9 +90,10 @@ mod tests {
     use super::*;
 
     fn expand_all(pattern: &str) -> Vec<PathBuf> {
-        let mut refused = Vec::new();
-        let found = expand(pattern, SymlinkRule::Owner, &mut refused);
+        let (mut refused, mut unreadable) = (Vec::new(), Vec::new());
+        let found = expand(pattern, SymlinkRule::Owner, &mut refused, &mut unreadable);
         assert!(refused.is_empty(), "{refused:?}");
+        assert!(unreadable.is_empty(), "{unreadable:?}");
         found
     }
 
@@ -118,7 +129,7 @@ mod tests {
         std::os::unix::fs::symlink(d.join("private"), d.join("app/roots"))?;
         let pattern = format!("{}/app/*/*.log", d.display());
         let mut refused = Vec::new();
-        let found = expand(&pattern, SymlinkRule::Owner, &mut refused);
+        let found = expand(&pattern, SymlinkRule::Owner, &mut refused, &mut Vec::new());
         assert_eq!(
             found,
             [d.join("app/mine/own.log"), d.join("app/roots/root.log")]
@@ -127,7 +138,7 @@ mod tests {
         assert_eq!(refused[0].0, d.join("app/evil"));
         assert!(refused[0].1.contains("uid 65534"), "{}", refused[0].1);
         refused.clear();
-        let found = expand(&pattern, SymlinkRule::Any, &mut refused);
+        let found = expand(&pattern, SymlinkRule::Any, &mut refused, &mut Vec::new());
         assert_eq!(found.len(), 3);
         assert!(refused.is_empty());
         std::fs::remove_dir_all(&d)
