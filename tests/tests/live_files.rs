@@ -641,3 +641,26 @@ fn a_file_that_took_a_checkpointed_inode_is_not_read() {
     let text = fs::read_to_string(&out).unwrap();
     assert!(!text.contains("PRIVATE KEY"), "{text}\n{log}");
 }
+
+/// A line longer than a round's read budget (1 MiB) completes no line for several rounds:
+/// those rounds go on at once instead of each waiting the poll interval (an 8 MiB line
+/// took eight intervals; a sparse file's hole, one per MiB). The interval here is the
+/// longest allowed, a minute, so only rounds that do not wait finish within the deadline.
+#[test]
+fn a_line_longer_than_a_round_is_read_without_waiting_between_rounds() {
+    let scratch = Scratch::new("live-long-line");
+    let logs = scratch.path("logs");
+    fs::create_dir_all(&logs).expect("logs dir");
+    let big = format!("Jan 15 10:00:00 web-1 app[7]: {}\n", "x".repeat(8 << 20));
+    append(&logs.join("big.log"), &(big.clone() + &line("after-big")));
+    let cfg = scratch.write("agent.toml", config(&scratch, 60_000).as_bytes());
+    let mut agent = RunningAgent::spawn(cfg, scratch.path("events.ndjson"));
+    let evs = agent.wait_events(2);
+    assert_eq!(
+        get(&evs[0], "metadata.untruncated_size").and_then(Value::as_u64),
+        Some(big.len() as u64 - 1)
+    );
+    assert_eq!(count(&evs, "after-big"), 1);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+}

@@ -145,7 +145,7 @@ impl Tail {
                 self.commit(key, end, acked, &mut saver);
             }
             let now = clock::now_ms();
-            let (batches, lines) = self.read_round(now);
+            let (batches, bytes) = self.read_round(now);
             for (key, mut batch, end) in batches {
                 // At most MAX_IN_FLIGHT batches are unacknowledged: what a kill -9 can
                 // make the agent read twice.
@@ -187,9 +187,10 @@ impl Tail {
             if let_go {
                 self.forget_sources();
             }
-            // Busy files are read again at once; idle ones wait for the interval, or for
-            // the stop.
-            let wait = if lines > 0 {
+            // Busy files are read again at once, also while a line longer than a round's
+            // budget completes none (an 8 MiB line waited eight intervals, a sparse file's
+            // hole one per MiB); idle ones wait for the interval, or for the stop.
+            let wait = if bytes > 0 {
                 Duration::ZERO
             } else {
                 poll_interval
@@ -238,6 +239,7 @@ impl Tail {
     }
 
     /// One poll round, cut into batches of one file each; returns them and the lines read.
+    /// This round's batches, and how many bytes it read.
     fn read_round(&mut self, now_ms: i64) -> (Vec<(FileKey, Batch, u64)>, u64) {
         let mut batches: Vec<(FileKey, Batch, u64)> = Vec::new();
         let Self {
@@ -279,7 +281,7 @@ impl Tail {
             *end = l.end;
         });
         match stats {
-            Ok(s) => (batches, s.lines),
+            Ok(s) => (batches, s.bytes),
             Err(e) => {
                 eprintln!("vedette-agent: file input {}: {e}", self.name);
                 (batches, 0)
