@@ -209,6 +209,9 @@ impl Entry<'_> {
             sd: Vec::new(),
             msg: &text.msg,
             error,
+            // Only the kernel's transport is the kernel's: `SYSLOG_FACILITY=0` is a field
+            // any process may send through the journal API or /dev/log.
+            from_kernel: Some(str_of(&self._TRANSPORT) == Some("kernel")),
         }
     }
 }

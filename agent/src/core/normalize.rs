@@ -387,6 +387,16 @@ impl Normalizer {
         let msg = env.msg.strip_prefix('\u{feff}').unwrap_or(env.msg);
         let app = env.app.unwrap_or("");
 
+        let kernel = env.kernel_may_be();
+        if app == "kernel" && !kernel {
+            ev.note_parse_error(match env.facility() {
+                Some(f) if env.from_kernel.is_none() => format!(
+                    "tagged `kernel` on facility {f}, which the kernel does not log on: not read as the kernel's"
+                ),
+                _ => "tagged `kernel`, not from the kernel's transport: not read as the kernel's"
+                    .to_owned(),
+            });
+        }
         // An audit record the kernel logged itself (AppArmor, SELinux), as klogd and imklog
         // write it: after the uptime stamp.
         let audit_msg = if app == "kernel" {
@@ -394,7 +404,7 @@ impl Normalizer {
         } else {
             msg
         };
-        if parse::audit::is_audit_record(app, audit_msg) {
+        if (app != "kernel" || kernel) && parse::audit::is_audit_record(app, audit_msg) {
             let events = self.audit.handle_record(rec, audit_msg, ev);
             for e in events {
                 self.push(e);
@@ -408,6 +418,7 @@ impl Normalizer {
             &self.cfg.json,
             &mut self.scratch,
             &src.time,
+            kernel,
         );
         if parsed == Parsed::No && ev.metadata.log_name.is_none() {
             ev.metadata.log_name = Some(

@@ -73,12 +73,24 @@ pub struct Envelope<'a> {
     pub msg: &'a str,
     /// What broke the RFC, if anything.
     pub error: Option<String>,
+    /// Whether the record is known to come from the kernel, or known not to (the journal's
+    /// `_TRANSPORT`, which no process can set); `None`: only the facility can tell.
+    pub from_kernel: Option<bool>,
 }
 
 impl Envelope<'_> {
     /// Facility (PRI / 8).
     pub fn facility(&self) -> Option<u8> {
         self.pri.map(|p| p >> 3)
+    }
+
+    /// Whether a record tagged `kernel` may be the kernel's: only the kernel logs on
+    /// facility 0 (kern), and a user's `logger -t kernel` is user.notice (syslog(3) turns
+    /// facility 0 into the default), so what it says about segfaults, firewall verdicts or
+    /// AppArmor denials is made up. A file line without PRI cannot tell.
+    pub fn kernel_may_be(&self) -> bool {
+        self.from_kernel
+            .unwrap_or_else(|| self.facility().is_none_or(|f| f == 0))
     }
 
     /// Severity (PRI % 8).

@@ -1109,3 +1109,59 @@ fn a_mapping_cannot_set_the_agents_own_fields_or_match_everything() {
         "{err}"
     );
 }
+
+/// Only the kernel logs on facility 0: `logger -t kernel` (user.notice) and another
+/// program's `IN= SRC=` text are made up, and frame an address or a crash. A file line
+/// without PRI cannot tell, so it is read as before; so are ulogd's and Proxmox's lines.
+#[test]
+fn a_kernel_tag_off_the_kernel_facility_is_not_read_as_the_kernels() {
+    const FW: &str =
+        "IN=eth0 OUT= SRC=6.6.6.6 DST=10.0.0.2 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 SYN";
+    let evs = norm_lines(&[
+        &format!("<4>Nov 26 10:00:00 fw kernel: [UFW BLOCK] {FW}"),
+        &format!("<13>Nov 26 10:00:00 fw kernel: [UFW BLOCK] {FW}"),
+        &format!("<13>Nov 26 10:00:00 fw bob: {FW}"),
+        &format!("<13>Nov 26 10:00:00 fw bob: [UFW BLOCK] {FW}"),
+        &format!("Nov 26 10:00:00 fw kernel: [UFW BLOCK] {FW}"),
+        &format!("<190>Nov 26 10:00:00 fw ulogd[12]: {FW}"),
+        &format!("0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: {FW}"),
+        "<13>Nov 26 10:00:00 fw kernel: [ 12.3] app[42]: segfault at 0 ip 00007f sp 00007ffc error 4 in libc.so.6[7f00+1000]",
+        "<13>Nov 26 10:00:00 fw kernel: audit: type=1400 audit(1700000000.123:42): apparmor=\"DENIED\" operation=\"open\" profile=\"x\" name=\"/etc/shadow\" pid=1 comm=\"x\" requested_mask=\"r\" denied_mask=\"r\" fsuid=0 ouid=0",
+    ]);
+    let classes: Vec<Class> = evs.iter().map(|e| e.class()).collect();
+    use Class::{Base as B, NetworkActivity as N};
+    assert_eq!(classes, [N, B, B, B, N, N, N, B, B]);
+    for i in [1, 7, 8] {
+        let notes = serde_json::to_string(&evs[i].unmapped).unwrap();
+        assert!(notes.contains("not read as the kernel's"), "{i}: {notes}");
+    }
+}
+
+/// The journal says which entries the kernel logged (`_TRANSPORT=kernel`, which no
+/// process can set); `SYSLOG_FACILITY=0` is a field any process may send.
+#[test]
+fn a_journal_entry_is_the_kernels_only_by_its_transport() {
+    let mut n = Normalizer::new(NormalizeConfig::default());
+    let src = epoch_source("journald", false);
+    let entry = |transport: &str| {
+        format!(
+            r#"{{"__CURSOR":"s=ab;i=1","__REALTIME_TIMESTAMP":"1736935200123456","_HOSTNAME":"fw","SYSLOG_IDENTIFIER":"kernel","SYSLOG_FACILITY":"0","PRIORITY":"4","_TRANSPORT":"{transport}","MESSAGE":"[UFW BLOCK] IN=eth0 OUT= SRC=6.6.6.6 DST=10.0.0.2 LEN=60 PROTO=TCP SPT=4444 DPT=22"}}"#
+        )
+    };
+    for (seq, transport) in [(1, "kernel"), (2, "journal"), (3, "syslog")] {
+        let rx = Received {
+            seq,
+            now_ms: 0,
+            peer: None,
+            cut_from: None,
+            clock_ms: None,
+            incomplete: false,
+        };
+        n.handle_journal(&src, rx, entry(transport).as_bytes());
+    }
+    n.finish();
+    let classes: Vec<Class> = std::iter::from_fn(|| n.poll_event())
+        .map(|e| e.class())
+        .collect();
+    assert_eq!(classes, [Class::NetworkActivity, Class::Base, Class::Base]);
+}

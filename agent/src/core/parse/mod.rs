@@ -33,7 +33,8 @@ pub enum Parsed {
     No,
 }
 
-/// Routes a message to its parser by program name, then by shape.
+/// Routes a message to its parser by program name, then by shape. `kernel`: whether a
+/// `kernel` tag may be the kernel's (`Envelope::kernel_may_be`).
 pub(crate) fn dispatch(
     app: &str,
     msg: &str,
@@ -41,10 +42,11 @@ pub(crate) fn dispatch(
     json: &json::JsonMappings,
     scratch: &mut json::Scratch,
     ctx: &crate::core::time::TimeContext,
+    kernel: bool,
 ) -> Parsed {
     // "message repeated N times: [ inner ]" (rsyslog's folding) is the inner message N times.
     if let Some((n, inner)) = repeated(msg) {
-        let r = dispatch(app, inner, ev, json, scratch, ctx);
+        let r = dispatch(app, inner, ev, json, scratch, ctx, kernel);
         if r == Parsed::Yes {
             ev.count = Some(n.saturating_mul(ev.count.unwrap_or(1)));
         }
@@ -60,7 +62,7 @@ pub(crate) fn dispatch(
         "sudo" => sudo::parse_sudo(msg, ev, module),
         "pkexec" => sudo::parse_pkexec(msg, ev),
         "dropbear" | "" => dropbear::parse(msg, ev),
-        "kernel" => kernel::parse(msg, ev),
+        "kernel" if kernel => kernel::parse(msg, ev),
         "su" => sudo::parse_su(msg, ev, module),
         "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod" | "passwd"
         | "chpasswd" | "chage" | "gpasswd" | "newusers" | "chsh" | "chfn" => {
@@ -96,7 +98,15 @@ pub(crate) fn dispatch(
     if access::looks_like(msg) {
         return access::parse(msg, ev);
     }
-    if netfilter::looks_like(msg) {
+    // Only what writes netfilter's LOG lines: the kernel, ulogd (NFLOG), or a file of
+    // them without a program (Proxmox's `pvefw-logger`). Another program's `IN= SRC=`
+    // text is its own to choose (`logger -t app 'IN=eth0 SRC=…'` framed an address).
+    let netfilter_writer = match program {
+        "kernel" => kernel,
+        "" | "ulogd" => true,
+        _ => false,
+    };
+    if netfilter_writer && netfilter::looks_like(msg) {
         return netfilter::parse(msg, ev);
     }
     if let Some(r) = http_error::parse(msg, ev, ctx) {
