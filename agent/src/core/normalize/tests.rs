@@ -1165,3 +1165,37 @@ fn a_journal_entry_is_the_kernels_only_by_its_transport() {
         .collect();
     assert_eq!(classes, [Class::NetworkActivity, Class::Base, Class::Base]);
 }
+
+/// An address attribute holds an address: a host name, an `IP:port` or a client-chosen
+/// string mapped to `src_endpoint.ip` became an IP observable that detections match and a
+/// response blocks. It is kept under `unmapped.json`, with the reason; the rest maps.
+#[test]
+fn a_json_mapping_sets_only_addresses_in_address_attributes() {
+    let evs = mapped_lines(
+        LOGIN_FAILED,
+        &[
+            r#"{"event":"login_failed","user":"bob","ip":"gw.example.com"}"#,
+            r#"{"event":"login_failed","user":"bob","ip":"203.0.113.9:443"}"#,
+            r#"{"event":"login_failed","user":"bob","ip":7}"#,
+            r#"{"event":"login_failed","user":"bob","ip":"2001:db8::1"}"#,
+        ],
+    );
+    for (ev, ip) in evs[..3].iter().zip([
+        serde_json::json!("gw.example.com"),
+        serde_json::json!("203.0.113.9:443"),
+        serde_json::json!(7),
+    ]) {
+        assert_eq!(ev.class(), Class::Authentication);
+        assert_eq!(at(ev, "user.name"), "bob");
+        assert!(ev.src_endpoint.is_none());
+        assert_eq!(at(ev, "unmapped.json.ip"), ip);
+        assert!(
+            at(ev, "unmapped.vedette.parse_error")
+                .as_str()
+                .is_some_and(|e| e.contains("not an IP address"))
+        );
+        let observed = serde_json::to_string(&ev.observables).unwrap();
+        assert!(!observed.contains("IP Address"), "{observed}");
+    }
+    assert_eq!(at(&evs[3], "src_endpoint.ip"), "2001:db8::1");
+}

@@ -554,6 +554,19 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
                 Some(ms) => mapped_fields.push((ocsf, src, Value::from(ms))),
                 None => problems.push(format!("{}: unreadable time {v}", src.join("."))),
             }
+        } else if ocsf.last().is_some_and(|k| k == "ip")
+            && v.as_str()
+                .is_none_or(|t| t.parse::<std::net::IpAddr>().is_err())
+        {
+            // An address attribute holds an address: detections match on it and a
+            // response blocks it, so a host name, an `IP:port` or garbage is not set
+            // there (nor made an IP observable) but kept under unmapped.json.
+            problems.push(format!(
+                "JSON mapping {}: {} is not an IP address, for {}: {v}",
+                m.name,
+                src.join("."),
+                ocsf.join(".")
+            ));
         } else {
             mapped_fields.push((ocsf, src, v));
         }
