@@ -244,6 +244,14 @@ const DROPBEAR_SEEDS: &[&str] = &[
     "Login attempt for nonexistent user 'oracle' from 10.0.0.9:1",
 ];
 
+const LOGIN_SEEDS: &[&str] = &[
+    "FAILED LOGIN 1 ON /dev/tty1 FOR root, Authentication failure",
+    "FAILED LOGIN (2) on '/dev/pts/0' from 'gw' FOR 'it's', Authentication failure",
+    "TOO MANY LOGIN TRIES (3) FROM 203.0.113.9 FOR admin, Authentication failure",
+    "ROOT LOGIN  on `/dev/tty1'",
+    "LOGIN ON pts/1 BY bob FROM 198.51.100.7",
+];
+
 const ACCOUNT_SEEDS: &[&str] = &[
     "\u{2}change user 'bob' UID from '1001' to '0'",
     "\u{5}group changed in /etc/group (group devs/1001, new name: ops)",
@@ -455,6 +463,7 @@ fuzz_props! {
         fuzzing::program(TOOLS[usize::from(pick) % TOOLS.len()], msg);
     }, seeds: ACCOUNT_SEEDS;
     dropbear => |d| fuzzing::program("dropbear", d), seeds: DROPBEAR_SEEDS;
+    login => |d| fuzzing::program("login", d), seeds: LOGIN_SEEDS;
     auditd => fuzzing::auditd, seeds: AUDITD_SEEDS;
     cef => |d| fuzzing::normalize(&prefixed(b"CEF:0|", d)), seeds: CEF_SEEDS;
     json => fuzzing::json, seeds: JSON_SEEDS;

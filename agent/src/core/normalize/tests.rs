@@ -1199,3 +1199,120 @@ fn a_json_mapping_sets_only_addresses_in_address_attributes() {
     }
     assert_eq!(at(&evs[3], "src_endpoint.ip"), "2001:db8::1");
 }
+
+/// login(1) at a console, a serial line or telnet: the attempts no SSH log shows. The user
+/// is what was typed at the prompt, so it is read between the fixed parts (the terminal
+/// and host from the left, the PAM error from the right), whatever it holds.
+#[test]
+fn console_logins_are_authentications() {
+    let evs = norm_lines(&[
+        "Nov 26 10:00:00 h login[901]: FAILED LOGIN 1 ON /dev/tty1 FOR root, Authentication failure",
+        "Nov 26 10:00:00 h login[902]: FAILED LOGIN 2 FROM 203.0.113.9 FOR x FROM 10.0.0.1, bob, User not known to the underlying authentication module",
+        "Nov 26 10:00:00 h login[903]: TOO MANY LOGIN TRIES (3) ON /dev/ttyS0 FOR admin, Authentication failure",
+        "Nov 26 10:00:00 h login[904]: FAILED LOGIN (1) on '/dev/tty1' FOR 'UNKNOWN', Authentication failure",
+        "Nov 26 10:00:00 h login[905]: FAILED LOGIN (2) on '/dev/pts/0' from 'gw.example.com' FOR 'it's, me', Authentication failure",
+        "Nov 26 10:00:00 h login[906]: TOO MANY LOGIN TRIES (5) on `/dev/tty2' FOR `root'",
+        "Nov 26 10:00:00 h login[907]: ROOT LOGIN  on '/dev/tty1'",
+        "Nov 26 10:00:00 h login[908]: ROOT LOGIN ON pts/0 FROM 198.51.100.7",
+        "Nov 26 10:00:00 h login[909]: LOGIN ON tty2 BY bob",
+        "Nov 26 10:00:00 h login[910]: FAILED LOGIN SESSION FROM 198.51.100.8 FOR carol, Permission denied",
+        "Nov 26 10:00:00 h login[911]: pam_unix(login:auth): authentication failure; logname=LOGIN uid=0 euid=0 tty=/dev/tty1 ruser= rhost=  user=root",
+        "Nov 26 10:00:00 h login[912]: FAILED LOGIN x ON /dev/tty1 FOR root, Authentication failure",
+    ]);
+    let classes: Vec<Class> = evs.iter().map(|e| e.class()).collect();
+    assert!(
+        classes[..11].iter().all(|c| *c == Class::Authentication),
+        "{classes:?}"
+    );
+    assert_eq!(
+        evs[11].class(),
+        Class::Base,
+        "an attempt number that is none"
+    );
+    let row = |i: usize| {
+        (
+            at(&evs[i], "user.name").as_str().unwrap_or("").to_owned(),
+            at(&evs[i], "status_id").as_u64(),
+            at(&evs[i], "logon_type_id").as_u64(),
+            at(&evs[i], "src_endpoint.ip").as_str().map(str::to_owned),
+            at(&evs[i], "unmapped.login.tty")
+                .as_str()
+                .map(str::to_owned),
+        )
+    };
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        row(0),
+        ("root".into(), Some(2), Some(2), None, s("/dev/tty1"))
+    );
+    // A name made to look like a second address is the name; the host is the one login
+    // wrote.
+    assert_eq!(
+        row(1),
+        (
+            "x FROM 10.0.0.1, bob".into(),
+            Some(2),
+            Some(10),
+            s("203.0.113.9"),
+            None
+        )
+    );
+    assert_eq!(
+        at(&evs[1], "status_detail"),
+        "User not known to the underlying authentication module"
+    );
+    assert_eq!(
+        row(2),
+        ("admin".into(), Some(2), Some(2), None, s("/dev/ttyS0"))
+    );
+    assert_eq!(at(&evs[2], "status_detail"), "Too many login tries");
+    // shadow hides a name that is no account: what was typed may be a password.
+    assert_eq!(
+        row(3),
+        ("(unknown)".into(), Some(2), Some(2), None, s("/dev/tty1"))
+    );
+    assert_eq!(
+        row(4),
+        ("it's, me".into(), Some(2), Some(10), None, s("/dev/pts/0"))
+    );
+    assert_eq!(at(&evs[4], "src_endpoint.hostname"), "gw.example.com");
+    assert_eq!(
+        row(5),
+        ("root".into(), Some(2), Some(2), None, s("/dev/tty2"))
+    );
+    assert_eq!(
+        row(6),
+        ("root".into(), Some(1), Some(2), None, s("/dev/tty1"))
+    );
+    assert_eq!(
+        row(7),
+        (
+            "root".into(),
+            Some(1),
+            Some(10),
+            s("198.51.100.7"),
+            s("pts/0")
+        )
+    );
+    assert_eq!(row(8), ("bob".into(), Some(1), Some(2), None, s("tty2")));
+    assert_eq!(
+        row(9),
+        ("carol".into(), Some(2), Some(10), s("198.51.100.8"), None)
+    );
+    assert_eq!(at(&evs[10], "metadata.log_name"), "pam");
+}
+
+/// A password typed one line early at a console is the user name of a failed login: the
+/// edge stage's redaction takes it out of every field, as it does for sshd's.
+#[test]
+fn a_password_typed_as_a_console_user_name_is_redacted() {
+    use crate::core::enrich::redact::{RedactConfig, Redactor};
+    let mut evs = norm_lines(&[
+        "Nov 26 10:00:00 h login[901]: FAILED LOGIN 1 ON /dev/tty1 FOR Qx7!secretC, Authentication failure",
+    ]);
+    let mut r = Redactor::new(RedactConfig::default(), b"k");
+    r.apply(&mut evs[0]);
+    let text = serde_json::to_string(&evs[0]).unwrap();
+    assert!(!text.contains("Qx7!secretC"), "{text}");
+    assert_eq!(evs[0].class(), Class::Authentication);
+}

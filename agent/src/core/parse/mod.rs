@@ -13,6 +13,7 @@ pub mod generic;
 pub mod http_error;
 pub mod json;
 pub mod kernel;
+pub mod login;
 pub mod netfilter;
 pub mod pam;
 pub mod sshd;
@@ -64,6 +65,7 @@ pub(crate) fn dispatch(
         "dropbear" | "" => dropbear::parse(msg, ev),
         "kernel" if kernel => kernel::parse(msg, ev),
         "su" => sudo::parse_su(msg, ev, module),
+        "login" => login::parse(msg, ev),
         "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod" | "passwd"
         | "chpasswd" | "chage" | "gpasswd" | "newusers" | "chsh" | "chfn" => {
             account::parse(program, msg, ev)
