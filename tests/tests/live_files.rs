@@ -455,21 +455,23 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_only_in_flight_lines() {
     );
 }
 
-/// The committed offset of the one tailed file, from the checkpoint file in `state`.
+/// The committed offset of the one tailed file, from the checkpoint file in `state` (a
+/// file's later record, appended as it moves on, replaces its earlier ones).
 fn checkpoint_offset(state: &Path) -> u64 {
-    let mut offsets = Vec::new();
+    let mut offsets = BTreeMap::new();
     for e in fs::read_dir(state).expect("state dir").flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("files-") && name.ends_with(".checkpoint") {
             let text = fs::read_to_string(e.path()).expect("checkpoint");
             for l in text.lines().skip(1) {
                 let v: Value = serde_json::from_str(l).expect("checkpoint line");
-                offsets.push(v["offset"].as_u64().expect("offset"));
+                let file = (v["dev"].as_u64(), v["ino"].as_u64());
+                offsets.insert(file, v["offset"].as_u64().expect("offset"));
             }
         }
     }
     assert_eq!(offsets.len(), 1, "one file tracked: {offsets:?}");
-    offsets[0]
+    offsets.into_values().next().expect("one")
 }
 
 /// A file read from its end on the agent's first start had no checkpoint until a line of

@@ -273,6 +273,25 @@ impl std::ops::Deref for HeldFile {
     }
 }
 
+/// Appends `text` to the file at `path`, which must exist; with `sync`, to the disk.
+fn append(path: &Path, text: &str, sync: bool) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    if sync {
+        f.sync_data()?;
+    }
+    Ok(())
+}
+
+/// What this tailer wrote to its checkpoint file: the last whole write, and the records
+/// appended since.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    whole: usize,
+    appended: usize,
+}
+
 /// Clears `O_NONBLOCK` (see [`open_nonblocking`]) once the file is known to be regular.
 fn blocking(file: &File) -> io::Result<()> {
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
@@ -364,6 +383,9 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     /// When the checkpoint file restored at start was last written: a log whose
     /// checkpointed file is gone had every line up to then read.
     checkpoint_written: Option<SystemTime>,
+    /// What this tailer wrote to its checkpoint file (`None` before its first save: the
+    /// first is a whole one).
+    checkpoint_bytes: Option<Written>,
     /// Compressed files the last round matched, with their path and format: each is
     /// reported when it first appears, not every round.
     archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
@@ -454,6 +476,7 @@ impl<B: ReadBackend> Tailer<B> {
             matched: HashSet::new(),
             written: HashMap::new(),
             checkpoint_written,
+            checkpoint_bytes: None,
             archives: HashMap::new(),
             binaries: HashMap::new(),
             unreadable: HashMap::new(),
@@ -954,11 +977,31 @@ impl<B: ReadBackend> Tailer<B> {
         if !self.tracker.is_dirty() {
             return Ok(false);
         }
+        // Files that only moved on are appended: rewriting every file's record for each
+        // batch acknowledged cost 2,000 files 300 KB (and ~0.5 ms) per line read. The
+        // appends are capped at the size of the last whole write (at least 64 KiB), then
+        // the file is written whole again, so it stays within twice its own size.
+        if let Some(moved) = self.tracker.moved_checkpoints()
+            && let Some(written) = &mut self.checkpoint_bytes
+        {
+            let text = checkpoint::encode_records(&moved);
+            if written.appended + text.len() <= written.whole.max(64 << 10)
+                && append(path, &text, sync).is_ok()
+            {
+                written.appended += text.len();
+                self.tracker.mark_saved();
+                return Ok(true);
+            }
+        }
         let text = checkpoint::encode(&self.tracker.checkpoints());
         super::persist::write_atomic(path, &text, sync).map_err(|source| TailError::Io {
             path: path.clone(),
             source,
         })?;
+        self.checkpoint_bytes = Some(Written {
+            whole: text.len(),
+            appended: 0,
+        });
         self.tracker.mark_saved();
         Ok(true)
     }

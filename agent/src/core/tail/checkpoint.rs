@@ -10,6 +10,12 @@
 //! The first line names the format and its version; then one JSON object per file. Paths are
 //! stored lossily as UTF-8: they only say where the file was last seen, never identify it.
 //! Writing it atomically (temp file, fsync, rename, fsync the directory) is the shell's job.
+//!
+//! Records of files that only moved on are appended ([`encode_records`]) rather than the
+//! whole file rewritten for each batch acknowledged (2,000 files made 300 KB per line
+//! read): a later record of a file replaces an earlier one, and a last line without its
+//! newline is an append a crash cut short, so it is left out (the record before it
+//! stands: its lines are read again, with the same uids).
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +80,13 @@ pub enum CheckpointError {
 /// The file text for `checkpoints`.
 pub fn encode(checkpoints: &[Checkpoint]) -> String {
     let mut out = format!("{HEADER} {VERSION}\n");
+    out.push_str(&encode_records(checkpoints));
+    out
+}
+
+/// The record lines for `checkpoints`, to append to a checkpoint file.
+pub fn encode_records(checkpoints: &[Checkpoint]) -> String {
+    let mut out = String::new();
     for c in checkpoints {
         let r = Record {
             dev: c.dev,
@@ -104,20 +117,29 @@ pub fn decode(text: &str) -> Result<Vec<Checkpoint>, CheckpointError> {
             found: version.trim().to_owned(),
         });
     }
-    let mut out = Vec::new();
+    // An append a crash cut short: its last line has no newline (records always end with
+    // one).
+    let torn = !text.ends_with('\n');
+    let count = text.lines().count();
+    let mut out: Vec<Checkpoint> = Vec::new();
+    let mut at: std::collections::HashMap<(u64, u64), usize> = std::collections::HashMap::new();
     for (i, l) in lines.enumerate() {
         let line = i + 2;
         if l.trim().is_empty() {
             continue;
         }
         let bad = |message: String| CheckpointError::Record { line, message };
-        let r: Record = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
+        let r: Record = match serde_json::from_str(l) {
+            Ok(r) => r,
+            Err(_) if torn && line == count => break,
+            Err(e) => return Err(bad(e.to_string())),
+        };
         let hash = u64::from_str_radix(&r.fp_hash, 16)
             .map_err(|e| bad(format!("fp_hash {:?}: {e}", r.fp_hash)))?;
         if r.fp_len == 0 {
             return Err(bad("fp_len 0: an empty file has no fingerprint".into()));
         }
-        out.push(Checkpoint {
+        let c = Checkpoint {
             dev: r.dev,
             ino: r.ino,
             fingerprint: Fingerprint {
@@ -127,7 +149,15 @@ pub fn decode(text: &str) -> Result<Vec<Checkpoint>, CheckpointError> {
             source_id: r.source_id,
             offset: r.offset,
             path: r.path,
-        });
+        };
+        // A later record of a file (appended) replaces the earlier one.
+        match at.get(&(c.dev, c.ino)) {
+            Some(&i) => out[i] = c,
+            None => {
+                at.insert((c.dev, c.ino), out.len());
+                out.push(c);
+            }
+        }
     }
     Ok(out)
 }
@@ -173,6 +203,36 @@ mod tests {
                 prop_assert!(line >= 2 && line <= text.lines().count());
             }
         }
+    }
+
+    /// Appended records replace earlier ones of the same file; a last line a crash cut
+    /// short is left out, a broken line before it is still an error.
+    #[test]
+    fn appended_records_replace_earlier_ones_and_a_torn_append_is_left_out() {
+        let cp = |ino: u64, offset: u64| Checkpoint {
+            dev: 1,
+            ino,
+            fingerprint: Fingerprint { hash: 3, len: 4 },
+            source_id: format!("file:{ino}"),
+            offset,
+            path: "/var/log/a.log".into(),
+        };
+        let mut text = encode(&[cp(1, 10), cp(2, 20)]);
+        text.push_str(&encode_records(&[cp(2, 25), cp(3, 30)]));
+        text.push_str(&encode_records(&[cp(1, 15)]));
+        let whole = decode(&text).expect("decodes");
+        assert_eq!(whole, [cp(1, 15), cp(2, 25), cp(3, 30)]);
+        let torn = &text[..text.len() - 9];
+        assert_eq!(decode(torn), Ok(vec![cp(1, 10), cp(2, 25), cp(3, 30)]));
+        let broken = format!(
+            "{}{{oops\n{}",
+            encode(&[cp(1, 10)]),
+            encode_records(&[cp(2, 1)])
+        );
+        assert!(matches!(
+            decode(&broken),
+            Err(CheckpointError::Record { line: 3, .. })
+        ));
     }
 
     #[test]

@@ -402,6 +402,10 @@ pub struct Tracker {
     next_generation: u64,
     now_ms: i64,
     dirty: bool,
+    /// Files whose checkpoint only moved on (committed offset, a grown fingerprint) since
+    /// the last save: their records can be appended; `dirty` (files added, replaced or
+    /// let go) needs the whole set written.
+    moved: std::collections::BTreeSet<(u64, u64)>,
     stats: TrackerStats,
 }
 
@@ -447,6 +451,7 @@ impl Tracker {
             next_generation: 0,
             now_ms: 0,
             dirty: false,
+            moved: std::collections::BTreeSet::new(),
             stats: TrackerStats::default(),
         }
     }
@@ -911,7 +916,7 @@ impl Tracker {
                 head.extend_from_slice(&bytes[..want.min(bytes.len())]);
                 if let Some(fp) = Fingerprint::of(head).filter(|fp| fp.len >= t.fp.len) {
                     t.fp = fp;
-                    self.dirty = true;
+                    self.moved.insert(id);
                 }
                 if head.len() as u64 >= self.cfg.fingerprint_bytes {
                     t.head = None;
@@ -1023,7 +1028,7 @@ impl Tracker {
             let end = end.min(t.polled);
             if end > t.committed {
                 t.committed = end;
-                self.dirty = true;
+                self.moved.insert(id);
             }
             self.maybe_close(id);
         }
@@ -1063,12 +1068,39 @@ impl Tracker {
 
     /// Whether [`checkpoints`](Self::checkpoints) changed since [`mark_saved`](Self::mark_saved).
     pub fn is_dirty(&self) -> bool {
-        self.dirty
+        self.dirty || !self.moved.is_empty()
+    }
+
+    /// When the only changes since the last save are files that moved on (the common
+    /// case: lines committed), their checkpoints, which appended to the saved ones make
+    /// the current set (a later record of a file replaces an earlier one); `None` when
+    /// files were added, replaced or let go and the whole set is to be written.
+    pub fn moved_checkpoints(&self) -> Option<Vec<Checkpoint>> {
+        if self.dirty {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.moved.len());
+        for id in &self.moved {
+            let t = self.files.get(id)?;
+            if t.held.is_some() {
+                return None;
+            }
+            out.push(Checkpoint {
+                dev: id.0,
+                ino: id.1,
+                fingerprint: t.fp,
+                source_id: t.source_id.to_string(),
+                offset: t.committed,
+                path: t.path.to_string_lossy().into_owned(),
+            });
+        }
+        Some(out)
     }
 
     /// The checkpoints were durably saved.
     pub fn mark_saved(&mut self) {
         self.dirty = false;
+        self.moved.clear();
     }
 
     /// Counters so far.
