@@ -1125,13 +1125,18 @@ fn a_kernel_tag_off_the_kernel_facility_is_not_read_as_the_kernels() {
         &format!("Nov 26 10:00:00 fw kernel: [UFW BLOCK] {FW}"),
         &format!("<190>Nov 26 10:00:00 fw ulogd[12]: {FW}"),
         &format!("0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: {FW}"),
+        // `logger -t ''`: no program, on the user facility.
+        &format!("<13>Nov 26 10:00:00 : {FW}"),
+        // ulogd's own file: its log prefix reads as a tag, and there is no PRI to judge.
+        &format!("Nov 26 10:00:00 gw DROP: {FW}"),
+        &format!("Nov 26 10:00:00 gw Shorewall:net2fw:DROP: {FW}"),
         "<13>Nov 26 10:00:00 fw kernel: [ 12.3] app[42]: segfault at 0 ip 00007f sp 00007ffc error 4 in libc.so.6[7f00+1000]",
         "<13>Nov 26 10:00:00 fw kernel: audit: type=1400 audit(1700000000.123:42): apparmor=\"DENIED\" operation=\"open\" profile=\"x\" name=\"/etc/shadow\" pid=1 comm=\"x\" requested_mask=\"r\" denied_mask=\"r\" fsuid=0 ouid=0",
     ]);
     let classes: Vec<Class> = evs.iter().map(|e| e.class()).collect();
     use Class::{Base as B, NetworkActivity as N};
-    assert_eq!(classes, [N, B, B, B, N, N, N, B, B]);
-    for i in [1, 7, 8] {
+    assert_eq!(classes, [N, B, B, B, N, N, N, B, N, N, B, B]);
+    for i in [1, 10, 11] {
         let notes = serde_json::to_string(&evs[i].unmapped).unwrap();
         assert!(notes.contains("not read as the kernel's"), "{i}: {notes}");
     }
@@ -1178,8 +1183,12 @@ fn a_json_mapping_sets_only_addresses_in_address_attributes() {
             r#"{"event":"login_failed","user":"bob","ip":"203.0.113.9:443"}"#,
             r#"{"event":"login_failed","user":"bob","ip":7}"#,
             r#"{"event":"login_failed","user":"bob","ip":"2001:db8::1"}"#,
+            r#"{"event":"login_failed","user":"bob","ip":null}"#,
         ],
     );
+    // A null is no value, as for any attribute: nothing to say.
+    assert!(at(&evs[4], "src_endpoint.ip").is_null());
+    assert!(at(&evs[4], "unmapped.vedette.parse_error").is_null());
     for (ev, ip) in evs[..3].iter().zip([
         serde_json::json!("gw.example.com"),
         serde_json::json!("203.0.113.9:443"),
@@ -1218,10 +1227,20 @@ fn console_logins_are_authentications() {
         "Nov 26 10:00:00 h login[910]: FAILED LOGIN SESSION FROM 198.51.100.8 FOR carol, Permission denied",
         "Nov 26 10:00:00 h login[911]: pam_unix(login:auth): authentication failure; logname=LOGIN uid=0 euid=0 tty=/dev/tty1 ruser= rhost=  user=root",
         "Nov 26 10:00:00 h login[912]: FAILED LOGIN x ON /dev/tty1 FOR root, Authentication failure",
+        // util-linux says FROM the terminal when there is no remote host.
+        "Nov 26 10:00:00 h login[913]: FAILED LOGIN 1 FROM tty1 FOR root, Authentication failure",
+        "Nov 26 10:00:00 h login[914]: FAILED LOGIN 3 FROM pts/2 FOR (unknown), User not known to the underlying authentication module",
+        // No error follows shadow's too-many-tries: a typed `root', Authentication
+        // failure` is all user.
+        "Nov 26 10:00:00 h login[915]: TOO MANY LOGIN TRIES (5) on '/dev/tty1' FOR 'root', Authentication failure'",
     ]);
     let classes: Vec<Class> = evs.iter().map(|e| e.class()).collect();
     assert!(
         classes[..11].iter().all(|c| *c == Class::Authentication),
+        "{classes:?}"
+    );
+    assert!(
+        classes[12..].iter().all(|c| *c == Class::Authentication),
         "{classes:?}"
     );
     assert_eq!(
@@ -1300,6 +1319,23 @@ fn console_logins_are_authentications() {
         ("carol".into(), Some(2), Some(10), s("198.51.100.8"), None)
     );
     assert_eq!(at(&evs[10], "metadata.log_name"), "pam");
+    assert_eq!(row(12), ("root".into(), Some(2), Some(2), None, s("tty1")));
+    assert!(evs[12].src_endpoint.is_none());
+    assert_eq!(
+        row(13),
+        ("(unknown)".into(), Some(2), Some(2), None, s("pts/2"))
+    );
+    assert_eq!(at(&evs[13], "user.type_id"), 0);
+    assert_eq!(
+        row(14),
+        (
+            "root', Authentication failure".into(),
+            Some(2),
+            Some(2),
+            None,
+            s("/dev/tty1")
+        )
+    );
 }
 
 /// A password typed one line early at a console is the user name of a failed login: the

@@ -555,6 +555,7 @@ fn apply(m: &JsonMapping, mut value: Value, ev: &mut Event) -> Parsed {
                 None => problems.push(format!("{}: unreadable time {v}", src.join("."))),
             }
         } else if ocsf.last().is_some_and(|k| k == "ip")
+            && !v.is_null()
             && v.as_str()
                 .is_none_or(|t| t.parse::<std::net::IpAddr>().is_err())
         {

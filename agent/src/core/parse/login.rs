@@ -2,9 +2,10 @@
 //! shadow's) → Authentication: the attempts at a terminal, which no SSH log shows.
 //!
 //! util-linux:
-//! - `FAILED LOGIN 1 ON /dev/tty1 FOR root, Authentication failure`
+//! - `FAILED LOGIN 1 FROM tty1 FOR root, Authentication failure` (`FROM` the terminal
+//!   when there is no remote host)
 //! - `FAILED LOGIN 2 FROM host FOR bob, User not known to the underlying authentication module`
-//! - `TOO MANY LOGIN TRIES (3) ON /dev/tty1 FOR root, Authentication failure`
+//! - `TOO MANY LOGIN TRIES (3) FROM tty1 FOR root, Authentication failure`
 //! - `FAILED LOGIN SESSION FROM host FOR bob, Permission denied`
 //! - `ROOT LOGIN ON tty1`, `ROOT LOGIN ON pts/0 FROM host`, `LOGIN ON tty2 BY bob`,
 //!   `LOGIN ON pts/1 BY bob FROM host`
@@ -69,12 +70,37 @@ fn finish(
     }
 }
 
-/// util-linux: `ON TTY` or `FROM HOST` (one word each), then what follows it.
+/// Whether `s` names a terminal as login(1) writes it (`tty1`, `ttyS0`, `pts/3`,
+/// `console`, `hvc0`): util-linux says `FROM` the terminal when there is no remote host.
+/// (A remote host whose reverse name is `tty1` reads as local; its address is not in the
+/// line anyway.)
+fn is_terminal(s: &str) -> bool {
+    let s = s.strip_prefix("/dev/").unwrap_or(s);
+    if let Some(n) = s.strip_prefix("pts/") {
+        return !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    }
+    ["tty", "console", "hvc", "xvc", "ttyS", "ttyUSB", "ttyAMA"]
+        .iter()
+        .any(|p| {
+            s.strip_prefix(p)
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// util-linux: `ON TTY` or `FROM HOST` (one word each; `FROM TTY` without a remote host),
+/// then what follows it.
 fn util_linux_place(s: &str) -> Option<(Place<'_>, &str)> {
     let (word, rest) = s.split_once(' ')?;
     let (at, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     match word {
         "ON" => Some((
+            Place {
+                tty: at,
+                host: None,
+            },
+            rest,
+        )),
+        "FROM" if is_terminal(at) => Some((
             Place {
                 tty: at,
                 host: None,
@@ -125,15 +151,18 @@ fn shadow_place(s: &str) -> Option<(Place<'_>, &str)> {
     Some((Place { tty, host }, rest.trim_start()))
 }
 
-/// shadow: `FOR 'USER', ERROR` or `FOR 'USER'` → (user, error). The user may hold quotes
-/// and commas: it ends at the last `', ` (or the last quote).
-fn shadow_user(rest: &str) -> Option<(&str, Option<&str>)> {
+/// shadow: `FOR 'USER', ERROR` (`with_error`) or `FOR 'USER'` → (user, error). The user
+/// may hold quotes and commas: it ends at the last `', `, or at the last quote where no
+/// error follows (`TOO MANY LOGIN TRIES`: a user `root', Authentication failure` is all
+/// user).
+fn shadow_user(rest: &str, with_error: bool) -> Option<(&str, Option<&str>)> {
     let rest = rest.strip_prefix("FOR ")?;
     let rest = rest.strip_prefix('\'').or_else(|| rest.strip_prefix('`'))?;
-    Some(match rest.rsplit_once("', ") {
-        Some((user, err)) => (user, Some(err)),
-        None => (rest.strip_suffix('\'')?, None),
-    })
+    if !with_error {
+        return Some((rest.strip_suffix('\'')?, None));
+    }
+    let (user, err) = rest.rsplit_once("', ")?;
+    Some((user, Some(err)))
 }
 
 /// Parses a login(1) message.
@@ -180,14 +209,16 @@ fn read(msg: &str, ev: &mut Event) -> Option<()> {
         };
         let (place, (user, err)) = if shadow {
             let (place, rest) = shadow_place(rest)?;
-            (place, shadow_user(rest)?)
+            let with_error = event_code != "login.too_many_tries";
+            (place, shadow_user(rest, with_error)?)
         } else {
             let (place, rest) = util_linux_place(rest)?;
             (place, util_linux_user(rest)?)
         };
         // shadow writes `UNKNOWN` for a name that is no account (unless LOG_UNKFAIL_ENAB):
-        // it hides what was typed, which may be a password.
-        let user = Some(user).filter(|u| !(shadow && *u == "UNKNOWN"));
+        // it hides what was typed, which may be a password; util-linux `(unknown)` for
+        // none.
+        let user = Some(user).filter(|u| !(shadow && *u == "UNKNOWN") && *u != "(unknown)");
         finish(
             ev,
             Status::Failure,

@@ -100,15 +100,12 @@ pub(crate) fn dispatch(
     if access::looks_like(msg) {
         return access::parse(msg, ev);
     }
-    // Only what writes netfilter's LOG lines: the kernel, ulogd (NFLOG), or a file of
-    // them without a program (Proxmox's `pvefw-logger`). Another program's `IN= SRC=`
-    // text is its own to choose (`logger -t app 'IN=eth0 SRC=…'` framed an address).
-    let netfilter_writer = match program {
-        "kernel" => kernel,
-        "" | "ulogd" => true,
-        _ => false,
-    };
-    if netfilter_writer && netfilter::looks_like(msg) {
+    // Only what writes netfilter's LOG lines: the kernel, ulogd (NFLOG, on its own
+    // facility), or a line that cannot say (a file without PRI: ulogd's own file, whose
+    // log prefix reads as a tag, `gw DROP: IN=…`; Proxmox's `pvefw-logger`). A line on
+    // another facility is a program's own text (`logger -t app 'IN=eth0 SRC=…'` framed
+    // an address).
+    if (kernel || program == "ulogd") && netfilter::looks_like(msg) {
         return netfilter::parse(msg, ev);
     }
     if let Some(r) = http_error::parse(msg, ev, ctx) {
