@@ -2,7 +2,7 @@
 //! checkpoint file, over-long lines. No sleeping: each test advances its own clock and
 //! calls `poll` again.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -795,4 +795,62 @@ fn committed_offsets_are_appended_and_a_restart_resumes_at_the_last() {
     assert!(poll(&mut t, 10).is_empty(), "nothing read again");
     append(&d.path("b.log"), b"b.log new\n");
     assert_eq!(texts(&poll(&mut t, 20)), [("b.log new", 48)]);
+}
+
+/// logrotate's `create` leaves the log empty after each rotation: written and rotated
+/// again between two looks, that file (held, but not followed: an empty file has no
+/// identity) is read as the rotated file it is.
+#[test]
+fn an_empty_log_written_and_rotated_between_polls_is_read() {
+    let d = Dir::new("emptyrot");
+    let log = d.path("app.log");
+    append(&log, b"a1\n");
+    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    File::create(&log).expect("create");
+    assert!(poll(&mut t, 10).is_empty());
+    append(&log, b"b1\n");
+    fs::rename(d.path("app.log.1"), d.path("app.log.2")).expect("rename");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    File::create(&log).expect("create");
+    assert_eq!(texts(&poll(&mut t, 20)), [("b1", 0)]);
+}
+
+/// Another log beside the configured one is no rotation of it (`worker-1` of `worker`):
+/// not read when `worker` is replaced.
+#[test]
+fn a_log_named_like_another_plus_a_number_is_not_a_rotation() {
+    let d = Dir::new("notrot");
+    let log = d.path("worker");
+    append(&log, b"w1\n");
+    let mut t = Tailer::new(config(&d, "worker", ReadFrom::Start)).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("w1", 0)]);
+    append(&d.path("worker-1"), b"other log\n");
+    fs::rename(&log, d.path("worker.1")).expect("rename");
+    append(&log, b"w2\n");
+    assert_eq!(texts(&sorted(poll(&mut t, 10))), [("w2", 0)]);
+}
+
+/// A log under 1 KiB read from its end keeps a fingerprint of what it had then, too short
+/// to tell its copy: the copy outside the pattern is not read at all (as before), rather
+/// than whole again under other uids at every rotation.
+#[test]
+fn a_copy_that_cannot_be_told_is_not_read_whole_again() {
+    let d = Dir::new("shortcopy");
+    let log = d.path("app.log");
+    append(&log, b"x1\nx2\n");
+    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::End)).expect("tailer");
+    assert!(poll(&mut t, 0).is_empty());
+    append(&log, b"y1\ny2\n");
+    assert_eq!(texts(&poll(&mut t, 10)), [("y1", 6), ("y2", 9)]);
+    append(&log, b"y3\n");
+    fs::copy(&log, d.path("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, b"z1\n");
+    assert_eq!(texts(&poll(&mut t, 20)), [("z1", 0)]);
 }

@@ -229,6 +229,10 @@ fn open_nonblocking(path: &Path, no_follow: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// Let-go files remembered (see `Tailer::let_go`); past it the memory starts over, and a
+/// rotation read before may be read again (a repeat, never a loss).
+const MAX_LET_GO: usize = 65_536;
+
 /// Descriptors kept out of the file tails' reach for everything else the agent opens:
 /// listeners' connections, the spool, the journal reader, the aggregator link, state files.
 const RESERVED_FDS: u64 = 512;
@@ -386,6 +390,9 @@ pub struct Tailer<B: ReadBackend = PlainReads> {
     /// What this tailer wrote to its checkpoint file (`None` before its first save: the
     /// first is a whole one).
     checkpoint_bytes: Option<Written>,
+    /// Files drained and let go this run, with their last write then: a rotation of a log
+    /// that was read is not read again as an unseen one.
+    let_go: HashMap<(u64, u64), SystemTime>,
     /// Compressed files the last round matched, with their path and format: each is
     /// reported when it first appears, not every round.
     archives: HashMap<(u64, u64), (PathBuf, &'static str)>,
@@ -477,6 +484,7 @@ impl<B: ReadBackend> Tailer<B> {
             written: HashMap::new(),
             checkpoint_written,
             checkpoint_bytes: None,
+            let_go: HashMap::new(),
             archives: HashMap::new(),
             binaries: HashMap::new(),
             unreadable: HashMap::new(),
@@ -545,20 +553,38 @@ impl<B: ReadBackend> Tailer<B> {
         let matched: HashSet<(u64, u64)> = fresh.keys().copied().collect();
         // The logs that left the patterns since the last look, with when each was last
         // written, so the rotations that followed it can be told from those before it.
+        // When each was last written as the last look saw it: a writer that has not reopened
+        // yet may write the old file after the rotation, past the middle file's writes.
         let mut left: Vec<(PathBuf, SystemTime)> = self
             .handles
             .iter()
             .filter(|(id, _)| self.matched.contains(id) && !matched.contains(id))
-            .filter_map(|(_, open)| {
-                let written = open.file.metadata().and_then(|m| m.modified()).ok()?;
-                Some((open.path.clone(), written))
-            })
+            .filter_map(|(id, open)| Some((open.path.clone(), *self.written.get(id)?)))
             .collect();
+        // An empty log (held, not followed: no content to identify) that was written and
+        // rotated away between two looks: read it as the rotated file it is.
+        let emptied: Vec<((u64, u64), PathBuf)> = self
+            .waiting
+            .iter()
+            .filter(|(id, _)| self.matched.contains(id) && !matched.contains(id))
+            .map(|(id, open)| (*id, open.path.clone()))
+            .collect();
+        for (id, path) in emptied {
+            let before = obs.len();
+            self.fingerprint(&path, id, None, &mut obs, &mut fresh, &mut stats);
+            if let (Some(o), Some(since)) = (obs.get(before), self.written.get(&id))
+                && o.head.is_some()
+            {
+                left.push((path, *since));
+            }
+        }
         // Logs still matched whose file holds other content now: truncated (a copy of what
         // it held may be beside it, `copytruncate`), or deleted and its number taken at
         // once by the new log (ext4), after a rotation.
+        // Only where a copy would be recognised and read from where the log was: one read
+        // whole would repeat every line under other uids at each rotation.
         for o in &obs {
-            if self.tracker.keeps_content(o) == Some(false) {
+            if self.tracker.keeps_content(o) == Some(false) && self.tracker.copies_recognisable(o) {
                 let since = self.written.get(&(o.dev, o.ino)).copied();
                 left.extend(
                     since
@@ -607,7 +633,16 @@ impl<B: ReadBackend> Tailer<B> {
                     max_len,
                 } => self.read(key, offset, max_len, on_line, &mut stats),
                 Action::Close { key } => {
-                    self.handles.remove(&(key.dev, key.ino));
+                    // Remembered as let go, with its last write: not taken for an unseen
+                    // rotation later (it was read), unless written since.
+                    if let Some(open) = self.handles.remove(&(key.dev, key.ino))
+                        && let Ok(written) = open.file.metadata().and_then(|m| m.modified())
+                    {
+                        if self.let_go.len() >= MAX_LET_GO {
+                            self.let_go.clear();
+                        }
+                        self.let_go.insert((key.dev, key.ino), written);
+                    }
                 }
             }
         }
@@ -928,10 +963,12 @@ impl<B: ReadBackend> Tailer<B> {
                 // The entry's own metadata: a link is not followed.
                 let Ok(m) = e.metadata() else { continue };
                 let id = (m.dev(), m.ino());
+                let modified = m.modified().ok();
                 if !m.is_file()
                     || fresh.contains_key(&id)
                     || self.tracker.knows(id.0, id.1)
-                    || m.modified().map_or(true, |t| t < *since)
+                    || modified.is_none_or(|t| t < *since)
+                    || self.let_go.get(&id).is_some_and(|&t| modified == Some(t))
                 {
                     continue;
                 }

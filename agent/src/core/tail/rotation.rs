@@ -1,15 +1,32 @@
-//! Which names in a directory are rotations of a log: `app.log.1`, `app.log-20261129`,
-//! `app.log.2026-11-29` are `app.log` with a number or a date after a separator, as
-//! logrotate names them (numbered, or `dateext`). A compressed one (`app.log.2.gz`) is
-//! not: its lines were read while it was live, and it cannot be tailed anyway.
+//! Which names in a directory are rotations of a log: `app.log.1` (a number after a dot),
+//! `app.log-20261129`, `app.log.2026-11-29`, `app.log_1732900000` (a date or an epoch
+//! after `.`, `-` or `_`), as logrotate names them (numbered, or `dateext`). `worker-1` is
+//! not a rotation of `worker` (another log), nor is a compressed one (`app.log.2.gz`): its
+//! lines were read while it was live, and it cannot be tailed anyway.
 //!
 //! The shell asks this when a followed file leaves its patterns: a log rotated twice
 //! between two looks (or while the agent was stopped) leaves a middle file that no
 //! pattern matches and that was never seen live (see `io::tail`).
 
-/// The names `name` is a rotation of, longest first: every prefix that a separator
-/// (`.`, `-`, `_`) and a suffix of digits and separators starting with a digit follow.
-/// `app.log.2026-11-29` is a rotation of `app.log` and of `app.log.2026`.
+/// Whether `suffix` (what follows the separator) names a date or an epoch: at least eight
+/// digits, or `YYYY-MM-DD` / `YYYY.MM.DD` / `YYYY_MM_DD`, then anything of digits and
+/// separators (a time).
+fn is_date(suffix: &[u8]) -> bool {
+    let lead = suffix.iter().take_while(|b| b.is_ascii_digit()).count();
+    let dashed = |sep: u8| {
+        suffix.len() >= 10
+            && suffix[..4].iter().all(u8::is_ascii_digit)
+            && suffix[4] == sep
+            && suffix[5..7].iter().all(u8::is_ascii_digit)
+            && suffix[7] == sep
+            && suffix[8..10].iter().all(u8::is_ascii_digit)
+    };
+    lead >= 8 || dashed(b'-') || dashed(b'.') || dashed(b'_')
+}
+
+/// The names `name` is a rotation of, longest first: every prefix followed by `.` and a
+/// number, or by `.`, `-` or `_` and a date ([`is_date`]); the suffix is digits and
+/// separators.
 pub fn rotated_from(name: &[u8]) -> impl Iterator<Item = &[u8]> {
     let is_sep = |b: u8| matches!(b, b'.' | b'-' | b'_');
     // The suffix is the longest tail of digits and separators; a cut may sit at any
@@ -21,8 +38,11 @@ pub fn rotated_from(name: &[u8]) -> impl Iterator<Item = &[u8]> {
         .count();
     let from = name.len() - tail;
     (from..name.len()).rev().filter_map(move |i| {
-        let digit_next = name.get(i + 1).is_some_and(u8::is_ascii_digit);
-        (i > 0 && is_sep(name[i]) && digit_next).then(|| &name[..i])
+        let suffix = &name[i + 1..];
+        let numbered =
+            name[i] == b'.' && !suffix.is_empty() && suffix.iter().all(u8::is_ascii_digit);
+        let cut = i > 0 && is_sep(name[i]) && (numbered || is_date(suffix));
+        cut.then(|| &name[..i])
     })
 }
 
@@ -46,11 +66,10 @@ mod tests {
         assert_eq!(bases("app.log.1"), ["app.log"]);
         assert_eq!(bases("app.log.12"), ["app.log"]);
         assert_eq!(bases("app.log-20261129"), ["app.log"]);
-        assert_eq!(bases("app.log_1"), ["app.log"]);
-        assert_eq!(
-            bases("app.log.2026-11-29"),
-            ["app.log.2026-11", "app.log.2026", "app.log"]
-        );
+        assert_eq!(bases("app.log_1732900000"), ["app.log"]);
+        assert_eq!(bases("app.log.2026-11-29"), ["app.log"]);
+        assert_eq!(bases("app.log-2026-11-29"), ["app.log"]);
+        assert_eq!(bases("app.log-2026112903"), ["app.log"]);
         assert!(is_rotation_of(b"auth.log.1", b"auth.log"));
         assert!(is_rotation_of(b"syslog.7", b"syslog"));
     }
@@ -75,5 +94,9 @@ mod tests {
         assert!(!is_rotation_of(b"id_rsa", b"app.log"));
         assert!(!is_rotation_of(b"app.log.1", b"app"));
         assert!(!is_rotation_of(b"other.log.1", b"app.log"));
+        // Another log, not a rotation: a number after `-` or `_`.
+        assert!(!is_rotation_of(b"worker-1", b"worker"));
+        assert!(!is_rotation_of(b"app.log_1", b"app.log"));
+        assert!(!is_rotation_of(b"web-2026", b"web"));
     }
 }

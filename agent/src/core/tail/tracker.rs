@@ -515,6 +515,21 @@ impl Tracker {
         self.files.get(&(dev, ino)).map(|t| t.path.as_path())
     }
 
+    /// Whether a copy of what the file `o` names held (followed or checkpointed) would be
+    /// recognised once it is truncated: its fingerprint covers what was read, or is full
+    /// length (see [`Notice::Copy`]). A file first seen under 1 KiB and read from its end,
+    /// or restored so, keeps a short fingerprint, and its copy would be read whole again.
+    pub fn copies_recognisable(&self, o: &FileObservation) -> bool {
+        let id = (o.dev, o.ino);
+        let full = self.cfg.fingerprint_bytes;
+        if let Some(t) = self.files.get(&id) {
+            return t.fp.len >= t.lines.line_start() || t.fp.len == full;
+        }
+        self.restored
+            .get(&id)
+            .is_some_and(|c| c.fingerprint.len >= c.offset || c.fingerprint.len == full)
+    }
+
     /// Whether `o` still shows the content followed (or checkpointed) for its file, as
     /// [`Tracker::handle_scan`] will judge it: the same head, not shorter than what was
     /// read. `Some(false)`: truncated or replaced; `None`: a file not known.

@@ -68,7 +68,23 @@ pub(super) fn expand(
     }
     // Literal components were appended without looking: keep what exists, dangling links
     // included (the tail reports a matching path it cannot open).
-    bases.retain(|b| !b.as_os_str().is_empty() && std::fs::symlink_metadata(b).is_ok());
+    bases.retain(|b| {
+        if b.as_os_str().is_empty() {
+            return false;
+        }
+        match std::fs::symlink_metadata(b) {
+            Ok(_) => true,
+            Err(e) => {
+                use std::io::ErrorKind::{NotADirectory, NotFound};
+                // A directory on the way that cannot be searched is not a missing file.
+                if !matches!(e.kind(), NotFound | NotADirectory) {
+                    let dir = b.parent().unwrap_or(b).to_path_buf();
+                    unreadable.push((dir, e));
+                }
+                false
+            }
+        }
+    });
     bases.sort();
     bases
 }
