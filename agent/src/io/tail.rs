@@ -1022,12 +1022,16 @@ impl<B: ReadBackend> Tailer<B> {
             && let Some(written) = &mut self.checkpoint_bytes
         {
             let text = checkpoint::encode_records(&moved);
-            if written.appended + text.len() <= written.whole.max(64 << 10)
-                && append(path, &text, sync).is_ok()
-            {
-                written.appended += text.len();
-                self.tracker.mark_saved();
-                return Ok(true);
+            if written.appended + text.len() <= written.whole.max(64 << 10) {
+                if append(path, &text, sync).is_ok() {
+                    written.appended += text.len();
+                    self.tracker.mark_saved();
+                    return Ok(true);
+                }
+                // Part of the records may be in the file, cut short: a later append behind
+                // them would make a broken line in the middle (the agent would not start
+                // again). Only a whole write follows, and it replaces the file.
+                self.checkpoint_bytes = None;
             }
         }
         let text = checkpoint::encode(&self.tracker.checkpoints());
