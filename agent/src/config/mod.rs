@@ -312,8 +312,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             v
         });
         let mut fields = Vec::new();
-        let fields_span = m.fields.as_ref().map_or(0..0, |f| f.span());
         for (ocsf, src) in m.fields.map(Spanned::into_inner).unwrap_or_default() {
+            // Each problem at its own key's line, not the table's.
+            let fields_span = ocsf.span();
+            let ocsf = ocsf.into_inner();
             let p = path(&ocsf);
             let Some(src) = src.as_str() else {
                 problems.push(problem(
@@ -390,6 +392,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mapping's fields as a table of their own: each problem names its own key's line,
+    /// not the table header's (a mapping of twenty fields said line 9 for each).
+    #[test]
+    fn field_problems_name_their_own_lines() {
+        let text = "[[json_mapping]]\nname = \"x\"\nclass = \"authentication\"\nactivity_id = 1\nmatch = { event = \"login\" }\n[json_mapping.fields]\n\"time\" = \"ts\"\n\"user.nam\" = \"user\"\n\"metadata.uid\" = \"id\"\n";
+        let err = parse(Path::new("agent.toml"), text).unwrap_err();
+        let mut got: Vec<(usize, &str)> =
+            err.0.iter().map(|p| (p.line, p.field.as_str())).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (8, "json_mapping[0].fields.user.nam"),
+                (9, "json_mapping[0].fields.metadata.uid"),
+            ]
+        );
+    }
 
     #[test]
     fn every_problem_is_reported_with_its_line_and_field() {

@@ -81,7 +81,7 @@ pub struct RawJsonMapping {
     /// Fixed severity: `informational`, `low`, `medium`, `high`, `critical`, `fatal`.
     pub severity: Option<Spanned<String>>,
     /// OCSF path → JSON path.
-    pub fields: Option<Spanned<toml::Table>>,
+    pub fields: Option<Spanned<std::collections::BTreeMap<Spanned<String>, toml::Value>>>,
 }
 
 /// `[[input.file]]`: files to tail.
