@@ -854,3 +854,38 @@ fn a_copy_that_cannot_be_told_is_not_read_whole_again() {
     append(&log, b"z1\n");
     assert_eq!(texts(&poll(&mut t, 20)), [("z1", 0)]);
 }
+
+/// An append to the checkpoint file cut short by a crash can end inside a character of a
+/// path: the agent still starts, from the records before it (their lines are read again,
+/// with the same uids), rather than refusing to read the file.
+#[test]
+fn a_checkpoint_append_cut_inside_a_character_still_restores() {
+    let d = Dir::new("ckpt-torn-utf8");
+    let log = d.path("journal-é.log");
+    append(&log, b"l1\n");
+    let cfg = config(&d, "*.log", ReadFrom::Start);
+    {
+        let mut t = Tailer::new(cfg.clone()).expect("tailer");
+        assert_eq!(poll(&mut t, 0).len(), 1);
+        t.commit_all_emitted();
+        t.save_checkpoint().expect("save");
+        append(&log, b"l2\n");
+        assert_eq!(poll(&mut t, 1).len(), 1);
+        t.commit_all_emitted();
+        t.save_checkpoint().expect("save (appended)");
+    }
+    let ckpt = d.path("checkpoints");
+    let text = fs::read(&ckpt).expect("checkpoint");
+    let cut = text.len()
+        - 1
+        - text
+            .iter()
+            .rev()
+            .skip(1)
+            .position(|&b| b == 0xc3)
+            .expect("é")
+        - 1;
+    fs::write(&ckpt, &text[..=cut]).expect("tear inside the é");
+    let mut t = Tailer::new(cfg).expect("starts");
+    assert_eq!(texts(&poll(&mut t, 10)), [("l2", 3)]);
+}

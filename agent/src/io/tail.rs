@@ -100,7 +100,7 @@ fn sibling_checkpoints(
         if name == own_name || !n.starts_with("files-") || !n.ends_with(".checkpoint") {
             continue;
         }
-        let (Ok(text), Ok(meta)) = (std::fs::read_to_string(e.path()), e.metadata()) else {
+        let (Ok(text), Ok(meta)) = (read_checkpoints(&e.path()), e.metadata()) else {
             continue;
         };
         // One another input cannot read is that input's to report, not this one's.
@@ -277,6 +277,19 @@ impl std::ops::Deref for HeldFile {
     }
 }
 
+/// A checkpoint file's text. An append a crash cut short may end inside a character (a
+/// path's): the unterminated last line is dropped before the text is read as UTF-8, or
+/// the agent would not start. (`checkpoint::decode` leaves out such a line anyway.)
+fn read_checkpoints(path: &Path) -> io::Result<String> {
+    let mut bytes = std::fs::read(path)?;
+    if bytes.last().is_some_and(|&b| b != b'\n')
+        && let Some(end) = bytes.iter().rposition(|&b| b == b'\n')
+    {
+        bytes.truncate(end + 1);
+    }
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Appends `text` to the file at `path`, which must exist; with `sync`, to the disk.
 fn append(path: &Path, text: &str, sync: bool) -> io::Result<()> {
     use std::io::Write;
@@ -445,7 +458,7 @@ impl<B: ReadBackend> Tailer<B> {
         let mut checkpoint_written = None;
         if let Some(path) = &cfg.checkpoint_path {
             checkpoint_written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            match std::fs::read_to_string(path) {
+            match read_checkpoints(path) {
                 Ok(text) => tracker.restore(checkpoint::decode(&text).map_err(|source| {
                     TailError::Checkpoint {
                         path: path.clone(),
@@ -605,8 +618,16 @@ impl<B: ReadBackend> Tailer<B> {
         self.polls += 1;
         self.tracker.handle_scan(now_ms, obs);
         // A file truncated to empty has no identity and is no longer tracked: let it go.
-        let tracker = &self.tracker;
-        self.handles.retain(|id, _| tracker.is_tracked(id.0, id.1));
+        // (Closed by the tracker outside the reads below: remembered as let go too.)
+        let untracked: Vec<(u64, u64)> = self
+            .handles
+            .keys()
+            .filter(|id| !self.tracker.is_tracked(id.0, id.1))
+            .copied()
+            .collect();
+        for id in untracked {
+            self.let_go_of(id);
+        }
         // This round's handles replace the last round's: a file that stopped matching (or
         // was deleted) is let go, one still waiting stays held without a gap.
         let mut waited = std::mem::take(&mut self.waiting);
@@ -632,18 +653,7 @@ impl<B: ReadBackend> Tailer<B> {
                     offset,
                     max_len,
                 } => self.read(key, offset, max_len, on_line, &mut stats),
-                Action::Close { key } => {
-                    // Remembered as let go, with its last write: not taken for an unseen
-                    // rotation later (it was read), unless written since.
-                    if let Some(open) = self.handles.remove(&(key.dev, key.ino))
-                        && let Ok(written) = open.file.metadata().and_then(|m| m.modified())
-                    {
-                        if self.let_go.len() >= MAX_LET_GO {
-                            self.let_go.clear();
-                        }
-                        self.let_go.insert((key.dev, key.ino), written);
-                    }
-                }
+                Action::Close { key } => self.let_go_of((key.dev, key.ino)),
             }
         }
         // A file that matches but cannot be opened or read (permissions, a dangling
@@ -688,6 +698,19 @@ impl<B: ReadBackend> Tailer<B> {
             }
         }
         Ok(stats)
+    }
+
+    /// Drops the handle of `id`, remembering the file as let go with its last write: not
+    /// taken for an unseen rotation later (it was read), unless written since.
+    fn let_go_of(&mut self, id: (u64, u64)) {
+        if let Some(open) = self.handles.remove(&id)
+            && let Ok(written) = open.file.metadata().and_then(|m| m.modified())
+        {
+            if self.let_go.len() >= MAX_LET_GO {
+                self.let_go.clear();
+            }
+            self.let_go.insert(id, written);
+        }
     }
 
     fn read(
