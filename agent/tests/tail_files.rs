@@ -832,15 +832,17 @@ fn a_log_named_like_another_plus_a_number_is_not_a_rotation() {
     assert_eq!(texts(&sorted(poll(&mut t, 10))), [("w2", 0)]);
 }
 
-/// A log under 1 KiB read from its end keeps a fingerprint of what it had then, too short
-/// to tell its copy: the copy outside the pattern is not read at all (as before), rather
-/// than whole again under other uids at every rotation.
+/// A log under 1 KiB read from its end (or resumed after a restart) keeps a short
+/// fingerprint: it grows from the looks, so the log's copytruncate copy outside the pattern
+/// is told and read from where the log had been read to: not whole again under other
+/// uids, and not missed (the lines written between the last look and the copy).
 #[test]
-fn a_copy_that_cannot_be_told_is_not_read_whole_again() {
+fn a_copy_of_a_log_first_seen_short_is_read_from_where_it_stopped() {
     let d = Dir::new("shortcopy");
     let log = d.path("app.log");
     append(&log, b"x1\nx2\n");
-    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::End)).expect("tailer");
+    let cfg = config(&d, "app.log", ReadFrom::End);
+    let mut t = Tailer::new(cfg.clone()).expect("tailer");
     assert!(poll(&mut t, 0).is_empty());
     append(&log, b"y1\ny2\n");
     assert_eq!(texts(&poll(&mut t, 10)), [("y1", 6), ("y2", 9)]);
@@ -852,7 +854,32 @@ fn a_copy_that_cannot_be_told_is_not_read_whole_again() {
         .and_then(|f| f.set_len(0))
         .expect("truncate");
     append(&log, b"z1\n");
-    assert_eq!(texts(&poll(&mut t, 20)), [("z1", 0)]);
+    assert_eq!(texts(&sorted(poll(&mut t, 20))), [("y3", 12), ("z1", 0)]);
+    // Restarted while the log is short, then it grows past 1 KiB and is copied.
+    t.commit_all_emitted();
+    t.save_checkpoint().expect("save");
+    drop(t);
+    fs::remove_file(d.path("app.log.1")).expect("rm copy");
+    let mut t = Tailer::new(cfg).expect("tailer");
+    assert!(poll(&mut t, 30).is_empty());
+    let long: String = (0..60)
+        .map(|i| format!("line {i:02} of the long log\n"))
+        .collect();
+    append(&log, long.as_bytes());
+    assert_eq!(poll(&mut t, 40).len(), 60);
+    t.commit_all_emitted();
+    append(&log, b"last\n");
+    fs::copy(&log, d.path("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, b"next\n");
+    assert_eq!(
+        texts(&sorted(poll(&mut t, 50))),
+        [("last", 3 + long.len() as u64), ("next", 0)]
+    );
 }
 
 /// An append to the checkpoint file cut short by a crash can end inside a character of a

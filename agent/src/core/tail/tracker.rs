@@ -492,11 +492,22 @@ impl Tracker {
     /// How many head bytes to fingerprint for the file with this dev and ino.
     pub fn fingerprint_len(&self, dev: u64, ino: u64) -> u64 {
         let id = (dev, ino);
+        let full = self.cfg.fingerprint_bytes;
         self.files
             .get(&id)
-            .map(|t| t.fp.len)
+            // A short fingerprint that cannot grow with the reads (the file was resumed or
+            // read from its end, not from byte 0): the full length is asked for, and the
+            // fingerprint grows from the look ([`Tracker::handle_scan`]).
+            .map(|t| if t.head.is_none() { full } else { t.fp.len })
             .or_else(|| self.restored.get(&id).map(|c| c.fingerprint.len))
-            .unwrap_or(self.cfg.fingerprint_bytes)
+            .unwrap_or(full)
+    }
+
+    /// Whether `o` shows the content `t` follows: the same head as far as `t`'s fingerprint
+    /// goes (the look may cover more, see [`Tracker::fingerprint_len`]), and not shorter
+    /// than what was read.
+    fn same_content(o: &FileObservation, t: &Tracked) -> bool {
+        (o.head == Some(t.fp) || starts_as(&o.head_bytes, t.fp)) && o.size >= t.lines.next_offset()
     }
 
     /// Whether the shell should keep the file with this dev and ino open.
@@ -536,7 +547,7 @@ impl Tracker {
     pub fn keeps_content(&self, o: &FileObservation) -> Option<bool> {
         let id = (o.dev, o.ino);
         if let Some(t) = self.files.get(&id) {
-            return Some(o.head == Some(t.fp) && o.size >= t.lines.next_offset());
+            return Some(Self::same_content(o, t));
         }
         let c = self.restored.get(&id)?;
         Some(o.head == Some(c.fingerprint) && o.size >= c.offset)
@@ -614,7 +625,14 @@ impl Tracker {
         let id = (o.dev, o.ino);
         let mut before = None;
         if let Some(t) = self.files.get_mut(&id) {
-            if o.head == Some(t.fp) && o.size >= t.lines.next_offset() {
+            if Self::same_content(&o, t) {
+                // The look covered more of a short fingerprint's file: it grows, so that a
+                // copy of the file can be told later (a file resumed under 1 KiB kept its
+                // short fingerprint, and its copytruncate copy was read whole, or missed).
+                if let Some(fp) = o.head.filter(|fp| fp.len > t.fp.len) {
+                    t.fp = fp;
+                    self.moved.insert(id);
+                }
                 if t.path != o.path {
                     self.notices.push_back(Notice::Renamed {
                         key: t.key,
