@@ -585,6 +585,14 @@ fn bystanders(d: &Dir) {
     append(&d.path("app.log.4.gz"), b"\x1f\x8b\x08\x00gzip");
 }
 
+/// A first run that reads `a1` from `app.log`, checkpoints it and stops.
+fn read_a1_and_stop(cfg: &TailConfig) {
+    let mut t = Tailer::new(cfg.clone()).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+    t.commit_all_emitted();
+    t.save_checkpoint().expect("save");
+}
+
 /// A log rotated twice between two looks: `app.log` (read) became `app.log.1` and then
 /// `app.log.2`, and the file that was `app.log` in between is `app.log.1` now. Followers
 /// that read only what their patterns match (Fluent Bit's, Filebeat's and Vector's file
@@ -651,12 +659,7 @@ fn two_rotations_while_stopped_read_the_middle_file_whole() {
     bystanders(&d);
     append(&log, b"a1\n");
     let cfg = config(&d, "app.log", ReadFrom::Start);
-    {
-        let mut t = Tailer::new(cfg.clone()).expect("tailer");
-        assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
-        t.commit_all_emitted();
-        t.save_checkpoint().expect("save");
-    }
+    read_a1_and_stop(&cfg);
     append(&log, b"a2\n");
     fs::rename(&log, d.path("app.log.1")).expect("rename");
     append(&log, b"b1\n");
@@ -680,12 +683,7 @@ fn a_middle_file_is_read_when_the_checkpointed_file_was_deleted() {
     bystanders(&d);
     append(&log, b"a1\n");
     let cfg = config(&d, "app.log", ReadFrom::Start);
-    {
-        let mut t = Tailer::new(cfg.clone()).expect("tailer");
-        assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
-        t.commit_all_emitted();
-        t.save_checkpoint().expect("save");
-    }
+    read_a1_and_stop(&cfg);
     fs::rename(&log, d.path("app.log.1")).expect("rename");
     append(&log, b"b1\n");
     fs::remove_file(d.path("app.log.1")).expect("remove");
@@ -706,12 +704,7 @@ fn copytruncate_while_stopped_reads_the_copy_outside_the_pattern_from_where_it_s
     bystanders(&d);
     append(&log, b"a1\n");
     let cfg = config(&d, "app.log", ReadFrom::Start);
-    {
-        let mut t = Tailer::new(cfg.clone()).expect("tailer");
-        assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
-        t.commit_all_emitted();
-        t.save_checkpoint().expect("save");
-    }
+    read_a1_and_stop(&cfg);
     append(&log, b"a2\n");
     fs::copy(&log, d.path("app.log.1")).expect("copy");
     OpenOptions::new()

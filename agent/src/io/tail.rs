@@ -349,6 +349,17 @@ fn unreadable_because(e: &io::Error) -> String {
     }
 }
 
+/// Counts `path` unreadable this round, with why.
+fn note_unreadable(
+    unreadable: &mut HashMap<PathBuf, String>,
+    stats: &mut PollStats,
+    path: &Path,
+    e: &io::Error,
+) {
+    stats.unreadable += 1;
+    unreadable.insert(path.to_owned(), unreadable_because(e));
+}
+
 /// One poll round's counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollStats {
@@ -768,9 +779,7 @@ impl<B: ReadBackend> Tailer<B> {
         stats: &mut PollStats,
     ) {
         let mut failed = |e: io::Error, stats: &mut PollStats| {
-            stats.unreadable += 1;
-            self.unreadable
-                .insert(path.to_owned(), unreadable_because(&e));
+            note_unreadable(&mut self.unreadable, stats, path, &e)
         };
         // Looked at before opening: opening a named pipe waits for a writer (the tail
         // would hang), and closing it again could break the writer's pipe.
@@ -817,9 +826,7 @@ impl<B: ReadBackend> Tailer<B> {
         stats: &mut PollStats,
     ) {
         let mut failed = |e: io::Error, stats: &mut PollStats| {
-            stats.unreadable += 1;
-            self.unreadable
-                .insert(path.to_owned(), unreadable_because(&e));
+            note_unreadable(&mut self.unreadable, stats, path, &e)
         };
         let file: &File = match &opened {
             Some(f) => f,
