@@ -909,3 +909,26 @@ fn a_checkpoint_append_cut_inside_a_character_still_restores() {
     let mut t = Tailer::new(cfg).expect("starts");
     assert_eq!(texts(&poll(&mut t, 10)), [("l2", 3)]);
 }
+
+/// A log truncated to empty (no identity to follow until bytes come back) stays held: the
+/// round after the truncation dropped it, and written and rotated away in that round, its
+/// lines were never read.
+#[test]
+fn a_log_truncated_to_empty_stays_held_through_its_rotation() {
+    let d = Dir::new("emptied-held");
+    let log = d.path("app.log");
+    append(&log, b"a1\n");
+    let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
+    assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
+    t.commit_all_emitted();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    assert!(poll(&mut t, 10).is_empty());
+    append(&log, b"written after emptying\n");
+    fs::rename(&log, d.path("app.log.1")).expect("rename");
+    File::create(&log).expect("create");
+    assert_eq!(texts(&poll(&mut t, 20)), [("written after emptying", 0)]);
+}

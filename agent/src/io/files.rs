@@ -353,7 +353,7 @@ fn notice(name: &str, n: &tail::Notice) {
             path.display()
         ),
         N::UnseenRotation { path, of } => format!(
-            "{} is a rotation of {} never seen live (rotated twice between two looks, or while the agent was stopped): reading it whole",
+            "{} is a rotation of {} not seen live (rotated twice between two looks, while the agent was stopped, or a copytruncate copy): reading it (whole, or from where its log was read to if it is a copy)",
             path.display(),
             of.display()
         ),

@@ -637,7 +637,16 @@ impl<B: ReadBackend> Tailer<B> {
             .copied()
             .collect();
         for id in untracked {
-            self.let_go_of(id);
+            // Still matched (truncated to empty: no identity to follow until bytes come
+            // back): held on as waiting, without a gap. Dropped, it was not held for a
+            // round, and written and rotated away in that round, it was never read.
+            if fresh.contains_key(&id)
+                && let Some(open) = self.handles.remove(&id)
+            {
+                self.waiting.insert(id, open);
+            } else {
+                self.let_go_of(id);
+            }
         }
         // This round's handles replace the last round's: a file that stopped matching (or
         // was deleted) is let go, one still waiting stays held without a gap.
