@@ -25,7 +25,7 @@ fn is_date(suffix: &[u8]) -> bool {
 }
 
 /// The names `name` is a rotation of, longest first: every prefix followed by `.` and a
-/// number, or by `.`, `-` or `_` and a date ([`is_date`]); the suffix is digits and
+/// number, or by `.`, `-` or `_` and a date (see `is_date`); the suffix is digits and
 /// separators.
 pub fn rotated_from(name: &[u8]) -> impl Iterator<Item = &[u8]> {
     let is_sep = |b: u8| matches!(b, b'.' | b'-' | b'_');
