@@ -422,3 +422,58 @@ fn one_agent_holds_a_bounded_number_of_connections() {
     });
     agg.wait_log("more than 4 connections at once");
 }
+
+#[test]
+fn an_enrollment_request_trickled_or_oversized_is_dropped() {
+    // The stall timeout restarted with every byte: a client sending a large frame a byte
+    // now and then held one of the 16 enrollment places as long as it liked, and sixteen
+    // of them kept every new agent out. The request must come whole within one stall
+    // period, and be the size of a token and a CSR.
+    let scratch = Scratch::new("ship-enroll-trickle");
+    let agg = RunningAggregator::start_with(&scratch, "agg", None, "stall_timeout = \"2s\"\n");
+    let cfg = quic_client(&agg, None, b"vedette-enroll/1");
+    let (trickled, oversized) = runtime().block_on(async {
+        let ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let trickler = ep.connect_with(cfg.clone(), agg.addr, "localhost").unwrap();
+        let trickler = trickler.await.expect("the handshake");
+        let (mut send, _recv) = trickler.open_bi().await.unwrap();
+        send.write_all(&(8000u32).to_be_bytes()).await.unwrap();
+        let start = tokio::time::Instant::now();
+        // A byte every half second: never silent for a stall period.
+        let closed = loop {
+            tokio::select! {
+                e = trickler.closed() => break e,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if send.write_all(b"x").await.is_err() {
+                        break trickler.closed().await;
+                    }
+                    assert!(start.elapsed() < Duration::from_secs(20), "still held after 20 s");
+                }
+            }
+        };
+        let big = ep.connect_with(cfg.clone(), agg.addr, "localhost").unwrap();
+        let big = big.await.expect("the handshake");
+        let (mut send, _recv) = big.open_bi().await.unwrap();
+        send.write_all(&(100_000u32).to_be_bytes()).await.unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(20), big.closed())
+            .await
+            .expect("an oversized request is refused at once");
+        let code = |e: quinn::ConnectionError| match e {
+            quinn::ConnectionError::ApplicationClosed(a) => a.error_code.into_inner() as u32,
+            other => panic!("closed otherwise: {other}"),
+        };
+        ((code(closed), start.elapsed()), code(refused))
+    });
+    assert_eq!(trickled.0, STALLED);
+    assert!(
+        trickled.1 < Duration::from_secs(6),
+        "held for {:?}",
+        trickled.1
+    );
+    assert_eq!(oversized, PROTOCOL);
+    enroll_ok(
+        &scratch.path("agent"),
+        &agg.server(),
+        &agg.token("default", "1h"),
+    );
+}

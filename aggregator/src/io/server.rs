@@ -113,6 +113,9 @@ fn header_bytes(h: &BatchHeader) -> u64 {
 
 /// Enrollments served at once; more are refused with [`close::BUSY`].
 pub const MAX_ENROLLMENTS: usize = 16;
+/// The largest enrollment request: a token and a CSR take under 2 KiB. The one door open
+/// without a certificate does not take a frame as large as a batch header.
+pub const MAX_ENROLL_FRAME: usize = 16 << 10;
 /// Live connections one agent may hold: it uses one, two for a moment while it reconnects.
 pub const MAX_AGENT_CONNECTIONS: usize = 4;
 /// How often a connection gets a certificate signed at most: a twentieth of a
@@ -216,15 +219,22 @@ async fn discard_within(
     Ok(())
 }
 
-/// [`read_frame`] with [`read_exact_within`].
-async fn read_frame_within<T: serde::de::DeserializeOwned>(
+/// [`read_frame`] with [`read_exact_within`], of a frame of at most `max` bytes.
+async fn read_frame_capped<T: serde::de::DeserializeOwned>(
     r: &mut RecvStream,
     stall: Duration,
+    max: usize,
     what: impl Fn() -> String,
 ) -> Result<T, ConnError> {
     let mut prefix = [0u8; 4];
     read_exact_within(r, &mut prefix, stall, &what).await?;
     let n = wire::frame_len(prefix)?;
+    if n > max {
+        return Err(ConnError::Protocol(format!(
+            "{} of {n} bytes, over {max}",
+            what()
+        )));
+    }
     let mut body = vec![0u8; n];
     read_exact_within(r, &mut body, stall, &what).await?;
     Ok(wire::decode_frame(&body)?)
@@ -300,14 +310,31 @@ impl<S: EventStore + Registry + Send + 'static> Server<S> {
             });
         };
         let (mut send, mut recv) = accepted?;
-        let req: EnrollRequest =
-            read_frame_within(&mut recv, self.stall, || "an enrollment request".to_owned())
-                .await
-                .inspect_err(|e| {
-                    if matches!(e, ConnError::Stalled { .. }) {
-                        stalled();
+        // The whole request within one stall period, not a byte per period: a client that
+        // trickled a large frame held one of the few enrollment places for as long as it
+        // liked, and sixteen of them kept every new agent out.
+        let what = || "an enrollment request".to_owned();
+        let read = read_frame_capped(&mut recv, self.stall, MAX_ENROLL_FRAME, what);
+        let req: EnrollRequest = match tokio::time::timeout(self.stall, read).await {
+            Ok(Ok(req)) => req,
+            Ok(Err(e)) => {
+                match &e {
+                    ConnError::Stalled { .. } => stalled(),
+                    ConnError::Protocol(why) => {
+                        conn.close(VarInt::from_u32(close::PROTOCOL), why.as_bytes());
                     }
-                })?;
+                    _ => {}
+                }
+                return Err(e);
+            }
+            Err(_) => {
+                stalled();
+                return Err(ConnError::Stalled {
+                    what: "an enrollment request, not whole".into(),
+                    after: self.stall,
+                });
+            }
+        };
         let resp = match self.enroll_request(req).await? {
             Ok(r) => r,
             Err(reason) => EnrollResponse::Refused { reason },
