@@ -44,9 +44,18 @@ enum Cmd {
         /// The aggregator, `HOST:PORT`.
         #[arg(long)]
         server: String,
-        /// The token from `vedette-aggregator enroll-token create`.
+        /// The token from `vedette-aggregator enroll-token create`. On the command line it
+        /// is readable by every local user (`/proc/PID/cmdline`) while enrollment runs, and
+        /// stays in shell history: prefer `--token-file`.
+        #[arg(
+            long,
+            required_unless_present = "token_file",
+            conflicts_with = "token_file"
+        )]
+        token: Option<String>,
+        /// A file holding the token (`-`: standard input), e.g. one only root may read.
         #[arg(long)]
-        token: String,
+        token_file: Option<PathBuf>,
         /// Agent config file (its `[agent] state_dir` holds the identity).
         #[arg(long, conflicts_with = "state_dir")]
         config: Option<PathBuf>,
@@ -181,9 +190,17 @@ fn main() -> Result<()> {
         Cmd::Enroll {
             server,
             token,
+            token_file,
             config,
             state_dir,
-        } => enroll(&server, &token, config, state_dir),
+        } => {
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(path)) => read_token(&path)?,
+                (None, None) => anyhow::bail!("--token or --token-file is needed"),
+            };
+            enroll(&server, &token, config, state_dir)
+        }
         Cmd::Spool {
             cmd: SpoolCmd::Verify { config, state_dir },
         } => {
@@ -229,6 +246,23 @@ fn state_dir_of(config: Option<PathBuf>, state_dir: Option<PathBuf>) -> Result<P
             .unwrap_or_else(|| PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR)),
         (None, None) => PathBuf::from(vedette_agent::io::run::DEFAULT_STATE_DIR),
     })
+}
+
+/// The token in `path` (`-`: standard input), without surrounding whitespace.
+fn read_token(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the token from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token from {}", path.display()))?;
+    }
+    let token = text.trim();
+    anyhow::ensure!(!token.is_empty(), "{}: no token in it", path.display());
+    Ok(token.to_owned())
 }
 
 fn enroll(

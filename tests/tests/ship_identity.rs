@@ -42,6 +42,54 @@ fn an_agent_enrolls_once_per_token_and_keeps_its_key_private() {
     assert!(!out.status.success() && err.contains("connecting"), "{err}");
 }
 
+/// The token from a file (or standard input): on the command line it is readable by every
+/// local user from /proc while enrollment runs, and stays in shell history.
+#[test]
+fn the_token_can_come_from_a_file_or_standard_input() {
+    use std::io::Write;
+    let scratch = Scratch::new("ship-enroll-token-file");
+    let agg = RunningAggregator::start(&scratch, "agg");
+    let file = scratch.write("token", format!("{}\n", agg.token("blue", "1h")).as_bytes());
+    let dir = scratch.path("agent");
+    let out = std::process::Command::new(super::support::agent_bin())
+        .args(["enroll", "--server", &agg.server(), "--token-file"])
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .expect("vedette-agent enroll");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("identity/agent.pem").is_file());
+
+    let dir = scratch.path("agent2");
+    let mut child = std::process::Command::new(super::support::agent_bin())
+        .args(["enroll", "--server", &agg.server(), "--token-file", "-"])
+        .arg("--state-dir")
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vedette-agent enroll");
+    let token = agg.token("blue", "1h");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("identity/agent.pem").is_file());
+}
+
 #[test]
 fn an_expired_token_is_refused() {
     use vedette_aggregator::identity::Token;
