@@ -46,6 +46,21 @@ fn append(p: &Path, bytes: &[u8]) {
         .expect("append");
 }
 
+/// Truncates `p` to nothing in place.
+fn truncate(p: &Path) {
+    OpenOptions::new()
+        .write(true)
+        .open(p)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+}
+
+/// logrotate's `copytruncate`: `log` copied to `copy`, then truncated in place.
+fn copytruncate(log: &Path, copy: &Path) {
+    fs::copy(log, copy).expect("copy");
+    truncate(log);
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Got {
     key: FileKey,
@@ -117,12 +132,7 @@ fn copytruncate_and_truncation_restart_at_zero() {
     let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
     let v1 = poll(&mut t, 0);
     assert_eq!(texts(&v1), [("aaa", 0), ("bbb", 4)]);
-    fs::copy(&log, d.path("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    copytruncate(&log, &d.path("app.log.1"));
     append(&log, b"ccc\n");
     let v2 = poll(&mut t, 1);
     assert_eq!(texts(&v2), [("ccc", 0)]);
@@ -538,12 +548,7 @@ fn copytruncate_with_the_copy_matched_reads_nothing_twice() {
     append(&log, b"aaa\nbbb\n");
     let mut t = Tailer::new(config(&d, "app.log*", ReadFrom::Start)).expect("tailer");
     assert_eq!(texts(&poll(&mut t, 0)), [("aaa", 0), ("bbb", 4)]);
-    fs::copy(&log, d.path("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    copytruncate(&log, &d.path("app.log.1"));
     append(&log, b"ccc\n");
     assert_eq!(texts(&poll(&mut t, 1)), [("ccc", 0)]);
     let n: Vec<_> = std::iter::from_fn(|| t.poll_notice()).collect();
@@ -706,12 +711,7 @@ fn copytruncate_while_stopped_reads_the_copy_outside_the_pattern_from_where_it_s
     let cfg = config(&d, "app.log", ReadFrom::Start);
     read_a1_and_stop(&cfg);
     append(&log, b"a2\n");
-    fs::copy(&log, d.path("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    copytruncate(&log, &d.path("app.log.1"));
     append(&log, b"c1\n");
     let mut t = Tailer::new(cfg).expect("tailer");
     assert_eq!(texts(&sorted(poll(&mut t, 10))), [("a2", 3), ("c1", 0)]);
@@ -730,12 +730,7 @@ fn copytruncate_between_polls_reads_the_copy_outside_the_pattern_from_where_it_s
     let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
     assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
     append(&log, b"a2\n");
-    fs::copy(&log, d.path("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    copytruncate(&log, &d.path("app.log.1"));
     append(&log, b"c1\n");
     assert_eq!(texts(&sorted(poll(&mut t, 10))), [("a2", 3), ("c1", 0)]);
 }
@@ -840,12 +835,7 @@ fn a_copy_of_a_log_first_seen_short_is_read_from_where_it_stopped() {
     append(&log, b"y1\ny2\n");
     assert_eq!(texts(&poll(&mut t, 10)), [("y1", 6), ("y2", 9)]);
     append(&log, b"y3\n");
-    fs::copy(&log, d.path("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    copytruncate(&log, &d.path("app.log.1"));
     append(&log, b"z1\n");
     assert_eq!(texts(&sorted(poll(&mut t, 20))), [("y3", 12), ("z1", 0)]);
     // Restarted while the log is short, then it grows past 1 KiB and is copied.
@@ -862,12 +852,7 @@ fn a_copy_of_a_log_first_seen_short_is_read_from_where_it_stopped() {
     assert_eq!(poll(&mut t, 40).len(), 60);
     t.commit_all_emitted();
     append(&log, b"last\n");
-    fs::copy(&log, d.path("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    copytruncate(&log, &d.path("app.log.1"));
     append(&log, b"next\n");
     assert_eq!(
         texts(&sorted(poll(&mut t, 50))),
@@ -921,11 +906,7 @@ fn a_log_truncated_to_empty_stays_held_through_its_rotation() {
     let mut t = Tailer::new(config(&d, "app.log", ReadFrom::Start)).expect("tailer");
     assert_eq!(texts(&poll(&mut t, 0)), [("a1", 0)]);
     t.commit_all_emitted();
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
+    truncate(&log);
     assert!(poll(&mut t, 10).is_empty());
     append(&log, b"written after emptying\n");
     fs::rename(&log, d.path("app.log.1")).expect("rename");
